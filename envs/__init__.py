@@ -1,0 +1,1 @@
+"""Gymnasium and TorchRL environments backed by learned world models (installed as ``worldrl.envs``)."""

@@ -1,0 +1,5 @@
+import sys
+
+from worldrl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,46 @@
+"""The ``worldrl`` command: one module per subcommand, found through a registry (no if-chains)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> module defining ``add_arguments(parser)`` and ``run(args) -> int``; imported lazily so
+# `worldrl --help` stays fast and a broken optional dependency only affects its own subcommand.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "collect": ("worldrl.cli.collect", "record rollouts of a Gymnasium env into a LeRobot v3.0 dataset"),
+    "info": ("worldrl.cli.info", "summarise a LeRobot dataset (local path or Hub id)"),
+    "train": ("worldrl.cli.train", "train a world model from a YAML config with key=value overrides"),
+    "evaluate": ("worldrl.cli.evaluate", "open-loop fidelity of a world model on held-out episodes"),
+    "train-agent": ("worldrl.cli.train_agent", "online loop: collect, fit the model, improve the agent, evaluate"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="worldrl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:
+                continue  # subcommand not built yet in this checkout
+            raise
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sp)
+        sp.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""The world-model protocol every family implements.
+
+Envs, planners and learners use only this interface. Conventions (batch-first, as TD-MPC2 and Dreamer):
+
+* A *state* is a ``TensorDict`` with batch size ``[B]`` (one step) or ``[B, T]`` (a sequence). Its keys are
+  the family's own business, except ``"reward"`` and ``"terminal_logit"``, which ``imagine`` may fill so
+  that ``reward(state)`` / ``terminal(state)`` are cheap reads.
+* Time alignment follows the LeRobot rows: ``obs[:, t]`` is the observation at step t, ``action[:, t]`` the
+  action taken there, and ``reward[:, t]`` / ``terminated[:, t]`` what that action produced. So
+  ``imagine(state_t, action_t)`` gives ``state_{t+1}`` and ``reward(state_{t+1})`` predicts ``reward[:, t]``.
+* ``observe`` encodes observations up to and including step t; the actions passed alongside are the
+  *previous* actions (``prev_action[:, t] = action[:, t-1]``, zero where ``is_first``).
+* Observations are in the real task's units (the model normalises internally with its own statistics).
+* Randomness comes only from the ``torch.Generator`` passed in; ``generator=None`` means the mean/mode
+  prediction, which makes envs deterministic unless they ask for sampling.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from tensordict import TensorDict
+from torch import nn
+
+from worldrl.models.task_spec import TaskSpec
+
+
+@dataclass
+class WorldModelConfig:
+    """Base of every family's config. Subclasses add their own documented fields."""
+
+    family: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        """Subclasses validate their fields here and raise ``ValueError`` naming the field."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "WorldModelConfig":
+        data = {k: v for k, v in data.items() if k != "family"}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.family!r} config field(s) {unknown}; known fields: {sorted(known)}")
+        for f in dataclasses.fields(cls):  # JSON has no tuples: restore them where the default is one
+            if f.name in data and isinstance(data[f.name], list) and isinstance(_default_of(f), tuple):
+                data[f.name] = tuple(data[f.name])
+        return cls(**data)
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a family can do; the env adapts to it instead of special-casing families."""
+
+    can_decode: bool = True
+    """``decode(state)`` returns observations in the task's space (V-JEPA 2 cannot: latent only)."""
+    predicts_reward: bool = True
+    """``reward(state)`` is learned; otherwise the env needs ``reward="task"`` or a goal distance."""
+    predicts_terminal: bool = True
+    """``terminal(state)`` is learned; otherwise the env uses the task's termination function or none."""
+    recurrent: bool = False
+    """The state carries history (an RNN/transformer context) rather than being Markov in the observation."""
+    stochastic: bool = True
+    """``imagine`` samples when given a generator."""
+
+
+class WorldModel(nn.Module, abc.ABC):
+    """A learned simulator: encode real observations, step the dynamics, read out reward and termination."""
+
+    config_class: ClassVar[type[WorldModelConfig]]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, config: WorldModelConfig, task: TaskSpec) -> None:
+        super().__init__()
+        self.config = config
+        self.task = task
+
+    # ----------------------------------------------------------------- encoding
+    @abc.abstractmethod
+    def initial_state(self, batch_size: int) -> TensorDict:
+        """The state before any observation, batch size ``[batch_size]``."""
+
+    @abc.abstractmethod
+    def observe(self, obs: torch.Tensor, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
+        """Posterior states for observed sequences ``obs [B, T, *obs_shape]``; returns batch size ``[B, T]``."""
+
+    def observe_last(self, obs: torch.Tensor, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
+        """The state after the last observed step: what an env starts imagining from."""
+        return self.observe(obs, prev_action, is_first)[:, -1]
+
+    # ----------------------------------------------------------------- dynamics
+    @abc.abstractmethod
+    def imagine(self, state: TensorDict, action: torch.Tensor, generator: torch.Generator | None = None) -> TensorDict:
+        """One step of the learned dynamics (the prior): ``state [B]``, ``action [B, A]`` -> next ``state [B]``."""
+
+    def rollout(self, state: TensorDict, actions: torch.Tensor, generator: torch.Generator | None = None) -> TensorDict:
+        """Open-loop rollout of ``actions [B, H, A]``; returns the H next states stacked as ``[B, H]``."""
+        states = []
+        for t in range(actions.shape[1]):
+            state = self.imagine(state, actions[:, t], generator)
+            states.append(state)
+        return torch.stack(states, dim=1)
+
+    # ----------------------------------------------------------------- read-outs
+    def reward(self, state: TensorDict) -> torch.Tensor:
+        """Predicted reward of the transition that led to ``state``; shape = state batch size."""
+        if "reward" not in state.keys():
+            raise NotImplementedError(f"{type(self).__name__} does not predict rewards (capabilities.predicts_reward)")
+        return state["reward"]
+
+    def terminal(self, state: TensorDict) -> torch.Tensor:
+        """Probability that the transition that led to ``state`` terminated the episode."""
+        if "terminal_logit" not in state.keys():
+            return torch.zeros(state.batch_size, device=self.device)
+        return torch.sigmoid(state["terminal_logit"])
+
+    def decode(self, state: TensorDict) -> torch.Tensor:
+        """The observation a state stands for, in the task's units and shape."""
+        raise NotImplementedError(f"{type(self).__name__} cannot decode observations (capabilities.can_decode)")
+
+    def latent(self, state: TensorDict) -> torch.Tensor:
+        """A flat feature vector of the state (what ``obs_mode="latent"`` shows and actor-critics consume)."""
+        raise NotImplementedError
+
+    @property
+    def latent_dim(self) -> int:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- training
+    def loss_groups(self, batch: TensorDict) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Scalar losses per group (for gradient balancing such as RGB) and metrics to log.
+
+        ``batch`` holds ``obs [B,T,...]``, ``action [B,T,A]``, ``reward [B,T]``, ``terminated [B,T]``,
+        ``is_first [B,T]`` and ``mask [B,T]`` (False on padding), in the task's units.
+        """
+        raise NotImplementedError
+
+    def loss(self, batch: TensorDict) -> tuple[torch.Tensor, dict[str, float]]:
+        """One training step's objective: the sum of the loss groups."""
+        groups, metrics = self.loss_groups(batch)
+        total = torch.stack(list(groups.values())).sum()
+        return total, {**metrics, "loss": float(total.detach())}
+
+    def fit_normalization(self, stats: dict[str, dict[str, Any]]) -> None:
+        """Set normalisation buffers from dataset statistics (``meta/stats.json`` layout, keyed by model key)."""
+
+    def on_train_step_end(self, step: int) -> None:
+        """Hook for per-step bookkeeping (KL annealing, target networks)."""
+
+    # ----------------------------------------------------------------- helpers
+    @property
+    def device(self) -> torch.device:
+        for tensor in self.parameters():
+            return tensor.device
+        for tensor in self.buffers():
+            return tensor.device
+        return torch.device("cpu")
+
+    def save_pretrained(self, directory: str) -> None:
+        from worldrl.models.checkpoint import save_pretrained
+
+        save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory_or_hub_id: str, device: str | torch.device = "cpu") -> "WorldModel":
+        from worldrl.models.checkpoint import load_pretrained
+
+        model = load_pretrained(directory_or_hub_id, device=device)
+        if cls is not WorldModel and not isinstance(model, cls):
+            raise TypeError(f"{directory_or_hub_id} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+
+@dataclass
+class _Registration:
+    config_class: type[WorldModelConfig]
+    model_class: type[WorldModel]
+
+
+_REGISTRY: dict[str, _Registration] = {}
+_LAZY_FAMILIES = {
+    "ensemble": "worldrl.models.ensemble",
+    "vrnn": "worldrl.models.vrnn",
+}
+
+
+def register_family(name: str, config_class: type[WorldModelConfig], model_class: type[WorldModel]) -> None:
+    """Make a family reachable by name (``config.json``'s ``family`` field, ``worldrl train``'s ``model.family``)."""
+    config_class.family = name
+    model_class.config_class = config_class
+    _REGISTRY[name] = _Registration(config_class, model_class)
+
+
+def get_family(name: str) -> _Registration:
+    if name not in _REGISTRY and name in _LAZY_FAMILIES:
+        import importlib
+
+        importlib.import_module(_LAZY_FAMILIES[name])
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown world-model family {name!r}; known families: {available_families()}")
+    return _REGISTRY[name]
+
+
+def available_families() -> list[str]:
+    return sorted(set(_REGISTRY) | set(_LAZY_FAMILIES))
+
+
+def build_model(family: str, config: dict[str, Any] | WorldModelConfig, task: TaskSpec) -> WorldModel:
+    reg = get_family(family)
+    if isinstance(config, dict):
+        config = reg.config_class.from_dict(config)
+    return reg.model_class(config, task)
+
+
+__all__ = [
+    "Capabilities",
+    "WorldModel",
+    "WorldModelConfig",
+    "available_families",
+    "build_model",
+    "field",
+    "get_family",
+    "register_family",
+]
