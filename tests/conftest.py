@@ -1,0 +1,32 @@
+"""Shared test setup: headless rendering, offline hub, one thread per worker, fixture paths."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Test data written by the real tools (see tests/fixtures/README.md): a copy of shared/fixtures.
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture
+def lerobot_fixture(tmp_path: Path) -> Path:
+    """A private copy of the dataset written by lerobot 0.4.4 itself (tests must not modify the original)."""
+    src = FIXTURES / "lerobot-v3-image"
+    if not src.exists():
+        pytest.fail(f"fixture missing: {src}")
+    dst = tmp_path / "lerobot-v3-image"
+    shutil.copytree(src, dst)
+    return dst
