@@ -161,6 +161,9 @@ class WorldModel(nn.Module, abc.ABC):
     def on_train_step_end(self, step: int) -> None:
         """Hook for per-step bookkeeping (KL annealing, target networks)."""
 
+    def on_validation_end(self, metrics: dict[str, float]) -> None:
+        """Hook called with the validation metrics averaged over the validation set (ensemble elite selection)."""
+
     # ----------------------------------------------------------------- helpers
     @property
     def device(self) -> torch.device:
