@@ -1,0 +1,40 @@
+"""The installed layout: every source package is listed in pyproject, envs/agents land under worldrl."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _source_packages() -> set[str]:
+    roots = {"worldrl": REPO / "worldrl", "worldrl.envs": REPO / "envs", "worldrl.agents": REPO / "agents"}
+    found = set()
+    for prefix, root in roots.items():
+        for init in root.rglob("__init__.py"):
+            rel = init.parent.relative_to(root).parts
+            found.add(".".join((prefix, *rel)))
+    return found
+
+
+def test_every_package_is_listed_in_pyproject():
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    assert _source_packages() == listed
+
+
+def test_envs_and_agents_import_under_worldrl_only():
+    code = (
+        "import importlib.util, worldrl.envs, worldrl.agents; "
+        "print(importlib.util.find_spec('envs') is None, importlib.util.find_spec('agents') is None)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
+    assert out.stdout.split() == ["True", "True"]
+
+
+def test_cli_help_lists_subcommands():
+    out = subprocess.run([sys.executable, "-m", "worldrl", "--help"], capture_output=True, text=True, check=True)
+    for name in ("collect", "train", "evaluate"):
+        assert name in out.stdout
