@@ -1,0 +1,112 @@
+"""``VRNNConfig``: the DPGMM-VRNN family's hyperparameters (defaults = the AIME document's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from worldrl.models.base import WorldModelConfig
+
+
+@dataclass
+class VRNNConfig(WorldModelConfig):
+    """DPGMM variational recurrent autoencoder with Perceiver context and attention schema."""
+
+    latent_dim: int = 36
+    """Size of the stochastic latent z_t."""
+    hidden_dim: int = 512
+    """LSTM hidden size (the deterministic state h_t) and width of the MLPs."""
+    context_dim: int = 256
+    """Width of the Perceiver latent array and of the context vector c_t."""
+    max_components: int = 15
+    """Truncation K of the Dirichlet-process mixture prior (K-1 Kumaraswamy sticks, remainder to the last)."""
+    n_lstm_layers: int = 1
+    """Stacked LSTM layers of the dynamics."""
+    use_orthogonal: bool = True
+    """Orthogonal weights / zero biases for the LSTM (``worldrl.nn.orthogonal_init_``)."""
+    num_latents: int = 8
+    """Rows of the Perceiver latent array (the fixed-size memory carried in the state)."""
+    num_heads: int = 4
+    """Attention heads of the Perceiver cross-attentions; must divide ``context_dim``."""
+    use_codebook: bool = True
+    """Vector-quantise the Perceiver's frame tokens (nearest codebook entry, straight-through, commitment loss)."""
+    codebook_size: int = 256
+    """Entries of the frame-token codebook."""
+    commitment_weight: float = 0.25
+    """Weight of the commitment term ||e - sg(q)||^2 in the codebook loss."""
+    use_attention_schema: bool = True
+    """Slot-attention maps over frame tokens (image positions, or observation dimensions for vector obs)."""
+    num_slots: int = 5
+    """Slots of the attention schema."""
+    slot_dim: int = 64
+    """Width of one slot."""
+    slot_iterations: int = 3
+    """Slot-attention refinement iterations."""
+    token_dim: int = 64
+    """Embedding width of one observation dimension when vector observations are tokenised."""
+    encoder_base_channels: int = 32
+    """Channels of the first conv layer of the pixel encoder (doubled at each downsampling)."""
+    decoder_base_channels: int = 32
+    """Channels of the last conv layer of the pixel decoder (doubled towards its input)."""
+    image_size: int = 64
+    """Square side the pixel model works at; frames of another size are resized in and out."""
+    feature_grid: int = 8
+    """Side of the conv feature map = resolution of the attention maps (8x8 at 64x64 in the document)."""
+    beta: float = 1.0
+    """Final weight of all KL terms (mixture, sticks, Gamma)."""
+    kl_anneal_steps: int = 0
+    """Linear warm-up of beta from 0 over this many training steps (0 = no annealing)."""
+    lambda_recon: float = 1.0
+    """Weight of the reconstruction NLL."""
+    lambda_reward: float = 1.0
+    """Weight of the reward-head MSE (predictive group)."""
+    lambda_continue: float = 1.0
+    """Weight of the continuation-head BCE (predictive group)."""
+    lambda_token: float = 1.0
+    """Weight of the frame-token prediction loss that lets the Perceiver run in imagination (context group)."""
+    lambda_att_dyn: float = 0.1
+    """Weight of the attention-dynamics loss (predict the maps of step t from h_t)."""
+    lambda_gram: float = 0.05
+    """Weight of the Gram (slot-overlap) penalty on the attention maps."""
+    entropy_weight: float = 0.1
+    """Weight of the normalised spatial entropy of each slot's map (lower = focused slots)."""
+    gamma_prior_shape: float = 1.0
+    """Shape of the Gamma hyperprior on the DP concentration alpha."""
+    gamma_prior_rate: float = 1.0
+    """Rate of the Gamma hyperprior on alpha."""
+    logvar_min: float = -10.0
+    """Lower clamp of every Gaussian log-variance."""
+    logvar_max: float = 2.0
+    """Upper clamp of every Gaussian log-variance."""
+    stick_kl_terms: int = 50
+    """Terms of the Taylor series in the Kumaraswamy-Beta KL."""
+
+    def __post_init__(self) -> None:
+        positive = (
+            "latent_dim hidden_dim context_dim n_lstm_layers num_latents num_heads codebook_size num_slots "
+            "slot_dim slot_iterations token_dim encoder_base_channels decoder_base_channels image_size "
+            "feature_grid stick_kl_terms"
+        ).split()
+        for name in positive:
+            _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "must be an integer >= 1", getattr(self, name))
+        _check(self.max_components >= 2, "max_components", "must be >= 2 (K-1 sticks)", self.max_components)
+        _check(self.context_dim % self.num_heads == 0, "num_heads", f"must divide context_dim={self.context_dim}", self.num_heads)
+        ratio = self.image_size // self.feature_grid
+        _check(
+            self.image_size % self.feature_grid == 0 and ratio & (ratio - 1) == 0,
+            "image_size",
+            f"must be feature_grid={self.feature_grid} times a power of two",
+            self.image_size,
+        )
+        for name in ("beta", "commitment_weight", "lambda_recon", "lambda_reward", "lambda_continue", "lambda_token",
+                     "lambda_att_dyn", "lambda_gram", "entropy_weight"):
+            _check(getattr(self, name) >= 0, name, "must be >= 0", getattr(self, name))
+        _check(self.kl_anneal_steps >= 0, "kl_anneal_steps", "must be >= 0", self.kl_anneal_steps)
+        _check(self.gamma_prior_shape > 0, "gamma_prior_shape", "must be > 0", self.gamma_prior_shape)
+        _check(self.gamma_prior_rate > 0, "gamma_prior_rate", "must be > 0", self.gamma_prior_rate)
+        _check(self.logvar_min < self.logvar_max, "logvar_min", f"must be < logvar_max={self.logvar_max}", self.logvar_min)
+
+
+def _check(ok: bool, name: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"VRNNConfig.{name} {rule}, got {value!r}")

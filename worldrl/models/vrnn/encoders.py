@@ -1,0 +1,70 @@
+"""Observation encoders (frame tokens + a pooled embedding) and the Gaussian posterior head q(z_t | o_t, c_t).
+
+Both encoders return ``tokens [N, n_tokens, token_features]`` (read by the Perceiver and the attention schema)
+and ``embedding [N, hidden_dim]`` (read by the posterior). Vector observations are tokenised per dimension
+(value * w_d + b_d), so the attention schema attends over observation dimensions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldrl.models.vrnn.config import VRNNConfig
+from worldrl.nn.conv import ConvEncoder
+from worldrl.nn.mlp import mlp
+
+
+class VectorEncoder(nn.Module):
+    def __init__(self, obs_dim: int, config: VRNNConfig) -> None:
+        super().__init__()
+        self.n_tokens, self.token_features = obs_dim, config.token_dim
+        self.weight = nn.Parameter(torch.randn(obs_dim, config.token_dim))
+        self.bias = nn.Parameter(torch.randn(obs_dim, config.token_dim) * 0.02)
+        self.embed = nn.Sequential(mlp(obs_dim, [config.hidden_dim], config.hidden_dim), nn.SiLU())
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = obs.unsqueeze(-1) * self.weight + self.bias
+        return tokens, self.embed(obs)
+
+
+class PixelEncoder(nn.Module):
+    def __init__(self, channels: int, config: VRNNConfig) -> None:
+        super().__init__()
+        self.conv = ConvEncoder(channels, config.encoder_base_channels, config.image_size, config.feature_grid)
+        self.n_tokens, self.token_features = config.feature_grid**2, self.conv.out_channels
+        self.embed = nn.Sequential(nn.Linear(self.n_tokens * self.token_features, config.hidden_dim), nn.SiLU())
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feat = self.conv(images)  # [N, C, g, g]
+        tokens = feat.flatten(2).transpose(1, 2)  # [N, g*g, C], row-major positions
+        return tokens, self.embed(feat.flatten(1))
+
+
+class GaussianHead(nn.Module):
+    """``features -> (mean, logvar)`` of a diagonal Gaussian, log-variance clamped."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, logvar_range: tuple[float, float]) -> None:
+        super().__init__()
+        self.net = mlp(in_dim, [hidden_dim], 2 * out_dim)
+        self.logvar_range = logvar_range
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, logvar = self.net(features).chunk(2, dim=-1)
+        return mean, logvar.clamp(*self.logvar_range)
+
+
+def pixels_to_model(obs: torch.Tensor, image_size: int) -> torch.Tensor:
+    """``[N, H, W, C]`` frames in [0, 255] (uint8 or float) -> float ``[N, C, S, S]`` in [0, 1], resized if needed."""
+    x = obs.float().div(255.0).permute(0, 3, 1, 2)
+    if x.shape[-2:] != (image_size, image_size):
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+def model_to_pixels(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """float ``[N, C, S, S]`` in [0, 1] -> uint8 ``[N, H, W, C]`` at the task's size."""
+    if x.shape[-2:] != (height, width):
+        x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+    return (x.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
