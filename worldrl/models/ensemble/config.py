@@ -1,0 +1,83 @@
+"""Configuration of the probabilistic MLP ensemble (PETS, Chua et al. 2018; MBPO, Janner et al. 2019)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from worldrl.models.base import WorldModelConfig
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "silu": nn.SiLU,  # PETS/MBPO "swish"
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+}
+"""Activation names a config may use (a registry, so YAML presets stay plain strings)."""
+
+
+@dataclass
+class EnsembleConfig(WorldModelConfig):
+    """An ensemble of Gaussian MLPs over (normalised delta obs, reward) plus a terminal logit."""
+
+    num_members: int = 7
+    """Ensemble size M; every member is trained on every batch (see ``bootstrap``)."""
+    num_elites: int = 5
+    """Members with the lowest validation NLL used for prediction (``on_validation_end``); <= num_members."""
+    hidden_dims: tuple[int, ...] = (200, 200, 200, 200)
+    """Widths of the hidden layers of each member."""
+    activation: str = "silu"
+    """Hidden activation, a key of ``ACTIVATIONS``."""
+    learn_logvar_bounds: bool = True
+    """PETS soft bounds: max/min log-variance are learned (softplus-clamped); False keeps them fixed."""
+    init_max_logvar: float = 0.5
+    """Initial upper log-variance bound (in normalised target units)."""
+    init_min_logvar: float = -10.0
+    """Initial lower log-variance bound (in normalised target units)."""
+    logvar_bound_penalty: float = 0.01
+    """Weight of ``sum(max_logvar) - sum(min_logvar)``, which keeps the learned bounds tight."""
+    layer_weight_decay: tuple[float, ...] = ()
+    """Optional MBPO-style L2 penalty per layer (one per hidden layer plus the output layer); empty = none."""
+    predict_delta: bool = True
+    """Predict ``next_obs - obs`` (True, as PETS/MBPO) or ``next_obs`` itself."""
+    predict_terminal: bool = True
+    """Learn a terminal logit per member; False leaves termination to the task's own function."""
+    reward_loss_weight: float = 1.0
+    """Weight of the reward Gaussian NLL group."""
+    terminal_loss_weight: float = 1.0
+    """Weight of the terminal binary cross-entropy group."""
+    bootstrap: bool = False
+    """Online bootstrap while training: each member weights each row by a Poisson(1) draw (Oza's online
+    bagging), so members see different effective data. False: all members see the same batch and differ
+    only by initialisation, which PETS/MBPO report to be enough."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
+        self.layer_weight_decay = tuple(float(w) for w in self.layer_weight_decay)
+        if self.num_members < 1:
+            raise ValueError(f"num_members must be >= 1, got {self.num_members}")
+        if not 1 <= self.num_elites <= self.num_members:
+            raise ValueError(f"num_elites must be in [1, num_members={self.num_members}], got {self.num_elites}")
+        if not self.hidden_dims or any(h < 1 for h in self.hidden_dims):
+            raise ValueError(f"hidden_dims must be a non-empty sequence of positive widths, got {self.hidden_dims}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if not self.init_min_logvar < self.init_max_logvar:
+            raise ValueError(
+                f"init_min_logvar ({self.init_min_logvar}) must be below init_max_logvar ({self.init_max_logvar})"
+            )
+        for name in ("logvar_bound_penalty", "reward_loss_weight", "terminal_loss_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.layer_weight_decay:
+            if len(self.layer_weight_decay) != len(self.hidden_dims) + 1:
+                raise ValueError(
+                    f"layer_weight_decay needs one value per layer ({len(self.hidden_dims) + 1}), "
+                    f"got {len(self.layer_weight_decay)}"
+                )
+            if any(w < 0 for w in self.layer_weight_decay):
+                raise ValueError(f"layer_weight_decay values must be >= 0, got {self.layer_weight_decay}")
