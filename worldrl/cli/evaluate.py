@@ -1,0 +1,143 @@
+"""``worldrl evaluate``: open-loop fidelity of a saved world model on held-out episodes of a dataset.
+
+Writes ``fidelity.json``, ``fidelity.md`` and PNG plots into ``--out`` (default ``<model dir>/eval``). The default
+episode selection ``val`` repeats the trainer's split (``split_episodes`` with the same ``--val-fraction`` and
+``--seed``), so with the training run's values these are episodes the model never trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+EPISODE_SELECTORS = ("val", "all")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="checkpoint directory (config.json, model.safetensors, task.json)")
+    parser.add_argument("--dataset", required=True, help="LeRobot v3.0 dataset directory or Hub id")
+    parser.add_argument("--horizons", type=int, nargs="+", default=[1, 10, 50], help="open-loop horizons to report")
+    parser.add_argument("--episodes", default="val", help="'val' (held-out split), 'all', or indices like 0,3,5")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction of the trainer's split")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the trainer's split and of start sampling")
+    parser.add_argument("--context", type=int, default=1, help="real steps observed before imagining")
+    parser.add_argument("--num-starts", type=int, default=256, help="start steps sampled (0 = every start)")
+    parser.add_argument("--batch-size", type=int, default=64, help="starts per rollout call")
+    parser.add_argument("--sample", action="store_true", help="sample the dynamics (seeded) instead of the mean")
+    parser.add_argument("--device", default="cpu", help="torch device for the model")
+    parser.add_argument("--out", default=None, help="output directory (default: <model dir>/eval)")
+
+
+def parse_episodes(spec: str, num_episodes: int, val_fraction: float, seed: int) -> list[int]:
+    """Episode indices from ``val``, ``all`` or a comma-separated list; ValueError naming a bad entry."""
+    from worldrl.data import split_episodes
+
+    spec = spec.strip()
+    if spec == "all":
+        return list(range(num_episodes))
+    if spec == "val":
+        if num_episodes < 2:
+            raise ValueError(f"--episodes val needs >= 2 episodes to split, the dataset has {num_episodes}; use 'all'")
+        return sorted(int(e) for e in split_episodes(list(range(num_episodes)), val_fraction=val_fraction, seed=seed)[1])
+    try:
+        episodes = [int(part) for part in spec.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--episodes must be {EPISODE_SELECTORS} or comma-separated integers, got {spec!r}") from None
+    bad = [e for e in episodes if not 0 <= e < num_episodes]
+    if not episodes or bad:
+        raise ValueError(f"--episodes {spec!r}: episodes {bad or '[]'} not in the dataset's 0..{num_episodes - 1}")
+    return episodes
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Any, list[int]]:
+    from worldrl.data import LeRobotDatasetReader
+    from worldrl.evaluation.fidelity import check_dataset_matches
+    from worldrl.models import load_pretrained
+
+    if not 0.0 < args.val_fraction < 1.0:
+        raise ValueError(f"--val-fraction must lie in (0, 1), got {args.val_fraction}")
+    model = load_pretrained(args.model, device=args.device)
+    reader = LeRobotDatasetReader(args.dataset)
+    check_dataset_matches(model.task, reader)
+    episodes = parse_episodes(args.episodes, reader.num_episodes, args.val_fraction, args.seed)
+    return model, reader, episodes
+
+
+def _print_table(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    pixel = report.is_pixel
+    table = Table(title=f"open-loop fidelity: {report.model} on {report.task_id} ({report.num_starts} starts)")
+    obs_col = "PSNR (dB)" if pixel else "nRMSE"
+    for col in ("horizon", "starts (obs)", obs_col, "starts (steps)", "reward RMSE", "reward MAE", "term. acc."):
+        table.add_column(col, justify="right")
+    for h in report.horizons:
+        obs = h.psnr if pixel else h.nrmse
+        cells = (h.horizon, h.count, obs, h.step_count, h.reward_rmse, h.reward_mae, h.termination_accuracy)
+        table.add_row(*(_cell(c) for c in cells))
+    console = Console()
+    console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return str(value) if isinstance(value, int) else f"{value:.4g}"
+
+
+def _write_outputs(report: Any, out: Path, model_dir: Path) -> list[Path]:
+    from worldrl.evaluation.plots import plot_learning_curves, plot_nrmse_curves, plot_trajectories
+
+    from worldrl.models.checkpoint import atomic_write_bytes
+
+    out.mkdir(parents=True, exist_ok=True)
+    report.to_json(out / "fidelity.json")
+    atomic_write_bytes(out / "fidelity.md", report.to_markdown().encode())
+    written = [out / "fidelity.json", out / "fidelity.md"]
+    if report.examples is not None:
+        written.append(plot_trajectories(report.examples, out / "trajectories.png", report.dim_names))
+    if any((m.nrmse if not report.is_pixel else m.psnr) is not None for m in report.curve):
+        written.append(plot_nrmse_curves(report, out / ("psnr_curve.png" if report.is_pixel else "nrmse_curve.png")))
+    metrics = model_dir.parent / "metrics.jsonl"  # a trainer run saves the model at <output_dir>/model
+    if metrics.exists():
+        written.append(plot_learning_curves(metrics, out / "learning_curves.png"))
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    from worldrl.data import DatasetFormatError
+    from worldrl.evaluation.fidelity import evaluate_fidelity
+
+    expected = (ValueError, FileNotFoundError, KeyError, NotADirectoryError, DatasetFormatError)
+    try:
+        model, reader, episodes = _load(args)
+        generator = torch.Generator(device=args.device).manual_seed(args.seed) if args.sample else None
+        report = evaluate_fidelity(
+            model,
+            reader,
+            episodes,
+            horizons=args.horizons,
+            context=args.context,
+            num_starts=args.num_starts or None,
+            generator=generator,
+            device=args.device,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=True,
+        )
+    except expected as err:  # CheckpointError is a ValueError; bad data and bad arguments end the same way
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"worldrl evaluate: error: {message}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path(args.model) / "eval"
+    _print_table(report)
+    written = _write_outputs(report, out, Path(args.model))
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
