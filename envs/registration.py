@@ -1,4 +1,9 @@
-"""Registers the learned-simulator env ids with Gymnasium (idempotent)."""
+"""Registers the learned-simulator env ids with Gymnasium (idempotent).
+
+``WorldModel-v0`` goes through ``make_world_model_env``, which applies the model's own time limit
+(``task.max_episode_steps``; ``time_limit=N`` or ``None`` overrides it), so the registered
+``max_episode_steps`` stays None. ``gym.make_vec`` uses the native batched ``WorldModelVectorEnv``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ def register_envs() -> None:
         return
     gym.register(
         id="WorldModel-v0",
-        entry_point="worldrl.envs.world_model_env:WorldModelEnv",
+        entry_point="worldrl.envs.world_model_env:make_world_model_env",
         vector_entry_point="worldrl.envs.vector_env:WorldModelVectorEnv",
         max_episode_steps=None,
     )

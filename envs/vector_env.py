@@ -1,0 +1,197 @@
+"""``WorldModelVectorEnv``: N copies of a learned simulator stepped by ONE batched model call per step.
+
+The native ``vector_entry_point`` of ``WorldModel-v0`` (``gym.make_vec("WorldModel-v0", num_envs=N, ...)``).
+Gymnasium 1.x next-step autoreset: the step after an episode ends returns that env's new start observation,
+reward 0 and ``terminated = truncated = False``, and ignores its action. Time limits are per-env step counters
+(``max_episode_steps``; default: the task's). All per-step work is torch/numpy over the batch.
+
+Seeding: ``reset(seed=s)`` draws env i's start as a single ``WorldModelEnv`` does after ``reset(seed=s + i)``
+(and ``seed=[s_0, ..., s_{N-1}]`` as after ``reset(seed=s_i)``), so with ``sample=False`` the batch reproduces N
+single envs exactly; later autoreset starts come from the vector env's own ``np_random``. Sampled imagination
+(``sample=True``) draws from one ``torch.Generator`` for the whole batch.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from worldrl.envs.rendering import Renderer, Size, make_renderer
+from worldrl.envs.world_model_env import (
+    LearnedSimulator,
+    SimulatorOptions,
+    Transition,
+    merge_rows,
+    resolve_model,
+    start_pool,
+)
+from worldrl.models.base import WorldModel
+
+
+class WorldModelVectorEnv(VectorEnv):
+    """A batch of learned simulators; the constructor takes ``WorldModelEnv``'s arguments plus ``num_envs``."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30, "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        model: WorldModel | str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+        obs_mode: str | None = None,
+        reward: str | None = None,
+        termination: str | None = None,
+        start_states: Any | None = None,
+        dataset: str | os.PathLike | None = None,
+        sample: bool = False,
+        action_policy: str = "clip",
+        render_mode: str | None = None,
+        terminal_threshold: float = 0.5,
+        task_id: str | None = None,
+        start_pool_size: int = 1024,
+        render_size: Size = (240, 240),
+        max_episode_steps: int | None = None,
+        time_limit: int | str | None = "task",
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        options = SimulatorOptions(
+            obs_mode, reward, termination, sample, action_policy, terminal_threshold, start_pool_size
+        )
+        self.model = resolve_model(model, device, task_id)
+        self.sim = LearnedSimulator(self.model, options)
+        self.task = self.model.task
+        self.task_id = self.task.task_id
+        self.num_envs = num_envs
+        self.single_observation_space = self.sim.single_observation_space
+        self.single_action_space = self.sim.single_action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.max_episode_steps = self._time_limit(max_episode_steps, time_limit)
+        self.render_mode, self.render_size = render_mode, tuple(render_size)
+        self.metadata = {**self.metadata, "render_fps": int(round(self.task.fps)) or 30}
+        self._pool = start_pool(self.task, start_states, dataset, options.start_pool_size)
+        self._generator = self.sim.make_generator()
+        self._current: Transition | None = None
+        self._steps = np.zeros(num_envs, dtype=np.int64)
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+        self._renderer: Renderer | None = None
+
+    def _time_limit(self, max_episode_steps: int | None, time_limit: int | str | None) -> int | None:
+        """``max_episode_steps`` (what gym.make_vec passes) wins over ``time_limit`` (as for ``gym.make``)."""
+        steps = max_episode_steps if max_episode_steps is not None else time_limit
+        steps = self.task.max_episode_steps if steps == "task" else steps
+        if steps is not None and not (isinstance(steps, (int, np.integer)) and steps > 0):
+            raise ValueError(f"max_episode_steps / time_limit must be a positive int or None, got {steps!r}")
+        return None if steps is None else int(steps)
+
+    # ----------------------------------------------------------------- reset
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        seeds = self._seeds(seed)
+        if seed is not None or self._np_random is None:  # unseeded resets continue the current generator
+            self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
+        if seeds[0] is not None:
+            self._generator.manual_seed(seeds[0])
+        starts = self._start_observations(seeds, options or {})
+        self._current = self.sim.start(starts)
+        self._steps[:] = 0
+        self._autoreset[:] = False
+        return self.sim.to_numpy(self._current.view), {}
+
+    def _seeds(self, seed: int | list[int | None] | None) -> list[int | None]:
+        if seed is None:
+            return [None] * self.num_envs
+        if isinstance(seed, (int, np.integer)):
+            return [int(seed) + i for i in range(self.num_envs)]
+        seeds = list(seed)
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for {self.num_envs} envs")
+        return seeds
+
+    def _start_observations(self, seeds: list[int | None], options: dict[str, Any]) -> np.ndarray:
+        unknown = sorted(set(options) - {"observation"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; supported: ['observation']")
+        if "observation" in options:
+            obs = np.asarray(options["observation"])
+            expected = (self.num_envs, *self.task.obs_shape)
+            if obs.shape != expected:
+                raise ValueError(f"options['observation'] has shape {obs.shape}, expected {expected}")
+            return obs
+        index = self.np_random.integers(len(self._pool), size=self.num_envs)
+        for i, s in enumerate(seeds):  # seeded envs draw as a single env's first reset with that seed does
+            if s is not None:
+                index[i] = seeding.np_random(s)[0].integers(len(self._pool))
+        return self._pool[index]
+
+    # ----------------------------------------------------------------- step
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self._current is None:
+            raise RuntimeError("WorldModelVectorEnv.step() called before reset(): call reset() first")
+        act = self.sim.check_actions(actions, (self.num_envs,))
+        t = self.sim.step(self._current.state, self._current.obs, act, self._generator)
+        reward = t.reward.cpu().numpy().astype(np.float64)
+        terminated = t.terminated.cpu().numpy().copy()
+        self._steps += 1
+        truncated = self._truncated()
+        restart = np.flatnonzero(self._autoreset)
+        if restart.size:
+            t = self._restart(t, restart)
+            reward[restart], terminated[restart], truncated[restart] = 0.0, False, False
+            self._steps[restart] = 0
+        self._current = t
+        self._autoreset = terminated | truncated
+        return self.sim.to_numpy(t.view), reward, terminated, truncated, {}
+
+    def _truncated(self) -> np.ndarray:
+        if self.max_episode_steps is None:
+            return np.zeros(self.num_envs, dtype=bool)
+        return self._steps >= self.max_episode_steps
+
+    def _restart(self, t: Transition, rows: np.ndarray) -> Transition:
+        """Replace the finished envs' imagined steps by fresh starts (one batched ``observe`` call)."""
+        fresh = self.sim.start(self._pool[self.np_random.integers(len(self._pool), size=rows.size)])
+        index = torch.as_tensor(rows, device=self.sim.device)
+
+        def put(full: torch.Tensor | None, part: torch.Tensor | None) -> torch.Tensor | None:
+            if full is None or part is None:
+                return full
+            full = full.clone()
+            full[index] = part.to(full.dtype)
+            return full
+
+        return Transition(
+            state=merge_rows(t.state, index, fresh.state),
+            obs=put(t.obs, fresh.obs),
+            view=put(t.view, fresh.view),  # type: ignore[arg-type]
+            reward=put(t.reward, fresh.reward),  # type: ignore[arg-type]
+            terminated=put(t.terminated, fresh.terminated),  # type: ignore[arg-type]
+            diverged=put(t.diverged, fresh.diverged),  # type: ignore[arg-type]
+        )
+
+    # ----------------------------------------------------------------- render / close
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to gym.make_vec")
+            return None
+        if self._current is None:
+            raise RuntimeError("render() called before reset()")
+        if self._renderer is None:
+            self._renderer = make_renderer(self.task, self.render_size, self.sim.can_decode)
+        return tuple(self._renderer(self.sim.render_vector(self._current, i)) for i in range(self.num_envs))
+
+    def close_extras(self, **kwargs: Any) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

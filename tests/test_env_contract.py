@@ -1,0 +1,418 @@
+"""The Gymnasium contract of every registered worldrl env id, on tiny untrained ensembles (hidden 32).
+
+Untrained models are enough here: the contract (spaces, seeding, autoreset, errors) does not depend on the
+weights, and an untrained model's terminal probability sits near 0.5, so episodes end often and the
+termination and autoreset paths are exercised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import worldrl  # noqa: F401  (registers the env ids)
+from worldrl.envs import default_model
+from worldrl.envs.registration import ENV_IDS
+from worldrl.envs.rendering import MUJOCO_STATES, make_renderer, pendulum_frame
+from worldrl.envs.tasks import get_task
+from worldrl.envs.vector_env import WorldModelVectorEnv
+from worldrl.envs.world_model_env import WorldModelEnv, dataset_episode_starts
+from worldrl.models import CheckpointError, TaskSpec, WorldModel, build_model
+
+TINY = {"num_members": 3, "num_elites": 2, "hidden_dims": [32, 32]}
+_MODELS: dict[str, WorldModel] = {}
+
+
+def tiny_model(task_id: str = "Pendulum-v1") -> WorldModel:
+    """A small untrained ensemble with the real task's spaces (cached: building one costs a real env)."""
+    if task_id not in _MODELS:
+        real = gym.make(task_id)
+        task = TaskSpec(real.observation_space, real.action_space, task_id, max_episode_steps=real.spec.max_episode_steps)
+        real.close()
+        torch.manual_seed(0)
+        _MODELS[task_id] = build_model("ensemble", TINY, task)
+    return _MODELS[task_id]
+
+
+def rollout(env: gym.Env, actions: list[np.ndarray], seed: int) -> list[tuple]:
+    obs, _ = env.reset(seed=seed)
+    steps = [(obs,)]
+    for action in actions:
+        obs, reward, terminated, truncated, _ = env.step(action)
+        steps.append((obs, reward, terminated, truncated))
+        if terminated or truncated:
+            obs, _ = env.reset()
+            steps.append((obs,))
+    return steps
+
+
+def assert_same(a: list[tuple], b: list[tuple]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        for u, v in zip(x, y):
+            np.testing.assert_array_equal(u, v)
+
+
+# --------------------------------------------------------------------------- checkers, every id
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("task_id", ["Pendulum-v1", "InvertedPendulum-v5"])
+def test_gymnasium_and_sb3_checkers(env_id: str, task_id: str) -> None:
+    env = gym.make(env_id, model=tiny_model(task_id), render_mode="rgb_array", render_size=(48, 48))
+    check_env(env.unwrapped)  # includes reset/step determinism and the rgb_array render of a new env
+    sb3_check_env(env.unwrapped)
+    assert env.unwrapped.task_id == task_id
+    assert env.observation_space == tiny_model(task_id).task.observation_space
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_latent_mode_passes_checkers(env_id: str) -> None:
+    model = tiny_model()
+    env = gym.make(env_id, model=model, obs_mode="latent")
+    assert env.observation_space == gym.spaces.Box(-np.inf, np.inf, (model.latent_dim,), np.float32)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.dtype == np.float32 and env.observation_space.contains(obs)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_same_seed_same_trajectory_when_sampling(env_id: str) -> None:
+    actions = [np.array([a], np.float32) for a in np.linspace(-2, 2, 12)]
+    make = lambda: gym.make(env_id, model=tiny_model(), sample=True, termination="none")  # noqa: E731
+    first, second = rollout(make(), actions, seed=3), rollout(make(), actions, seed=3)
+    assert_same(first, second)
+    other = rollout(make(), actions, seed=4)
+    assert not np.array_equal(first[-1][0], other[-1][0]), "a different seed should give another trajectory"
+
+
+def test_sampling_differs_from_mean_prediction() -> None:
+    start = {"observation": np.array([1.0, 0.0, 0.0], np.float32)}
+    action = np.array([0.5], np.float32)
+    means = []
+    for sample in (False, True):
+        env = gym.make("WorldModel-v0", model=tiny_model(), sample=sample)
+        env.reset(seed=0, options=start)
+        means.append(env.step(action)[0])
+    assert not np.array_equal(*means)
+
+
+def test_observations_are_clipped_into_the_space() -> None:
+    env = gym.make("WorldModel-v0", model=tiny_model(), termination="none", time_limit=None)
+    env.reset(seed=0, options={"observation": np.array([1.0, 0.0, 8.0], np.float32)})
+    for _ in range(30):
+        obs, *_ = env.step(np.array([2.0], np.float32))
+        assert env.observation_space.contains(obs), obs
+
+
+# --------------------------------------------------------------------------- rewards and terminations
+def test_task_reward_is_the_task_function_of_returned_observations() -> None:
+    env = gym.make("WorldModel-v0", model=tiny_model(), reward="task")
+    obs, _ = env.reset(seed=1)
+    functions = get_task("Pendulum-v1")
+    for action in (np.array([1.5], np.float32), np.array([-0.3], np.float32)):
+        next_obs, reward, *_ = env.step(action)
+        expected = functions.reward(*(torch.as_tensor(x)[None] for x in (obs, action, next_obs)))
+        assert reward == pytest.approx(float(expected), abs=1e-6)
+        obs = next_obs
+
+
+def test_task_termination_ends_inverted_pendulum_when_the_pole_falls() -> None:
+    env = gym.make("WorldModel-v0", model=tiny_model("InvertedPendulum-v5"), reward="task", termination="task")
+    env.reset(seed=0, options={"observation": np.array([0.0, 0.0, 0.0, 0.0])})
+    _, reward, terminated, _, _ = env.step(np.zeros(1, np.float32))
+    assert (reward, terminated) == (1.0, False)  # an untrained delta model barely moves the pole
+    env.reset(seed=0, options={"observation": np.array([0.0, 0.5, 0.0, 0.0])})
+    _, reward, terminated, _, _ = env.step(np.zeros(1, np.float32))
+    assert (reward, terminated) == (0.0, True)
+
+
+def test_model_termination_follows_the_threshold() -> None:
+    never = gym.make("WorldModel-v0", model=tiny_model(), terminal_threshold=1.0, time_limit=None)
+    always = gym.make("WorldModel-v0", model=tiny_model(), terminal_threshold=0.0, time_limit=None)
+    for env, expected in ((never, False), (always, True)):
+        env.reset(seed=0)
+        assert env.step(np.zeros(1, np.float32))[2] is expected
+
+
+def test_default_time_limit_comes_from_the_task_and_can_be_overridden() -> None:
+    env = gym.make("WorldModel-v0", model=tiny_model(), termination="none")
+    assert env.spec.max_episode_steps == 200
+    short = gym.make("WorldModel-v0", model=tiny_model(), termination="none", time_limit=3)
+    short.reset(seed=0)
+    assert [short.step(np.zeros(1, np.float32))[3] for _ in range(3)] == [False, False, True]
+    unlimited = gym.make("WorldModel-v0", model=tiny_model(), time_limit=None)
+    assert unlimited.spec.max_episode_steps is None
+    with pytest.raises(ValueError, match="time_limit"):
+        gym.make("WorldModel-v0", model=tiny_model(), time_limit=0)
+
+
+# --------------------------------------------------------------------------- vector env
+def test_make_vec_is_the_native_vector_env_and_equals_single_envs() -> None:
+    kwargs = {"model": tiny_model(), "termination": "none", "time_limit": None}
+    vec = gym.make_vec("WorldModel-v0", num_envs=4, **kwargs)
+    assert isinstance(vec.unwrapped, WorldModelVectorEnv)
+    assert vec.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+    assert vec.single_observation_space == tiny_model().task.observation_space
+    assert vec.observation_space.shape == (4, 3) and vec.action_space.shape == (4, 1)
+    singles = [gym.make("WorldModel-v0", **kwargs) for _ in range(4)]
+    obs, _ = vec.reset(seed=10)
+    np.testing.assert_array_equal(obs, np.stack([e.reset(seed=10 + i)[0] for i, e in enumerate(singles)]))
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        actions = rng.uniform(-2, 2, (4, 1)).astype(np.float32)
+        obs, reward, terminated, truncated, _ = vec.step(actions)
+        single = [e.step(a) for e, a in zip(singles, actions)]
+        # batched and single matrix products may round differently in the last bit
+        np.testing.assert_allclose(obs, np.stack([s[0] for s in single]), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(reward, [s[1] for s in single], rtol=0, atol=1e-6)
+        assert not terminated.any() and not truncated.any()
+
+
+@pytest.mark.parametrize("ending", [{"terminal_threshold": 0.5}, {"termination": "none"}])
+def test_vector_autoreset_matches_gymnasium_sync_vector_env(ending: dict) -> None:
+    # One start state, so gymnasium's per-env autoresets and ours draw the same start.
+    start = np.array([[0.0, 1.0, 0.5]], np.float32)
+    kwargs = {"model": tiny_model(), "start_states": start, "time_limit": 3, **ending}
+    ours = gym.make_vec("WorldModel-v0", num_envs=3, **kwargs)
+    reference = gym.make_vec("WorldModel-v0", num_envs=3, vectorization_mode="sync", **kwargs)
+    np.testing.assert_array_equal(ours.reset(seed=0)[0], reference.reset(seed=0)[0])
+    rng = np.random.default_rng(1)
+    ended = np.zeros(2, dtype=bool)
+    for _ in range(12):
+        actions = rng.uniform(-2, 2, (3, 1)).astype(np.float32)
+        mine, theirs = ours.step(actions), reference.step(actions)
+        for a, b in zip(mine[:4], theirs[:4]):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+        ended |= [mine[2].any(), mine[3].any()]
+    # the path under test was exercised: terminations with the threshold, time-limit truncations without
+    assert ended[0] if "terminal_threshold" in ending else (ended[1] and not ended[0])
+
+
+def test_vector_autoreset_returns_start_with_zero_reward_and_ignores_action() -> None:
+    start = np.array([[0.0, 1.0, 0.5]], np.float32)
+    vec = gym.make_vec("WorldModel-v0", num_envs=2, model=tiny_model(), start_states=start, termination="none", time_limit=2)
+    obs, _ = vec.reset(seed=0)
+    np.testing.assert_array_equal(obs, np.repeat(start, 2, 0))
+    vec.step(np.ones((2, 1), np.float32))
+    _, _, _, truncated, _ = vec.step(np.ones((2, 1), np.float32))
+    assert truncated.all()
+    obs, reward, terminated, truncated, _ = vec.step(np.full((2, 1), 123.0, np.float32))  # ignored: resetting
+    np.testing.assert_array_equal(obs, np.repeat(start, 2, 0))
+    assert (reward == 0).all() and not terminated.any() and not truncated.any()
+
+
+def test_vector_seed_list_render_and_errors() -> None:
+    vec = gym.make_vec("WorldModel-v0", num_envs=3, model=tiny_model(), render_mode="rgb_array", render_size=(32, 32))
+    first, _ = vec.reset(seed=[5, 6, 7])
+    again, _ = vec.reset(seed=5)
+    np.testing.assert_array_equal(first, again)  # seed=s means env i gets s + i
+    frames = vec.render()
+    assert isinstance(frames, tuple) and len(frames) == 3 and frames[0].shape == (32, 32, 3)
+    with pytest.raises(ValueError, match=r"expected \(3, 1\)"):
+        vec.step(np.zeros((2, 1), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        vec.step(np.array([[0.0], [np.nan], [0.0]], np.float32))
+    unseeded = [vec.reset()[0] for _ in range(3)]
+    assert not all(np.array_equal(unseeded[0], u) for u in unseeded[1:]), "unseeded resets must keep drawing"
+    with pytest.raises(ValueError, match="2 seeds for 3 envs"):
+        vec.reset(seed=[1, 2])
+
+
+def test_vector_env_steps_large_batches_fast() -> None:
+    vec = WorldModelVectorEnv(num_envs=1024, model=tiny_model(), time_limit=50)
+    vec.reset(seed=0)
+    actions = vec.action_space.sample()
+    import time
+
+    begin = time.perf_counter()
+    for _ in range(20):
+        vec.step(actions)
+    rate = 20 * 1024 / (time.perf_counter() - begin)
+    assert rate > 20_000, f"{rate:.0f} env steps/s: the batch is not stepped as one"
+
+
+# --------------------------------------------------------------------------- learners
+def test_sb3_ppo_learns_unmodified() -> None:
+    from stable_baselines3 import PPO
+
+    env = gym.make("WorldModel-v0", model=tiny_model())
+    agent = PPO("MlpPolicy", env, n_steps=64, batch_size=32, seed=0, device="cpu")
+    agent.learn(256)
+    assert agent.num_timesteps >= 256
+    action, _ = agent.predict(env.reset(seed=0)[0], deterministic=True)
+    assert env.action_space.contains(action)
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.fixture
+def env() -> gym.Env:
+    return WorldModelEnv(model=tiny_model())
+
+
+def test_step_before_reset(env: gym.Env) -> None:
+    with pytest.raises(RuntimeError, match="before reset"):
+        env.step(np.zeros(1, np.float32))
+
+
+def test_wrong_action_shape_names_both_shapes(env: gym.Env) -> None:
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"shape \(2,\), expected \(1,\)"):
+        env.step(np.zeros(2, np.float32))
+    with pytest.raises(TypeError, match="numeric"):
+        env.step(np.array(["a"]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from([np.nan, np.inf, -np.inf]))
+def test_non_finite_actions_always_raise(bad: float) -> None:
+    for policy in ("clip", "error"):
+        env = WorldModelEnv(model=tiny_model(), action_policy=policy, start_pool_size=1)
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match="NaN or inf"):
+            env.step(np.array([bad], np.float32))
+
+
+def test_out_of_bounds_actions_clip_or_error() -> None:
+    clip = WorldModelEnv(model=tiny_model(), termination="none")
+    reference = WorldModelEnv(model=tiny_model(), termination="none")
+    start = {"observation": np.array([1.0, 0.0, 0.0], np.float32)}
+    clip.reset(seed=0, options=start)
+    reference.reset(seed=0, options=start)
+    np.testing.assert_array_equal(clip.step(np.array([5.0], np.float32))[0], reference.step(np.array([2.0], np.float32))[0])
+    strict = WorldModelEnv(model=tiny_model(), action_policy="error")
+    strict.reset(seed=0)
+    with pytest.raises(ValueError, match="outside the action space"):
+        strict.step(np.array([5.0], np.float32))
+    with pytest.raises(ValueError, match="action_policy"):
+        WorldModelEnv(model=tiny_model(), action_policy="ignore")
+
+
+def test_bad_options_and_start_states() -> None:
+    env = WorldModelEnv(model=tiny_model())
+    with pytest.raises(ValueError, match=r"expected \(3,\)"):
+        env.reset(options={"observation": np.zeros(4)})
+    with pytest.raises(ValueError, match="unknown reset option"):
+        env.reset(options={"state": 1})
+    with pytest.raises(ValueError, match="NaN or inf"):
+        WorldModelEnv(model=tiny_model(), start_states=np.full((2, 3), np.nan))
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        WorldModelEnv(model=tiny_model(), start_states=np.zeros((2, 5)))
+
+
+def test_checkpoint_for_another_task_is_refused(tmp_path: Path) -> None:
+    tiny_model().save_pretrained(str(tmp_path / "ckpt"))
+    env = gym.make("WorldModel-v0", model=str(tmp_path / "ckpt"))  # loads from disk
+    assert env.unwrapped.task_id == "Pendulum-v1"
+    with pytest.raises(ValueError, match="trained for task 'Pendulum-v1', not the requested task_id 'HalfCheetah-v5'"):
+        gym.make("WorldModel-v0", model=str(tmp_path / "ckpt"), task_id="HalfCheetah-v5")
+
+
+def test_truncated_weights_are_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "ckpt"
+    tiny_model().save_pretrained(str(directory))
+    weights = directory / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupted or truncated"):
+        gym.make("WorldModel-v0", model=str(directory))
+
+
+def test_pickle_checkpoints_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="pickle"):
+        gym.make("WorldModel-v0", model=str(path))
+    (tmp_path / "dir").mkdir()
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "dir" / "model.pt")
+    with pytest.raises(CheckpointError, match="pickle"):
+        gym.make("WorldModel-v0", model=str(tmp_path / "dir"))
+
+
+def test_unsupported_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="obs_mode"):
+        WorldModelEnv(model=tiny_model(), obs_mode="pixels")
+    with pytest.raises(ValueError, match="render_mode"):
+        WorldModelEnv(model=tiny_model(), render_mode="human")
+    with pytest.raises(ValueError, match="no start states"):
+        anonymous = TaskSpec(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Box(-1, 1, (1,)), task_id=None)
+        WorldModelEnv(model=build_model("ensemble", TINY, anonymous))
+    with pytest.raises(ValueError, match="known task functions"):
+        anonymous = TaskSpec(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Box(-1, 1, (1,)), task_id=None)
+        WorldModelEnv(model=build_model("ensemble", TINY, anonymous), reward="task", start_states=np.zeros((1, 2)))
+
+
+# --------------------------------------------------------------------------- start states from a dataset
+def test_dataset_episode_starts(lerobot_fixture: Path) -> None:
+    task = TaskSpec(gym.spaces.Box(-10, 20, (4,)), gym.spaces.Box(-5, 5, (1,)), task_id=None)
+    env = WorldModelEnv(model=build_model("ensemble", TINY, task), dataset=lerobot_fixture, termination="none")
+    starts = {tuple(env.reset(seed=s)[0].round(6)) for s in range(20)}
+    assert starts == {(0.0, 0.0, 0.0, 1.0), (1.0, 0.0, 0.0, 1.0), (2.0, 0.0, 0.0, 1.0)}  # [e, 0, sin 0, cos 0]
+    frames = dataset_episode_starts(lerobot_fixture, "observation.images.cam")
+    assert frames.shape == (3, 32, 32, 3) and frames[:, 0, 0, 0].tolist() == [0, 10, 20]
+    with pytest.raises(KeyError, match="observation.nope"):
+        dataset_episode_starts(lerobot_fixture, "observation.nope")
+
+
+# --------------------------------------------------------------------------- rendering
+def test_pendulum_frame_draws_the_pole_where_the_angle_says() -> None:
+    up, down = pendulum_frame(np.array([1.0, 0.0, 0.0]), (64, 64)), pendulum_frame(np.array([-1.0, 0.0, 0.0]), (64, 64))
+    red = lambda frame: (frame[..., 0] == 204) & (frame[..., 1] == 77)  # noqa: E731
+    assert red(up)[:28].any() and not red(up)[40:].any()
+    assert red(down)[40:].any() and not red(down)[:28].any()
+
+
+def test_mujoco_renderer_shows_the_predicted_pose() -> None:
+    assert set(MUJOCO_STATES) >= {"InvertedPendulum-v5", "HalfCheetah-v5"}
+    renderer = make_renderer(tiny_model("InvertedPendulum-v5").task, (48, 48))
+    upright, tilted = renderer(np.zeros(4)), renderer(np.array([0.0, 0.8, 0.0, 0.0]))
+    renderer.close()
+    assert upright.shape == (48, 48, 3) and upright.dtype == np.uint8
+    assert np.abs(upright.astype(int) - tilted.astype(int)).sum() > 0
+
+
+def test_pixel_and_fallback_renderers() -> None:
+    pixel_task = TaskSpec(gym.spaces.Box(0, 255, (8, 8, 1), np.uint8), gym.spaces.Box(-1, 1, (1,)), task_id=None)
+    frame = make_renderer(pixel_task, (8, 8))(np.full((8, 8, 1), 200.4))
+    assert frame.shape == (8, 8, 3) and frame.dtype == np.uint8 and (frame == 200).all()
+    unknown = TaskSpec(gym.spaces.Box(-1, 1, (4,)), gym.spaces.Box(-1, 1, (1,)), task_id="Unknown-v0")
+    bars = make_renderer(unknown, (20, 40))
+    up, down = bars(np.array([3.0, 0, 0, 0])), bars(np.array([-3.0, 0, 0, 0]))
+    assert up.shape == (20, 40, 3) and not np.array_equal(up, down)
+    latent_only = make_renderer(tiny_model().task, (20, 40), can_decode=False)
+    assert latent_only(np.zeros(7)).shape == (20, 40, 3)
+
+
+def test_env_render_follows_the_imagined_state() -> None:
+    env = gym.make("WorldModel-v0", model=tiny_model(), render_mode="rgb_array", render_size=(40, 40), termination="none")
+    env.reset(seed=0, options={"observation": np.array([1.0, 0.0, 0.0], np.float32)})
+    first = env.render()
+    env.reset(seed=0, options={"observation": np.array([-1.0, 0.0, 0.0], np.float32)})
+    assert first.shape == (40, 40, 3) and not np.array_equal(first, env.render())
+
+
+# --------------------------------------------------------------------------- the bundled default model
+def test_no_argument_make_loads_the_default_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_model().save_pretrained(str(tmp_path / "default"))
+    monkeypatch.setattr(default_model, "default_model_path", lambda: tmp_path / "default")
+    env = gym.make("WorldModel-v0")
+    obs, info = env.reset(seed=0)
+    assert info["task_id"] == "Pendulum-v1" and env.observation_space.contains(obs)
+
+
+def test_missing_default_checkpoint_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(default_model, "default_model_path", lambda: tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="bundled default world model is missing"):
+        gym.make("WorldModel-v0")
+
+
+def test_bundled_default_model_works_offline() -> None:
+    # Passes once the lead ships worldrl/assets/default_model/ (made by the project's script).
+    env = gym.make("WorldModel-v0")
+    assert env.unwrapped.task_id == default_model.DEFAULT_TASK_ID
+    check_env(env.unwrapped, skip_render_check=True)
