@@ -25,7 +25,7 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Bounded, Categorical, Composite, TensorSpec, Unbounded
 from torchrl.envs import EnvBase
 
-from worldrl.envs.world_model_env import LearnedSimulator, SimulatorOptions, Transition, resolve_model, start_pool
+from worldrl.envs.simulator import LearnedSimulator, SimulatorOptions, Transition, resolve_model, start_pool
 from worldrl.models.base import WorldModel
 
 START_KEY = "start_observation"

@@ -24,7 +24,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from worldrl.envs.rendering import Renderer, Size, make_renderer
-from worldrl.envs.world_model_env import (
+from worldrl.envs.simulator import (
     LearnedSimulator,
     SimulatorOptions,
     Transition,
