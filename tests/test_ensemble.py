@@ -390,3 +390,28 @@ def test_property_any_non_finite_entry_is_rejected(key, b, t, bad):
     batch[key][b, t] = bad
     with pytest.raises(ValueError, match=key):
         make_model(hidden_dims=(4,)).loss_groups(batch)
+
+
+def test_cached_elite_weights_follow_parameter_updates():
+    """Inference caches the gathered elite weights; an optimizer step or a state-dict load must invalidate it."""
+    from worldrl.models.ensemble.layers import EnsembleLinear
+
+    torch.manual_seed(0)
+    layer = EnsembleLinear(4, 3, 2)
+    members = torch.tensor([1, 3])
+    x = torch.randn(2, 5, 3)
+    with torch.no_grad():
+        before = layer(x, members)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.5)
+    layer(x, members).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        after = layer(x, members)
+        expected = torch.baddbmm(layer.bias[members], x, layer.weight[members])
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, expected)
+    other = EnsembleLinear(4, 3, 2)
+    layer.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x, members), other(x, members))
+        torch.testing.assert_close(layer(x, torch.tensor([0, 2])), other(x, torch.tensor([0, 2])))

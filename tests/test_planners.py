@@ -418,7 +418,7 @@ def test_torchrl_planner_model_mode_uses_the_world_model():
 
 @pytest.mark.parametrize("mode", ["env", "model"])
 def test_torchrl_planner_on_the_world_model_torchrl_env(mode):
-    torchrl_env = pytest.importorskip("worldrl.envs.torchrl_env")
+    import worldrl.envs.torchrl_env as torchrl_env
     from worldrl.agents.torchrl_planning import TorchRLPlanner
 
     model = PointMass()
@@ -441,7 +441,7 @@ def test_torchrl_planner_refuses_discrete_action_specs():
 
 # ----------------------------------------------------------------------------- a real family
 def test_mpc_agent_plans_with_the_ensemble_family():
-    ensemble = pytest.importorskip("worldrl.models.ensemble")
+    import worldrl.models.ensemble as ensemble
     from worldrl.models import build_model
 
     task = TaskSpec(gym.spaces.Box(-np.inf, np.inf, (3,), np.float32), gym.spaces.Box(-1.0, 1.0, (2,), np.float32))

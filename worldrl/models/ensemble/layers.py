@@ -23,6 +23,7 @@ class EnsembleLinear(nn.Module):
         self.num_members, self.in_features, self.out_features = num_members, in_features, out_features
         self.weight = nn.Parameter(torch.empty(num_members, in_features, out_features))
         self.bias = nn.Parameter(torch.zeros(num_members, 1, out_features))
+        self._selected: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -32,12 +33,23 @@ class EnsembleLinear(nn.Module):
         nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        weight, bias = self.weight, self.bias
-        if members is not None:
-            weight, bias = weight[members], bias[members]
+        weight, bias = self._select(members)
         if x.shape[0] != weight.shape[0]:
             raise ValueError(f"EnsembleLinear got {x.shape[0]} input groups for {weight.shape[0]} members")
         return torch.baddbmm(bias, x, weight)
+
+    def _select(self, members: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weights of ``members``. Gathering them costs more than the matmul at small batch, so in
+        inference (no grad) the gathered copy is cached until the member ids or the parameters change
+        (an optimizer step or ``load_state_dict`` bumps the parameters' version counters)."""
+        if members is None:
+            return self.weight, self.bias
+        if torch.is_grad_enabled():
+            return self.weight[members], self.bias[members]
+        key = (tuple(members.tolist()), self.weight._version, self.bias._version, self.weight.device, self.weight.dtype)
+        if self._selected is None or self._selected[0] != key:
+            self._selected = (key, self.weight[members], self.bias[members])
+        return self._selected[1], self._selected[2]
 
     def extra_repr(self) -> str:
         return f"num_members={self.num_members}, in_features={self.in_features}, out_features={self.out_features}"
