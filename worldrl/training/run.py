@@ -1,0 +1,275 @@
+"""From a YAML config to a trained world model: load + override + validate, build data/task/model, fit.
+
+Config layout (every section optional except ``data.root`` and ``model.family``)::
+
+    output_dir: runs/ensemble_pendulum
+    seed: 0
+    data: {root, obs_key, window, val_fraction, task_id, collect: {...CollectConfig fields...}}
+    model: {family: ensemble, ...that family's config fields...}
+    trainer: {...TrainerConfig fields...}
+
+Overrides are ``dotted.key=value`` strings whose values are parsed as YAML scalars (``trainer.lr=3e-4``,
+``trainer.ema_decay=null``, ``model.hidden_dims=[64,64]``). Any key the schema does not know is an error
+naming the key, whether it comes from the file or from an override.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import yaml
+
+from worldrl.models.base import WorldModel, build_model, get_family
+from worldrl.models.checkpoint import atomic_write_bytes
+from worldrl.models.task_spec import TaskSpec
+from worldrl.training.config import TrainerConfig
+from worldrl.training.trainer import Trainer, TrainResult, seed_everything
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the key."""
+
+
+TOP_KEYS = ("output_dir", "seed", "data", "model", "trainer")
+DATA_DEFAULTS: dict[str, Any] = {
+    "root": None,
+    "obs_key": "observation.state",
+    "window": 2,
+    "val_fraction": 0.1,
+    "task_id": None,
+    "collect": None,
+}
+
+
+# --------------------------------------------------------------------------- loading and overrides
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a YAML config, apply ``key=value`` overrides and validate the result."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level, got {type(cfg).__name__}")
+    cfg = coerce_numbers(apply_overrides(cfg, overrides))
+    validate_config(cfg)
+    return cfg
+
+
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def coerce_numbers(node: Any) -> Any:
+    """YAML 1.1 reads ``3e-4`` (no dot) as a string; turn such strings back into floats, everywhere."""
+    if isinstance(node, dict):
+        return {k: coerce_numbers(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [coerce_numbers(v) for v in node]
+    if isinstance(node, str) and _SCIENTIFIC.fullmatch(node.strip()):
+        return float(node)
+    return node
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"trainer.lr=3e-4"`` -> ``(["trainer", "lr"], 0.0003)``; the value is a YAML scalar (or flow list/map)."""
+    key, sep, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"override {text!r} must look like dotted.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"override {text!r}: value {raw!r} is not a YAML scalar") from None
+    return parts, coerce_numbers(value)
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """A copy of ``cfg`` with each override set (intermediate sections are created when missing)."""
+    out = yaml.safe_load(yaml.safe_dump(cfg))  # deep copy of plain data
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {'.'.join(parts[: depth + 1])} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def validate_config(cfg: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` naming the first key the schema does not know, or a missing required key."""
+    _known(cfg, "", TOP_KEYS)
+    data = _section(cfg, "data")
+    _known(data, "data.", DATA_DEFAULTS)
+    if not data.get("root"):
+        raise ConfigError("data.root is required (a LeRobot dataset directory or a Hub repo id)")
+    if data.get("collect") is not None:
+        collect = _section(data, "collect", "data.collect")
+        _known(collect, "data.collect.", _collect_fields())
+    model = _section(cfg, "model")
+    family = model.get("family")
+    if not family:
+        raise ConfigError("model.family is required (e.g. ensemble, vrnn)")
+    try:
+        config_class = get_family(family).config_class
+    except KeyError as err:
+        raise ConfigError(f"model.family: {err.args[0]}") from None
+    _known(model, "model.", ["family", *(f.name for f in dataclasses.fields(config_class))])
+    trainer = _section(cfg, "trainer")
+    _known(trainer, "trainer.", [f.name for f in dataclasses.fields(TrainerConfig)])
+    # values too, before any data is read or collected
+    _build_or_explain("model", lambda: config_class.from_dict({k: v for k, v in model.items() if k != "family"}))
+    _build_or_explain("trainer", lambda: TrainerConfig.from_dict(dict(trainer)))
+
+
+def _build_or_explain(section: str, build: Any) -> None:
+    try:
+        build()
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{section}: {' '.join(str(err).split())}") from None
+
+
+def _section(cfg: dict[str, Any], key: str, name: str | None = None) -> dict[str, Any]:
+    value = cfg.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name or key} must be a mapping, got {value!r}")
+    return value
+
+
+def _known(section: dict[str, Any], prefix: str, known: Any) -> None:
+    for key in section:
+        if key not in known:
+            raise ConfigError(f"unknown config key '{prefix}{key}'; known keys there: {sorted(known)}")
+
+
+def _collect_fields() -> list[str]:
+    from worldrl.data.collect import CollectConfig
+
+    return [f.name for f in dataclasses.fields(CollectConfig) if f.name != "out"]
+
+
+# --------------------------------------------------------------------------- the task
+def infer_task(reader: Any, obs_key: str, task_id: str | None) -> TaskSpec:
+    """Spaces from the real env when ``task_id`` is a registered gymnasium id, else from the dataset."""
+    features = reader.features
+    for key in (obs_key, "action"):
+        if key not in features:
+            raise ConfigError(f"dataset {reader.root} has no feature {key!r}; features: {sorted(features)}")
+    if task_id is None and reader.info.get("robot_type") in gym.registry:
+        task_id = reader.info["robot_type"]
+    pixel = features[obs_key]["dtype"] in ("image", "video")
+    obs_shape = tuple(int(s) for s in features[obs_key]["shape"])
+    max_steps = None
+    if task_id is not None and task_id in gym.registry:
+        env = gym.make(task_id)
+        try:
+            obs_space, action_space = env.observation_space, env.action_space
+            max_steps = env.spec.max_episode_steps if env.spec is not None else None
+        finally:
+            env.close()
+        if not pixel and tuple(obs_space.shape or ()) != obs_shape:
+            raise ConfigError(
+                f"data.obs_key {obs_key!r} has shape {obs_shape} but {task_id} observations have {obs_space.shape}"
+            )
+    else:
+        obs_space = gym.spaces.Box(-np.inf, np.inf, obs_shape, np.float32)
+        action_space = _action_box_from_stats(reader)
+    if pixel:
+        obs_space = gym.spaces.Box(0, 255, obs_shape, np.uint8)
+    return TaskSpec(
+        observation_space=obs_space,
+        action_space=action_space,
+        task_id=task_id,
+        obs_key=obs_key,
+        fps=float(reader.fps),
+        max_episode_steps=max_steps,
+    )
+
+
+def _action_box_from_stats(reader: Any) -> gym.spaces.Box:
+    shape = tuple(int(s) for s in reader.features["action"]["shape"])
+    stats = (reader.stats or {}).get("action", {})
+    low = np.asarray(stats.get("min", np.full(shape, -np.inf)), np.float32).reshape(shape)
+    high = np.asarray(stats.get("max", np.full(shape, np.inf)), np.float32).reshape(shape)
+    return gym.spaces.Box(low, high, shape, np.float32)
+
+
+# --------------------------------------------------------------------------- building and training
+def build_trainer(cfg: dict[str, Any]) -> Trainer:
+    """Everything ``train_from_config`` does before ``fit``: data, split, task, model, normalisation, trainer."""
+    from worldrl.data import LeRobotDatasetReader, WindowDataset, split_episodes, termination_key
+
+    cfg = coerce_numbers(cfg)
+    validate_config(cfg)
+    seed = int(cfg.get("seed", 0))
+    data = {**DATA_DEFAULTS, **(cfg.get("data") or {})}
+    root = data["root"]
+    if data["collect"] and not (Path(root) / "meta" / "info.json").exists():
+        from worldrl.data.collect import CollectConfig, collect
+
+        collect(CollectConfig(**data["collect"], out=root))
+    reader = LeRobotDatasetReader(root)
+    task = infer_task(reader, data["obs_key"], data["task_id"])
+    # absent reward/termination columns map to None: the windows then hold zeros (no reward, never terminal)
+    keys = {
+        "obs": data["obs_key"],
+        "action": "action",
+        "reward": "next.reward" if "next.reward" in reader.features else None,
+        "terminated": termination_key(reader),
+    }
+    episodes = [int(e["episode_index"]) for e in reader.episodes]
+    train_eps, val_eps = split_episodes(episodes, float(data["val_fraction"]), seed)
+    window = int(data["window"])
+    train_ds = WindowDataset(reader, keys=keys, window=window, episodes=train_eps)
+    val_ds = WindowDataset(reader, keys=keys, window=window, episodes=val_eps) if len(val_eps) else None
+
+    trainer_cfg = TrainerConfig.from_dict({"seed": seed, **(cfg.get("trainer") or {})})
+    seed_everything(seed)  # model initialisation is part of the run's reproducibility
+    model_cfg = dict(cfg["model"])
+    model = build_model(model_cfg.pop("family"), model_cfg, task)
+    model.fit_normalization(_available_stats(train_ds, [role for role in ("obs", "action", "reward") if keys[role]]))
+    output_dir = Path(cfg.get("output_dir") or "runs/default")
+    return Trainer(model, train_ds, val_ds, trainer_cfg, output_dir)
+
+
+def _available_stats(dataset: Any, roles: list[str]) -> dict[str, dict[str, Any]]:
+    """Dataset statistics per role; roles without any (images lacking stats) are left to the model to fit."""
+    stats = {}
+    for role in roles:
+        try:
+            stats[role] = dataset.stats(role)
+        except KeyError:
+            continue
+    return stats
+
+
+def write_resolved_config(cfg: dict[str, Any], output_dir: Path) -> Path:
+    """Keep the exact config (overrides applied) next to the run, for reproducibility."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / "config.yaml"
+    atomic_write_bytes(path, yaml.safe_dump(cfg, sort_keys=False).encode())
+    return path
+
+
+def train_from_config(cfg: dict[str, Any], resume: bool = False) -> TrainResult:
+    """Train the model a config describes; ``resume`` continues from the newest checkpoint of ``output_dir``."""
+    trainer = build_trainer(cfg)
+    write_resolved_config(cfg, trainer.output_dir)
+    return trainer.fit(resume=resume)
+
+
+def load_trained(result: TrainResult, device: str = "cpu") -> WorldModel:
+    """The final model of a finished run."""
+    return WorldModel.from_pretrained(str(result.model_path), device=device)

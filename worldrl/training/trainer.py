@@ -1,0 +1,468 @@
+"""The one trainer every world-model family uses: it only calls the ``WorldModel`` training protocol.
+
+Per optimizer step: ``grad_accum_steps`` micro-batches -> ``model.loss`` (or ``model.loss_groups`` under a
+gradient-balancing combiner) -> backward -> unscale, clip -> AdamW step -> lr schedule -> EMA ->
+``model.on_train_step_end``; then logging, validation (EMA weights when on, ``model.on_validation_end``,
+best model, early stopping) and checkpoints. Sampling is an endless stream of seeded per-epoch
+permutations, so the data position is a single integer and resuming replays the exact same batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm.auto import tqdm
+
+from worldrl.models.base import WorldModel
+from worldrl.training.checkpointing import (
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    remove_checkpoints_after,
+    save_checkpoint,
+    step_dir_name,
+)
+from worldrl.training.config import TrainerConfig
+from worldrl.training.ema import EMA
+from worldrl.training.gradient_balancing import SumCombiner, build_combiner
+from worldrl.training.metrics_logging import METRICS_FILE, MultiLogger, truncate_metrics
+from worldrl.training.schedules import build_scheduler
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished ``Trainer.fit`` reports."""
+
+    steps: int
+    """Optimizer steps completed (including those of a run this one resumed)."""
+    seconds: float
+    """Wall-clock time of this ``fit`` call."""
+    final_train_loss: float | None
+    """Mean training loss over the last logging interval."""
+    final_val_loss: float | None
+    """Validation loss of the saved model at the end (None without validation data)."""
+    best_val_loss: float | None
+    """Lowest validation loss seen."""
+    best_step: int | None
+    """Step of ``best_val_loss``."""
+    stopped_early: bool
+    """Early stopping ended the run before ``max_steps``."""
+    output_dir: Path
+    model_path: Path
+    """``output_dir/model``: the final weights (EMA weights when EMA is on)."""
+    best_path: Path | None
+    """``output_dir/best``: the best-validation weights, when validation ran."""
+    last_checkpoint: Path | None
+    """The newest resumable checkpoint."""
+    metrics_path: Path = field(default_factory=Path)
+    """``output_dir/metrics.jsonl``."""
+
+    def summary(self) -> str:
+        val = "no validation" if self.final_val_loss is None else f"val loss {self.final_val_loss:.5g}"
+        if self.best_val_loss is not None:
+            val += f" (best {self.best_val_loss:.5g} at step {self.best_step})"
+        train = "n/a" if self.final_train_loss is None else f"{self.final_train_loss:.5g}"
+        stop = ", stopped early" if self.stopped_early else ""
+        return (
+            f"trained {self.steps} steps in {self.seconds:.1f}s{stop}; train loss {train}; {val}\n"
+            f"model: {self.model_path}" + (f"\nbest: {self.best_path}" if self.best_path else "")
+        )
+
+
+# --------------------------------------------------------------------------- sampling and batching
+def epoch_permutation(num_items: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffled order of epoch ``epoch``: a pure function of (seed, epoch), so no generator state to save."""
+    return np.random.default_rng([seed, epoch]).permutation(num_items)
+
+
+class InfiniteBatchSampler:
+    """Endless batches of indices from consecutive seeded permutations, starting at sample ``start``."""
+
+    def __init__(self, num_items: int, batch_size: int, seed: int, start: int = 0) -> None:
+        if num_items < 1:
+            raise ValueError("the training dataset has no windows (check the episode split and window length)")
+        self.num_items, self.batch_size, self.seed, self.start = num_items, batch_size, seed, start
+
+    def __iter__(self) -> Iterator[list[int]]:
+        position = self.start
+        while True:
+            epoch, offset = divmod(position, self.num_items)
+            order = epoch_permutation(self.num_items, self.seed, epoch)
+            batch: list[int] = []
+            while len(batch) < self.batch_size:
+                take = order[offset : offset + self.batch_size - len(batch)]
+                batch.extend(int(i) for i in take)
+                offset += len(take)
+                if offset >= self.num_items:
+                    epoch, offset = epoch + 1, 0
+                    order = epoch_permutation(self.num_items, self.seed, epoch)
+            position += self.batch_size
+            yield batch
+
+
+def collate_windows(items: list[dict[str, Any]]) -> TensorDict:
+    """Stack dataset windows into a ``[B, T]`` TensorDict; per-window scalars are broadcast over time."""
+    stacked = default_collate(items)
+    if "mask" not in stacked:
+        raise KeyError(f"dataset items need a 'mask' [T] entry; got keys {sorted(stacked)}")
+    batch_size = tuple(stacked["mask"].shape[:2])
+    out = {}
+    for key, value in stacked.items():
+        value = torch.as_tensor(value)
+        if value.ndim == 1:
+            value = value[:, None].expand(batch_size)
+        elif tuple(value.shape[:2]) != batch_size:
+            raise ValueError(f"dataset key {key!r} has shape {tuple(value.shape[1:])} per window, expected [T={batch_size[1]}, ...]")
+        out[key] = value
+    return TensorDict(out, batch_size=batch_size)
+
+
+def to_task_shapes(batch: TensorDict, task: Any) -> TensorDict:
+    """Give ``obs``/``action`` the task's per-step shapes (datasets squeeze features of shape (1,) to scalars,
+    while the protocol promises ``action [B, T, A]``); anything that does not fit is a named error."""
+    for key, shape in (("obs", task.obs_shape), ("action", tuple(task.action_space.shape))):
+        if key not in batch.keys():
+            continue
+        value = batch[key]
+        if tuple(value.shape[2:]) == tuple(shape):
+            continue
+        if value[0, 0].numel() != int(np.prod(shape)):
+            raise ValueError(
+                f"batch[{key!r}] has per-step shape {tuple(value.shape[2:])}, but the task expects {tuple(shape)}"
+            )
+        batch[key] = value.reshape(*batch.batch_size, *shape)
+    return batch
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np.random.set_state(tuple(state["numpy"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+# --------------------------------------------------------------------------- the trainer
+@dataclass
+class _Progress:
+    step: int = 0
+    position: int = 0
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    last_val_loss: float | None = None
+    last_val_step: int | None = None
+
+
+class Trainer:
+    """Fits ``model`` on ``train_dataset`` windows; see the module docstring for the step anatomy."""
+
+    def __init__(
+        self,
+        model: WorldModel,
+        train_dataset: Dataset,
+        val_dataset: Dataset | None,
+        config: TrainerConfig,
+        output_dir: str | Path,
+    ) -> None:
+        self.config = config
+        self.output_dir = Path(output_dir)
+        self.device = resolve_device(config.device)
+        if config.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError(
+                f"TrainerConfig.precision='fp16' needs a CUDA device (GradScaler), but the device is {self.device}; "
+                "use 'bf16' or 'fp32'"
+            )
+        self.model = model.to(self.device)
+        self.train_dataset, self.val_dataset = train_dataset, val_dataset
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError(f"{type(model).__name__} has no trainable parameters")
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
+        )
+        self.scheduler = build_scheduler(
+            self.optimizer,
+            max_steps=config.max_steps,
+            warmup_steps=config.warmup_steps,
+            schedule=config.schedule,
+            min_lr_ratio=config.min_lr_ratio,
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
+        self.ema = EMA(self.model, config.ema_decay) if config.ema_decay is not None else None
+        self.combiner = build_combiner(
+            config.gradient_balancing,
+            mu=config.rgb_mu,
+            lambd=config.rgb_lambd,
+            alpha_steps=config.rgb_alpha_steps,
+            inner_lr=config.rgb_inner_lr,
+        )
+        self._loss_fn = torch.compile(self.model.loss) if config.compile else self.model.loss
+        self._groups_fn = torch.compile(self.model.loss_groups) if config.compile else self.model.loss_groups
+        self.progress = _Progress()
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    @property
+    def eval_model(self) -> WorldModel:
+        """The weights that validate and get saved: the EMA copy when EMA is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, resume: bool = False, resume_from: str | Path | None = None) -> TrainResult:
+        """Train to ``max_steps`` (or early stop). ``resume`` continues from the newest checkpoint in
+        ``output_dir`` (a fresh start when there is none); ``resume_from`` from a given checkpoint directory."""
+        cfg, start_time = self.config, time.perf_counter()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._start(resume, resume_from)
+        logger = MultiLogger(cfg.loggers, self.output_dir, config=cfg.to_dict(), project=cfg.wandb_project)
+        batches = self._train_batches()
+        window: dict[str, list[float]] = {}
+        last_train_loss: float | None = None
+        stopped_early = False
+        bar = tqdm(total=cfg.max_steps, initial=self.progress.step, desc="train", unit="step", dynamic_ncols=True)
+        try:
+            while self.progress.step < cfg.max_steps and not stopped_early:
+                metrics = self._train_step(batches)
+                step = self.progress.step
+                for key, value in metrics.items():
+                    window.setdefault(key, []).append(value)
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics['loss']:.4g}", lr=f"{metrics['lr']:.2e}", refresh=False)
+                if step % cfg.log_every == 0 or step == cfg.max_steps:
+                    means = {k: float(np.mean(v)) for k, v in window.items()}
+                    last_train_loss = means["loss"]
+                    logger.log(step, "train", means)
+                    window = {}
+                if cfg.eval_every and step % cfg.eval_every == 0:
+                    stopped_early = self._validate(logger)
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    self._checkpoint()
+            if self.progress.last_val_step != self.progress.step:
+                self._validate(logger)
+            last = self._checkpoint()
+            self.eval_model.save_pretrained(str(self.output_dir / "model"))
+        finally:
+            bar.close()
+            logger.close()
+        best = self.output_dir / "best"
+        result = TrainResult(
+            steps=self.progress.step,
+            seconds=time.perf_counter() - start_time,
+            final_train_loss=last_train_loss,
+            final_val_loss=self.progress.last_val_loss,
+            best_val_loss=self.progress.best_val_loss,
+            best_step=self.progress.best_step,
+            stopped_early=stopped_early,
+            output_dir=self.output_dir,
+            model_path=self.output_dir / "model",
+            best_path=best if best.exists() else None,
+            last_checkpoint=last,
+            metrics_path=self.output_dir / METRICS_FILE,
+        )
+        tqdm.write(result.summary())
+        return result
+
+    # ------------------------------------------------------------------ start / resume
+    def _start(self, resume: bool, resume_from: str | Path | None) -> None:
+        checkpoint = Path(resume_from) if resume_from is not None else None
+        if checkpoint is None and resume:
+            checkpoint = latest_checkpoint(self.checkpoints_dir)
+        if checkpoint is not None:
+            self._restore(checkpoint)
+            # what the abandoned branch wrote after this point must not mix with the continuation
+            truncate_metrics(self.output_dir / METRICS_FILE, self.progress.step)
+            remove_checkpoints_after(self.checkpoints_dir, self.progress.step)
+            return
+        if latest_checkpoint(self.checkpoints_dir) is not None:
+            raise FileExistsError(
+                f"{self.output_dir} already holds checkpoints of a run; resume it (--resume / fit(resume=True)) "
+                "or choose another output_dir"
+            )
+        (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
+        seed_everything(self.config.seed)
+
+    def _restore(self, directory: Path) -> None:
+        model_state, state = load_checkpoint(directory)
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            if state["ema"] is None:
+                raise ValueError(f"{directory} was written without EMA, but ema_decay={self.config.ema_decay}")
+            self.ema.load_state_dict(state["ema"])
+        self.combiner.load_state_dict(state["combiner"])
+        self.progress = _Progress(**state["progress"])
+        set_rng_state(state["rng"])
+
+    def _checkpoint(self) -> Path:
+        state = {
+            "progress": vars(self.progress).copy(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "combiner": self.combiner.state_dict(),
+            "rng": rng_state(),
+            "config": self.config.to_dict(),
+        }
+        path = save_checkpoint(self.checkpoints_dir / step_dir_name(self.progress.step), self.model, state)
+        prune_checkpoints(self.checkpoints_dir, self.config.keep_last)
+        return path
+
+    # ------------------------------------------------------------------ training
+    def _train_batches(self) -> Iterator[TensorDict]:
+        cfg = self.config
+        sampler = InfiniteBatchSampler(len(self.train_dataset), cfg.micro_batch_size, cfg.seed, self.progress.position)
+        loader = DataLoader(
+            self.train_dataset,
+            batch_sampler=sampler,
+            num_workers=cfg.num_workers,
+            collate_fn=collate_windows,
+            # its own generator: creating the iterator must not draw from the global RNG, or resume would drift
+            generator=torch.Generator().manual_seed(cfg.seed),
+            persistent_workers=cfg.num_workers > 0,
+        )
+        return iter(loader)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+        if self.config.precision not in dtypes:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtypes[self.config.precision])
+
+    def _train_step(self, batches: Iterator[TensorDict]) -> dict[str, float]:
+        cfg = self.config
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        for _ in range(cfg.grad_accum_steps):
+            batch = to_task_shapes(next(batches), self.model.task).to(self.device, non_blocking=True)
+            with self._autocast():
+                losses, metrics = self._losses(batch)
+            total = torch.stack([l.float() for l in losses]).sum()
+            if not torch.isfinite(total):
+                self._diverged(float(total.detach()))
+            self.combiner.backward([self.scaler.scale(l / cfg.grad_accum_steps) for l in losses], self.params)
+            metrics = {**metrics, "loss": float(total.detach())}
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + float(value) / cfg.grad_accum_steps
+        self.scaler.unscale_(self.optimizer)
+        max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.progress.step += 1
+        self.progress.position += cfg.batch_size
+        self.model.on_train_step_end(self.progress.step)
+        return {**sums, "grad_norm": float(grad_norm), "lr": float(lr)}
+
+    def _losses(self, batch: TensorDict) -> tuple[list[torch.Tensor], dict[str, float]]:
+        if isinstance(self.combiner, SumCombiner):
+            total, metrics = self._loss_fn(batch)
+            return [total], metrics
+        groups, metrics = self._groups_fn(batch)
+        return list(groups.values()), {**metrics, **{f"loss/{k}": float(v.detach()) for k, v in groups.items()}}
+
+    def _diverged(self, value: float) -> None:
+        last = latest_checkpoint(self.checkpoints_dir)
+        raise TrainingDivergedError(
+            f"training loss is {value} at step {self.progress.step + 1}; stopped. "
+            f"Last good checkpoint: {last if last is not None else 'none written yet'}"
+        )
+
+    # ------------------------------------------------------------------ validation
+    def _val_batches(self) -> Iterator[TensorDict]:
+        loader = DataLoader(
+            self.val_dataset, batch_size=self.config.micro_batch_size, shuffle=False, collate_fn=collate_windows
+        )
+        for i, batch in enumerate(loader):
+            if self.config.val_batches is not None and i >= self.config.val_batches:
+                return
+            yield to_task_shapes(batch, self.model.task).to(self.device, non_blocking=True)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float] | None:
+        """Validation metrics of ``eval_model`` averaged over the validation windows (None without any)."""
+        if self.val_dataset is None or len(self.val_dataset) == 0:
+            return None
+        model = self.eval_model
+        was_training = model.training
+        model.eval()
+        sums: dict[str, float] = {}
+        count = 0
+        for batch in self._val_batches():
+            with self._autocast():
+                loss, metrics = model.loss(batch)
+            size = batch.batch_size[0]
+            for key, value in {**metrics, "loss": float(loss)}.items():
+                sums[key] = sums.get(key, 0.0) + float(value) * size
+            count += size
+        model.train(was_training)
+        return {k: v / count for k, v in sums.items()} if count else None
+
+    def _validate(self, logger: MultiLogger) -> bool:
+        """Run validation, track the best model; True when early stopping says stop."""
+        metrics = self.evaluate()
+        progress = self.progress
+        progress.last_val_step = progress.step
+        if metrics is None:
+            return False
+        self.model.on_validation_end(metrics)
+        if self.ema is not None:
+            self.ema.module.on_validation_end(metrics)
+        logger.log(progress.step, "val", metrics)
+        progress.last_val_loss = metrics["loss"]
+        improved = math.isfinite(metrics["loss"]) and (
+            progress.best_val_loss is None or metrics["loss"] < progress.best_val_loss
+        )
+        if improved:
+            progress.best_val_loss, progress.best_step, progress.bad_evals = metrics["loss"], progress.step, 0
+            self.eval_model.save_pretrained(str(self.output_dir / "best"))
+        else:
+            progress.bad_evals += 1
+        patience = self.config.early_stopping_patience
+        return patience is not None and progress.bad_evals >= patience
