@@ -44,7 +44,7 @@ def test_windows_never_cross_episodes(reader):
         assert valid.tolist() == [True] * n_valid + [False] * (4 - n_valid)
         assert (frame[~valid] == LENGTHS[e] - 1).all()  # padding repeats the last frame
         assert item["is_first"].tolist() == [int(frame[0]) == 0] + [False] * 3
-        assert item["reward"].shape == (4,) and item["action"].shape == (4,) and item["terminated"].shape == (4,)
+        assert item["reward"].shape == (4,) and item["action"].shape == (4, 1) and item["terminated"].shape == (4,)
         assert not item["terminated"].any()
     unpadded = WindowDataset(reader, window=4, pad_end=False)
     assert len(unpadded) == sum(n - 3 for n in LENGTHS)
@@ -56,7 +56,7 @@ def test_window_values_match_columns(reader):
     assert len(ds) == 6  # frames 0, 2, ..., 10 of the 12-frame episode
     item = ds[1]  # anchored at frame 2 of episode 1 = global index 9
     np.testing.assert_array_equal(item["obs"].numpy(), reader.column("observation.state")[9:12])
-    np.testing.assert_array_equal(item["action"].numpy(), reader.column("action")[9:12, 0])
+    np.testing.assert_array_equal(item["action"].numpy(), reader.column("action")[9:12])
     assert int(item["episode_index"]) == 1
     with pytest.raises(IndexError):
         ds[6]
@@ -80,7 +80,7 @@ def test_delta_timestamps(reader):
     assert item["obs"][:, 1].tolist() == [0, 0, 1]  # frame -1 clamps to the episode's first frame
     assert item["obs_is_pad"].tolist() == [True, False, False]
     assert item["action_is_pad"].tolist() == [False] * 4
-    assert item["action"].tolist() == pytest.approx([0.1 * i - 1 for i in (1, 2, 3, 4)])
+    assert item["action"][:, 0].tolist() == pytest.approx([0.1 * i - 1 for i in (1, 2, 3, 4)])
     last = ds[18]  # episode 1, frame 11 (its last)
     assert last["action_is_pad"].tolist() == [False, True, True, True]
     assert (last["obs"][:, 0] == 1).all()
@@ -101,7 +101,7 @@ def test_termination_key_and_bool_windows(tmp_path: Path):
     r = LeRobotDatasetReader(tmp_path / "ds")
     assert termination_key(r) == "next.terminated"
     item = WindowDataset(r, window=3)[0]
-    assert item["terminated"].tolist() == [False, False, True] and item["obs"].tolist() == [0, 1, 2]
+    assert item["terminated"].tolist() == [False, False, True] and item["obs"][:, 0].tolist() == [0, 1, 2]
     assert WindowDataset(r).stats("obs")["mean"] == pytest.approx(1.0)
 
 

@@ -119,7 +119,7 @@ class WindowDataset(Dataset):
             frames = torch.from_numpy(self.reader.frames(key, idx))
             return frames.float().div_(255.0) if self.image_format == "float" else frames
         values = self._columns[key][idx]
-        if tuple(self.reader.features[key]["shape"]) == (1,):
+        if is_scalar_signal(key, self.reader.features[key]):
             values = values.reshape(len(idx))
         return torch.from_numpy(np.ascontiguousarray(values))
 
@@ -135,9 +135,15 @@ class WindowDataset(Dataset):
                 raise KeyError(f"{self.reader.root} has no stats for {key!r} in meta/stats.json")
             raw = vector_stats(self.reader.column(key))
         out = stats_arrays(raw)
-        if tuple(ft["shape"]) == (1,):
+        if is_scalar_signal(key, ft):
             out = {k: v if k == "count" else v.reshape(()) for k, v in out.items()}
         return out
+
+
+def is_scalar_signal(key: str, feature: dict) -> bool:
+    """LeRobot stores per-step signals (``next.reward``, ``next.done``...) with shape (1,); windows give them as
+    ``[T]``. Actions and states keep their feature dimension even when it is 1 (Pendulum's action is ``[T, 1]``)."""
+    return key.startswith("next.") and tuple(feature["shape"]) == (1,)
 
 
 def split_episodes(episode_indices: Sequence[int], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:
