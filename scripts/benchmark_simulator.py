@@ -16,8 +16,6 @@ Speed does not depend on training: the default model is an untrained ensemble bu
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -35,10 +33,10 @@ from tqdm.auto import tqdm
 
 import worldrl  # noqa: F401  (registers WorldModel-v0)
 from worldrl.models import TaskSpec, build_model, load_pretrained
-from worldrl.models.checkpoint import atomic_write_bytes
+from worldrl.evaluation.report import describe_machine, update_doc_section
 
 REPO = Path(__file__).resolve().parents[1]
-START, END = "<!-- simulator:start -->", "<!-- simulator:end -->"
+SECTION = "simulator"  # the marked section of docs/benchmarks.md this script owns
 OVERHEAD_TARGET, SPEEDUP_TARGET = 0.10, 10.0
 
 
@@ -179,20 +177,6 @@ def bench_real(n: int, args: Args, mode: str) -> float:
 
 
 # ------------------------------------------------------------------------------------------ report
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return (
-        f"{os.cpu_count()} CPUs ({cpu}){gpu}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
-        f"gymnasium {gym.__version__}; Python {platform.python_version()}"
-    )
-
-
 def flops_per_step(model, args: Args, n: int = 64) -> float:
     """FLOPs of one env step of the model's ``imagine``, counted by torch's FlopCounterMode on a batch of n."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -253,12 +237,11 @@ def render(rows: dict[int, dict[str, float]], args: Args, model) -> tuple[Table,
     command = "python scripts/benchmark_simulator.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     params = sum(p.numel() for p in model.parameters())
     md = "\n".join([
-        START,
         "## Simulator speed",
         "",
         f"Task: {args.task}; learned simulator vs the real env through gymnasium vector envs.  ",
         f"Command: `{command.strip()}`  ",
-        f"Machine: {machine()}  ",
+        f"Machine: {describe_machine()}  ",
         f"Model: {type(model).__name__} ({params:,} parameters, {flops / 1e6:.2f} MFLOP per env step, "
         f"{'from ' + args.model if args.model else 'untrained, from ' + args.preset}; "
         f"speed does not depend on training), device {args.device}  ",
@@ -273,21 +256,8 @@ def render(rows: dict[int, dict[str, float]], args: Args, model) -> tuple[Table,
         "|---|---:|---|",
         *("| " + " | ".join(v) + " |" for v in verdicts(rows, flops)),
         *(["", "*Smoke run (--quick): too few steps for meaningful numbers.*"] if args.quick else []),
-        END,
     ])
     return table, targets, md
-
-
-def update_doc(path: Path, section: str) -> None:
-    """Replace the text between the simulator markers (or append the section), atomically."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, text.encode())
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -314,7 +284,7 @@ def main() -> None:
     console.print(targets)
     if args.doc:
         doc = Path(args.doc)
-        update_doc(doc, md)
+        update_doc_section(doc, SECTION, md)
         console.print(f"updated the simulator section of {doc}")
 
 
