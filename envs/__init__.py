@@ -1,8 +1,26 @@
-"""Gymnasium and TorchRL environments backed by learned world models (installed as ``worldrl.envs``)."""
+"""Gymnasium and TorchRL environments backed by learned world models (installed as ``worldrl.envs``).
 
-from worldrl.envs.simulator import LearnedSimulator
-from worldrl.envs.torchrl_env import WorldModelTorchRLEnv
-from worldrl.envs.vector_env import WorldModelVectorEnv
-from worldrl.envs.world_model_env import WorldModelEnv, make_world_model_env
+Attributes load lazily: importing torchrl (for the TorchRL env) switches Python's global multiprocessing
+start method to "spawn", which must not happen as a side effect of ``import worldrl``.
+"""
 
-__all__ = ["LearnedSimulator", "WorldModelEnv", "WorldModelTorchRLEnv", "WorldModelVectorEnv", "make_world_model_env"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "LearnedSimulator": "worldrl.envs.simulator",
+    "WorldModelEnv": "worldrl.envs.world_model_env",
+    "make_world_model_env": "worldrl.envs.world_model_env",
+    "WorldModelVectorEnv": "worldrl.envs.vector_env",
+    "WorldModelTorchRLEnv": "worldrl.envs.torchrl_env",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'worldrl.envs' has no attribute {name!r}")

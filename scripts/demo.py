@@ -62,13 +62,15 @@ def main() -> None:
 
     # 1. A MuJoCo dataset with camera frames, in the LeRobot v3.0 on-disk format.
     step_header(1, "record InvertedPendulum-v5 with 64x64 camera frames (LeRobot v3.0, AV1 mp4)")
+    # A noisy PD controller keeps the pole up for a while (random actions drop it in ~5 steps).
     pixels = collect(
         CollectConfig(
             env_id="InvertedPendulum-v5", out=str(args.out / "datasets" / "inverted_pendulum_pixels"),
-            episodes=5, policy="random", num_envs=2, pixels=True, image_size=64, seed=args.seed, overwrite=True,
+            episodes=6, policy="scripted", epsilon=0.3, max_episode_steps=100, num_envs=2, pixels=True,
+            image_size=64, seed=args.seed, overwrite=True,
         )
     )
-    reader = LeRobotDatasetReader(pixels.root)
+    reader = LeRobotDatasetReader(pixels.out)
     console.print(f"read back: {reader.num_episodes} episodes, {reader.num_frames} frames, cameras {reader.camera_keys}")
 
     # 2. Record Pendulum-v1 and train the ensemble (configs/ensemble_pendulum.yaml, its collect block records).
@@ -123,7 +125,7 @@ def main() -> None:
     console.print(returns)
 
     console.rule("[bold]Summary")
-    console.print(f"dataset with frames: {pixels.root}")
+    console.print(f"dataset with frames: {pixels.out}")
     console.print(f"world model:         {result.model_path}  (gym.make('WorldModel-v0', model=...) loads it)")
     console.print(f"imagined vs real:    {png}")
     console.print(f"MPC return {mpc.mean:.1f} vs random {rand.mean:.1f}; finished in {time.perf_counter() - started:.0f} s")

@@ -254,3 +254,12 @@ def test_info_command_prints_summary(lerobot_fixture: Path, capsys):
         assert text in out, text
     assert info.run(parser.parse_args([str(lerobot_fixture / "nope")])) == 1
     assert "does not exist" in capsys.readouterr().out
+
+
+def test_reader_pickles_for_dataloader_workers(lerobot_fixture):
+    """DataLoader workers started with "spawn" pickle the dataset; the reader's frame cache must survive it."""
+    import pickle
+
+    reader = LeRobotDatasetReader(lerobot_fixture)
+    clone = pickle.loads(pickle.dumps(reader))
+    np.testing.assert_array_equal(clone.frames("observation.images.cam", np.array([3])), reader.frames("observation.images.cam", np.array([3])))

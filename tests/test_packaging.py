@@ -38,3 +38,13 @@ def test_cli_help_lists_subcommands():
     out = subprocess.run([sys.executable, "-m", "worldrl", "--help"], capture_output=True, text=True, check=True)
     for name in ("collect", "train", "evaluate"):
         assert name in out.stdout
+
+
+def test_import_leaves_multiprocessing_start_method_alone():
+    """torchrl sets "spawn" globally when imported; `import worldrl` (and its core modules) must not pull it in."""
+    code = (
+        "import multiprocessing as mp, worldrl, worldrl.envs, worldrl.models, worldrl.training, worldrl.data; "
+        "print(mp.get_start_method(allow_none=True))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "None"

@@ -210,6 +210,13 @@ class FrameCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        # DataLoader workers started with "spawn" pickle the dataset: ship the settings, not the cache or lock.
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_bytes"])
+
     def frames(
         self, path: Path, seg_times: np.ndarray, wanted: np.ndarray, tolerance_s: float, frame_bytes: int
     ) -> np.ndarray:
