@@ -1,0 +1,283 @@
+"""Control benchmark: every worldrl agent against Stable-Baselines3 SAC at the SAME number of real steps.
+
+    python scripts/benchmark_control.py                       # the CPU suite (long: hours on two cores)
+    python scripts/benchmark_control.py --budget gpu --device cuda
+    python scripts/benchmark_control.py --tasks Pendulum-v1 --agents mpc-cem mbpo --seeds 0 1 2
+    python scripts/benchmark_control.py --quick               # seconds-long smoke run (numbers meaningless)
+
+For each task, agent and seed it runs the online loop (``worldrl.agents.online.train_agent``) for the task's real
+-step budget and keeps the final evaluation on the REAL env; SAC is trained on the real env for the same number of
+steps (SB3 defaults) and evaluated the same way. Pendulum-v1 also gets SAC at 10x the steps (the second target).
+It rewrites the section between ``<!-- control:start -->`` and ``<!-- control:end -->`` of ``--doc`` (appending it
+when missing) with a table of mean return, 95% CI (over all final-evaluation episodes of all seeds) and wall-clock,
+the targets met or missed with the numbers behind them, and a plot ``control_returns.png`` beside the doc.
+Raw results go to ``<out>/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from worldrl.agents.online import OnlineConfig, train_agent
+
+from worldrl.evaluation import evaluate_on_real_env, mean_ci
+from worldrl.evaluation.report import describe_machine, update_doc_section
+from worldrl.models.checkpoint import atomic_write_bytes
+
+SECTION = "control"  # the marked section of docs/benchmarks.md this script owns
+AGENTS = ["mpc-cem", "mpc-mppi", "dreamer", "mbpo"]
+SAC_10X_TASK = "Pendulum-v1"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A benchmark task and its budgets."""
+
+    env_id: str
+    real_steps: int
+    """Real steps on a CPU machine (the issue's budget)."""
+    gpu_real_steps: int
+    """Larger budget for ``--budget gpu``."""
+    cpu_seeds: int = 3
+    """Seeds run on a CPU-only machine (HalfCheetah: 1, said in the table)."""
+    eval_episodes: int = 5
+    model_steps: int = 100
+
+
+TASKS = {
+    t.env_id: t
+    for t in (
+        Task("Pendulum-v1", 5_000, 20_000),
+        Task("InvertedPendulum-v5", 5_000, 20_000),
+        Task("Reacher-v5", 20_000, 100_000, eval_episodes=10),
+        Task("HalfCheetah-v5", 20_000, 100_000, cpu_seeds=1, model_steps=200),
+    )
+}
+
+QUICK_MODEL = (
+    "data: {window: 2}\nmodel: {family: ensemble, num_members: 2, num_elites: 1, hidden_dims: [16, 16], "
+    "predict_terminal: false}\ntrainer: {batch_size: 32, lr: 3.0e-3}\n"
+)
+QUICK_AGENT_OPTIONS = {
+    "mpc-cem": {"num_samples": 16, "num_elites": 4, "horizon": 4, "iterations": 1},
+    "mpc-mppi": {"num_samples": 16, "num_elites": 16, "horizon": 4, "iterations": 1},
+    "dreamer": {"horizon": 4, "actor_hidden": [16, 16], "critic_hidden": [16, 16]},
+    "mbpo": {"num_rollouts": 16, "batch_size": 16, "net_arch": [16, 16], "gradient_steps_per_real_step": 1},
+}
+
+
+@dataclass
+class Entry:
+    """Pooled final-evaluation returns of one method on one task."""
+
+    task: str
+    method: str
+    real_steps: int
+    returns: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def stats(self) -> tuple[float, float, float]:
+        return mean_ci(self.returns) if self.returns else (math.nan, math.nan, math.nan)
+
+
+# ----------------------------------------------------------------------------- runs
+def run_agent(task: Task, agent: str, seed: int, steps: int, args: argparse.Namespace) -> tuple[list[float], float]:
+    quick = args.quick
+    config = OnlineConfig(
+        agent=agent, env_id=task.env_id, real_steps=steps, seed=seed, device=args.device,
+        eval_every=steps if quick else max(steps // 5, 1), eval_episodes=1 if quick else task.eval_episodes,
+        model_steps=10 if quick else task.model_steps, steps_per_iteration=100 if quick else 250,
+        initial_random_steps=100 if quick else None, model_config=str(args.out / "quick_model.yaml") if quick else None,
+        output_dir=str(args.out / task.env_id / agent / f"seed{seed}"), save_dataset=False,
+        agent_options=QUICK_AGENT_OPTIONS.get(agent, {}) if quick else {}, updates_per_step=0.05 if quick else 1.0,
+    )
+    result = train_agent(config)
+    return result.final_returns, result.seconds
+
+
+def run_sac(task: Task, seed: int, steps: int, args: argparse.Namespace) -> tuple[list[float], float]:
+    """SB3 SAC with its defaults on the real env, evaluated like the worldrl agents."""
+    from stable_baselines3 import SAC
+    from worldrl.envs.real import make_real_env
+
+    start = time.perf_counter()
+    env = make_real_env(task.env_id)
+    kwargs = {"policy_kwargs": {"net_arch": [16, 16]}, "batch_size": 16} if args.quick else {}
+    sac = SAC("MlpPolicy", env, seed=seed, device=args.device, verbose=0, **kwargs)
+    sac.learn(total_timesteps=steps, progress_bar=not args.quick)
+    stats = evaluate_on_real_env(lambda obs: sac.predict(obs, deterministic=True)[0], task.env_id,
+                                 episodes=1 if args.quick else task.eval_episodes, seed=seed + 10_000,
+                                 num_envs=1 if args.quick else task.eval_episodes)
+    env.close()
+    return list(stats.returns), time.perf_counter() - start
+
+
+def collect(tasks: list[Task], args: argparse.Namespace) -> list[Entry]:
+    entries: list[Entry] = []
+    for task in tasks:
+        steps = 200 if args.quick else (task.gpu_real_steps if args.budget == "gpu" else task.real_steps)
+        seeds = args.seeds if args.seeds is not None else list(range(1 if args.quick else (
+            3 if args.budget == "gpu" else task.cpu_seeds)))
+        methods = [(a, lambda s, a=a, t=task, n=steps: run_agent(t, a, s, n, args)) for a in args.agents]
+        methods.append(("SAC", lambda s, t=task, n=steps: run_sac(t, s, n, args)))
+        if task.env_id == SAC_10X_TASK and not args.quick:
+            methods.append(("SAC 10x", lambda s, t=task, n=steps: run_sac(t, s, 10 * n, args)))
+        for name, method in methods:
+            entry = Entry(task.env_id, name, 10 * steps if name == "SAC 10x" else steps)
+            for seed in seeds:
+                print(f"== {task.env_id} | {name} | seed {seed} | {entry.real_steps} real steps", flush=True)
+                returns, seconds = method(seed)
+                entry.returns += returns
+                entry.seconds.append(seconds)
+                entry.seeds.append(seed)
+            entries.append(entry)
+    return entries
+
+
+# ----------------------------------------------------------------------------- targets
+def check_targets(entries: list[Entry], agents: list[str], quick: bool) -> list[tuple[str, str, str]]:
+    """``(target, "met"|"missed"|"not run", numbers)`` for each target of the issue."""
+    rows = []
+    for task in dict.fromkeys(e.task for e in entries):
+        by = {e.method: e for e in entries if e.task == task}
+        ours = [by[a] for a in agents if a in by]
+        if not ours or "SAC" not in by:
+            continue
+        best = max(ours, key=lambda e: e.stats[0])
+        sac = by["SAC"].stats[0]
+        verdict = "met" if best.stats[0] > sac else "missed"
+        rows.append((f"{task}: best worldrl agent beats SAC at {best.real_steps} real steps", verdict,
+                     f"{best.method} {best.stats[0]:.1f} vs SAC {sac:.1f}"))
+        if task == SAC_10X_TASK:
+            if "SAC 10x" not in by:
+                rows.append((f"{task}: within 10% of SAC at 10x the steps", "not run",
+                             "skipped in --quick" if quick else "SAC 10x not run"))
+                continue
+            ten = by["SAC 10x"].stats[0]
+            gap = (ten - best.stats[0]) / abs(ten) if ten else math.inf
+            rows.append((f"{task}: within 10% of SAC at 10x the steps", "met" if gap <= 0.10 else "missed",
+                         (f"{best.method} {best.stats[0]:.1f} vs SAC@{by['SAC 10x'].real_steps} {ten:.1f} "
+                         f"(gap {100 * gap:.0f}%)")))
+    return rows
+
+
+MISS_REASONS = (
+    "Why targets can be missed at these budgets: on CPU the planners run a reduced search (200 samples, horizon "
+    "12, 2 CEM iterations) and the ensemble is refitted for only a few hundred steps every 250 real steps, so MPC "
+    "inherits every model error near the swing-up/balance boundary; Dreamer-style learning in imagination needs many "
+    "more updates than a 5k-step budget gives; MBPO's rollouts are short (k <= 5) and its SAC runs 10 (not 20) "
+    "updates per real step. SAC itself is strong on these low-dimensional tasks. Larger budgets (`--budget gpu`) "
+    "and the full planner/model sizes close most of the gap."
+)
+
+
+# ----------------------------------------------------------------------------- report
+def fmt(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.1f}"
+
+
+def section(entries: list[Entry], targets: list[tuple[str, str, str]], args: argparse.Namespace, png: str) -> str:
+    device = "CUDA" if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()) else "CPU"
+    lines = [
+        "## Control benchmark: worldrl agents vs SAC at equal real steps",
+        "",
+        (f"Command: `python scripts/benchmark_control.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}` on {device} "
+        f"({time.strftime('%Y-%m-%d')}).  "),
+        f"Machine: {describe_machine()}",
+    ]
+    if args.quick:
+        lines += ["", "**This is a --quick smoke run: tiny models, a few hundred steps; the numbers mean nothing.**"]
+    lines += [
+        "",
+        ("Return: mean undiscounted return of the final evaluation on the REAL env, pooled over all episodes of all "
+        "seeds, with its 95% Student-t CI. Wall-clock: mean seconds per seed (training + evaluations)."),
+        "",
+        "| task | method | real steps | seeds | return | 95% CI | wall-clock (s) |",
+        "|---|---|---:|---:|---:|---|---:|",
+    ]
+    for e in entries:
+        mean, low, high = e.stats
+        seeds = f"{len(e.seeds)}" + (" (CPU: 1 seed)" if len(e.seeds) == 1 and e.task == "HalfCheetah-v5" else "")
+        lines.append(f"| {e.task} | {e.method} | {e.real_steps} | {seeds} | {fmt(mean)} | "
+                     f"[{fmt(low)}, {fmt(high)}] | {np.mean(e.seconds):.0f} |")
+    lines += ["", "| target | result | numbers |", "|---|---|---|"]
+    lines += [f"| {name} | {'**' + verdict + '**' if verdict == 'missed' else verdict} | {numbers} |"
+              for name, verdict, numbers in targets]
+    if any(v == "missed" for _, v, _ in targets):
+        lines += ["", MISS_REASONS]
+    lines += ["", f"![returns per task]({png})", ""]
+    return "\n".join(lines)
+
+
+def plot(entries: list[Entry], path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    tasks = list(dict.fromkeys(e.task for e in entries))
+    fig = Figure(figsize=(4.0 * len(tasks), 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, len(tasks)))
+    for ax, task in zip(axes, tasks):
+        rows = [e for e in entries if e.task == task]
+        means = np.array([e.stats[0] for e in rows])
+        err = np.array([[m - e.stats[1], e.stats[2] - m] if math.isfinite(e.stats[1]) else [0, 0]
+                        for e, m in zip(rows, means)]).T
+        ax.bar(range(len(rows)), means, yerr=err, capsize=3, color=[f"C{i}" for i in range(len(rows))])
+        ax.set_xticks(range(len(rows)), [e.method for e in rows], rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{task} ({rows[0].real_steps} real steps)", fontsize=9)
+        ax.set_ylabel("final real return")
+        ax.grid(axis="y", alpha=0.3)
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+# ----------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=None, choices=sorted(TASKS), help="default: all")
+    parser.add_argument("--agents", nargs="+", default=AGENTS, choices=AGENTS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 3 (HalfCheetah on CPU: 1)")
+    parser.add_argument("--budget", choices=["cpu", "gpu"], default="cpu", help="gpu: larger real-step budgets")
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run on Pendulum-v1")
+    parser.add_argument("--doc", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmark_control"))
+    parser.add_argument("--device", default="auto")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = args.tasks or (["Pendulum-v1"] if args.quick else list(TASKS))
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        (args.out / "quick_model.yaml").write_text(QUICK_MODEL)
+    entries = collect([TASKS[n] for n in names], args)
+    targets = check_targets(entries, args.agents, args.quick)
+    png = plot(entries, args.doc.parent / "control_returns.png")
+    update_doc_section(args.doc, SECTION, section(entries, targets, args, png.name))
+    atomic_write_bytes(args.out / "results.json", json.dumps(
+        {"entries": [e.__dict__ for e in entries], "targets": targets}, indent=2).encode())
+    for name, verdict, numbers in targets:
+        print(f"{verdict:>8}  {name}: {numbers}")
+    print(f"wrote {args.doc} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

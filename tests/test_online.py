@@ -1,0 +1,181 @@
+"""The online loop and `worldrl train-agent`: tiny end-to-end runs per agent, bad inputs, divergence, benchmark."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from worldrl.agents.online import (
+    OnlineConfig,
+    OnlineRun,
+    OnlineTrainingError,
+    check_imagination,
+    default_model_config,
+    load_model_spec,
+)
+
+from worldrl.cli import main
+from worldrl.models.base import build_model
+from worldrl.models.checkpoint import load_pretrained
+from worldrl.models.task_spec import TaskSpec
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_YAML = """\
+data: {window: 2}
+model: {family: ensemble, num_members: 2, num_elites: 1, hidden_dims: [16, 16], predict_terminal: false}
+trainer: {batch_size: 32, lr: 3.0e-3}
+"""
+AGENT_OPTIONS = {
+    "mpc-cem": ["num_samples=16", "num_elites=4", "horizon=4", "iterations=2"],
+    "mpc-mppi": ["num_samples=16", "num_elites=16", "horizon=4", "iterations=2"],
+    "dreamer": ["horizon=4", "actor_hidden=[16,16]", "critic_hidden=[16,16]"],
+    "mbpo": ["num_rollouts=16", "batch_size=16", "net_arch=[16,16]", "gradient_steps_per_real_step=1"],
+}
+
+
+@pytest.fixture
+def tiny_yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_YAML)
+    return path
+
+
+def tiny_args(agent: str, out: Path, model_config: Path, real_steps: int = 250) -> list[str]:
+    args = ["train-agent", "--agent", agent, "--env", "Pendulum-v1", "--real-steps", str(real_steps),
+            "--model-config", str(model_config), "--eval-every", str(real_steps), "--eval-episodes", "1",
+            "--steps-per-iteration", "125", "--initial-random-steps", "100", "--model-steps", "10",
+            "--updates-per-step", "0.05", "--device", "cpu", "--out", str(out), "--no-dataset"]
+    for option in AGENT_OPTIONS.get(agent, []):
+        args += ["--agent-option", option]
+    return args
+
+
+# --------------------------------------------------------------------------- end to end, one per agent
+@pytest.mark.parametrize("agent", ["mpc-cem", "mpc-mppi", "dreamer", "mbpo"])
+def test_train_agent_end_to_end(agent, tmp_path, tiny_yaml, capsys):
+    out = tmp_path / agent
+    assert main(tiny_args(agent, out, tiny_yaml)) == 0
+    with (out / "learning_curve.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["real_steps"]) for r in rows] == [250]
+    assert math.isfinite(float(rows[0]["mean"])) and float(rows[0]["mean"]) < 0  # Pendulum returns are negative
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    model = load_pretrained(out / "model")
+    assert model.task.task_id == "Pendulum-v1"
+    assert (out / "agent" / "agent.json").is_file()
+    assert (out / "checkpoints" / "last_good" / "model" / "model.safetensors").is_file()
+    assert len((out / "iterations.jsonl").read_text().splitlines()) == 2  # 250 steps / 125 per iteration
+    assert "real steps" in capsys.readouterr().out  # the closing summary table
+
+
+# --------------------------------------------------------------------------- bad inputs
+def _error_of(args: list[str], capsys) -> tuple[int, str]:
+    code = main(args)
+    return code, capsys.readouterr().err.strip()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--agent": "ppo"}, "unknown agent 'ppo'"),
+        ({"--env": "Pendulm-v1"}, "unknown env id 'Pendulm-v1'"),
+        ({"--env": "CartPole-v1"}, "continuous Box action space"),
+        ({"--real-steps": "0"}, "real_steps"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(change, message, tmp_path, tiny_yaml, capsys):
+    args = tiny_args("mpc-cem", tmp_path / "run", tiny_yaml)
+    for flag, value in change.items():
+        args[args.index(flag) + 1] = value
+    code, err = _error_of(args, capsys)
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_a_model_trained_for_another_task_is_refused(tmp_path, tiny_yaml, capsys):
+    env = gym.make("Pendulum-v1")
+    other = TaskSpec(env.observation_space, env.action_space, task_id="MountainCarContinuous-v0")
+    build_model("ensemble", {"num_members": 2, "num_elites": 1, "hidden_dims": [8]}, other).save_pretrained(
+        str(tmp_path / "other"))
+    code, err = _error_of(tiny_args("mpc-cem", tmp_path / "run", tiny_yaml) + ["--model", str(tmp_path / "other")],
+                          capsys)
+    assert code == 2 and "trained for task 'MountainCarContinuous-v0'" in err and "Pendulum-v1" in err
+
+
+def test_preset_lookup_and_config_errors(tmp_path):
+    assert default_model_config("HalfCheetah-v5").name == "ensemble_halfcheetah.yaml"
+    assert default_model_config("InvertedPendulum-v5").name == "ensemble_inverted_pendulum.yaml"
+    assert default_model_config("Acrobot-v1") is None
+    assert load_model_spec(None, "Acrobot-v1").model["family"] == "ensemble"  # the generic ensemble
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {num_members: 2}\n")
+    with pytest.raises(ValueError, match="model.family"):
+        load_model_spec(bad, "Pendulum-v1")
+    with pytest.raises(ValueError, match="eval_episodes"):
+        OnlineConfig(eval_episodes=0)
+
+
+# --------------------------------------------------------------------------- divergence
+def test_imagination_check_catches_a_diverged_model():
+    env = gym.make("Pendulum-v1")
+    task = TaskSpec(env.observation_space, env.action_space, task_id="Pendulum-v1")
+    model = build_model("ensemble", {"num_members": 2, "num_elites": 1, "hidden_dims": [8]}, task)
+    starts = np.zeros((4, 3), np.float32)
+    check_imagination(model, starts, env.action_space)  # a fresh model is finite
+    with torch.no_grad():
+        next(model.net.parameters()).fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="diverged"):
+        check_imagination(model, starts, env.action_space)
+
+
+def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tiny_yaml):
+    config = OnlineConfig(agent="mpc-cem", env_id="Pendulum-v1", real_steps=200, steps_per_iteration=100,
+                          initial_random_steps=200, model_config=str(tiny_yaml), model_steps=5,
+                          output_dir=str(tmp_path / "run"), device="cpu", agent_options={"num_samples": 8,
+                          "num_elites": 2, "horizon": 3, "iterations": 1}, save_dataset=False)
+    run = OnlineRun(config)
+    run.iteration(0, 100)
+    run.save_checkpoint(0)
+    with torch.no_grad():
+        for p in run.model.parameters():
+            p.fill_(float("nan"))  # what an exploding fit leaves behind
+    with pytest.raises(OnlineTrainingError, match="last good checkpoint: .*last_good"):
+        run.iteration(1, 100)
+    kept = load_pretrained(run.checkpoint / "model")
+    assert all(torch.isfinite(p).all() for p in kept.parameters())
+
+
+# --------------------------------------------------------------------------- benchmark smoke run
+def test_benchmark_quick_rewrites_only_its_section(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("benchmark_control", REPO / "scripts" / "benchmark_control.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "benchmark_control", benchmark)  # dataclasses look their module up there
+    spec.loader.exec_module(benchmark)
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nintro kept\n\n<!-- control:start -->\nold\n<!-- control:end -->\n\ntail kept\n")
+    assert benchmark.main(["--quick", "--agents", "mpc-cem", "--doc", str(doc), "--out", str(tmp_path / "runs"),
+                           "--device", "cpu"]) == 0
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nintro kept") and text.rstrip().endswith("tail kept")
+    section = text.split("<!-- control:start -->")[1].split("<!-- control:end -->")[0]
+    assert "old" not in section and "| Pendulum-v1 | mpc-cem | 200 |" in section and "| Pendulum-v1 | SAC | 200 |" in section
+    assert "smoke run" in section and "not run" in section  # the 10x-SAC target is skipped in --quick, and says so
+    assert (tmp_path / "control_returns.png").read_bytes()[:4] == b"\x89PNG"
+    fresh = tmp_path / "new.md"  # a doc without markers gets the section appended
+    benchmark.write_doc(fresh, "body")
+    assert fresh.read_text().count("<!-- control:start -->") == 1
+
+
+def test_agent_options_are_yaml_values():
+    from worldrl.cli.train_agent import parse_agent_options
+
+    assert parse_agent_options(["learning_rate=1e-3", "net_arch=[8, 8]", "ent_coef=auto"]) == {
+        "learning_rate": 0.001, "net_arch": [8, 8], "ent_coef": "auto"}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_agent_options(["horizon"])

@@ -1,0 +1,80 @@
+"""``worldrl train-agent --agent {mpc-cem,mpc-mppi,dreamer,mbpo} --env ID --real-steps N``: the online loop.
+
+Collect real steps, fit the world model, improve the agent in imagination, evaluate on the real env every
+``--eval-every`` steps; curves (CSV + PNG), checkpoints and the final model and agent go to ``--out``.
+Agent settings: ``--agent-option key=value`` (YAML values), e.g. ``--agent-option num_samples=400``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--agent", required=True, help="mpc-cem, mpc-mppi, dreamer or mbpo")
+    parser.add_argument("--env", required=True, dest="env_id", help="real env id, e.g. Pendulum-v1")
+    parser.add_argument("--real-steps", type=int, required=True, help="total real environment steps")
+    parser.add_argument("--model-config", default=None,
+                        help="YAML with model/trainer sections (default: configs/ensemble_<task>.yaml if present)")
+    parser.add_argument("--model", default=None, help="pretrained world-model checkpoint to start from")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=1000, help="real steps between real-env evaluations")
+    parser.add_argument("--eval-episodes", type=int, default=5, help="real episodes per evaluation")
+    parser.add_argument("--steps-per-iteration", type=int, default=250, help="real steps between model fits")
+    parser.add_argument("--initial-random-steps", type=int, default=None,
+                        help="random-action warm-up steps (default: one episode)")
+    parser.add_argument("--model-steps", type=int, default=100, help="optimiser steps per model fit")
+    parser.add_argument("--updates-per-step", type=float, default=1.0,
+                        help="dreamer: imagination updates per new real step")
+    parser.add_argument("--out", default=None, help="output directory (default: runs/<agent>_<env>_s<seed>)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... or auto")
+    parser.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="agent setting (repeatable), value parsed as YAML")
+    parser.add_argument("--no-dataset", action="store_true", help="do not write the real steps as a LeRobot dataset")
+
+
+def parse_agent_options(items: list[str]) -> dict:
+    import yaml
+
+    from worldrl.training.run import coerce_numbers  # YAML 1.1 reads "1e-3" as a string
+
+    options = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--agent-option {item!r} must look like key=value")
+        try:
+            options[key.strip()] = coerce_numbers(yaml.safe_load(raw)) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ValueError(f"--agent-option {item!r}: {raw!r} is not a YAML value") from None
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from worldrl.agents.online import OnlineConfig, OnlineTrainingError, train_agent
+    from worldrl.models.checkpoint import CheckpointError
+
+    out = args.out or f"runs/{args.agent}_{args.env_id.replace(':', '_')}_s{args.seed}"
+    try:
+        config = OnlineConfig(
+            agent=args.agent, env_id=args.env_id, real_steps=args.real_steps, seed=args.seed,
+            initial_random_steps=args.initial_random_steps, steps_per_iteration=args.steps_per_iteration,
+            model_config=args.model_config, model=args.model, model_steps=args.model_steps,
+            eval_every=args.eval_every, eval_episodes=args.eval_episodes, output_dir=out, device=args.device,
+            agent_options=parse_agent_options(args.agent_option), save_dataset=not args.no_dataset,
+            updates_per_step=args.updates_per_step,
+        )
+        train_agent(config)
+    except OnlineTrainingError as err:
+        _error(err)
+        return 1
+    except (ValueError, TypeError, KeyError, FileNotFoundError, CheckpointError) as err:
+        _error(err)
+        return 2
+    return 0
+
+
+def _error(err: BaseException) -> None:
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    print(f"worldrl train-agent: error: {' '.join(str(text).split())}", file=sys.stderr)
