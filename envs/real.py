@@ -20,6 +20,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import multiprocessing
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -206,9 +208,17 @@ class DMCEnv(gym.Env):
         self._task_kwargs, self._env_kwargs = dict(task_kwargs or {}), dict(environment_kwargs or {})
         self.render_mode, self.width, self.height = render_mode, width, height
         self.camera = 0 if camera is None else camera
-        self._env = self._load(self._task_kwargs.get("random"))
+        try:
+            self._env = self._load(self._task_kwargs.get("random"))
+        except AttributeError as err:  # dm_control's generated bindings lag behind a newer mujoco
+            import mujoco
+
+            raise ImportError(
+                f"dm_control cannot load 'dmc:{domain}-{task}' with mujoco {mujoco.__version__} ({err}); "
+                "install a dm-control release built for this mujoco version"
+            ) from err
         self.dt = float(self._env.control_timestep())
-        self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.dt))}
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / self.dt)}
         obs_spec = self._env.observation_spec()
         self._obs_keys = tuple(obs_spec.keys())
         size = sum(int(np.prod(s.shape)) for s in obs_spec.values())
@@ -306,12 +316,16 @@ def _make_gym(env_id: str, *, render_mode, width, height, camera, **kwargs) -> g
     gym_id = _resolve_gym_id(env_id)
     mujoco = _is_mujoco(gym_id)
     if render_mode is not None and mujoco:  # MuJoCo renders offscreen at the requested size itself
+        if not os.environ.get("DISPLAY"):
+            os.environ.setdefault("MUJOCO_GL", "egl")  # headless: glfw would fail without an X display
         kwargs.update(width=width, height=height)
         if camera is not None:
             kwargs["camera_name"] = camera
     elif render_mode is not None and importlib.util.find_spec("pygame") is None:
         raise ImportError(f"rendering {env_id!r} needs pygame, which is not installed: {PYGAME_INSTALL_HINT}")
-    env = gym.make(gym_id, render_mode=render_mode, **kwargs)
+    if render_mode is not None:  # envs without rendering may not accept the argument at all
+        kwargs["render_mode"] = render_mode
+    env = gym.make(gym_id, **kwargs)
     if render_mode == "rgb_array" and not mujoco:
         env = ResizeRender(env, height, width)
     return env
@@ -349,9 +363,17 @@ def make_real_env(
     return PixelObservation(env, height, width) if pixels else env
 
 
+def _async_vector_env(env_fns: list[Callable[[], gym.Env]], **kwargs: Any) -> gym.vector.AsyncVectorEnv:
+    # Workers forked from this process inherit its EGL/GL state and can deadlock on their first
+    # render; a forkserver is a fresh interpreter that imports this module once, then forks cheaply.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return gym.vector.AsyncVectorEnv(env_fns, context="forkserver", **kwargs)
+
+
 VECTORIZATION: dict[str, Callable[..., gym.vector.VectorEnv]] = {
     "sync": gym.vector.SyncVectorEnv,
-    "async": lambda env_fns, **kw: _async_vector_env(env_fns, **kw),
+    "async": _async_vector_env,
 }
 
 
@@ -372,18 +394,13 @@ def make_real_vector_env(
     return VECTORIZATION[vectorization](fns, autoreset_mode=autoreset_mode)
 
 
-def _async_vector_env(env_fns, **kwargs) -> gym.vector.AsyncVectorEnv:
-    # "spawn": a forked worker inherits the parent's EGL/GL state and can deadlock on its first render.
-    return gym.vector.AsyncVectorEnv(env_fns, context="spawn", **kwargs)
-
-
 def env_fps(env: gym.Env) -> int:
     """The control rate in steps per second: ``1 / dt`` where the env exposes a timestep, else render_fps."""
     base = env.unwrapped
     for attr in ("dt", "tau"):  # MuJoCo, Pendulum, Acrobot, dm_control: dt; CartPole: tau
         value = getattr(base, attr, None)
         if isinstance(value, (int, float)) and value > 0:
-            return max(1, int(round(1.0 / value)))
+            return max(1, round(1.0 / value))
     return int(env.metadata.get("render_fps") or 30)
 
 

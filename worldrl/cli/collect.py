@@ -1,0 +1,75 @@
+"""``worldrl collect``: record rollouts of a real env into a LeRobot v3.0 dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from worldrl.data.collect import (
+    IMAGE_STORAGE,
+    CollectConfig,
+    CollectionInterrupted,
+    collect,
+)
+from worldrl.data.lerobot_format import DatasetFormatError
+from worldrl.envs.real import UnknownEnvError, UnsupportedSpaceError
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+# Errors a user can fix from the command line: one line on stderr, exit code 2, no traceback.
+USER_ERRORS = (ValueError, ImportError, FileNotFoundError, DatasetFormatError, UnknownEnvError, UnsupportedSpaceError)
+
+
+def image_size(text: str) -> int | tuple[int, int]:
+    """``"64"`` or ``"48x64"`` (height x width)."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"image size must be N or HxW, got {text!r}") from err
+    if len(parts) not in (1, 2) or min(parts) <= 0:
+        raise argparse.ArgumentTypeError(f"image size must be N or HxW with positive ints, got {text!r}")
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", required=True, help="Gymnasium id (e.g. InvertedPendulum-v5) or dmc:domain-task")
+    parser.add_argument("--episodes", type=int, required=True, help="episodes to save")
+    parser.add_argument("--out", required=True, help="dataset root directory")
+    parser.add_argument("--policy", default="random",
+                        help="random | ou[:theta=..,sigma=..] | scripted | sb3:[ALGO:]PATH.zip | module.path:function")
+    parser.add_argument("--epsilon", type=float, default=0.0, help="probability of a random action per step")
+    parser.add_argument("--num-envs", type=int, default=1, help="envs stepped in parallel")
+    parser.add_argument("--async", dest="vectorization", action="store_const", const="async", default="sync",
+                        help="one worker process per env (default: all in this process)")
+    parser.add_argument("--pixels", action="store_true", help="also record offscreen camera frames")
+    parser.add_argument("--camera", default=None, help="camera name (default: the env's default camera, stored as 'front')")
+    parser.add_argument("--image-size", type=image_size, default=64, help="frame size: N or HxW (default 64)")
+    parser.add_argument("--image-storage", choices=IMAGE_STORAGE, default="video", help="mp4 videos or PNG images")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-episode-steps", type=int, default=None, help="time limit (truncation)")
+    parser.add_argument("--task", default=None, help="task text stored with each frame (default: the env id)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    mode.add_argument("--resume", action="store_true", help="append to an existing dataset")
+    parser.add_argument("--vcodec", default="libsvtav1", help="video codec (libsvtav1, libx264, ...)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+
+
+def config_from_args(args: argparse.Namespace) -> CollectConfig:
+    return CollectConfig(
+        env_id=args.env, out=args.out, episodes=args.episodes, policy=args.policy, num_envs=args.num_envs,
+        vectorization=args.vectorization, pixels=args.pixels, camera=args.camera, image_size=args.image_size,
+        image_storage=args.image_storage, seed=args.seed, max_episode_steps=args.max_episode_steps,
+        task=args.task, overwrite=args.overwrite, resume=args.resume, vcodec=args.vcodec, epsilon=args.epsilon,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        collect(config_from_args(args), progress=not args.quiet)
+    except CollectionInterrupted as err:
+        print(f"worldrl collect: {err}", file=sys.stderr)
+        return EXIT_INTERRUPTED if isinstance(err.cause, KeyboardInterrupt) else EXIT_USAGE
+    except USER_ERRORS as err:
+        print(f"worldrl collect: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0

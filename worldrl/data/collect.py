@@ -1,0 +1,370 @@
+"""Record Gymnasium / MuJoCo / dm_control rollouts into a LeRobot v3.0 dataset.
+
+Row t of an episode holds o_t (``observation.state`` and, with pixels, the camera frame rendered
+at o_t), the action a_t taken there, ``next.reward`` = r_{t+1} and the ``next.terminated`` /
+``next.truncated`` / ``next.done`` flags of that step; the final observation o_T is not stored
+(LeRobot's convention). N envs run in a gymnasium vector env; each finished real episode becomes
+one dataset episode, in the order episodes finish, and exactly ``episodes`` are saved (episodes
+still running then are dropped). Gymnasium 1.x vector envs autoreset on the step *after* an
+episode ends (NEXT_STEP): that step returns the reset observation, ignores the action and is
+never recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from tqdm.auto import tqdm
+
+from worldrl.data.policies import Policy, PolicyContext, make_policy
+from worldrl.data.writer import LeRobotDatasetWriter
+from worldrl.envs.real import (
+    StorageLayout,
+    check_storable,
+    env_fps,
+    make_real_env,
+    make_real_vector_env,
+    observation_names,
+)
+
+IMAGE_STORAGE = ("video", "image")
+VECTORIZATIONS = ("sync", "async")
+DEFAULT_CAMERA = "front"
+
+
+@dataclass
+class CollectConfig:
+    """What to record and where."""
+
+    env_id: str
+    """Gymnasium id (e.g. ``"InvertedPendulum-v5"``) or ``"dmc:domain-task"``."""
+    out: str | Path
+    """Dataset root directory."""
+    episodes: int
+    """Episodes to save in this run (appended ones with ``resume``)."""
+    policy: str = "random"
+    """Policy spec: ``random``, ``ou[:k=v,...]``, ``scripted``, ``sb3:[ALGO:]PATH.zip`` or ``module:function``."""
+    num_envs: int = 1
+    """Envs stepped in parallel."""
+    vectorization: str = "sync"
+    """``"sync"`` (one process) or ``"async"`` (a worker process per env)."""
+    pixels: bool = False
+    """Also record camera frames rendered offscreen at each observation."""
+    camera: str | None = None
+    """Camera to render (MuJoCo camera name); None: the env's default camera, stored as ``front``."""
+    image_size: int | tuple[int, int] = 64
+    """Frame size: an int for square frames or ``(height, width)``."""
+    image_storage: str = "video"
+    """``"video"`` (mp4 files) or ``"image"`` (PNG inside the parquet)."""
+    seed: int = 0
+    """Seeds env i with ``seed + i`` and the policy; a resumed run derives fresh seeds from it."""
+    max_episode_steps: int | None = None
+    """Time limit overriding the registered one (episodes hitting it are truncated, not terminated)."""
+    task: str | None = None
+    """Task text stored with every frame; None: the env id."""
+    overwrite: bool = False
+    """Replace an existing dataset at ``out``."""
+    resume: bool = False
+    """Append to an existing dataset at ``out`` (features and fps must match)."""
+    vcodec: str = "libsvtav1"
+    """Video codec for ``image_storage="video"``."""
+    epsilon: float = 0.0
+    """Probability of replacing each action by a random one."""
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if isinstance(self.image_size, int):
+            self.image_size = (self.image_size, self.image_size)
+        self.image_size = tuple(int(v) for v in self.image_size)
+        checks = {
+            "env_id": bool(self.env_id),
+            "episodes": self.episodes >= 1,
+            "num_envs": self.num_envs >= 1,
+            "vectorization": self.vectorization in VECTORIZATIONS,
+            "image_size": len(self.image_size) == 2 and min(self.image_size) > 0,
+            "image_storage": self.image_storage in IMAGE_STORAGE,
+            "max_episode_steps": self.max_episode_steps is None or self.max_episode_steps >= 1,
+            "epsilon": 0.0 <= self.epsilon <= 1.0,
+            "task": self.task is None or bool(self.task.strip()),
+            "policy": bool(self.policy),
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"CollectConfig.{bad[0]} is invalid: {getattr(self, bad[0])!r}")
+        if self.overwrite and self.resume:
+            raise ValueError("CollectConfig.overwrite and CollectConfig.resume are exclusive")
+
+    @property
+    def camera_key(self) -> str:
+        return f"observation.images.{self.camera or DEFAULT_CAMERA}"
+
+
+@dataclass(frozen=True)
+class CollectSummary:
+    """What a collection run recorded."""
+
+    out: Path
+    episodes: int
+    frames: int
+    returns: tuple[float, ...]
+    """Per saved episode, the sum of its stored ``next.reward``."""
+    lengths: tuple[int, ...]
+    terminated: int
+    """Episodes that ended by termination (the rest were truncated)."""
+    bytes_written: int
+    seconds: float
+    dataset_episodes: int
+    """Episodes in the dataset afterwards (more than ``episodes`` after a resume)."""
+    return_stats: dict[str, float] = field(default_factory=dict)
+    length_stats: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, out: Path, returns: list[float], lengths: list[int], terminated: int,
+              bytes_written: int, seconds: float, dataset_episodes: int) -> CollectSummary:
+        return cls(out, len(returns), int(sum(lengths)), tuple(returns), tuple(lengths), terminated,
+                   bytes_written, seconds, dataset_episodes, describe(returns), describe(lengths))
+
+
+def describe(values: list[float] | list[int]) -> dict[str, float]:
+    """mean / std / min / max of a list (NaN when empty)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return {k: float("nan") for k in ("mean", "std", "min", "max")}
+    return {"mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min()), "max": float(arr.max())}
+
+
+class CollectionInterrupted(RuntimeError):
+    """Collection stopped early (Ctrl-C or an error); the finished episodes were kept."""
+
+    def __init__(self, out: Path, episodes_kept: int, cause: BaseException):
+        self.out, self.episodes_kept, self.cause = out, episodes_kept, cause
+        why = "interrupted" if isinstance(cause, KeyboardInterrupt) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"collection stopped ({why}); kept {episodes_kept} finished episode(s) in {out}")
+
+
+# --------------------------------------------------------------------------- autoreset handling
+
+
+@dataclass(frozen=True)
+class AutoresetRule:
+    """How a vector env's autoreset mode shapes the stream of step results."""
+
+    recorded: Callable[[np.ndarray], np.ndarray]
+    """prev_done -> which envs' step results are real transitions."""
+    started: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    """(done, prev_done) -> which envs' returned observations begin a new episode."""
+
+
+AUTORESET_RULES: dict[AutoresetMode, AutoresetRule] = {
+    # The step after an episode ends is the reset: it returns o_0 and is not a transition.
+    AutoresetMode.NEXT_STEP: AutoresetRule(lambda prev: ~prev, lambda done, prev: prev),
+    # A done env is reset within the same step: the returned observation is already o_0.
+    AutoresetMode.SAME_STEP: AutoresetRule(lambda prev: np.ones_like(prev), lambda done, prev: done),
+}
+
+
+# --------------------------------------------------------------------------- features and rows
+
+
+def build_features(layout: StorageLayout, config: CollectConfig) -> dict[str, dict[str, Any]]:
+    """The dataset features for an env's storage layout and the config's camera settings."""
+    features: dict[str, dict[str, Any]] = {
+        "observation.state": {"dtype": "float32", "shape": [layout.state_dim], "names": layout.state_names},
+        "action": {"dtype": layout.action_dtype, "shape": [layout.action_dim], "names": layout.action_names},
+        "next.reward": {"dtype": "float32", "shape": [1], "names": None},
+        "next.done": {"dtype": "bool", "shape": [1], "names": None},
+        "next.terminated": {"dtype": "bool", "shape": [1], "names": None},
+        "next.truncated": {"dtype": "bool", "shape": [1], "names": None},
+    }
+    if config.pixels:
+        h, w = config.image_size
+        features[config.camera_key] = {"dtype": config.image_storage, "shape": [h, w, 3],
+                                       "names": ["height", "width", "channels"]}
+    return features
+
+
+def checked_actions(actions: Any, space: gym.Space, num_envs: int, spec: str) -> np.ndarray:
+    """The policy's batch as the env takes it: shape checked, Box actions clipped to the bounds.
+
+    Clipping here makes the stored action the one the env actually applied (many envs clip inside).
+    """
+    arr = np.asarray(actions)
+    expected = (num_envs, *space.shape)
+    if arr.shape != expected:
+        raise ValueError(f"policy {spec!r} returned actions of shape {arr.shape}, expected {expected}")
+    if isinstance(space, gym.spaces.Box):
+        return np.clip(arr, space.low, space.high).astype(space.dtype)
+    return arr.astype(np.int64)
+
+
+def split_observation(obs: Any, layout: StorageLayout, pixels: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """A vector env's observation batch -> (flat float32 states [N, D], frames [N, H, W, 3] or None)."""
+    if pixels:
+        return layout.flatten_obs(obs["state"]), np.asarray(obs["pixels"])
+    return layout.flatten_obs(obs), None
+
+
+def run_seed(seed: int, stored_episodes: int) -> int:
+    """The seed of a run; a resumed run gets a fresh stream so appended episodes differ from earlier ones."""
+    if stored_episodes == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, stored_episodes]).generate_state(1)[0])
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class _Recorder:
+    """Per-env episode buffers flushed into the writer as episodes finish."""
+
+    writer: LeRobotDatasetWriter
+    task: str
+    target: int
+    num_envs: int
+    bar: Any
+    buffers: list[list[dict[str, np.ndarray]]] = field(default_factory=list)
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    terminated: int = 0
+
+    def __post_init__(self) -> None:
+        self.buffers = [[] for _ in range(self.num_envs)]
+
+    @property
+    def done(self) -> bool:
+        return len(self.returns) >= self.target
+
+    def add(self, i: int, row: dict[str, np.ndarray]) -> None:
+        self.buffers[i].append(row)
+
+    def finish(self, i: int) -> None:
+        rows, self.buffers[i] = self.buffers[i], []
+        if self.done:
+            return
+        for row in rows:
+            self.writer.add_frame(row, task=self.task)
+        self.writer.save_episode()
+        self.returns.append(float(sum(float(r["next.reward"][0]) for r in rows)))
+        self.lengths.append(len(rows))
+        self.terminated += int(rows[-1]["next.terminated"][0])
+        self.bar.update(1)
+        self.bar.set_postfix(frames=sum(self.lengths), last_return=f"{self.returns[-1]:.2f}")
+
+
+def _record(envs: gym.vector.VectorEnv, policy: Policy, layout: StorageLayout, rec: _Recorder,
+            config: CollectConfig, seed: int) -> None:
+    mode = AutoresetMode(envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
+    if mode not in AUTORESET_RULES:
+        raise ValueError(f"unsupported vector autoreset mode {mode}; use one of {list(AUTORESET_RULES)}")
+    rule, n = AUTORESET_RULES[mode], envs.num_envs
+    obs, _ = envs.reset(seed=seed)
+    state, frames = split_observation(obs, layout, config.pixels)
+    policy.reset(np.ones(n, bool))
+    prev_done = np.zeros(n, bool)
+    while not rec.done:
+        actions = checked_actions(policy(state), envs.single_action_space, n, config.policy)
+        obs, reward, term, trunc, _ = envs.step(actions)
+        term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)
+        done, stored = term | trunc, layout.store_action(actions)
+        for i in np.flatnonzero(rule.recorded(prev_done)):
+            row = {"observation.state": state[i], "action": stored[i],
+                   "next.reward": np.array([reward[i]], np.float32), "next.done": done[i:i + 1],
+                   "next.terminated": term[i:i + 1], "next.truncated": trunc[i:i + 1]}
+            if frames is not None:
+                row[config.camera_key] = frames[i]
+            rec.add(i, row)
+            if done[i]:
+                rec.finish(i)
+        started = rule.started(done, prev_done)
+        if started.any():
+            policy.reset(started)
+        state, frames = split_observation(obs, layout, config.pixels)
+        prev_done = done
+
+
+def _env_kwargs(config: CollectConfig) -> dict[str, Any]:
+    h, w = config.image_size
+    return {"pixels": config.pixels, "camera": config.camera, "height": h, "width": w,
+            "max_episode_steps": config.max_episode_steps}
+
+
+def collect(config: CollectConfig, *, progress: bool = True,
+            autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP) -> CollectSummary:
+    """Record ``config.episodes`` episodes into ``config.out``; prints a summary table when ``progress``.
+
+    ``autoreset_mode`` picks the vector env's mode (NEXT_STEP or SAME_STEP); both record the same
+    transitions. Raises ``CollectionInterrupted`` (with ``episodes_kept``) when stopped by Ctrl-C or
+    an error after the dataset was opened; the finished episodes stay readable.
+    """
+    if autoreset_mode not in AUTORESET_RULES:
+        raise ValueError(f"unsupported autoreset_mode {autoreset_mode}; use one of {list(AUTORESET_RULES)}")
+    start = time.time()
+    probe = make_real_env(config.env_id, max_episode_steps=config.max_episode_steps)
+    fps, names = env_fps(probe), observation_names(probe)
+    probe.close()
+    envs = make_real_vector_env(config.env_id, config.num_envs, config.vectorization,
+                                autoreset_mode=autoreset_mode, **_env_kwargs(config))
+    try:
+        obs_space = envs.single_observation_space["state"] if config.pixels else envs.single_observation_space
+        layout = check_storable(config.env_id, obs_space, envs.single_action_space)
+        if layout.state_names is None and names is not None and len(names) == layout.state_dim:
+            layout = StorageLayout(**{**layout.__dict__, "state_names": names})
+        return _collect_into(config, envs, obs_space, layout, fps, start, progress)
+    finally:
+        envs.close()
+
+
+def _collect_into(config: CollectConfig, envs: gym.vector.VectorEnv, obs_space: gym.Space, layout: StorageLayout,
+                  fps: int, start: float, progress: bool) -> CollectSummary:
+    writer = LeRobotDatasetWriter.create(
+        config.out, fps, build_features(layout, config), robot_type=config.env_id,
+        overwrite=config.overwrite, resume=config.resume, vcodec=config.vcodec,
+    )
+    seed = run_seed(config.seed, writer.num_episodes)
+    ctx = PolicyContext(config.env_id, obs_space, envs.single_action_space, config.num_envs, seed)
+    bar = tqdm(total=config.episodes, unit="ep", desc=f"collect {config.env_id}", disable=not progress)
+    rec = _Recorder(writer, config.task or config.env_id, config.episodes, config.num_envs, bar)
+    try:
+        with writer, bar:
+            policy = make_policy(config.policy, ctx, epsilon=config.epsilon)
+            _record(envs, policy, layout, rec, config, seed)
+    except (Exception, KeyboardInterrupt) as err:
+        raise CollectionInterrupted(Path(config.out), len(rec.returns), err) from err
+    result = writer.finalize()
+    summary = CollectSummary.build(Path(config.out), rec.returns, rec.lengths, rec.terminated,
+                                   result.bytes_written, time.time() - start, result.num_episodes)
+    if progress:
+        print_summary(summary)
+    return summary
+
+
+def print_summary(summary: CollectSummary, console: Any = None) -> None:
+    """The summary as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"collected into {summary.out}", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    r, n = summary.return_stats, summary.length_stats
+    rows = [
+        ("episodes", f"{summary.episodes} ({summary.terminated} terminated)"),
+        ("frames", str(summary.frames)),
+        ("return mean ± std", f"{r['mean']:.3f} ± {r['std']:.3f}"),
+        ("return min / max", f"{r['min']:.3f} / {r['max']:.3f}"),
+        ("length mean / min / max", f"{n['mean']:.1f} / {n['min']:.0f} / {n['max']:.0f}"),
+        ("dataset episodes", str(summary.dataset_episodes)),
+        ("bytes written", f"{summary.bytes_written / 1e6:.2f} MB"),
+        ("seconds", f"{summary.seconds:.1f}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    (console or Console()).print(table)
