@@ -42,7 +42,6 @@ def main() -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
     cfg = load_config(PRESET, [f"output_dir={run_dir}", f"data.root={args.work / 'pendulum'}", "data.collect.overwrite=true"])
     result = train_from_config(cfg)
-    print(result.summary())
 
     model = load_pretrained(result.model_path)
     save_pretrained(model, args.dest)  # atomic: the old bundled model stays until the new one is complete
