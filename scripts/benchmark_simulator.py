@@ -69,6 +69,9 @@ class Args:
     """Markdown file whose simulator section (between markers) is written; '' to skip."""
     quick: bool = False
     """Smoke run: N in (1, 8), 3 steps, 1 repeat."""
+    sample: bool = False
+    """Sampled imagination (the ensemble's trajectory sampling: one member per row, as PETS planners use)
+    instead of the default mean prediction (all elites on every row); written to its own doc section."""
 
 
 def parse_args() -> Args:
@@ -88,6 +91,7 @@ def parse_args() -> Args:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--doc", default=d.doc)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--sample", action="store_true", help="sampled imagination (trajectory sampling) instead of the mean")
     args = Args(**vars(p.parse_args()))
     if args.quick:
         args.num_envs, args.steps, args.warmup, args.repeats = [1, 8], 3, 1, 1
@@ -151,9 +155,11 @@ def bench_bare(model, n: int, args: Args) -> float:
     with torch.no_grad():
         state = model.observe_last(obs[:, None], zeros, torch.ones(n, 1, dtype=torch.bool, device=args.device))
 
+        generator = torch.Generator(device=args.device).manual_seed(args.seed) if args.sample else None
+
         def step(t: int) -> None:
             nonlocal state
-            state = model.imagine(state, acts[t])
+            state = model.imagine(state, acts[t], generator)
 
         sync = torch.cuda.synchronize if torch.device(args.device).type == "cuda" else (lambda: None)
         return median_rate(step, n, args, sync)
@@ -169,7 +175,8 @@ def bench_vector_env(env: gym.vector.VectorEnv, n: int, args: Args) -> float:
 
 
 def bench_learned_env(model, n: int, args: Args) -> float:
-    return bench_vector_env(gym.make_vec("WorldModel-v0", num_envs=n, model=model, device=args.device), n, args)
+    env = gym.make_vec("WorldModel-v0", num_envs=n, model=model, device=args.device, sample=args.sample)
+    return bench_vector_env(env, n, args)
 
 
 def bench_real(n: int, args: Args, mode: str) -> float:
@@ -237,7 +244,7 @@ def render(rows: dict[int, dict[str, float]], args: Args, model) -> tuple[Table,
     command = "python scripts/benchmark_simulator.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     params = sum(p.numel() for p in model.parameters())
     md = "\n".join([
-        "## Simulator speed",
+        "## Simulator speed" + (" (sampled imagination)" if args.sample else " (mean prediction)"),
         "",
         f"Task: {args.task}; learned simulator vs the real env through gymnasium vector envs.  ",
         f"Command: `{command.strip()}`  ",
@@ -284,7 +291,7 @@ def main() -> None:
     console.print(targets)
     if args.doc:
         doc = Path(args.doc)
-        update_doc_section(doc, SECTION, md)
+        update_doc_section(doc, SECTION + ("-sampled" if args.sample else ""), md)
         console.print(f"updated the simulator section of {doc}")
 
 
