@@ -337,13 +337,14 @@ BACKENDS: dict[str, Callable[..., gym.Env]] = {"dmc": _make_dmc}
 
 def make_real_env(
     env_id: str, *, render_mode: str | None = None, width: int = 64, height: int = 64, camera: str | None = None,
-    max_episode_steps: int | None = None, pixels: bool = False, **kwargs: Any,
+    max_episode_steps: int | None = None, pixels: bool = False, render_effects: bool = True, **kwargs: Any,
 ) -> gym.Env:
     """A real environment by id: any Gymnasium id, or ``"dmc:domain-task"`` for dm_control.
 
     ``render_mode="rgb_array"`` renders ``[height, width, 3]`` frames (MuJoCo: from ``camera`` or
     the env's default camera). ``max_episode_steps`` overrides the registered time limit.
     ``pixels=True`` implies ``rgb_array`` and returns ``{"state": obs, "pixels": frame}`` observations.
+    ``render_effects=False`` switches MuJoCo shadows and reflections off (much faster with software GL).
     Extra ``kwargs`` go to the env constructor.
     """
     if width <= 0 or height <= 0:
@@ -360,7 +361,19 @@ def make_real_env(
         if max_episode_steps is not None:
             kwargs["max_episode_steps"] = max_episode_steps
         env = _make_gym(env_id, render_mode=render_mode, width=width, height=height, camera=camera, **kwargs)
+    if not render_effects:
+        disable_render_effects(env)
     return PixelObservation(env, height, width) if pixels else env
+
+
+def disable_render_effects(env: gym.Env) -> None:
+    """No shadows, no reflections: under software GL (EGL on Mesa) these dominate render time for scenes with a
+    large reflective floor, e.g. HalfCheetah-v5 renders 64x64 frames about 10x faster without them."""
+    model = getattr(env.unwrapped, "model", None)
+    if model is None or not hasattr(model, "light_castshadow"):
+        return  # not a MuJoCo env: nothing to switch off
+    model.light_castshadow[:] = 0
+    model.mat_reflectance[:] = 0
 
 
 def _async_vector_env(env_fns: list[Callable[[], gym.Env]], **kwargs: Any) -> gym.vector.AsyncVectorEnv:

@@ -152,3 +152,13 @@ def test_dmc_adapter_flattens_observations():
     np.testing.assert_array_equal(again.reset(seed=0)[0], obs["state"])
     truncated = [env.step(env.action_space.sample())[3] for _ in range(4)]
     assert truncated[-1]
+
+
+def test_fast_render_switches_off_shadows_and_reflections():
+    full = make_real_env("HalfCheetah-v5", pixels=True, width=32, height=32)
+    fast = make_real_env("HalfCheetah-v5", pixels=True, width=32, height=32, render_effects=False)
+    assert fast.unwrapped.model.light_castshadow.sum() == 0 and fast.unwrapped.model.mat_reflectance.sum() == 0
+    assert full.unwrapped.model.mat_reflectance.sum() > 0  # the default look is untouched
+    a, b = full.reset(seed=0)[0], fast.reset(seed=0)[0]
+    np.testing.assert_array_equal(a["state"], b["state"])  # physics unchanged, only the picture
+    assert a["pixels"].shape == b["pixels"].shape and not np.array_equal(a["pixels"], b["pixels"])

@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default="random",
                         help="random | ou[:theta=..,sigma=..] | scripted | sb3:[ALGO:]PATH.zip | module.path:function")
     parser.add_argument("--epsilon", type=float, default=0.0, help="probability of a random action per step")
+    parser.add_argument("--fast-render", action="store_true",
+                        help="MuJoCo frames without shadows and reflections (about 10x faster on CPU)")
     parser.add_argument("--num-envs", type=int, default=1, help="envs stepped in parallel")
     parser.add_argument("--async", dest="vectorization", action="store_const", const="async", default="sync",
                         help="one worker process per env (default: all in this process)")
@@ -60,6 +62,7 @@ def config_from_args(args: argparse.Namespace) -> CollectConfig:
         vectorization=args.vectorization, pixels=args.pixels, camera=args.camera, image_size=args.image_size,
         image_storage=args.image_storage, seed=args.seed, max_episode_steps=args.max_episode_steps,
         task=args.task, overwrite=args.overwrite, resume=args.resume, vcodec=args.vcodec, epsilon=args.epsilon,
+        fast_render=args.fast_render,
     )
 
 

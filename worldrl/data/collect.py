@@ -77,6 +77,9 @@ class CollectConfig:
     """Video codec for ``image_storage="video"``."""
     epsilon: float = 0.0
     """Probability of replacing each action by a random one."""
+    fast_render: bool = False
+    """MuJoCo frames without shadows and reflections: about 10x faster with software GL (HalfCheetah-v5 at
+    64x64: 9 -> ~100 frames/s on CPU), at the cost of frames that differ from the env's default look."""
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -293,7 +296,7 @@ def _record(envs: gym.vector.VectorEnv, policy: Policy, layout: StorageLayout, r
 def _env_kwargs(config: CollectConfig) -> dict[str, Any]:
     h, w = config.image_size
     return {"pixels": config.pixels, "camera": config.camera, "height": h, "width": w,
-            "max_episode_steps": config.max_episode_steps}
+            "max_episode_steps": config.max_episode_steps, "render_effects": not config.fast_render}
 
 
 def collect(config: CollectConfig, *, progress: bool = True,
