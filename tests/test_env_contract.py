@@ -25,21 +25,9 @@ from worldrl.envs.rendering import MUJOCO_STATES, make_renderer, pendulum_frame
 from worldrl.envs.tasks import get_task
 from worldrl.envs.vector_env import WorldModelVectorEnv
 from worldrl.envs.world_model_env import WorldModelEnv, dataset_episode_starts
-from worldrl.models import CheckpointError, TaskSpec, WorldModel, build_model
+from worldrl.models import CheckpointError, TaskSpec, build_model
 
-TINY = {"num_members": 3, "num_elites": 2, "hidden_dims": [32, 32]}
-_MODELS: dict[str, WorldModel] = {}
-
-
-def tiny_model(task_id: str = "Pendulum-v1") -> WorldModel:
-    """A small untrained ensemble with the real task's spaces (cached: building one costs a real env)."""
-    if task_id not in _MODELS:
-        real = gym.make(task_id)
-        task = TaskSpec(real.observation_space, real.action_space, task_id, max_episode_steps=real.spec.max_episode_steps)
-        real.close()
-        torch.manual_seed(0)
-        _MODELS[task_id] = build_model("ensemble", TINY, task)
-    return _MODELS[task_id]
+from _models import TINY, tiny_model
 
 
 def rollout(env: gym.Env, actions: list[np.ndarray], seed: int) -> list[tuple]:

@@ -13,20 +13,8 @@ from torchrl.envs.utils import check_env_specs, step_mdp
 import worldrl  # noqa: F401
 from worldrl.envs.registration import ENV_IDS
 from worldrl.envs.torchrl_env import WorldModelTorchRLEnv
-from worldrl.models import TaskSpec, WorldModel, build_model
 
-TINY = {"num_members": 3, "num_elites": 2, "hidden_dims": [32, 32]}
-_MODELS: dict[str, WorldModel] = {}
-
-
-def tiny_model(task_id: str = "Pendulum-v1") -> WorldModel:
-    if task_id not in _MODELS:
-        real = gym.make(task_id)
-        task = TaskSpec(real.observation_space, real.action_space, task_id, max_episode_steps=real.spec.max_episode_steps)
-        real.close()
-        torch.manual_seed(0)
-        _MODELS[task_id] = build_model("ensemble", TINY, task)
-    return _MODELS[task_id]
+from _models import tiny_model  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -14,35 +14,22 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from worldrl.evaluation.stats import summarize
+from worldrl.evaluation.stats import Summary, summarize
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 """Batched policy: observations ``[num_envs, *obs_shape]`` -> actions ``[num_envs, *action_shape]``."""
 
 
-@dataclass
-class ReturnStats:
-    """Undiscounted episode returns on the real env with their spread."""
+@dataclass(frozen=True)
+class ReturnStats(Summary):
+    """Undiscounted episode returns on the real env: their ``Summary`` (mean, std, 95% CI, median, IQR) and the
+    episodes behind it."""
 
-    mean: float
-    """Mean return."""
-    std: float
-    """Sample standard deviation (ddof=1; 0 for one episode)."""
-    ci95_low: float
-    """Lower bound of the 95% Student-t interval of the mean (NaN for one episode)."""
-    ci95_high: float
-    """Upper bound of that interval."""
-    median: float
-    """Median return."""
-    iqr_low: float
-    """25th percentile of the returns."""
-    iqr_high: float
-    """75th percentile of the returns."""
     returns: list[float]
     """Every episode's return, grouped by env copy."""
     lengths: list[int]
     """Every episode's length, in the order of ``returns``."""
-    episodes: int
+    episodes: int = 0
     """Number of episodes."""
     env_id: str = ""
     """The real env."""
@@ -125,6 +112,6 @@ def evaluate_on_real_env(
     flat = [r for per_env in returns for r in per_env]
     s = summarize(flat)
     return ReturnStats(
-        s.mean, s.std, s.ci95_low, s.ci95_high, s.median, s.iqr_low, s.iqr_high,
+        **asdict(s),
         returns=flat, lengths=[n for per_env in lengths for n in per_env], episodes=len(flat), env_id=env_id,
     )

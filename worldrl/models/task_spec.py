@@ -38,6 +38,16 @@ class TaskSpec:
             if not isinstance(space, gym.spaces.Box):
                 raise TypeError(f"TaskSpec.{name} must be a gymnasium Box, got {type(space).__name__}")
 
+    @classmethod
+    def from_env_id(cls, task_id: str, **fields: Any) -> "TaskSpec":
+        """The spec of a registered Gymnasium task: its spaces and time limit, read from a fresh env."""
+        env = gym.make(task_id)
+        try:
+            limit = env.spec.max_episode_steps if env.spec is not None else None
+            return cls(env.observation_space, env.action_space, task_id, max_episode_steps=limit, **fields)
+        finally:
+            env.close()
+
     @property
     def obs_shape(self) -> tuple[int, ...]:
         return tuple(self.observation_space.shape)

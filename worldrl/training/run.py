@@ -173,12 +173,8 @@ def infer_task(reader: Any, obs_key: str, task_id: str | None) -> TaskSpec:
     obs_shape = tuple(int(s) for s in features[obs_key]["shape"])
     max_steps = None
     if task_id is not None and task_id in gym.registry:
-        env = gym.make(task_id)
-        try:
-            obs_space, action_space = env.observation_space, env.action_space
-            max_steps = env.spec.max_episode_steps if env.spec is not None else None
-        finally:
-            env.close()
+        real = TaskSpec.from_env_id(task_id)
+        obs_space, action_space, max_steps = real.observation_space, real.action_space, real.max_episode_steps
         if not pixel and tuple(obs_space.shape or ()) != obs_shape:
             raise ConfigError(
                 f"data.obs_key {obs_key!r} has shape {obs_shape} but {task_id} observations have {obs_space.shape}"
