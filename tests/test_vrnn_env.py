@@ -1,0 +1,71 @@
+"""A vrnn checkpoint serves WorldModel-v0 from state and from pixels, passing the same contract checks."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import worldrl  # noqa: F401
+from worldrl.models import TaskSpec, build_model, save_pretrained
+
+TINY = dict(
+    latent_dim=4, hidden_dim=32, context_dim=16, max_components=4, num_latents=2, num_heads=2, codebook_size=8,
+    num_slots=3, slot_dim=8, token_dim=8, encoder_base_channels=4, decoder_base_channels=4, image_size=16, feature_grid=8,
+)
+
+
+def _checkpoint(tmp_path, pixels: bool) -> str:
+    task = TaskSpec.from_env_id("InvertedPendulum-v5")
+    if pixels:
+        task = TaskSpec(gym.spaces.Box(0, 255, (16, 16, 3), np.uint8), task.action_space, task.task_id,
+                        obs_key="observation.images.front", max_episode_steps=task.max_episode_steps)
+    torch.manual_seed(0)
+    model = build_model("vrnn", TINY, task)
+    path = tmp_path / ("vrnn_pixels" if pixels else "vrnn_state")
+    save_pretrained(model, path)
+    return str(path)
+
+
+def _env_kwargs(pixels: bool) -> dict:
+    if not pixels:
+        return {}  # starts: resets of the real InvertedPendulum-v5
+    starts = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    return {"start_states": starts}
+
+
+@pytest.mark.parametrize("pixels", [False, True], ids=["state", "pixels"])
+def test_vrnn_checkpoint_passes_env_checkers(tmp_path, pixels):
+    ckpt = _checkpoint(tmp_path, pixels)
+    env = gym.make("WorldModel-v0", model=ckpt, **_env_kwargs(pixels))
+    assert env.unwrapped.task_id == "InvertedPendulum-v5"
+    expected = (16, 16, 3) if pixels else (4,)
+    assert env.observation_space.shape == expected
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    if pixels:
+        assert obs.dtype == np.uint8
+
+
+@pytest.mark.parametrize("pixels", [False, True], ids=["state", "pixels"])
+def test_vrnn_env_is_deterministic_and_vectorises(tmp_path, pixels):
+    ckpt = _checkpoint(tmp_path, pixels)
+    actions = [np.array([0.5 * np.sin(t)], np.float32) for t in range(6)]
+
+    def trajectory() -> list[np.ndarray]:
+        env = gym.make("WorldModel-v0", model=ckpt, **_env_kwargs(pixels))
+        obs, _ = env.reset(seed=3)
+        return [obs] + [env.step(a)[0] for a in actions]
+
+    for a, b in zip(trajectory(), trajectory()):
+        np.testing.assert_array_equal(a, b)
+    envs = gym.make_vec("WorldModel-v0", num_envs=3, model=ckpt, **_env_kwargs(pixels))
+    obs, _ = envs.reset(seed=0)
+    obs, reward, terminated, truncated, _ = envs.step(np.stack([actions[0]] * 3))
+    assert obs.shape == (3, *envs.single_observation_space.shape) and reward.shape == (3,)
+    assert np.isfinite(reward).all()
