@@ -104,15 +104,7 @@ def dataset_episode_starts(root: str | os.PathLike, obs_key: str) -> np.ndarray:
     """The first ``obs_key`` frame of every episode of a LeRobot dataset (state, PNG image or video)."""
     from worldrl.data import LeRobotDatasetReader
 
-    reader = LeRobotDatasetReader(root)
-    if obs_key not in reader.features:
-        raise KeyError(f"{reader.root} has no feature {obs_key!r} (the model observes it); features: {sorted(reader.features)}")
-    firsts = np.array([reader.episode_range(ep)[0] for ep in range(reader.num_episodes)], dtype=np.int64)
-    if len(firsts) == 0:
-        raise ValueError(f"{reader.root} holds no episodes")
-    if obs_key in reader.camera_keys:
-        return reader.frames(obs_key, firsts)
-    return reader.column(obs_key)[firsts]
+    return LeRobotDatasetReader(root).episode_starts(obs_key)
 
 
 def real_env_starts(task: TaskSpec, count: int) -> np.ndarray:
@@ -132,13 +124,20 @@ def real_env_starts(task: TaskSpec, count: int) -> np.ndarray:
 
 
 def start_pool(
-    task: TaskSpec, start_states: Any | None, dataset: str | os.PathLike | None, pool_size: int
+    task: TaskSpec, start_states: Any | None, dataset: str | os.PathLike | None, pool_size: int,
+    recorded: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """The observations episodes start from, validated against the task's observation shape."""
+    """The observations episodes start from, validated against the task's observation shape.
+
+    Precedence: ``start_states``, then ``dataset``, then ``recorded`` (the training dataset's episode starts,
+    saved in the checkpoint by the trainer), then resets of the real task's env.
+    """
     if start_states is not None:
         pool, source = np.asarray(start_states), "start_states"
     elif dataset is not None:
         pool, source = dataset_episode_starts(dataset, task.obs_key), f"dataset {dataset}"
+    elif recorded is not None:
+        pool, source = recorded.cpu().numpy(), "the training dataset's episode starts (start_states.safetensors)"
     else:
         pool, source = real_env_starts(task, pool_size), f"{task.task_id} resets"
     if pool.ndim != len(task.obs_shape) + 1 or tuple(pool.shape[1:]) != task.obs_shape or len(pool) == 0:

@@ -87,7 +87,7 @@ class WorldModelTorchRLEnv(EnvBase):
         self.task = wm.task
         self.task_id = self.task.task_id
         self.keeps_decoded = self.sim.obs_mode == "latent" and self.sim.task_functions is not None
-        pool = start_pool(self.task, start_states, dataset, options.start_pool_size)
+        pool = start_pool(self.task, start_states, dataset, options.start_pool_size, self.model.start_states)
         self._pool = torch.as_tensor(pool)
         self._start_generator = torch.Generator()
         self._generator = self.sim.make_generator()

@@ -79,7 +79,7 @@ class WorldModelVectorEnv(VectorEnv):
         self.max_episode_steps = self._time_limit(max_episode_steps, time_limit)
         self.render_mode, self.render_size = render_mode, tuple(render_size)
         self.metadata = {**self.metadata, "render_fps": int(round(self.task.fps)) or 30}
-        self._pool = start_pool(self.task, start_states, dataset, options.start_pool_size)
+        self._pool = start_pool(self.task, start_states, dataset, options.start_pool_size, self.model.start_states)
         self._generator = self.sim.make_generator()
         self._current: Transition | None = None
         self._steps = np.zeros(num_envs, dtype=np.int64)

@@ -87,7 +87,7 @@ class WorldModelEnv(gym.Env):
         self.action_space = self.sim.single_action_space
         self.render_mode, self.render_size = render_mode, tuple(render_size)
         self.metadata = {**self.metadata, "render_fps": int(round(self.task.fps)) or 30}
-        self._pool = start_pool(self.task, start_states, dataset, options.start_pool_size)
+        self._pool = start_pool(self.task, start_states, dataset, options.start_pool_size, self.model.start_states)
         self._generator = self.sim.make_generator()
         self._current: Transition | None = None
         self._renderer: Renderer | None = None

@@ -404,3 +404,26 @@ def test_bundled_default_model_works_offline() -> None:
     env = gym.make("WorldModel-v0")
     assert env.unwrapped.task_id == default_model.DEFAULT_TASK_ID
     check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_resets_default_to_the_training_datasets_episode_starts(tmp_path):
+    """A trained checkpoint carries its training episodes' first observations; the env resets from them."""
+    model = tiny_model("Pendulum-v1")
+    starts = torch.tensor([[1.0, 0.0, 0.5], [0.0, 1.0, -0.5]])
+    model.start_states = starts
+    try:
+        model.save_pretrained(tmp_path / "ckpt")
+    finally:
+        model.start_states = None  # the cached test model is shared
+    env = gym.make("WorldModel-v0", model=str(tmp_path / "ckpt"))
+    seen = {tuple(np.round(env.reset(seed=s)[0], 4)) for s in range(12)}
+    assert seen == {tuple(np.round(row, 4)) for row in starts.numpy()}
+
+
+def test_start_states_file_of_the_wrong_shape_is_reported(tmp_path):
+    from safetensors.torch import save_file
+
+    tiny_model("Pendulum-v1").save_pretrained(tmp_path / "ckpt")
+    save_file({"observations": torch.zeros(2, 5)}, str(tmp_path / "ckpt" / "start_states.safetensors"))
+    with pytest.raises(CheckpointError, match="start_states.safetensors"):
+        gym.make("WorldModel-v0", model=str(tmp_path / "ckpt"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -12,7 +13,13 @@ from hypothesis import strategies as st
 from worldrl.cli import main
 from worldrl.models import load_pretrained
 from worldrl.training.metrics_logging import read_metrics
-from worldrl.training.run import ConfigError, apply_overrides, load_config, parse_override, validate_config
+from worldrl.training.run import (
+    ConfigError,
+    apply_overrides,
+    load_config,
+    parse_override,
+    validate_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEBUG = REPO / "configs" / "debug.yaml"
@@ -92,3 +99,17 @@ def test_train_end_to_end_and_resume(lerobot_fixture, tmp_path, capsys):
     records = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, 9))
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_0000006", "step_0000008"]
+
+
+def test_trained_checkpoint_carries_its_training_episode_starts(tmp_path, lerobot_fixture):
+    """The checkpoint remembers the first observation of each training episode (envs reset from them)."""
+    from worldrl.data import LeRobotDatasetReader, split_episodes
+    from worldrl.models import load_pretrained
+    from worldrl.training.run import load_config, train_from_config
+
+    cfg = load_config(REPO / "configs" / "debug.yaml", [f"data.root={lerobot_fixture}", f"output_dir={tmp_path / 'run'}"])
+    result = train_from_config(cfg)
+    model = load_pretrained(result.model_path)
+    reader = LeRobotDatasetReader(lerobot_fixture)
+    train_eps, _ = split_episodes(range(reader.num_episodes), cfg["data"]["val_fraction"], cfg["seed"])
+    np.testing.assert_array_equal(model.start_states.numpy(), reader.episode_starts("observation.state", train_eps))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Sequence, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,6 +204,16 @@ class LeRobotDatasetReader:
         self._order = np.argsort(bounds[:, 0], kind="stable")
         self._starts, self._ends = bounds[self._order, 0], bounds[self._order, 1]
         self._files = self._data_file_layout()
+
+    def episode_starts(self, key: str, episodes: Sequence[int] | None = None) -> np.ndarray:
+        """The first ``key`` value (state vector or uint8 frame) of each episode (all episodes by default)."""
+        if key not in self.features:
+            raise KeyError(f"{self.root} has no feature {key!r}; features: {sorted(self.features)}")
+        eps = range(self.num_episodes) if episodes is None else episodes
+        firsts = np.array([self.episode_range(int(ep))[0] for ep in eps], dtype=np.int64)
+        if len(firsts) == 0:
+            raise ValueError(f"{self.root}: no episodes to take start states from")
+        return self.frames(key, firsts) if key in self.camera_keys else self.column(key)[firsts]
 
     # ---- metadata
     @property

@@ -83,6 +83,10 @@ class WorldModel(nn.Module, abc.ABC):
 
     config_class: ClassVar[type[WorldModelConfig]]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    start_states: torch.Tensor | None = None
+    """Episode-start observations of the training data ``[N, *obs_shape]``; the trainer sets them, checkpoints keep
+    them (``start_states.safetensors``) and envs reset from them by default. Not a buffer: the weights file and
+    its keys stay independent of the dataset."""
 
     def __init__(self, config: WorldModelConfig, task: TaskSpec) -> None:
         super().__init__()

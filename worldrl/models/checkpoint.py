@@ -21,6 +21,7 @@ from worldrl.models.task_spec import TaskSpec
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TASK_NAME = "task.json"
+STARTS_NAME = "start_states.safetensors"
 FORMAT_VERSION = 1
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 
@@ -41,6 +42,8 @@ def save_pretrained(model: WorldModel, directory: str | os.PathLike) -> Path:
     _write_json(tmp / TASK_NAME, model.task.to_dict())
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"family": model.config.family})
+    if model.start_states is not None:
+        save_file({"observations": model.start_states.detach().cpu().contiguous()}, str(tmp / STARTS_NAME))
     _swap_into_place(tmp, directory)
     return directory
 
@@ -61,7 +64,17 @@ def load_pretrained(directory_or_hub_id: str | os.PathLike, device: str | torch.
     model = build_model(family, reg.config_class.from_dict(config), task)
     state = _read_weights(directory / WEIGHTS_NAME)
     _load_state_strict(model, state, directory / WEIGHTS_NAME)
+    if (directory / STARTS_NAME).exists():
+        model.start_states = _read_start_states(directory / STARTS_NAME, task)
     return model.to(device).eval()
+
+
+def _read_start_states(path: Path, task: TaskSpec) -> torch.Tensor:
+    starts = _read_weights(path).get("observations")
+    if starts is None or tuple(starts.shape[1:]) != task.obs_shape or starts.shape[0] == 0:
+        shape = None if starts is None else tuple(starts.shape)
+        raise CheckpointError(f"{path} must hold 'observations' of shape (N, *{task.obs_shape}), got {shape}")
+    return starts
 
 
 def resolve_checkpoint_dir(directory_or_hub_id: str | os.PathLike) -> Path:
@@ -87,7 +100,7 @@ def _download_from_hub(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, TASK_NAME]))
+        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, TASK_NAME, STARTS_NAME]))
     except Exception as err:  # offline mode, missing repo, no network: all end the same way for the user
         raise CheckpointError(
             f"could not fetch world model {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: {err}). "

@@ -23,6 +23,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 import yaml
 
 from worldrl.models.base import WorldModel, build_model, get_family
@@ -37,6 +38,8 @@ class ConfigError(ValueError):
 
 
 TOP_KEYS = ("output_dir", "seed", "data", "model", "trainer")
+MAX_SAVED_STARTS = 1024
+"""Episode starts saved with a checkpoint at most (a pixel dataset's first frames must stay small)."""
 DATA_DEFAULTS: dict[str, Any] = {
     "root": None,
     "obs_key": "observation.state",
@@ -236,6 +239,8 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
     model_cfg = dict(cfg["model"])
     model = build_model(model_cfg.pop("family"), model_cfg, task)
     model.fit_normalization(_available_stats(train_ds, [role for role in ("obs", "action", "reward") if keys[role]]))
+    # Envs built from the checkpoint reset from these (the training episodes' first observations).
+    model.start_states = torch.as_tensor(reader.episode_starts(data["obs_key"], train_eps[:MAX_SAVED_STARTS]))
     output_dir = Path(cfg.get("output_dir") or "runs/default")
     return Trainer(model, train_ds, val_ds, trainer_cfg, output_dir)
 
