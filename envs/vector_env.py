@@ -152,7 +152,10 @@ class WorldModelVectorEnv(VectorEnv):
             self._steps[restart] = 0
         self._current = t
         self._autoreset = terminated | truncated
-        return self.sim.to_numpy(t.view), reward, terminated, truncated, {}
+        diverged = t.diverged.cpu().numpy().copy()
+        # gymnasium's vector-info convention: a value per env and a "_key" mask of the envs it applies to.
+        info = {"model_diverged": diverged, "_model_diverged": np.ones(self.num_envs, dtype=bool)}
+        return self.sim.to_numpy(t.view), reward, terminated, truncated, info
 
     def _truncated(self) -> np.ndarray:
         if self.max_episode_steps is None:

@@ -427,3 +427,28 @@ def test_start_states_file_of_the_wrong_shape_is_reported(tmp_path):
     save_file({"observations": torch.zeros(2, 5)}, str(tmp_path / "ckpt" / "start_states.safetensors"))
     with pytest.raises(CheckpointError, match="start_states.safetensors"):
         gym.make("WorldModel-v0", model=str(tmp_path / "ckpt"))
+
+
+def test_vector_env_reports_diverged_rows():
+    """A non-finite prediction ends that env's episode and is flagged per row, as the single env flags it."""
+
+    model = tiny_model("Pendulum-v1")
+    # termination="none": the untrained model's terminal head would end random rows and trigger autoresets
+    envs = gym.make_vec("WorldModel-v0", num_envs=3, model=model, termination="none")
+    envs.reset(seed=0)
+    _, _, terminated, _, info = envs.step(np.zeros((3, 1), np.float32))
+    assert info["model_diverged"].tolist() == [False] * 3 and info["_model_diverged"].all()
+    original = model.imagine
+
+    def nan_in_row_one(state, action, generator=None):
+        out = original(state, action, generator)
+        out["obs"][1] = float("nan")
+        return out
+
+    model.imagine = nan_in_row_one
+    try:
+        obs, _, terminated, _, info = envs.step(np.zeros((3, 1), np.float32))
+    finally:
+        del model.imagine
+    assert info["model_diverged"].tolist() == [False, True, False]
+    assert terminated[1] and np.isfinite(obs).all()
