@@ -83,27 +83,25 @@ def train(preset: str, run_dir: Path, data_root: Path, args: argparse.Namespace)
     return cfg, train_from_config(cfg)
 
 
-def write_section(args: argparse.Namespace, sections: list[str]) -> None:
+INTRO = (
+    "## World-model fidelity: families side by side\n\n"
+    "One training run per family and task; each family sees the same recorded dataset and is scored on the same "
+    "held-out episodes (10% of episodes, split by seed). Open loop: the model observes the start frame and imagines "
+    "under the recorded actions. nRMSE = RMSE / dataset std, averaged over dimensions. Each task below names the "
+    "command that produced it (`--tasks` re-runs one task and rewrites only its part)."
+)
+
+
+def write_task_section(args: argparse.Namespace, slug: str, text: str) -> None:
     command = "python scripts/benchmark_fidelity.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    body = "\n".join(
-        [
-            "## World-model fidelity: families side by side",
-            "",
-            f"Command: `{command.strip()}`  ",
-            f"Machine: {describe_machine()}  ",
-            f"One training run per family and task (seed {args.seed}); each family sees the same recorded dataset and is "
-            "scored on the same held-out episodes (10% of episodes, split by seed). Open loop: the model observes the "
-            "start frame and imagines under the recorded actions. nRMSE = RMSE / dataset std, averaged over dimensions.",
-            "",
-            *sections,
-        ]
-    )
-    update_doc_section(args.doc, "fidelity", body)
+    update_doc_section(args.doc, "fidelity", INTRO)
+    body = f"{text}\nCommand: `{command.strip()}` (seed {args.seed})  \nMachine: {describe_machine()}\n"
+    update_doc_section(args.doc, f"fidelity-{slug}", body)
 
 
 def main() -> None:
     args = parse_args()
-    sections, started = [], time.perf_counter()
+    started = time.perf_counter()
     for slug in args.tasks:
         task = TASKS[slug]
         console.rule(task.title)
@@ -122,9 +120,9 @@ def main() -> None:
             seconds[family] = result.seconds
         png = plot_nrmse_curves(reports, args.doc.parent / f"fidelity_{slug}.png")
         budget = ", ".join(f"{f}: {Path(p).name} ({seconds[f]:.0f} s training)" for f, p in task.presets.items())
-        sections.append(f"### {task.title}\n\nPresets: {budget}.\n\n{compare_reports(reports)}\n\n![nRMSE]({png.name})\n")
+        text = f"### {task.title}\n\nPresets: {budget}.\n\n{compare_reports(reports)}\n\n![nRMSE]({png.name})\n"
         console.print(compare_reports(reports))
-        write_section(args, sections)  # after every task, so an interrupted run keeps what it measured
+        write_task_section(args, slug, text)  # after every task, so an interrupted run keeps what it measured
     console.print(f"wrote the fidelity section of {args.doc} in {time.perf_counter() - started:.0f} s")
 
 
