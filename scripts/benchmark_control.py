@@ -123,6 +123,20 @@ def run_sac(task: Task, seed: int, steps: int, args: argparse.Namespace) -> tupl
     return list(stats.returns), time.perf_counter() - start
 
 
+def finished_or_run(run_dir: Path, resume: bool, run) -> tuple[list[float], float]:
+    """Run one (task, method, seed) and keep its final returns in ``final.json``; with ``--resume`` a finished
+    run is read back instead of repeated, so an interrupted benchmark continues where it stopped."""
+    path = run_dir / "final.json"
+    if resume and path.exists():
+        done = json.loads(path.read_text())
+        print(f"   (--resume: read {path})", flush=True)
+        return [float(r) for r in done["returns"]], float(done["seconds"])
+    returns, seconds = run()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps({"returns": list(map(float, returns)), "seconds": seconds}).encode())
+    return returns, seconds
+
+
 def collect(tasks: list[Task], args: argparse.Namespace) -> list[Entry]:
     entries: list[Entry] = []
     for task in tasks:
@@ -133,11 +147,14 @@ def collect(tasks: list[Task], args: argparse.Namespace) -> list[Entry]:
         methods.append(("SAC", lambda s, t=task, n=steps: run_sac(t, s, n, args)))
         if task.env_id == SAC_10X_TASK and not args.quick:
             methods.append(("SAC 10x", lambda s, t=task, n=steps: run_sac(t, s, 10 * n, args)))
+        if args.skip_sac:
+            methods = [m for m in methods if not m[0].startswith("SAC")]
         for name, method in methods:
             entry = Entry(task.env_id, name, 10 * steps if name == "SAC 10x" else steps)
             for seed in seeds:
                 print(f"== {task.env_id} | {name} | seed {seed} | {entry.real_steps} real steps", flush=True)
-                returns, seconds = method(seed)
+                returns, seconds = finished_or_run(args.out / task.env_id / name / f"seed{seed}", args.resume,
+                                                   lambda m=method, s=seed: m(s))
                 entry.returns += returns
                 entry.seconds.append(seconds)
                 entry.seeds.append(seed)
@@ -258,6 +275,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--doc", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark_control"))
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--resume", action="store_true", help="reuse runs that already wrote final.json under --out")
+    parser.add_argument("--skip-sac", action="store_true", help="run only the worldrl agents (no SAC baselines)")
     return parser.parse_args(argv)
 
 
