@@ -69,7 +69,8 @@ def plot_trajectories(
 
 
 def plot_nrmse_curves(reports: FidelityReport | Mapping[str, FidelityReport], path: str | Path) -> Path:
-    """nRMSE (or PSNR for pixel models) against horizon, one line per model, log-scaled x axis."""
+    """nRMSE (or PSNR for pixel models) against horizon, one line per model; log x, and log y for nRMSE, whose
+    values span decades (a good model's 1e-3 next to a diverging one's 1e1)."""
     if isinstance(reports, FidelityReport):
         reports = {reports.model: reports}
     if not reports:
@@ -79,11 +80,13 @@ def plot_nrmse_curves(reports: FidelityReport | Mapping[str, FidelityReport], pa
     pixel = any(r.is_pixel for r in reports.values())
     for name, report in reports.items():
         points = [(m.horizon, m.psnr if pixel else m.nrmse) for m in report.curve]
-        points = [(h, v) for h, v in points if v is not None and math.isfinite(v)]
+        points = [(h, v) for h, v in points if v is not None and math.isfinite(v) and (pixel or v > 0)]
         if points:
             h, v = zip(*points)
             ax.plot(h, v, marker="." if len(h) < 30 else None, label=name)
     ax.set_xscale("log")
+    if not pixel:
+        ax.set_yscale("log")
     ax.set_xlabel("horizon (steps of open-loop imagination)")
     ax.set_ylabel("PSNR (dB)" if pixel else "nRMSE (RMSE / dataset std)")
     ax.grid(alpha=0.3)
