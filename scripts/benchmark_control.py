@@ -3,6 +3,7 @@
     python scripts/benchmark_control.py                       # the CPU suite (long: hours on two cores)
     python scripts/benchmark_control.py --budget gpu --device cuda
     python scripts/benchmark_control.py --tasks Pendulum-v1 --agents mpc-cem mbpo --seeds 0 1 2
+    python scripts/benchmark_control.py --tasks Reacher-v5 --agents --baselines sac   # only the SAC baseline
     python scripts/benchmark_control.py --quick               # seconds-long smoke run (numbers meaningless)
 
 For each task, agent and seed it runs the online loop (``worldrl.agents.online.train_agent``) for the task's real
@@ -144,11 +145,10 @@ def collect(tasks: list[Task], args: argparse.Namespace) -> list[Entry]:
         seeds = args.seeds if args.seeds is not None else list(range(1 if args.quick else (
             3 if args.budget == "gpu" else task.cpu_seeds)))
         methods = [(a, lambda s, a=a, t=task, n=steps: run_agent(t, a, s, n, args)) for a in args.agents]
-        methods.append(("SAC", lambda s, t=task, n=steps: run_sac(t, s, n, args)))
-        if task.env_id == SAC_10X_TASK and not args.quick:
+        if "sac" in args.baselines:
+            methods.append(("SAC", lambda s, t=task, n=steps: run_sac(t, s, n, args)))
+        if "sac10x" in args.baselines and task.env_id == SAC_10X_TASK and not args.quick:
             methods.append(("SAC 10x", lambda s, t=task, n=steps: run_sac(t, s, 10 * n, args)))
-        if args.skip_sac:
-            methods = [m for m in methods if not m[0].startswith("SAC")]
         for name, method in methods:
             entry = Entry(task.env_id, name, 10 * steps if name == "SAC 10x" else steps)
             for seed in seeds:
@@ -268,7 +268,8 @@ def plot(entries: list[Entry], path: Path) -> Path:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=None, choices=sorted(TASKS), help="default: all")
-    parser.add_argument("--agents", nargs="+", default=AGENTS, choices=AGENTS)
+    parser.add_argument("--agents", nargs="*", default=AGENTS, choices=AGENTS,
+                        help="worldrl agents to run; none (a bare --agents) runs only the baselines")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 3 (HalfCheetah on CPU: 1)")
     parser.add_argument("--budget", choices=["cpu", "gpu"], default="cpu", help="gpu: larger real-step budgets")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run on Pendulum-v1")
@@ -276,7 +277,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark_control"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--resume", action="store_true", help="reuse runs that already wrote final.json under --out")
-    parser.add_argument("--skip-sac", action="store_true", help="run only the worldrl agents (no SAC baselines)")
+    parser.add_argument("--baselines", nargs="*", default=["sac", "sac10x"], choices=["sac", "sac10x"],
+                        help="SAC on the real env at the same steps (sac) and, on Pendulum-v1, at 10x (sac10x); "
+                        "a bare --baselines runs only the worldrl agents")
     return parser.parse_args(argv)
 
 
