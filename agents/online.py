@@ -307,6 +307,7 @@ def trainer_config(spec: ModelSpec, config: OnlineConfig, iteration: int, device
         "log_every": max(1, min(int(spec.trainer.get("log_every", 10)), steps)),
         "num_workers": 0,  # the windows are in memory: a worker process would only add start-up time
         "loggers": ["jsonl"],
+        "progress": False,  # the loop's own bar shows progress; nested fit bars would scroll the terminal
         "device": str(device),
         "seed": config.seed * 100_003 + iteration,  # the trainer re-seeds the global RNGs per fit
     }
@@ -601,8 +602,11 @@ class OnlineRun:
 
         collected = len(self.replay)
         random_part = max(0, min(steps, self.random_steps - collected))
+        clock = time.perf_counter()
         self.collector.collect(random_part, self.agent, random_actions=True)
         self.collector.collect(steps - random_part, self.agent, random_actions=False)
+        timings = {"time/collect_s": time.perf_counter() - clock}
+        clock = time.perf_counter()
         try:
             metrics = fit_model(self.model, self.replay, self.spec, self.config, index, self.out / "model_fits")
             check_finite(metrics, "world-model training")
@@ -611,13 +615,16 @@ class OnlineRun:
         except (TrainingDivergedError, FloatingPointError) as err:
             # the trainer's own "last good checkpoint" is a per-fit scratch directory: name ours instead
             raise self.fail("world model diverged", str(err).split(" Last good checkpoint")[0]) from None
+        timings["time/fit_s"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         try:
             context = ImproveContext(self.model, self.replay, steps, self.spec.window, self.config, self.rng)
             agent_metrics = self.improve(self.agent, context)
             check_finite(agent_metrics, f"the {self.config.agent} update")
         except FloatingPointError as err:
             raise self.fail(f"agent {self.config.agent!r} diverged", err) from None
-        return {**metrics, **agent_metrics}
+        timings["time/improve_s"] = time.perf_counter() - clock
+        return {**metrics, **agent_metrics, **timings}  # the timings say where a run's wall-clock goes
 
     def evaluate(self) -> EvalRecord:
         stats = evaluate_agent(self.agent, self.config)
@@ -661,7 +668,9 @@ def train_agent(config: OnlineConfig) -> OnlineResult:
             bar.update(steps)
             row: dict[str, Any] = {"iteration": index, "real_steps": len(run.replay), **metrics}
             if len(run.replay) >= next_eval or len(run.replay) >= config.real_steps:
+                clock = time.perf_counter()
                 record = run.evaluate()
+                row["time/eval_s"] = time.perf_counter() - clock
                 next_eval = (len(run.replay) // config.eval_every + 1) * config.eval_every
                 row.update(real_return=record.mean, real_return_ci95_low=record.ci95_low,
                            real_return_ci95_high=record.ci95_high)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -71,7 +72,11 @@ def test_train_agent_end_to_end(agent, tmp_path, tiny_yaml, capsys):
     assert model.task.task_id == "Pendulum-v1"
     assert (out / "agent" / "agent.json").is_file()
     assert (out / "checkpoints" / "last_good" / "model" / "model.safetensors").is_file()
-    assert len((out / "iterations.jsonl").read_text().splitlines()) == 2  # 250 steps / 125 per iteration
+    rows = [json.loads(line) for line in (out / "iterations.jsonl").read_text().splitlines()]
+    assert len(rows) == 2  # 250 steps / 125 per iteration
+    for row in rows:  # where the wall-clock went, per phase
+        assert all(row[f"time/{phase}_s"] >= 0 for phase in ("collect", "fit", "improve"))
+    assert "time/eval_s" in rows[-1]  # the final evaluation
     assert "real steps" in capsys.readouterr().out  # the closing summary table
 
 

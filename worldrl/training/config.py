@@ -53,6 +53,8 @@ class TrainerConfig:
     """Keep only the newest K step checkpoints."""
     log_every: int = 10
     """Log training metrics (averaged over the interval) every this many steps."""
+    progress: bool = True
+    """Show a tqdm bar of the fit; callers with their own bar (the online loop's inner fits) turn it off."""
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])
     """Metric sinks: ``"jsonl"`` (always on), ``"wandb"`` (offline unless configured), ``"tensorboard"``."""
     gradient_balancing: str = "sum"

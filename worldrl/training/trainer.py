@@ -258,7 +258,8 @@ class Trainer:
         window: dict[str, list[float]] = {}
         last_train_loss: float | None = None
         stopped_early = False
-        bar = tqdm(total=cfg.max_steps, initial=self.progress.step, desc="train", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=cfg.max_steps, initial=self.progress.step, desc="train", unit="step", dynamic_ncols=True,
+                   disable=not cfg.progress)
         try:
             while self.progress.step < cfg.max_steps and not stopped_early:
                 metrics = self._train_step(batches)
