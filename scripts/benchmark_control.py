@@ -5,6 +5,7 @@
     python scripts/benchmark_control.py --tasks Pendulum-v1 --agents mpc-cem mbpo --seeds 0 1 2
     python scripts/benchmark_control.py --tasks Reacher-v5 --agents --baselines sac   # only the SAC baseline
     python scripts/benchmark_control.py --quick               # seconds-long smoke run (numbers meaningless)
+    python scripts/benchmark_control.py --report-only --seeds 0 1 2   # only rebuild the table from finished runs
 
 For each task, agent and seed it runs the online loop (``worldrl.agents.online.train_agent``) for the task's real
 -step budget and keeps the final evaluation on the REAL env; SAC is trained on the real env for the same number of
@@ -124,14 +125,17 @@ def run_sac(task: Task, seed: int, steps: int, args: argparse.Namespace) -> tupl
     return list(stats.returns), time.perf_counter() - start
 
 
-def finished_or_run(run_dir: Path, resume: bool, run) -> tuple[list[float], float]:
+def finished_or_run(run_dir: Path, resume: bool, run) -> tuple[list[float], float] | None:
     """Run one (task, method, seed) and keep its final returns in ``final.json``; with ``--resume`` a finished
-    run is read back instead of repeated, so an interrupted benchmark continues where it stopped."""
+    run is read back instead of repeated, so an interrupted benchmark continues where it stopped. ``run=None``
+    (``--report-only``) only reads: a run that never finished gives None."""
     path = run_dir / "final.json"
     if resume and path.exists():
         done = json.loads(path.read_text())
         print(f"   (--resume: read {path})", flush=True)
         return [float(r) for r in done["returns"]], float(done["seconds"])
+    if run is None:
+        return None
     returns, seconds = run()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, json.dumps({"returns": list(map(float, returns)), "seconds": seconds}).encode())
@@ -153,12 +157,17 @@ def collect(tasks: list[Task], args: argparse.Namespace) -> list[Entry]:
             entry = Entry(task.env_id, name, 10 * steps if name == "SAC 10x" else steps)
             for seed in seeds:
                 print(f"== {task.env_id} | {name} | seed {seed} | {entry.real_steps} real steps", flush=True)
-                returns, seconds = finished_or_run(args.out / task.env_id / name / f"seed{seed}", args.resume,
-                                                   lambda m=method, s=seed: m(s))
+                done = finished_or_run(args.out / task.env_id / name / f"seed{seed}", args.resume or args.report_only,
+                                       None if args.report_only else lambda m=method, s=seed: m(s))
+                if done is None:
+                    print("   (--report-only: not run, left out)", flush=True)
+                    continue
+                returns, seconds = done
                 entry.returns += returns
                 entry.seconds.append(seconds)
                 entry.seeds.append(seed)
-            entries.append(entry)
+            if entry.seeds:
+                entries.append(entry)
     return entries
 
 
@@ -220,12 +229,14 @@ def section(entries: list[Entry], targets: list[tuple[str, str, str]], args: arg
         ("Return: mean undiscounted return of the final evaluation on the REAL env, pooled over all episodes of all "
         "seeds, with its 95% Student-t CI. Wall-clock: mean seconds per seed (training + evaluations)."),
         "",
-        "| task | method | real steps | seeds | return | 95% CI | wall-clock (s) |",
+        "| task | method | real steps | seeds (ids) | return | 95% CI | wall-clock (s) |",
         "|---|---|---:|---:|---:|---|---:|",
     ]
     for e in entries:
         mean, low, high = e.stats
-        seeds = f"{len(e.seeds)}" + (" (CPU: 1 seed)" if len(e.seeds) == 1 and e.task == "HalfCheetah-v5" else "")
+        planned = 3 if args.budget == "gpu" else TASKS[e.task].cpu_seeds
+        seeds = f"{len(e.seeds)} ({', '.join(map(str, e.seeds))})" + (
+            f" of {planned} planned" if len(e.seeds) < planned and not args.quick else "")
         lines.append(f"| {e.task} | {e.method} | {e.real_steps} | {seeds} | {fmt(mean)} | "
                      f"[{fmt(low)}, {fmt(high)}] | {np.mean(e.seconds):.0f} |")
     lines += ["", "| target | result | numbers |", "|---|---|---|"]
@@ -277,6 +288,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark_control"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--resume", action="store_true", help="reuse runs that already wrote final.json under --out")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: build the table from the runs under --out that finished (others left out)")
     parser.add_argument("--baselines", nargs="*", default=["sac", "sac10x"], choices=["sac", "sac10x"],
                         help="SAC on the real env at the same steps (sac) and, on Pendulum-v1, at 10x (sac10x); "
                         "a bare --baselines runs only the worldrl agents")
@@ -290,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         (args.out / "quick_model.yaml").write_text(QUICK_MODEL)
     entries = collect([TASKS[n] for n in names], args)
+    if not entries:
+        raise SystemExit(f"no finished runs to report under {args.out}")
     targets = check_targets(entries, args.agents, args.quick)
     png = plot(entries, args.doc.parent / "control_returns.png")
     update_doc_section(args.doc, SECTION, section(entries, targets, args, png.name))
