@@ -19,6 +19,8 @@ Raw results go to ``<out>/results.json``.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import math
 import shlex
@@ -213,7 +215,8 @@ def fmt(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{value:.1f}"
 
 
-def section(entries: list[Entry], targets: list[tuple[str, str, str]], args: argparse.Namespace, png: str) -> str:
+def section(entries: list[Entry], targets: list[tuple[str, str, str]], args: argparse.Namespace, png: str,
+            curves_png: str) -> str:
     device = "CUDA" if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()) else "CPU"
     lines = [
         "## Control benchmark: worldrl agents vs SAC at equal real steps",
@@ -244,8 +247,16 @@ def section(entries: list[Entry], targets: list[tuple[str, str, str]], args: arg
               for name, verdict, numbers in targets]
     if any(v == "missed" for _, v, _ in targets):
         lines += ["", MISS_REASONS]
-    lines += ["", f"![returns per task]({png})", ""]
+    lines += ["", f"![returns per task]({png})", "", f"![real return vs real steps]({curves_png})", ""]
     return "\n".join(lines)
+
+
+def save_png(fig, path: Path) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
 
 
 def plot(entries: list[Entry], path: Path) -> Path:
@@ -266,13 +277,47 @@ def plot(entries: list[Entry], path: Path) -> Path:
         ax.set_title(f"{task} ({rows[0].real_steps} real steps)", fontsize=9)
         ax.set_ylabel("final real return")
         ax.grid(axis="y", alpha=0.3)
-    import io
+    return save_png(fig, path)
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+
+def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(real steps, mean eval return) of one worldrl run's ``learning_curve.csv``; None for SAC or a missing file."""
+    path = run_dir / "learning_curve.csv"
+    if not path.is_file():
+        return None
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return np.array([float(r["real_steps"]) for r in rows]), np.array([float(r["mean"]) for r in rows])
+
+
+def plot_curves(entries: list[Entry], out: Path, path: Path) -> Path:
+    """Real return vs real steps per task: each worldrl agent's evaluations averaged over its seeds (thin lines:
+    single seeds), SAC's final return as a dashed line at its step budget."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    tasks = list(dict.fromkeys(e.task for e in entries))
+    fig = Figure(figsize=(4.2 * len(tasks), 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, len(tasks)))
+    for ax, task in zip(axes, tasks):
+        for i, e in enumerate(e for e in entries if e.task == task):
+            color = f"C{i}"
+            if e.method.startswith("SAC"):
+                ax.axhline(e.stats[0], color=color, ls="--", lw=1.2, label=f"{e.method} @ {e.real_steps}")
+                continue
+            curves = [c for c in (read_curve(out / task / e.method / f"seed{s}") for s in e.seeds) if c is not None]
+            for x, y in curves:
+                ax.plot(x, y, color=color, lw=0.6, alpha=0.35)
+            same = [c for c in curves if np.array_equal(c[0], curves[0][0])]
+            if same:
+                ax.plot(same[0][0], np.mean([y for _, y in same], 0), color=color, marker="o", ms=3, label=e.method)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("real environment steps")
+        ax.set_ylabel("real return (eval)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return save_png(fig, path)
 
 
 # ----------------------------------------------------------------------------- main
@@ -307,12 +352,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no finished runs to report under {args.out}")
     targets = check_targets(entries, args.agents, args.quick)
     png = plot(entries, args.doc.parent / "control_returns.png")
-    update_doc_section(args.doc, SECTION, section(entries, targets, args, png.name))
+    curves = plot_curves(entries, args.out, args.doc.parent / "control_curves.png")
+    update_doc_section(args.doc, SECTION, section(entries, targets, args, png.name, curves.name))
     atomic_write_bytes(args.out / "results.json", json.dumps(
         {"entries": [e.__dict__ for e in entries], "targets": targets}, indent=2).encode())
     for name, verdict, numbers in targets:
         print(f"{verdict:>8}  {name}: {numbers}")
-    print(f"wrote {args.doc} and {png}")
+    print(f"wrote {args.doc}, {png} and {curves}")
     return 0
 
 
