@@ -7,7 +7,8 @@ strategy (``AUTORESET_STRATEGIES``, keyed by ``metadata["autoreset_mode"]``):
 
 * ``SAME_STEP`` (e.g. ``SyncVectorEnv(..., autoreset_mode=SAME_STEP)`` of real envs): the final observation is
   already in ``infos["final_obs"]``; the adapter only renames it.
-* ``NEXT_STEP`` (``WorldModelVectorEnv``, which has no per-row reset): when rows finish, the adapter draws new
+  ``WorldModelVectorEnv(autoreset_mode="same_step")`` is one: the way to train SB3 on a recurrent model.
+* ``NEXT_STEP`` (``WorldModelVectorEnv``'s default): when rows finish, the adapter draws new
   start observations and calls ``env.reset(options={"observation": obs})`` with the running rows' current
   observations and the fresh starts. For a Markov model (the state *is* the observation, e.g. the ensemble) this
   continues the running rows exactly, except that sampled imagination re-draws their ensemble member; a
@@ -173,7 +174,7 @@ def _check_row_resettable(env: gym.vector.VectorEnv) -> None:
     if capabilities is not None and capabilities.recurrent and env.num_envs > 1:
         raise ValueError(
             f"{type(model).__name__} is recurrent: restarting the batch from observations would erase the running "
-            "episodes' memory; use num_envs=1 (or a vector env with same-step autoreset)"
+            "episodes' memory; use num_envs=1 or gym.make_vec('WorldModel-v0', ..., autoreset_mode='same_step')"
         )
 
 

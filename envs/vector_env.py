@@ -1,9 +1,16 @@
 """``WorldModelVectorEnv``: N copies of a learned simulator stepped by ONE batched model call per step.
 
 The native ``vector_entry_point`` of ``WorldModel-v0`` (``gym.make_vec("WorldModel-v0", num_envs=N, ...)``).
-Gymnasium 1.x next-step autoreset: the step after an episode ends returns that env's new start observation,
-reward 0 and ``terminated = truncated = False``, and ignores its action. Time limits are per-env step counters
-(``max_episode_steps``; default: the task's). All per-step work is torch/numpy over the batch.
+Autoreset follows Gymnasium 1.x and is chosen with ``autoreset_mode``:
+
+* ``"next_step"`` (default, Gymnasium's default): the step after an episode ends returns that env's new start
+  observation, reward 0 and ``terminated = truncated = False``, and ignores its action;
+* ``"same_step"`` (what Stable-Baselines3 expects): the step that ends an episode already returns the new start
+  observation, with the last one in ``info["final_obs"]`` (mask ``info["_final_obs"]``), as ``SyncVectorEnv`` does.
+  Finished rows restart from a fresh start state, so recurrent models keep the running rows' memory.
+
+Time limits are per-env step counters (``max_episode_steps``; default: the task's). All per-step work is
+torch/numpy over the batch.
 
 Seeding: ``reset(seed=s)`` draws env i's start as a single ``WorldModelEnv`` does after ``reset(seed=s + i)``
 (and ``seed=[s_0, ..., s_{N-1}]`` as after ``reset(seed=s_i)``), so with ``sample=False`` the batch reproduces N
@@ -59,6 +66,7 @@ class WorldModelVectorEnv(VectorEnv):
         render_size: Size = (240, 240),
         max_episode_steps: int | None = None,
         time_limit: int | str | None = "task",
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -78,7 +86,9 @@ class WorldModelVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.max_episode_steps = self._time_limit(max_episode_steps, time_limit)
         self.render_mode, self.render_size = render_mode, tuple(render_size)
-        self.metadata = {**self.metadata, "render_fps": int(round(self.task.fps)) or 30}
+        self.autoreset_mode = _autoreset_mode(autoreset_mode)
+        self.metadata = {**self.metadata, "render_fps": int(round(self.task.fps)) or 30,
+                         "autoreset_mode": self.autoreset_mode}
         self._pool = start_pool(self.task, start_states, dataset, options.start_pool_size, self.model.start_states)
         self._generator = self.sim.make_generator()
         self._current: Transition | None = None
@@ -146,16 +156,31 @@ class WorldModelVectorEnv(VectorEnv):
         self._steps += 1
         truncated = self._truncated()
         restart = np.flatnonzero(self._autoreset)
-        if restart.size:
+        if restart.size:  # next-step mode: rows that ended last step start over now
             t = self._restart(t, restart)
             reward[restart], terminated[restart], truncated[restart] = 0.0, False, False
             self._steps[restart] = 0
-        self._current = t
-        self._autoreset = terminated | truncated
         diverged = t.diverged.cpu().numpy().copy()
         # gymnasium's vector-info convention: a value per env and a "_key" mask of the envs it applies to.
-        info = {"model_diverged": diverged, "_model_diverged": np.ones(self.num_envs, dtype=bool)}
+        info: dict[str, Any] = {"model_diverged": diverged, "_model_diverged": np.ones(self.num_envs, dtype=bool)}
+        ended = terminated | truncated
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            t, info = self._restart_same_step(t, np.flatnonzero(ended), info)
+        else:
+            self._autoreset = ended
+        self._current = t
         return self.sim.to_numpy(t.view), reward, terminated, truncated, info
+
+    def _restart_same_step(self, t: Transition, rows: np.ndarray, info: dict[str, Any]) -> tuple[Transition, dict]:
+        """Same-step mode: finished rows return their next start now; the last observation goes to the info."""
+        if not rows.size:
+            return t, info
+        final, diverged = self.sim.to_numpy(t.view), info["model_diverged"]
+        for i in rows:  # gymnasium's own helper builds the object array and the "_final_obs" mask
+            row = {"final_obs": final[i], "final_info": {"model_diverged": bool(diverged[i])}}
+            info = self._add_info(info, row, int(i))
+        self._steps[rows] = 0
+        return self._restart(t, rows), info
 
     def _truncated(self) -> np.ndarray:
         if self.max_episode_steps is None:
@@ -198,3 +223,14 @@ class WorldModelVectorEnv(VectorEnv):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+
+def _autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    """An ``AutoresetMode`` from itself, its value (``"SameStep"``) or its snake-case name (``"same_step"``)."""
+    # DISABLED is not offered: it needs a per-row reset API that the batched simulator does not expose.
+    supported = {m: m for m in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)}
+    supported.update({m.value: m for m in list(supported)} | {m.name.lower(): m for m in list(supported)})
+    if not isinstance(mode, (AutoresetMode, str)) or mode not in supported:
+        names = sorted(k for k in supported if isinstance(k, str) and "_" in k)
+        raise ValueError(f"autoreset_mode must be one of {names} (or a gymnasium AutoresetMode), got {mode!r}")
+    return supported[mode]

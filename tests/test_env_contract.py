@@ -163,13 +163,17 @@ def test_make_vec_is_the_native_vector_env_and_equals_single_envs() -> None:
         assert not terminated.any() and not truncated.any()
 
 
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
 @pytest.mark.parametrize("ending", [{"terminal_threshold": 0.5}, {"termination": "none"}])
-def test_vector_autoreset_matches_gymnasium_sync_vector_env(ending: dict) -> None:
+def test_vector_autoreset_matches_gymnasium_sync_vector_env(ending: dict, mode: str) -> None:
     # One start state, so gymnasium's per-env autoresets and ours draw the same start.
     start = np.array([[0.0, 1.0, 0.5]], np.float32)
     kwargs = {"model": tiny_model(), "start_states": start, "time_limit": 3, **ending}
-    ours = gym.make_vec("WorldModel-v0", num_envs=3, **kwargs)
-    reference = gym.make_vec("WorldModel-v0", num_envs=3, vectorization_mode="sync", **kwargs)
+    ours = gym.make_vec("WorldModel-v0", num_envs=3, autoreset_mode=mode, **kwargs)
+    gym_mode = getattr(gym.vector.AutoresetMode, mode.upper())
+    reference = gym.make_vec("WorldModel-v0", num_envs=3, vectorization_mode="sync",
+                             vector_kwargs={"autoreset_mode": gym_mode}, **kwargs)
+    assert ours.metadata["autoreset_mode"] == reference.metadata["autoreset_mode"] == gym_mode
     np.testing.assert_array_equal(ours.reset(seed=0)[0], reference.reset(seed=0)[0])
     rng = np.random.default_rng(1)
     ended = np.zeros(2, dtype=bool)
@@ -178,6 +182,10 @@ def test_vector_autoreset_matches_gymnasium_sync_vector_env(ending: dict) -> Non
         mine, theirs = ours.step(actions), reference.step(actions)
         for a, b in zip(mine[:4], theirs[:4]):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+        finished = np.asarray(theirs[4].get("_final_obs", np.zeros(3, bool)))
+        np.testing.assert_array_equal(mine[4].get("_final_obs", np.zeros(3, bool)), finished)
+        for i in np.flatnonzero(finished):  # same-step: the last observation of each finished episode
+            np.testing.assert_allclose(mine[4]["final_obs"][i], theirs[4]["final_obs"][i], rtol=0, atol=1e-6)
         ended |= [mine[2].any(), mine[3].any()]
     # the path under test was exercised: terminations with the threshold, time-limit truncations without
     assert ended[0] if "terminal_threshold" in ending else (ended[1] and not ended[0])
@@ -194,6 +202,23 @@ def test_vector_autoreset_returns_start_with_zero_reward_and_ignores_action() ->
     obs, reward, terminated, truncated, _ = vec.step(np.full((2, 1), 123.0, np.float32))  # ignored: resetting
     np.testing.assert_array_equal(obs, np.repeat(start, 2, 0))
     assert (reward == 0).all() and not terminated.any() and not truncated.any()
+
+
+def test_same_step_autoreset_returns_the_next_start_at_once() -> None:
+    start = np.array([[0.0, 1.0, 0.5]], np.float32)
+    kwargs = {"model": tiny_model(), "start_states": start, "termination": "none", "time_limit": 2}
+    vec = gym.make_vec("WorldModel-v0", num_envs=2, autoreset_mode="same_step", **kwargs)
+    vec.reset(seed=0)
+    last, *_ = vec.step(np.ones((2, 1), np.float32))
+    obs, reward, terminated, truncated, info = vec.step(np.ones((2, 1), np.float32))
+    assert truncated.all() and not terminated.any() and (reward != 0).all()  # the ending step keeps its reward
+    np.testing.assert_array_equal(obs, np.repeat(start, 2, 0))  # ... and already shows the next start
+    assert info["_final_obs"].all() and not np.allclose(np.stack(info["final_obs"]), start)
+    assert not info["final_info"]["model_diverged"].any()
+    _, _, _, truncated, info = vec.step(np.ones((2, 1), np.float32))  # the new episode counts from 0
+    assert not truncated.any() and "final_obs" not in info
+    with pytest.raises(ValueError, match="autoreset_mode must be one of"):
+        gym.make_vec("WorldModel-v0", num_envs=2, autoreset_mode="disabled", **kwargs)
 
 
 def test_vector_seed_list_render_and_errors() -> None:

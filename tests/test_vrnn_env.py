@@ -69,3 +69,25 @@ def test_vrnn_env_is_deterministic_and_vectorises(tmp_path, pixels):
     obs, reward, terminated, truncated, _ = envs.step(np.stack([actions[0]] * 3))
     assert obs.shape == (3, *envs.single_observation_space.shape) and reward.shape == (3,)
     assert np.isfinite(reward).all()
+
+
+def test_sb3_trains_a_recurrent_model_with_same_step_autoreset(tmp_path):
+    from stable_baselines3 import SAC
+
+    from worldrl.agents.sb3_vec_env import SB3VecEnv
+
+    ckpt = _checkpoint(tmp_path, pixels=False)
+    next_step = gym.make_vec("WorldModel-v0", num_envs=2, model=ckpt, time_limit=3)
+    with pytest.raises(ValueError, match="recurrent.*autoreset_mode='same_step'"):
+        SB3VecEnv(next_step)  # restarting the batch from observations would erase the running rows' memory
+    venv = gym.make_vec("WorldModel-v0", num_envs=2, model=ckpt, time_limit=3, termination="none",
+                        autoreset_mode="same_step")
+    env = SB3VecEnv(venv)
+    env.reset()
+    for _ in range(3):
+        obs, reward, dones, infos = env.step(np.zeros((2, 1), np.float32))
+    assert dones.all() and all(info["TimeLimit.truncated"] for info in infos)
+    assert all(not np.allclose(info["terminal_observation"], o) for info, o in zip(infos, obs))
+    sac = SAC("MlpPolicy", env, learning_starts=4, batch_size=8, policy_kwargs={"net_arch": [8]}, seed=0)
+    sac.learn(total_timesteps=16)
+    assert sac.num_timesteps == 16 and sac.replay_buffer.size() == 8  # 16 steps over 2 envs
