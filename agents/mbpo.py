@@ -1,4 +1,4 @@
-"""Model-based policy optimisation (MBPO, Janner et al. 2019) with Stable-Baselines3's SAC.
+"""Model-based policy optimisation (MBPO, Janner et al. 2019) with Stable-Baselines3's SAC (or TD3 / DDPG).
 
 The recipe: keep the real transitions; from real states drawn at random, branch short rollouts of the current
 policy through the learned simulator (``WorldModel-v0``'s batched vector env, sampled imagination); train SAC
@@ -32,7 +32,8 @@ from gymnasium import spaces
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
-from stable_baselines3 import SAC
+from stable_baselines3 import DDPG, SAC, TD3
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
@@ -46,12 +47,18 @@ from worldrl.agents.sb3_vec_env import SB3VecEnv
 
 WEIGHTS_NAME = "agent.safetensors"
 
+ALGORITHMS: dict[str, type[OffPolicyAlgorithm]] = {"sac": SAC, "td3": TD3, "ddpg": DDPG}
+"""SB3 algorithms MBPO can drive: the off-policy ones, since MBPO trains from a (mixed) replay buffer. On-policy
+algorithms (PPO, A2C) train on ``WorldModel-v0`` directly through ``sb3_vec_env.SB3VecEnv`` instead."""
+
 
 # ----------------------------------------------------------------------------- config
 @dataclass
 class MBPOConfig:
     """MBPO settings (defaults after the MBPO paper, scaled down where a CPU budget needs it)."""
 
+    algorithm: str = "sac"
+    """The SB3 off-policy learner (``ALGORITHMS``): ``"sac"`` (MBPO's), ``"td3"`` or ``"ddpg"``."""
     real_ratio: float = 0.05
     """Fraction of each SAC batch drawn from real transitions (the rest from model rollouts)."""
     num_rollouts: int = 400
@@ -82,7 +89,9 @@ class MBPOConfig:
     net_arch: tuple[int, ...] = (256, 256)
     """Hidden widths of the actor and of each critic."""
     ent_coef: str | float = "auto"
-    """SAC entropy coefficient: ``"auto"`` (learned, SB3's default) or a fixed float."""
+    """SAC entropy coefficient: ``"auto"`` (learned, SB3's default) or a fixed float (SAC only)."""
+    algorithm_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Further keyword arguments of the SB3 algorithm's constructor (e.g. TD3's ``policy_delay``)."""
     sample_dynamics: bool = True
     """Sampled imagination (one ensemble member per rollout, PETS's TS-inf); False uses mean predictions."""
     real_buffer_size: int = 1_000_000
@@ -90,7 +99,10 @@ class MBPOConfig:
 
     def __post_init__(self) -> None:
         self.net_arch = tuple(int(h) for h in self.net_arch)
+        self.algorithm = str(self.algorithm).lower()
         checks = {
+            "algorithm": (self.algorithm in ALGORITHMS, f"one of {sorted(ALGORITHMS)}"),
+            "algorithm_kwargs": (isinstance(self.algorithm_kwargs, dict), "a mapping"),
             "real_ratio": (0.0 <= self.real_ratio <= 1.0, "in [0, 1]"),
             "num_rollouts": (self.num_rollouts >= 1, ">= 1"),
             "rollout_length_min": (self.rollout_length_min >= 1, ">= 1"),
@@ -258,11 +270,12 @@ class MBPOAgent:
         self.env = WorldModelVectorEnv(config.num_rollouts, model=model, sample=config.sample_dynamics,
                                        time_limit=None, start_states=placeholder)
         self.rng = np.random.default_rng(seed)
-        self.sac = SAC(
+        extra = {"ent_coef": config.ent_coef} if config.algorithm == "sac" else {}
+        self.sac = ALGORITHMS[config.algorithm](  # named for MBPO's learner; any of ALGORITHMS
             "MlpPolicy", SB3VecEnv(self.env, max_episode_steps=None, start_sampler=self.sample_starts),
             learning_rate=config.learning_rate, buffer_size=1, batch_size=config.batch_size, tau=config.tau,
-            gamma=config.gamma, ent_coef=config.ent_coef, policy_kwargs={"net_arch": list(config.net_arch)},
-            seed=seed, device=self.device,
+            gamma=config.gamma, policy_kwargs={"net_arch": list(config.net_arch)}, seed=seed, device=self.device,
+            **extra, **config.algorithm_kwargs,
         )
         self.buffer = MixedReplayBuffer(config.real_buffer_size, self.sac.observation_space, self.sac.action_space,
                                         self.device, real_ratio=config.real_ratio,
@@ -336,11 +349,12 @@ class MBPOAgent:
 
     def _train_metrics(self) -> dict[str, float]:
         values = self.sac.logger.name_to_value
-        metrics = {f"sac/{k.split('/', 1)[1]}": float(values[k])
+        metrics = {f"{self.config.algorithm}/{k.split('/', 1)[1]}": float(values[k])
                    for k in ("train/actor_loss", "train/critic_loss", "train/ent_coef") if k in values}
         bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
         if bad:
-            raise FloatingPointError(f"MBPO: SAC losses became non-finite {bad} (model rollouts may have diverged)")
+            raise FloatingPointError(f"MBPO: {self.config.algorithm.upper()} losses became non-finite {bad} "
+                                     "(model rollouts may have diverged)")
         return metrics
 
     # ----------------------------------------------------------------- acting
@@ -381,9 +395,10 @@ class MBPOAgent:
         directory = Path(directory)
         data = read_json(directory / AGENT_CONFIG_NAME)
         saved = MBPOConfig.from_dict(data.get("config", {}))
-        if saved.net_arch != self.config.net_arch:
-            raise ValueError(f"{directory / AGENT_CONFIG_NAME} has net_arch {saved.net_arch}, this agent "
-                             f"{self.config.net_arch}; build the agent with the saved config before loading")
+        for name in ("algorithm", "net_arch"):
+            if getattr(saved, name) != getattr(self.config, name):
+                raise ValueError(f"{directory / AGENT_CONFIG_NAME} has {name} {getattr(saved, name)!r}, this agent "
+                                 f"{getattr(self.config, name)!r}; build the agent with the saved config before loading")
         path = directory / WEIGHTS_NAME
         try:
             tensors = load_safetensors(path.read_bytes())

@@ -179,3 +179,24 @@ def test_mbpo_agent_learns_from_real_and_model_rows_and_round_trips(pendulum_mod
     np.testing.assert_allclose(fresh.act(np.zeros((2, 3), np.float32)), after)
     with pytest.raises(ValueError, match="net_arch"):
         make_agent("mbpo", model=pendulum_model, num_rollouts=4, net_arch=(8,)).load(tmp_path / "agent")
+
+
+@pytest.mark.parametrize("algorithm", ["td3", "ddpg"])
+def test_mbpo_drives_other_sb3_off_policy_algorithms(pendulum_model, random_replay, tmp_path, algorithm):
+    agent = make_agent("mbpo", model=pendulum_model, algorithm=algorithm, num_rollouts=16, batch_size=16,
+                       net_arch=(16, 16), gradient_steps_per_real_step=1, gradient_steps_per_rollout=100,
+                       algorithm_kwargs={"learning_starts": 0})
+    assert type(agent.sac).__name__ == algorithm.upper()
+    before = agent.act(np.zeros((2, 3), np.float32)).copy()
+    metrics = agent.update(random_replay)
+    assert metrics["mbpo/gradient_steps"] > 0 and np.isfinite(metrics[f"{algorithm}/critic_loss"])
+    after = agent.act(np.zeros((2, 3), np.float32))
+    assert not np.allclose(after, before)
+    agent.save(tmp_path / "agent")
+    fresh = make_agent("mbpo", model=pendulum_model, algorithm=algorithm, num_rollouts=16, net_arch=(16, 16), seed=1)
+    fresh.load(tmp_path / "agent")
+    np.testing.assert_allclose(fresh.act(np.zeros((2, 3), np.float32)), after)
+    with pytest.raises(ValueError, match="algorithm"):
+        make_agent("mbpo", model=pendulum_model, num_rollouts=4, net_arch=(16, 16)).load(tmp_path / "agent")
+    with pytest.raises(ValueError, match="MBPOConfig.algorithm must be one of"):
+        MBPOConfig(algorithm="ppo")
