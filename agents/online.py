@@ -33,6 +33,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,6 +114,8 @@ class OnlineConfig:
     """dreamer: real windows per update whose observed states start the imagined rollouts."""
     save_dataset: bool = True
     """Write the real steps as a LeRobot v3.0 dataset under ``output_dir/data`` at the end."""
+    video: bool = True
+    """Record one real episode of the final agent as ``output_dir/final_episode.mp4`` at the end."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -170,6 +173,8 @@ class OnlineResult:
     seconds: float
     final_returns: list[float]
     """Every episode return of the last evaluation (for pooling across seeds)."""
+    video_path: Path | None = None
+    """One real episode of the final agent (``final_episode.mp4``); None when off or rendering failed."""
 
     @property
     def final(self) -> EvalRecord:
@@ -182,6 +187,8 @@ class OnlineResult:
             lines.append(f"{r.real_steps:>10d}  {r.mean:>10.1f}  {ci:>22}  {r.train_return:>12.1f}  "
                          f"{r.wall_clock_s:>7.0f}s")
         lines.append(f"model: {self.model_path}\nagent: {self.agent_path}\ncurve: {self.curve_csv}, {self.curve_png}")
+        if self.video_path is not None:
+            lines.append(f"video: {self.video_path}")
         return "\n".join(lines)
 
 
@@ -651,9 +658,25 @@ class OnlineRun:
             self.replay.to_lerobot(self.out / "data", fps=round(self.task.fps) or 30, task=self.config.env_id)
         shutil.rmtree(self.out / "model_fits", ignore_errors=True)
         self.env.close()
+        video = self.record_video() if self.config.video else None
         return OnlineResult(self.out, self.out / "model", self.out / "agent", self.checkpoint,
                             self.out / "learning_curve.csv", self.out / "learning_curve.png", self.records,
-                            len(self.replay), time.perf_counter() - self.start, self.last_returns)
+                            len(self.replay), time.perf_counter() - self.start, self.last_returns, video)
+
+    def record_video(self) -> Path | None:
+        """The final agent's first evaluation episode, rendered; a rendering failure (no GL, no pygame) only
+        warns, because the trained model and agent are already saved and are what the run is for."""
+        from worldrl.evaluation.episode_video import record_real_episode
+
+        self.agent.reset()
+        try:
+            return record_real_episode(lambda obs: self.agent.act(obs, deterministic=True), self.config.env_id,
+                                       self.out / "final_episode.mp4", seed=self.config.seed + 10_000).path
+        except Exception as err:  # noqa: BLE001 - any renderer error: report it and keep the run's results
+            tqdm.write(f"warning: could not record final_episode.mp4 ({type(err).__name__}: {err})", file=sys.stderr)
+            return None
+        finally:
+            self.agent.reset()
 
 
 def train_agent(config: OnlineConfig) -> OnlineResult:

@@ -32,6 +32,7 @@ from worldrl.agents.mpc import MPCAgent  # noqa: E402
 from worldrl.data import LeRobotDatasetReader  # noqa: E402
 from worldrl.data.collect import CollectConfig, collect  # noqa: E402
 from worldrl.evaluation import evaluate_on_real_env  # noqa: E402
+from worldrl.evaluation.episode_video import record_real_episode  # noqa: E402
 from worldrl.evaluation.plots import plot_learning_curves  # noqa: E402
 from worldrl.evaluation.side_by_side import imagine_vs_real, plot_imagined_vs_real  # noqa: E402
 from worldrl.models import load_pretrained  # noqa: E402
@@ -123,11 +124,16 @@ def main() -> None:
     for name, stats in (("MPC-CEM in the learned model", mpc), ("random", rand)):
         returns.add_row(name, f"{stats.mean:.1f}", f"[{stats.ci95_low:.1f}, {stats.ci95_high:.1f}]")
     console.print(returns)
+    agent.reset()
+    video = record_real_episode(agent.act, "Pendulum-v1", args.out / "mpc_real_episode.mp4", seed=100 + args.seed,
+                                progress=True)
+    console.print(f"one real episode of the MPC agent (return {video.episode_return:.1f}): {video.path}")
 
     console.rule("[bold]Summary")
     console.print(f"dataset with frames: {pixels.out}")
     console.print(f"world model:         {result.model_path}  (gym.make('WorldModel-v0', model=...) loads it)")
     console.print(f"imagined vs real:    {png}")
+    console.print(f"MPC in the real env: {video.path}")
     console.print(f"MPC return {mpc.mean:.1f} vs random {rand.mean:.1f}; finished in {time.perf_counter() - started:.0f} s")
 
 

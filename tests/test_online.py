@@ -9,6 +9,7 @@ import math
 import sys
 from pathlib import Path
 
+import av
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -77,7 +78,22 @@ def test_train_agent_end_to_end(agent, tmp_path, tiny_yaml, capsys):
     for row in rows:  # where the wall-clock went, per phase
         assert all(row[f"time/{phase}_s"] >= 0 for phase in ("collect", "fit", "improve"))
     assert "time/eval_s" in rows[-1]  # the final evaluation
+    with av.open(str(out / "final_episode.mp4")) as video:  # the final agent's real episode: reset + 200 steps
+        assert sum(1 for _ in video.decode(video=0)) == 201
     assert "real steps" in capsys.readouterr().out  # the closing summary table
+
+
+def test_a_rendering_failure_only_warns(tmp_path, tiny_yaml, capsys, monkeypatch):
+    import worldrl.evaluation.episode_video as episode_video
+
+    def no_gl(*args, **kwargs):
+        raise RuntimeError("no OpenGL context")
+
+    monkeypatch.setattr(episode_video, "record_real_episode", no_gl)
+    out = tmp_path / "run"
+    assert main(tiny_args("mpc-cem", out, tiny_yaml)) == 0
+    assert "could not record final_episode.mp4 (RuntimeError: no OpenGL context)" in capsys.readouterr().err
+    assert (out / "model" / "model.safetensors").is_file() and not (out / "final_episode.mp4").exists()
 
 
 # --------------------------------------------------------------------------- bad inputs

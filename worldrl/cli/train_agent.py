@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
                         help="agent setting (repeatable), value parsed as YAML")
     parser.add_argument("--no-dataset", action="store_true", help="do not write the real steps as a LeRobot dataset")
+    parser.add_argument("--no-video", action="store_true",
+                        help="do not record the final agent's real episode as final_episode.mp4")
 
 
 def parse_agent_options(items: list[str]) -> dict:
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             model_config=args.model_config, model=args.model, model_steps=args.model_steps,
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, output_dir=out, device=args.device,
             agent_options=parse_agent_options(args.agent_option), save_dataset=not args.no_dataset,
+            video=not args.no_video,
             updates_per_step=args.updates_per_step,
         )
         train_agent(config)
