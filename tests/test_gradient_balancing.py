@@ -106,7 +106,7 @@ def test_rgb_combiner_balances_shared_parameters_and_leaves_heads_alone():
     model = TwoHeads()
     params = list(model.parameters())
     losses = model.losses(X)
-    per_task = [torch.autograd.grad(l, params, retain_graph=True, allow_unused=True) for l in losses]
+    per_task = [torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True) for loss in losses]
     combiner = build_combiner("rgb", alpha_steps=3)
     combiner.backward(model.losses(X), params)
 

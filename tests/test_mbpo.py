@@ -66,7 +66,9 @@ def test_rollout_length_is_linear_between_the_schedule_ends():
 @given(k_min=st.integers(1, 10), extra=st.integers(0, 20), start=st.integers(0, 1000), span=st.integers(0, 1000),
        a=st.integers(0, 3000), b=st.integers(0, 3000))
 def test_rollout_length_is_monotone_and_bounded(k_min, extra, start, span, a, b):
-    k = lambda s: rollout_length(s, k_min, k_min + extra, start, start + span)
+    def k(s):
+        return rollout_length(s, k_min, k_min + extra, start, start + span)
+
     lo, hi = sorted((a, b))
     assert k_min <= k(lo) <= k(hi) <= k_min + extra
 

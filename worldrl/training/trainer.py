@@ -380,10 +380,10 @@ class Trainer:
             batch = to_task_shapes(next(batches), self.model.task).to(self.device, non_blocking=True)
             with self._autocast():
                 losses, metrics = self._losses(batch)
-            total = torch.stack([l.float() for l in losses]).sum()
+            total = torch.stack([loss.float() for loss in losses]).sum()
             if not torch.isfinite(total):
                 self._diverged(float(total.detach()))
-            self.combiner.backward([self.scaler.scale(l / cfg.grad_accum_steps) for l in losses], self.params)
+            self.combiner.backward([self.scaler.scale(loss / cfg.grad_accum_steps) for loss in losses], self.params)
             metrics = {**metrics, "loss": float(total.detach())}
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + float(value) / cfg.grad_accum_steps
