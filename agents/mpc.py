@@ -19,6 +19,7 @@ from tensordict import TensorDict
 
 from worldrl.agents.planners import PLANNERS, PlannerConfig, PlanResult, SamplingPlanner, make_planner, planner_config
 from worldrl.agents.planners.common import ActionBox, PolicyPrior, ValueFn
+from worldrl.agents.planners.step_scores import check_step_scores
 from worldrl.agents.protocol import (
     AGENT_CONFIG_NAME,
     ObservationHistory,
@@ -73,6 +74,7 @@ class MPCAgent:
             self.planner_name = planner
             self.planner = make_planner(planner, config, value_fn=value_fn, policy_prior=policy_prior,
                                         **planner_settings)
+        check_step_scores(model, self.planner.config.reward, self.planner.config.termination)
         self.device = torch.device(device) if device is not None else model.device
         self.warm_start = warm_start
         self.space = model.task.action_space
@@ -150,6 +152,7 @@ class MPCAgent:
         self.planner = PLANNERS[name].planner_class(planner_config(name, data.get("config", {})),
                                                     value_fn=old.value_fn, policy_prior=old.policy_prior,
                                                     action_space=old.action_space)
+        check_step_scores(self.model, self.planner.config.reward, self.planner.config.termination)
         self.warm_start = bool(data.get("warm_start", True))
         self.history = ObservationHistory(self.model, int(data.get("context_length", 1)), self.device)
         self.seed(data.get("seed"))

@@ -452,3 +452,67 @@ def test_mpc_agent_plans_with_the_ensemble_family():
     actions = agent.act(np.zeros((2, 3), dtype=np.float32))
     assert actions.shape == (2, 2) and np.all(np.abs(actions) <= 1.0)
     assert torch.isfinite(agent.last_result.expected_return).all()
+
+
+# --------------------------------------------------------------------------- known task reward / termination
+@pytest.fixture
+def point_mass_task(monkeypatch):
+    """Known rules for PointMass-v0 that DISAGREE with the model's heads: reward -|next - (-0.4, 0.2)|^2,
+    termination once x < -0.6 (the model's own reward pulls to TARGET and it never terminates)."""
+    from worldrl.envs import tasks
+
+    functions = tasks.TaskFunctions(
+        "PointMass-v0",
+        reward=lambda obs, a, nxt: -((nxt - torch.tensor([-0.4, 0.2])) ** 2).sum(-1),
+        terminated=lambda obs, a, nxt: nxt[:, 0] < -0.6,
+        obs_dim=2, action_dim=2,
+    )
+    monkeypatch.setitem(tasks._TASKS, "PointMass-v0", functions)
+    return functions
+
+
+def test_task_reward_scores_the_decoded_transitions(point_mass_task):
+    planner = make_planner("cem", horizon=3, num_samples=4, num_elites=2, discount=0.9, reward="task",
+                           termination="task")
+    model = PointMass()
+    actions = torch.tensor([[[-0.5, 0.0], [-0.5, 0.0], [0.5, 0.0]], [[0.1, 0.1], [0.0, 0.0], [0.0, 0.0]]])
+    got = planner.evaluate(model, start([0.0, 0.0]), actions[None], None)[0]
+    ends = []
+    for row, seq in enumerate(actions):  # the rule applied step by step by hand
+        pos, rewards, continues = torch.zeros(2), [], []
+        for a in seq:
+            nxt = pos + a
+            rewards.append(point_mass_task.reward(pos[None], a[None], nxt[None])[0])
+            continues.append(0.0 if bool(point_mass_task.terminated(pos[None], a[None], nxt[None])[0]) else 1.0)
+            pos = nxt
+        expected = discounted_return(torch.stack(rewards)[None], torch.tensor([continues]), 0.9)[0]
+        assert float(got[row]) == pytest.approx(float(expected), abs=1e-5)
+        ends.append(continues)
+    assert ends == [[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]]  # row 0 crosses x < -0.6 at its second step
+    no_end = make_planner("cem", horizon=3, num_samples=4, num_elites=2, discount=0.9, reward="task",
+                          termination="none")
+    unended = no_end.evaluate(model, start([0.0, 0.0]), actions[None], None)[0]
+    assert float(unended[0]) < float(got[0]) and float(unended[1]) == pytest.approx(float(got[1]))
+
+
+@pytest.mark.parametrize("source,goal", [("model", TARGET), ("task", (-0.4, 0.2))])
+def test_planning_follows_the_chosen_reward(point_mass_task, source, goal):
+    agent = MPCAgent(PointMass(), planner="cem", seed=0, reward=source, **FAST)
+    np.testing.assert_allclose(agent.act(np.zeros(2, np.float32)), goal, atol=0.05)
+
+
+def test_task_scoring_is_refused_where_it_cannot_apply():
+    with pytest.raises(ValueError, match="no.*registered for 'PointMass-v0'"):
+        MPCAgent(PointMass(), planner="cem", reward="task")
+    with pytest.raises(ValueError, match="planner config field 'termination' must be one of"):
+        MPCAgent(PointMass(), planner="cem", termination="sometimes")
+
+
+def test_real_task_rules_plug_into_a_learned_model():
+    from _models import tiny_model
+
+    model = tiny_model("InvertedPendulum-v5")
+    agent = MPCAgent(model, planner="cem", seed=0, reward="task", termination="task", horizon=3, num_samples=16,
+                     num_elites=4, iterations=1)
+    action = agent.act(np.zeros(4, np.float32))
+    assert action.shape == (1,) and model.task.action_space.contains(action)

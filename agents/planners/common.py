@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
+from worldrl.agents.planners.step_scores import REWARD_SOURCES, TERMINATION_SOURCES, step_scores
 from worldrl.agents.returns import discounted_return
 
 ValueFn = Callable[[torch.Tensor], torch.Tensor]
@@ -67,8 +68,16 @@ class PlannerConfig:
     """Candidates drawn by rolling out the policy prior, when a prior is given."""
     sample_dynamics: bool = True
     """Pass the generator to ``model.rollout`` (sampled dynamics, PETS-style); False plans on mean predictions."""
+    reward: str = "model"
+    """Per-step rewards: ``"model"`` (its reward head) or ``"task"`` (the real task's known reward function on
+    the predicted observations, as PETS plans; see ``step_scores.py``)."""
+    termination: str = "model"
+    """Episode ends: ``"model"`` (its terminal head), ``"task"`` (the task's known rule) or ``"none"``."""
 
     def __post_init__(self) -> None:
+        require_field(self.reward in REWARD_SOURCES, "reward", self.reward, f"one of {list(REWARD_SOURCES)}")
+        require_field(self.termination in TERMINATION_SOURCES, "termination", self.termination,
+                      f"one of {list(TERMINATION_SOURCES)}")
         require_field(self.horizon >= 1, "horizon", self.horizon, ">= 1")
         require_field(self.num_samples >= 1, "num_samples", self.num_samples, ">= 1")
         require_field(1 <= self.num_elites <= self.num_samples, "num_elites", self.num_elites, "in [1, num_samples]")
@@ -266,14 +275,13 @@ class SamplingPlanner(abc.ABC):
         """Returns ``[B, N]`` of ``actions [B, N, H, A]`` (model units), all scored in one ``model.rollout``."""
         batch, num, horizon, dim = actions.shape
         flat = batch * num
-        states = model.rollout(expand_batch(state, num), actions.reshape(flat, horizon, dim),
-                               generator if self.config.sample_dynamics else None)
-        rewards = as_vector(model.reward(states), flat * horizon, "model.reward").reshape(flat, horizon)
-        continues = 1.0 - as_vector(model.terminal(states), flat * horizon, "model.terminal").reshape(flat, horizon)
+        start, actions = expand_batch(state, num), actions.reshape(flat, horizon, dim)
+        states = model.rollout(start, actions, generator if self.config.sample_dynamics else None)
+        rewards, continues = step_scores(model, start, states, actions, self.config.reward, self.config.termination)
         value = None
         if self.value_fn is not None:
             value = as_vector(self.value_fn(model.latent(states[:, -1])), flat, "value_fn")
-        total = discounted_return(rewards.float(), continues.float(), self.config.discount, value)
+        total = discounted_return(rewards, continues, self.config.discount, value)
         # A diverged rollout (nan/inf) must rank last, not poison the refit.
         worst = torch.finfo(total.dtype).min
         total = torch.where(torch.isfinite(total), total, torch.full_like(total, worst))
