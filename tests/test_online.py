@@ -188,6 +188,15 @@ def test_benchmark_quick_rewrites_only_its_section(tmp_path, monkeypatch):
     assert "old" not in section and "| Pendulum-v1 | mpc-cem | 200 |" in section and "| Pendulum-v1 | SAC | 200 |" in section
     assert "smoke run" in section and "not run" in section  # the 10x-SAC target is skipped in --quick, and says so
     assert (tmp_path / "control_returns.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "control_curves.png").read_bytes()[:4] == b"\x89PNG"
+    # --report-only rebuilds the table from finished runs: seed 0 is read back, seed 1 never ran and is left out
+    finished = tmp_path / "runs" / "Pendulum-v1" / "mpc-cem" / "seed0" / "final.json"
+    stamp = finished.stat().st_mtime_ns
+    assert benchmark.main(["--quick", "--report-only", "--agents", "mpc-cem", "--seeds", "0", "1", "--doc", str(doc),
+                           "--out", str(tmp_path / "runs")]) == 0
+    section = doc.read_text().split("<!-- control:start -->")[1].split("<!-- control:end -->")[0]
+    assert "| Pendulum-v1 | mpc-cem | 200 | 1 (0) |" in section and finished.stat().st_mtime_ns == stamp
+    assert not (tmp_path / "runs" / "Pendulum-v1" / "mpc-cem" / "seed1").exists()
 
 
 def test_agent_options_are_yaml_values():
