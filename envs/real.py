@@ -323,6 +323,8 @@ def _make_gym(env_id: str, *, render_mode, width, height, camera, **kwargs) -> g
             kwargs["camera_name"] = camera
     elif render_mode is not None and importlib.util.find_spec("pygame") is None:
         raise ImportError(f"rendering {env_id!r} needs pygame, which is not installed: {PYGAME_INSTALL_HINT}")
+    elif render_mode == "rgb_array" and not os.environ.get("DISPLAY"):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # offscreen pygame: no display, no XDG_RUNTIME_DIR noise
     if render_mode is not None:  # envs without rendering may not accept the argument at all
         kwargs["render_mode"] = render_mode
     env = gym.make(gym_id, **kwargs)
