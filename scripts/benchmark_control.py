@@ -135,12 +135,14 @@ def run_agent(task: Task, method: str, seed: int, steps: int, args: argparse.Nam
 def run_sac(task: Task, seed: int, steps: int, args: argparse.Namespace) -> tuple[list[float], float]:
     """SB3 SAC with its defaults on the real env, evaluated like the worldrl agents."""
     from stable_baselines3 import SAC
+    from stable_baselines3.common.logger import Logger
     from worldrl.envs.real import make_real_env
 
     start = time.perf_counter()
     env = make_real_env(task.env_id)
     kwargs = {"policy_kwargs": {"net_arch": [16, 16]}, "batch_size": 16} if args.quick else {}
     sac = SAC("MlpPolicy", env, seed=seed, device=args.device, verbose=0, **kwargs)
+    sac.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default logger leaves an empty dir in /tmp per run
     sac.learn(total_timesteps=steps, progress_bar=not args.quick)
     stats = evaluate_on_real_env(lambda obs: sac.predict(obs, deterministic=True)[0], task.env_id,
                                  episodes=1 if args.quick else task.eval_episodes, seed=seed + 10_000,

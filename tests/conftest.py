@@ -21,6 +21,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _sb3_logs_in_pytest_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SB3's default logger makes a dir per learn() call; keep them in pytest's tmp rather than /tmp."""
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3_logs"))
+
+
 @pytest.fixture
 def lerobot_fixture(tmp_path: Path) -> Path:
     """A private copy of the dataset written by lerobot 0.4.4 itself (tests must not modify the original)."""
