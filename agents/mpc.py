@@ -147,16 +147,26 @@ class MPCAgent:
         name = data.get("planner")
         if name not in PLANNERS:
             raise ValueError(f"{path}: 'planner' must be one of {sorted(PLANNERS)}, got {name!r}")
-        self.planner_name = name
-        old = self.planner
-        self.planner = PLANNERS[name].planner_class(planner_config(name, data.get("config", {})),
-                                                    value_fn=old.value_fn, policy_prior=old.policy_prior,
-                                                    action_space=old.action_space)
-        check_step_scores(self.model, self.planner.config.reward, self.planner.config.termination)
+        self._rebuild_planner(name, data.get("config", {}))
         self.warm_start = bool(data.get("warm_start", True))
         self.history = ObservationHistory(self.model, int(data.get("context_length", 1)), self.device)
         self.seed(data.get("seed"))
         self.prev_mean = None
+
+    def configure_planner(self, **settings: Any) -> None:
+        """Replace planner settings (e.g. ``horizon=25, reward="task"``) keeping the rest; plans restart cold.
+
+        For ablations on a trained model: the model is untouched, only how it is searched changes.
+        """
+        self._rebuild_planner(self.planner_name, {**self.planner.config.to_dict(), **settings})
+        self.prev_mean = None
+
+    def _rebuild_planner(self, name: str, config: dict[str, Any]) -> None:
+        old = self.planner
+        self.planner = PLANNERS[name].planner_class(planner_config(name, config), value_fn=old.value_fn,
+                                                    policy_prior=old.policy_prior, action_space=old.action_space)
+        check_step_scores(self.model, self.planner.config.reward, self.planner.config.termination)
+        self.planner_name = name
 
 
 def _name_of(planner: SamplingPlanner) -> str:

@@ -65,7 +65,7 @@ def test_train_agent_end_to_end(agent, tmp_path, tiny_yaml, capsys):
     out = tmp_path / agent
     assert main(tiny_args(agent, out, tiny_yaml)) == 0
     with (out / "learning_curve.csv").open() as f:
-        rows = list(csv.DictReader(f))
+        rows = rows_csv = list(csv.DictReader(f))
     assert [int(r["real_steps"]) for r in rows] == [250]
     assert math.isfinite(float(rows[0]["mean"])) and float(rows[0]["mean"]) < 0  # Pendulum returns are negative
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
@@ -81,6 +81,18 @@ def test_train_agent_end_to_end(agent, tmp_path, tiny_yaml, capsys):
     with av.open(str(out / "final_episode.mp4")) as video:  # the final agent's real episode: reset + 200 steps
         assert sum(1 for _ in video.decode(video=0)) == 201
     assert "real steps" in capsys.readouterr().out  # the closing summary table
+    # the saved agent evaluates again from disk; deterministic policies reproduce the run's final number
+    report = tmp_path / "eval.json"
+    assert main(["evaluate-agent", str(out), "--episodes", "1", "--json", str(report)]) == 0
+    again = json.loads(report.read_text())
+    assert again["env_id"] == "Pendulum-v1" and again["seed"] == 10_000 and again["agent"]["agent"] == agent
+    assert f"{agent} from {out}: Pendulum-v1: return" in capsys.readouterr().out
+    if agent in ("dreamer", "mbpo"):  # MPC's sampling generator restarts from its seed, so it differs slightly
+        assert again["mean"] == pytest.approx(float(rows_csv[0]["mean"]), abs=1e-6)
+        assert main(["evaluate-agent", str(out), "--episodes", "1", "--planner-option", "horizon=3"]) == 2
+        assert f"a '{agent}' agent has no planner" in capsys.readouterr().err
+    else:
+        assert math.isfinite(again["mean"]) and again["mean"] < 0
 
 
 def test_a_rendering_failure_only_warns(tmp_path, tiny_yaml, capsys, monkeypatch):
@@ -94,6 +106,27 @@ def test_a_rendering_failure_only_warns(tmp_path, tiny_yaml, capsys, monkeypatch
     assert main(tiny_args("mpc-cem", out, tiny_yaml)) == 0
     assert "could not record final_episode.mp4 (RuntimeError: no OpenGL context)" in capsys.readouterr().err
     assert (out / "model" / "model.safetensors").is_file() and not (out / "final_episode.mp4").exists()
+
+
+def test_evaluate_agent_replans_with_other_settings_and_names_bad_input(tmp_path, tiny_yaml, capsys):
+    from worldrl.agents.trained_run import load_trained_agent
+
+    out = tmp_path / "run"
+    assert main(tiny_args("mpc-cem", out, tiny_yaml)) == 0
+    trained = load_trained_agent(out, planner_settings={"horizon": 7, "reward": "task"})
+    assert (trained.name, trained.env_id, trained.seed) == ("mpc-cem", "Pendulum-v1", 0)
+    config = trained.agent.planner.config
+    assert (config.horizon, config.reward, config.num_samples) == (7, "task", 16)  # the rest as saved
+    assert trained.agent.act(np.zeros(3, dtype=np.float32)).shape == (1,)
+    capsys.readouterr()
+    for args, message in [
+        ([str(tmp_path / "nowhere")], "does not exist"),
+        ([str(out / "checkpoints")], "not a finished train-agent run: no world-model checkpoint"),
+        ([str(out), "--planner-option", "horizn=3"], "unknown 'cem' planner setting(s) ['horizn']"),
+        ([str(out), "--planner-option", "horizon"], "must look like key=value"),
+    ]:
+        assert main(["evaluate-agent", *args, "--episodes", "1"]) == 2
+        assert message in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- bad inputs
