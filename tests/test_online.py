@@ -206,11 +206,36 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, t
 
 
 # --------------------------------------------------------------------------- benchmark smoke run
-def test_benchmark_quick_rewrites_only_its_section(tmp_path, monkeypatch):
+def _benchmark_module(monkeypatch):
     spec = importlib.util.spec_from_file_location("benchmark_control", REPO / "scripts" / "benchmark_control.py")
     benchmark = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "benchmark_control", benchmark)  # dataclasses look their module up there
     spec.loader.exec_module(benchmark)
+    return benchmark
+
+
+def test_benchmark_budget_sets_mpc_search_and_variants_keep_their_rules(tmp_path, monkeypatch):
+    import argparse
+
+    benchmark = _benchmark_module(monkeypatch)
+    seen = []
+
+    class Result:
+        final_returns, seconds = [1.0], 0.0
+
+    monkeypatch.setattr(benchmark, "train_agent", lambda config: seen.append(config) or Result())
+    task = benchmark.TASKS["Reacher-v5"]
+    for budget in ("cpu", "gpu"):
+        args = argparse.Namespace(quick=False, budget=budget, device="cpu", out=tmp_path)
+        benchmark.run_agent(task, "mpc-cem+rules", 0, 100, args)
+    cpu, gpu = (config.agent_options for config in seen)
+    assert cpu == {"reward": "task", "termination": "task"}  # the CPU run keeps the loop's defaults
+    assert gpu == {**benchmark.GPU_AGENT_OPTIONS["mpc-cem"], "reward": "task", "termination": "task"}
+    assert all(config.agent == "mpc-cem" and config.eval_episodes == 10 for config in seen)
+
+
+def test_benchmark_quick_rewrites_only_its_section(tmp_path, monkeypatch):
+    benchmark = _benchmark_module(monkeypatch)
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\nintro kept\n\n<!-- control:start -->\nold\n<!-- control:end -->\n\ntail kept\n")
     assert benchmark.main(["--quick", "--agents", "mpc-cem", "--doc", str(doc), "--out", str(tmp_path / "runs"),
