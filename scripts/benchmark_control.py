@@ -242,14 +242,13 @@ def check_targets(entries: list[Entry], agents: list[str], quick: bool) -> list[
 
 MISS_REASONS = (
     "What limits the worldrl agents at these CPU budgets (settings in `worldrl.agents.online.DEFAULT_AGENT_OPTIONS` "
-    "and `OnlineConfig`): MPC plans with 200 samples, horizon 12 and 2 CEM iterations (PETS-style planners usually "
-    "run several hundred samples over 25-30 steps), a lookahead of 0.6 s on Pendulum and HalfCheetah, 0.48 s on "
-    "InvertedPendulum and 0.24 s on Reacher; the ensemble "
-    "is refitted for only 100 optimiser steps (200 on HalfCheetah) every 250 real steps; Dreamer makes one imagination "
-    "update per real step; MBPO makes 10 (not the paper's 20) SAC updates per real step and is not run on the "
-    "20k-step tasks on CPU (200k SAC updates, over an hour per seed on one core). `--budget gpu` raises the real-step "
-    "budgets and MPC's search (500 samples, 5 CEM iterations); the planner and model sizes are "
-    "`--agent-option`s of `worldrl train-agent`."
+    "and `OnlineConfig`): MPC searches with 200 samples and 2 CEM iterations over a horizon of 12 steps (PETS-style "
+    "planners usually run several hundred samples and 5 iterations); the ensemble is refitted for only 100 "
+    "optimiser steps (200 on HalfCheetah) every 250 real steps; Dreamer makes one imagination update per real step; "
+    "MBPO makes 10 (not the paper's 20) SAC updates per real step and is not run on the 20k-step tasks on CPU (200k "
+    "SAC updates, over an hour per seed on one core). `--budget gpu` raises the real-step budgets and MPC's search "
+    "(500 samples, 5 CEM iterations); the planner and model sizes are `--agent-option`s of `worldrl train-agent`, "
+    "and `worldrl evaluate-agent RUN --planner-option ...` re-plans a finished run's model with other settings."
 )
 
 
