@@ -127,6 +127,10 @@ def test_evaluate_agent_replans_with_other_settings_and_names_bad_input(tmp_path
     ]:
         assert main(["evaluate-agent", *args, "--episodes", "1"]) == 2
         assert message in capsys.readouterr().err
+    video = tmp_path / "again.mp4"
+    assert main(["evaluate-agent", str(out), "--episodes", "1", "--video", str(video)]) == 0
+    with av.open(str(video)) as container:  # reset + 200 steps of the reloaded agent
+        assert sum(1 for _ in container.decode(video=0)) == 201
 
 
 # --------------------------------------------------------------------------- bad inputs

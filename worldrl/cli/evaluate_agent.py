@@ -11,6 +11,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from worldrl.agents.trained_run import TrainedAgent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record(trained, path: str, seed: int) -> Path:
+def _record(trained: TrainedAgent, path: str, seed: int) -> Path:
     from worldrl.evaluation.episode_video import record_real_episode
 
     trained.agent.reset()
