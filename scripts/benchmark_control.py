@@ -269,7 +269,8 @@ def section(entries: list[Entry], targets: list[tuple[str, str, str]], args: arg
     ]
     if args.report_only:
         lines += ["", ("Assembled with `--report-only` from the `final.json` of runs made by earlier invocations "
-                       "(listed below the table); the machine line describes this assembling process.")]
+                       "(the notes under the section say how they were run); the machine line describes this assembling "
+                       "process.")]
     if args.quick:
         lines += ["", "**This is a --quick smoke run: tiny models, a few hundred steps; the numbers mean nothing.**"]
     lines += [
