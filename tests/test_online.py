@@ -268,3 +268,19 @@ def test_agent_options_are_yaml_values():
         "learning_rate": 0.001, "net_arch": [8, 8], "ent_coef": "auto"}
     with pytest.raises(ValueError, match="key=value"):
         parse_agent_options(["horizon"])
+
+
+def test_control_details_phase_table_takes_medians_and_totals_per_run(tmp_path):
+    spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
+    details = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(details)
+    run = tmp_path / "Pendulum-v1" / "mpc-cem" / "seed0"
+    run.mkdir(parents=True)
+    records = [{"time/collect_s": c, "time/fit_s": 2.0} for c in (1.0, 3.0, 8.0)]
+    records[-1]["time/eval_s"] = 5.0
+    (run / "iterations.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    [(task, method, seed, medians, totals)] = details.phase_rows(tmp_path)
+    assert (task, method, seed) == ("Pendulum-v1", "mpc-cem", "seed0")
+    assert medians == [3.0, 2.0, 0.0, 5.0] and totals == [12.0, 6.0, 0.0, 5.0]
+    assert "| Pendulum-v1 | mpc-cem | seed0 | 3.0 | 2.0 | 0.0 | 5.0 | 12/6/0/5 |" in details.phases_table(
+        details.phase_rows(tmp_path))
