@@ -92,6 +92,9 @@ def test_evaluate_end_to_end(dataset, tmp_path, capsys):
     assert by_h[20]["count"] == 0 and by_h[20]["nrmse"] is None  # every episode is shorter than 21 steps
     assert by_h[5]["count"] == sum(max(n - 5, 0) for n in LENGTHS) and by_h[1]["nrmse"] > 0
     assert 0.0 <= by_h[1]["termination_accuracy"] <= 1.0  # measured: the dataset records next.terminated
+    assert [b["horizon"] for b in saved["baselines"]["repeat_last"]] == [1, 5, 20]  # trivial baselines, same starts
+    assert saved["baselines"]["dataset_mean"][0]["nrmse"] > 0
+    assert "predict the dataset mean" in (eval_dir / "fidelity.md").read_text()
 
 
 def test_evaluate_val_split_and_out_dir(dataset, tmp_path):

@@ -17,8 +17,11 @@ from worldrl.evaluation.fidelity import (
     compare_reports,
     evaluate_fidelity,
     frame_mse,
+    mean_observation,
+    mean_prediction,
     normalized_rmse,
     psnr_from_mse,
+    repeat_last_prediction,
 )
 from worldrl.evaluation.plots import plot_learning_curves, plot_nrmse_curves, plot_trajectories, read_learning_curves
 from worldrl.evaluation.real_returns import episode_quotas, evaluate_on_real_env
@@ -234,6 +237,73 @@ def test_report_round_trip_markdown_and_comparison(reader):
     assert lines[2].startswith("| perfect |") and lines[3].startswith("| biased |")
     assert f"{bad.horizons[1].nrmse:.4g}" in lines[3]
     assert "| 5 | 9 | 0 | 12 |" in good.to_markdown()  # horizon 5: 2 + 7 + 0 starts see obs t+5, 3 + 8 + 1 its transition
+
+
+# --------------------------------------------------------------------------------- trivial baselines
+def _fixture_states(lengths=FIXTURE_LENGTHS) -> dict[int, np.ndarray]:
+    return {e: np.array([[e, i, np.sin(i), np.cos(i)] for i in range(n)], np.float64) for e, n in enumerate(lengths)}
+
+
+def test_trivial_baselines_by_hand(reader):
+    """repeat-last and dataset-mean errors equal the closed forms on the fixture; the mean uses unevaluated episodes."""
+    report = evaluate_fidelity(CounterModel(_state_task()), reader, [1], horizons=(1, 3), num_starts=None)
+    std = np.asarray(reader.stats["observation.state"]["std"], np.float64)
+    states = _fixture_states()
+    mean = np.concatenate([states[0], states[2]]).mean(0)  # episodes 0 and 2 were not evaluated
+    ep = states[1]
+    for h in (1, 3):
+        last = np.sqrt(((ep[h:] - ep[:-h]) ** 2).mean(0)) / std
+        to_mean = np.sqrt(((ep[h:] - mean) ** 2).mean(0)) / std
+        assert report.baseline_error("repeat_last", h) == pytest.approx(last.mean(), rel=1e-5)
+        assert report.baseline_error("dataset_mean", h) == pytest.approx(to_mean.mean(), rel=1e-5)
+        assert report.horizons[[1, 3].index(h)].nrmse == pytest.approx(0.0, abs=1e-6)  # the model is perfect
+    assert [m.count for m in report.baselines["repeat_last"]] == [m.count for m in report.horizons]
+    assert "2 episodes not evaluated" in report.baseline_mean_from
+
+
+def test_baselines_reach_markdown_json_and_comparison(reader):
+    report = evaluate_fidelity(CounterModel(_state_task()), reader, [0, 1, 2], horizons=(1, 5), num_starts=None)
+    assert "all 3 episodes" in report.baseline_mean_from  # nothing held out: the mean of every episode
+    again = FidelityReport.from_dict(json.loads(report.to_json()))
+    assert again.to_dict() == report.to_dict() and set(again.baselines) == {"repeat_last", "dataset_mean"}
+    md = report.to_markdown()
+    assert "repeat the last observation" in md and "predict the dataset mean" in md
+    assert f"{report.baseline_error('repeat_last', 5):.4g}" in md.splitlines()[4]
+    table = compare_reports({"a": report, "b": report}).splitlines()
+    baseline_rows = [line for line in table if line.startswith("| baseline:")]
+    assert len(baseline_rows) == 2  # one per baseline, not repeated for a second model on the same starts
+    assert f"{report.baseline_error('dataset_mean', 1):.4g}" in baseline_rows[1]
+    old = report.to_dict()
+    old.pop("baselines"), old.pop("baseline_mean_from")  # a report written before baselines existed still loads
+    assert FidelityReport.from_dict(old).baselines == {}
+
+
+def test_pixel_baselines(reader):
+    task = TaskSpec(
+        gym.spaces.Box(0, 255, (32, 32, 3), np.uint8),
+        gym.spaces.Box(-5, 5, (1,), np.float32),
+        obs_key="observation.images.cam",
+    )
+    report = evaluate_fidelity(FrameModel(task, offset=0.0), reader, [1], horizons=(2,), num_starts=None)
+    values = {e: (10 * e + 3 * np.arange(n)) % 256 for e, n in enumerate(FIXTURE_LENGTHS)}
+    ep, mean = values[1].astype(float), np.concatenate([values[0], values[2]]).mean()
+    expected_last = np.mean(10 * np.log10(1 / ((ep[2:] - ep[:-2]) / 255) ** 2))
+    expected_mean = np.mean(10 * np.log10(1 / ((ep[2:] - mean) / 255) ** 2))
+    assert report.baseline_error("repeat_last", 2) == pytest.approx(expected_last, rel=1e-6)
+    assert report.baseline_error("dataset_mean", 2) == pytest.approx(expected_mean, rel=1e-6)
+    assert report.horizons[0].psnr == 100.0  # the model is exact
+
+
+def test_baseline_math():
+    last = np.arange(6.0).reshape(2, 3)
+    rep = repeat_last_prediction(last, 4)
+    assert rep.shape == (2, 4, 3) and (rep[:, 2] == last).all()
+    assert mean_prediction(np.array([1.0, 2.0]), 3, 2).shape == (3, 2, 2)
+    column = np.arange(10.0)[:, None]
+    assert mean_observation(lambda idx: column[idx], np.arange(10)) == pytest.approx([4.5])
+    assert mean_observation(lambda idx: column[idx], np.arange(10), max_rows=2) == pytest.approx([4.5])  # rows 0, 9
+    with pytest.raises(ValueError, match="at least one row"):
+        mean_observation(lambda idx: column[idx], np.arange(0))
 
 
 # --------------------------------------------------------------------------------- pure math

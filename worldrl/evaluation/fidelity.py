@@ -61,6 +61,39 @@ def psnr_from_mse(mse: np.ndarray, max_value: float = 1.0) -> np.ndarray:
     return np.minimum(psnr, PSNR_CAP_DB)
 
 
+def repeat_last_prediction(last_obs: np.ndarray, horizon: int) -> np.ndarray:
+    """Trivial baseline: the last observed observation, repeated for every future step. [B, *obs] -> [B, H, *obs]."""
+    last = np.asarray(last_obs)
+    return np.broadcast_to(last[:, None], (last.shape[0], horizon, *last.shape[1:]))
+
+
+def mean_prediction(mean_obs: np.ndarray, batch: int, horizon: int) -> np.ndarray:
+    """Trivial baseline: the dataset's mean observation at every step. [*obs] -> [B, H, *obs]."""
+    mean = np.asarray(mean_obs)
+    return np.broadcast_to(mean, (batch, horizon, *mean.shape))
+
+
+def mean_observation(observations: Any, rows: np.ndarray, max_rows: int = 4096) -> np.ndarray:
+    """Mean of ``observations(rows)`` (float64) over at most ``max_rows`` rows taken evenly from ``rows``.
+
+    ``observations`` maps an index array to observations (a vector column or decoded frames): frames are read
+    only for the rows kept, so a pixel dataset's mean frame costs at most ``max_rows`` frame reads.
+    """
+    rows = np.asarray(rows, np.int64)
+    if len(rows) == 0:
+        raise ValueError("mean_observation needs at least one row")
+    if len(rows) > max_rows:
+        rows = rows[np.linspace(0, len(rows) - 1, max_rows).round().astype(np.int64)]
+    return np.asarray(observations(rows), np.float64).mean(axis=0)
+
+
+BASELINES = {
+    "repeat_last": "repeat the last observation",
+    "dataset_mean": "predict the dataset mean",
+}
+"""Trivial baselines scored on the same starts and horizons as the model: name -> what it predicts."""
+
+
 def candidate_starts(lengths: Mapping[int, int], context: int) -> list[tuple[int, int]]:
     """Every ``(episode, t)`` with a full context inside the episode.
 
@@ -148,6 +181,10 @@ class FidelityReport:
     """What was not measured and why."""
     stochastic: bool = False
     """True if the rollout sampled (a generator was given), False for the mean prediction."""
+    baselines: dict[str, list[HorizonMetrics]] = field(default_factory=dict)
+    """Observation error of the trivial baselines (``BASELINES``) at the requested horizons, same starts."""
+    baseline_mean_from: str | None = None
+    """Which episodes the ``dataset_mean`` baseline averages (the episodes not evaluated, or all of them)."""
     examples: TrajectoryExamples | None = field(default=None, repr=False)
     """Trajectories kept for plotting (not serialised)."""
 
@@ -162,6 +199,7 @@ class FidelityReport:
         data = dict(data)
         data["horizons"] = [HorizonMetrics(**h) for h in data.get("horizons", [])]
         data["curve"] = [HorizonMetrics(**h) for h in data.get("curve", [])]
+        data["baselines"] = {k: [HorizonMetrics(**h) for h in v] for k, v in (data.get("baselines") or {}).items()}
         return cls(**data)
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -186,6 +224,13 @@ class FidelityReport:
         values = [h.nrmse for h in self.curve if h.nrmse is not None]
         return float(np.mean(values)) if values else None
 
+    def baseline_error(self, name: str, horizon: int) -> float | None:
+        """The baseline's observation error (nRMSE, or PSNR for pixels) at ``horizon``; None if not measured."""
+        for m in self.baselines.get(name, []):
+            if m.horizon == horizon:
+                return m.psnr if self.is_pixel else m.nrmse
+        return None
+
     def to_markdown(self) -> str:
         head = (
             f"**{self.model}** on `{self.task_id}` ({self.obs_key}): {len(self.episodes)} episodes, "
@@ -194,13 +239,19 @@ class FidelityReport:
         )
         obs_col = "PSNR (dB)" if self.is_pixel else "nRMSE"
         header = ["horizon", "starts (obs)", obs_col, "starts (transitions)", "reward RMSE", "reward MAE", "termination acc."]
+        names = [n for n in BASELINES if n in self.baselines]
+        header += [f"{obs_col}: {BASELINES[n]}" for n in names]
         rows = ["| " + " | ".join(header) + " |", "|---:" * len(header) + "|"]
         for h in self.horizons:
             obs = h.psnr if self.is_pixel else h.nrmse
             cells = [h.horizon, h.count, obs, h.step_count, h.reward_rmse, h.reward_mae, h.termination_accuracy]
+            cells += [self.baseline_error(n, h.horizon) for n in names]
             rows.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
-        notes = "".join(f"\n- {n}" for n in self.notes)
-        return head + "\n".join(rows) + ("\n" + notes if notes else "") + "\n"
+        notes = list(self.notes)
+        if names and self.baseline_mean_from:
+            notes.append(f"trivial baselines on the same starts; the dataset mean is taken over {self.baseline_mean_from}")
+        notes_text = "".join(f"\n- {n}" for n in notes)
+        return head + "\n".join(rows) + ("\n" + notes_text if notes_text else "") + "\n"
 
 
 def compare_reports(reports: Mapping[str, FidelityReport], horizons: Sequence[int] | None = None) -> str:
@@ -223,8 +274,28 @@ def compare_reports(reports: Mapping[str, FidelityReport], horizons: Sequence[in
         last = by_h.get(horizons[-1])
         cells.append(_fmt(last.termination_accuracy if last else None))
         rows.append("| " + " | ".join(cells) + " |")
+    rows += _baseline_rows(reports, horizons)
     legend = "\nobs err: nRMSE (RMSE / dataset std, mean over dimensions; lower is better) or PSNR in dB for pixels."
     return "\n".join(rows) + "\n" + legend + "\n"
+
+
+def _baseline_rows(reports: Mapping[str, FidelityReport], horizons: Sequence[int]) -> list[str]:
+    """One row per trivial baseline and distinct evaluation (task, episodes, starts, context) among the reports."""
+    rows, seen = [], set()
+    for report in reports.values():
+        key = (report.task_id, report.obs_key, tuple(report.episodes), report.num_starts, report.context)
+        if key in seen or not report.baselines:
+            continue
+        seen.add(key)
+        for name in (n for n in BASELINES if n in report.baselines):
+            label = f"baseline: {BASELINES[name]}" + (f" (context {report.context})" if report.context > 1 else "")
+            cells = [label, f"`{report.task_id}`", str(report.num_starts)]
+            by_h = {m.horizon: m for m in report.baselines[name]}
+            for h in horizons:
+                cells += [_obs_error(by_h.get(h), report.is_pixel), "n/a"]
+            cells.append("n/a")
+            rows.append("| " + " | ".join(cells) + " |")
+    return rows
 
 
 def _obs_error(m: HorizonMetrics | None, is_pixel: bool) -> str:
@@ -478,6 +549,10 @@ def evaluate_fidelity(
     acc = _Accumulator(max_h, int(np.prod(task.obs_shape)) if has["obs"] else 1)
     example_rows = _example_rows(starts, win.valid, num_examples) if has["obs"] else np.zeros(0, np.int64)
     example_pred: dict[int, np.ndarray] = {}
+    scores_obs = has["obs"] or has["frames"]
+    if scores_obs:
+        mean_obs, mean_from = _baseline_mean(reader, data, ranges)
+        baseline_acc = {name: _Accumulator(max_h, acc.obs_sq.shape[1]) for name in BASELINES}
 
     model.eval()
     batches = range(0, len(starts), batch_size)
@@ -486,6 +561,8 @@ def evaluate_fidelity(
             idx = np.arange(lo, min(lo + batch_size, len(starts)))
             pred = _predict(model, data, win, idx, device, generator, has)
             _accumulate(acc, data, win, idx, pred, has)
+            if scores_obs:
+                _accumulate_baselines(baseline_acc, data, win, idx, mean_obs, has)
             for i in example_rows[(example_rows >= idx[0]) & (example_rows <= idx[-1])]:
                 example_pred[int(i)] = pred["obs"][i - idx[0]]
 
@@ -494,6 +571,12 @@ def evaluate_fidelity(
     for m in metrics:
         m.nrmse_per_dim = m.nrmse_per_dim if m.horizon in horizons else None
     per_h = [metrics[h - 1] for h in horizons]
+    baselines: dict[str, list[HorizonMetrics]] = {}
+    if scores_obs:
+        only_obs = {**has, "reward": False, "term": False}
+        for name, b_acc in baseline_acc.items():
+            b_metrics = b_acc.metrics(std, only_obs)
+            baselines[name] = [HorizonMetrics(**{**asdict(b_metrics[h - 1]), "nrmse_per_dim": None}) for h in horizons]
     empty = [h.horizon for h in per_h if h.step_count == 0]
     if empty:
         notes.append(f"horizons {empty} exceed every evaluated episode's remaining length: no starts scored")
@@ -509,6 +592,8 @@ def evaluate_fidelity(
         dim_names=_dim_names(reader, task) if has["obs"] else None,
         notes=notes,
         stochastic=generator is not None,
+        baselines=baselines,
+        baseline_mean_from=mean_from if scores_obs else None,
         examples=examples,
     )
 
@@ -559,6 +644,33 @@ def _accumulate(acc: _Accumulator, data: _Data, win: _Windows, idx: np.ndarray, 
         reward=(pred["reward"], data.reward[step]) if has["reward"] else None,
         term=(pred["term"], data.terminated[step]) if has["term"] else None,
     )
+
+
+def _baseline_mean(reader: Any, data: _Data, evaluated: Mapping[int, tuple[int, int]]) -> tuple[np.ndarray, str]:
+    """The mean observation over the episodes not evaluated (the training split), or over all episodes if none."""
+    others = [ep for ep in range(reader.num_episodes) if ep not in evaluated]
+    episodes = others or list(range(reader.num_episodes))
+    rows = np.concatenate([np.arange(*reader.episode_range(ep)) for ep in episodes])
+    mean = mean_observation(lambda idx: data.observations(idx), rows)
+    where = f"the {len(episodes)} episodes not evaluated" if others else f"all {len(episodes)} episodes (none held out)"
+    return mean, where
+
+
+def _accumulate_baselines(accs: dict, data: _Data, win: _Windows, idx: np.ndarray, mean_obs: np.ndarray, has: dict) -> None:
+    """Score the trivial baselines of one batch of starts against the same real futures as the model."""
+    real = data.observations(win.future[idx])
+    last = data.observations(win.context[idx, -1])
+    batch, horizon = win.future[idx].shape
+    preds = {
+        "repeat_last": repeat_last_prediction(last, horizon),
+        "dataset_mean": mean_prediction(mean_obs, batch, horizon),
+    }
+    for name, pred in preds.items():
+        pair = (np.asarray(pred, np.float64), real)
+        accs[name].add(
+            win.valid[idx], win.step_valid[idx], obs=pair if has["obs"] else None,
+            frames=pair if has["frames"] else None, reward=None, term=None,
+        )
 
 
 def _examples(data: _Data, win: _Windows, starts, rows: np.ndarray, pred: dict[int, np.ndarray]) -> TrajectoryExamples:
