@@ -45,12 +45,11 @@ from worldrl.agents.protocol import (
     ObservationHistory,
     as_batch,
     default_context_length,
-    read_json,
     register_agent,
     to_action_array,
-    write_json,
 )
 from worldrl.agents.returns import ReturnNormalizer, alive_weights, discounted_return, lambda_returns
+from worldrl.io import atomic_write_bytes, read_json, write_json
 from worldrl.nn.mlp import mlp
 
 WEIGHTS_NAME = "agent.safetensors"
@@ -380,8 +379,6 @@ class ImaginationActorCritic(nn.Module):
     # ----------------------------------------------------------------- persistence
     def save(self, directory: str | os.PathLike) -> Path:
         """``agent.json`` (settings) + ``agent.safetensors`` (actor, critic, target critic, return range)."""
-        from worldrl.models.checkpoint import atomic_write_bytes
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}

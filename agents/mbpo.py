@@ -39,11 +39,10 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from worldrl.agents.protocol import (
     AGENT_CONFIG_NAME,
-    read_json,
     register_agent,
-    write_json,
 )
 from worldrl.agents.sb3_vec_env import SB3VecEnv
+from worldrl.io import atomic_write_bytes, read_json, write_json
 
 WEIGHTS_NAME = "agent.safetensors"
 
@@ -381,8 +380,6 @@ class MBPOAgent:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """``agent.json`` (settings) + ``agent.safetensors`` (actor, critics, target critics, entropy coefficient)."""
-        from worldrl.models.checkpoint import atomic_write_bytes
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(directory / WEIGHTS_NAME, save_safetensors(self._tensors(), metadata={"agent": "mbpo"}))

@@ -25,11 +25,10 @@ from worldrl.agents.protocol import (
     ObservationHistory,
     as_batch,
     default_context_length,
-    read_json,
     register_agent,
     to_action_array,
-    write_json,
 )
+from worldrl.io import read_json, write_json
 
 
 class MPCAgent:

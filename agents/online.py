@@ -49,8 +49,9 @@ from tqdm.auto import tqdm
 from worldrl.agents.protocol import available_agents, make_agent
 
 from worldrl.data.replay import ReplayBuffer
+from worldrl.io import atomic_directory, atomic_write_bytes, write_json
 from worldrl.models.base import WorldModel, build_model
-from worldrl.models.checkpoint import atomic_write_bytes, load_pretrained
+from worldrl.models.checkpoint import load_pretrained
 from worldrl.models.task_spec import TaskSpec
 
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -535,29 +536,13 @@ def plot_curve(path: Path, records: list[EvalRecord], title: str) -> Path:
     return path
 
 
-def write_dir_atomically(directory: Path, write: Callable[[Path], None]) -> Path:
-    """Fill a temporary directory with ``write(tmp)`` then swap it in: the old one stays whole until then."""
-    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if directory.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
-    return directory
-
-
 def save_state(directory: Path, model: WorldModel, agent: Any, info: dict[str, Any]) -> Path:
     """``model/`` (save_pretrained) + ``agent/`` (agent.save) + ``state.json``, written atomically."""
-    def write(tmp: Path) -> None:
+    with atomic_directory(directory) as tmp:
         model.save_pretrained(str(tmp / "model"))
         agent.save(tmp / "agent")
-        (tmp / "state.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-
-    return write_dir_atomically(directory, write)
+        write_json(tmp / "state.json", info)
+    return directory
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ and keeps whatever per-environment memory it needs until ``reset(env_indices)``.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -168,23 +167,6 @@ def to_action_array(action: torch.Tensor, space: Any, single: bool) -> np.ndarra
     return array[0] if single else array
 
 
-# ----------------------------------------------------------------------------- settings files
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    from worldrl.models.checkpoint import atomic_write_bytes
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: not a saved worldrl agent")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from None
-
-
 __all__ = [
     "AGENT_CONFIG_NAME",
     "Agent",
@@ -194,8 +176,6 @@ __all__ = [
     "default_context_length",
     "is_learner",
     "make_agent",
-    "read_json",
     "register_agent",
     "to_action_array",
-    "write_json",
 ]

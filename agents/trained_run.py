@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worldrl.agents.protocol import AGENT_CONFIG_NAME, make_agent, read_json
+from worldrl.agents.protocol import AGENT_CONFIG_NAME, make_agent
+from worldrl.io import read_json
 
 MODEL_DIR, AGENT_DIR = "model", "agent"
 

@@ -35,7 +35,7 @@ from worldrl.agents.online import OnlineConfig, train_agent
 
 from worldrl.evaluation import evaluate_on_real_env, mean_ci
 from worldrl.evaluation.report import describe_machine, update_doc_section
-from worldrl.models.checkpoint import atomic_write_bytes
+from worldrl.io import atomic_write_bytes
 
 SECTION = "control"  # the marked section of docs/benchmarks.md this script owns
 AGENTS = ["mpc-cem", "mpc-mppi", "dreamer", "mbpo"]

@@ -65,7 +65,7 @@ def episode_strip(run_dir: Path, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from worldrl.data.video import decode_frames, probe_video_info
-    from worldrl.models.checkpoint import atomic_write_bytes
+    from worldrl.io import atomic_write_bytes
 
     video = run_dir / "final_episode.mp4"
     fps = probe_video_info(video)["video.fps"]

@@ -101,7 +101,7 @@ def _cell(value: Any) -> str:
 def _write_outputs(report: Any, out: Path, model_dir: Path) -> list[Path]:
     from worldrl.evaluation.plots import plot_learning_curves, plot_nrmse_curves, plot_trajectories
 
-    from worldrl.models.checkpoint import atomic_write_bytes
+    from worldrl.io import atomic_write_bytes
 
     out.mkdir(parents=True, exist_ok=True)
     report.to_json(out / "fidelity.json")

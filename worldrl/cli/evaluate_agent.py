@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     settings = trained.agent.settings() if hasattr(trained.agent, "settings") else {"agent": trained.name}
     print(f"{trained.name} from {args.run_dir}: {stats}" + (f"; video {video}" if video else ""))
     if args.json:
-        from worldrl.models.checkpoint import atomic_write_bytes
+        from worldrl.io import atomic_write_bytes
 
         report = {"run_dir": str(args.run_dir), "agent": settings, "seed": seed, **stats.to_dict()}
         atomic_write_bytes(Path(args.json), json.dumps(report, indent=2).encode())

@@ -1,4 +1,4 @@
-"""The LeRobot dataset format v3.0: constants, feature schemas, errors and atomic file writes.
+"""The LeRobot dataset format v3.0: constants, feature schemas, errors and parquet reads and writes.
 
 Layout of a dataset root (as lerobot >= 0.4 writes it)::
 
@@ -12,16 +12,16 @@ Layout of a dataset root (as lerobot >= 0.4 writes it)::
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from worldrl.io import atomic_path
 
 CODEBASE_VERSION = "v3.0"
 LEGACY_VERSIONS = ("v2.0", "v2.1")
@@ -270,40 +270,7 @@ def has_dataset(root: Path) -> bool:
     return (root / INFO_PATH).exists()
 
 
-# ----------------------------------------------------------------------------------------------- atomic I/O
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``.
-
-    Readers see the old file or the new one, never a torn one. The suffix is kept so that libraries
-    choosing a format by extension (PyAV, pyarrow) still do.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=4, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+# ----------------------------------------------------------------------------------------------- file I/O
 
 
 def write_parquet(path: Path, tables: list[pa.Table] | pa.Table, schema: pa.Schema | None = None) -> None:
@@ -314,15 +281,6 @@ def write_parquet(path: Path, tables: list[pa.Table] | pa.Table, schema: pa.Sche
         with pq.ParquetWriter(tmp, schema=schema, compression="snappy", use_dictionary=True) as w:
             for t in tables:
                 w.write_table(t.cast(schema) if t.schema != schema else t)
-
-
-def read_json(path: Path) -> Any:
-    if not path.exists():
-        raise DatasetFormatError(f"{path} is missing: not a LeRobot dataset (expected meta/info.json)")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DatasetFormatError(f"{path} is corrupted (not valid JSON: {err})") from None
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:

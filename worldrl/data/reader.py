@@ -30,11 +30,11 @@ from worldrl.data.lerobot_format import (
     TASKS_PATH,
     DatasetFormatError,
     keys_of_dtype,
-    read_json,
     read_parquet,
 )
 from worldrl.data.stats import aggregate_stats
 from worldrl.data.video import FrameCache
+from worldrl.io import read_json
 
 EPISODE_COLUMNS = ("episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index")
 
@@ -116,7 +116,7 @@ def read_tasks(root: Path) -> list[str]:
 
 
 def read_stats(root: Path) -> dict[str, Any]:
-    return read_json(root / STATS_PATH) if (root / STATS_PATH).exists() else {}
+    return read_json(root / STATS_PATH, DatasetFormatError) if (root / STATS_PATH).exists() else {}
 
 
 # ----------------------------------------------------------------------------------------------- v2.x
@@ -165,9 +165,9 @@ META_LOADERS: dict[str, Callable[[Path, dict[str, Any]], DatasetMeta]] = {
 def read_info(root: Path) -> dict[str, Any]:
     """``meta/info.json`` checked for the fields every reader needs."""
     path = root / INFO_PATH
-    info = read_json(path)
-    if not isinstance(info, dict):
-        raise DatasetFormatError(f"{path} is corrupted (expected a JSON object)")
+    if not path.exists():
+        raise DatasetFormatError(f"{path} is missing: not a LeRobot dataset (expected meta/info.json)")
+    info = read_json(path, DatasetFormatError)
     missing = [k for k in ("codebase_version", "fps", "features", "data_path") if k not in info]
     if missing:
         raise DatasetFormatError(f"{path} lacks {missing}")

@@ -45,7 +45,6 @@ from worldrl.data.lerobot_format import (
     VIDEO_PATH,
     DatasetExistsError,
     DatasetFormatError,
-    atomic_path,
     coerce_frame_value,
     data_schema,
     feature_differences,
@@ -54,14 +53,19 @@ from worldrl.data.lerobot_format import (
     keys_of_dtype,
     next_chunk_file,
     validate_features,
-    write_json,
     write_parquet,
 )
 from worldrl.data.reader import read_episodes_table, read_info, read_stats, read_tasks
 from worldrl.data.stats import ImageStatsAccumulator, aggregate_stats, vector_stats
 from worldrl.data.video import EpisodeVideoEncoder, VideoSettings, concatenate_videos, probe_video_info
+from worldrl.io import atomic_path, write_json
 
 STAGING_DIR = ".worldrl-staging"  # in-progress episode videos; ignored by readers, removed by finalize
+
+
+def _write_meta_json(path: Path, data: dict[str, Any]) -> None:
+    """LeRobot's own layout (indent 4, keys in insertion order: a dataset's feature order is its column order)."""
+    write_json(path, data, indent=4, sort_keys=False)
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,7 @@ class LeRobotDatasetWriter:
             _prepare_empty_root(root, overwrite)
             info = _new_info(int(fps), features, robot_type, chunks_size, data_files_size_in_mb, video_files_size_in_mb)
             writer = cls(root, info, settings)
-            write_json(root / INFO_PATH, info)
+            _write_meta_json(root / INFO_PATH, info)
         writer._start_bytes = _dir_bytes(root)
         writer._start_counts = (writer.num_episodes, writer.num_frames)
         return writer
@@ -191,7 +195,7 @@ class LeRobotDatasetWriter:
         info["total_tasks"] = len(writer.tasks)
         info["splits"] = {"train": f"0:{len(episodes)}"}
         shutil.rmtree(root / STAGING_DIR, ignore_errors=True)
-        write_json(root / INFO_PATH, info)
+        _write_meta_json(root / INFO_PATH, info)
         return writer
 
     def _continue_after(self, last: dict[str, Any]) -> None:
@@ -395,8 +399,8 @@ class LeRobotDatasetWriter:
         if self._meta.tables:
             write_parquet(self._episodes_path(self._meta), pa.Table.from_pylist(self._meta.tables))
         if self.stats:
-            write_json(self.root / STATS_PATH, self.stats)
-        write_json(self.root / INFO_PATH, self.info)
+            _write_meta_json(self.root / STATS_PATH, self.stats)
+        _write_meta_json(self.root / INFO_PATH, self.info)
 
     # ------------------------------------------------------------------------------------------- finalize
 

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
 from worldrl.data.video import EpisodeVideoEncoder, VideoSettings
+from worldrl.io import atomic_path
 
 VIDEO_SETTINGS = VideoSettings(vcodec="libx264", crf=23, gop=30)
 """Watchable quality at a few hundred kB per 1000 frames; keyframes each second at 30 fps for seeking."""
@@ -46,37 +48,45 @@ def record_real_episode(
     ``fast_render`` turns MuJoCo shadows and reflections off (about 10x faster under software GL); ``max_steps``
     stops early (default: the env's own time limit).
     """
-    from worldrl.envs.real import env_fps, make_real_env
+    from worldrl.envs.real import make_real_env
 
     height, width = size
     if height <= 0 or width <= 0 or height % 2 or width % 2:
         raise ValueError(f"video size must be positive and even (H.264 stores 2x2 colour blocks), got {size}")
     env = make_real_env(env_id, render_mode="rgb_array", width=width, height=height, render_effects=not fast_render)
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    encoder = None
     try:
-        obs, _ = env.reset(seed=seed)
-        frame = np.asarray(env.render())
-        encoder = EpisodeVideoEncoder(tmp, env_fps(env), frame.shape[0], frame.shape[1], VIDEO_SETTINGS)
+        with atomic_path(path) as tmp:
+            total, steps = _record(env, act_fn, tmp, seed, max_steps, f"recording {env_id}", progress)
+    finally:
+        env.close()
+    return EpisodeRecording(Path(path), total, steps)
+
+
+def _record(
+    env: gym.Env, act_fn: Callable[[np.ndarray], np.ndarray], tmp: Path, seed: int, max_steps: int | None, desc: str,
+    progress: bool,
+) -> tuple[float, int]:
+    """Play and encode the episode into ``tmp``; ``(return, steps)``. The encoder is aborted on any error."""
+    from worldrl.envs.real import env_fps
+
+    obs, _ = env.reset(seed=seed)
+    frame = np.asarray(env.render())
+    encoder = EpisodeVideoEncoder(tmp, env_fps(env), frame.shape[0], frame.shape[1], VIDEO_SETTINGS)
+    try:
         encoder.add(frame)
         total, steps, done = 0.0, 0, False
         limit = max_steps if max_steps is not None else (env.spec.max_episode_steps if env.spec else None)
-        with tqdm(total=limit, desc=f"recording {env_id}", unit="frame", disable=not progress, leave=False) as bar:
+        with tqdm(total=limit, desc=desc, unit="frame", disable=not progress, leave=False) as bar:
             while not done and (max_steps is None or steps < max_steps):
                 obs, reward, terminated, truncated, _ = env.step(act_fn(obs))
                 total, steps, done = total + float(reward), steps + 1, bool(terminated or truncated)
                 encoder.add(np.asarray(env.render()))
                 bar.update(1)
-        encoder.close()
-        encoder = None
-        os.replace(tmp, path)
-    finally:
-        if encoder is not None:
-            encoder.abort()
-        tmp.unlink(missing_ok=True)
-        env.close()
-    return EpisodeRecording(path, total, steps)
+    except BaseException:
+        encoder.abort()
+        raise
+    encoder.close()
+    return total, steps
 
 
 __all__ = ["VIDEO_SETTINGS", "EpisodeRecording", "record_real_episode"]

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from worldrl.io import atomic_write_bytes
 from worldrl.models.base import WorldModel
-from worldrl.models.checkpoint import atomic_write_bytes
 from worldrl.models.task_spec import TaskSpec
 
 REWARD_KEY = "next.reward"

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from worldrl.evaluation.fidelity import FidelityReport, TrajectoryExamples
-from worldrl.models.checkpoint import atomic_write_bytes
+from worldrl.io import atomic_write_bytes
 
 _PANEL_W, _PANEL_H = 3.2, 2.2
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import torch
 
-from worldrl.models.checkpoint import atomic_write_bytes
+from worldrl.io import atomic_write_bytes
 
 
 def update_doc_section(path: str | os.PathLike, name: str, body: str) -> Path:

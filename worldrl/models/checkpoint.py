@@ -5,16 +5,14 @@ Normalisation statistics are buffers of the model and travel inside ``model.safe
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from worldrl.io import atomic_directory, read_json, write_json
 from worldrl.models.base import WorldModel, build_model, get_family
 from worldrl.models.task_spec import TaskSpec
 
@@ -33,25 +31,20 @@ class CheckpointError(ValueError):
 def save_pretrained(model: WorldModel, directory: str | os.PathLike) -> Path:
     """Write the checkpoint into ``directory`` atomically: readers see the old one or the new one, never half."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    config = {"format_version": FORMAT_VERSION, **model.config.to_dict()}
-    _write_json(tmp / CONFIG_NAME, config)
-    _write_json(tmp / TASK_NAME, model.task.to_dict())
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"family": model.config.family})
-    if model.start_states is not None:
-        save_file({"observations": model.start_states.detach().cpu().contiguous()}, str(tmp / STARTS_NAME))
-    _swap_into_place(tmp, directory)
+    with atomic_directory(directory) as tmp:
+        write_json(tmp / CONFIG_NAME, {"format_version": FORMAT_VERSION, **model.config.to_dict()})
+        write_json(tmp / TASK_NAME, model.task.to_dict())
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"family": model.config.family})
+        if model.start_states is not None:
+            save_file({"observations": model.start_states.detach().cpu().contiguous()}, str(tmp / STARTS_NAME))
     return directory
 
 
 def load_pretrained(directory_or_hub_id: str | os.PathLike, device: str | torch.device = "cpu") -> WorldModel:
     """Load a checkpoint directory (or a Hub repo id); runs no code from the checkpoint."""
     directory = resolve_checkpoint_dir(directory_or_hub_id)
-    config = _read_json(directory / CONFIG_NAME)
+    config = read_json(directory / CONFIG_NAME, CheckpointError)
     family = config.get("family")
     if not family:
         raise CheckpointError(f"{directory / CONFIG_NAME} has no 'family' field")
@@ -59,7 +52,7 @@ def load_pretrained(directory_or_hub_id: str | os.PathLike, device: str | torch.
         reg = get_family(family)
     except KeyError as err:
         raise CheckpointError(f"{directory / CONFIG_NAME}: {err.args[0]}") from None
-    task = TaskSpec.from_dict(_read_json(directory / TASK_NAME))
+    task = TaskSpec.from_dict(read_json(directory / TASK_NAME, CheckpointError))
     config.pop("format_version", None)
     model = build_model(family, reg.config_class.from_dict(config), task)
     state = _read_weights(directory / WEIGHTS_NAME)
@@ -140,42 +133,3 @@ def _load_state_strict(model: WorldModel, state: dict[str, torch.Tensor], path: 
                 f"{path}: tensor {key!r} has shape {tuple(value.shape)}, config.json implies {tuple(expected[key].shape)}"
             )
     model.load_state_dict(state)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise CheckpointError(f"{path} is missing")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path} is not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} must hold a JSON object")
-    return data
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def _swap_into_place(tmp: Path, directory: Path) -> None:
-    """Replace ``directory`` by ``tmp`` with renames only, so a crash never leaves a torn checkpoint."""
-    if not directory.exists():
-        os.replace(tmp, directory)
-        return
-    old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file by rename so readers never see a partial file (used for trainer checkpoints too)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

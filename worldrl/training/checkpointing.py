@@ -15,7 +15,6 @@ so a crash leaves the previous checkpoints untouched.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from worldrl.models.checkpoint import atomic_write_bytes
+from worldrl.io import atomic_directory, read_json, write_json
 
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "trainer_state.safetensors"
@@ -126,18 +125,12 @@ def remove_checkpoints_after(checkpoints_dir: str | os.PathLike, step: int) -> l
 def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, state: dict[str, Any]) -> Path:
     """Write ``model`` (via ``save_pretrained``) and the trainer ``state`` tree into ``directory`` atomically."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    model.save_pretrained(str(tmp / MODEL_DIR))
-    tensors: dict[str, torch.Tensor] = {}
-    skeleton = encode_tree(state, tensors)
-    save_file(tensors, str(tmp / STATE_TENSORS))
-    atomic_write_bytes(tmp / STATE_JSON, (json.dumps(skeleton, indent=1, allow_nan=False) + "\n").encode())
-    if directory.exists():  # re-saving the same step (e.g. the final one): replace it whole
-        shutil.rmtree(directory)
-    os.replace(tmp, directory)
+    with atomic_directory(directory) as tmp:  # re-saving the same step (e.g. the final one) replaces it whole
+        model.save_pretrained(str(tmp / MODEL_DIR))
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = encode_tree(state, tensors)
+        save_file(tensors, str(tmp / STATE_TENSORS))
+        write_json(tmp / STATE_JSON, skeleton, indent=1, sort_keys=False, allow_nan=False)
     return directory
 
 
@@ -147,9 +140,6 @@ def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, torch.Tenso
     for name in (STATE_JSON, STATE_TENSORS, f"{MODEL_DIR}/model.safetensors"):
         if not (directory / name).exists():
             raise FileNotFoundError(f"{directory} is not a complete trainer checkpoint: {name} is missing")
-    try:
-        skeleton = json.loads((directory / STATE_JSON).read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{directory / STATE_JSON} is not valid JSON ({err})") from None
+    skeleton = read_json(directory / STATE_JSON)
     state = decode_tree(skeleton, load_file(str(directory / STATE_TENSORS)))
     return load_file(str(directory / MODEL_DIR / "model.safetensors")), state

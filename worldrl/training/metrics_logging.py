@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from worldrl.models.checkpoint import atomic_write_bytes
+from worldrl.io import atomic_write_bytes
 
 METRICS_FILE = "metrics.jsonl"
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import yaml
 
+from worldrl.io import atomic_write_bytes
 from worldrl.models.base import WorldModel, build_model, get_family
-from worldrl.models.checkpoint import atomic_write_bytes
 from worldrl.models.task_spec import TaskSpec
 from worldrl.training.config import TrainerConfig
 from worldrl.training.trainer import Trainer, TrainResult, seed_everything
