@@ -49,6 +49,7 @@ from worldrl.agents.protocol import (
     to_action_array,
 )
 from worldrl.agents.returns import ReturnNormalizer, alive_weights, discounted_return, lambda_returns
+from worldrl.errors import CheckpointError, ConfigError, EnvError
 from worldrl.io import atomic_write_bytes, read_json, write_json
 from worldrl.nn.mlp import mlp
 
@@ -118,7 +119,7 @@ class ActorCriticConfig:
         }
         for name, (ok, what) in checks.items():
             if not ok:
-                raise ValueError(f"ActorCriticConfig.{name} must be {what}, got {getattr(self, name)!r}")
+                raise ConfigError(f"ActorCriticConfig.{name} must be {what}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -128,7 +129,7 @@ class ActorCriticConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown actor-critic setting(s) {unknown}; known settings: {sorted(known)}")
+            raise ConfigError(f"unknown actor-critic setting(s) {unknown}; known settings: {sorted(known)}")
         tuples = {"actor_hidden", "critic_hidden", "return_percentiles"}
         return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
 
@@ -393,17 +394,17 @@ class ImaginationActorCritic(nn.Module):
         data = read_json(directory / AGENT_CONFIG_NAME)
         saved = ActorCriticConfig.from_dict(data.get("config", {}))
         if saved != self.config:
-            raise ValueError(f"{directory / AGENT_CONFIG_NAME} holds settings {saved}, this agent has {self.config}; "
+            raise CheckpointError(f"{directory / AGENT_CONFIG_NAME} holds settings {saved}, this agent has {self.config}; "
                              "build the agent with the saved config (ActorCriticConfig.from_dict) before loading")
         path = directory / WEIGHTS_NAME
         try:
             state = load_safetensors(path.read_bytes())
         except (FileNotFoundError, SafetensorError) as err:
-            raise ValueError(f"cannot read agent weights {path}: {err}") from None
+            raise CheckpointError(f"cannot read agent weights {path}: {err}") from None
         try:
             self.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise ValueError(f"{path} does not match this agent's networks: {err}") from None
+            raise CheckpointError(f"{path} does not match this agent's networks: {err}") from None
         self.updates = int(data.get("updates", 0))
 
     @classmethod
@@ -427,7 +428,7 @@ def _bounded_box(space: Any, device: torch.device) -> tuple[torch.Tensor, torch.
     check_continuous(space)
     low, high = np.asarray(space.low, np.float64).ravel(), np.asarray(space.high, np.float64).ravel()
     if not (np.isfinite(low).all() and np.isfinite(high).all()):
-        raise ValueError(f"the tanh-Gaussian actor needs a bounded action space, got {space}")
+        raise EnvError(f"the tanh-Gaussian actor needs a bounded action space, got {space}")
     as_t = lambda x: torch.as_tensor(x, dtype=torch.float32, device=device)  # noqa: E731
     return as_t(low), as_t(high)
 

@@ -42,6 +42,7 @@ from worldrl.agents.protocol import (
     register_agent,
 )
 from worldrl.agents.sb3_vec_env import SB3VecEnv
+from worldrl.errors import CheckpointError, ConfigError, EnvError
 from worldrl.io import atomic_write_bytes, read_json, write_json
 
 WEIGHTS_NAME = "agent.safetensors"
@@ -123,7 +124,7 @@ class MBPOConfig:
         }
         for name, (ok, what) in checks.items():
             if not ok:
-                raise ValueError(f"MBPOConfig.{name} must be {what}, got {getattr(self, name)!r}")
+                raise ConfigError(f"MBPOConfig.{name} must be {what}, got {getattr(self, name)!r}")
 
     @property
     def model_buffer_size(self) -> int:
@@ -137,7 +138,7 @@ class MBPOConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown MBPO setting(s) {unknown}; known settings: {sorted(known)}")
+            raise ConfigError(f"unknown MBPO setting(s) {unknown}; known settings: {sorted(known)}")
         return cls(**data)
 
 
@@ -200,7 +201,7 @@ class MixedReplayBuffer(ReplayBuffer):
         model_buffer_size: int = 100_000,
     ) -> None:
         if not 0.0 <= real_ratio <= 1.0:
-            raise ValueError(f"real_ratio must be in [0, 1], got {real_ratio}")
+            raise ConfigError(f"real_ratio must be in [0, 1], got {real_ratio}")
         super().__init__(buffer_size, observation_space, action_space, device, n_envs=1,
                          optimize_memory_usage=False, handle_timeout_termination=False)
         self.real_ratio = real_ratio
@@ -264,7 +265,7 @@ class MBPOAgent:
         self.device = torch.device(device) if device is not None else model.device
         space = model.task.action_space
         if not isinstance(space, spaces.Box) or not np.all(np.isfinite(space.low)) or not np.all(np.isfinite(space.high)):
-            raise ValueError(f"SAC needs a bounded continuous Box action space, got {space}")
+            raise EnvError(f"SAC needs a bounded continuous Box action space, got {space}")
         placeholder = np.zeros((1, *model.task.obs_shape), dtype=model.task.observation_space.dtype)
         self.env = WorldModelVectorEnv(config.num_rollouts, model=model, sample=config.sample_dynamics,
                                        time_limit=None, start_states=placeholder)
@@ -394,18 +395,18 @@ class MBPOAgent:
         saved = MBPOConfig.from_dict(data.get("config", {}))
         for name in ("algorithm", "net_arch"):
             if getattr(saved, name) != getattr(self.config, name):
-                raise ValueError(f"{directory / AGENT_CONFIG_NAME} has {name} {getattr(saved, name)!r}, this agent "
+                raise CheckpointError(f"{directory / AGENT_CONFIG_NAME} has {name} {getattr(saved, name)!r}, this agent "
                                  f"{getattr(self.config, name)!r}; build the agent with the saved config before loading")
         path = directory / WEIGHTS_NAME
         try:
             tensors = load_safetensors(path.read_bytes())
         except (FileNotFoundError, SafetensorError) as err:
-            raise ValueError(f"cannot read agent weights {path}: {err}") from None
+            raise CheckpointError(f"cannot read agent weights {path}: {err}") from None
         policy = {k.removeprefix("policy."): v for k, v in tensors.items() if k.startswith("policy.")}
         try:
             self.sac.policy.load_state_dict(policy, strict=True)
         except RuntimeError as err:
-            raise ValueError(f"{path} does not match this agent's networks: {err}") from None
+            raise CheckpointError(f"{path} does not match this agent's networks: {err}") from None
         if "log_ent_coef" in tensors and getattr(self.sac, "log_ent_coef", None) is not None:
             with torch.no_grad():
                 self.sac.log_ent_coef.copy_(tensors["log_ent_coef"].to(self.sac.log_ent_coef.device))

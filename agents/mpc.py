@@ -28,6 +28,7 @@ from worldrl.agents.protocol import (
     register_agent,
     to_action_array,
 )
+from worldrl.errors import CheckpointError, ConfigError
 from worldrl.io import read_json, write_json
 
 
@@ -66,7 +67,7 @@ class MPCAgent:
             planner_settings["horizon"] = horizon
         if isinstance(planner, SamplingPlanner):
             if config is not None or planner_settings:
-                raise ValueError("pass planner settings either in the planner instance or as arguments, not both")
+                raise ConfigError("pass planner settings either in the planner instance or as arguments, not both")
             self.planner_name = _name_of(planner)
             self.planner = planner
         else:
@@ -145,7 +146,7 @@ class MPCAgent:
         data = read_json(path)
         name = data.get("planner")
         if name not in PLANNERS:
-            raise ValueError(f"{path}: 'planner' must be one of {sorted(PLANNERS)}, got {name!r}")
+            raise CheckpointError(f"{path}: 'planner' must be one of {sorted(PLANNERS)}, got {name!r}")
         self._rebuild_planner(name, data.get("config", {}))
         self.warm_start = bool(data.get("warm_start", True))
         self.history = ObservationHistory(self.model, int(data.get("context_length", 1)), self.device)

@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from worldrl.agents.protocol import available_agents, make_agent
 
 from worldrl.data.replay import ReplayBuffer
+from worldrl.errors import ConfigError, DivergedError, EnvError, InputNotFoundError
 from worldrl.io import atomic_directory, atomic_write_bytes, write_json
 from worldrl.models.base import WorldModel, build_model
 from worldrl.models.checkpoint import load_pretrained
@@ -132,9 +133,9 @@ class OnlineConfig:
         }
         for name, (ok, what) in checks.items():
             if not ok:
-                raise ValueError(f"OnlineConfig.{name} must be {what}, got {getattr(self, name)!r}")
+                raise ConfigError(f"OnlineConfig.{name} must be {what}, got {getattr(self, name)!r}")
         if self.agent not in available_agents():
-            raise ValueError(f"unknown agent {self.agent!r}; known agents: {available_agents()}")
+            raise ConfigError(f"unknown agent {self.agent!r}; known agents: {available_agents()}")
 
 
 @dataclass
@@ -193,7 +194,7 @@ class OnlineResult:
         return "\n".join(lines)
 
 
-class OnlineTrainingError(RuntimeError):
+class OnlineTrainingError(DivergedError):
     """The world model or the agent diverged (NaN/inf); the message names the last good checkpoint."""
 
 
@@ -233,18 +234,18 @@ def load_model_spec(path: str | os.PathLike | None, env_id: str) -> ModelSpec:
         cfg, source = GENERIC_MODEL, "generic ensemble"
     else:
         if not path.is_file():
-            raise FileNotFoundError(f"model config {path} does not exist")
+            raise InputNotFoundError(f"model config {path} does not exist")
         try:
             cfg = coerce_numbers(yaml.safe_load(path.read_text()) or {})
         except yaml.YAMLError as err:
-            raise ValueError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
         source = str(path)
     model = dict(cfg.get("model") or {})
     if not model.get("family"):
-        raise ValueError(f"{source}: model.family is required (e.g. ensemble, vrnn)")
+        raise ConfigError(f"{source}: model.family is required (e.g. ensemble, vrnn)")
     window = int((cfg.get("data") or {}).get("window", 2))
     if window < 2:
-        raise ValueError(f"{source}: data.window must be >= 2 (a transition needs two steps), got {window}")
+        raise ConfigError(f"{source}: data.window must be >= 2 (a transition needs two steps), got {window}")
     return ModelSpec(model, dict(cfg.get("trainer") or {}), window, source)
 
 
@@ -254,7 +255,7 @@ def task_for_env(env: gym.Env, env_id: str) -> TaskSpec:
 
     obs_space, act_space = env.observation_space, env.action_space
     if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise ValueError(f"{env_id} observes {obs_space}; the online loop needs a flat Box state observation")
+        raise EnvError(f"{env_id} observes {obs_space}; the online loop needs a flat Box state observation")
     spec = getattr(env, "spec", None)
     return TaskSpec(obs_space, act_space, task_id=env_id, fps=float(env_fps(env)),
                     max_episode_steps=spec.max_episode_steps if spec is not None else None)
@@ -263,7 +264,7 @@ def task_for_env(env: gym.Env, env_id: str) -> TaskSpec:
 def check_action_space(agent: str, env_id: str, space: gym.Space) -> None:
     """Every agent here samples or squashes continuous actions: discrete spaces get a clear refusal."""
     if not isinstance(space, gym.spaces.Box) or not np.issubdtype(space.dtype, np.floating):
-        raise ValueError(f"agent {agent!r} needs a continuous Box action space, but {env_id} has {space}; "
+        raise EnvError(f"agent {agent!r} needs a continuous Box action space, but {env_id} has {space}; "
                          "discrete actions are not supported by the world-model agents")
 
 
@@ -275,7 +276,7 @@ def build_world_model(config: OnlineConfig, task: TaskSpec, spec: ModelSpec, dev
         return build_model(options.pop("family"), options, task).to(device)
     model = load_pretrained(config.model, device=device)
     if model.task.task_id != config.env_id:
-        raise ValueError(f"the world model at {config.model} was trained for task {model.task.task_id!r}, "
+        raise ConfigError(f"the world model at {config.model} was trained for task {model.task.task_id!r}, "
                          f"not --env {config.env_id!r}")
     model.task.check_compatible(task.observation_space, task.action_space)
     return model
@@ -321,8 +322,8 @@ def trainer_config(spec: ModelSpec, config: OnlineConfig, iteration: int, device
     }
     try:
         return TrainerConfig.from_dict(options)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{spec.source}: trainer: {' '.join(str(err).split())}") from None
+    except ConfigError as err:
+        raise ConfigError(f"{spec.source}: trainer: {' '.join(str(err).split())}") from None
 
 
 def fit_model(model: WorldModel, replay: ReplayBuffer, spec: ModelSpec, config: OnlineConfig, iteration: int,
@@ -606,7 +607,8 @@ class OnlineRun:
                               seed=self.config.seed + index)
         except (TrainingDivergedError, FloatingPointError) as err:
             # the trainer's own "last good checkpoint" is a per-fit scratch directory: name ours instead
-            raise self.fail("world model diverged", str(err).split(" Last good checkpoint")[0]) from None
+            reason = err.reason if isinstance(err, TrainingDivergedError) else str(err)
+            raise self.fail("world model diverged", reason) from None
         timings["time/fit_s"] = time.perf_counter() - clock
         clock = time.perf_counter()
         try:

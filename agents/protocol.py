@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
+from worldrl.errors import ConfigError
+
 AGENT_CONFIG_NAME = "agent.json"
 
 
@@ -68,7 +70,7 @@ def available_agents() -> list[str]:
 
 
 def make_agent(name: str, **kwargs: Any) -> Agent:
-    """Build an agent by registered name; unknown names raise ``ValueError`` listing the known ones."""
+    """Build an agent by registered name; unknown names raise ``ConfigError`` listing the known ones."""
     if name not in _AGENTS and name in _LAZY_AGENTS:
         module = _LAZY_AGENTS[name]
         try:
@@ -76,9 +78,9 @@ def make_agent(name: str, **kwargs: Any) -> Agent:
         except ModuleNotFoundError as err:
             if err.name != module:  # a real missing dependency inside the module: let it surface
                 raise
-            raise ValueError(f"agent {name!r} is reserved but {module} is not installed in this version") from None
+            raise ConfigError(f"agent {name!r} is reserved but {module} is not installed in this version") from None
     if name not in _AGENTS:
-        raise ValueError(f"unknown agent {name!r}; known agents: {available_agents()}")
+        raise ConfigError(f"unknown agent {name!r}; known agents: {available_agents()}")
     return _AGENTS[name](**kwargs)
 
 
@@ -109,7 +111,7 @@ class ObservationHistory:
 
     def __init__(self, model: Any, context_length: int, device: torch.device) -> None:
         if context_length < 1:
-            raise ValueError(f"context_length must be >= 1, got {context_length}")
+            raise ConfigError(f"context_length must be >= 1, got {context_length}")
         self.model = model
         self.context_length = context_length
         self.device = device

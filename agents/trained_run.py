@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from worldrl.agents.protocol import AGENT_CONFIG_NAME, make_agent
+from worldrl.errors import CheckpointError, ConfigError, InputNotFoundError
 from worldrl.io import read_json
 
 MODEL_DIR, AGENT_DIR = "model", "agent"
@@ -38,11 +39,11 @@ class TrainedAgent:
 def find_run_parts(run_dir: Path) -> tuple[Path, Path]:
     """``(model_dir, agent_dir)`` of a run, or a FileNotFoundError saying which part is missing."""
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+        raise InputNotFoundError(f"run directory {run_dir} does not exist")
     model_dir, agent_dir = run_dir / MODEL_DIR, run_dir / AGENT_DIR
     for part, what in ((model_dir, "world-model checkpoint"), (agent_dir / AGENT_CONFIG_NAME, "agent settings")):
         if not part.exists():
-            raise FileNotFoundError(f"{run_dir} is not a finished train-agent run: no {what} at {part}")
+            raise InputNotFoundError(f"{run_dir} is not a finished train-agent run: no {what} at {part}")
     return model_dir, agent_dir
 
 
@@ -65,12 +66,12 @@ def load_trained_agent(
     data = read_json(agent_dir / AGENT_CONFIG_NAME)
     name, seed = data.get("agent"), int(data.get("seed") or 0)
     if not isinstance(name, str):
-        raise ValueError(f"{agent_dir / AGENT_CONFIG_NAME} has no 'agent' name")
+        raise CheckpointError(f"{agent_dir / AGENT_CONFIG_NAME} has no 'agent' name")
     agent = make_agent(name, model=model, device=device, seed=seed, config=data.get("config"))  # networks as saved
     agent.load(agent_dir)
     if planner_settings:
         if not hasattr(agent, "configure_planner"):
-            raise ValueError(f"planner settings {sorted(planner_settings)} given, but a {name!r} agent has no planner")
+            raise ConfigError(f"planner settings {sorted(planner_settings)} given, but a {name!r} agent has no planner")
         agent.configure_planner(**planner_settings)
     return TrainedAgent(agent, model, name, model.task.task_id, seed)
 

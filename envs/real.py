@@ -30,15 +30,17 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from worldrl.errors import EnvError, MissingDependencyError
+
 DMC_INSTALL_HINT = "dm_control is not installed: `pip install worldrl[dmc]` (or `pip install dm-control`)"
 PYGAME_INSTALL_HINT = "`pip install pygame` (or `pip install gymnasium[classic-control]`)"
 
 
-class UnknownEnvError(ValueError):
+class UnknownEnvError(EnvError):
     """An env id that neither Gymnasium's registry nor a worldrl backend knows."""
 
 
-class UnsupportedSpaceError(ValueError):
+class UnsupportedSpaceError(EnvError):
     """An observation or action space that a LeRobot dataset cannot hold."""
 
 
@@ -165,7 +167,7 @@ class PixelObservation(gym.ObservationWrapper):
     def __init__(self, env: gym.Env, height: int, width: int):
         super().__init__(env)
         if env.render_mode != "rgb_array":
-            raise ValueError(f"PixelObservation needs render_mode='rgb_array', got {env.render_mode!r}")
+            raise EnvError(f"PixelObservation needs render_mode='rgb_array', got {env.render_mode!r}")
         pixel_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
         self.observation_space = spaces.Dict({"state": env.observation_space, "pixels": pixel_space}, sort_keys=False)
 
@@ -198,12 +200,12 @@ class DMCEnv(gym.Env):
         try:
             from dm_control import suite
         except ImportError as err:
-            raise ImportError(DMC_INSTALL_HINT) from err
+            raise MissingDependencyError(DMC_INSTALL_HINT) from err
         if (domain, task) not in suite.ALL_TASKS:
             close = difflib.get_close_matches(f"{domain}-{task}", [f"{d}-{t}" for d, t in suite.ALL_TASKS], n=5)
             raise UnknownEnvError(f"unknown dm_control task 'dmc:{domain}-{task}'; close matches: {close}")
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"DMCEnv supports render_mode None or 'rgb_array', got {render_mode!r}")
+            raise EnvError(f"DMCEnv supports render_mode None or 'rgb_array', got {render_mode!r}")
         self._suite, self.domain, self.task = suite, domain, task
         self._task_kwargs, self._env_kwargs = dict(task_kwargs or {}), dict(environment_kwargs or {})
         self.render_mode, self.width, self.height = render_mode, width, height
@@ -213,7 +215,7 @@ class DMCEnv(gym.Env):
         except AttributeError as err:  # dm_control's generated bindings lag behind a newer mujoco
             import mujoco
 
-            raise ImportError(
+            raise MissingDependencyError(
                 f"dm_control cannot load 'dmc:{domain}-{task}' with mujoco {mujoco.__version__} ({err}); "
                 "install a dm-control release built for this mujoco version"
             ) from err
@@ -278,7 +280,7 @@ def _make_dmc(name: str, *, render_mode, width, height, camera, **kwargs) -> gym
     if not sep or not task:
         raise UnknownEnvError(f"dm_control id must look like 'dmc:domain-task' (e.g. 'dmc:cartpole-swingup'), got 'dmc:{name}'")
     if importlib.util.find_spec("dm_control") is None:
-        raise ImportError(DMC_INSTALL_HINT)
+        raise MissingDependencyError(DMC_INSTALL_HINT)
     return DMCEnv(domain, task, render_mode=render_mode, width=width, height=height, camera=camera, **kwargs)
 
 
@@ -322,7 +324,7 @@ def _make_gym(env_id: str, *, render_mode, width, height, camera, **kwargs) -> g
         if camera is not None:
             kwargs["camera_name"] = camera
     elif render_mode is not None and importlib.util.find_spec("pygame") is None:
-        raise ImportError(f"rendering {env_id!r} needs pygame, which is not installed: {PYGAME_INSTALL_HINT}")
+        raise MissingDependencyError(f"rendering {env_id!r} needs pygame, which is not installed: {PYGAME_INSTALL_HINT}")
     elif render_mode == "rgb_array" and not os.environ.get("DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # offscreen pygame: no display, no XDG_RUNTIME_DIR noise
     if render_mode is not None:  # envs without rendering may not accept the argument at all
@@ -350,7 +352,7 @@ def make_real_env(
     Extra ``kwargs`` go to the env constructor.
     """
     if width <= 0 or height <= 0:
-        raise ValueError(f"width and height must be positive, got {width}x{height}")
+        raise EnvError(f"width and height must be positive, got {width}x{height}")
     if pixels:
         render_mode = "rgb_array"
     prefix, sep, rest = env_id.partition(":")
@@ -401,9 +403,9 @@ def make_real_vector_env(
     ``vectorization``: ``"sync"`` (one process) or ``"async"`` (one worker process per env).
     """
     if num_envs < 1:
-        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        raise EnvError(f"num_envs must be >= 1, got {num_envs}")
     if vectorization not in VECTORIZATION:
-        raise ValueError(f"vectorization must be one of {sorted(VECTORIZATION)}, got {vectorization!r}")
+        raise EnvError(f"vectorization must be one of {sorted(VECTORIZATION)}, got {vectorization!r}")
     make_real_env(env_id, **kwargs).close()  # fail fast here, with our message, not inside a worker
     fns = [lambda: make_real_env(env_id, **kwargs) for _ in range(num_envs)]
     return VECTORIZATION[vectorization](fns, autoreset_mode=autoreset_mode)

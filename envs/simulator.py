@@ -19,6 +19,7 @@ from tensordict import TensorDict
 
 from worldrl.envs.default_model import require_default_model
 from worldrl.envs.tasks import TaskFunctions, get_task, has_task
+from worldrl.errors import EnvError
 from worldrl.models.base import Capabilities, WorldModel
 from worldrl.models.checkpoint import load_pretrained
 from worldrl.models.task_spec import TaskSpec
@@ -61,13 +62,13 @@ class SimulatorOptions:
         ):
             value = getattr(self, name)
             if value is not None and value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed} (or None for automatic), got {value!r}")
+                raise EnvError(f"{name} must be one of {allowed} (or None for automatic), got {value!r}")
         if self.action_policy not in ACTION_POLICIES:
-            raise ValueError(f"action_policy must be one of {ACTION_POLICIES}, got {self.action_policy!r}")
+            raise EnvError(f"action_policy must be one of {ACTION_POLICIES}, got {self.action_policy!r}")
         if not 0.0 <= self.terminal_threshold <= 1.0:
-            raise ValueError(f"terminal_threshold must be in [0, 1], got {self.terminal_threshold}")
+            raise EnvError(f"terminal_threshold must be in [0, 1], got {self.terminal_threshold}")
         if self.start_pool_size < 1:
-            raise ValueError(f"start_pool_size must be >= 1, got {self.start_pool_size}")
+            raise EnvError(f"start_pool_size must be >= 1, got {self.start_pool_size}")
 
 
 # =========================================================================== model and start states
@@ -89,7 +90,7 @@ def resolve_model(
     else:
         raise TypeError(f"model must be a WorldModel, a checkpoint directory or a Hub id, got {type(model).__name__}")
     if task_id is not None and model.task.task_id != task_id:
-        raise ValueError(
+        raise EnvError(
             f"the world model was trained for task {model.task.task_id!r}, not the requested task_id {task_id!r}"
         )
     return model.eval()
@@ -110,7 +111,7 @@ def dataset_episode_starts(root: str | os.PathLike, obs_key: str) -> np.ndarray:
 def real_env_starts(task: TaskSpec, count: int) -> np.ndarray:
     """``count`` initial observations of the real task (fixed seeds: the pool is the same in every process)."""
     if not task.task_id or task.task_id not in gym.registry:
-        raise ValueError(
+        raise EnvError(
             f"no start states: the model's task {task.task_id!r} is not a Gymnasium id, so pass start_states= "
             "(an array of observations) or dataset= (a LeRobot dataset root)"
         )
@@ -141,11 +142,11 @@ def start_pool(
     else:
         pool, source = real_env_starts(task, pool_size), f"{task.task_id} resets"
     if pool.ndim != len(task.obs_shape) + 1 or tuple(pool.shape[1:]) != task.obs_shape or len(pool) == 0:
-        raise ValueError(
+        raise EnvError(
             f"start states from {source} must have shape (N, {', '.join(map(str, task.obs_shape))}), got {pool.shape}"
         )
     if not np.isfinite(pool.astype(np.float64)).all():
-        raise ValueError(f"start states from {source} contain NaN or inf")
+        raise EnvError(f"start states from {source} contain NaN or inf")
     return pool
 
 
@@ -190,16 +191,16 @@ class LearnedSimulator:
     # ----------------------------------------------------------------- configuration checks
     def _check_sources(self, caps: Capabilities) -> None:
         if self.obs_mode == "observation" and not caps.can_decode:
-            raise ValueError(f"{type(self.model).__name__} cannot decode observations: use obs_mode='latent'")
+            raise EnvError(f"{type(self.model).__name__} cannot decode observations: use obs_mode='latent'")
         if self.reward_source == "model" and not caps.predicts_reward:
-            raise ValueError(f"{type(self.model).__name__} does not predict rewards: use reward='task'")
+            raise EnvError(f"{type(self.model).__name__} does not predict rewards: use reward='task'")
         if self.termination_source == "model" and not caps.predicts_terminal:
-            raise ValueError(
+            raise EnvError(
                 f"{type(self.model).__name__} does not predict termination: use termination='task' or 'none'"
             )
         uses_task = "task" in (self.reward_source, self.termination_source)
         if uses_task and not caps.can_decode:
-            raise ValueError("reward/termination='task' scores decoded observations, but the model cannot decode")
+            raise EnvError("reward/termination='task' scores decoded observations, but the model cannot decode")
 
     def _task_functions(self) -> TaskFunctions | None:
         if "task" not in (self.reward_source, self.termination_source):
@@ -207,10 +208,10 @@ class LearnedSimulator:
         try:
             functions = get_task(self.task.task_id)
         except KeyError as err:
-            raise ValueError(f"reward/termination='task' needs known task functions: {err.args[0]}") from None
+            raise EnvError(f"reward/termination='task' needs known task functions: {err.args[0]}") from None
         expected = (functions.obs_dim,), functions.action_dim
         if (self.task.obs_shape, self.task.action_dim) != expected:
-            raise ValueError(
+            raise EnvError(
                 f"task functions of {self.task.task_id!r} expect obs {expected[0]} and {expected[1]} action dims, "
                 f"the model has {self.task.obs_shape} and {self.task.action_dim}"
             )

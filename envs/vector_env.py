@@ -39,6 +39,7 @@ from worldrl.envs.simulator import (
     resolve_model,
     start_pool,
 )
+from worldrl.errors import EnvError
 from worldrl.models.base import WorldModel
 
 
@@ -69,9 +70,9 @@ class WorldModelVectorEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     ) -> None:
         if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+            raise EnvError(f"num_envs must be >= 1, got {num_envs}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+            raise EnvError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         options = SimulatorOptions(
             obs_mode, reward, termination, sample, action_policy, terminal_threshold, start_pool_size
         )
@@ -101,7 +102,7 @@ class WorldModelVectorEnv(VectorEnv):
         steps = max_episode_steps if max_episode_steps is not None else time_limit
         steps = self.task.max_episode_steps if steps == "task" else steps
         if steps is not None and not (isinstance(steps, (int, np.integer)) and steps > 0):
-            raise ValueError(f"max_episode_steps / time_limit must be a positive int or None, got {steps!r}")
+            raise EnvError(f"max_episode_steps / time_limit must be a positive int or None, got {steps!r}")
         return None if steps is None else int(steps)
 
     # ----------------------------------------------------------------- reset
@@ -126,18 +127,18 @@ class WorldModelVectorEnv(VectorEnv):
             return [int(seed) + i for i in range(self.num_envs)]
         seeds = list(seed)
         if len(seeds) != self.num_envs:
-            raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for {self.num_envs} envs")
+            raise EnvError(f"reset(seed=...) got {len(seeds)} seeds for {self.num_envs} envs")
         return seeds
 
     def _start_observations(self, seeds: list[int | None], options: dict[str, Any]) -> np.ndarray:
         unknown = sorted(set(options) - {"observation"})
         if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; supported: ['observation']")
+            raise EnvError(f"unknown reset option(s) {unknown}; supported: ['observation']")
         if "observation" in options:
             obs = np.asarray(options["observation"])
             expected = (self.num_envs, *self.task.obs_shape)
             if obs.shape != expected:
-                raise ValueError(f"options['observation'] has shape {obs.shape}, expected {expected}")
+                raise EnvError(f"options['observation'] has shape {obs.shape}, expected {expected}")
             return obs
         index = self.np_random.integers(len(self._pool), size=self.num_envs)
         for i, s in enumerate(seeds):  # seeded envs draw as a single env's first reset with that seed does
@@ -232,5 +233,5 @@ def _autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
     supported.update({m.value: m for m in list(supported)} | {m.name.lower(): m for m in list(supported)})
     if not isinstance(mode, (AutoresetMode, str)) or mode not in supported:
         names = sorted(k for k in supported if isinstance(k, str) and "_" in k)
-        raise ValueError(f"autoreset_mode must be one of {names} (or a gymnasium AutoresetMode), got {mode!r}")
+        raise EnvError(f"autoreset_mode must be one of {names} (or a gymnasium AutoresetMode), got {mode!r}")
     return supported[mode]

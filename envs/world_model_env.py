@@ -45,6 +45,7 @@ from worldrl.envs.simulator import (  # noqa: F401  (re-exported for users of th
     resolve_model,
     start_pool,
 )
+from worldrl.errors import EnvError
 from worldrl.models.base import WorldModel
 from worldrl.models.task_spec import TaskSpec
 
@@ -75,7 +76,7 @@ class WorldModelEnv(gym.Env):
         render_size: Size = (240, 240),
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+            raise EnvError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         options = SimulatorOptions(
             obs_mode, reward, termination, sample, action_policy, terminal_threshold, start_pool_size
         )
@@ -103,11 +104,11 @@ class WorldModelEnv(gym.Env):
     def _start_observation(self, options: dict[str, Any]) -> np.ndarray:
         unknown = sorted(set(options) - {"observation"})
         if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; supported: ['observation']")
+            raise EnvError(f"unknown reset option(s) {unknown}; supported: ['observation']")
         if "observation" in options:
             obs = np.asarray(options["observation"])
             if obs.shape != self.task.obs_shape:
-                raise ValueError(f"options['observation'] has shape {obs.shape}, expected {self.task.obs_shape}")
+                raise EnvError(f"options['observation'] has shape {obs.shape}, expected {self.task.obs_shape}")
             return obs
         return self._pool[int(self.np_random.integers(len(self._pool)))]
 
@@ -143,7 +144,7 @@ def make_world_model_env(time_limit: int | str | None = "task", **kwargs: Any) -
     env = WorldModelEnv(**kwargs)
     steps = env.task.max_episode_steps if time_limit == "task" else time_limit
     if steps is not None and not (isinstance(steps, int) and steps > 0):
-        raise ValueError(f"time_limit must be 'task', a positive int or None, got {time_limit!r}")
+        raise EnvError(f"time_limit must be 'task', a positive int or None, got {time_limit!r}")
     return gym.wrappers.TimeLimit(env, steps) if steps is not None else env
 
 

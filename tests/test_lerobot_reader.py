@@ -252,8 +252,12 @@ def test_info_command_prints_summary(lerobot_fixture: Path, capsys):
     out = capsys.readouterr().out
     for text in ("fps", "10", "episodes", "24", "observation.state", "float32", "swing up", "5 / 8.0 / 12", "0.9167"):
         assert text in out, text
-    assert info.run(parser.parse_args([str(lerobot_fixture / "nope")])) == 1
-    assert "does not exist" in capsys.readouterr().out
+    from worldrl.cli import main
+
+    assert main(["info", str(lerobot_fixture / "nope")]) == 2  # bad input: exit 2, one line on stderr
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("worldrl info: error:") and "does not exist" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
 
 
 def test_reader_pickles_for_dataloader_workers(lerobot_fixture):

@@ -8,6 +8,7 @@ from typing import Any
 from worldrl.agents.planners.cem import CEMConfig, CEMPlanner
 from worldrl.agents.planners.common import PlannerConfig, PlanResult, SamplingPlanner, shift_plan
 from worldrl.agents.planners.mppi import MPPIConfig, MPPIPlanner
+from worldrl.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ def planner_config(name: str, config: PlannerConfig | dict[str, Any] | None = No
     known = set(entry.config_class.__dataclass_fields__)
     unknown = sorted(set(fields) - known)
     if unknown:
-        raise ValueError(f"unknown {name!r} planner setting(s) {unknown}; known settings: {sorted(known)}")
+        raise ConfigError(f"unknown {name!r} planner setting(s) {unknown}; known settings: {sorted(known)}")
     return entry.config_class(**fields)
 
 
@@ -45,7 +46,7 @@ def make_planner(name: str, config: PlannerConfig | dict[str, Any] | None = None
 
 def _entry(name: str) -> _PlannerEntry:
     if name not in PLANNERS:
-        raise ValueError(f"unknown planner {name!r}; known planners: {sorted(PLANNERS)}")
+        raise ConfigError(f"unknown planner {name!r}; known planners: {sorted(PLANNERS)}")
     return PLANNERS[name]
 
 

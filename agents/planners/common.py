@@ -24,6 +24,7 @@ from tensordict import TensorDict
 
 from worldrl.agents.planners.step_scores import REWARD_SOURCES, TERMINATION_SOURCES, step_scores
 from worldrl.agents.returns import discounted_return
+from worldrl.errors import ConfigError, EnvError
 
 ValueFn = Callable[[torch.Tensor], torch.Tensor]
 """``latent [M, L] -> value [M]`` (or ``[M, 1]``): bootstraps returns beyond the horizon."""
@@ -97,9 +98,9 @@ class PlannerConfig:
 
 
 def require_field(ok: bool, name: str, value: Any, what: str) -> None:
-    """Config validation: ``ValueError`` naming the field, its value and what it must be."""
+    """Config validation: ``ConfigError`` naming the field, its value and what it must be."""
     if not ok:
-        raise ValueError(f"planner config field {name!r} must be {what}, got {value!r}")
+        raise ConfigError(f"planner config field {name!r} must be {what}, got {value!r}")
 
 
 @dataclass
@@ -150,7 +151,7 @@ class ActionBox:
 def check_continuous(space: gym.Space) -> None:
     """Planners sample Gaussian action sequences: they need a continuous ``Box`` action space."""
     if not isinstance(space, gym.spaces.Box) or not np.issubdtype(space.dtype, np.floating):
-        raise ValueError(
+        raise EnvError(
             f"CEM/MPPI planners need a continuous Box action space, got {space}; discrete actions are not supported"
         )
 
@@ -224,7 +225,7 @@ class SamplingPlanner(abc.ABC):
         if action_space is not None:
             check_continuous(action_space)
         if policy_prior is not None and not 0 < config.num_prior_samples < config.num_samples:
-            raise ValueError(f"with a policy prior, num_prior_samples must be in (0, num_samples={config.num_samples}),"
+            raise ConfigError(f"with a policy prior, num_prior_samples must be in (0, num_samples={config.num_samples}),"
                              f" got {config.num_prior_samples}")
         self.action_space = action_space
 
@@ -306,7 +307,7 @@ class SamplingPlanner(abc.ABC):
         if space is None:
             task = getattr(model, "task", None)
             if task is None:
-                raise ValueError("the planner needs an action space: pass action_space= or use a model with .task")
+                raise ConfigError("the planner needs an action space: pass action_space= or use a model with .task")
             space = task.action_space
         return ActionBox.from_space(space, device=state_device(state))
 

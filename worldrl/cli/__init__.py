@@ -1,4 +1,9 @@
-"""The ``worldrl`` command: one module per subcommand, found through a registry (no if-chains)."""
+"""The ``worldrl`` command: one module per subcommand, found through a registry (no if-chains).
+
+Errors are handled here once: a ``WorldRLError`` (bad input, or a run that failed for a reason the user must
+know) becomes one line on stderr and its ``exit_code``; Ctrl-C exits 130 with one line; anything else is a bug
+and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ import argparse
 import importlib
 import sys
 
+from worldrl.errors import WorldRLError
+
+EXIT_INTERRUPTED = 130
 # name -> module defining ``add_arguments(parser)`` and ``run(args) -> int``; imported lazily so
 # `worldrl --help` stays fast and a broken optional dependency only affects its own subcommand.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -41,7 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except WorldRLError as err:
+        print(f"worldrl {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"worldrl {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message with its whitespace folded, so a wrapped message still prints as one line."""
+    return " ".join(str(err).split())
 
 
 if __name__ == "__main__":

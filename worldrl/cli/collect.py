@@ -3,20 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from worldrl.data.collect import (
-    IMAGE_STORAGE,
-    CollectConfig,
-    CollectionInterrupted,
-    collect,
-)
-from worldrl.data.lerobot_format import DatasetFormatError
-from worldrl.envs.real import UnknownEnvError, UnsupportedSpaceError
-
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
-# Errors a user can fix from the command line: one line on stderr, exit code 2, no traceback.
-USER_ERRORS = (ValueError, ImportError, FileNotFoundError, DatasetFormatError, UnknownEnvError, UnsupportedSpaceError)
+from worldrl.data.collect import IMAGE_STORAGE, CollectConfig, collect
 
 
 def image_size(text: str) -> int | tuple[int, int]:
@@ -67,12 +55,5 @@ def config_from_args(args: argparse.Namespace) -> CollectConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        collect(config_from_args(args), progress=not args.quiet)
-    except CollectionInterrupted as err:
-        print(f"worldrl collect: {err}", file=sys.stderr)
-        return EXIT_INTERRUPTED if isinstance(err.cause, KeyboardInterrupt) else EXIT_USAGE
-    except USER_ERRORS as err:
-        print(f"worldrl collect: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    collect(config_from_args(args), progress=not args.quiet)
     return 0

@@ -8,11 +8,12 @@ episode selection ``val`` repeats the trainer's split (``split_episodes`` with t
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from worldrl.errors import ConfigError
 
 EPISODE_SELECTORS = ("val", "all")
 
@@ -41,15 +42,15 @@ def parse_episodes(spec: str, num_episodes: int, val_fraction: float, seed: int)
         return list(range(num_episodes))
     if spec == "val":
         if num_episodes < 2:
-            raise ValueError(f"--episodes val needs >= 2 episodes to split, the dataset has {num_episodes}; use 'all'")
+            raise ConfigError(f"--episodes val needs >= 2 episodes to split, the dataset has {num_episodes}; use 'all'")
         return sorted(int(e) for e in split_episodes(list(range(num_episodes)), val_fraction=val_fraction, seed=seed)[1])
     try:
         episodes = [int(part) for part in spec.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"--episodes must be {EPISODE_SELECTORS} or comma-separated integers, got {spec!r}") from None
+        raise ConfigError(f"--episodes must be {EPISODE_SELECTORS} or comma-separated integers, got {spec!r}") from None
     bad = [e for e in episodes if not 0 <= e < num_episodes]
     if not episodes or bad:
-        raise ValueError(f"--episodes {spec!r}: episodes {bad or '[]'} not in the dataset's 0..{num_episodes - 1}")
+        raise ConfigError(f"--episodes {spec!r}: episodes {bad or '[]'} not in the dataset's 0..{num_episodes - 1}")
     return episodes
 
 
@@ -59,7 +60,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, list[int]]:
     from worldrl.models import load_pretrained
 
     if not 0.0 < args.val_fraction < 1.0:
-        raise ValueError(f"--val-fraction must lie in (0, 1), got {args.val_fraction}")
+        raise ConfigError(f"--val-fraction must lie in (0, 1), got {args.val_fraction}")
     model = load_pretrained(args.model, device=args.device)
     reader = LeRobotDatasetReader(args.dataset)
     check_dataset_matches(model.task, reader)
@@ -118,30 +119,23 @@ def _write_outputs(report: Any, out: Path, model_dir: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worldrl.data import DatasetFormatError
     from worldrl.evaluation.fidelity import evaluate_fidelity
 
-    expected = (ValueError, FileNotFoundError, KeyError, NotADirectoryError, DatasetFormatError)
-    try:
-        model, reader, episodes = _load(args)
-        generator = torch.Generator(device=args.device).manual_seed(args.seed) if args.sample else None
-        report = evaluate_fidelity(
-            model,
-            reader,
-            episodes,
-            horizons=args.horizons,
-            context=args.context,
-            num_starts=args.num_starts or None,
-            generator=generator,
-            device=args.device,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            progress=True,
-        )
-    except expected as err:  # CheckpointError is a ValueError; bad data and bad arguments end the same way
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"worldrl evaluate: error: {message}", file=sys.stderr)
-        return 2
+    model, reader, episodes = _load(args)
+    generator = torch.Generator(device=args.device).manual_seed(args.seed) if args.sample else None
+    report = evaluate_fidelity(
+        model,
+        reader,
+        episodes,
+        horizons=args.horizons,
+        context=args.context,
+        num_starts=args.num_starts or None,
+        generator=generator,
+        device=args.device,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        progress=True,
+    )
     out = Path(args.out) if args.out else Path(args.model) / "eval"
     _print_table(report)
     written = _write_outputs(report, out, Path(args.model))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,19 +32,13 @@ def run(args: argparse.Namespace) -> int:
     from worldrl.agents.trained_run import load_trained_agent
     from worldrl.cli.train_agent import parse_agent_options
     from worldrl.evaluation import evaluate_on_real_env
-    from worldrl.models.checkpoint import CheckpointError
 
-    try:
-        trained = load_trained_agent(args.run_dir, device=args.device,
-                                     planner_settings=parse_agent_options(args.planner_option))
-        seed = trained.seed + 10_000 if args.seed is None else args.seed
-        stats = evaluate_on_real_env(lambda obs: trained.agent.act(obs, deterministic=True), trained.env_id,
-                                     episodes=args.episodes, seed=seed, num_envs=args.episodes, progress=True)
-        video = _record(trained, args.video, seed) if args.video else None
-    except (ValueError, TypeError, KeyError, FileNotFoundError, CheckpointError) as err:
-        text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"worldrl evaluate-agent: error: {' '.join(str(text).split())}", file=sys.stderr)
-        return 2
+    trained = load_trained_agent(args.run_dir, device=args.device,
+                                 planner_settings=parse_agent_options(args.planner_option))
+    seed = trained.seed + 10_000 if args.seed is None else args.seed
+    stats = evaluate_on_real_env(lambda obs: trained.agent.act(obs, deterministic=True), trained.env_id,
+                                 episodes=args.episodes, seed=seed, num_envs=args.episodes, progress=True)
+    video = _record(trained, args.video, seed) if args.video else None
     settings = trained.agent.settings() if hasattr(trained.agent, "settings") else {"agent": trained.name}
     print(f"{trained.name} from {args.run_dir}: {stats}" + (f"; video {video}" if video else ""))
     if args.json:

@@ -23,14 +23,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from worldrl.data import DatasetFormatError, LeRobotDatasetReader
+    from worldrl.data import LeRobotDatasetReader
 
     console = Console()
-    try:
-        reader = LeRobotDatasetReader(args.dataset, revision=args.revision)
-    except (DatasetFormatError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        return 1
+    reader = LeRobotDatasetReader(args.dataset, revision=args.revision)  # a bad path: DatasetError, exit 2
     lengths = np.array([int(e["length"]) for e in reader.episodes] or [0])
     overview = Table(title=f"LeRobot dataset {reader.root}", show_header=False)
     for name, value in (

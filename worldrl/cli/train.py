@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-
-from worldrl.training.trainer import TrainingDivergedError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,24 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from worldrl.training.run import build_trainer, load_config, write_resolved_config
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-        trainer = build_trainer(cfg)
-    except (ValueError, KeyError, FileNotFoundError) as err:  # bad config, missing dataset, unknown family
-        print(f"worldrl train: error: {_one_line(err)}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.overrides)
+    trainer = build_trainer(cfg)
     write_resolved_config(cfg, trainer.output_dir)
-    try:
-        trainer.fit(resume=args.resume)
-    except FileExistsError as err:
-        print(f"worldrl train: error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except TrainingDivergedError as err:
-        print(f"worldrl train: error: {_one_line(err)}", file=sys.stderr)
-        return 1
+    trainer.fit(resume=args.resume)  # a diverged loss exits 1 (DivergedError), an existing run 2
     return 0
-
-
-def _one_line(err: BaseException) -> str:
-    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    return " ".join(str(text).split())

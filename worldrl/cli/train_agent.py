@@ -8,7 +8,8 @@ Agent settings: ``--agent-option key=value`` (YAML values), e.g. ``--agent-optio
 from __future__ import annotations
 
 import argparse
-import sys
+
+from worldrl.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,39 +46,26 @@ def parse_agent_options(items: list[str]) -> dict:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--agent-option {item!r} must look like key=value")
+            raise ConfigError(f"--agent-option {item!r} must look like key=value")
         try:
             options[key.strip()] = coerce_numbers(yaml.safe_load(raw)) if raw.strip() else None
         except yaml.YAMLError:
-            raise ValueError(f"--agent-option {item!r}: {raw!r} is not a YAML value") from None
+            raise ConfigError(f"--agent-option {item!r}: {raw!r} is not a YAML value") from None
     return options
 
 
 def run(args: argparse.Namespace) -> int:
-    from worldrl.agents.online import OnlineConfig, OnlineTrainingError, train_agent
-    from worldrl.models.checkpoint import CheckpointError
+    from worldrl.agents.online import OnlineConfig, train_agent
 
     out = args.out or f"runs/{args.agent}_{args.env_id.replace(':', '_')}_s{args.seed}"
-    try:
-        config = OnlineConfig(
-            agent=args.agent, env_id=args.env_id, real_steps=args.real_steps, seed=args.seed,
-            initial_random_steps=args.initial_random_steps, steps_per_iteration=args.steps_per_iteration,
-            model_config=args.model_config, model=args.model, model_steps=args.model_steps,
-            eval_every=args.eval_every, eval_episodes=args.eval_episodes, output_dir=out, device=args.device,
-            agent_options=parse_agent_options(args.agent_option), save_dataset=not args.no_dataset,
-            video=not args.no_video,
-            updates_per_step=args.updates_per_step,
-        )
-        train_agent(config)
-    except OnlineTrainingError as err:
-        _error(err)
-        return 1
-    except (ValueError, TypeError, KeyError, FileNotFoundError, CheckpointError) as err:
-        _error(err)
-        return 2
+    config = OnlineConfig(
+        agent=args.agent, env_id=args.env_id, real_steps=args.real_steps, seed=args.seed,
+        initial_random_steps=args.initial_random_steps, steps_per_iteration=args.steps_per_iteration,
+        model_config=args.model_config, model=args.model, model_steps=args.model_steps,
+        eval_every=args.eval_every, eval_episodes=args.eval_episodes, output_dir=out, device=args.device,
+        agent_options=parse_agent_options(args.agent_option), save_dataset=not args.no_dataset,
+        video=not args.no_video,
+        updates_per_step=args.updates_per_step,
+    )
+    train_agent(config)  # a diverged model or agent exits 1 (DivergedError), bad input 2
     return 0
-
-
-def _error(err: BaseException) -> None:
-    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    print(f"worldrl train-agent: error: {' '.join(str(text).split())}", file=sys.stderr)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from worldrl.data.policies import Policy, PolicyContext, make_policy
 from worldrl.data.writer import LeRobotDatasetWriter
+from worldrl.errors import ConfigError, WorldRLError
 from worldrl.envs.real import (
     StorageLayout,
     check_storable,
@@ -100,9 +101,9 @@ class CollectConfig:
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"CollectConfig.{bad[0]} is invalid: {getattr(self, bad[0])!r}")
+            raise ConfigError(f"CollectConfig.{bad[0]} is invalid: {getattr(self, bad[0])!r}")
         if self.overwrite and self.resume:
-            raise ValueError("CollectConfig.overwrite and CollectConfig.resume are exclusive")
+            raise ConfigError("CollectConfig.overwrite and CollectConfig.resume are exclusive")
 
     @property
     def camera_key(self) -> str:
@@ -143,11 +144,16 @@ def describe(values: list[float] | list[int]) -> dict[str, float]:
     return {"mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min()), "max": float(arr.max())}
 
 
-class CollectionInterrupted(RuntimeError):
-    """Collection stopped early (Ctrl-C or an error); the finished episodes were kept."""
+class CollectionInterrupted(WorldRLError, RuntimeError):
+    """Collection stopped early (Ctrl-C or an error); the finished episodes were kept.
+
+    A user-facing error even when a policy raised: what the user needs is which episodes survived; the
+    cause is chained (``__cause__``) for a traceback in Python.
+    """
 
     def __init__(self, out: Path, episodes_kept: int, cause: BaseException):
         self.out, self.episodes_kept, self.cause = out, episodes_kept, cause
+        self.exit_code = 130 if isinstance(cause, KeyboardInterrupt) else 2  # 130: the shell's Ctrl-C status
         why = "interrupted" if isinstance(cause, KeyboardInterrupt) else f"{type(cause).__name__}: {cause}"
         super().__init__(f"collection stopped ({why}); kept {episodes_kept} finished episode(s) in {out}")
 
@@ -340,6 +346,8 @@ def _collect_into(config: CollectConfig, envs: gym.vector.VectorEnv, obs_space: 
             policy = make_policy(config.policy, ctx, epsilon=config.epsilon)
             _record(envs, policy, layout, rec, config, seed)
     except (Exception, KeyboardInterrupt) as err:
+        if isinstance(err, WorldRLError) and not rec.returns:
+            raise  # a bad option (the policy spec) found before any episode: report it as itself
         raise CollectionInterrupted(Path(config.out), len(rec.returns), err) from err
     result = writer.finalize()
     summary = CollectSummary.build(Path(config.out), rec.returns, rec.lengths, rec.terminated,

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from worldrl.errors import DatasetError, InputNotFoundError, OutputExistsError
 from worldrl.io import atomic_path
 
 CODEBASE_VERSION = "v3.0"
@@ -51,15 +52,15 @@ SUPPORTED_DTYPES = (*VISUAL_DTYPES, "string", *NUMERIC_DTYPES)
 STAT_NAMES = ("min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99")
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(DatasetError):
     """A dataset (or a frame given to the writer) that does not follow the format; names the file or key."""
 
 
-class DatasetExistsError(DatasetFormatError):
+class DatasetExistsError(DatasetFormatError, OutputExistsError):
     """The output directory already holds a dataset and neither ``overwrite`` nor ``resume`` was asked."""
 
 
-class DatasetNotFoundError(DatasetFormatError, FileNotFoundError):
+class DatasetNotFoundError(DatasetFormatError, InputNotFoundError):
     """Neither a local dataset nor a reachable Hub repository; says what to download and where."""
 
 

@@ -40,6 +40,8 @@ from typing import Any, Protocol
 import numpy as np
 from gymnasium import spaces
 
+from worldrl.errors import CheckpointError, ConfigError, InputNotFoundError
+
 
 class Policy(Protocol):
     def __call__(self, obs: np.ndarray) -> np.ndarray: ...
@@ -111,9 +113,9 @@ class OUParams:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.theta <= 1.0:
-            raise ValueError(f"ou theta must be in (0, 1], got {self.theta}")
+            raise ConfigError(f"ou theta must be in (0, 1], got {self.theta}")
         if self.sigma < 0.0:
-            raise ValueError(f"ou sigma must be >= 0, got {self.sigma}")
+            raise ConfigError(f"ou sigma must be >= 0, got {self.sigma}")
 
 
 class OUPolicy:
@@ -121,7 +123,7 @@ class OUPolicy:
 
     def __init__(self, action_space: spaces.Box, num_envs: int, seed: int, params: OUParams):
         if not np.all(np.isfinite(action_space.low)) or not np.all(np.isfinite(action_space.high)):
-            raise ValueError(f"the ou policy needs a bounded action Box, got {action_space}")
+            raise ConfigError(f"the ou policy needs a bounded action Box, got {action_space}")
         self.low, self.high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
         self.dtype, self.params = action_space.dtype, params
         self.rng = np.random.default_rng(seed)
@@ -148,11 +150,11 @@ def _parse_params(arg: str, cls: type) -> Any:
     for item in filter(None, (s.strip() for s in arg.split(","))):
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
-            raise ValueError(f"bad policy parameter {item!r}; expected key=value with key in {sorted(fields)}")
+            raise ConfigError(f"bad policy parameter {item!r}; expected key=value with key in {sorted(fields)}")
         try:
             values[key] = float(value)
         except ValueError as err:
-            raise ValueError(f"policy parameter {key!r} must be a number, got {value!r}") from err
+            raise ConfigError(f"policy parameter {key!r} must be a number, got {value!r}") from err
     return cls(**values)
 
 
@@ -209,7 +211,7 @@ def _read_sb3_data(path: Path) -> dict[str, Any]:
         with zipfile.ZipFile(path) as zf:
             return json.loads(zf.read("data"))
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not a Stable-Baselines3 model zip ({err})") from err
+        raise CheckpointError(f"{path}: not a Stable-Baselines3 model zip ({err})") from err
 
 
 def _sb3_class_from_json(entry: dict[str, Any], path: Path, key: str) -> type:
@@ -217,7 +219,7 @@ def _sb3_class_from_json(entry: dict[str, Any], path: Path, key: str) -> type:
     module = str(entry.get("__module__", ""))
     names = {v.split()[1].split(".")[0] for v in entry.values() if isinstance(v, str) and v.startswith("<function ")}
     if not module.startswith("stable_baselines3.") or len(names) != 1:
-        raise ValueError(f"{path}: cannot resolve {key} from module {module!r}; only stable_baselines3 classes load safely")
+        raise CheckpointError(f"{path}: cannot resolve {key} from module {module!r}; only stable_baselines3 classes load safely")
     return getattr(importlib.import_module(module), names.pop())
 
 
@@ -225,23 +227,23 @@ def _check_space(stored: dict[str, Any], space: spaces.Space, path: Path, key: s
     shape = stored.get("_shape")
     shape = json.loads(shape) if isinstance(shape, str) else shape
     if shape is not None and tuple(shape) != tuple(space.shape):
-        raise ValueError(f"{path}: the model's {key} has shape {tuple(shape)}, the env's is {space}")
+        raise CheckpointError(f"{path}: the model's {key} has shape {tuple(shape)}, the env's is {space}")
 
 
 def load_sb3_model(path: str | Path, algo: str | None, ctx: PolicyContext) -> Any:
     """An SB3 model for prediction, loaded without unpickling anything."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Stable-Baselines3 model not found: {path}")
+        raise InputNotFoundError(f"Stable-Baselines3 model not found: {path}")
     data = _read_sb3_data(path)
     algorithms = _sb3_algorithms()
     if algo is None:
         module = str(data.get("policy_class", {}).get("__module__", ""))
         algo = module.split(".")[1] if module.startswith("stable_baselines3.") else None
         if algo not in algorithms:
-            raise ValueError(f"{path}: cannot tell the algorithm from the zip; use 'sb3:ALGO:{path}' with ALGO in {sorted(algorithms)}")
+            raise CheckpointError(f"{path}: cannot tell the algorithm from the zip; use 'sb3:ALGO:{path}' with ALGO in {sorted(algorithms)}")
     if algo not in algorithms:
-        raise ValueError(f"unknown Stable-Baselines3 algorithm {algo!r}; known: {sorted(algorithms)}")
+        raise CheckpointError(f"unknown Stable-Baselines3 algorithm {algo!r}; known: {sorted(algorithms)}")
     spaces_by_key = {"observation_space": ctx.observation_space, "action_space": ctx.action_space}
     substitutes: dict[str, Any] = {}
     for key, entry in data.items():
@@ -273,19 +275,19 @@ def _build_random(arg: str, ctx: PolicyContext) -> Policy:
 
 def _build_ou(arg: str, ctx: PolicyContext) -> Policy:
     if not isinstance(ctx.action_space, spaces.Box):
-        raise ValueError(f"the ou policy needs a Box action space; {ctx.env_id!r} has {ctx.action_space}")
+        raise ConfigError(f"the ou policy needs a Box action space; {ctx.env_id!r} has {ctx.action_space}")
     return OUPolicy(ctx.action_space, ctx.num_envs, ctx.seed, _parse_params(arg, OUParams))
 
 
 def _build_scripted(arg: str, ctx: PolicyContext) -> Policy:
     if ctx.env_id not in SCRIPTED:
-        raise ValueError(f"no scripted controller for {ctx.env_id!r}; available for: {sorted(SCRIPTED)}")
+        raise ConfigError(f"no scripted controller for {ctx.env_id!r}; available for: {sorted(SCRIPTED)}")
     return FunctionPolicy(SCRIPTED[ctx.env_id])
 
 
 def _build_sb3(arg: str, ctx: PolicyContext) -> Policy:
     if not arg:
-        raise ValueError("sb3 policy spec needs a path: 'sb3:PATH.zip' or 'sb3:ALGO:PATH.zip'")
+        raise ConfigError("sb3 policy spec needs a path: 'sb3:PATH.zip' or 'sb3:ALGO:PATH.zip'")
     head, sep, rest = arg.partition(":")
     algo, path = (head.lower(), rest) if sep and head.lower() in _sb3_algorithms() else (None, arg)
     model = load_sb3_model(path, algo, ctx)
@@ -297,13 +299,13 @@ def _build_callable(spec: str, ctx: PolicyContext) -> Policy:
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"policy {spec!r}: cannot import module {module_name!r} ({err})") from err
+        raise ConfigError(f"policy {spec!r}: cannot import module {module_name!r} ({err})") from err
     for part in attr.split("."):
         if not hasattr(target, part):
-            raise ValueError(f"policy {spec!r}: {module_name!r} has no attribute {attr!r}")
+            raise ConfigError(f"policy {spec!r}: {module_name!r} has no attribute {attr!r}")
         target = getattr(target, part)
     if not callable(target):
-        raise ValueError(f"policy {spec!r} is not callable")
+        raise ConfigError(f"policy {spec!r} is not callable")
     return target if hasattr(target, "reset") else FunctionPolicy(target)
 
 
@@ -338,12 +340,12 @@ class EpsilonMix:
 def make_policy(spec: str, ctx: PolicyContext, epsilon: float = 0.0) -> Policy:
     """The policy for a spec string (see the module docstring), optionally epsilon-mixed with random."""
     if not 0.0 <= epsilon <= 1.0:
-        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+        raise ConfigError(f"epsilon must be in [0, 1], got {epsilon}")
     name, sep, arg = spec.partition(":")
     if name in POLICIES:
         policy = POLICIES[name](arg, ctx)
     elif sep and arg:
         policy = _build_callable(spec, ctx)
     else:
-        raise ValueError(f"unknown policy {spec!r}; use one of {sorted(POLICIES)}, 'sb3:PATH.zip' or 'module.path:function'")
+        raise ConfigError(f"unknown policy {spec!r}; use one of {sorted(POLICIES)}, 'sb3:PATH.zip' or 'module.path:function'")
     return EpsilonMix(policy, ctx.action_space, epsilon, ctx.seed) if epsilon > 0 else policy

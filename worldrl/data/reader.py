@@ -34,6 +34,7 @@ from worldrl.data.lerobot_format import (
 )
 from worldrl.data.stats import aggregate_stats
 from worldrl.data.video import FrameCache
+from worldrl.errors import DatasetError
 from worldrl.io import read_json
 
 EPISODE_COLUMNS = ("episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index")
@@ -212,7 +213,7 @@ class LeRobotDatasetReader:
         eps = range(self.num_episodes) if episodes is None else episodes
         firsts = np.array([self.episode_range(int(ep))[0] for ep in eps], dtype=np.int64)
         if len(firsts) == 0:
-            raise ValueError(f"{self.root}: no episodes to take start states from")
+            raise DatasetError(f"{self.root}: no episodes to take start states from")
         return self.frames(key, firsts) if key in self.camera_keys else self.column(key)[firsts]
 
     # ---- metadata

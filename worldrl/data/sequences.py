@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from worldrl.data.lerobot_format import termination_key
 from worldrl.data.reader import LeRobotDatasetReader
 from worldrl.data.stats import stats_arrays, vector_stats
+from worldrl.errors import ConfigError
 
 def default_keys(reader: LeRobotDatasetReader) -> dict[str, str | None]:
     """obs/action/reward/terminated as worldrl names them; reward and terminated are None when absent."""
@@ -33,11 +34,11 @@ def window_offsets(delta_timestamps: Sequence[float], fps: int, name: str) -> np
     """Frame offsets for time offsets in seconds; each must sit on the frame grid (1e-4 s tolerance, as lerobot)."""
     deltas = np.asarray(list(delta_timestamps), dtype=np.float64)
     if deltas.ndim != 1 or len(deltas) == 0:
-        raise ValueError(f"delta_timestamps[{name!r}] must be a non-empty list of seconds")
+        raise ConfigError(f"delta_timestamps[{name!r}] must be a non-empty list of seconds")
     frames = np.rint(deltas * fps)
     off_grid = np.abs(frames / fps - deltas) > 1e-4
     if off_grid.any():
-        raise ValueError(f"delta_timestamps[{name!r}] = {deltas[off_grid].tolist()} are not multiples of 1/fps = {1 / fps:.6f}s")
+        raise ConfigError(f"delta_timestamps[{name!r}] = {deltas[off_grid].tolist()} are not multiples of 1/fps = {1 / fps:.6f}s")
     return frames.astype(np.int64)
 
 
@@ -56,11 +57,11 @@ class WindowDataset(Dataset):
         pad_end: bool = True,
     ) -> None:
         if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
+            raise ConfigError(f"window must be >= 1, got {window}")
         if stride < 1:
-            raise ValueError(f"stride must be >= 1, got {stride}")
+            raise ConfigError(f"stride must be >= 1, got {stride}")
         if image_format not in ("uint8", "float"):
-            raise ValueError(f"image_format must be 'uint8' or 'float', got {image_format!r}")
+            raise ConfigError(f"image_format must be 'uint8' or 'float', got {image_format!r}")
         self.reader, self.window, self.stride, self.pad_end = reader, window, stride, pad_end
         self.image_format = image_format
         self.keys = dict(keys) if keys is not None else default_keys(reader)
@@ -149,10 +150,10 @@ def is_scalar_signal(key: str, feature: dict) -> bool:
 def split_episodes(episode_indices: Sequence[int], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:
     """Random train/validation split of episodes; at least one validation episode when there are >= 2."""
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
     eps = [int(e) for e in episode_indices]
     if len(set(eps)) != len(eps):
-        raise ValueError("episode_indices has duplicates")
+        raise ConfigError("episode_indices has duplicates")
     n_val = int(round(len(eps) * val_fraction))
     n_val = min(max(n_val, 1), len(eps) - 1) if len(eps) >= 2 and val_fraction > 0 else 0
     perm = np.random.default_rng(seed).permutation(len(eps))

@@ -20,6 +20,7 @@ import av
 import numpy as np
 
 from worldrl.data.lerobot_format import DatasetFormatError
+from worldrl.errors import ConfigError
 
 CODEC_NAMES = {"libsvtav1": "av1", "libx264": "h264", "h264": "h264", "av1": "av1"}
 # SVT-AV1 prints a banner per encoder to stderr; keep only its errors unless the user asked otherwise.
@@ -41,11 +42,11 @@ class VideoSettings:
 
     def __post_init__(self) -> None:
         if self.vcodec not in ("libsvtav1", "libx264"):
-            raise ValueError(f"vcodec must be 'libsvtav1' or 'libx264', got {self.vcodec!r}")
+            raise ConfigError(f"vcodec must be 'libsvtav1' or 'libx264', got {self.vcodec!r}")
         if not 0 <= self.crf <= 63:
-            raise ValueError(f"crf must be in [0, 63], got {self.crf}")
+            raise ConfigError(f"crf must be in [0, 63], got {self.crf}")
         if self.gop < 1:
-            raise ValueError(f"gop must be >= 1, got {self.gop}")
+            raise ConfigError(f"gop must be >= 1, got {self.gop}")
 
     def options(self) -> dict[str, str]:
         opts = {"g": str(self.gop), "crf": str(self.crf)}

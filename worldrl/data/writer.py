@@ -58,6 +58,7 @@ from worldrl.data.lerobot_format import (
 from worldrl.data.reader import read_episodes_table, read_info, read_stats, read_tasks
 from worldrl.data.stats import ImageStatsAccumulator, aggregate_stats, vector_stats
 from worldrl.data.video import EpisodeVideoEncoder, VideoSettings, concatenate_videos, probe_video_info
+from worldrl.errors import ConfigError
 from worldrl.io import atomic_path, write_json
 
 STAGING_DIR = ".worldrl-staging"  # in-progress episode videos; ignored by readers, removed by finalize
@@ -156,11 +157,11 @@ class LeRobotDatasetWriter:
         """Start a dataset at ``root`` (a new one, a replacement with ``overwrite``, or an append with ``resume``)."""
         root = Path(root)
         if overwrite and resume:
-            raise ValueError("overwrite and resume are exclusive: replace the dataset or append to it")
+            raise ConfigError("overwrite and resume are exclusive: replace the dataset or append to it")
         if not isinstance(fps, (int, np.integer)) or isinstance(fps, bool) or fps <= 0:
-            raise ValueError(f"fps must be a positive int, got {fps!r}")
+            raise ConfigError(f"fps must be a positive int, got {fps!r}")
         if chunks_size < 1 or data_files_size_in_mb <= 0 or video_files_size_in_mb <= 0:
-            raise ValueError("chunks_size, data_files_size_in_mb and video_files_size_in_mb must be positive")
+            raise ConfigError("chunks_size, data_files_size_in_mb and video_files_size_in_mb must be positive")
         settings = VideoSettings(vcodec=vcodec, crf=crf, gop=gop)
         features = validate_features(features)
         if has_dataset(root) and resume:

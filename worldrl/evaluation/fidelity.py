@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from worldrl.errors import ConfigError, DatasetError
 from worldrl.io import atomic_write_bytes
 from worldrl.models.base import WorldModel
 from worldrl.models.task_spec import TaskSpec
@@ -330,16 +331,16 @@ def check_dataset_matches(task: TaskSpec, reader: Any) -> None:
     """Raise ``ValueError`` naming the key and shapes when the dataset is not data of the model's task."""
     features = reader.features
     if task.obs_key not in features:
-        raise ValueError(
+        raise DatasetError(
             f"dataset {reader.root} has no feature {task.obs_key!r} that the model observes "
             f"(task {task.task_id!r}); its features are {sorted(features)}"
         )
     for key, expected in ((task.obs_key, task.obs_shape), (ACTION_KEY, tuple(task.action_space.shape))):
         if key not in features:
-            raise ValueError(f"dataset {reader.root} has no {key!r} feature")
+            raise DatasetError(f"dataset {reader.root} has no {key!r} feature")
         shape = tuple(features[key]["shape"])
         if _squeeze_one(shape) != _squeeze_one(expected):
-            raise ValueError(
+            raise DatasetError(
                 f"dataset {reader.root} feature {key!r} has shape {shape}, but the model (task {task.task_id!r}) "
                 f"expects {expected}: this is data of another task"
             )
@@ -541,7 +542,7 @@ def evaluate_fidelity(
     ranges = {int(ep): tuple(int(i) for i in reader.episode_range(int(ep))) for ep in episodes}
     candidates = candidate_starts({ep: hi - lo for ep, (lo, hi) in ranges.items()}, context)
     if not candidates:
-        raise ValueError(f"no episode among {list(ranges)} has the context={context} steps to observe")
+        raise DatasetError(f"no episode among {list(ranges)} has the context={context} steps to observe")
     starts = select_starts(candidates, num_starts, seed)
     max_h = horizons[-1]
     win = _windows(starts, ranges, context, max_h)
@@ -601,18 +602,18 @@ def evaluate_fidelity(
 def _check_args(horizons, context, num_starts, batch_size, episodes, reader) -> list[int]:
     hs = sorted({int(h) for h in horizons})
     if not hs or hs[0] < 1:
-        raise ValueError(f"horizons must be positive integers, got {list(horizons)}")
+        raise ConfigError(f"horizons must be positive integers, got {list(horizons)}")
     if context < 1:
-        raise ValueError(f"context must be >= 1, got {context}")
+        raise ConfigError(f"context must be >= 1, got {context}")
     if num_starts is not None and num_starts < 1:
-        raise ValueError(f"num_starts must be >= 1 or None, got {num_starts}")
+        raise ConfigError(f"num_starts must be >= 1 or None, got {num_starts}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if len(episodes) == 0:
-        raise ValueError("episodes is empty: nothing to evaluate")
+        raise ConfigError("episodes is empty: nothing to evaluate")
     bad = [ep for ep in episodes if not 0 <= int(ep) < reader.num_episodes]
     if bad:
-        raise ValueError(f"episodes {bad} do not exist: the dataset has episodes 0..{reader.num_episodes - 1}")
+        raise ConfigError(f"episodes {bad} do not exist: the dataset has episodes 0..{reader.num_episodes - 1}")
     return hs
 
 

@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
+from worldrl.errors import ConfigError
 from worldrl.evaluation.stats import Summary, summarize
 
 ActFn = Callable[[np.ndarray], np.ndarray]
@@ -81,7 +82,7 @@ def evaluate_on_real_env(
 ) -> ReturnStats:
     """Run ``act_fn`` on ``num_envs`` copies of the real ``env_id`` until ``episodes`` episodes have ended."""
     if episodes < 1 or num_envs < 1:
-        raise ValueError(f"episodes and num_envs must be >= 1, got episodes={episodes}, num_envs={num_envs}")
+        raise ConfigError(f"episodes and num_envs must be >= 1, got episodes={episodes}, num_envs={num_envs}")
     num_envs = min(num_envs, episodes)  # an extra copy would only run episodes that are thrown away
     quota = episode_quotas(episodes, num_envs)
     returns: list[list[float]] = [[] for _ in range(num_envs)]

@@ -13,6 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from worldrl.io import atomic_directory, read_json, write_json
+from worldrl.errors import CheckpointError
 from worldrl.models.base import WorldModel, build_model, get_family
 from worldrl.models.task_spec import TaskSpec
 
@@ -22,10 +23,6 @@ TASK_NAME = "task.json"
 STARTS_NAME = "start_states.safetensors"
 FORMAT_VERSION = 1
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded; the message names the file and the problem."""
 
 
 def save_pretrained(model: WorldModel, directory: str | os.PathLike) -> Path:

@@ -12,6 +12,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from worldrl.errors import CheckpointError
+
 
 @dataclass
 class TaskSpec:
@@ -84,7 +86,7 @@ class TaskSpec:
                 extra=dict(data.get("extra", {})),
             )
         except KeyError as err:
-            raise ValueError(f"task.json is missing the field {err.args[0]!r}") from None
+            raise CheckpointError(f"task.json is missing the field {err.args[0]!r}") from None
 
     def check_compatible(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         """Raise ``ValueError`` naming the mismatch when a real env's spaces differ from the trained ones."""
@@ -93,7 +95,7 @@ class TaskSpec:
             ("action", self.action_space, action_space),
         ):
             if not isinstance(theirs, gym.spaces.Box) or tuple(theirs.shape) != tuple(mine.shape):
-                raise ValueError(
+                raise CheckpointError(
                     f"model trained for task {self.task_id!r} with {name} space {mine}, but the env has {theirs}"
                 )
 
@@ -111,7 +113,7 @@ def box_to_dict(space: gym.spaces.Box) -> dict[str, Any]:
 
 def box_from_dict(data: dict[str, Any]) -> gym.spaces.Box:
     if data.get("type") != "Box":
-        raise ValueError(f"only Box spaces are supported in task.json, got {data.get('type')!r}")
+        raise CheckpointError(f"only Box spaces are supported in task.json, got {data.get('type')!r}")
     dtype = np.dtype(data["dtype"])
     shape = tuple(data["shape"])
     low = np.asarray(_decode_bounds(data["low"]), dtype=np.float64).reshape(shape).astype(dtype)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from worldrl.errors import CheckpointError
 from worldrl.io import atomic_directory, read_json, write_json
 
 STATE_JSON = "trainer_state.json"
@@ -83,7 +84,7 @@ def decode_tree(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 def _tensor(tensors: dict[str, torch.Tensor], key: str) -> torch.Tensor:
     if key not in tensors:
-        raise ValueError(f"{STATE_TENSORS} lacks the tensor {key!r} that {STATE_JSON} refers to")
+        raise CheckpointError(f"{STATE_TENSORS} lacks the tensor {key!r} that {STATE_JSON} refers to")
     return tensors[key]
 
 
@@ -139,7 +140,7 @@ def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, torch.Tenso
     directory = Path(directory)
     for name in (STATE_JSON, STATE_TENSORS, f"{MODEL_DIR}/model.safetensors"):
         if not (directory / name).exists():
-            raise FileNotFoundError(f"{directory} is not a complete trainer checkpoint: {name} is missing")
+            raise CheckpointError(f"{directory} is not a complete trainer checkpoint: {name} is missing")
     skeleton = read_json(directory / STATE_JSON)
     state = decode_tree(skeleton, load_file(str(directory / STATE_TENSORS)))
     return load_file(str(directory / MODEL_DIR / "model.safetensors")), state

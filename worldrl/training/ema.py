@@ -13,6 +13,8 @@ import copy
 import torch
 from torch import nn
 
+from worldrl.errors import ConfigError
+
 
 def ema_update_(averaged: list[torch.Tensor], current: list[torch.Tensor], decay: float) -> None:
     """In place: ``averaged <- decay * averaged + (1 - decay) * current``."""
@@ -25,7 +27,7 @@ class EMA:
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema decay must be in (0, 1), got {decay}")
+            raise ConfigError(f"ema decay must be in (0, 1), got {decay}")
         self.decay = decay
         self.module = copy.deepcopy(model).eval()
         self.module.requires_grad_(False)

@@ -30,6 +30,8 @@ from collections.abc import Callable
 
 import torch
 
+from worldrl.errors import ConfigError
+
 _EPS = 1e-12
 
 
@@ -195,5 +197,5 @@ COMBINERS: dict[str, Callable[..., SumCombiner | RGBCombiner]] = {"sum": SumComb
 
 def build_combiner(name: str, **options: float) -> SumCombiner | RGBCombiner:
     if name not in COMBINERS:
-        raise ValueError(f"unknown gradient_balancing {name!r}; known: {sorted(COMBINERS)}")
+        raise ConfigError(f"unknown gradient_balancing {name!r}; known: {sorted(COMBINERS)}")
     return COMBINERS[name](**options)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from worldrl.errors import ConfigError, MissingDependencyError
 from worldrl.io import atomic_write_bytes
 
 METRICS_FILE = "metrics.jsonl"
@@ -53,7 +54,7 @@ class WandbLogger:
         try:
             import wandb
         except ImportError as err:
-            raise ImportError("the 'wandb' logger needs `pip install wandb`") from err
+            raise MissingDependencyError("the 'wandb' logger needs `pip install wandb`") from err
         mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
         self._run = wandb.init(project=project, dir=str(output_dir), config=config or {}, mode=mode, reinit=True)
 
@@ -71,7 +72,7 @@ class TensorBoardLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:
-            raise ImportError("the 'tensorboard' logger needs `pip install tensorboard`") from err
+            raise MissingDependencyError("the 'tensorboard' logger needs `pip install tensorboard`") from err
         self._writer = SummaryWriter(log_dir=str(Path(output_dir) / "tensorboard"))
 
     def log(self, step: int, split: str, metrics: dict[str, float]) -> None:
@@ -96,7 +97,7 @@ class MultiLogger:
     def __init__(self, names: list[str], output_dir: Path, config: dict[str, Any] | None = None, project: str = "worldrl"):
         unknown = sorted(set(names) - set(LOGGERS))
         if unknown:
-            raise ValueError(f"unknown logger(s) {unknown}; known: {sorted(LOGGERS)}")
+            raise ConfigError(f"unknown logger(s) {unknown}; known: {sorted(LOGGERS)}")
         ordered = ["jsonl"] + [n for n in dict.fromkeys(names) if n != "jsonl"]
         self.sinks = [LOGGERS[n](output_dir, config=config, project=project) for n in ordered]
 

@@ -27,14 +27,11 @@ import torch
 import yaml
 
 from worldrl.io import atomic_write_bytes
+from worldrl.errors import ConfigError
 from worldrl.models.base import WorldModel, build_model, get_family
 from worldrl.models.task_spec import TaskSpec
 from worldrl.training.config import TrainerConfig
 from worldrl.training.trainer import Trainer, TrainResult, seed_everything
-
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message names the key."""
 
 
 TOP_KEYS = ("output_dir", "seed", "data", "model", "trainer")

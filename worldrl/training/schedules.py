@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import torch
 
+from worldrl.errors import ConfigError
+
 # progress in [0, 1] after warm-up -> multiplier in [0, 1] before the floor is applied
 Decay = Callable[[float], float]
 
@@ -40,7 +42,7 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` over :func:`lr_multiplier`; its state dict is plain numbers (JSON-safe)."""
     if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; known: {sorted(SCHEDULES)}")
+        raise ConfigError(f"unknown schedule {schedule!r}; known: {sorted(SCHEDULES)}")
 
     def factor(step: int) -> float:
         return lr_multiplier(

@@ -24,6 +24,7 @@ from tensordict import TensorDict
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
+from worldrl.errors import CheckpointError, ConfigError, DatasetError, DivergedError, OutputExistsError
 from worldrl.models.base import WorldModel
 from worldrl.training.checkpointing import (
     latest_checkpoint,
@@ -40,8 +41,16 @@ from worldrl.training.metrics_logging import METRICS_FILE, MultiLogger, truncate
 from worldrl.training.schedules import build_scheduler
 
 
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+class TrainingDivergedError(DivergedError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint.
+
+    ``reason`` and ``checkpoint`` hold the two parts apart, so a caller that keeps its own checkpoints (the
+    online loop) reports the reason with its own checkpoint instead of parsing this message.
+    """
+
+    def __init__(self, reason: str, checkpoint: Path | None) -> None:
+        self.reason, self.checkpoint = reason, checkpoint
+        super().__init__(f"{reason}; stopped. Last good checkpoint: {checkpoint or 'none written yet'}")
 
 
 @dataclass
@@ -95,7 +104,7 @@ class InfiniteBatchSampler:
 
     def __init__(self, num_items: int, batch_size: int, seed: int, start: int = 0) -> None:
         if num_items < 1:
-            raise ValueError("the training dataset has no windows (check the episode split and window length)")
+            raise DatasetError("the training dataset has no windows (check the episode split and window length)")
         self.num_items, self.batch_size, self.seed, self.start = num_items, batch_size, seed, start
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -127,7 +136,7 @@ def collate_windows(items: list[dict[str, Any]]) -> TensorDict:
         if value.ndim == 1:
             value = value[:, None].expand(batch_size)
         elif tuple(value.shape[:2]) != batch_size:
-            raise ValueError(f"dataset key {key!r} has shape {tuple(value.shape[1:])} per window, expected [T={batch_size[1]}, ...]")
+            raise DatasetError(f"dataset key {key!r} has shape {tuple(value.shape[1:])} per window, expected [T={batch_size[1]}, ...]")
         out[key] = value
     return TensorDict(out, batch_size=batch_size)
 
@@ -142,7 +151,7 @@ def to_task_shapes(batch: TensorDict, task: Any) -> TensorDict:
         if tuple(value.shape[2:]) == tuple(shape):
             continue
         if value[0, 0].numel() != int(np.prod(shape)):
-            raise ValueError(
+            raise DatasetError(
                 f"batch[{key!r}] has per-step shape {tuple(value.shape[2:])}, but the task expects {tuple(shape)}"
             )
         batch[key] = value.reshape(*batch.batch_size, *shape)
@@ -204,7 +213,7 @@ class Trainer:
         self.output_dir = Path(output_dir)
         self.device = resolve_device(config.device)
         if config.precision == "fp16" and self.device.type != "cuda":
-            raise ValueError(
+            raise ConfigError(
                 f"TrainerConfig.precision='fp16' needs a CUDA device (GradScaler), but the device is {self.device}; "
                 "use 'bf16' or 'fp32'"
             )
@@ -314,7 +323,7 @@ class Trainer:
             remove_checkpoints_after(self.checkpoints_dir, self.progress.step)
             return
         if latest_checkpoint(self.checkpoints_dir) is not None:
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{self.output_dir} already holds checkpoints of a run; resume it (--resume / fit(resume=True)) "
                 "or choose another output_dir"
             )
@@ -329,7 +338,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
             if state["ema"] is None:
-                raise ValueError(f"{directory} was written without EMA, but ema_decay={self.config.ema_decay}")
+                raise CheckpointError(f"{directory} was written without EMA, but ema_decay={self.config.ema_decay}")
             self.ema.load_state_dict(state["ema"])
         self.combiner.load_state_dict(state["combiner"])
         self.progress = _Progress(**state["progress"])
@@ -410,10 +419,7 @@ class Trainer:
 
     def _diverged(self, value: float) -> None:
         last = latest_checkpoint(self.checkpoints_dir)
-        raise TrainingDivergedError(
-            f"training loss is {value} at step {self.progress.step + 1}; stopped. "
-            f"Last good checkpoint: {last if last is not None else 'none written yet'}"
-        )
+        raise TrainingDivergedError(f"training loss is {value} at step {self.progress.step + 1}", last)
 
     # ------------------------------------------------------------------ validation
     def _val_batches(self) -> Iterator[TensorDict]:
