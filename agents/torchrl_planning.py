@@ -4,7 +4,7 @@
 policy of ``env.rollout``) and it writes ``"action"``. Two ways to score candidates:
 
 * env mode (default, TorchRL's own convention): the batch-unlocked env *is* the model. ``EnvDynamics`` exposes
-  it through the ``Dynamics`` protocol; all ``B x N`` candidates run in one ``env.rollout`` over the expanded
+  it through the planners' ``PlanningModel`` role; all ``B x N`` candidates run in one ``env.rollout`` over the expanded
   tensordict. Rewards are read from ``("next", "reward")``; termination from ``("next", "terminated")`` (falling
   back to ``("next", "done")``), so a time-limit truncation does not end a candidate's return. The env samples
   with its own RNG; the planner's generator drives the action sampling.
@@ -27,7 +27,7 @@ from torchrl.envs.utils import step_mdp
 from torchrl.modules.planners import MPCPlannerBase
 
 from worldrl.agents.planners import SamplingPlanner, make_planner
-from worldrl.agents.planners.common import Dynamics
+from worldrl.agents.planners.common import PlanningModel
 
 
 def spec_to_box(spec: Any) -> gym.spaces.Box:
@@ -63,7 +63,7 @@ class _SpecTask:
 
 
 class EnvDynamics:
-    """A batch-unlocked TorchRL env seen through the planners' ``Dynamics`` protocol.
+    """A batch-unlocked TorchRL env seen through the planners' ``PlanningModel`` role.
 
     A state is the env's tensordict (batch ``[M]``); after a step it is the transition tensordict holding the
     ``"next"`` entries, which is what ``reward``/``terminal``/``latent`` read.
@@ -123,7 +123,7 @@ class TorchRLPlanner(MPCPlannerBase):
         self,
         env: EnvBase,
         planner: str | SamplingPlanner = "cem",
-        model: Dynamics | None = None,
+        model: PlanningModel | None = None,
         state_fn: Callable[[TensorDictBase], TensorDict] | None = None,
         seed: int | None = 0,
         warm_start: bool = False,

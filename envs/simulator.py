@@ -1,9 +1,10 @@
 """The learned simulator core shared by the Gymnasium env, the native vector env and the TorchRL env.
 
-``LearnedSimulator`` holds, on torch batches, everything an environment adds to a world model: start states,
-action checks, the reward and termination source, observation clipping, seeding and rendering. The single env
-(batch 1), the vector env (batch N) and the TorchRL env all delegate to it, so they behave identically. See
-``worldrl.envs.world_model_env`` for the user-facing semantics (observations, start states, time limits).
+``LearnedSimulator`` holds, on torch batches, everything an environment adds to a world model: action checks,
+the reward and termination source (``worldrl.models.step_scoring``), goals, observation clipping, seeding and
+rendering. The single env (batch 1), the vector env (batch N) and the TorchRL env all delegate to it, so they
+behave identically. See ``worldrl.envs.world_model_env`` for the user-facing semantics. Observations are keyed
+where the task is (``worldrl.models.observations``): a tensor per step for one key, a TensorDict for several.
 """
 
 from __future__ import annotations
@@ -18,60 +19,19 @@ import torch
 from tensordict import TensorDict
 
 from worldrl.envs.default_model import require_default_model
-from worldrl.envs.tasks import TaskFunctions, get_task, has_task
+from worldrl.envs.options import ACTION_POLICIES, OBS_MODES, EnvOptions
+from worldrl.envs.start_states import dataset_episode_starts, real_env_starts, start_pool  # noqa: F401  (re-export)
 from worldrl.errors import EnvError
+from worldrl.models import observations as keyed
 from worldrl.models.base import Capabilities, WorldModel
 from worldrl.models.checkpoint import load_pretrained
-from worldrl.models.task_spec import TaskSpec
+from worldrl.models.step_scoring import REWARD_SOURCES, TERMINATION_SOURCES, StepScoring
 
-OBS_MODES = ("observation", "latent")
-REWARD_SOURCES = ("model", "task")
-TERMINATION_SOURCES = ("model", "task", "none")
-ACTION_POLICIES = ("clip", "error")
+SimulatorOptions = EnvOptions
+"""The former name of ``EnvOptions``."""
 
 
-
-# =========================================================================== options
-@dataclass
-class SimulatorOptions:
-    """How a learned model is turned into an environment (shared by the Gymnasium, vector and TorchRL envs)."""
-
-    obs_mode: str | None = None
-    """``"observation"`` (decoded, in the task's space) or ``"latent"``; None: observation where the model can
-    decode (``capabilities.can_decode``), else latent."""
-    reward: str | None = None
-    """``"model"`` (learned reward head) or ``"task"`` (the task's known function on predicted observations,
-    envs/tasks.py); None: model where ``capabilities.predicts_reward``, else task."""
-    termination: str | None = None
-    """``"model"`` (learned terminal probability > ``terminal_threshold``), ``"task"`` or ``"none"``; None: model
-    where ``capabilities.predicts_terminal``, else task where the task has a function, else none."""
-    sample: bool = False
-    """Stochastic imagination with the env's seeded ``torch.Generator``; False: the model's mean prediction."""
-    action_policy: str = "clip"
-    """Out-of-bounds actions: ``"clip"`` into the action space or ``"error"``. NaN/inf actions always raise."""
-    terminal_threshold: float = 0.5
-    """A learned terminal probability above this ends the episode."""
-    start_pool_size: int = 1024
-    """How many real-env resets make the start-state pool when start states come from the real task."""
-
-    def __post_init__(self) -> None:
-        for name, allowed in (
-            ("obs_mode", OBS_MODES),
-            ("reward", REWARD_SOURCES),
-            ("termination", TERMINATION_SOURCES),
-        ):
-            value = getattr(self, name)
-            if value is not None and value not in allowed:
-                raise EnvError(f"{name} must be one of {allowed} (or None for automatic), got {value!r}")
-        if self.action_policy not in ACTION_POLICIES:
-            raise EnvError(f"action_policy must be one of {ACTION_POLICIES}, got {self.action_policy!r}")
-        if not 0.0 <= self.terminal_threshold <= 1.0:
-            raise EnvError(f"terminal_threshold must be in [0, 1], got {self.terminal_threshold}")
-        if self.start_pool_size < 1:
-            raise EnvError(f"start_pool_size must be >= 1, got {self.start_pool_size}")
-
-
-# =========================================================================== model and start states
+# =========================================================================== model
 def resolve_model(
     model: WorldModel | str | os.PathLike | None, device: str | torch.device | None, task_id: str | None = None
 ) -> WorldModel:
@@ -101,64 +61,15 @@ def capabilities_of(model: WorldModel) -> Capabilities:
     return getattr(model, "capabilities", type(model).capabilities)
 
 
-def dataset_episode_starts(root: str | os.PathLike, obs_key: str) -> np.ndarray:
-    """The first ``obs_key`` frame of every episode of a LeRobot dataset (state, PNG image or video)."""
-    from worldrl.data import LeRobotDatasetReader
-
-    return LeRobotDatasetReader(root).episode_starts(obs_key)
-
-
-def real_env_starts(task: TaskSpec, count: int) -> np.ndarray:
-    """``count`` initial observations of the real task (fixed seeds: the pool is the same in every process)."""
-    if not task.task_id or task.task_id not in gym.registry:
-        raise EnvError(
-            f"no start states: the model's task {task.task_id!r} is not a Gymnasium id, so pass start_states= "
-            "(an array of observations) or dataset= (a LeRobot dataset root)"
-        )
-    env = gym.make(task.task_id)
-    try:
-        task.check_compatible(env.observation_space, env.action_space)
-        first, _ = env.reset(seed=0)
-        return np.stack([first] + [env.reset()[0] for _ in range(count - 1)])
-    finally:
-        env.close()
-
-
-def start_pool(
-    task: TaskSpec, start_states: Any | None, dataset: str | os.PathLike | None, pool_size: int,
-    recorded: torch.Tensor | None = None,
-) -> np.ndarray:
-    """The observations episodes start from, validated against the task's observation shape.
-
-    Precedence: ``start_states``, then ``dataset``, then ``recorded`` (the training dataset's episode starts,
-    saved in the checkpoint by the trainer), then resets of the real task's env.
-    """
-    if start_states is not None:
-        pool, source = np.asarray(start_states), "start_states"
-    elif dataset is not None:
-        pool, source = dataset_episode_starts(dataset, task.obs_key), f"dataset {dataset}"
-    elif recorded is not None:
-        pool, source = recorded.cpu().numpy(), "the training dataset's episode starts (start_states.safetensors)"
-    else:
-        pool, source = real_env_starts(task, pool_size), f"{task.task_id} resets"
-    if pool.ndim != len(task.obs_shape) + 1 or tuple(pool.shape[1:]) != task.obs_shape or len(pool) == 0:
-        raise EnvError(
-            f"start states from {source} must have shape (N, {', '.join(map(str, task.obs_shape))}), got {pool.shape}"
-        )
-    if not np.isfinite(pool.astype(np.float64)).all():
-        raise EnvError(f"start states from {source} contain NaN or inf")
-    return pool
-
-
 # =========================================================================== batched core
 @dataclass
 class Transition:
     """One batched step of the learned simulator (all torch, batch first)."""
 
     state: TensorDict
-    obs: torch.Tensor | None
+    obs: keyed.Observation | None
     """Decoded, clipped observation (None for models that cannot decode)."""
-    view: torch.Tensor
+    view: keyed.Observation
     """What the agent sees: ``obs`` or the latent."""
     reward: torch.Tensor
     terminated: torch.Tensor
@@ -166,58 +77,32 @@ class Transition:
 
 
 class LearnedSimulator:
-    """The environment logic around a world model on batches: starts, action checks, step, reward, termination."""
+    """The environment logic around a world model on batches: action checks, step, reward, termination, goals."""
 
-    def __init__(self, model: WorldModel, options: SimulatorOptions) -> None:
+    def __init__(self, model: WorldModel, options: EnvOptions) -> None:
         self.model, self.options, self.task = model, options, model.task
         caps = capabilities_of(model)
         self.can_decode = caps.can_decode
         self.obs_mode = options.obs_mode or ("observation" if caps.can_decode else "latent")
-        self.reward_source = options.reward or ("model" if caps.predicts_reward else "task")
-        default_termination = "task" if has_task(self.task.task_id) else "none"
-        self.termination_source = options.termination or ("model" if caps.predicts_terminal else default_termination)
-        self._check_sources(caps)
-        self.task_functions = self._task_functions()
+        if self.obs_mode == "observation" and not caps.can_decode:
+            raise EnvError(f"{type(model).__name__} cannot decode observations: use obs_mode='latent'")
+        try:
+            self.scoring = StepScoring.resolve(model, options.reward, options.termination)
+        except ValueError as err:
+            raise EnvError(str(err)) from None
+        self.reward_source, self.termination_source = self.scoring.reward_source, self.scoring.termination_source
+        self.task_functions = self.scoring.task_functions
         self.device = model.device
         self.single_observation_space = self._observation_space()
         self.single_action_space: gym.spaces.Box = self.task.action_space
-        space = self.task.observation_space
-        self.obs_low = torch.as_tensor(space.low, dtype=torch.float32, device=self.device)
-        self.obs_high = torch.as_tensor(space.high, dtype=torch.float32, device=self.device)
-        self.obs_is_integer = np.issubdtype(space.dtype, np.integer)
+        self._bounds = {key: (torch.as_tensor(space.low, dtype=torch.float32, device=self.device),
+                              torch.as_tensor(space.high, dtype=torch.float32, device=self.device),
+                              np.issubdtype(space.dtype, np.integer))
+                        for key, space in self.task.key_spaces().items()}
         self.action_low = np.asarray(self.single_action_space.low, dtype=np.float64)
         self.action_high = np.asarray(self.single_action_space.high, dtype=np.float64)
 
-    # ----------------------------------------------------------------- configuration checks
-    def _check_sources(self, caps: Capabilities) -> None:
-        if self.obs_mode == "observation" and not caps.can_decode:
-            raise EnvError(f"{type(self.model).__name__} cannot decode observations: use obs_mode='latent'")
-        if self.reward_source == "model" and not caps.predicts_reward:
-            raise EnvError(f"{type(self.model).__name__} does not predict rewards: use reward='task'")
-        if self.termination_source == "model" and not caps.predicts_terminal:
-            raise EnvError(
-                f"{type(self.model).__name__} does not predict termination: use termination='task' or 'none'"
-            )
-        uses_task = "task" in (self.reward_source, self.termination_source)
-        if uses_task and not caps.can_decode:
-            raise EnvError("reward/termination='task' scores decoded observations, but the model cannot decode")
-
-    def _task_functions(self) -> TaskFunctions | None:
-        if "task" not in (self.reward_source, self.termination_source):
-            return None
-        try:
-            functions = get_task(self.task.task_id)
-        except KeyError as err:
-            raise EnvError(f"reward/termination='task' needs known task functions: {err.args[0]}") from None
-        expected = (functions.obs_dim,), functions.action_dim
-        if (self.task.obs_shape, self.task.action_dim) != expected:
-            raise EnvError(
-                f"task functions of {self.task.task_id!r} expect obs {expected[0]} and {expected[1]} action dims, "
-                f"the model has {self.task.obs_shape} and {self.task.action_dim}"
-            )
-        return functions
-
-    def _observation_space(self) -> gym.spaces.Box:
+    def _observation_space(self) -> gym.Space:
         if self.obs_mode == "latent":
             dim = int(self.model.latent_dim)
             return gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
@@ -257,82 +142,130 @@ class LearnedSimulator:
             raise ValueError(f"action {original!r} is outside the action space {self.single_action_space}")
         return np.clip(array, low, high)
 
+    # ----------------------------------------------------------------- goals
+    @property
+    def uses_goal(self) -> bool:
+        return self.reward_source == "goal"
+
+    def embed_goal(self, goal: Any) -> torch.Tensor:
+        """Goal observations ``[B, ...]`` (numpy or torch, keyed where the task is) -> embeddings ``[B, D]``."""
+        obs = keyed.to_torch(goal, self.task, self.device, 1, what="goal observation")
+        with torch.no_grad():
+            return self.model.embed(obs).float()
+
     # ----------------------------------------------------------------- starts and steps
-    def start(self, observations: np.ndarray | torch.Tensor) -> Transition:
+    def start(self, observations: Any) -> Transition:
         """Encode start observations ``[B, *obs_shape]`` (a fresh episode each)."""
-        obs = torch.as_tensor(observations, device=self.device)
-        if obs.is_floating_point():
-            obs = obs.float()
-        if tuple(obs.shape[1:]) != self.task.obs_shape:
-            raise ValueError(f"start observation has shape {tuple(obs.shape[1:])}, expected {self.task.obs_shape}")
-        if not torch.isfinite(obs.float()).all():
-            raise ValueError("start observation contains NaN or inf")
-        batch = obs.shape[0]
+        obs = keyed.to_torch(observations, self.task, self.device, 1, what="start observation")
+        batch = keyed.batch_size_of(obs)
         prev_action = torch.zeros(batch, 1, self.task.action_dim, device=self.device)
         is_first = torch.ones(batch, 1, dtype=torch.bool, device=self.device)
+        sequence = obs.unsqueeze(1) if isinstance(obs, TensorDict) else obs[:, None]
         with torch.no_grad():
-            state = self.model.observe_last(obs[:, None], prev_action, is_first)
+            state = self.model.observe_last(sequence, prev_action, is_first)
             decoded, diverged = self._decode(state)
             view = self._view(state, decoded)
         zeros = torch.zeros(batch, device=self.device)
         return Transition(state, decoded, view, zeros, torch.zeros_like(diverged), diverged)
 
     def step(
-        self, state: TensorDict, obs: torch.Tensor | None, action: torch.Tensor, generator: torch.Generator | None
+        self, state: TensorDict, obs: keyed.Observation | None, action: torch.Tensor,
+        generator: torch.Generator | None, goal: torch.Tensor | None = None,
     ) -> Transition:
-        """One batched ``model.imagine`` and the read-outs of the transition ``(obs, action) -> next``."""
+        """One batched ``model.imagine`` and the read-outs of the transition ``(obs, action) -> next``.
+
+        A non-finite prediction (observation, reward or termination) marks the row diverged: its value is
+        replaced by 0 (then clipped) and the episode ends, so no agent can learn from a number the model made up.
+        """
         with torch.no_grad():
             next_state = self.model.imagine(state, action, generator if self.options.sample else None)
             next_obs, diverged = self._decode(next_state)
-            reward = self._reward(obs, action, next_obs, next_state)
-            terminated = self._terminated(obs, action, next_obs, next_state) | diverged
+            reward = self.scoring.reward(obs, action, next_obs, next_state, goal).float()
+            ended = self.scoring.termination_probability(obs, action, next_obs, next_state)
+            diverged = diverged | ~torch.isfinite(reward) | ~torch.isfinite(ended)
+            reward = torch.where(torch.isfinite(reward), reward, torch.zeros_like(reward))
+            ended = torch.nan_to_num(ended, nan=1.0)
+            terminated = (ended > self.options.terminal_threshold) | (ended >= 1.0) | diverged
             view = self._view(next_state, next_obs)
         return Transition(next_state, next_obs, view, reward, terminated, diverged)
 
-    def _decode(self, state: TensorDict) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def _decode(self, state: TensorDict) -> tuple[keyed.Observation | None, torch.Tensor]:
         batch = state.batch_size[0]
+        finite = torch.ones(batch, dtype=torch.bool, device=self.device)
         if not self.can_decode:
-            return None, torch.zeros(batch, dtype=torch.bool, device=self.device)
-        obs = self.model.decode(state).float()
-        finite = torch.isfinite(obs).reshape(batch, -1).all(-1)
-        obs = torch.where(torch.isfinite(obs), obs, torch.zeros_like(obs))
-        if self.obs_is_integer:
-            obs = obs.round()
-        return torch.clamp(obs, self.obs_low, self.obs_high), ~finite
+            return None, ~finite
+        decoded = self.model.decode(state)
+        if not self.task.is_keyed:
+            obs, finite = self._clip(self.task.obs_key, decoded, finite)
+            return obs, ~finite
+        entries = {}
+        for key in self.task.obs_keys:
+            entries[key], finite = self._clip(key, decoded[key], finite)
+        return TensorDict(entries, batch_size=[batch], device=self.device), ~finite
 
-    def _view(self, state: TensorDict, obs: torch.Tensor | None) -> torch.Tensor:
+    def _clip(self, key: str, value: torch.Tensor, finite: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One key's prediction clipped into its space (non-finite -> 0) and the rows' running finiteness."""
+        low, high, integer = self._bounds[key]
+        value = value.float()
+        finite = finite & torch.isfinite(value).reshape(value.shape[0], -1).all(-1)
+        value = torch.where(torch.isfinite(value), value, torch.zeros_like(value))
+        if integer:
+            value = value.round()
+        return torch.clamp(value, low, high), finite
+
+    def _view(self, state: TensorDict, obs: keyed.Observation | None) -> keyed.Observation:
         if self.obs_mode == "observation":
             return obs  # type: ignore[return-value]
         latent = self.model.latent(state).float()
         return torch.where(torch.isfinite(latent), latent, torch.zeros_like(latent))
 
-    def _reward(self, obs, action, next_obs, next_state) -> torch.Tensor:
-        if self.reward_source == "task":
-            reward = self.task_functions.reward(obs, action, next_obs)  # type: ignore[union-attr]
-        else:
-            reward = self.model.reward(next_state)
-        reward = reward.reshape(-1).float()
-        return torch.where(torch.isfinite(reward), reward, torch.zeros_like(reward))
-
-    def _terminated(self, obs, action, next_obs, next_state) -> torch.Tensor:
-        if self.termination_source == "task":
-            return self.task_functions.terminated(obs, action, next_obs).reshape(-1)  # type: ignore[union-attr]
-        if self.termination_source == "model":
-            return (self.model.terminal(next_state) > self.options.terminal_threshold).reshape(-1)
-        return torch.zeros(next_state.batch_size[0], dtype=torch.bool, device=self.device)
-
     # ----------------------------------------------------------------- numpy outputs
-    def to_numpy(self, view: torch.Tensor) -> np.ndarray:
+    def to_numpy(self, view: keyed.Observation) -> np.ndarray | dict[str, np.ndarray]:
+        if self.obs_mode == "observation":
+            return keyed.to_numpy(view, self.task)
         return view.detach().cpu().numpy().astype(self.single_observation_space.dtype, copy=False)
 
     def make_generator(self) -> torch.Generator:
         return torch.Generator(device=self.device)
 
     def render_vector(self, transition: Transition, index: int) -> np.ndarray:
-        """What a renderer draws for batch row ``index``: the decoded obs, else the latent."""
+        """What a renderer draws for batch row ``index``: the decoded obs (its first key), else the latent."""
         if transition.obs is not None:
-            return transition.obs[index].cpu().numpy()
+            obs = transition.obs[self.task.obs_key] if self.task.is_keyed else transition.obs
+            return obs[index].cpu().numpy()
         return self.model.latent(transition.state[index : index + 1])[0].detach().cpu().numpy()
+
+
+@dataclass
+class SimulatorSetup:
+    """What every env front end builds from its ``EnvOptions``."""
+
+    model: WorldModel
+    sim: LearnedSimulator
+    pool: Any
+    """Start observations (``worldrl.envs.start_states``)."""
+    goal: torch.Tensor | None
+    """Embedding ``[1, D]`` of ``options.goal``, the default goal of every episode."""
+
+
+def open_simulator(options: EnvOptions) -> SimulatorSetup:
+    """Resolve the model, build the simulator, the start pool and the default goal embedding."""
+    model = resolve_model(options.model, options.device, options.task_id)
+    sim = LearnedSimulator(model, options)
+    pool = start_pool(model.task, options.start_states, options.dataset, options.start_pool_size, model.start_states)
+    goal = None
+    if options.goal is not None:
+        if not sim.uses_goal:
+            raise EnvError(f"goal= is given but reward={sim.reward_source!r}; use reward='goal' to reward reaching it")
+        goal = sim.embed_goal(batched(options.goal))
+    return SimulatorSetup(model, sim, pool, goal)
+
+
+def batched(obs: Any) -> Any:
+    """One observation (keyed or not) as a batch of one."""
+    if isinstance(obs, dict | TensorDict):
+        return {key: np.asarray(value)[None] for key, value in obs.items()}
+    return np.asarray(obs)[None] if not isinstance(obs, torch.Tensor) else obs[None]
 
 
 def merge_rows(base: TensorDict, rows: torch.Tensor, new: TensorDict) -> TensorDict:
@@ -344,3 +277,30 @@ def merge_rows(base: TensorDict, rows: torch.Tensor, new: TensorDict) -> TensorD
     for key in new.keys(True, True):
         merged.get(key)[rows] = new.get(key).to(merged.get(key).dtype)
     return merged
+
+
+def put_rows(full: Any, rows: torch.Tensor, part: Any) -> Any:
+    """``full`` (a tensor or TensorDict ``[B, ...]``) with ``part`` written at ``rows``; None stays None."""
+    if full is None or part is None:
+        return full
+    full = full.clone()
+    full[rows] = part.to(full.dtype) if isinstance(full, torch.Tensor) else part
+    return full
+
+
+__all__ = [
+    "ACTION_POLICIES",
+    "OBS_MODES",
+    "REWARD_SOURCES",
+    "TERMINATION_SOURCES",
+    "EnvOptions",
+    "LearnedSimulator",
+    "SimulatorOptions",
+    "Transition",
+    "capabilities_of",
+    "merge_rows",
+    "open_simulator",
+    "put_rows",
+    "resolve_model",
+    "start_pool",
+]

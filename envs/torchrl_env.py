@@ -7,7 +7,8 @@ TorchRL's MPC planners (``torchrl.modules.planners.CEMPlanner`` / ``MPPIPlanner`
 candidate action sequences and roll it out.
 
 Keys: ``observation`` (decoded observation or latent, see ``obs_mode``), ``wm_state``, optionally
-``decoded_observation``; ``action``; ``reward [..., 1]``; ``done``/``terminated``/``truncated [..., 1]`` (never
+``decoded_observation``, and with ``reward="goal"`` ``goal_embedding`` (set at reset from a ``goal_observation``
+entry or the env's ``goal=``); ``action``; ``reward [..., 1]``; ``done``/``terminated``/``truncated [..., 1]`` (never
 truncated: add ``torchrl.envs.transforms.StepCounter(max_steps)`` for time limits). Reset draws start states as
 ``WorldModelEnv`` does, or starts from ``reset(TensorDict({"start_observation": obs}, batch))``. Seeding
 (``set_seed``) seeds the start draws and the imagination ``torch.Generator`` (used when ``sample=True``).
@@ -19,17 +20,25 @@ import math
 import os
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Bounded, Categorical, Composite, TensorSpec, Unbounded
 from torchrl.envs import EnvBase
 
-from worldrl.envs.simulator import LearnedSimulator, SimulatorOptions, Transition, resolve_model, start_pool
+from worldrl.envs.options import EnvOptions
+from worldrl.envs.simulator import Transition, open_simulator
+from worldrl.errors import EnvError
+from worldrl.models import observations as keyed
 from worldrl.models.base import WorldModel
 
 START_KEY = "start_observation"
 """Reset tensordict entry that starts episodes from given observations ``[*batch, *obs_shape]``."""
+GOAL_OBS_KEY = "goal_observation"
+"""Reset tensordict entry with goal observations ``[*batch, *obs_shape]`` (``reward="goal"``)."""
+GOAL_KEY = "goal_embedding"
+"""The goal's embedding ``[*batch, D]``: carried from step to step with ``reward="goal"`` (the env is stateless)."""
 
 
 def leaf_spec(value: torch.Tensor, device: torch.device) -> TensorSpec:
@@ -65,47 +74,34 @@ class WorldModelTorchRLEnv(EnvBase):
     def __init__(
         self,
         model: WorldModel | str | os.PathLike | None = None,
-        device: str | torch.device | None = None,
-        obs_mode: str | None = None,
-        reward: str | None = None,
-        termination: str | None = None,
-        start_states: Any | None = None,
-        dataset: str | os.PathLike | None = None,
-        sample: bool = False,
-        action_policy: str = "clip",
-        terminal_threshold: float = 0.5,
-        task_id: str | None = None,
-        start_pool_size: int = 1024,
+        *,
+        options: EnvOptions | None = None,
+        **option_fields: Any,
     ) -> None:
-        options = SimulatorOptions(
-            obs_mode, reward, termination, sample, action_policy, terminal_threshold, start_pool_size
-        )
-        wm = resolve_model(model, device, task_id)
-        super().__init__(device=wm.device)
-        self.model = wm
-        self.sim = LearnedSimulator(wm, options)
-        self.task = wm.task
+        if model is not None:
+            option_fields["model"] = model
+        setup = open_simulator(EnvOptions.from_kwargs(options, option_fields))
+        super().__init__(device=setup.model.device)
+        self.model, self.sim, self._default_goal = setup.model, setup.sim, setup.goal
+        self.task = self.model.task
         self.task_id = self.task.task_id
         self.keeps_decoded = self.sim.obs_mode == "latent" and self.sim.task_functions is not None
-        pool = start_pool(self.task, start_states, dataset, options.start_pool_size, self.model.start_states)
-        self._pool = torch.as_tensor(pool)
+        self._pool = keyed.to_torch(setup.pool, self.task, "cpu", 1, what="start states")
         self._start_generator = torch.Generator()
         self._generator = self.sim.make_generator()
         self._make_specs()
 
     # ----------------------------------------------------------------- specs
     def _make_specs(self) -> None:
-        reference = self.sim.start(self._pool[:1])
+        reference = self.sim.start(keyed.row(self._pool, slice(0, 1)))
         self._state_keys = list(reference.state.keys(True, True))
-        space = self.sim.single_observation_space
-        obs_dtype = torch.uint8 if space.dtype == np.uint8 else torch.float32
-        observation = {
-            "observation": box_spec(space.low, space.high, obs_dtype, self.device),
-            "wm_state": state_spec(reference.state, self.device),
-        }
+        observation = {"observation": self._view_spec(), "wm_state": state_spec(reference.state, self.device)}
         if self.keeps_decoded:
             task_space = self.task.observation_space
             observation["decoded_observation"] = Unbounded(task_space.shape, dtype=torch.float32, device=self.device)
+        if self.sim.uses_goal:
+            dim = self.sim.embed_goal(keyed.row(self._pool, slice(0, 1))).shape[-1]
+            observation[GOAL_KEY] = Unbounded((dim,), dtype=torch.float32, device=self.device)
         self.observation_spec = Composite(observation, shape=())
         action = self.sim.single_action_space
         self.action_spec = box_spec(action.low, action.high, torch.float32, self.device)
@@ -113,37 +109,65 @@ class WorldModelTorchRLEnv(EnvBase):
         flag = Categorical(2, shape=(1,), dtype=torch.bool, device=self.device)
         self.done_spec = Composite(done=flag, terminated=flag.clone(), truncated=flag.clone(), shape=())
 
+    def _view_spec(self) -> TensorSpec:
+        """``observation``: the latent or the decoded observation, a Composite of keys for keyed tasks."""
+        space = self.sim.single_observation_space
+        if isinstance(space, gym.spaces.Dict):
+            return Composite({key: self._box(sub) for key, sub in space.spaces.items()}, shape=(), device=self.device)
+        return self._box(space)
+
+    def _box(self, space: gym.spaces.Box) -> TensorSpec:
+        dtype = torch.uint8 if space.dtype == np.uint8 else torch.float32
+        return box_spec(space.low, space.high, dtype, self.device)
+
     # ----------------------------------------------------------------- reset / step
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs: Any) -> TensorDictBase:
         batch = tensordict.batch_size if tensordict is not None else self.batch_size
         count = math.prod(batch)
         if tensordict is not None and START_KEY in tensordict.keys():
-            starts = tensordict.get(START_KEY).reshape(count, *self.task.obs_shape)
+            starts = keyed.to_torch(tensordict.get(START_KEY).reshape(count), self.task, self.device, 1, START_KEY) \
+                if self.task.is_keyed else tensordict.get(START_KEY).reshape(count, *self.task.obs_shape)
         else:
-            starts = self._pool[torch.randint(len(self._pool), (count,), generator=self._start_generator)]
+            draw = torch.randint(keyed.batch_size_of(self._pool), (count,), generator=self._start_generator)
+            starts = keyed.row(self._pool, draw)
         transition = self.sim.start(starts)
-        return self._output(transition, batch).exclude("reward")  # rewards belong to steps only
+        out = self._output(transition, batch, self._reset_goals(tensordict, count))
+        return out.exclude("reward")  # rewards belong to steps only
+
+    def _reset_goals(self, tensordict: TensorDictBase | None, count: int) -> torch.Tensor | None:
+        """Goal embeddings ``[count, D]`` from a ``goal_observation`` entry, else the default goal."""
+        if not self.sim.uses_goal:
+            return None
+        if tensordict is not None and GOAL_OBS_KEY in tensordict.keys():
+            goal = tensordict.get(GOAL_OBS_KEY).reshape(count, *([] if self.task.is_keyed else self.task.obs_shape))
+            return self.sim.embed_goal(goal)
+        if self._default_goal is None:
+            raise EnvError(f"reward='goal' needs goals: a {GOAL_OBS_KEY!r} entry in the reset tensordict or goal=")
+        return self._default_goal.expand(count, -1)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         batch = tensordict.batch_size
         flat = tensordict.reshape(-1)
+        if "action" not in flat.keys():
+            raise EnvError("the step tensordict has no 'action' entry")
         action = self.sim.check_action_tensor(flat.get("action"))
         state = flat.get("wm_state").to(self.sim.device)
-        transition = self.sim.step(state, self._task_obs(flat), action, self._generator)
-        return self._output(transition, batch)
+        goal = flat.get(GOAL_KEY) if self.sim.uses_goal else None
+        transition = self.sim.step(state, self._task_obs(flat), action, self._generator, goal)
+        return self._output(transition, batch, goal)
 
-    def _task_obs(self, flat: TensorDictBase) -> torch.Tensor | None:
+    def _task_obs(self, flat: TensorDictBase) -> Any:
         """The decoded observation the task functions score the transition from."""
         if self.sim.obs_mode == "observation":
-            return flat.get("observation").float()
+            obs = flat.get("observation")
+            return obs.float() if isinstance(obs, torch.Tensor) else obs
         return flat.get("decoded_observation") if self.keeps_decoded else None
 
-    def _output(self, t: Transition, batch: torch.Size) -> TensorDictBase:
-        count = t.view.shape[0]
+    def _output(self, t: Transition, batch: torch.Size, goal: torch.Tensor | None = None) -> TensorDictBase:
+        count = t.reward.shape[0]
         terminated = t.terminated.reshape(count, 1).bool()
-        view = t.view.round().to(torch.uint8) if self.observation_spec["observation"].dtype == torch.uint8 else t.view
         out = {
-            "observation": view,
+            "observation": self._as_spec_dtype(t.view),
             "wm_state": t.state.select(*self._state_keys, strict=True),
             "reward": t.reward.reshape(count, 1).float(),
             "terminated": terminated,
@@ -152,7 +176,17 @@ class WorldModelTorchRLEnv(EnvBase):
         }
         if self.keeps_decoded:
             out["decoded_observation"] = t.obs
+        if goal is not None:
+            out[GOAL_KEY] = goal
         return TensorDict(out, batch_size=[count], device=self.device).reshape(batch)
+
+    def _as_spec_dtype(self, view: Any) -> Any:
+        spec = self.observation_spec["observation"]
+        if isinstance(view, TensorDictBase):
+            entries = {key: view[key].round().to(torch.uint8) if spec[key].dtype == torch.uint8 else view[key]
+                       for key in view.keys()}
+            return TensorDict(entries, batch_size=view.batch_size, device=view.device)
+        return view.round().to(torch.uint8) if spec.dtype == torch.uint8 else view
 
     def _set_seed(self, seed: int | None) -> None:
         if seed is None:

@@ -31,20 +31,17 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from worldrl.envs.rendering import Renderer, Size, make_renderer
-from worldrl.envs.simulator import (
-    LearnedSimulator,
-    SimulatorOptions,
-    Transition,
-    merge_rows,
-    resolve_model,
-    start_pool,
-)
+from worldrl.envs.options import EnvOptions
+from worldrl.envs.simulator import Transition, merge_rows, open_simulator, put_rows
+from worldrl.envs.world_model_env import RESET_OPTIONS
 from worldrl.errors import EnvError
+from worldrl.models import observations as keyed
 from worldrl.models.base import WorldModel
 
 
 class WorldModelVectorEnv(VectorEnv):
-    """A batch of learned simulators; the constructor takes ``WorldModelEnv``'s arguments plus ``num_envs``."""
+    """A batch of learned simulators; the constructor takes ``WorldModelEnv``'s arguments (``EnvOptions``) plus
+    ``num_envs``, the time limit and the autoreset mode. ``reset(options={"goal": goals})`` takes one goal per env."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30, "autoreset_mode": AutoresetMode.NEXT_STEP}
 
@@ -52,32 +49,23 @@ class WorldModelVectorEnv(VectorEnv):
         self,
         num_envs: int = 1,
         model: WorldModel | str | os.PathLike | None = None,
-        device: str | torch.device | None = None,
-        obs_mode: str | None = None,
-        reward: str | None = None,
-        termination: str | None = None,
-        start_states: Any | None = None,
-        dataset: str | os.PathLike | None = None,
-        sample: bool = False,
-        action_policy: str = "clip",
+        *,
         render_mode: str | None = None,
-        terminal_threshold: float = 0.5,
-        task_id: str | None = None,
-        start_pool_size: int = 1024,
         render_size: Size = (240, 240),
         max_episode_steps: int | None = None,
         time_limit: int | str | None = "task",
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        options: EnvOptions | None = None,
+        **option_fields: Any,
     ) -> None:
         if num_envs < 1:
             raise EnvError(f"num_envs must be >= 1, got {num_envs}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise EnvError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        options = SimulatorOptions(
-            obs_mode, reward, termination, sample, action_policy, terminal_threshold, start_pool_size
-        )
-        self.model = resolve_model(model, device, task_id)
-        self.sim = LearnedSimulator(self.model, options)
+        if model is not None:
+            option_fields["model"] = model
+        setup = open_simulator(EnvOptions.from_kwargs(options, option_fields))
+        self.model, self.sim, self._pool, self._default_goal = setup.model, setup.sim, setup.pool, setup.goal
         self.task = self.model.task
         self.task_id = self.task.task_id
         self.num_envs = num_envs
@@ -90,9 +78,9 @@ class WorldModelVectorEnv(VectorEnv):
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.metadata = {**self.metadata, "render_fps": int(round(self.task.fps)) or 30,
                          "autoreset_mode": self.autoreset_mode}
-        self._pool = start_pool(self.task, start_states, dataset, options.start_pool_size, self.model.start_states)
         self._generator = self.sim.make_generator()
         self._current: Transition | None = None
+        self._goals: torch.Tensor | None = None
         self._steps = np.zeros(num_envs, dtype=np.int64)
         self._autoreset = np.zeros(num_envs, dtype=bool)
         self._renderer: Renderer | None = None
@@ -114,8 +102,12 @@ class WorldModelVectorEnv(VectorEnv):
             self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
         if seeds[0] is not None:
             self._generator.manual_seed(seeds[0])
-        starts = self._start_observations(seeds, options or {})
-        self._current = self.sim.start(starts)
+        options = options or {}
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
+        if unknown:
+            raise EnvError(f"unknown reset option(s) {unknown}; supported: {list(RESET_OPTIONS)}")
+        self._goals = self._episode_goals(options)
+        self._current = self.sim.start(self._start_observations(seeds, options))
         self._steps[:] = 0
         self._autoreset[:] = False
         return self.sim.to_numpy(self._current.view), {}
@@ -130,28 +122,35 @@ class WorldModelVectorEnv(VectorEnv):
             raise EnvError(f"reset(seed=...) got {len(seeds)} seeds for {self.num_envs} envs")
         return seeds
 
-    def _start_observations(self, seeds: list[int | None], options: dict[str, Any]) -> np.ndarray:
-        unknown = sorted(set(options) - {"observation"})
-        if unknown:
-            raise EnvError(f"unknown reset option(s) {unknown}; supported: ['observation']")
+    def _start_observations(self, seeds: list[int | None], options: dict[str, Any]) -> Any:
         if "observation" in options:
-            obs = np.asarray(options["observation"])
-            expected = (self.num_envs, *self.task.obs_shape)
-            if obs.shape != expected:
-                raise EnvError(f"options['observation'] has shape {obs.shape}, expected {expected}")
+            obs = options["observation"]
+            if keyed.batch_size_of(obs) != self.num_envs:
+                raise EnvError(f"options['observation'] holds {keyed.batch_size_of(obs)} observations for {self.num_envs} envs")
             return obs
-        index = self.np_random.integers(len(self._pool), size=self.num_envs)
+        size = keyed.batch_size_of(self._pool)
+        index = self.np_random.integers(size, size=self.num_envs)
         for i, s in enumerate(seeds):  # seeded envs draw as a single env's first reset with that seed does
             if s is not None:
-                index[i] = seeding.np_random(s)[0].integers(len(self._pool))
-        return self._pool[index]
+                index[i] = seeding.np_random(s)[0].integers(size)
+        return keyed.row(self._pool, index)
+
+    def _episode_goals(self, options: dict[str, Any]) -> torch.Tensor | None:
+        """Goal embeddings ``[N, D]``: ``options["goal"]`` (one per env) or the default goal for all."""
+        if "goal" in options:
+            if not self.sim.uses_goal:
+                raise EnvError(f"options['goal'] is given but reward={self.sim.reward_source!r}; use reward='goal'")
+            return self.sim.embed_goal(options["goal"])
+        if self.sim.uses_goal and self._default_goal is None:
+            raise EnvError("reward='goal' needs goals: reset(options={'goal': obs_batch}) or goal= when making the env")
+        return None if self._default_goal is None else self._default_goal.expand(self.num_envs, -1)
 
     # ----------------------------------------------------------------- step
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._current is None:
             raise RuntimeError("WorldModelVectorEnv.step() called before reset(): call reset() first")
         act = self.sim.check_actions(actions, (self.num_envs,))
-        t = self.sim.step(self._current.state, self._current.obs, act, self._generator)
+        t = self.sim.step(self._current.state, self._current.obs, act, self._generator, self._goals)
         reward = t.reward.cpu().numpy().astype(np.float64)
         terminated = t.terminated.cpu().numpy().copy()
         self._steps += 1
@@ -178,7 +177,7 @@ class WorldModelVectorEnv(VectorEnv):
             return t, info
         final, diverged = self.sim.to_numpy(t.view), info["model_diverged"]
         for i in rows:  # gymnasium's own helper builds the object array and the "_final_obs" mask
-            row = {"final_obs": final[i], "final_info": {"model_diverged": bool(diverged[i])}}
+            row = {"final_obs": keyed.row(final, int(i)), "final_info": {"model_diverged": bool(diverged[i])}}
             info = self._add_info(info, row, int(i))
         self._steps[rows] = 0
         return self._restart(t, rows), info
@@ -190,23 +189,16 @@ class WorldModelVectorEnv(VectorEnv):
 
     def _restart(self, t: Transition, rows: np.ndarray) -> Transition:
         """Replace the finished envs' imagined steps by fresh starts (one batched ``observe`` call)."""
-        fresh = self.sim.start(self._pool[self.np_random.integers(len(self._pool), size=rows.size)])
+        draw = self.np_random.integers(keyed.batch_size_of(self._pool), size=rows.size)
+        fresh = self.sim.start(keyed.row(self._pool, draw))
         index = torch.as_tensor(rows, device=self.sim.device)
-
-        def put(full: torch.Tensor | None, part: torch.Tensor | None) -> torch.Tensor | None:
-            if full is None or part is None:
-                return full
-            full = full.clone()
-            full[index] = part.to(full.dtype)
-            return full
-
         return Transition(
             state=merge_rows(t.state, index, fresh.state),
-            obs=put(t.obs, fresh.obs),
-            view=put(t.view, fresh.view),  # type: ignore[arg-type]
-            reward=put(t.reward, fresh.reward),  # type: ignore[arg-type]
-            terminated=put(t.terminated, fresh.terminated),  # type: ignore[arg-type]
-            diverged=put(t.diverged, fresh.diverged),  # type: ignore[arg-type]
+            obs=put_rows(t.obs, index, fresh.obs),
+            view=put_rows(t.view, index, fresh.view),
+            reward=put_rows(t.reward, index, fresh.reward),
+            terminated=put_rows(t.terminated, index, fresh.terminated),
+            diverged=put_rows(t.diverged, index, fresh.diverged),
         )
 
     # ----------------------------------------------------------------- render / close

@@ -12,6 +12,12 @@ contract requires observations inside the declared space. A non-finite predictio
 replaced by 0 (then clipped) and ends the episode (``terminated=True``, ``info["model_diverged"]=True``).
 ``obs_mode="latent"`` returns ``model.latent(state)`` in ``Box(-inf, inf, (latent_dim,))``.
 
+Goals: with ``reward="goal"`` the reward is minus the model's latent distance between the imagined state and a
+goal observation's embedding (``model.embed``), the goal given by ``reset(options={"goal": obs})`` or fixed at
+construction with ``goal=obs``; latent-only families (V-JEPA 2) use this with ``obs_mode="latent"``.
+
+Keyed tasks (several observation keys, ``TaskSpec.is_keyed``) observe a Gymnasium ``Dict`` with one entry per key.
+
 Start states, in order of precedence: ``reset(options={"observation": obs})``; ``start_states=`` (an array of
 observations); ``dataset=`` (a LeRobot dataset root: the first frame of each episode); else ``start_pool_size``
 resets of the real task's env (``task_id`` must be a Gymnasium id), drawn once with fixed seeds and then
@@ -32,6 +38,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from worldrl.envs.options import EnvOptions
 from worldrl.envs.rendering import Renderer, Size, make_renderer
 from worldrl.envs.simulator import (  # noqa: F401  (re-exported for users of the old location)
     ACTION_POLICIES,
@@ -41,84 +48,94 @@ from worldrl.envs.simulator import (  # noqa: F401  (re-exported for users of th
     LearnedSimulator,
     SimulatorOptions,
     Transition,
-    dataset_episode_starts,
+    batched,
+    open_simulator,
     resolve_model,
     start_pool,
 )
 from worldrl.errors import EnvError
+from worldrl.models import observations as keyed
 from worldrl.models.base import WorldModel
 from worldrl.models.task_spec import TaskSpec
 
-
+RESET_OPTIONS = ("observation", "goal")
+"""What ``reset(options=...)`` understands: a start observation, and a goal observation for ``reward="goal"``."""
 
 
 # =========================================================================== the Gymnasium env
 class WorldModelEnv(gym.Env):
-    """One learned simulator as a Gymnasium env with the real task's spaces (see the module docstring)."""
+    """One learned simulator as a Gymnasium env with the real task's spaces (see the module docstring).
+
+    ``model`` and every field of ``EnvOptions`` are keyword options (``gym.make("WorldModel-v0", reward="task")``);
+    ``options=EnvOptions(...)`` passes them as one object.
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(
         self,
         model: WorldModel | str | os.PathLike | None = None,
-        device: str | torch.device | None = None,
-        obs_mode: str | None = None,
-        reward: str | None = None,
-        termination: str | None = None,
-        start_states: Any | None = None,
-        dataset: str | os.PathLike | None = None,
-        sample: bool = False,
-        action_policy: str = "clip",
+        *,
         render_mode: str | None = None,
-        terminal_threshold: float = 0.5,
-        task_id: str | None = None,
-        start_pool_size: int = 1024,
         render_size: Size = (240, 240),
+        options: EnvOptions | None = None,
+        **option_fields: Any,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise EnvError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        options = SimulatorOptions(
-            obs_mode, reward, termination, sample, action_policy, terminal_threshold, start_pool_size
-        )
-        self.model = resolve_model(model, device, task_id)
-        self.sim = LearnedSimulator(self.model, options)
+        if model is not None:
+            option_fields["model"] = model
+        setup = open_simulator(EnvOptions.from_kwargs(options, option_fields))
+        self.model, self.sim, self._pool, self._default_goal = setup.model, setup.sim, setup.pool, setup.goal
         self.task: TaskSpec = self.model.task
         self.task_id = self.task.task_id
         self.observation_space = self.sim.single_observation_space
         self.action_space = self.sim.single_action_space
         self.render_mode, self.render_size = render_mode, tuple(render_size)
         self.metadata = {**self.metadata, "render_fps": int(round(self.task.fps)) or 30}
-        self._pool = start_pool(self.task, start_states, dataset, options.start_pool_size, self.model.start_states)
         self._generator = self.sim.make_generator()
         self._current: Transition | None = None
+        self._goal: torch.Tensor | None = None
         self._renderer: Renderer | None = None
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         super().reset(seed=seed)
         if seed is not None:
             self._generator.manual_seed(seed)
-        start = self._start_observation(options or {})
-        self._current = self.sim.start(start[None])
-        return self.sim.to_numpy(self._current.view[0]), self._info(self._current)
-
-    def _start_observation(self, options: dict[str, Any]) -> np.ndarray:
-        unknown = sorted(set(options) - {"observation"})
+        options = options or {}
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
-            raise EnvError(f"unknown reset option(s) {unknown}; supported: ['observation']")
-        if "observation" in options:
-            obs = np.asarray(options["observation"])
-            if obs.shape != self.task.obs_shape:
-                raise EnvError(f"options['observation'] has shape {obs.shape}, expected {self.task.obs_shape}")
-            return obs
-        return self._pool[int(self.np_random.integers(len(self._pool)))]
+            raise EnvError(f"unknown reset option(s) {unknown}; supported: {list(RESET_OPTIONS)}")
+        self._goal = self._episode_goal(options)
+        self._current = self.sim.start(self._start_observation(options))
+        return self.sim.to_numpy(keyed.row(self._current.view, 0)), self._info(self._current)
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def _start_observation(self, options: dict[str, Any]) -> Any:
+        """A batch of one start observation: the one given, else one drawn from the pool."""
+        if "observation" in options:
+            keyed.to_torch(options["observation"], self.task, "cpu", 0, what="options['observation']")
+            return batched(options["observation"])
+        index = int(self.np_random.integers(keyed.batch_size_of(self._pool)))
+        return keyed.row(self._pool, slice(index, index + 1))
+
+    def _episode_goal(self, options: dict[str, Any]) -> torch.Tensor | None:
+        if "goal" not in options:
+            if self.sim.uses_goal and self._default_goal is None:
+                raise EnvError("reward='goal' needs a goal: reset(options={'goal': obs}) or goal= when making the env")
+            return self._default_goal
+        if not self.sim.uses_goal:
+            raise EnvError(f"options['goal'] is given but reward={self.sim.reward_source!r}; make the env with reward='goal'")
+        keyed.to_torch(options["goal"], self.task, "cpu", 0, what="options['goal']")
+        return self.sim.embed_goal(batched(options["goal"]))
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         if self._current is None:
             raise RuntimeError("WorldModelEnv.step() called before reset(): call env.reset() first")
         act = self.sim.check_actions(action, ())
-        self._current = self.sim.step(self._current.state, self._current.obs, act, self._generator)
+        self._current = self.sim.step(self._current.state, self._current.obs, act, self._generator, self._goal)
         t = self._current
-        return self.sim.to_numpy(t.view[0]), float(t.reward[0]), bool(t.terminated[0]), False, self._info(t)
+        obs = self.sim.to_numpy(keyed.row(t.view, 0))
+        return obs, float(t.reward[0]), bool(t.terminated[0]), False, self._info(t)
 
     def _info(self, t: Transition) -> dict[str, Any]:
         return {"task_id": self.task_id, "model_diverged": bool(t.diverged[0])}

@@ -32,7 +32,7 @@ class Drift(WorldModel):
     """1-D point: ``pos' = pos + gain * action``, reward ``-(pos' - 0.5)^2``; ``gain`` is a (differentiable)
     parameter, so the test can check the update leaves the world model's parameters alone."""
 
-    capabilities = Capabilities(predicts_terminal=False, stochastic=False)
+    capabilities = Capabilities(can_decode=False, predicts_terminal=False, stochastic=False)
 
     def __init__(self, high: float = 1.0) -> None:
         task = TaskSpec(gym.spaces.Box(-np.inf, np.inf, (1,), np.float32),

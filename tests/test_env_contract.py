@@ -22,10 +22,11 @@ import worldrl  # noqa: F401  (registers the env ids)
 from worldrl.envs import default_model
 from worldrl.envs.registration import ENV_IDS
 from worldrl.envs.rendering import MUJOCO_STATES, make_renderer, pendulum_frame
-from worldrl.envs.tasks import get_task
 from worldrl.envs.vector_env import WorldModelVectorEnv
-from worldrl.envs.world_model_env import WorldModelEnv, dataset_episode_starts
+from worldrl.envs.start_states import dataset_episode_starts
+from worldrl.envs.world_model_env import WorldModelEnv
 from worldrl.models import CheckpointError, TaskSpec, build_model
+from worldrl.tasks.rules import get_task
 
 from _models import TINY, tiny_model
 
@@ -355,7 +356,7 @@ def test_unsupported_options_are_refused() -> None:
     with pytest.raises(ValueError, match="no start states"):
         anonymous = TaskSpec(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Box(-1, 1, (1,)), task_id=None)
         WorldModelEnv(model=build_model("ensemble", TINY, anonymous))
-    with pytest.raises(ValueError, match="known task functions"):
+    with pytest.raises(ValueError, match="needs the task.s functions"):
         anonymous = TaskSpec(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Box(-1, 1, (1,)), task_id=None)
         WorldModelEnv(model=build_model("ensemble", TINY, anonymous), reward="task", start_states=np.zeros((1, 2)))
 
@@ -366,10 +367,16 @@ def test_dataset_episode_starts(lerobot_fixture: Path) -> None:
     env = WorldModelEnv(model=build_model("ensemble", TINY, task), dataset=lerobot_fixture, termination="none")
     starts = {tuple(env.reset(seed=s)[0].round(6)) for s in range(20)}
     assert starts == {(0.0, 0.0, 0.0, 1.0), (1.0, 0.0, 0.0, 1.0), (2.0, 0.0, 0.0, 1.0)}  # [e, 0, sin 0, cos 0]
-    frames = dataset_episode_starts(lerobot_fixture, "observation.images.cam")
+    keyed_task = TaskSpec.keyed({"observation.state": task.observation_space,
+                                 "observation.images.cam": gym.spaces.Box(0, 255, (32, 32, 3), np.uint8)},
+                                task.action_space)
+    starts = dataset_episode_starts(lerobot_fixture, keyed_task)
+    frames = starts["observation.images.cam"]
     assert frames.shape == (3, 32, 32, 3) and frames[:, 0, 0, 0].tolist() == [0, 10, 20]
+    assert starts["observation.state"][:, 0].tolist() == [0.0, 1.0, 2.0]
+    missing = TaskSpec.keyed({**keyed_task.key_spaces(), "observation.nope": task.observation_space}, task.action_space)
     with pytest.raises(KeyError, match="observation.nope"):
-        dataset_episode_starts(lerobot_fixture, "observation.nope")
+        dataset_episode_starts(lerobot_fixture, missing)
 
 
 # --------------------------------------------------------------------------- rendering

@@ -25,6 +25,7 @@ from tensordict import TensorDict
 from worldrl.agents.planners.step_scores import REWARD_SOURCES, TERMINATION_SOURCES, step_scores
 from worldrl.agents.returns import discounted_return
 from worldrl.errors import ConfigError, EnvError
+from worldrl.models.roles import Dynamics, RewardModel
 
 ValueFn = Callable[[torch.Tensor], torch.Tensor]
 """``latent [M, L] -> value [M]`` (or ``[M, 1]``): bootstraps returns beyond the horizon."""
@@ -33,16 +34,9 @@ PolicyPrior = Callable[[torch.Tensor], torch.distributions.Distribution]
 
 
 @runtime_checkable
-class Dynamics(Protocol):
-    """The part of the WorldModel protocol planners use; any ``WorldModel`` satisfies it."""
-
-    def rollout(self, state: TensorDict, actions: torch.Tensor, generator: torch.Generator | None = None) -> Any: ...
-
-    def imagine(self, state: TensorDict, action: torch.Tensor, generator: torch.Generator | None = None) -> Any: ...
-
-    def reward(self, state: TensorDict) -> torch.Tensor: ...
-
-    def terminal(self, state: TensorDict) -> torch.Tensor: ...
+class PlanningModel(Dynamics, RewardModel, Protocol):
+    """What planners use: the ``Dynamics`` and ``RewardModel`` roles plus latent features (for a value function
+    or a policy prior). Any ``WorldModel`` satisfies it, and so does a TorchRL env seen through ``EnvDynamics``."""
 
     def latent(self, state: TensorDict) -> torch.Tensor: ...
 
@@ -70,8 +64,9 @@ class PlannerConfig:
     sample_dynamics: bool = True
     """Pass the generator to ``model.rollout`` (sampled dynamics, PETS-style); False plans on mean predictions."""
     reward: str = "model"
-    """Per-step rewards: ``"model"`` (its reward head) or ``"task"`` (the real task's known reward function on
-    the predicted observations, as PETS plans; see ``step_scores.py``)."""
+    """Per-step rewards: ``"model"`` (its reward head), ``"task"`` (the real task's known reward function on
+    the predicted observations, as PETS plans) or ``"goal"`` (minus the latent distance to ``plan(goal=...)``);
+    see ``worldrl.models.step_scoring``."""
     termination: str = "model"
     """Episode ends: ``"model"`` (its terminal head), ``"task"`` (the task's known rule) or ``"none"``."""
 
@@ -238,12 +233,16 @@ class SamplingPlanner(abc.ABC):
     @torch.no_grad()
     def plan(
         self,
-        model: Dynamics,
+        model: PlanningModel,
         state: TensorDict,
         prev_mean: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        goal: torch.Tensor | None = None,
     ) -> PlanResult:
-        """Plan for a batch of ``B`` environments from their current model states ``state [B]``."""
+        """Plan for a batch of ``B`` environments from their current model states ``state [B]``.
+
+        ``goal [B, D]``: each environment's goal embedding (``model.embed(goal_obs)``), for ``reward="goal"``.
+        """
         cfg = self.config
         if len(state.batch_size) != 1:
             raise ValueError(f"plan expects a state with batch size [B], got {list(state.batch_size)}")
@@ -264,21 +263,25 @@ class SamplingPlanner(abc.ABC):
             candidates = box.clamp(mean.unsqueeze(1) + std.unsqueeze(1) * noise)
             if prior is not None:
                 candidates = torch.cat([prior, candidates], dim=1)
-            returns = self.evaluate(model, state, box.to_units(candidates), generator)
+            returns = self.evaluate(model, state, box.to_units(candidates), generator, goal)
             mean, std, expected = self.refit(candidates, returns, mean, std)
             std = std.clamp(cfg.min_std, cfg.max_std)
         mean_units = box.to_units(box.clamp(mean))
         return PlanResult(mean_units[:, 0], mean_units, std * box.half, expected)
 
     def evaluate(
-        self, model: Dynamics, state: TensorDict, actions: torch.Tensor, generator: torch.Generator | None
+        self, model: PlanningModel, state: TensorDict, actions: torch.Tensor, generator: torch.Generator | None,
+        goal: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Returns ``[B, N]`` of ``actions [B, N, H, A]`` (model units), all scored in one ``model.rollout``."""
         batch, num, horizon, dim = actions.shape
         flat = batch * num
         start, actions = expand_batch(state, num), actions.reshape(flat, horizon, dim)
         states = model.rollout(start, actions, generator if self.config.sample_dynamics else None)
-        rewards, continues = step_scores(model, start, states, actions, self.config.reward, self.config.termination)
+        goals = None if goal is None else goal.repeat_interleave(num, dim=0)
+        rewards, continues = step_scores(
+            model, start, states, actions, self.config.reward, self.config.termination, goals
+        )
         value = None
         if self.value_fn is not None:
             value = as_vector(self.value_fn(model.latent(states[:, -1])), flat, "value_fn")
@@ -289,7 +292,7 @@ class SamplingPlanner(abc.ABC):
         return total.reshape(batch, num)
 
     def _prior_candidates(
-        self, model: Dynamics, state: TensorDict, box: ActionBox, generator: torch.Generator | None
+        self, model: PlanningModel, state: TensorDict, box: ActionBox, generator: torch.Generator | None
     ) -> torch.Tensor:
         """Sequences from rolling the policy prior out in the model (TD-MPC2): normalised ``[B, P, H, A]``."""
         num, batch = self.config.num_prior_samples, state.batch_size[0]
@@ -323,7 +326,7 @@ def state_device(state: TensorDict) -> torch.device:
 
 __all__ = [
     "ActionBox",
-    "Dynamics",
+    "PlanningModel",
     "PlanResult",
     "PlannerConfig",
     "PolicyPrior",

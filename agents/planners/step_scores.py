@@ -1,10 +1,8 @@
-"""Where a planner's per-step rewards and episode ends come from: the world model's heads or the real task's rules.
+"""Per-step rewards and continuation flags of imagined rollouts, for planners.
 
-PETS and most MPC work score imagined trajectories with the task's KNOWN reward (and termination) applied to the
-model's predicted observations, and learn only the dynamics. ``reward="task"`` / ``termination="task"`` do that
-with the functions of ``worldrl.envs.tasks`` (checked against the real envs there); ``"model"`` uses the model's
-own reward and terminal heads (the only choice for tasks without registered functions or for pixel models);
-``termination="none"`` never ends an imagined episode.
+Which source scores a step (the model's heads, the real task's rules on predicted observations as PETS plans, or
+a latent goal distance) is decided in one place, ``worldrl.models.step_scoring``; this module only lays rollouts
+out as the flat transition batches it scores and back as ``[N, H]``.
 """
 
 from __future__ import annotations
@@ -14,55 +12,45 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
-REWARD_SOURCES = ("model", "task")
-TERMINATION_SOURCES = ("model", "task", "none")
+from worldrl.models.step_scoring import REWARD_SOURCES, TERMINATION_SOURCES, StepScoring
 
 
-def needs_task_functions(reward: str, termination: str) -> bool:
-    return reward == "task" or termination == "task"
+def planner_scoring(model: Any, reward: str, termination: str) -> StepScoring:
+    """``StepScoring`` for a planner. The model's own heads need no checks (any ``PlanningModel`` has them, a
+    model without a terminal head reports probability 0); the task's rules and goals are validated."""
+    if reward == "model" and termination in ("model", "none"):
+        return StepScoring(model, reward, termination, None)
+    if termination == "model" and not model.capabilities.predicts_terminal:
+        termination = "none"
+    return StepScoring.resolve(model, reward, termination)
 
 
 def check_step_scores(model: Any, reward: str, termination: str) -> None:
     """``ValueError`` when ``model`` cannot be scored as asked (unknown task, no decodable flat observations)."""
-    if not needs_task_functions(reward, termination):
-        return
-    from worldrl.envs.tasks import available_tasks, get_task, has_task
-
-    task = model.task
-    if not has_task(task.task_id):
-        raise ValueError(f"reward/termination='task' needs the task's functions, but none are registered for "
-                         f"{task.task_id!r} (known: {available_tasks()}); use 'model'")
-    if not getattr(model.capabilities, "can_decode", False) or tuple(task.obs_shape) != (get_task(task.task_id).obs_dim,):
-        raise ValueError(f"reward/termination='task' applies {task.task_id}'s functions to decoded state vectors of "
-                         f"length {get_task(task.task_id).obs_dim}; this model observes {tuple(task.obs_shape)} "
-                         f"(can_decode={getattr(model.capabilities, 'can_decode', False)}); use 'model'")
+    planner_scoring(model, reward, termination)
 
 
 def step_scores(
-    model: Any, start: TensorDict, states: TensorDict, actions: torch.Tensor, reward: str, termination: str
+    model: Any, start: TensorDict, states: TensorDict, actions: torch.Tensor, reward: str, termination: str,
+    goal: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rewards and continuation flags ``[N, H]`` of rollouts ``states [N, H]`` from ``start [N]`` under
-    ``actions [N, H, A]`` (model units)."""
+    ``actions [N, H, A]`` (model units); ``goal [N, D]`` is the goal embedding for ``reward="goal"``."""
+    scoring = planner_scoring(model, reward, termination)
     flat, horizon = actions.shape[:2]
-    if needs_task_functions(reward, termination):
-        from worldrl.envs.tasks import get_task
-
-        functions = get_task(model.task.task_id)
+    before = after = None
+    if scoring.needs_observations:
         after = model.decode(states)
         before = torch.cat([model.decode(start)[:, None].to(after.dtype), after[:, :-1]], dim=1)
-        transition = (before.reshape(flat * horizon, -1), actions.reshape(flat * horizon, -1).to(after.dtype),
-                      after.reshape(flat * horizon, -1))
-    if reward == "task":
-        rewards = functions.reward(*transition).reshape(flat, horizon)
-    else:
-        rewards = _vector(model.reward(states), flat * horizon, "model.reward").reshape(flat, horizon)
-    if termination == "none":
-        continues = torch.ones_like(rewards)
-    elif termination == "task":
-        continues = 1.0 - functions.terminated(*transition).to(rewards.dtype).reshape(flat, horizon)
-    else:
-        continues = 1.0 - _vector(model.terminal(states), flat * horizon, "model.terminal").reshape(flat, horizon)
-    return rewards.float(), continues.float()
+        before, after = before.reshape(flat * horizon, -1), after.reshape(flat * horizon, -1)
+        actions = actions.to(after.dtype)
+    flat_actions = actions.reshape(flat * horizon, -1)
+    flat_states = states.reshape(flat * horizon)
+    goals = None if goal is None else goal.repeat_interleave(horizon, dim=0)
+    rewards = _vector(scoring.reward(before, flat_actions, after, flat_states, goals), flat * horizon, "reward")
+    ends = scoring.termination_probability(before, flat_actions, after, flat_states)
+    continues = 1.0 - _vector(ends, flat * horizon, "terminal").to(rewards.dtype)
+    return rewards.reshape(flat, horizon).float(), continues.reshape(flat, horizon).float()
 
 
 def _vector(x: torch.Tensor, n: int, what: str) -> torch.Tensor:
@@ -71,4 +59,4 @@ def _vector(x: torch.Tensor, n: int, what: str) -> torch.Tensor:
     return as_vector(x, n, what)
 
 
-__all__ = ["REWARD_SOURCES", "TERMINATION_SOURCES", "check_step_scores", "step_scores"]
+__all__ = ["REWARD_SOURCES", "TERMINATION_SOURCES", "check_step_scores", "planner_scoring", "step_scores"]

@@ -10,7 +10,11 @@ Envs, planners and learners use only this interface. Conventions (batch-first, a
   ``imagine(state_t, action_t)`` gives ``state_{t+1}`` and ``reward(state_{t+1})`` predicts ``reward[:, t]``.
 * ``observe`` encodes observations up to and including step t; the actions passed alongside are the
   *previous* actions (``prev_action[:, t] = action[:, t-1]``, zero where ``is_first``).
-* Observations are in the real task's units (the model normalises internally with its own statistics).
+* Observations are in the real task's units (the model normalises internally with its own statistics). A task
+  observed through one dataset key exchanges plain tensors; a keyed task (``TaskSpec.is_keyed``) exchanges
+  ``TensorDict``s with one entry per ``task.obs_keys`` (``worldrl.models.observations``).
+* The roles (``worldrl.models.roles``: ``Dynamics``, ``ObservationDecoder``, ``RewardModel``, ``LatentTargets``,
+  ``Trainable``) are the smallest interfaces consumers ask for; ``WorldModel`` is their union.
 * Randomness comes only from the ``torch.Generator`` passed in; ``generator=None`` means the mean/mode
   prediction, which makes envs deterministic unless they ask for sampling.
 """
@@ -26,6 +30,9 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
+from worldrl.config_loading import config_from_dict
+from worldrl.models.external import ExternalWeights
+from worldrl.models.observations import Observation
 from worldrl.models.task_spec import TaskSpec
 
 
@@ -42,29 +49,18 @@ class WorldModelConfig:
         return {"family": self.family, **dataclasses.asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "WorldModelConfig":
-        data = {k: v for k, v in data.items() if k != "family"}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown {cls.family!r} config field(s) {unknown}; known fields: {sorted(known)}")
-        for f in dataclasses.fields(cls):  # JSON has no tuples: restore them where the default is one
-            if f.name in data and isinstance(data[f.name], list) and isinstance(_default_of(f), tuple):
-                data[f.name] = tuple(data[f.name])
-        return cls(**data)
-
-
-def _default_of(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return None
+    def from_dict(cls, data: dict[str, Any], where: str = "model") -> "WorldModelConfig":
+        """The config from ``to_dict`` output or a YAML ``model`` section (strict: ``config_from_dict``)."""
+        return config_from_dict(cls, {k: v for k, v in data.items() if k != "family"}, where)
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a family can do; the env adapts to it instead of special-casing families."""
+    """What a family can do; the env adapts to it instead of special-casing families.
+
+    ``can_decode`` follows from the class (it overrides ``decode``) unless the class declares its capabilities;
+    a class that declares ``can_decode=True`` without implementing ``decode`` is refused when it is defined.
+    """
 
     can_decode: bool = True
     """``decode(state)`` returns observations in the task's space (V-JEPA 2 cannot: latent only)."""
@@ -83,15 +79,56 @@ class WorldModel(nn.Module, abc.ABC):
 
     config_class: ClassVar[type[WorldModelConfig]]
     capabilities: ClassVar[Capabilities] = Capabilities()
-    start_states: torch.Tensor | None = None
-    """Episode-start observations of the training data ``[N, *obs_shape]``; the trainer sets them, checkpoints keep
-    them (``start_states.safetensors``) and envs reset from them by default. Not a buffer: the weights file and
-    its keys stay independent of the dataset."""
+    start_states: Observation | None = None
+    """Episode-start observations of the training data ``[N, *obs_shape]`` (a TensorDict ``[N]`` for keyed tasks);
+    the trainer sets them, checkpoints keep them (``start_states.safetensors``) and envs reset from them by
+    default. Not a buffer: the weights file and its keys stay independent of the dataset."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        decodes = cls.decode is not WorldModel.decode
+        declared = cls.__dict__.get("capabilities")
+        if declared is None:
+            cls.capabilities = dataclasses.replace(cls.capabilities, can_decode=decodes)
+        elif declared.can_decode and not decodes:
+            raise TypeError(f"{cls.__name__} declares can_decode=True but does not implement decode()")
 
     def __init__(self, config: WorldModelConfig, task: TaskSpec) -> None:
         super().__init__()
         self.config = config
         self.task = task
+
+    # ----------------------------------------------------------------- what the family reads
+    @classmethod
+    def observation_keys(cls, features: dict[str, dict[str, Any]], requested: list[str] | None) -> list[str]:
+        """The dataset keys this family observes, given a dataset's ``features`` and the keys a config asks for.
+
+        ``worldrl train`` builds windows for exactly these keys. The default: the requested keys, else
+        ``observation.state``. Families override it to pick what they can read (all vector keys, all cameras).
+        """
+        keys = list(requested) if requested else ["observation.state"]
+        missing = [key for key in keys if key not in features]
+        if missing:
+            raise ValueError(f"the dataset has no feature(s) {missing}; observation features: "
+                             f"{sorted(k for k in features if k.startswith('observation'))}")
+        return keys
+
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Optimiser parameter groups (``torch.optim`` format): one group at ``lr`` by default.
+
+        Families give components their own learning rates (TD-MPC2 scales the encoder's) by returning several
+        groups with an ``lr`` each; frozen parameters (``requires_grad=False``) never appear.
+        """
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [{"params": params, "lr": lr, "name": "all"}] if params else []
+
+    def external_weights(self) -> dict[str, ExternalWeights]:
+        """Large frozen parts loaded from elsewhere (a pretrained encoder, a language model), by state-dict prefix.
+
+        Checkpoints reference them (source and sha256) instead of storing them again; loading rebuilds the model
+        from its config (which names the source), verifies the hash and refuses a mismatch.
+        """
+        return {}
 
     # ----------------------------------------------------------------- encoding
     @abc.abstractmethod
@@ -132,8 +169,8 @@ class WorldModel(nn.Module, abc.ABC):
             return torch.zeros(state.batch_size, device=self.device)
         return torch.sigmoid(state["terminal_logit"])
 
-    def decode(self, state: TensorDict) -> torch.Tensor:
-        """The observation a state stands for, in the task's units and shape."""
+    def decode(self, state: TensorDict) -> Observation:
+        """The observation a state stands for, in the task's units and shape (a TensorDict for keyed tasks)."""
         raise NotImplementedError(f"{type(self).__name__} cannot decode observations (capabilities.can_decode)")
 
     def latent(self, state: TensorDict) -> torch.Tensor:
@@ -143,6 +180,28 @@ class WorldModel(nn.Module, abc.ABC):
     @property
     def latent_dim(self) -> int:
         raise NotImplementedError
+
+    # ----------------------------------------------------------------- latent targets
+    def embed(self, obs: Observation) -> torch.Tensor:
+        """Embeddings ``[B, D]`` of single observations ``[B, ...]`` (a goal image, a real future frame).
+
+        The default encodes each observation as an episode's first step and reads ``state_embedding``; latent-only
+        families (V-JEPA 2) override it with their target encoder.
+        """
+        batch = obs.batch_size[0] if isinstance(obs, TensorDict) else obs.shape[0]
+        device = self.device
+        seq = obs.unsqueeze(1) if isinstance(obs, TensorDict) else obs[:, None]
+        prev_action = torch.zeros(batch, 1, self.task.action_dim, device=device)
+        is_first = torch.ones(batch, 1, dtype=torch.bool, device=device)
+        return self.state_embedding(self.observe_last(seq, prev_action, is_first))
+
+    def state_embedding(self, state: TensorDict) -> torch.Tensor:
+        """The embedding an imagined state predicts, in the space of ``embed`` (default: ``latent``)."""
+        return self.latent(state)
+
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Distance ``[B]`` between embeddings ``[B, D]``: what ``reward="goal"`` negates (default: Euclidean)."""
+        return torch.linalg.vector_norm(a - b, dim=-1)
 
     # ----------------------------------------------------------------- training
     def loss_groups(self, batch: TensorDict) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
