@@ -3,7 +3,7 @@
 ``train_agent(OnlineConfig(agent="mpc-cem", env_id="Pendulum-v1", real_steps=5000))`` runs, per iteration of
 ``steps_per_iteration`` real steps:
 
-1. collect in the REAL env (``worldrl.envs.real.make_real_env``) with the agent (uniform random actions for the
+1. collect in the REAL env (``worldrl.tasks.real_envs.make_real_env``) with the agent (uniform random actions for the
    first ``initial_random_steps``), into an in-memory ``worldrl.data.replay.ReplayBuffer``;
 2. fine-tune the SAME world model with the shared ``Trainer`` on ``ReplayBuffer.windows(T)`` for ``model_steps``
    optimiser steps, normalisation refitted from the buffer's statistics first;
@@ -251,7 +251,7 @@ def load_model_spec(path: str | os.PathLike | None, env_id: str) -> ModelSpec:
 
 def task_for_env(env: gym.Env, env_id: str) -> TaskSpec:
     """The TaskSpec of a real env; only flat Box observations and continuous Box actions are supported."""
-    from worldrl.envs.real import env_fps
+    from worldrl.tasks.real_envs import env_fps
 
     obs_space, act_space = env.observation_space, env.action_space
     if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
@@ -557,7 +557,7 @@ class OnlineRun:
     """State of one ``train_agent`` call; each method is one step of the loop."""
 
     def __init__(self, config: OnlineConfig) -> None:
-        from worldrl.envs.real import make_real_env
+        from worldrl.tasks.real_envs import make_real_env
 
         from worldrl.training.trainer import resolve_device
 

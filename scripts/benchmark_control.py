@@ -41,7 +41,7 @@ SECTION = "control"  # the marked section of docs/benchmarks.md this script owns
 AGENTS = ["mpc-cem", "mpc-mppi", "dreamer", "mbpo"]
 VARIANTS = {"mpc-cem+rules": ("mpc-cem", {"reward": "task", "termination": "task"})}
 """Agents with extra prior knowledge, reported apart: ``+rules`` plans with the task's KNOWN reward and
-termination rules (``worldrl.envs.tasks``) on the model's predicted states, as PETS does; SAC never sees them,
+termination rules (``worldrl.tasks.rules``) on the model's predicted states, as PETS does; SAC never sees them,
 so these rows do not count toward the "best worldrl agent beats SAC" verdict."""
 SAC_10X_TASK = "Pendulum-v1"
 
@@ -145,7 +145,7 @@ def run_sac(task: Task, seed: int, steps: int, args: argparse.Namespace) -> tupl
     """SB3 SAC with its defaults on the real env, evaluated like the worldrl agents."""
     from stable_baselines3 import SAC
     from stable_baselines3.common.logger import Logger
-    from worldrl.envs.real import make_real_env
+    from worldrl.tasks.real_envs import make_real_env
 
     start = time.perf_counter()
     env = make_real_env(task.env_id)

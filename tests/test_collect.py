@@ -9,12 +9,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
-from worldrl.envs.real import UnknownEnvError, UnsupportedSpaceError, make_real_env
 
 from worldrl.cli import main
 from worldrl.data import DatasetExistsError, LeRobotDatasetReader
 from worldrl.data.collect import CollectConfig, CollectionInterrupted, collect
 from worldrl.data.policies import OUParams, PolicyContext, make_policy, ou_step
+from worldrl.data.storage_layout import UnsupportedSpaceError
+from worldrl.tasks.real_envs import UnknownEnvError, make_real_env
 
 
 def episode_rows(reader: LeRobotDatasetReader, key: str, ep: int) -> np.ndarray:

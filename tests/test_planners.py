@@ -459,7 +459,7 @@ def test_mpc_agent_plans_with_the_ensemble_family():
 def point_mass_task(monkeypatch):
     """Known rules for PointMass-v0 that DISAGREE with the model's heads: reward -|next - (-0.4, 0.2)|^2,
     termination once x < -0.6 (the model's own reward pulls to TARGET and it never terminates)."""
-    from worldrl.envs import tasks
+    from worldrl.tasks import rules as tasks
 
     functions = tasks.TaskFunctions(
         "PointMass-v0",

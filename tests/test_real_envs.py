@@ -9,15 +9,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
-from worldrl.envs.real import (
-    UnknownEnvError,
-    UnsupportedSpaceError,
-    check_storable,
-    env_fps,
-    is_storable,
-    make_real_env,
-    make_real_vector_env,
-)
+
+from worldrl.data.storage_layout import UnsupportedSpaceError, check_storable, is_storable
+from worldrl.tasks.real_envs import UnknownEnvError, env_fps, make_real_env, make_real_vector_env
 
 
 def test_mujoco_renders_offscreen_at_requested_size():

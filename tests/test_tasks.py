@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from worldrl.envs.tasks import TaskFunctions, available_tasks, get_task, has_task, register_task
+from worldrl.tasks.rules import TaskFunctions, available_tasks, get_task, has_task, register_task
 
 # (max abs reward error, mean abs reward error) allowed; exact tasks only differ by float32 rounding.
-# The locomotion tasks estimate the real finite-difference x velocity from observed velocities (see envs/tasks.py).
+# The locomotion tasks estimate the real finite-difference x velocity from observed velocities (see worldrl/tasks/rules.py).
 TOLERANCE = {
     "Pendulum-v1": (1e-5, 1e-5),
     "InvertedPendulum-v5": (1e-5, 1e-5),
@@ -85,7 +85,7 @@ def test_pendulum_reward_clips_torque_and_wraps_angle() -> None:
 
 
 def test_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    import worldrl.envs.tasks as tasks
+    import worldrl.tasks.rules as tasks
 
     monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))  # keep the registration local to this test
     assert {"Pendulum-v1", "HalfCheetah-v5"} <= set(available_tasks())

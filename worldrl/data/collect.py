@@ -26,14 +26,8 @@ from tqdm.auto import tqdm
 from worldrl.data.policies import Policy, PolicyContext, make_policy
 from worldrl.data.writer import LeRobotDatasetWriter
 from worldrl.errors import ConfigError, WorldRLError
-from worldrl.envs.real import (
-    StorageLayout,
-    check_storable,
-    env_fps,
-    make_real_env,
-    make_real_vector_env,
-    observation_names,
-)
+from worldrl.data.storage_layout import StorageLayout, check_storable
+from worldrl.tasks.real_envs import env_fps, make_real_env, make_real_vector_env, observation_names
 
 IMAGE_STORAGE = ("video", "image")
 VECTORIZATIONS = ("sync", "async")

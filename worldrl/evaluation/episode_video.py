@@ -48,7 +48,7 @@ def record_real_episode(
     ``fast_render`` turns MuJoCo shadows and reflections off (about 10x faster under software GL); ``max_steps``
     stops early (default: the env's own time limit).
     """
-    from worldrl.envs.real import make_real_env
+    from worldrl.tasks.real_envs import make_real_env
 
     height, width = size
     if height <= 0 or width <= 0 or height % 2 or width % 2:
@@ -67,7 +67,7 @@ def _record(
     progress: bool,
 ) -> tuple[float, int]:
     """Play and encode the episode into ``tmp``; ``(return, steps)``. The encoder is aborted on any error."""
-    from worldrl.envs.real import env_fps
+    from worldrl.tasks.real_envs import env_fps
 
     obs, _ = env.reset(seed=seed)
     frame = np.asarray(env.render())

@@ -54,7 +54,7 @@ def episode_quotas(episodes: int, num_envs: int) -> np.ndarray:
 def _make_vector_env(env_id: str, num_envs: int, **env_kwargs: Any) -> gym.vector.VectorEnv:
     same_step = gym.vector.AutoresetMode.SAME_STEP
     try:
-        from worldrl.envs.real import make_real_vector_env
+        from worldrl.tasks.real_envs import make_real_vector_env
     except ImportError:  # the real-env factory is optional here; plain gymnasium ids work without it
         return gym.make_vec(env_id, num_envs, vectorization_mode="sync", vector_kwargs={"autoreset_mode": same_step}, **env_kwargs)
     return make_real_vector_env(env_id, num_envs, "sync", autoreset_mode=same_step, **env_kwargs)
