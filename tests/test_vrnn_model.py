@@ -42,14 +42,14 @@ def _batch(pixel: bool, side: int = 16, seed: int = 0) -> TensorDict:
 
 @pytest.mark.parametrize("pixel,side", [(False, 0), (True, 16), (True, 32)])
 def test_forward_sequence_shapes(pixel, side):
-    model = _model(pixel, side)
+    model = _model(pixel, side, use_codebook=True)
     batch = _batch(pixel, side)
     out = model.forward_sequence(batch["obs"], batch["action"], batch["is_first"])
     n_tok = 64 if pixel else 3
     recon_shape = (B, T, 3, 16, 16) if pixel else (B, T, 3)  # pixels at the model's image_size, channels first
     assert out["reconstructions"].shape == out["targets"].shape == recon_shape
     assert out["z"].shape == out["post_mean"].shape == out["post_logvar"].shape == (B, T, 4)
-    assert out["h"].shape == (B, T, 1, 32) and out["context"].shape == (B, T, 16) and out["memory"].shape == (B, T, 2, 16)
+    assert out["h"].shape == (B, T, 1, 32) and out["context"].shape == (B, T, 16)
     assert out["pi"].shape == (B, T, 4) and out["prior"].means.shape == (B, T, 4, 4)
     assert out["prior"].stick_a.shape == (B, T, 3) and out["prior"].alpha_shape.shape == (B, T)
     assert out["attention_maps"].shape == out["attention_log_pred"].shape == (B, T, 3, n_tok)
@@ -58,6 +58,7 @@ def test_forward_sequence_shapes(pixel, side):
     groups, metrics = model.loss_groups(batch)
     assert set(groups) == {"elbo", "context", "predictive"} and all(torch.isfinite(v) for v in groups.values())
     assert 1.0 <= metrics["effective_components"] <= 4.0 + 1e-4
+    assert {"kl_mixture", "kl_dyn", "kl_rep", "kl_sticks", "kl_gamma", "z_used", "posterior_std"} <= set(metrics)
 
 
 def test_vector_model_without_schema_or_codebook():
@@ -113,7 +114,7 @@ def test_is_first_resets_the_recurrent_state():
         full = model.observe(batch["obs"], batch["action"], is_first)
         tail = model.observe(batch["obs"][:, 2:], batch["action"][:, 2:], is_first[:, 2:])
         no_reset = model.observe(batch["obs"], batch["action"], batch["is_first"])
-    for key in ("h", "c", "z", "context", "memory"):
+    for key in ("h", "c", "z"):
         torch.testing.assert_close(full[:, 2:][key], tail[key])
     assert not torch.allclose(no_reset[:, 2]["h"], full[:, 2]["h"])
 
@@ -145,13 +146,43 @@ def test_imagine_rollout_shapes_and_determinism(pixel):
         assert obs.shape == (B, 4, 3) and obs.dtype == torch.float32
 
 
+@pytest.mark.parametrize("pixel", [False, True])
+def test_decoder_reads_only_h_z_and_maps_predicted_from_h(pixel):
+    """No side channel: the reconstruction is decode(h, z, maps(h)), the same function imagination decodes with."""
+    model = _model(pixel).eval()
+    batch = _batch(pixel)
+    with torch.no_grad():
+        out = model.forward_sequence(batch["obs"], batch["action"], batch["is_first"], stochastic=False)
+        prev = torch.cat([torch.zeros_like(batch["action"][:, :1]), batch["action"][:, :-1]], 1)
+        state = model.observe(batch["obs"], prev, batch["is_first"])
+        torch.testing.assert_close(state["attention"], model.schema.predict_log_maps(state["h"][..., -1, :]).exp())
+        recon = model.decoder(model.latent(state).flatten(0, 1), state["attention"].flatten(0, 1))
+        torch.testing.assert_close(recon.reshape(out["reconstructions"].shape), out["reconstructions"])
+        swapped = state.clone()
+        swapped["z"] = state["z"].flip(0)  # another sequence's latent: the decoded frame must follow z
+        assert not torch.allclose(model.decode(swapped).float(), model.decode(state).float())
+
+
+def test_free_nats_stop_the_prior_gradient_below_the_threshold():
+    batch = _batch(False)
+    grads = {}
+    for free in (0.0, 1e4):
+        model = _model(False, free_nats=free)
+        losses, _ = model.compute_total_loss(batch)
+        assert float(losses["kl_dyn"].detach()) >= free and float(losses["kl_rep"].detach()) >= free
+        model.zero_grad()
+        losses["total_elbo"].backward()
+        grads[free] = model.prior.components[0].weight.grad.abs().sum()  # reached by the mixture KL only
+    assert grads[0.0] > 0 and grads[1e4] == 0
+
+
 def test_fit_normalization_decodes_in_task_units():
     model = _model(False)
     model.fit_normalization({"obs": {"mean": [10.0, -5.0, 0.0], "std": [2.0, 2.0, 2.0]},
                              "action": {"mean": [0.0, 0.0], "std": [1.0, 1.0]}, "reward": {"mean": [3.0], "std": [0.5]}})
     state = model.initial_state(3)
     with torch.no_grad():
-        z_norm = model.decoder(state["z"], state["attention"])
+        z_norm = model.decoder(model.latent(state), state["attention"])
         torch.testing.assert_close(model.decode(state), z_norm * 2.0 + torch.tensor([10.0, -5.0, 0.0]), atol=1e-4, rtol=1e-4)
         assert model.reward_norm.mean.item() == 3.0
 
@@ -197,7 +228,9 @@ def test_kl_annealing_and_registry():
 
 
 @pytest.mark.parametrize(
-    "field,value", [("latent_dim", 0), ("max_components", 1), ("num_heads", 3), ("image_size", 24), ("logvar_min", 5.0), ("beta", -1.0)]
+    "field,value",
+    [("latent_dim", 0), ("max_components", 1), ("num_heads", 3), ("image_size", 24), ("logvar_min", 5.0), ("beta", -1.0),
+     ("free_nats", -0.5), ("kl_rep_weight", -1.0), ("recon_std", 0.0), ("context_window", 0), ("codebook_dead_fraction", 1.0)],
 )
 def test_config_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):

@@ -67,6 +67,8 @@ class TrainerConfig:
     """RGB: inner gradient steps on the rotation angles."""
     rgb_inner_lr: float = 0.2
     """RGB: step size of the inner angle optimisation."""
+    rgb_every: int = 1
+    """RGB: balance every this many backward passes (one per group); the plain sum of the groups in between."""
     num_workers: int = 0
     """DataLoader worker processes for the training windows."""
     device: str = "auto"
@@ -128,6 +130,7 @@ class TrainerConfig:
         _check(self.rgb_lambd >= 0, "rgb_lambd", "must be >= 0", self.rgb_lambd)
         _check(self.rgb_alpha_steps >= 0, "rgb_alpha_steps", "must be >= 0", self.rgb_alpha_steps)
         _check(self.rgb_inner_lr > 0, "rgb_inner_lr", "must be > 0", self.rgb_inner_lr)
+        _check(isinstance(self.rgb_every, int) and self.rgb_every >= 1, "rgb_every", "must be an integer >= 1", self.rgb_every)
         _check(self.num_workers >= 0, "num_workers", "must be >= 0", self.num_workers)
 
     def _check_types(self) -> None:

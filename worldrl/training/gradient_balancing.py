@@ -21,6 +21,9 @@ Two choices of this implementation, each stated so tests can hold it to them:
   exactly the plain mean of the task gradients.
 
 Parameters that only one group reaches (task heads) get that group's gradient unchanged.
+
+RGB needs one backward pass per group; ``interval=k`` balances every k-th call (the first included) and takes
+the plain sum of the groups, one backward pass, in between (the consensus direction is kept across calls).
 """
 
 from __future__ import annotations
@@ -140,12 +143,22 @@ class SumCombiner:
 class RGBCombiner:
     """RGB over the parameters that two or more loss groups reach; adds the result into ``.grad``."""
 
-    def __init__(self, mu: float = 0.9, lambd: float = 1.0, alpha_steps: int = 3, inner_lr: float = 0.2) -> None:
+    def __init__(
+        self, mu: float = 0.9, lambd: float = 1.0, alpha_steps: int = 3, inner_lr: float = 0.2, interval: int = 1
+    ) -> None:
+        if int(interval) < 1:
+            raise ValueError(f"RGB interval must be >= 1, got {interval}")
         self.mu, self.lambd, self.alpha_steps, self.inner_lr = mu, lambd, alpha_steps, inner_lr
+        self.interval = int(interval)
+        self.calls = 0
         self.consensus: torch.Tensor | None = None
         self.alpha: torch.Tensor | None = None
 
     def backward(self, losses: list[torch.Tensor], params: list[torch.nn.Parameter]) -> None:
+        self.calls += 1
+        if (self.calls - 1) % self.interval:
+            torch.stack(losses).sum().backward()
+            return
         params = [p for p in params if p.requires_grad]
         per_task = [
             torch.autograd.grad(loss, params, retain_graph=i < len(losses) - 1, allow_unused=True)
@@ -166,10 +179,11 @@ class RGBCombiner:
             _add_grad(params[j], piece)
 
     def state_dict(self) -> dict:
-        return {"consensus": self.consensus, "alpha": self.alpha}
+        return {"consensus": self.consensus, "alpha": self.alpha, "calls": self.calls}
 
     def load_state_dict(self, state: dict) -> None:
         self.consensus, self.alpha = state.get("consensus"), state.get("alpha")
+        self.calls = int(state.get("calls", 0))
 
 
 def _or_zeros(grad: torch.Tensor | None, param: torch.Tensor) -> torch.Tensor:

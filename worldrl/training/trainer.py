@@ -240,6 +240,7 @@ class Trainer:
             lambd=config.rgb_lambd,
             alpha_steps=config.rgb_alpha_steps,
             inner_lr=config.rgb_inner_lr,
+            interval=config.rgb_every,
         )
         self._loss_fn = torch.compile(self.model.loss) if config.compile else self.model.loss
         self._groups_fn = torch.compile(self.model.loss_groups) if config.compile else self.model.loss_groups

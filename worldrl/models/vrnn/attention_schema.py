@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worldrl.models.vrnn.ops import log_softmax, softmax
 from worldrl.nn.mlp import mlp
 
 
@@ -42,7 +43,7 @@ class SlotAttention(nn.Module):
         scale = k.shape[-1] ** -0.5
         for _ in range(self.iterations):
             q = self.to_q(self.norm_slots(slots))
-            maps = torch.softmax(torch.einsum("bsd,bnd->bsn", q, k) * scale, dim=1)  # competition between slots
+            maps = softmax(torch.einsum("bsd,bnd->bsn", q, k) * scale, dim=1)  # competition between slots
             weights = maps / maps.sum(-1, keepdim=True).clamp_min(1e-8)
             updates = torch.einsum("bsn,bnd->bsd", weights, v)
             slots = self.gru(updates.reshape(-1, updates.shape[-1]), slots.reshape(-1, slots.shape[-1])).view_as(slots)
@@ -65,7 +66,7 @@ class AttentionSchema(nn.Module):
     def predict_log_maps(self, h: torch.Tensor) -> torch.Tensor:
         """log of the predicted maps ``[..., S, N]`` (log-softmax over slots, like the real maps)."""
         logits = self.predictor(h).reshape(*h.shape[:-1], self.num_slots, self.n_tokens)
-        return F.log_softmax(logits, dim=-2)
+        return log_softmax(logits, dim=-2)
 
 
 def attention_dynamics_loss(log_predicted: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from worldrl.errors import ConfigError
 from worldrl.models.base import WorldModelConfig
 
 
@@ -28,12 +29,17 @@ class VRNNConfig(WorldModelConfig):
     """Rows of the Perceiver latent array (the fixed-size memory carried in the state)."""
     num_heads: int = 4
     """Attention heads of the Perceiver cross-attentions; must divide ``context_dim``."""
-    use_codebook: bool = True
-    """Vector-quantise the Perceiver's frame tokens (nearest codebook entry, straight-through, commitment loss)."""
+    context_window: int = 4
+    """Frames the causal Perceiver reads for the context c_t: t-W+1 .. t of the same episode."""
+    use_codebook: bool = False
+    """Vector-quantise the Perceiver's frame tokens (nearest codebook entry, straight-through, commitment loss,
+    dead-code restarts). Off by default: the context is a posterior feature and needs no finite vocabulary."""
     codebook_size: int = 256
     """Entries of the frame-token codebook."""
     commitment_weight: float = 0.25
     """Weight of the commitment term ||e - sg(q)||^2 in the codebook loss."""
+    codebook_dead_fraction: float = 0.03
+    """A code whose EMA usage share falls below this fraction of 1/codebook_size is restarted on a batch token."""
     use_attention_schema: bool = True
     """Slot-attention maps over frame tokens (image positions, or observation dimensions for vector obs)."""
     num_slots: int = 5
@@ -54,6 +60,15 @@ class VRNNConfig(WorldModelConfig):
     """Side of the conv feature map = resolution of the attention maps (8x8 at 64x64 in the document)."""
     beta: float = 1.0
     """Final weight of all KL terms (mixture, sticks, Gamma)."""
+    free_nats: float = 1.0
+    """Free bits of the mixture KL per step: each balanced KL term is max(free_nats, KL) (no gradient below)."""
+    kl_dyn_weight: float = 0.5
+    """KL balancing (DreamerV3): weight of KL(sg(q) || p), which trains the prior towards the posterior."""
+    kl_rep_weight: float = 0.1
+    """KL balancing: weight of KL(q || sg(p)), which pulls the posterior towards the prior (the price of coding)."""
+    recon_std: float = 0.1
+    """Std of the Gaussian observation likelihood, in model units (normalised vectors, [0, 1] pixels):
+    reconstruction NLL = sum of squared errors / (2 recon_std^2). Small = precise codes are worth their KL."""
     kl_anneal_steps: int = 0
     """Linear warm-up of beta from 0 over this many training steps (0 = no annealing)."""
     lambda_recon: float = 1.0
@@ -63,9 +78,9 @@ class VRNNConfig(WorldModelConfig):
     lambda_continue: float = 1.0
     """Weight of the continuation-head BCE (predictive group)."""
     lambda_token: float = 1.0
-    """Weight of the frame-token prediction loss that lets the Perceiver run in imagination (context group)."""
+    """Weight of the frame-token prediction loss: h_t (before o_t is seen) predicts the Perceiver's next tokens."""
     lambda_att_dyn: float = 0.1
-    """Weight of the attention-dynamics loss (predict the maps of step t from h_t)."""
+    """Weight of the attention-dynamics loss (predict the maps of step t from h_t; the decoder reads these)."""
     lambda_gram: float = 0.05
     """Weight of the Gram (slot-overlap) penalty on the attention maps."""
     entropy_weight: float = 0.1
@@ -85,7 +100,7 @@ class VRNNConfig(WorldModelConfig):
         positive = (
             "latent_dim hidden_dim context_dim n_lstm_layers num_latents num_heads codebook_size num_slots "
             "slot_dim slot_iterations token_dim encoder_base_channels decoder_base_channels image_size "
-            "feature_grid stick_kl_terms"
+            "feature_grid stick_kl_terms context_window"
         ).split()
         for name in positive:
             _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "must be an integer >= 1", getattr(self, name))
@@ -98,7 +113,9 @@ class VRNNConfig(WorldModelConfig):
             f"must be feature_grid={self.feature_grid} times a power of two",
             self.image_size,
         )
-        for name in ("beta", "commitment_weight", "lambda_recon", "lambda_reward", "lambda_continue", "lambda_token",
+        _check(self.recon_std > 0, "recon_std", "must be > 0", self.recon_std)
+        _check(0 <= self.codebook_dead_fraction < 1, "codebook_dead_fraction", "must be in [0, 1)", self.codebook_dead_fraction)
+        for name in ("beta", "free_nats", "kl_dyn_weight", "kl_rep_weight", "commitment_weight", "lambda_recon", "lambda_reward", "lambda_continue", "lambda_token",
                      "lambda_att_dyn", "lambda_gram", "entropy_weight"):
             _check(getattr(self, name) >= 0, name, "must be >= 0", getattr(self, name))
         _check(self.kl_anneal_steps >= 0, "kl_anneal_steps", "must be >= 0", self.kl_anneal_steps)
@@ -109,4 +126,4 @@ class VRNNConfig(WorldModelConfig):
 
 def _check(ok: bool, name: str, rule: str, value: Any) -> None:
     if not ok:
-        raise ValueError(f"VRNNConfig.{name} {rule}, got {value!r}")
+        raise ConfigError(f"VRNNConfig.{name} {rule}, got {value!r}")

@@ -1,7 +1,9 @@
-"""Observation decoders p(o_t | z_t, A_t): z plus the attention maps A (if the schema is on) -> observation mean.
+"""Observation decoders p(o_t | h_t, z_t, A_t): the recurrent state, the latent and the attention maps -> mean.
 
-Vector decoders output the normalised observation; pixel decoders output [0, 1] images (channels first) with
-the attention maps fed as extra channels at the conv feature-grid resolution.
+``A_t`` are the maps the attention schema *predicts* from h_t (never the maps computed from o_t itself, which
+would let the observation reach the decoder without passing the KL-priced latent). Vector decoders output the
+normalised observation; pixel decoders output [0, 1] images (channels first) with the maps fed as extra
+channels at the conv feature-grid resolution.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from worldrl.nn.mlp import mlp
 class VectorDecoder(nn.Module):
     def __init__(self, obs_dim: int, map_size: int, config: VRNNConfig) -> None:
         super().__init__()
-        self.net = mlp(config.latent_dim + map_size, [config.hidden_dim, config.hidden_dim], obs_dim)
+        in_dim = config.hidden_dim + config.latent_dim + map_size
+        self.net = mlp(in_dim, [config.hidden_dim, config.hidden_dim], obs_dim, layer_norm=True)
         self.map_size = map_size
 
-    def forward(self, z: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
-        x = z if not self.map_size else torch.cat([z, maps.flatten(-2)], dim=-1)
+    def forward(self, feat: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
+        x = feat if not self.map_size else torch.cat([feat, maps.flatten(-2)], dim=-1)
         return self.net(x)
 
 
@@ -30,9 +33,10 @@ class PixelDecoder(nn.Module):
         super().__init__()
         self.grid = config.feature_grid
         self.conv = ConvDecoder(
-            config.latent_dim, channels, config.decoder_base_channels, config.image_size, config.feature_grid, num_slots
+            config.hidden_dim + config.latent_dim, channels, config.decoder_base_channels, config.image_size,
+            config.feature_grid, num_slots,
         )
 
-    def forward(self, z: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, feat: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
         cond = None if maps is None else maps.reshape(maps.shape[0], -1, self.grid, self.grid)
-        return self.conv(z, cond)
+        return self.conv(feat, cond)

@@ -1,4 +1,4 @@
-"""Observation encoders (frame tokens + a pooled embedding) and the Gaussian posterior head q(z_t | o_t, c_t).
+"""Observation encoders (frame tokens + a pooled embedding) and the Gaussian posterior head q(z_t | h_t, o_t, c_t).
 
 Both encoders return ``tokens [N, n_tokens, token_features]`` (read by the Perceiver and the attention schema)
 and ``embedding [N, hidden_dim]`` (read by the posterior). Vector observations are tokenised per dimension
@@ -42,16 +42,25 @@ class PixelEncoder(nn.Module):
         return tokens, self.embed(feat.flatten(1))
 
 
-class GaussianHead(nn.Module):
-    """``features -> (mean, logvar)`` of a diagonal Gaussian, log-variance clamped."""
+class PosteriorHead(nn.Module):
+    """q(z_t | h_t, o_t, c_t) as ``(mean, logvar)``, split so only the h-dependent part runs inside the time loop.
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, logvar_range: tuple[float, float]) -> None:
+    ``project(obs_features)`` (the frame embedding and Perceiver context, known for the whole sequence up front)
+    is one batched call; ``forward(h, projected)`` adds the recurrent state and applies the output layers.
+    """
+
+    def __init__(self, hidden_dim: int, obs_features: int, out_dim: int, logvar_range: tuple[float, float]) -> None:
         super().__init__()
-        self.net = mlp(in_dim, [hidden_dim], 2 * out_dim)
+        self.from_obs = nn.Linear(obs_features, hidden_dim)
+        self.from_h = nn.Linear(hidden_dim, hidden_dim, bias=False)
+        self.out = nn.Sequential(nn.LayerNorm(hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, 2 * out_dim))
         self.logvar_range = logvar_range
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.net(features).chunk(2, dim=-1)
+    def project(self, obs_features: torch.Tensor) -> torch.Tensor:
+        return self.from_obs(obs_features)
+
+    def forward(self, h: torch.Tensor, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, logvar = self.out(self.from_h(h) + projected).chunk(2, dim=-1)
         return mean, logvar.clamp(*self.logvar_range)
 
 

@@ -1,11 +1,25 @@
 """DPGMM-VRNN world model: stick-breaking DP-GMM prior, LSTM dynamics, causal Perceiver context, attention schema.
 
-Time indexing (the protocol's, see ``worldrl.models.base``). The state after observing step t holds
-``h_t, c_t = LSTM([z_{t-1}, ctx_{t-1}, a_{t-1}])`` (the deterministic part, reset at ``is_first``), the Perceiver
-memory M_t and context ctx_t (frames <= t), the posterior latent z_t ~ q(z_t | o_t, ctx_t), and the attention maps.
-The prior is p(z_t | h_t, ctx_{t-1}) (the reference's p(z_t | h_{t-1}, c_{t-1}) with h shifted by one index).
-``imagine(state_t, a_t)`` steps the LSTM, draws z_{t+1} from the mixture prior, advances the Perceiver with the
-frame tokens predicted from (h_{t+1}, z_{t+1}) and reads reward / termination of the transition (o_t, a_t).
+Wiring (a recurrent latent model in the PlaNet/Dreamer sense, with the AIME components in their places):
+
+* deterministic path  h_t = LSTM(h_{t-1}, [z_{t-1}, a_{t-1}])        (reset at ``is_first``)
+* prior               p(z_t | h_t): the truncated stick-breaking DP Gaussian mixture
+* posterior           q(z_t | h_t, e_t, c_t): e_t the frame embedding, c_t the causal Perceiver context of
+                      frames t-W+1..t (both known for the whole sequence, so they are computed in one batched
+                      call; only the h-dependent part of the posterior runs inside the time loop)
+* attention schema    slot-attention maps A_t of the frame (trained by their own losses) and maps predicted from
+                      h_t; the decoder reads the *predicted* maps, in training and in imagination alike
+* read-outs           decoder p(o_t | h_t, z_t, Â_t); reward and continuation heads on (h, z)
+
+Everything the decoder and the heads see passes either the recurrent state (built only from past latents and
+actions) or the KL-priced latent z_t: there is no side channel from o_t. The KL of the mixture is balanced as in
+DreamerV3 (``kl_dyn_weight`` trains the prior, ``kl_rep_weight`` the posterior) with ``free_nats`` per step; the
+stick and Gamma terms that regularise the DP prior are logged apart from it.
+
+Time indexing (the protocol's, see ``worldrl.models.base``). The state after observing step t holds h_t, c_t (the
+LSTM's hidden and cell state), the posterior latent z_t and the predicted maps Â_t. ``imagine(state_t, a_t)``
+steps the LSTM to h_{t+1}, takes z_{t+1} from the prior (a sample, or the mixture mean without a generator),
+and reads reward / termination of the transition (o_t, a_t) from (h_{t+1}, z_{t+1}).
 
 Training. The reward and continuation heads are trained on exactly what imagination produces: for every row t
 the model takes one prior step from the posterior state t with action a_t and predicts ``reward[:, t]`` and
@@ -28,7 +42,7 @@ from worldrl.models.vrnn.attention_schema import AttentionSchema, attention_dyna
 from worldrl.models.vrnn.codebook import VectorQuantizer, codebook_perplexity
 from worldrl.models.vrnn.config import VRNNConfig
 from worldrl.models.vrnn.decoders import PixelDecoder, VectorDecoder
-from worldrl.models.vrnn.encoders import GaussianHead, PixelEncoder, VectorEncoder, model_to_pixels, pixels_to_model
+from worldrl.models.vrnn.encoders import PixelEncoder, PosteriorHead, VectorEncoder, model_to_pixels, pixels_to_model
 from worldrl.models.vrnn.perceiver import CausalPerceiver
 from worldrl.models.vrnn.prior import DPGMMPrior
 from worldrl.nn.mlp import mlp, orthogonal_init_
@@ -37,6 +51,7 @@ from worldrl.nn.normalizer import Normalizer
 _TOKEN_BOTTLENECK = 16  # per-token width inside the token predictor: keeps it small for 64 image tokens
 _NO_TERMINAL_LOGIT = -20.0  # the initial state is not terminal
 _BATCH_KEYS = ("obs", "action", "reward", "terminated", "is_first", "mask")
+_Z_CHECK_ROWS = 4  # sequences of the batch used for the "z used" diagnostic
 
 
 class DPGMMVRNNWorldModel(WorldModel):
@@ -64,21 +79,24 @@ class DPGMMVRNNWorldModel(WorldModel):
         n_tok, tok_feat = self.encoder.n_tokens, self.encoder.token_features
         self.n_tokens = n_tok
 
-        # Perceiver context over frame tokens (optionally vector-quantised).
+        # Perceiver context over the frame tokens of a causal window (optionally vector-quantised).
         self.token_proj = nn.Linear(tok_feat, ctx)
         self.token_pos = nn.Parameter(torch.randn(n_tok, ctx) * 0.02)
         self.token_norm = nn.LayerNorm(ctx)
-        self.codebook = VectorQuantizer(cfg.codebook_size, ctx, cfg.commitment_weight) if cfg.use_codebook else None
-        self.perceiver = CausalPerceiver(ctx, cfg.num_latents, cfg.num_heads)
+        self.codebook = (
+            VectorQuantizer(cfg.codebook_size, ctx, cfg.commitment_weight, dead_fraction=cfg.codebook_dead_fraction)
+            if cfg.use_codebook else None
+        )
+        self.perceiver = CausalPerceiver(ctx, cfg.num_latents, cfg.num_heads, cfg.context_window)
         self.token_predictor = nn.Sequential(
-            mlp(hid + z_dim, [hid], n_tok * _TOKEN_BOTTLENECK), nn.Unflatten(-1, (n_tok, _TOKEN_BOTTLENECK)),
+            mlp(hid, [hid], n_tok * _TOKEN_BOTTLENECK), nn.Unflatten(-1, (n_tok, _TOKEN_BOTTLENECK)),
             nn.Linear(_TOKEN_BOTTLENECK, ctx),
         )
 
         # Generative model.
-        self.posterior = GaussianHead(hid + ctx, hid, z_dim, logvar_range)
-        self.prior = DPGMMPrior(hid + ctx, z_dim, cfg.max_components, hid, logvar_range)
-        self.lstm = nn.LSTM(z_dim + ctx + task.action_dim, hid, num_layers=cfg.n_lstm_layers)
+        self.posterior = PosteriorHead(hid, hid + ctx, z_dim, logvar_range)
+        self.prior = DPGMMPrior(hid, z_dim, cfg.max_components, hid, logvar_range)
+        self.lstm = nn.LSTM(z_dim + task.action_dim, hid, num_layers=cfg.n_lstm_layers)  # weights; stepped by _lstm_step
         if cfg.use_orthogonal:
             orthogonal_init_(self.lstm)
         self.schema = (
@@ -98,19 +116,16 @@ class DPGMMVRNNWorldModel(WorldModel):
     # ================================================================= protocol: encoding
     def initial_state(self, batch_size: int) -> TensorDict:
         cfg, dev = self.config, self.device
-        memory = self.perceiver.initial(batch_size)
         zeros = torch.zeros(batch_size, cfg.n_lstm_layers, cfg.hidden_dim, device=dev)
         state = {
             "h": zeros,
             "c": zeros.clone(),
             "z": torch.zeros(batch_size, cfg.latent_dim, device=dev),
-            "context": self.perceiver.context(memory),
-            "memory": memory,
             "reward": torch.zeros(batch_size, device=dev),
             "terminal_logit": torch.full((batch_size,), _NO_TERMINAL_LOGIT, device=dev),
         }
         if self.schema is not None:
-            state["attention"] = torch.full((batch_size, cfg.num_slots, self.n_tokens), 1.0 / cfg.num_slots, device=dev)
+            state["attention"] = self.schema.predict_log_maps(zeros[:, -1]).exp()
         return TensorDict(state, batch_size=[batch_size])
 
     def observe(self, obs: torch.Tensor, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
@@ -122,13 +137,11 @@ class DPGMMVRNNWorldModel(WorldModel):
             "h": seq["h"],
             "c": seq["c"],
             "z": seq["z"],
-            "context": seq["context"],
-            "memory": seq["memory"],
             "reward": self.reward_norm.denormalize(self.reward_head(feat).squeeze(-1)),
             "terminal_logit": self.continue_head(feat).squeeze(-1),
         }
         if self.schema is not None:
-            state["attention"] = self._attention_maps(seq["raw_tokens"])
+            state["attention"] = self.schema.predict_log_maps(h_top).exp()
         return TensorDict(state, batch_size=list(obs.shape[:2]))
 
     # ================================================================= protocol: dynamics
@@ -136,19 +149,15 @@ class DPGMMVRNNWorldModel(WorldModel):
         if action.dim() != 2 or action.shape != (state.batch_size[0], self.task.action_dim):
             raise ValueError(f"imagine: action must be [B={state.batch_size[0]}, {self.task.action_dim}], got {tuple(action.shape)}")
         stochastic = generator is not None
-        h, c = self._lstm_step(state["h"], state["c"], state["z"], state["context"], self.action_norm(action.float()))
+        h, c = self._lstm_step(state["h"], state["c"], state["z"], self._lstm_input_gates(self.action_norm(action.float())))
         h_top = h[:, -1]
-        prior = self.prior(torch.cat([h_top, state["context"]], -1))
+        prior = self.prior(h_top)
         z = prior.sample(prior.log_weights(stochastic, generator), generator, stochastic)
-        tokens, _, _ = self._quantise(self.token_predictor(torch.cat([h_top, z], -1)))
-        memory, context = self.perceiver.step(state["memory"], tokens)
         feat = torch.cat([h_top, z], -1)
         out = {
             "h": h,
             "c": c,
             "z": z,
-            "context": context,
-            "memory": memory,
             "reward": self.reward_norm.denormalize(self.reward_head(feat).squeeze(-1)),
             "terminal_logit": self.continue_head(feat).squeeze(-1),
         }
@@ -159,9 +168,9 @@ class DPGMMVRNNWorldModel(WorldModel):
     # ================================================================= protocol: read-outs
     def decode(self, state: TensorDict) -> torch.Tensor:
         batch = tuple(state.batch_size)
-        z = state["z"].reshape(-1, self.config.latent_dim)
-        maps = state["attention"].reshape(z.shape[0], self.config.num_slots, self.n_tokens) if self.schema is not None else None
-        x = self.decoder(z, maps)
+        feat = self.latent(state).reshape(-1, self.latent_dim)
+        maps = state["attention"].reshape(feat.shape[0], self.config.num_slots, self.n_tokens) if self.schema is not None else None
+        x = self.decoder(feat, maps)
         if self.is_pixel:
             height, width, _ = self.task.obs_shape
             return model_to_pixels(x, height, width).reshape(*batch, *self.task.obs_shape)
@@ -187,11 +196,11 @@ class DPGMMVRNNWorldModel(WorldModel):
 
         Returns reconstructions and their ``targets`` (model space: normalised vectors, or [0, 1] images ``[B,T,C,S,S]``),
         latents (``z``, ``post_mean``, ``post_logvar``), the prior (``prior``: PriorParams with sticks, Gamma and
-        components; ``log_pi``/``pi`` ``[B,T,K]``), LSTM states ``h``/``c`` ``[B,T,layers,H]``, ``context_prev`` /
-        ``context`` ``[B,T,D]``, Perceiver ``memory``, frame ``tokens`` / ``codes`` / ``vq_loss``, ``token_pred``,
-        attention maps ``attention_maps`` and ``attention_log_pred`` ``[B,T,S,N]`` (N = grid*grid image positions in
-        row-major order, or observation dimensions), and the one-step predictions ``reward_pred`` (normalised units)
-        and ``terminal_logit`` for ``reward[:, t]`` / ``terminated[:, t]``.
+        components; ``log_pi``/``pi`` ``[B,T,K]``), LSTM states ``h``/``c`` ``[B,T,layers,H]``, the Perceiver
+        ``context`` ``[B,T,D]``, frame ``tokens`` / ``codes`` / ``vq_loss``, ``token_pred`` (from h_t), attention maps
+        ``attention_maps`` (of the frame) and ``attention_log_pred`` (from h_t, read by the decoder) ``[B,T,S,N]``
+        (N = grid*grid image positions in row-major order, or observation dimensions), and the one-step predictions
+        ``reward_pred`` (normalised units) and ``terminal_logit`` for ``reward[:, t]`` / ``terminated[:, t]``.
         """
         self._check_sequence(obs, actions, is_first)
         B, T = obs.shape[:2]
@@ -199,16 +208,18 @@ class DPGMMVRNNWorldModel(WorldModel):
         prev = torch.cat([torch.zeros_like(a_norm[:, :1]), a_norm[:, :-1]], dim=1)
         out = self._filter(obs, prev, is_first.bool(), stochastic, generator)
         h_top = out["h"][..., -1, :]
-        prior = self.prior(torch.cat([h_top, out["context_prev"]], -1))
+        prior = self.prior(h_top)
         out["prior"], out["log_pi"] = prior, prior.log_weights(stochastic, generator)
         out["pi"] = out["log_pi"].exp()
-        maps = self._attention_maps(out["raw_tokens"]) if self.schema is not None else None
-        if maps is not None:
-            out["attention_maps"] = maps
+        maps = None
+        if self.schema is not None:
+            out["attention_maps"] = self._attention_maps(out["raw_tokens"])
             out["attention_log_pred"] = self.schema.predict_log_maps(h_top)
-        recon = self.decoder(out["z"].flatten(0, 1), None if maps is None else maps.flatten(0, 1))
+            maps = out["attention_log_pred"].exp()
+        out["feat"] = torch.cat([h_top, out["z"]], -1)
+        recon = self.decoder(out["feat"].flatten(0, 1), None if maps is None else maps.flatten(0, 1))
         out["reconstructions"] = recon.reshape(B, T, *recon.shape[1:])
-        out["token_pred"] = self.token_predictor(torch.cat([h_top, out["z"]], -1))
+        out["token_pred"] = self.token_predictor(h_top)
         out.update(self._one_step(out, a_norm, stochastic, generator))
         return out
 
@@ -218,17 +229,26 @@ class DPGMMVRNNWorldModel(WorldModel):
         """All loss terms (masked means over valid steps) and the ``forward_sequence`` outputs.
 
         ``stochastic=False`` evaluates at the posterior means and mean sticks (a deterministic validation loss).
+        ``kl_mixture`` is the mixture KL itself (information in z); ``kl_dyn`` / ``kl_rep`` are its balanced,
+        free-nats-clipped training terms; ``kl_sticks`` / ``kl_gamma`` regularise the DP prior and carry no
+        information about the observations.
         """
         obs, action, reward, terminated, is_first, mask = self._unpack(batch)
         cfg = self.config
         out = self.forward_sequence(obs, action, is_first, stochastic, generator)
         prior: Any = out["prior"]
         mm = D.masked_mean
-        recon_nll = 0.5 * (out["reconstructions"] - out["targets"]).pow(2).flatten(2).sum(-1)
-        kl_mix = D.mixture_kl_mc(out["z"], out["post_mean"], out["post_logvar"], out["log_pi"], prior.means, prior.logvars)
+        sq_err = (out["reconstructions"] - out["targets"]).pow(2).flatten(2)
+        z, mean, logvar = out["z"], out["post_mean"], out["post_logvar"]
+        kl_mix = D.mixture_kl_mc(z, mean, logvar, out["log_pi"], prior.means, prior.logvars)
+        kl_dyn = D.mixture_kl_mc(z.detach(), mean.detach(), logvar.detach(), out["log_pi"], prior.means, prior.logvars)
+        kl_rep = D.mixture_kl_mc(z, mean, logvar, out["log_pi"].detach(), prior.means.detach(), prior.logvars.detach())
         losses = {
-            "recon": mm(recon_nll, mask),
+            "recon": mm(sq_err.sum(-1), mask) / (2.0 * cfg.recon_std**2),
+            "recon_mse": mm(sq_err.mean(-1), mask),
             "kl_mixture": mm(kl_mix, mask),
+            "kl_dyn": mm(kl_dyn.clamp(min=cfg.free_nats), mask),
+            "kl_rep": mm(kl_rep.clamp(min=cfg.free_nats), mask),
             "kl_sticks": mm(prior.stick_kl(cfg.stick_kl_terms), mask),
             "kl_gamma": mm(prior.gamma_kl(cfg.gamma_prior_shape, cfg.gamma_prior_rate), mask),
             "codebook": mm(out["vq_loss"].mean(-1), mask),
@@ -237,9 +257,8 @@ class DPGMMVRNNWorldModel(WorldModel):
             "continuation": mm(F.binary_cross_entropy_with_logits(out["terminal_logit"], terminated.float(), reduction="none"), mask),
         }
         beta = cfg.beta * self.kl_scale
-        losses["total_elbo"] = cfg.lambda_recon * losses["recon"] + beta * (
-            losses["kl_mixture"] + losses["kl_sticks"] + losses["kl_gamma"]
-        )
+        kl_terms = cfg.kl_dyn_weight * losses["kl_dyn"] + cfg.kl_rep_weight * losses["kl_rep"]
+        losses["total_elbo"] = cfg.lambda_recon * losses["recon"] + beta * (kl_terms + losses["kl_sticks"] + losses["kl_gamma"])
         losses["perceiver_loss"] = losses["codebook"] + cfg.lambda_token * losses["token_prediction"]
         predictive = cfg.lambda_reward * losses["reward"] + cfg.lambda_continue * losses["continuation"]
         if self.schema is not None:
@@ -261,12 +280,29 @@ class DPGMMVRNNWorldModel(WorldModel):
         groups = {"elbo": losses["total_elbo"], "context": losses["perceiver_loss"], "predictive": losses["total_predictive"]}
         metrics = {k: float(v.detach()) for k, v in losses.items()}
         with torch.no_grad():
-            metrics["effective_components"] = float(D.effective_components(out["log_pi"], out["mask"]))
-            metrics["alpha_mean"] = float(D.masked_mean(out["prior"].alpha_shape / out["prior"].alpha_rate, out["mask"]))
+            mask = out["mask"]
+            metrics["effective_components"] = float(D.effective_components(out["log_pi"], mask))
+            metrics["alpha_mean"] = float(D.masked_mean(out["prior"].alpha_shape / out["prior"].alpha_rate, mask))
             metrics["beta"] = float(self.config.beta * self.kl_scale)
+            metrics["posterior_std"] = float(D.masked_mean(torch.exp(0.5 * out["post_logvar"]).mean(-1), mask))
+            metrics["z_used"] = self.z_usage(out)
             if out["codes"] is not None:
-                metrics["codebook_perplexity"] = float(codebook_perplexity(out["codes"][out["mask"]], self.config.codebook_size))
+                metrics["codebook_perplexity"] = float(codebook_perplexity(out["codes"][mask], self.config.codebook_size))
         return groups, metrics
+
+    @torch.no_grad()
+    def z_usage(self, out: dict[str, Any], rows: int = _Z_CHECK_ROWS) -> float:
+        """Reconstruction MSE with z zeroed divided by the MSE with the posterior z, on the first ``rows`` sequences.
+
+        About 1 means the decoder ignores z (the latent collapsed); the larger, the more the reconstruction needs it.
+        """
+        feat, target, mask = out["feat"][:rows], out["targets"][:rows], out["mask"][:rows]
+        zeroed = torch.cat([feat[..., : self.config.hidden_dim], torch.zeros_like(feat[..., self.config.hidden_dim :])], -1)
+        maps = out["attention_log_pred"][:rows].exp().flatten(0, 1) if self.schema is not None else None
+        recon = self.decoder(zeroed.flatten(0, 1), maps).reshape(target.shape)
+        mse_zeroed = D.masked_mean((recon - target).pow(2).flatten(2).mean(-1), mask)
+        mse = D.masked_mean((out["reconstructions"][:rows] - target).pow(2).flatten(2).mean(-1), mask)
+        return float(mse_zeroed / mse.clamp_min(1e-12))
 
     def on_train_step_end(self, step: int) -> None:
         """Linear KL annealing: beta grows from 0 to ``config.beta`` over ``kl_anneal_steps`` steps."""
@@ -291,47 +327,56 @@ class DPGMMVRNNWorldModel(WorldModel):
         stochastic: bool,
         generator: torch.Generator | None,
     ) -> dict[str, Any]:
-        """The posterior recursion over time (normalised previous actions); see the module docstring for indices."""
+        """The posterior recursion over time (normalised previous actions); see the module docstring for indices.
+
+        The frame embedding, the Perceiver context and the observation half of the posterior are computed for the
+        whole sequence in one batched call each; the loop runs only the LSTM cell and the posterior's h-part.
+        """
         B, T = obs.shape[:2]
         targets, raw_tokens, embed = self._encode(obs.reshape(B * T, *obs.shape[2:]))
         tokens = self.token_norm(self.token_proj(raw_tokens) + self.token_pos)
         q_tokens, codes, vq_loss = self._quantise(tokens)
-        q_tokens, embed = q_tokens.reshape(B, T, *q_tokens.shape[1:]), embed.reshape(B, T, -1)
+        context = self.perceiver(q_tokens.reshape(B, T, *q_tokens.shape[1:]), is_first)
+        projected = self.posterior.project(torch.cat([embed.reshape(B, T, -1), context], -1))
+        noise = None
+        if stochastic:
+            noise = torch.randn(B, T, self.config.latent_dim, generator=generator, device=obs.device, dtype=projected.dtype)
 
         init = self.initial_state(B)
-        carried = ("h", "c", "z", "context", "memory")
-        cur = {k: init[k] for k in carried}
-        steps: dict[str, list[torch.Tensor]] = {k: [] for k in (*carried, "post_mean", "post_logvar", "context_prev")}
+        h, c, z = init["h"], init["c"], init["z"]
+        keep = (~is_first).to(projected.dtype)[..., None]
+        action_gates = self._lstm_input_gates(prev_action * keep)  # no previous action at an episode start
+        hs, cs, zs, means, logvars = [], [], [], [], []
         for t in range(T):
-            first = is_first[:, t]
-            cur = {k: _reset(first, init[k], v) for k, v in cur.items()}  # episode start: back to the initial state
-            action = torch.where(first[:, None], torch.zeros_like(prev_action[:, t]), prev_action[:, t])
-            h, c = self._lstm_step(cur["h"], cur["c"], cur["z"], cur["context"], action)
-            steps["context_prev"].append(cur["context"])
-            memory, context = self.perceiver.step(cur["memory"], q_tokens[:, t])
-            mean, logvar = self.posterior(torch.cat([embed[:, t], context], -1))
-            z = mean
-            if stochastic:
-                eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-                z = mean + torch.exp(0.5 * logvar) * eps
-            cur = {"h": h, "c": c, "z": z, "context": context, "memory": memory}
-            for key, value in (*cur.items(), ("post_mean", mean), ("post_logvar", logvar)):
-                steps[key].append(value)
-        out: dict[str, Any] = {k: torch.stack(v, dim=1) for k, v in steps.items()}
-        out["targets"] = targets.reshape(B, T, *targets.shape[1:])
-        out["raw_tokens"] = raw_tokens.reshape(B, T, *raw_tokens.shape[1:])
-        out["tokens"] = tokens.reshape(B, T, *tokens.shape[1:])
-        out["codes"] = None if codes is None else codes.reshape(B, T, -1)
-        out["vq_loss"] = vq_loss.reshape(B, T, -1)
-        return out
+            k = keep[:, t]
+            h, c, z = h * k[..., None], c * k[..., None], z * k  # episode start: the initial (zero) state
+            h, c = self._lstm_step(h, c, z, action_gates[:, t])
+            mean, logvar = self.posterior(h[:, -1], projected[:, t])
+            z = mean if noise is None else mean + torch.exp(0.5 * logvar) * noise[:, t]
+            for store, value in ((hs, h), (cs, c), (zs, z), (means, mean), (logvars, logvar)):
+                store.append(value)
+        stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
+        return {
+            "h": stack(hs),
+            "c": stack(cs),
+            "z": stack(zs),
+            "post_mean": stack(means),
+            "post_logvar": stack(logvars),
+            "context": context,
+            "targets": targets.reshape(B, T, *targets.shape[1:]),
+            "raw_tokens": raw_tokens.reshape(B, T, *raw_tokens.shape[1:]),
+            "tokens": tokens.reshape(B, T, *tokens.shape[1:]),
+            "codes": None if codes is None else codes.reshape(B, T, -1),
+            "vq_loss": vq_loss.reshape(B, T, -1),
+        }
 
     def _one_step(self, out: dict[str, Any], a_norm: torch.Tensor, stochastic: bool, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         """What ``imagine(state_t, action_t)`` predicts for every t, batched over [B*T]."""
         B, T = a_norm.shape[:2]
         flat = lambda x: x.reshape(B * T, *x.shape[2:])  # noqa: E731
-        h, _ = self._lstm_step(flat(out["h"]), flat(out["c"]), flat(out["z"]), flat(out["context"]), flat(a_norm))
+        h, _ = self._lstm_step(flat(out["h"]), flat(out["c"]), flat(out["z"]), self._lstm_input_gates(flat(a_norm)))
         h_top = h[:, -1]
-        prior = self.prior(torch.cat([h_top, flat(out["context"])], -1))
+        prior = self.prior(h_top)
         z = prior.sample(prior.log_weights(stochastic, generator), generator, stochastic)
         feat = torch.cat([h_top, z], -1)
         return {
@@ -339,11 +384,31 @@ class DPGMMVRNNWorldModel(WorldModel):
             "terminal_logit": self.continue_head(feat).reshape(B, T),
         }
 
-    def _lstm_step(self, h: torch.Tensor, c: torch.Tensor, z: torch.Tensor, ctx: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One LSTM step on ``[z, ctx, a]``; states are ``[B, layers, hidden]``."""
-        inp = torch.cat([z, ctx, action], -1).unsqueeze(0)
-        _, (h, c) = self.lstm(inp, (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous()))
-        return h.transpose(0, 1), c.transpose(0, 1)
+    def _lstm_input_gates(self, action: torch.Tensor) -> torch.Tensor:
+        """The action's part of layer 0's gates (with both biases): known up front, so batched over every step."""
+        w_ih = self.lstm.weight_ih_l0[:, self.config.latent_dim :]
+        return F.linear(action, w_ih, self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
+
+    def _lstm_step(self, h: torch.Tensor, c: torch.Tensor, z: torch.Tensor, action_gates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of the (stacked) LSTM on ``[z, a]``, with the action's gates precomputed; states ``[B, layers, H]``.
+
+        Same weights and maths as ``self.lstm`` (gate order i, f, g, o); z and h_{t-1} share one matmul.
+        """
+        z_dim, inp = self.config.latent_dim, None
+        hs, cs = [], []
+        for layer in range(self.config.n_lstm_layers):
+            w_ih, w_hh = getattr(self.lstm, f"weight_ih_l{layer}"), getattr(self.lstm, f"weight_hh_l{layer}")
+            if layer == 0:
+                gates = action_gates + F.linear(torch.cat([z, h[:, 0]], -1), torch.cat([w_ih[:, :z_dim], w_hh], 1))
+            else:
+                bias = getattr(self.lstm, f"bias_ih_l{layer}") + getattr(self.lstm, f"bias_hh_l{layer}")
+                gates = F.linear(torch.cat([inp, h[:, layer]], -1), torch.cat([w_ih, w_hh], 1), bias)
+            i, f, g, o = gates.chunk(4, -1)
+            c_new = torch.sigmoid(f) * c[:, layer] + torch.sigmoid(i) * torch.tanh(g)
+            inp = torch.sigmoid(o) * torch.tanh(c_new)
+            hs.append(inp)
+            cs.append(c_new)
+        return torch.stack(hs, 1), torch.stack(cs, 1)
 
     def _encode(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Observations ``[N, *obs_shape]`` in task units -> (model-space target, frame tokens, embedding)."""
@@ -380,8 +445,3 @@ class DPGMMVRNNWorldModel(WorldModel):
             if tuple(batch[key].shape) != bt:
                 raise ValueError(f"batch[{key!r}] must be [B, T] = {bt}, got {tuple(batch[key].shape)}")
         return obs, action, batch["reward"], batch["terminated"], batch["is_first"].bool(), batch["mask"].bool()
-
-
-def _reset(first: torch.Tensor, initial: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """``initial`` where an episode starts (``first [B]``), ``value`` elsewhere."""
-    return torch.where(first.view(-1, *[1] * (value.dim() - 1)), initial, value)

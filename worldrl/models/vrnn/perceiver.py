@@ -1,10 +1,10 @@
-"""Causal Perceiver IO context: a fixed-size latent array that reads the frames one at a time.
+"""Causal Perceiver IO context: a small latent array reads the tokens of the last W frames.
 
-At step t the latent array M (``num_latents x context_dim``) cross-attends to the keys ``[M_{t-1}; tokens_t]``
-(its own previous rows plus the N tokens of frame t) and passes through an MLP: M_t summarises frames <= t and
-never sees a later frame, so the context is causal by construction. The IO read-out is one learned query
-attending to M_t, which gives c_t. Because M is fixed-size it is carried in the world-model state, and
-imagination advances it with predicted frame tokens exactly as observation advances it with real ones.
+For step t the latent array (``num_latents x dim``, learned) cross-attends to the tokens of frames
+``t-W+1 .. t`` of the same episode (each token tagged with a learned embedding of its frame's age), passes
+through an MLP, and one learned query reads it into the context c_t (the IO decoder). c_t never sees a frame
+after t, so the context is causal by construction, and because every step's window is known up front, the
+context of a whole training sequence is one batched call over ``B*T`` windows (no loop over time).
 """
 
 from __future__ import annotations
@@ -12,36 +12,90 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from worldrl.models.vrnn.ops import softmax
 from worldrl.nn.mlp import mlp
 
 
-class CausalPerceiver(nn.Module):
-    """``initial(B) -> M_0``; ``step(M_{t-1}, tokens_t [B, N, D]) -> (M_t, c_t [B, D])``."""
+def causal_windows(tokens: torch.Tensor, is_first: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack each step's last ``window`` frames: ``tokens [B, T, N, D]`` -> ``[B, T, W, N, D]`` and ``valid [B, T, W]``.
 
-    def __init__(self, dim: int, num_latents: int, num_heads: int) -> None:
+    Slot ``w`` holds frame ``t - w`` (age w). It is valid when that frame lies in the sequence and in the same
+    episode as t (no ``is_first`` in ``t-w+1 .. t``); invalid slots hold zeros and are masked out.
+    """
+    B, T = tokens.shape[:2]
+    segment = is_first.long().cumsum(1)  # episode index within the sequence
+    frames, valid = [], []
+    for age in range(window):
+        shifted = torch.cat([tokens.new_zeros(B, age, *tokens.shape[2:]), tokens[:, : T - age]], 1)[:, :T]
+        seg = torch.cat([segment.new_full((B, age), -1), segment[:, : T - age]], 1)[:, :T]
+        frames.append(shifted)
+        valid.append(seg == segment)
+    return torch.stack(frames, 2), torch.stack(valid, 2)
+
+
+def multihead_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, pad: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax attention ``q [M or 1, L, D]`` over ``k, v [M, K, D]`` with ``heads`` heads; ``pad [M, K]`` True = ignore."""
+    M, K, D = k.shape
+    L, dh = q.shape[1], D // heads
+    qh = q.reshape(q.shape[0], L, heads, dh).transpose(1, 2)  # [M|1, h, L, dh]
+    kh, vh = k.reshape(M, K, heads, dh).transpose(1, 2), v.reshape(M, K, heads, dh).transpose(1, 2)
+    scores = qh @ kh.transpose(-1, -2) * dh**-0.5  # [M, h, L, K]
+    if pad is not None:
+        scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
+    return (softmax(scores, -1) @ vh).transpose(1, 2).reshape(M, L, D)
+
+
+class CausalPerceiver(nn.Module):
+    """``forward(tokens [B, T, N, D], is_first [B, T]) -> context [B, T, D]``: a Perceiver IO read per step's window.
+
+    The latent array and the read-out query are learned constants, so their projections are computed once per
+    call, not once per window; keys and values are the window's tokens (cross-attention), then an MLP.
+    """
+
+    def __init__(self, dim: int, num_latents: int, num_heads: int, window: int = 1) -> None:
         super().__init__()
+        self.window, self.heads = window, num_heads
         self.latents = nn.Parameter(torch.randn(num_latents, dim) * 0.02)
+        self.age = nn.Parameter(torch.randn(window, 2 * dim) * 0.02)  # added to a frame's keys and values
         self.query = nn.Parameter(torch.randn(1, dim) * 0.02)
         self.norm_latents = nn.LayerNorm(dim)
         self.norm_tokens = nn.LayerNorm(dim)
-        self.cross = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+        self.cross_q, self.cross_kv, self.cross_out = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
         self.norm_mlp = nn.LayerNorm(dim)
         self.ff = mlp(dim, [2 * dim], dim)
         self.norm_read = nn.LayerNorm(dim)
-        self.read = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+        self.read_q, self.read_kv, self.read_out = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
 
-    def initial(self, batch_size: int) -> torch.Tensor:
-        return self.latents.unsqueeze(0).expand(batch_size, -1, -1)
+    def forward(self, tokens: torch.Tensor, is_first: torch.Tensor) -> torch.Tensor:
+        """``tokens [B, T, N, D]`` of a sequence (``is_first [B, T]`` marks episode starts) -> ``context [B, T, D]``.
 
-    def context(self, memory: torch.Tensor) -> torch.Tensor:
-        """The IO decoder: a learned query reads the latent array into one context vector."""
-        kv = self.norm_read(memory)
-        query = self.query.unsqueeze(0).expand(memory.shape[0], -1, -1)
-        return self.read(query, kv, kv, need_weights=False)[0].squeeze(1)
-
-    def step(self, memory: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q = self.norm_latents(memory)
-        kv = torch.cat([q, self.norm_tokens(tokens)], dim=1)
-        memory = memory + self.cross(q, kv, kv, need_weights=False)[0]
+        Exact cross-attention of the latents over the window's W*N tokens, computed frame by frame: because the
+        queries are constants, each frame's attention output o_f and log-normaliser lse_f are computed once, and a
+        window's result is the mix of its frames' o_f weighted by softmax_f(lse_f + age bias) (log-sum-exp
+        merging). A learned age embedding is added to every key and value of a frame W steps back.
+        """
+        B, T, N, D = tokens.shape
+        W, H, L = self.window, self.heads, self.latents.shape[0]
+        dh = D // H
+        k, v = self.cross_kv(self.norm_tokens(tokens)).reshape(B, T, N, 2, H, dh).unbind(3)
+        q = self.cross_q(self.norm_latents(self.latents)).reshape(L, H, dh) * dh**-0.5
+        scores = torch.einsum("lhd,btnhd->bthln", q, k)  # [B, T, H, L, N]
+        top = scores.amax(-1, keepdim=True).detach()
+        weights = (scores - top).exp()
+        norm = weights.sum(-1, keepdim=True)
+        per_frame = torch.einsum("bthln,btnhd->bthld", weights / norm, v)  # [B, T, H, L, dh]
+        lse = (top + norm.log()).squeeze(-1)  # [B, T, H, L]
+        age_k, age_v = self.age.reshape(W, 2, H, dh).unbind(1)
+        age_bias = torch.einsum("lhd,whd->whl", q, age_k)  # q . age_k[w]: the same for every token of the frame
+        outs, valid = causal_windows(per_frame, is_first, W)  # [B, T, W, H, L, dh]
+        lses, _ = causal_windows(lse, is_first, W)
+        outside = torch.zeros(valid.shape, dtype=lses.dtype, device=lses.device).masked_fill_(~valid, float("-inf"))
+        logits = lses + age_bias + outside[..., None, None]
+        mix = softmax(logits, dim=2)  # over the window's frames
+        attended = (mix.unsqueeze(-1) * (outs + age_v[:, :, None])).sum(2)  # [B, T, H, L, dh]
+        attended = attended.permute(0, 1, 3, 2, 4).reshape(B * T, L, D)
+        memory = self.latents + self.cross_out(attended)
         memory = memory + self.ff(self.norm_mlp(memory))
-        return memory, self.context(memory)
+        k, v = self.read_kv(self.norm_read(memory)).chunk(2, -1)
+        context = self.read_out(multihead_attention(self.read_q(self.query).unsqueeze(0), k, v, self.heads)).squeeze(1)
+        return context.reshape(B, T, D)

@@ -1,6 +1,6 @@
-"""Stick-breaking Dirichlet-process GMM prior p(z_t | h_t, c_{t-1}), truncated at K components.
+"""Stick-breaking Dirichlet-process GMM prior p(z_t | h_t), truncated at K components.
 
-From [h; c] three MLPs give: the Kumaraswamy(a, b) parameters of K-1 sticks, an amortised Gamma(shape, rate)
+From h three MLPs give: the Kumaraswamy(a, b) parameters of K-1 sticks, an amortised Gamma(shape, rate)
 posterior over the DP concentration alpha (hyperprior Gamma(s0, r0)), and K diagonal Gaussian components.
 """
 
@@ -55,13 +55,13 @@ class PriorParams:
         return D.gamma_kl(self.alpha_shape, self.alpha_rate, s0, r0)
 
     def sample(self, log_pi: torch.Tensor, generator: torch.Generator | None, stochastic: bool) -> torch.Tensor:
-        """z ``[..., D]``: a component drawn from pi then a Gaussian sample, or the most probable component's mean.
+        """z ``[..., D]``: a component drawn from pi then a Gaussian sample, or the mixture mean sum_k pi_k mu_k.
 
-        The component choice is discrete (no gradient); gradients flow through the chosen mean and variance.
+        The component choice is discrete (no gradient); gradients flow through the chosen mean and variance. The
+        mixture mean is the point prediction with the least expected squared error in z.
         """
         if not stochastic:
-            k = log_pi.argmax(-1)
-            return _take(self.means, k)
+            return (torch.exp(log_pi).unsqueeze(-1) * self.means).sum(-2)
         flat = torch.exp(log_pi.detach()).reshape(-1, log_pi.shape[-1])
         k = torch.multinomial(flat, 1, generator=generator).reshape(log_pi.shape[:-1])
         mean, logvar = _take(self.means, k), _take(self.logvars, k)
