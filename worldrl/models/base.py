@@ -41,6 +41,9 @@ class WorldModelConfig:
     """Base of every family's config. Subclasses add their own documented fields."""
 
     family: ClassVar[str] = ""
+    architecture_version: ClassVar[int] = 1
+    """Bumped when a family's weights change layout or meaning; checkpoints record it and older ones are refused
+    with a message that says so (instead of a list of mismatching tensor names)."""
 
     def __post_init__(self) -> None:
         """Subclasses validate their fields here and raise ``ValueError`` naming the field."""

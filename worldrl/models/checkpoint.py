@@ -1,26 +1,33 @@
 """Checkpoints as ``config.json`` + ``model.safetensors`` + ``task.json``: written atomically, loaded without pickle.
 
-Normalisation statistics are buffers of the model and travel inside ``model.safetensors``.
+Normalisation statistics are buffers of the model and travel inside ``model.safetensors``. Large frozen parts
+loaded from elsewhere (``WorldModel.external_weights``) are referenced in ``external.json`` (source and sha256)
+instead of copied; loading verifies the hash. Start states of keyed tasks are stored one tensor per key
+(``observations/<key>``), of single-key tasks as ``observations`` (the layout of every earlier checkpoint).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from tensordict import TensorDict
 
 from worldrl.io import atomic_directory, read_json, write_json
 from worldrl.errors import CheckpointError
 from worldrl.models.base import WorldModel, build_model, get_family
+from worldrl.models.external import weights_sha256
 from worldrl.models.task_spec import TaskSpec
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TASK_NAME = "task.json"
 STARTS_NAME = "start_states.safetensors"
+EXTERNAL_NAME = "external.json"
 FORMAT_VERSION = 1
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 
@@ -29,13 +36,27 @@ def save_pretrained(model: WorldModel, directory: str | os.PathLike) -> Path:
     """Write the checkpoint into ``directory`` atomically: readers see the old one or the new one, never half."""
     directory = Path(directory)
     with atomic_directory(directory) as tmp:
-        write_json(tmp / CONFIG_NAME, {"format_version": FORMAT_VERSION, **model.config.to_dict()})
+        versions = {"format_version": FORMAT_VERSION, "architecture_version": model.config.architecture_version}
+        write_json(tmp / CONFIG_NAME, {**versions, **model.config.to_dict()})
         write_json(tmp / TASK_NAME, model.task.to_dict())
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        external = model.external_weights()
+        if external:
+            write_json(tmp / EXTERNAL_NAME, {name: {"prefix": part.prefix, "source": part.source, "sha256": part.sha256()}
+                                             for name, part in external.items()})
+        prefixes = tuple(part.prefix for part in external.values())
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+                   if not (prefixes and k.startswith(prefixes))}
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"family": model.config.family})
         if model.start_states is not None:
-            save_file({"observations": model.start_states.detach().cpu().contiguous()}, str(tmp / STARTS_NAME))
+            save_file(start_state_tensors(model.start_states), str(tmp / STARTS_NAME))
     return directory
+
+
+def start_state_tensors(starts: Any) -> dict[str, torch.Tensor]:
+    """``{"observations": ...}`` for one key, ``{"observations/<key>": ...}`` per key of a keyed task."""
+    if isinstance(starts, torch.Tensor):
+        return {"observations": starts.detach().cpu().contiguous()}
+    return {f"observations/{key}": starts[key].detach().cpu().contiguous() for key in starts.keys()}
 
 
 def load_pretrained(directory_or_hub_id: str | os.PathLike, device: str | torch.device = "cpu") -> WorldModel:
@@ -51,20 +72,66 @@ def load_pretrained(directory_or_hub_id: str | os.PathLike, device: str | torch.
         raise CheckpointError(f"{directory / CONFIG_NAME}: {err.args[0]}") from None
     task = TaskSpec.from_dict(read_json(directory / TASK_NAME, CheckpointError))
     config.pop("format_version", None)
+    _check_architecture(config.pop("architecture_version", 1), reg.config_class, directory / CONFIG_NAME)
     model = build_model(family, reg.config_class.from_dict(config), task)
+    external = _verify_external(model, directory)
     state = _read_weights(directory / WEIGHTS_NAME)
-    _load_state_strict(model, state, directory / WEIGHTS_NAME)
+    _load_state_strict(model, state, directory / WEIGHTS_NAME, external)
     if (directory / STARTS_NAME).exists():
         model.start_states = _read_start_states(directory / STARTS_NAME, task)
     return model.to(device).eval()
 
 
-def _read_start_states(path: Path, task: TaskSpec) -> torch.Tensor:
-    starts = _read_weights(path).get("observations")
-    if starts is None or tuple(starts.shape[1:]) != task.obs_shape or starts.shape[0] == 0:
-        shape = None if starts is None else tuple(starts.shape)
-        raise CheckpointError(f"{path} must hold 'observations' of shape (N, *{task.obs_shape}), got {shape}")
-    return starts
+def _read_start_states(path: Path, task: TaskSpec) -> Any:
+    tensors = _read_weights(path)
+    if not task.is_keyed:
+        starts = tensors.get("observations")
+        if starts is None or tuple(starts.shape[1:]) != task.obs_shape or starts.shape[0] == 0:
+            shape = None if starts is None else tuple(starts.shape)
+            raise CheckpointError(f"{path} must hold 'observations' of shape (N, *{task.obs_shape}), got {shape}")
+        return starts
+    entries = {}
+    for key in task.obs_keys:
+        starts, shape = tensors.get(f"observations/{key}"), tuple(task.key_space(key).shape)
+        if starts is None or tuple(starts.shape[1:]) != shape or starts.shape[0] == 0:
+            got = None if starts is None else tuple(starts.shape)
+            raise CheckpointError(f"{path} must hold 'observations/{key}' of shape (N, *{shape}), got {got}")
+        entries[key] = starts
+    counts = {len(v) for v in entries.values()}
+    if len(counts) != 1:
+        raise CheckpointError(f"{path}: the start states of the keys {task.obs_keys} have different counts {counts}")
+    return TensorDict(entries, batch_size=[counts.pop()])
+
+
+def _check_architecture(recorded: Any, config_class: Any, path: Path) -> None:
+    """Refuse weights of an older layout of the family, saying so (checkpoints without the field are version 1)."""
+    current = config_class.architecture_version
+    if recorded != current:
+        raise CheckpointError(
+            f"{path}: this {config_class.family!r} checkpoint has architecture version {recorded!r}, but this worldrl "
+            f"builds version {current}; its weights do not fit the current model: retrain it (`worldrl train`)"
+        )
+
+
+def _verify_external(model: WorldModel, directory: Path) -> tuple[str, ...]:
+    """Prefixes of the referenced parts, after checking each source's hash against ``external.json``."""
+    path = directory / EXTERNAL_NAME
+    recorded = read_json(path, CheckpointError) if path.exists() else {}
+    present = model.external_weights()
+    if set(recorded) != set(present):
+        raise CheckpointError(f"{path} references {sorted(recorded)} but the model built from config.json loads "
+                              f"external weights {sorted(present)}")
+    for name, part in present.items():
+        entry = recorded[name]
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise CheckpointError(f"{path}: entry {name!r} needs a 'sha256' string")
+        found = weights_sha256(part.local_dir)
+        if found != entry["sha256"]:
+            raise CheckpointError(
+                f"external weights {name!r} from {part.source} have sha256 {found[:12]}..., but the checkpoint was "
+                f"saved with {entry['sha256'][:12]}...: these are not the weights it was trained with"
+            )
+    return tuple(part.prefix for part in present.values())
 
 
 def resolve_checkpoint_dir(directory_or_hub_id: str | os.PathLike) -> Path:
@@ -90,7 +157,7 @@ def _download_from_hub(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, TASK_NAME, STARTS_NAME]))
+        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, TASK_NAME, STARTS_NAME, EXTERNAL_NAME]))
     except Exception as err:  # offline mode, missing repo, no network: all end the same way for the user
         raise CheckpointError(
             f"could not fetch world model {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: {err}). "
@@ -118,8 +185,11 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is corrupted or truncated ({err})") from None
 
 
-def _load_state_strict(model: WorldModel, state: dict[str, torch.Tensor], path: Path) -> None:
-    expected = model.state_dict()
+def _load_state_strict(
+    model: WorldModel, state: dict[str, torch.Tensor], path: Path, external: tuple[str, ...] = ()
+) -> None:
+    """Every tensor the model has, with its shape; referenced external parts come from their source instead."""
+    expected = {k: v for k, v in model.state_dict().items() if not (external and k.startswith(external))}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -129,4 +199,4 @@ def _load_state_strict(model: WorldModel, state: dict[str, torch.Tensor], path: 
             raise CheckpointError(
                 f"{path}: tensor {key!r} has shape {tuple(value.shape)}, config.json implies {tuple(expected[key].shape)}"
             )
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=not external)

@@ -48,6 +48,22 @@ def unflatten_observation(flat: torch.Tensor, task: TaskSpec) -> Observation:
     return TensorDict(entries, batch_size=batch, device=flat.device)
 
 
+def flat_stats(stats: dict[str, Any], task: TaskSpec, role: str = "obs") -> dict[str, Any]:
+    """``stats`` with per-key entries ``"<role>/<key>"`` joined into one flat ``role`` entry (mean, std, min, max).
+
+    A keyed task's training windows carry one statistics entry per observation key; models of the flat
+    concatenation (``flatten_observation``) need them concatenated the same way.
+    """
+    names = [f"{role}/{key}" for key in task.obs_keys]
+    if role in stats or not task.is_keyed or not all(name in stats for name in names):
+        return dict(stats)
+    fields = set.intersection(*(set(stats[name]) for name in names)) & {"mean", "std", "min", "max"}
+    joined = {field: np.concatenate([np.asarray(stats[name][field], np.float64).reshape(-1) for name in names])
+              for field in fields}
+    rest = {k: v for k, v in stats.items() if k not in names}
+    return {**rest, role: joined}
+
+
 def to_torch(obs: Any, task: TaskSpec, device: torch.device | str, batch_dims: int, what: str = "observation") -> Observation:
     """numpy/torch input (a mapping for keyed tasks) -> float tensors on ``device``, shapes checked by key.
 
@@ -112,6 +128,7 @@ __all__ = [
     "Observation",
     "batch_size_of",
     "flat_obs_dim",
+    "flat_stats",
     "flatten_observation",
     "key_dims",
     "row",

@@ -4,7 +4,11 @@ Config layout (every section optional except ``data.root`` and ``model.family``)
 
     output_dir: runs/ensemble_pendulum
     seed: 0
-    data: {root, obs_key, window, val_fraction, task_id, collect: {...CollectConfig fields...}}
+    data: {root, obs_key | obs_keys, window, val_fraction, task_id, collect: {...CollectConfig fields...}}
+
+``data.obs_key`` (one dataset key) or ``data.obs_keys`` (several) choose what the model observes; when neither is
+set the family decides from the dataset's features (``WorldModel.observation_keys``: the ensemble reads every
+vector ``observation.*`` key, other families ``observation.state``).
     model: {family: ensemble, ...that family's config fields...}
     trainer: {...TrainerConfig fields...}
 
@@ -15,7 +19,6 @@ naming the key, whether it comes from the file or from an override.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from pathlib import Path
@@ -25,9 +28,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 import yaml
+from tensordict import TensorDict
 
-from worldrl.io import atomic_write_bytes
+from worldrl.config_loading import config_from_dict
 from worldrl.errors import ConfigError
+from worldrl.io import atomic_write_bytes
 from worldrl.models.base import WorldModel, build_model, get_family
 from worldrl.models.task_spec import TaskSpec
 from worldrl.training.config import TrainerConfig
@@ -39,7 +44,8 @@ MAX_SAVED_STARTS = 1024
 """Episode starts saved with a checkpoint at most (a pixel dataset's first frames must stay small)."""
 DATA_DEFAULTS: dict[str, Any] = {
     "root": None,
-    "obs_key": "observation.state",
+    "obs_key": None,
+    "obs_keys": None,
     "window": 2,
     "val_fraction": 0.1,
     "task_id": None,
@@ -113,11 +119,12 @@ def validate_config(cfg: dict[str, Any]) -> None:
     _known(cfg, "", TOP_KEYS)
     data = _section(cfg, "data")
     _known(data, "data.", DATA_DEFAULTS)
+    requested_keys(data)
     if not data.get("root"):
         raise ConfigError("data.root is required (a LeRobot dataset directory or a Hub repo id)")
     if data.get("collect") is not None:
         collect = _section(data, "collect", "data.collect")
-        _known(collect, "data.collect.", _collect_fields())
+        collect_config(collect, data["root"])
     model = _section(cfg, "model")
     family = model.get("family")
     if not family:
@@ -126,19 +133,9 @@ def validate_config(cfg: dict[str, Any]) -> None:
         config_class = get_family(family).config_class
     except KeyError as err:
         raise ConfigError(f"model.family: {err.args[0]}") from None
-    _known(model, "model.", ["family", *(f.name for f in dataclasses.fields(config_class))])
-    trainer = _section(cfg, "trainer")
-    _known(trainer, "trainer.", [f.name for f in dataclasses.fields(TrainerConfig)])
-    # values too, before any data is read or collected
-    _build_or_explain("model", lambda: config_class.from_dict({k: v for k, v in model.items() if k != "family"}))
-    _build_or_explain("trainer", lambda: TrainerConfig.from_dict(dict(trainer)))
-
-
-def _build_or_explain(section: str, build: Any) -> None:
-    try:
-        build()
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{section}: {' '.join(str(err).split())}") from None
+    # keys and values, before any data is read or collected (the strict loader names the bad field)
+    config_class.from_dict(model, "model")
+    TrainerConfig.from_dict(_section(cfg, "trainer"), "trainer")
 
 
 def _section(cfg: dict[str, Any], key: str, name: str | None = None) -> dict[str, Any]:
@@ -154,44 +151,57 @@ def _known(section: dict[str, Any], prefix: str, known: Any) -> None:
             raise ConfigError(f"unknown config key '{prefix}{key}'; known keys there: {sorted(known)}")
 
 
-def _collect_fields() -> list[str]:
+def collect_config(section: dict[str, Any], root: str) -> Any:
+    """The ``CollectConfig`` of a ``data.collect`` section, recording into the dataset ``root``."""
     from worldrl.data.collect import CollectConfig
 
-    return [f.name for f in dataclasses.fields(CollectConfig) if f.name != "out"]
+    return config_from_dict(CollectConfig, {**section, "out": root}, "data.collect")
 
 
 # --------------------------------------------------------------------------- the task
-def infer_task(reader: Any, obs_key: str, task_id: str | None) -> TaskSpec:
-    """Spaces from the real env when ``task_id`` is a registered gymnasium id, else from the dataset."""
+def requested_keys(data: dict[str, Any]) -> list[str] | None:
+    """The observation keys a config's ``data`` section names, or None to let the family choose."""
+    if data.get("obs_key") and data.get("obs_keys"):
+        raise ConfigError("set data.obs_key or data.obs_keys, not both")
+    if data.get("obs_keys"):
+        keys = data["obs_keys"]
+        if isinstance(keys, str) or not all(isinstance(k, str) for k in keys) or not keys:
+            raise ConfigError(f"data.obs_keys must be a non-empty list of dataset keys, got {keys!r}")
+        return list(keys)
+    return [data["obs_key"]] if data.get("obs_key") else None
+
+
+def infer_task(reader: Any, obs_keys: str | list[str], task_id: str | None) -> TaskSpec:
+    """Spaces from the real env when ``task_id`` is a registered gymnasium id, else from the dataset.
+
+    Several keys give a keyed task (a ``Dict`` observation space); the real env's space then checks the
+    ``observation.state`` key, whose layout it defines.
+    """
+    keys = [obs_keys] if isinstance(obs_keys, str) else list(obs_keys)
     features = reader.features
-    for key in (obs_key, "action"):
+    for key in (*keys, "action"):
         if key not in features:
             raise ConfigError(f"dataset {reader.root} has no feature {key!r}; features: {sorted(features)}")
     if task_id is None and reader.info.get("robot_type") in gym.registry:
         task_id = reader.info["robot_type"]
-    pixel = features[obs_key]["dtype"] in ("image", "video")
-    obs_shape = tuple(int(s) for s in features[obs_key]["shape"])
-    max_steps = None
-    if task_id is not None and task_id in gym.registry:
-        real = TaskSpec.from_env_id(task_id)
-        obs_space, action_space, max_steps = real.observation_space, real.action_space, real.max_episode_steps
-        if not pixel and tuple(obs_space.shape or ()) != obs_shape:
-            raise ConfigError(
-                f"data.obs_key {obs_key!r} has shape {obs_shape} but {task_id} observations have {obs_space.shape}"
-            )
-    else:
-        obs_space = gym.spaces.Box(-np.inf, np.inf, obs_shape, np.float32)
-        action_space = _action_box_from_stats(reader)
-    if pixel:
-        obs_space = gym.spaces.Box(0, 255, obs_shape, np.uint8)
-    return TaskSpec(
-        observation_space=obs_space,
-        action_space=action_space,
-        task_id=task_id,
-        obs_key=obs_key,
-        fps=float(reader.fps),
-        max_episode_steps=max_steps,
-    )
+    real = TaskSpec.from_env_id(task_id) if task_id is not None and task_id in gym.registry else None
+    spaces = {key: _key_space(features[key], key, real, task_id, single=len(keys) == 1) for key in keys}
+    action_space = real.action_space if real is not None else _action_box_from_stats(reader)
+    fields = {"task_id": task_id, "fps": float(reader.fps), "max_episode_steps": real and real.max_episode_steps}
+    return TaskSpec.keyed(spaces, action_space, **fields)
+
+
+def _key_space(feature: dict[str, Any], key: str, real: TaskSpec | None, task_id: str | None, single: bool) -> gym.spaces.Box:
+    """One key's Box: uint8 frames for images, the real env's space for its state vector, else unbounded."""
+    shape = tuple(int(s) for s in feature["shape"])
+    if feature["dtype"] in ("image", "video"):
+        return gym.spaces.Box(0, 255, shape, np.uint8)
+    if real is not None and (single or key == "observation.state"):
+        space = real.observation_space
+        if tuple(space.shape or ()) != shape:
+            raise ConfigError(f"data key {key!r} has shape {shape} but {task_id} observations have {space.shape}")
+        return space
+    return gym.spaces.Box(-np.inf, np.inf, shape, np.float32)
 
 
 def _action_box_from_stats(reader: Any) -> gym.spaces.Box:
@@ -213,14 +223,19 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
     data = {**DATA_DEFAULTS, **(cfg.get("data") or {})}
     root = data["root"]
     if data["collect"] and not (Path(root) / "meta" / "info.json").exists():
-        from worldrl.data.collect import CollectConfig, collect
+        from worldrl.data.collect import collect
 
-        collect(CollectConfig(**data["collect"], out=root))
+        collect(collect_config(data["collect"], root))
     reader = LeRobotDatasetReader(root)
-    task = infer_task(reader, data["obs_key"], data["task_id"])
+    family = get_family(cfg["model"]["family"]).model_class
+    try:
+        obs_keys = family.observation_keys(reader.features, requested_keys(data))
+    except ValueError as err:
+        raise ConfigError(f"dataset {root}: {err}") from None
+    task = infer_task(reader, obs_keys, data["task_id"])
     # absent reward/termination columns map to None: the windows then hold zeros (no reward, never terminal)
     keys = {
-        "obs": data["obs_key"],
+        **({"obs": task.obs_key} if not task.is_keyed else {f"obs/{key}": key for key in task.obs_keys}),
         "action": "action",
         "reward": "next.reward" if "next.reward" in reader.features else None,
         "terminated": termination_key(reader),
@@ -235,11 +250,19 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
     seed_everything(seed)  # model initialisation is part of the run's reproducibility
     model_cfg = dict(cfg["model"])
     model = build_model(model_cfg.pop("family"), model_cfg, task)
-    model.fit_normalization(_available_stats(train_ds, [role for role in ("obs", "action", "reward") if keys[role]]))
+    model.fit_normalization(_available_stats(train_ds, [name for name in keys if keys[name] and name != "terminated"]))
     # Envs built from the checkpoint reset from these (the training episodes' first observations).
-    model.start_states = torch.as_tensor(reader.episode_starts(data["obs_key"], train_eps[:MAX_SAVED_STARTS]))
+    model.start_states = episode_starts(reader, task, train_eps[:MAX_SAVED_STARTS])
     output_dir = Path(cfg.get("output_dir") or "runs/default")
     return Trainer(model, train_ds, val_ds, trainer_cfg, output_dir)
+
+
+def episode_starts(reader: Any, task: TaskSpec, episodes: list[int]) -> torch.Tensor | TensorDict:
+    """The first observation of each episode: a tensor, or a TensorDict with one entry per key of a keyed task."""
+    if not task.is_keyed:
+        return torch.as_tensor(reader.episode_starts(task.obs_key, episodes))
+    entries = {key: torch.as_tensor(reader.episode_starts(key, episodes)) for key in task.obs_keys}
+    return TensorDict(entries, batch_size=[len(episodes)])
 
 
 def _available_stats(dataset: Any, roles: list[str]) -> dict[str, dict[str, Any]]:

@@ -138,23 +138,43 @@ def collate_windows(items: list[dict[str, Any]]) -> TensorDict:
         elif tuple(value.shape[:2]) != batch_size:
             raise DatasetError(f"dataset key {key!r} has shape {tuple(value.shape[1:])} per window, expected [T={batch_size[1]}, ...]")
         out[key] = value
-    return TensorDict(out, batch_size=batch_size)
+    return nest_keyed(TensorDict(out, batch_size=batch_size))
+
+
+KEY_SEPARATOR = "/"
+"""Window names ``"<role>/<dataset key>"`` (``"obs/observation.state"``) collate into a nested ``role`` entry."""
+
+
+def nest_keyed(batch: TensorDict) -> TensorDict:
+    """``batch`` with ``"obs/<key>"`` entries gathered into one ``obs`` TensorDict keyed by dataset key."""
+    roles: dict[str, dict[str, torch.Tensor]] = {}
+    for name in [k for k in batch.keys() if isinstance(k, str) and KEY_SEPARATOR in k]:
+        role, key = name.split(KEY_SEPARATOR, 1)
+        roles.setdefault(role, {})[key] = batch.pop(name)
+    for role, entries in roles.items():
+        batch[role] = TensorDict(entries, batch_size=batch.batch_size)
+    return batch
 
 
 def to_task_shapes(batch: TensorDict, task: Any) -> TensorDict:
     """Give ``obs``/``action`` the task's per-step shapes (datasets squeeze features of shape (1,) to scalars,
-    while the protocol promises ``action [B, T, A]``); anything that does not fit is a named error."""
-    for key, shape in (("obs", task.obs_shape), ("action", tuple(task.action_space.shape))):
-        if key not in batch.keys():
+    while the protocol promises ``action [B, T, A]``); anything that does not fit is a named error. Keyed
+    observations are reshaped key by key."""
+    if task.is_keyed:
+        targets = [(("obs", key), tuple(space.shape)) for key, space in task.key_spaces().items()]
+    else:
+        targets = [("obs", task.obs_shape)]
+    for key, shape in [*targets, ("action", tuple(task.action_space.shape))]:
+        if key not in batch.keys(include_nested=True):
             continue
-        value = batch[key]
+        value = batch.get(key)
         if tuple(value.shape[2:]) == tuple(shape):
             continue
         if value[0, 0].numel() != int(np.prod(shape)):
             raise DatasetError(
                 f"batch[{key!r}] has per-step shape {tuple(value.shape[2:])}, but the task expects {tuple(shape)}"
             )
-        batch[key] = value.reshape(*batch.batch_size, *shape)
+        batch.set(key, value.reshape(*batch.batch_size, *shape))
     return batch
 
 

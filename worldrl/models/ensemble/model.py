@@ -7,6 +7,10 @@ observation, the ensemble member that a sampled trajectory follows (TS-inf), and
 Normalisation statistics are buffers (saved in ``model.safetensors``): ``fit_normalization`` sets those it
 is given; any still unset (delta stats are not in ``meta/stats.json``) are fitted from the first batch that
 reaches ``loss_groups`` and then frozen.
+
+Keyed tasks: the ensemble observes every vector key of the task (``observation.state``,
+``observation.environment_state``, ...) as one flat vector, concatenated in ``task.obs_keys`` order, and decodes
+it back into one entry per key. Images are for pixel families.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch.nn.functional as F
 from tensordict import TensorDict
 from torch import nn
 
+from worldrl.models import observations as keyed
 from worldrl.models.base import Capabilities, WorldModel
 from worldrl.models.ensemble.config import ACTIVATIONS, EnsembleConfig
 from worldrl.models.ensemble.layers import EnsembleMLP, forward_routed, soft_clamp
@@ -56,14 +61,15 @@ class EnsembleWorldModel(WorldModel):
 
     def __init__(self, config: EnsembleConfig, task: TaskSpec) -> None:
         super().__init__(config, task)
-        if len(task.obs_shape) != 1:
+        if task.image_keys or any(len(space.shape) != 1 for space in task.key_spaces().values()):
+            shapes = {key: space.shape for key, space in task.key_spaces().items()}
             raise ValueError(
-                f"the ensemble family models flat state vectors, but task {task.task_id!r} observes "
-                f"{task.obs_key!r} with shape {task.obs_shape}; use a pixel family (vrnn, vjepa2) for images"
+                f"the ensemble family models flat state vectors, but task {task.task_id!r} observes {shapes}; "
+                "use a pixel family (vrnn) for images"
             )
         if not config.predict_terminal:
             self.capabilities = dataclasses.replace(type(self).capabilities, predicts_terminal=False)
-        self.obs_dim, self.action_dim = task.obs_shape[0], task.action_dim
+        self.obs_dim, self.action_dim = keyed.flat_obs_dim(task), task.action_dim
         self.target_dim = self.obs_dim + 1  # [delta obs, reward]
         out_dim = 2 * self.target_dim + int(config.predict_terminal)
         self.net = EnsembleMLP(
@@ -81,9 +87,11 @@ class EnsembleWorldModel(WorldModel):
         self.register_buffer("stats_fitted", torch.zeros(len(_NORMALIZERS), dtype=torch.bool))
         self.register_buffer("elite_idx", torch.arange(config.num_elites, dtype=torch.long))
         # Real dynamics never leave the observation space, so neither do imagined observations.
-        space = task.observation_space
-        self.register_buffer("obs_low", torch.as_tensor(space.low, dtype=torch.float32), persistent=False)
-        self.register_buffer("obs_high", torch.as_tensor(space.high, dtype=torch.float32), persistent=False)
+        spaces = task.key_spaces().values()
+        low = torch.cat([torch.as_tensor(space.low, dtype=torch.float32).reshape(-1) for space in spaces])
+        high = torch.cat([torch.as_tensor(space.high, dtype=torch.float32).reshape(-1) for space in spaces])
+        self.register_buffer("obs_low", low, persistent=False)
+        self.register_buffer("obs_high", high, persistent=False)
         self._stats_complete = False
 
     def _init_logvar_bounds(self, config: EnsembleConfig) -> None:
@@ -95,6 +103,15 @@ class EnsembleWorldModel(WorldModel):
         else:
             self.register_buffer("max_logvar", max_logvar)
             self.register_buffer("min_logvar", min_logvar)
+
+    @classmethod
+    def observation_keys(cls, features: dict[str, dict], requested: list[str] | None) -> list[str]:
+        """The requested keys, else every vector ``observation.*`` feature of the dataset (state first)."""
+        if requested:
+            return super().observation_keys(features, requested)
+        vectors = sorted(key for key, f in features.items()
+                         if key.startswith("observation.") and f.get("dtype") not in ("image", "video"))
+        return vectors or super().observation_keys(features, None)
 
     # ----------------------------------------------------------------- network
     @property
@@ -152,8 +169,9 @@ class EnsembleWorldModel(WorldModel):
     def initial_state(self, batch_size: int) -> TensorDict:
         return self._markov_state(self._float(torch.zeros(batch_size, self.obs_dim)))
 
-    def observe(self, obs: torch.Tensor, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
+    def observe(self, obs: keyed.Observation, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
         """Markov model: the state at step t is the observation at step t (actions are not needed)."""
+        obs = keyed.flatten_observation(obs, self.task, 2) if self.task.is_keyed else obs
         if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"observe: obs must be [B, T, {self.obs_dim}], got {tuple(obs.shape)}")
         if prev_action.shape != (*obs.shape[:2], self.action_dim):
@@ -195,8 +213,8 @@ class EnsembleWorldModel(WorldModel):
         return torch.where(member < 0, self.elite_idx[draw.to(member.device)], member)
 
     # ----------------------------------------------------------------- read-outs
-    def decode(self, state: TensorDict) -> torch.Tensor:
-        return state["obs"]
+    def decode(self, state: TensorDict) -> keyed.Observation:
+        return keyed.unflatten_observation(state["obs"], self.task) if self.task.is_keyed else state["obs"]
 
     def latent(self, state: TensorDict) -> torch.Tensor:
         return self.obs_norm(state["obs"])
@@ -277,6 +295,8 @@ class EnsembleWorldModel(WorldModel):
         missing = [k for k in keys if k not in batch.keys()]
         if missing:
             raise ValueError(f"ensemble loss: batch is missing key(s) {missing}; it has {sorted(batch.keys())}")
+        if self.task.is_keyed:
+            batch = batch.clone(False).set("obs", keyed.flatten_observation(batch["obs"], self.task, 2))
         if batch.batch_dims != 2:
             raise ValueError(f"ensemble loss: batch must have batch size [B, T], got {list(batch.batch_size)}")
         expected = {"obs": (self.obs_dim,), "action": (self.action_dim,)}
@@ -299,7 +319,7 @@ class EnsembleWorldModel(WorldModel):
         Keys the model does not use (``"next.done"``, ...) are ignored; normalisers left unset here are
         fitted from the first training batch.
         """
-        sources = dict(stats)
+        sources = keyed.flat_stats(stats, self.task, "obs")
         if not self.config.predict_delta and "obs" in sources and "delta" not in sources:
             sources["delta"] = sources["obs"]  # the obs-part target is the next observation itself
         for i, key in enumerate(_NORMALIZERS):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from worldrl.errors import ConfigError
 from worldrl.models.base import WorldModelConfig
@@ -12,6 +12,9 @@ from worldrl.models.base import WorldModelConfig
 @dataclass
 class VRNNConfig(WorldModelConfig):
     """DPGMM variational recurrent autoencoder with Perceiver context and attention schema."""
+
+    architecture_version: ClassVar[int] = 2
+    """2: decoder and heads read (h, z), decoder conditioned on predicted maps (the issue-12 rewiring)."""
 
     latent_dim: int = 36
     """Size of the stochastic latent z_t."""

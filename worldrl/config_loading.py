@@ -1,0 +1,99 @@
+"""The one strict loader and the one validation idiom of every config dataclass.
+
+``config_from_dict(TrainerConfig, data)`` builds a config from JSON/YAML data: an unknown field is refused with
+the known ones named (a typo must not silently fall back to a default), JSON lists become tuples where the field
+is a tuple, and a nested dataclass field is built from its own mapping the same way. ``require(self, name, ok,
+what)`` is how ``__post_init__`` refuses a value. Both raise ``ConfigError`` naming the field.
+
+The bottom layer: it imports nothing of worldrl but its errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from worldrl.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def config_from_dict(cls: type[T], data: Mapping[str, Any], where: str | None = None) -> T:
+    """An instance of dataclass ``cls`` from ``data``; ``where`` names the section in messages (default: the class).
+
+    Raises:
+        ConfigError: an unknown or missing field, or a value ``cls`` refuses.
+    """
+    where = where or cls.__name__
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping of fields, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    unknown = [key for key in data if key not in fields]
+    if unknown:
+        names = ", ".join(f"'{where}.{key}'" for key in unknown)
+        raise ConfigError(f"unknown field(s) {names}; known fields of {where}: {sorted(fields)}")
+    hints = _type_hints(cls)
+    values = {key: _restore(value, hints.get(key), fields[key], f"{where}.{key}") for key, value in data.items()}
+    try:
+        return cls(**values)
+    except TypeError as err:  # a required field without a default is missing
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def require(config: Any, name: str, ok: bool, what: str) -> None:
+    """The validation idiom of ``__post_init__``: ``ConfigError("Class.name must be <what>, got <value>")``."""
+    if not ok:
+        raise ConfigError(f"{type(config).__name__}.{name} must be {what}, got {getattr(config, name)!r}")
+
+
+def check_fields(config: Any, rules: Mapping[str, tuple[bool, str]]) -> None:
+    """``require`` over a table ``{field: (ok, what it must be)}``, for configs with many simple rules."""
+    for name, (ok, what) in rules.items():
+        require(config, name, ok, what)
+
+
+def _restore(value: Any, hint: Any, field: dataclasses.Field, where: str) -> Any:
+    """JSON has no tuples and no dataclasses: rebuild them where the field's type (or default) says so."""
+    nested = _dataclass_in(hint)
+    if nested is not None and isinstance(value, Mapping):
+        return config_from_dict(nested, value, where)
+    if isinstance(value, list) and (_is_tuple_type(hint) or isinstance(_default_of(field), tuple)):
+        return tuple(value)
+    return value
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    """Resolved field types; empty when a forward reference cannot be resolved (the defaults are used instead)."""
+    try:
+        return typing.get_type_hints(cls)
+    except (NameError, TypeError):
+        return {}
+
+
+def _options(hint: Any) -> tuple[Any, ...]:
+    """The members of ``X | None`` (or ``Optional[X]``), else ``(hint,)``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    return next((h for h in _options(hint) if isinstance(h, type) and dataclasses.is_dataclass(h)), None)
+
+
+def _is_tuple_type(hint: Any) -> bool:
+    return any(h is tuple or typing.get_origin(h) is tuple for h in _options(hint))
+
+
+def _default_of(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+__all__ = ["check_fields", "config_from_dict", "require"]
