@@ -301,3 +301,39 @@ def test_jsonl_is_always_on_and_tensorboard_writes_events(tmp_path):
     logger.close()
     assert read_metrics(tmp_path / "metrics.jsonl") == [{"step": 1, "split": "train", "metrics": {"loss": 1.5, "odd": "nan"}}]
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+# --------------------------------------------------------------------------- optimiser parameter groups
+class GroupedModel(LinearModel):
+    """Per-component learning rates (TD-MPC2 scales its encoder's) and a frozen part, declared by the family."""
+
+    def __init__(self, config: LinearConfig, task: TaskSpec) -> None:
+        super().__init__(config, task)
+        self.frozen = nn.Linear(OBS, OBS)
+        self.frozen.requires_grad_(False)
+
+    def parameter_groups(self, lr: float) -> list[dict]:
+        return [{"params": list(self.dynamics.parameters()), "lr": lr, "name": "dynamics"},
+                {"params": list(self.reward_head.parameters()), "lr": 0.1 * lr, "name": "reward"}]
+
+
+def test_families_declare_optimiser_groups_and_frozen_parts_stay_frozen(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = GroupedModel(LinearConfig(), make_task())
+    frozen_before = model.frozen.weight.clone()
+    cfg = TrainerConfig(max_steps=3, batch_size=4, lr=1e-2, warmup_steps=0, schedule="constant", progress=False)
+    trainer = Trainer(model, SyntheticWindows(16, 0), None, cfg, tmp_path)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([1e-2, 1e-3])
+    trainer.fit()
+    assert torch.equal(model.frozen.weight, frozen_before)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([1e-2, 1e-3])
+
+
+def test_parameter_groups_that_leave_a_trainable_parameter_out_are_refused(tmp_path: Path) -> None:
+    class Forgetful(LinearModel):
+        def parameter_groups(self, lr: float) -> list[dict]:
+            return [{"params": list(self.dynamics.parameters()), "lr": lr}]
+
+    cfg = TrainerConfig(max_steps=1, batch_size=4, progress=False)
+    with pytest.raises(ValueError, match="leaves 2 trainable parameter"):
+        Trainer(Forgetful(LinearConfig(), make_task()), SyntheticWindows(8, 0), None, cfg, tmp_path)

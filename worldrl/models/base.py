@@ -52,6 +52,15 @@ class WorldModelConfig:
         return {"family": self.family, **dataclasses.asdict(self)}
 
     @classmethod
+    def tiny(cls) -> dict[str, Any]:
+        """Field overrides for a model small enough that the family contract tests run in seconds on a CPU.
+
+        ``tests/test_family_contract.py`` trains, saves, reloads and serves every registered family with these;
+        families whose defaults are large override it.
+        """
+        return {}
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "model") -> "WorldModelConfig":
         """The config from ``to_dict`` output or a YAML ``model`` section (strict: ``config_from_dict``)."""
         return config_from_dict(cls, {k: v for k, v in data.items() if k != "family"}, where)

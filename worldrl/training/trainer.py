@@ -207,6 +207,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- the trainer
+def checked_parameter_groups(model: WorldModel, lr: float) -> list[dict[str, Any]]:
+    """The family's optimiser groups (``WorldModel.parameter_groups``), checked: each trainable parameter exactly
+    once, no frozen one. Learning-rate schedules scale every group's own ``lr`` alike."""
+    groups = model.parameter_groups(lr)
+    seen: set[int] = set()
+    for group in groups:
+        for param in group["params"]:
+            if not param.requires_grad:
+                raise ValueError(f"{type(model).__name__}.parameter_groups puts a frozen parameter in {group.get('name')!r}")
+            if id(param) in seen:
+                raise ValueError(f"{type(model).__name__}.parameter_groups lists a parameter twice")
+            seen.add(id(param))
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    if not trainable:
+        raise ValueError(f"{type(model).__name__} has no trainable parameters")
+    if seen != trainable:
+        raise ValueError(f"{type(model).__name__}.parameter_groups leaves {len(trainable - seen)} trainable parameter(s) out")
+    return groups
+
+
 @dataclass
 class _Progress:
     step: int = 0
@@ -239,11 +259,10 @@ class Trainer:
             )
         self.model = model.to(self.device)
         self.train_dataset, self.val_dataset = train_dataset, val_dataset
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        if not self.params:
-            raise ValueError(f"{type(model).__name__} has no trainable parameters")
+        groups = checked_parameter_groups(self.model, config.lr)
+        self.params = [p for group in groups for p in group["params"]]
         self.optimizer = torch.optim.AdamW(
-            self.params, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
+            groups, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
         )
         self.scheduler = build_scheduler(
             self.optimizer,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from worldrl.config_loading import check_fields
 from worldrl.models.base import WorldModelConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -58,26 +59,24 @@ class EnsembleConfig(WorldModelConfig):
         super().__post_init__()
         self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
         self.layer_weight_decay = tuple(float(w) for w in self.layer_weight_decay)
-        if self.num_members < 1:
-            raise ValueError(f"num_members must be >= 1, got {self.num_members}")
-        if not 1 <= self.num_elites <= self.num_members:
-            raise ValueError(f"num_elites must be in [1, num_members={self.num_members}], got {self.num_elites}")
-        if not self.hidden_dims or any(h < 1 for h in self.hidden_dims):
-            raise ValueError(f"hidden_dims must be a non-empty sequence of positive widths, got {self.hidden_dims}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if not self.init_min_logvar < self.init_max_logvar:
-            raise ValueError(
-                f"init_min_logvar ({self.init_min_logvar}) must be below init_max_logvar ({self.init_max_logvar})"
-            )
-        for name in ("logvar_bound_penalty", "reward_loss_weight", "terminal_loss_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.layer_weight_decay:
-            if len(self.layer_weight_decay) != len(self.hidden_dims) + 1:
-                raise ValueError(
-                    f"layer_weight_decay needs one value per layer ({len(self.hidden_dims) + 1}), "
-                    f"got {len(self.layer_weight_decay)}"
-                )
-            if any(w < 0 for w in self.layer_weight_decay):
-                raise ValueError(f"layer_weight_decay values must be >= 0, got {self.layer_weight_decay}")
+        layers = len(self.hidden_dims) + 1
+        check_fields(self, {
+            "num_members": (self.num_members >= 1, ">= 1"),
+            "num_elites": (1 <= self.num_elites <= self.num_members, f"in [1, num_members={self.num_members}]"),
+            "hidden_dims": (bool(self.hidden_dims) and all(h >= 1 for h in self.hidden_dims),
+                            "a non-empty sequence of positive widths"),
+            "activation": (self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}"),
+            "init_min_logvar": (self.init_min_logvar < self.init_max_logvar,
+                                f"below init_max_logvar={self.init_max_logvar}"),
+            "logvar_bound_penalty": (self.logvar_bound_penalty >= 0, ">= 0"),
+            "reward_loss_weight": (self.reward_loss_weight >= 0, ">= 0"),
+            "terminal_loss_weight": (self.terminal_loss_weight >= 0, ">= 0"),
+            "layer_weight_decay": (not self.layer_weight_decay or (len(self.layer_weight_decay) == layers
+                                                                   and all(w >= 0 for w in self.layer_weight_decay)),
+                                   f"empty or {layers} values >= 0 (one per layer)"),
+        })
+
+    @classmethod
+    def tiny(cls) -> dict:
+        """Three small members (the contract tests)."""
+        return {"num_members": 3, "num_elites": 2, "hidden_dims": [32, 32]}

@@ -126,6 +126,12 @@ class VRNNConfig(WorldModelConfig):
         _check(self.gamma_prior_rate > 0, "gamma_prior_rate", "must be > 0", self.gamma_prior_rate)
         _check(self.logvar_min < self.logvar_max, "logvar_min", f"must be < logvar_max={self.logvar_max}", self.logvar_min)
 
+    @classmethod
+    def tiny(cls) -> dict[str, Any]:
+        """A few thousand parameters (the contract tests)."""
+        return {"latent_dim": 4, "hidden_dim": 16, "context_dim": 8, "max_components": 3, "num_latents": 2,
+                "num_heads": 1, "num_slots": 2, "slot_dim": 8, "token_dim": 8, "codebook_size": 8}
+
 
 def _check(ok: bool, name: str, rule: str, value: Any) -> None:
     if not ok:
