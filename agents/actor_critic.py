@@ -49,7 +49,8 @@ from worldrl.agents.protocol import (
     to_action_array,
 )
 from worldrl.agents.returns import ReturnNormalizer, alive_weights, discounted_return, lambda_returns
-from worldrl.errors import CheckpointError, ConfigError, EnvError
+from worldrl.config_loading import check_fields, config_from_dict
+from worldrl.errors import CheckpointError, EnvError
 from worldrl.io import atomic_write_bytes, read_json, write_json
 from worldrl.nn.mlp import mlp
 
@@ -117,21 +118,15 @@ class ActorCriticConfig:
             "actor_hidden": (all(int(h) > 0 for h in self.actor_hidden), "positive widths"),
             "critic_hidden": (all(int(h) > 0 for h in self.critic_hidden), "positive widths"),
         }
-        for name, (ok, what) in checks.items():
-            if not ok:
-                raise ConfigError(f"ActorCriticConfig.{name} must be {what}, got {getattr(self, name)!r}")
+        check_fields(self, checks)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ActorCriticConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown actor-critic setting(s) {unknown}; known settings: {sorted(known)}")
-        tuples = {"actor_hidden", "critic_hidden", "return_percentiles"}
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+        """The config from ``to_dict`` output or agent options (strict: ``config_from_dict``)."""
+        return config_from_dict(cls, data, "dreamer")
 
 
 # ----------------------------------------------------------------------------- math

@@ -42,6 +42,7 @@ from worldrl.agents.protocol import (
     register_agent,
 )
 from worldrl.agents.sb3_vec_env import SB3VecEnv
+from worldrl.config_loading import check_fields, config_from_dict
 from worldrl.errors import CheckpointError, ConfigError, EnvError
 from worldrl.io import atomic_write_bytes, read_json, write_json
 
@@ -122,9 +123,7 @@ class MBPOConfig:
                          or (isinstance(self.ent_coef, (int, float)) and self.ent_coef > 0), "'auto' or > 0"),
             "real_buffer_size": (self.real_buffer_size >= 1, ">= 1"),
         }
-        for name, (ok, what) in checks.items():
-            if not ok:
-                raise ConfigError(f"MBPOConfig.{name} must be {what}, got {getattr(self, name)!r}")
+        check_fields(self, checks)
 
     @property
     def model_buffer_size(self) -> int:
@@ -135,11 +134,8 @@ class MBPOConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MBPOConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown MBPO setting(s) {unknown}; known settings: {sorted(known)}")
-        return cls(**data)
+        """The config from ``to_dict`` output or agent options (strict: ``config_from_dict``)."""
+        return config_from_dict(cls, data, "mbpo")
 
 
 # ----------------------------------------------------------------------------- math

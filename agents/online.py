@@ -48,6 +48,7 @@ from tensordict import TensorDict
 from tqdm.auto import tqdm
 from worldrl.agents.protocol import available_agents, make_agent
 
+from worldrl.config_loading import check_fields, config_from_dict
 from worldrl.data.replay import ReplayBuffer
 from worldrl.errors import ConfigError, DivergedError, EnvError, InputNotFoundError
 from worldrl.io import atomic_directory, atomic_write_bytes, write_json
@@ -120,7 +121,7 @@ class OnlineConfig:
     """Record one real episode of the final agent as ``output_dir/final_episode.mp4`` at the end."""
 
     def __post_init__(self) -> None:
-        checks = {
+        check_fields(self, {
             "real_steps": (self.real_steps >= 1, ">= 1"),
             "initial_random_steps": (self.initial_random_steps is None or self.initial_random_steps >= 0, ">= 0"),
             "steps_per_iteration": (self.steps_per_iteration >= 1, ">= 1"),
@@ -130,12 +131,13 @@ class OnlineConfig:
             "updates_per_step": (self.updates_per_step >= 0, ">= 0"),
             "start_batch": (self.start_batch >= 1, ">= 1"),
             "agent_options": (isinstance(self.agent_options, dict), "a mapping"),
-        }
-        for name, (ok, what) in checks.items():
-            if not ok:
-                raise ConfigError(f"OnlineConfig.{name} must be {what}, got {getattr(self, name)!r}")
-        if self.agent not in available_agents():
-            raise ConfigError(f"unknown agent {self.agent!r}; known agents: {available_agents()}")
+            "agent": (self.agent in available_agents(), f"a known agent {available_agents()} (unknown agent)"),
+        })
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OnlineConfig:
+        """The config from a saved run's ``state.json`` or a YAML mapping (strict: ``config_from_dict``)."""
+        return config_from_dict(cls, data, "online")
 
 
 @dataclass

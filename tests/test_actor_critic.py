@@ -183,7 +183,7 @@ def test_config_validation_and_registry():
         ActorCriticConfig(gradient="straight-through")
     with pytest.raises(ValueError, match="lambda_"):
         ActorCriticConfig(lambda_=1.5)
-    with pytest.raises(ValueError, match="unknown actor-critic setting"):
+    with pytest.raises(ValueError, match="unknown field.*'dreamer.horizn'"):
         ImaginationActorCritic(Drift(), horizn=3)
     with pytest.raises(ValueError, match="bounded action space"):
         ImaginationActorCritic(Drift(high=np.inf))

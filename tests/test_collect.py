@@ -194,7 +194,7 @@ def test_config_validation_names_the_field(tmp_path):
         CollectConfig("Pendulum-v1", tmp_path, episodes=0)
     with pytest.raises(ValueError, match="image_storage"):
         CollectConfig("Pendulum-v1", tmp_path, episodes=1, image_storage="gif")
-    with pytest.raises(ValueError, match="exclusive"):
+    with pytest.raises(ValueError, match="exclude each other"):
         CollectConfig("Pendulum-v1", tmp_path, episodes=1, overwrite=True, resume=True)
     assert CollectConfig("Pendulum-v1", tmp_path, episodes=1, image_size=32).image_size == (32, 32)
 

@@ -156,7 +156,7 @@ def test_mbpo_config_errors_name_the_field():
         MBPOConfig(real_ratio=2.0)
     with pytest.raises(ValueError, match="rollout_length_max"):
         MBPOConfig(rollout_length_min=3, rollout_length_max=2)
-    with pytest.raises(ValueError, match="unknown MBPO setting"):
+    with pytest.raises(ValueError, match="unknown field.*'mbpo.rollouts'"):
         MBPOConfig.from_dict({"rollouts": 3})
 
 

@@ -122,7 +122,7 @@ def test_evaluate_agent_replans_with_other_settings_and_names_bad_input(tmp_path
     for args, message in [
         ([str(tmp_path / "nowhere")], "does not exist"),
         ([str(out / "checkpoints")], "not a finished train-agent run: no world-model checkpoint"),
-        ([str(out), "--planner-option", "horizn=3"], "unknown 'cem' planner setting(s) ['horizn']"),
+        ([str(out), "--planner-option", "horizn=3"], "unknown field(s) 'planner.horizn'"),
         ([str(out), "--planner-option", "horizon"], "must look like key=value"),
     ]:
         assert main(["evaluate-agent", *args, "--episodes", "1"]) == 2
@@ -142,7 +142,7 @@ def _error_of(args: list[str], capsys) -> tuple[int, str]:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"--agent": "ppo"}, "unknown agent 'ppo'"),
+        ({"--agent": "ppo"}, "OnlineConfig.agent must be a known agent"),
         ({"--env": "Pendulm-v1"}, "unknown env id 'Pendulm-v1'"),
         ({"--env": "CartPole-v1"}, "continuous Box action space"),
         ({"--real-steps": "0"}, "real_steps"),

@@ -8,6 +8,7 @@ from typing import Any
 from worldrl.agents.planners.cem import CEMConfig, CEMPlanner
 from worldrl.agents.planners.common import PlannerConfig, PlanResult, SamplingPlanner, shift_plan
 from worldrl.agents.planners.mppi import MPPIConfig, MPPIPlanner
+from worldrl.config_loading import config_from_dict
 from worldrl.errors import ConfigError
 
 
@@ -30,12 +31,7 @@ def planner_config(name: str, config: PlannerConfig | dict[str, Any] | None = No
         if not isinstance(config, entry.config_class):
             raise TypeError(f"planner {name!r} needs a {entry.config_class.__name__}, got {type(config).__name__}")
         config = config.to_dict()
-    fields = {**(config or {}), **overrides}
-    known = set(entry.config_class.__dataclass_fields__)
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise ConfigError(f"unknown {name!r} planner setting(s) {unknown}; known settings: {sorted(known)}")
-    return entry.config_class(**fields)
+    return config_from_dict(entry.config_class, {**(config or {}), **overrides}, "planner")
 
 
 def make_planner(name: str, config: PlannerConfig | dict[str, Any] | None = None, **kwargs: Any) -> SamplingPlanner:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from worldrl.agents.planners.common import PlannerConfig, SamplingPlanner, require_field
+from worldrl.agents.planners.common import PlannerConfig, SamplingPlanner
+from worldrl.config_loading import require
 
 
 @dataclass
@@ -24,8 +25,8 @@ class CEMConfig(PlannerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_field(0.0 <= self.momentum_mean < 1.0, "momentum_mean", self.momentum_mean, "in [0, 1)")
-        require_field(0.0 <= self.momentum_std < 1.0, "momentum_std", self.momentum_std, "in [0, 1)")
+        require(self, "momentum_mean", 0.0 <= self.momentum_mean < 1.0, "in [0, 1)")
+        require(self, "momentum_std", 0.0 <= self.momentum_std < 1.0, "in [0, 1)")
 
 
 def top_k(candidates: torch.Tensor, returns: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,6 +24,7 @@ from tensordict import TensorDict
 
 from worldrl.agents.planners.step_scores import REWARD_SOURCES, TERMINATION_SOURCES, step_scores
 from worldrl.agents.returns import discounted_return
+from worldrl.config_loading import require
 from worldrl.errors import ConfigError, EnvError
 from worldrl.models.roles import Dynamics, RewardModel
 
@@ -71,17 +72,17 @@ class PlannerConfig:
     """Episode ends: ``"model"`` (its terminal head), ``"task"`` (the task's known rule) or ``"none"``."""
 
     def __post_init__(self) -> None:
-        require_field(self.reward in REWARD_SOURCES, "reward", self.reward, f"one of {list(REWARD_SOURCES)}")
-        require_field(self.termination in TERMINATION_SOURCES, "termination", self.termination,
+        require(self, "reward", self.reward in REWARD_SOURCES, f"one of {list(REWARD_SOURCES)}")
+        require(self, "termination", self.termination in TERMINATION_SOURCES,
                       f"one of {list(TERMINATION_SOURCES)}")
-        require_field(self.horizon >= 1, "horizon", self.horizon, ">= 1")
-        require_field(self.num_samples >= 1, "num_samples", self.num_samples, ">= 1")
-        require_field(1 <= self.num_elites <= self.num_samples, "num_elites", self.num_elites, "in [1, num_samples]")
-        require_field(self.iterations >= 1, "iterations", self.iterations, ">= 1")
-        require_field(0.0 < self.discount <= 1.0, "discount", self.discount, "in (0, 1]")
-        require_field(0.0 <= self.min_std <= self.max_std, "min_std", self.min_std, "in [0, max_std]")
-        require_field(self.max_std > 0.0, "max_std", self.max_std, "> 0")
-        require_field(self.num_prior_samples >= 0, "num_prior_samples", self.num_prior_samples, ">= 0")
+        require(self, "horizon", self.horizon >= 1, ">= 1")
+        require(self, "num_samples", self.num_samples >= 1, ">= 1")
+        require(self, "num_elites", 1 <= self.num_elites <= self.num_samples, "in [1, num_samples]")
+        require(self, "iterations", self.iterations >= 1, ">= 1")
+        require(self, "discount", 0.0 < self.discount <= 1.0, "in (0, 1]")
+        require(self, "min_std", 0.0 <= self.min_std <= self.max_std, "in [0, max_std]")
+        require(self, "max_std", self.max_std > 0.0, "> 0")
+        require(self, "num_prior_samples", self.num_prior_samples >= 0, ">= 0")
 
     @property
     def init_std(self) -> float:
@@ -90,12 +91,6 @@ class PlannerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def require_field(ok: bool, name: str, value: Any, what: str) -> None:
-    """Config validation: ``ConfigError`` naming the field, its value and what it must be."""
-    if not ok:
-        raise ConfigError(f"planner config field {name!r} must be {what}, got {value!r}")
 
 
 @dataclass

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from worldrl.agents.planners.cem import top_k
-from worldrl.agents.planners.common import PlannerConfig, SamplingPlanner, require_field
+from worldrl.agents.planners.common import PlannerConfig, SamplingPlanner
+from worldrl.config_loading import require
 
 
 @dataclass
@@ -30,9 +31,9 @@ class MPPIConfig(PlannerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_field(self.temperature > 0.0, "temperature", self.temperature, "> 0")
+        require(self, "temperature", self.temperature > 0.0, "> 0")
         if self.noise_std is not None:
-            require_field(self.min_std <= self.noise_std <= self.max_std, "noise_std", self.noise_std,
+            require(self, "noise_std", self.min_std <= self.noise_std <= self.max_std,
                           "in [min_std, max_std]")
 
     @property

@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 
 from worldrl.data.policies import Policy, PolicyContext, make_policy
 from worldrl.data.writer import LeRobotDatasetWriter
-from worldrl.errors import ConfigError, WorldRLError
+from worldrl.config_loading import check_fields
+from worldrl.errors import WorldRLError
 from worldrl.data.storage_layout import StorageLayout, check_storable
 from worldrl.tasks.real_envs import env_fps, make_real_env, make_real_vector_env, observation_names
 
@@ -81,23 +82,19 @@ class CollectConfig:
         if isinstance(self.image_size, int):
             self.image_size = (self.image_size, self.image_size)
         self.image_size = tuple(int(v) for v in self.image_size)
-        checks = {
-            "env_id": bool(self.env_id),
-            "episodes": self.episodes >= 1,
-            "num_envs": self.num_envs >= 1,
-            "vectorization": self.vectorization in VECTORIZATIONS,
-            "image_size": len(self.image_size) == 2 and min(self.image_size) > 0,
-            "image_storage": self.image_storage in IMAGE_STORAGE,
-            "max_episode_steps": self.max_episode_steps is None or self.max_episode_steps >= 1,
-            "epsilon": 0.0 <= self.epsilon <= 1.0,
-            "task": self.task is None or bool(self.task.strip()),
-            "policy": bool(self.policy),
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"CollectConfig.{bad[0]} is invalid: {getattr(self, bad[0])!r}")
-        if self.overwrite and self.resume:
-            raise ConfigError("CollectConfig.overwrite and CollectConfig.resume are exclusive")
+        check_fields(self, {
+            "env_id": (bool(self.env_id), "a Gymnasium id or dmc:domain-task"),
+            "episodes": (self.episodes >= 1, ">= 1"),
+            "num_envs": (self.num_envs >= 1, ">= 1"),
+            "vectorization": (self.vectorization in VECTORIZATIONS, f"one of {VECTORIZATIONS}"),
+            "image_size": (len(self.image_size) == 2 and min(self.image_size) > 0, "N or (H, W), positive"),
+            "image_storage": (self.image_storage in IMAGE_STORAGE, f"one of {IMAGE_STORAGE}"),
+            "max_episode_steps": (self.max_episode_steps is None or self.max_episode_steps >= 1, ">= 1 or None"),
+            "epsilon": (0.0 <= self.epsilon <= 1.0, "in [0, 1]"),
+            "task": (self.task is None or bool(self.task.strip()), "None or a non-empty text"),
+            "policy": (bool(self.policy), "a policy spec"),
+            "resume": (not (self.overwrite and self.resume), "False when overwrite is True (they exclude each other)"),
+        })
 
     @property
     def camera_key(self) -> str:

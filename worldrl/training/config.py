@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from worldrl.config_loading import config_from_dict, require
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 _NUMERIC = {"int": int, "float": float, "int | None": int, "float | None": float}
 LOGGERS = ("jsonl", "wandb", "tensorboard")
@@ -84,54 +86,39 @@ class TrainerConfig:
         self._check_types()
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
         self.loggers = list(self.loggers)
-        _check(self.max_steps >= 1, "max_steps", "must be >= 1", self.max_steps)
-        _check(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
-        _check(self.lr > 0, "lr", "must be > 0", self.lr)
-        _check(self.weight_decay >= 0, "weight_decay", "must be >= 0", self.weight_decay)
-        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "must be two values in [0, 1)", self.betas)
-        _check(self.eps > 0, "eps", "must be > 0", self.eps)
-        _check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0", self.warmup_steps)
+        require(self, "max_steps", self.max_steps >= 1, ">= 1")
+        require(self, "batch_size", self.batch_size >= 1, ">= 1")
+        require(self, "lr", self.lr > 0, "> 0")
+        require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
+        require(self, "betas", len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "two values in [0, 1)")
+        require(self, "eps", self.eps > 0, "> 0")
+        require(self, "warmup_steps", self.warmup_steps >= 0, ">= 0")
         from worldrl.training.schedules import SCHEDULES  # late: schedules imports nothing from here
 
-        _check(self.schedule in SCHEDULES, "schedule", f"must be one of {sorted(SCHEDULES)}", self.schedule)
-        _check(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]", self.min_lr_ratio)
-        _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 or null", self.grad_clip)
-        _check(self.grad_accum_steps >= 1, "grad_accum_steps", "must be >= 1", self.grad_accum_steps)
-        _check(
-            self.batch_size % self.grad_accum_steps == 0,
-            "grad_accum_steps",
-            f"must divide batch_size={self.batch_size}",
-            self.grad_accum_steps,
-        )
-        _check(self.precision in PRECISIONS, "precision", f"must be one of {list(PRECISIONS)}", self.precision)
-        _check(self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", "must be in (0, 1) or null", self.ema_decay)
-        _check(self.eval_every >= 0, "eval_every", "must be >= 0", self.eval_every)
-        _check(self.val_batches is None or self.val_batches >= 1, "val_batches", "must be >= 1 or null", self.val_batches)
-        _check(
-            self.early_stopping_patience is None or self.early_stopping_patience >= 1,
-            "early_stopping_patience",
-            "must be >= 1 or null",
-            self.early_stopping_patience,
-        )
-        _check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0", self.checkpoint_every)
-        _check(self.keep_last >= 1, "keep_last", "must be >= 1", self.keep_last)
-        _check(self.log_every >= 1, "log_every", "must be >= 1", self.log_every)
+        require(self, "schedule", self.schedule in SCHEDULES, f"one of {sorted(SCHEDULES)}")
+        require(self, "min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]")
+        require(self, "grad_clip", self.grad_clip is None or self.grad_clip > 0, "> 0 or null")
+        require(self, "grad_accum_steps", self.grad_accum_steps >= 1, ">= 1")
+        require(self, "grad_accum_steps", self.batch_size % self.grad_accum_steps == 0, f"divide batch_size={self.batch_size}")
+        require(self, "precision", self.precision in PRECISIONS, f"one of {list(PRECISIONS)}")
+        require(self, "ema_decay", self.ema_decay is None or 0 < self.ema_decay < 1, "in (0, 1) or null")
+        require(self, "eval_every", self.eval_every >= 0, ">= 0")
+        require(self, "val_batches", self.val_batches is None or self.val_batches >= 1, ">= 1 or null")
+        require(self, "early_stopping_patience", self.early_stopping_patience is None or self.early_stopping_patience >= 1, ">= 1 or null")
+        require(self, "checkpoint_every", self.checkpoint_every >= 0, ">= 0")
+        require(self, "keep_last", self.keep_last >= 1, ">= 1")
+        require(self, "log_every", self.log_every >= 1, ">= 1")
         unknown = sorted(set(self.loggers) - set(LOGGERS))
-        _check(not unknown, "loggers", f"has unknown entries {unknown}; known: {list(LOGGERS)}", self.loggers)
+        require(self, "loggers", not unknown, f"a list of {list(LOGGERS)} (unknown: {unknown})")
         from worldrl.training.gradient_balancing import COMBINERS
 
-        _check(
-            self.gradient_balancing in COMBINERS,
-            "gradient_balancing",
-            f"must be one of {sorted(COMBINERS)}",
-            self.gradient_balancing,
-        )
-        _check(0 <= self.rgb_mu < 1, "rgb_mu", "must be in [0, 1)", self.rgb_mu)
-        _check(self.rgb_lambd >= 0, "rgb_lambd", "must be >= 0", self.rgb_lambd)
-        _check(self.rgb_alpha_steps >= 0, "rgb_alpha_steps", "must be >= 0", self.rgb_alpha_steps)
-        _check(self.rgb_inner_lr > 0, "rgb_inner_lr", "must be > 0", self.rgb_inner_lr)
-        _check(isinstance(self.rgb_every, int) and self.rgb_every >= 1, "rgb_every", "must be an integer >= 1", self.rgb_every)
-        _check(self.num_workers >= 0, "num_workers", "must be >= 0", self.num_workers)
+        require(self, "gradient_balancing", self.gradient_balancing in COMBINERS, f"one of {sorted(COMBINERS)}")
+        require(self, "rgb_mu", 0 <= self.rgb_mu < 1, "in [0, 1)")
+        require(self, "rgb_lambd", self.rgb_lambd >= 0, ">= 0")
+        require(self, "rgb_alpha_steps", self.rgb_alpha_steps >= 0, ">= 0")
+        require(self, "rgb_inner_lr", self.rgb_inner_lr > 0, "> 0")
+        require(self, "rgb_every", isinstance(self.rgb_every, int) and self.rgb_every >= 1, "an integer >= 1")
+        require(self, "num_workers", self.num_workers >= 0, ">= 0")
 
     def _check_types(self) -> None:
         """Numbers must be numbers (YAML reads ``lr: 3e-4`` as a string); ints are accepted for floats."""
@@ -141,7 +128,7 @@ class TrainerConfig:
                 continue
             accepted = (int,) if kind is int else (int, float)
             if isinstance(value, bool) or not isinstance(value, accepted):
-                raise ValueError(f"TrainerConfig.{f.name} must be {kind.__name__}, got {value!r}")
+                require(self, f.name, False, kind.__name__)
             setattr(self, f.name, kind(value))
 
     @property
@@ -152,14 +139,6 @@ class TrainerConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainerConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown trainer field(s) {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
-
-
-def _check(ok: bool, name: str, rule: str, value: Any) -> None:
-    if not ok:
-        raise ValueError(f"TrainerConfig.{name} {rule}, got {value!r}")
+    def from_dict(cls, data: dict[str, Any], where: str = "trainer") -> TrainerConfig:
+        """The config from ``to_dict`` output or a YAML ``trainer`` section (strict: ``config_from_dict``)."""
+        return config_from_dict(cls, data, where)
