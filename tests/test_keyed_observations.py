@@ -124,3 +124,20 @@ def test_keyed_torchrl_env_nests_the_keys(keyed_model) -> None:
     check_env_specs(env)
     td = env.rollout(5)
     assert td["next", "observation", STATE].shape == (5, 2)
+
+
+def test_fidelity_scores_every_key_beside_the_trivial_baselines(keyed_model) -> None:
+    from worldrl.data import LeRobotDatasetReader
+    from worldrl.evaluation import evaluate_fidelity
+
+    path, data = keyed_model
+    report = evaluate_fidelity(load_pretrained(path), LeRobotDatasetReader(data), episodes=[10, 11], horizons=(1, 5),
+                               num_starts=None)
+    one = report.horizons[0]
+    assert set(one.per_key) == {STATE, ENV_STATE} and all("nrmse" in v for v in one.per_key.values())
+    assert one.nrmse == one.per_key[ENV_STATE]["nrmse"]  # the top-level fields repeat the task's first key
+    for key in (STATE, ENV_STATE):
+        assert one.per_key[key]["nrmse"] < report.baselines["repeat_last"][0].per_key[key]["nrmse"]
+        assert one.per_key[key]["nrmse"] < report.baselines["dataset_mean"][0].per_key[key]["nrmse"]
+    table = report.to_markdown()
+    assert f"{STATE}: nRMSE" in table and "repeat the last observation" in table

@@ -183,3 +183,29 @@ def test_checkpoints_reference_frozen_weights_by_hash(tmp_path: Path) -> None:
     save_file({"weight": torch.zeros(4, 3)}, str(tmp_path / "encoder" / "encoder.safetensors"))  # someone swapped it
     with pytest.raises(CheckpointError, match="not the weights it was trained with"):
         load_pretrained(tmp_path / "ckpt")
+
+
+def test_fidelity_of_a_latent_only_family_is_its_latent_error(tmp_path: Path) -> None:
+    """On data whose dynamics the model knows exactly, the latent error is ~0 and below both trivial baselines."""
+    from worldrl.data import LeRobotDatasetReader, LeRobotDatasetWriter
+    from worldrl.evaluation import evaluate_fidelity
+
+    features = {"observation.state": {"dtype": "float32", "shape": [3], "names": None},
+                "action": {"dtype": "float32", "shape": [2], "names": None}}
+    rng = np.random.default_rng(0)
+    with LeRobotDatasetWriter.create(tmp_path / "walk", fps=10, features=features) as writer:
+        for _ in range(4):
+            obs = np.zeros(3, np.float32)
+            for _ in range(15):
+                action = rng.uniform(-1, 1, 2).astype(np.float32)
+                writer.add_frame({"observation.state": obs, "action": action}, task="walk")
+                obs = obs + np.array([0.5 * action[0], 0.5 * action[1], 0.0], np.float32)
+            writer.save_episode()
+    report = evaluate_fidelity(make_model(tmp_path), LeRobotDatasetReader(tmp_path / "walk"), episodes=[3],
+                               horizons=(1, 5), num_starts=None)
+    assert report.is_latent and report.error_name == "latent error"
+    for i in range(2):
+        assert report.horizons[i].latent_error < 1e-5
+        assert report.baselines["repeat_last"][i].latent_error > 0.05
+        assert report.baselines["dataset_mean"][i].latent_error > 0.05
+    assert "latent error" in report.to_markdown()

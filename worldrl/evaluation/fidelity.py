@@ -6,7 +6,12 @@ previous actions, as ``WorldModel.observe`` expects), then imagines open loop un
 
 * vector observations: per-dimension RMSE divided by the dataset std of that dimension (nRMSE); a dimension with
   zero std (constant in the data) is divided by 1, i.e. reported in raw units;
-* pixel observations: per-frame MSE on [0, 1] pixels (decoded frames are read in task units, 0..255) and PSNR;
+* pixel observations: per-frame MSE on [0, 1] pixels (decoded frames are read in task units, 0..255), PSNR and
+  SSIM (torchmetrics);
+* keyed tasks: each observation key is scored as above (``HorizonMetrics.per_key``); the top-level fields
+  repeat the task's first key, so single-key reports read as before;
+* latent-only families (``can_decode=False``): the latent error ``distance(state_embedding(imagined t+h),
+  embed(real t+h))`` in the model's own latent metric (V-JEPA 2's target-encoder embedding of the real future);
 * reward: RMSE and mean absolute error of ``reward(state_{t+h})`` against ``reward[t+h-1]``;
 * termination: accuracy of ``terminal(state_{t+h}) > 0.5`` against the recorded terminated flag.
 
@@ -26,6 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+from tensordict import TensorDict
 from tqdm.auto import tqdm
 
 from worldrl.errors import ConfigError, DatasetError
@@ -60,6 +66,22 @@ def psnr_from_mse(mse: np.ndarray, max_value: float = 1.0) -> np.ndarray:
     with np.errstate(divide="ignore"):
         psnr = 10.0 * np.log10(max_value**2 / mse)
     return np.minimum(psnr, PSNR_CAP_DB)
+
+
+def frame_quality(pred: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame PSNR (dB, capped) and SSIM of frames ``[N, H, W, C]`` in task units, through torchmetrics.
+
+    torchmetrics' SSIM (Gaussian 11x11 window, as Wang et al.) needs frames of at least 11 pixels a side.
+    """
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    def nchw(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x, np.float32) / 255.0).permute(0, 3, 1, 2)
+
+    p, r = nchw(pred), nchw(real)
+    psnr = peak_signal_noise_ratio(p, r, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    ssim = structural_similarity_index_measure(p, r, data_range=1.0, reduction="none")
+    return np.minimum(psnr.double().numpy(), PSNR_CAP_DB), ssim.double().numpy()
 
 
 def repeat_last_prediction(last_obs: np.ndarray, horizon: int) -> np.ndarray:
@@ -132,6 +154,12 @@ class HorizonMetrics:
     """Mean per-frame MSE on [0, 1] pixels (pixel observations)."""
     psnr: float | None = None
     """Mean per-frame PSNR in dB (pixel observations), capped at 100 dB."""
+    ssim: float | None = None
+    """Mean per-frame SSIM (pixel observations; 1 is identical)."""
+    latent_error: float | None = None
+    """Mean latent distance between the imagined state and the embedding of the real observation (latent-only)."""
+    per_key: dict[str, dict[str, Any]] | None = None
+    """Keyed tasks: ``{key: {"nrmse" | "frame_mse", "psnr", "ssim": ...}}`` for every observation key."""
     reward_rmse: float | None = None
     """RMSE of the predicted reward of step t+h-1."""
     reward_mae: float | None = None
@@ -220,16 +248,26 @@ class FidelityReport:
     def is_pixel(self) -> bool:
         return any(h.psnr is not None for h in self.horizons)
 
+    @property
+    def is_latent(self) -> bool:
+        """Scored in the model's latent space (a latent-only family)."""
+        return any(h.latent_error is not None for h in self.horizons) and not self.is_pixel and not any(
+            h.nrmse is not None for h in self.horizons)
+
+    @property
+    def error_name(self) -> str:
+        return "latent error" if self.is_latent else "PSNR (dB)" if self.is_pixel else "nRMSE"
+
     def mean_curve_nrmse(self) -> float | None:
         """Average of the nRMSE curve over the horizons that had starts (one number per model)."""
         values = [h.nrmse for h in self.curve if h.nrmse is not None]
         return float(np.mean(values)) if values else None
 
     def baseline_error(self, name: str, horizon: int) -> float | None:
-        """The baseline's observation error (nRMSE, or PSNR for pixels) at ``horizon``; None if not measured."""
+        """The baseline's observation error (nRMSE, PSNR for pixels, latent error) at ``horizon``; None if absent."""
         for m in self.baselines.get(name, []):
             if m.horizon == horizon:
-                return m.psnr if self.is_pixel else m.nrmse
+                return observation_error(m, self.is_pixel, self.is_latent)
         return None
 
     def to_markdown(self) -> str:
@@ -238,14 +276,20 @@ class FidelityReport:
             f"{self.num_starts} starts, context {self.context}, "
             f"{'sampled' if self.stochastic else 'mean'} prediction\n\n"
         )
-        obs_col = "PSNR (dB)" if self.is_pixel else "nRMSE"
-        header = ["horizon", "starts (obs)", obs_col, "starts (transitions)", "reward RMSE", "reward MAE", "termination acc."]
+        obs_col = self.error_name
+        header = ["horizon", "starts (obs)", obs_col]
+        header += ["SSIM"] if self.is_pixel else []
+        keys = list(self.horizons[0].per_key or {}) if self.horizons else []
+        header += [f"{key}: {_key_error_name(self.horizons[0].per_key[key])}" for key in keys]
+        header += ["starts (transitions)", "reward RMSE", "reward MAE", "termination acc."]
         names = [n for n in BASELINES if n in self.baselines]
         header += [f"{obs_col}: {BASELINES[n]}" for n in names]
         rows = ["| " + " | ".join(header) + " |", "|---:" * len(header) + "|"]
         for h in self.horizons:
-            obs = h.psnr if self.is_pixel else h.nrmse
-            cells = [h.horizon, h.count, obs, h.step_count, h.reward_rmse, h.reward_mae, h.termination_accuracy]
+            cells = [h.horizon, h.count, observation_error(h, self.is_pixel, self.is_latent)]
+            cells += [h.ssim] if self.is_pixel else []
+            cells += [_key_error((h.per_key or {}).get(key, {})) for key in keys]
+            cells += [h.step_count, h.reward_rmse, h.reward_mae, h.termination_accuracy]
             cells += [self.baseline_error(n, h.horizon) for n in names]
             rows.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
         notes = list(self.notes)
@@ -253,6 +297,19 @@ class FidelityReport:
             notes.append(f"trivial baselines on the same starts; the dataset mean is taken over {self.baseline_mean_from}")
         notes_text = "".join(f"\n- {n}" for n in notes)
         return head + "\n".join(rows) + ("\n" + notes_text if notes_text else "") + "\n"
+
+
+def observation_error(m: HorizonMetrics, is_pixel: bool, is_latent: bool = False) -> float | None:
+    """The one number a table shows for a horizon: PSNR for pixels, latent error for latent-only, else nRMSE."""
+    return m.latent_error if is_latent else m.psnr if is_pixel else m.nrmse
+
+
+def _key_error_name(entry: Mapping[str, Any]) -> str:
+    return "PSNR (dB)" if "psnr" in entry else "nRMSE"
+
+
+def _key_error(entry: Mapping[str, Any]) -> float | None:
+    return entry.get("psnr", entry.get("nrmse"))
 
 
 def compare_reports(reports: Mapping[str, FidelityReport], horizons: Sequence[int] | None = None) -> str:
@@ -271,12 +328,13 @@ def compare_reports(reports: Mapping[str, FidelityReport], horizons: Sequence[in
         cells = [name, f"`{report.task_id}`", str(report.num_starts)]
         for h in horizons:
             m = by_h.get(h)
-            cells += [_obs_error(m, report.is_pixel), _fmt(m.reward_rmse if m else None)]
+            cells += [_obs_error(m, report.is_pixel, report.is_latent), _fmt(m.reward_rmse if m else None)]
         last = by_h.get(horizons[-1])
         cells.append(_fmt(last.termination_accuracy if last else None))
         rows.append("| " + " | ".join(cells) + " |")
     rows += _baseline_rows(reports, horizons)
-    legend = "\nobs err: nRMSE (RMSE / dataset std, mean over dimensions; lower is better) or PSNR in dB for pixels."
+    legend = ("\nobs err: nRMSE (RMSE / dataset std, mean over dimensions; lower is better), PSNR in dB for pixels, "
+              "or the latent distance to the embedding of the real future for latent-only families.")
     return "\n".join(rows) + "\n" + legend + "\n"
 
 
@@ -293,15 +351,17 @@ def _baseline_rows(reports: Mapping[str, FidelityReport], horizons: Sequence[int
             cells = [label, f"`{report.task_id}`", str(report.num_starts)]
             by_h = {m.horizon: m for m in report.baselines[name]}
             for h in horizons:
-                cells += [_obs_error(by_h.get(h), report.is_pixel), "n/a"]
+                cells += [_obs_error(by_h.get(h), report.is_pixel, report.is_latent), "n/a"]
             cells.append("n/a")
             rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
-def _obs_error(m: HorizonMetrics | None, is_pixel: bool) -> str:
+def _obs_error(m: HorizonMetrics | None, is_pixel: bool, is_latent: bool = False) -> str:
     if m is None:
         return "n/a"
+    if is_latent:
+        return f"{_fmt(m.latent_error)} (latent)"
     return f"{_fmt(m.psnr)} dB" if is_pixel and m.psnr is not None else _fmt(m.nrmse)
 
 
@@ -328,21 +388,23 @@ def _finite_or_none(value: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------------- dataset checks
 def check_dataset_matches(task: TaskSpec, reader: Any) -> None:
-    """Raise ``ValueError`` naming the key and shapes when the dataset is not data of the model's task."""
+    """Raise ``DatasetError`` naming the key and shapes when the dataset is not data of the model's task."""
     features = reader.features
-    if task.obs_key not in features:
-        raise DatasetError(
-            f"dataset {reader.root} has no feature {task.obs_key!r} that the model observes "
-            f"(task {task.task_id!r}); its features are {sorted(features)}"
-        )
-    for key, expected in ((task.obs_key, task.obs_shape), (ACTION_KEY, tuple(task.action_space.shape))):
+    for key in task.obs_keys:
+        if key not in features:
+            raise DatasetError(
+                f"dataset {reader.root} has no feature {key!r} that the model observes "
+                f"(task {task.task_id!r}); its features are {sorted(features)}"
+            )
+    expected = {**{k: tuple(s.shape) for k, s in task.key_spaces().items()}, ACTION_KEY: tuple(task.action_space.shape)}
+    for key, shape_expected in expected.items():
         if key not in features:
             raise DatasetError(f"dataset {reader.root} has no {key!r} feature")
         shape = tuple(features[key]["shape"])
-        if _squeeze_one(shape) != _squeeze_one(expected):
+        if _squeeze_one(shape) != _squeeze_one(shape_expected):
             raise DatasetError(
                 f"dataset {reader.root} feature {key!r} has shape {shape}, but the model (task {task.task_id!r}) "
-                f"expects {expected}: this is data of another task"
+                f"expects {shape_expected}: this is data of another task"
             )
 
 
@@ -375,6 +437,10 @@ def _windows(starts: list[tuple[int, int]], ranges: Mapping[int, tuple[int, int]
     )
 
 
+def _is_image(task: TaskSpec, key: str) -> bool:
+    return len(task.key_space(key).shape) == 3
+
+
 class _Data:
     """Columns of the dataset the evaluation needs, read once; frames read per batch."""
 
@@ -383,14 +449,25 @@ class _Data:
         self.action = np.asarray(reader.column(ACTION_KEY), np.float32).reshape(reader.num_frames, -1)
         self.reward = _flat_column(reader, REWARD_KEY)
         self.terminated = _flat_column(reader, term_key)
-        self.obs = None if task.is_pixel else np.asarray(reader.column(task.obs_key), np.float32)
+        self.columns = {key: np.asarray(reader.column(key), np.float32) for key in task.obs_keys
+                        if not _is_image(task, key)}
 
-    def observations(self, indices: np.ndarray) -> np.ndarray:
-        if self.obs is not None:
-            return self.obs[indices].reshape(*indices.shape, *self.task.obs_shape)
+    def observations(self, indices: np.ndarray, key: str | None = None) -> np.ndarray:
+        """One key's observations at ``indices`` (any shape) in task units (the task's first key by default)."""
+        key = key or self.task.obs_key
+        shape = tuple(self.task.key_space(key).shape)
+        if key in self.columns:
+            return self.columns[key][indices].reshape(*indices.shape, *shape)
         unique, inverse = np.unique(indices.ravel(), return_inverse=True)
-        frames = np.asarray(self.reader.frames(self.task.obs_key, unique))
+        frames = np.asarray(self.reader.frames(key, unique))
         return frames[inverse].reshape(*indices.shape, *frames.shape[1:])
+
+    def model_input(self, indices: np.ndarray, device: torch.device) -> torch.Tensor | TensorDict:
+        """What ``model.observe`` / ``model.embed`` take for these rows: a tensor, or a TensorDict of keys."""
+        if not self.task.is_keyed:
+            return _to_tensor(self.observations(indices), device)
+        entries = {key: _to_tensor(self.observations(indices, key), device) for key in self.task.obs_keys}
+        return TensorDict(entries, batch_size=list(indices.shape), device=device)
 
     def prev_actions(self, indices: np.ndarray, is_first: np.ndarray) -> np.ndarray:
         prev = self.action[np.maximum(indices - 1, 0)]
@@ -404,31 +481,58 @@ def _flat_column(reader: Any, key: str | None) -> np.ndarray | None:
     return np.asarray(reader.column(key)).reshape(reader.num_frames).astype(np.float64)
 
 
-class _Accumulator:
-    """Running sums of squared/absolute errors per horizon step, so batches of starts can be merged."""
+class _KeyAccumulator:
+    """Running error sums of one observation key per horizon step: squared error per dimension, or frame scores."""
 
-    def __init__(self, horizon: int, obs_dim: int) -> None:
+    def __init__(self, horizon: int, dim: int, pixel: bool) -> None:
+        self.pixel = pixel
+        self.obs_sq = np.zeros((horizon, dim))
+        self.frame_mse, self.psnr, self.ssim = np.zeros(horizon), np.zeros(horizon), np.zeros(horizon)
+
+    def add(self, valid: np.ndarray, pred: np.ndarray, real: np.ndarray) -> None:
+        # np.where, not a 0/1 weight: predictions past the episode end may be inf and 0 * inf is NaN
+        if not self.pixel:
+            err = (np.asarray(pred, np.float64) - real).reshape(*valid.shape, -1)
+            self.obs_sq += np.where(valid[..., None], err**2, 0.0).sum(0)
+            return
+        mse = frame_mse(pred, real)
+        flat_pred = np.nan_to_num(np.asarray(pred, np.float64)).reshape(-1, *pred.shape[2:])
+        psnr, ssim = frame_quality(flat_pred, np.asarray(real).reshape(-1, *real.shape[2:]))
+        self.frame_mse += np.where(valid, mse, 0.0).sum(0)
+        self.psnr += np.where(valid, psnr.reshape(valid.shape), 0.0).sum(0)
+        self.ssim += np.where(valid, ssim.reshape(valid.shape), 0.0).sum(0)
+
+    def metrics(self, h: int, count: float, std: np.ndarray | None) -> dict[str, Any]:
+        if count <= 0:
+            return {}
+        if self.pixel:
+            return {"frame_mse": float(self.frame_mse[h] / count), "psnr": float(self.psnr[h] / count),
+                    "ssim": float(self.ssim[h] / count)}
+        per_dim = normalized_rmse(self.obs_sq[h : h + 1], np.array([count]), std)[0]
+        return {"nrmse": float(per_dim.mean()), "nrmse_per_dim": per_dim.tolist()}
+
+
+class _Accumulator:
+    """Running sums of errors per horizon step (observation keys, latent, reward, termination), batch by batch."""
+
+    def __init__(self, horizon: int, keys: Mapping[str, tuple[int, bool]]) -> None:
         self.count = np.zeros(horizon)
         self.step_count = np.zeros(horizon)
-        self.obs_sq = np.zeros((horizon, obs_dim))
-        self.frame_mse = np.zeros(horizon)
-        self.psnr = np.zeros(horizon)
+        self.keys = {key: _KeyAccumulator(horizon, dim, pixel) for key, (dim, pixel) in keys.items()}
+        self.latent = np.zeros(horizon)
         self.reward_sq = np.zeros(horizon)
         self.reward_abs = np.zeros(horizon)
         self.term_correct = np.zeros(horizon)
 
-    def add(self, valid: np.ndarray, step_valid: np.ndarray, obs, frames, reward, term) -> None:
-        """Add one batch; each of obs/frames/reward/term is (prediction, truth) [B, H, ...] or None."""
-        # np.where, not a 0/1 weight: predictions past the episode end may be inf and 0 * inf is NaN
+    def add(self, valid: np.ndarray, step_valid: np.ndarray, obs: Mapping[str, tuple] | None = None,
+            latent: np.ndarray | None = None, reward: tuple | None = None, term: tuple | None = None) -> None:
+        """One batch: ``obs`` maps key -> (prediction, truth) ``[B, H, ...]``; ``latent`` is distances ``[B, H]``."""
         self.count += valid.sum(0)
         self.step_count += step_valid.sum(0)
-        if obs is not None:
-            err = (obs[0] - obs[1]).reshape(*valid.shape, -1)
-            self.obs_sq += np.where(valid[..., None], err**2, 0.0).sum(0)
-        if frames is not None:
-            mse = frame_mse(*frames)
-            self.frame_mse += np.where(valid, mse, 0.0).sum(0)
-            self.psnr += np.where(valid, psnr_from_mse(mse), 0.0).sum(0)
+        for key, (pred, real) in (obs or {}).items():
+            self.keys[key].add(valid, pred, real)
+        if latent is not None:
+            self.latent += np.where(valid, latent, 0.0).sum(0)
         if reward is not None:
             diff = reward[0] - reward[1]
             self.reward_sq += np.where(step_valid, diff**2, 0.0).sum(0)
@@ -437,36 +541,36 @@ class _Accumulator:
             correct = (term[0] > TERMINAL_THRESHOLD) == (term[1] > 0.5)
             self.term_correct += np.where(step_valid, correct, 0.0).sum(0)
 
-    def metrics(self, std: np.ndarray | None, has: dict[str, bool]) -> list[HorizonMetrics]:
-        per_dim = normalized_rmse(self.obs_sq, self.count, std) if has["obs"] else None
+    def metrics(self, stds: Mapping[str, np.ndarray | None], has: dict[str, bool], primary: str | None) -> list[HorizonMetrics]:
         out = []
         for h in range(len(self.count)):
             n, k = self.count[h], self.step_count[h]
-            obs_ok, step_ok = n > 0, k > 0
-            out.append(
-                HorizonMetrics(
-                    horizon=h + 1,
-                    count=int(n),
-                    step_count=int(k),
-                    nrmse=float(per_dim[h].mean()) if per_dim is not None and obs_ok else None,
-                    nrmse_per_dim=per_dim[h].tolist() if per_dim is not None and obs_ok else None,
-                    frame_mse=float(self.frame_mse[h] / n) if has["frames"] and obs_ok else None,
-                    psnr=float(self.psnr[h] / n) if has["frames"] and obs_ok else None,
-                    reward_rmse=float(np.sqrt(self.reward_sq[h] / k)) if has["reward"] and step_ok else None,
-                    reward_mae=float(self.reward_abs[h] / k) if has["reward"] and step_ok else None,
-                    termination_accuracy=float(self.term_correct[h] / k) if has["term"] and step_ok else None,
-                )
-            )
+            per_key = {key: acc.metrics(h, n, stds.get(key)) for key, acc in self.keys.items()}
+            top = per_key.get(primary, {}) if primary else {}
+            out.append(HorizonMetrics(
+                horizon=h + 1, count=int(n), step_count=int(k),
+                nrmse=top.get("nrmse"), nrmse_per_dim=top.get("nrmse_per_dim"),
+                frame_mse=top.get("frame_mse"), psnr=top.get("psnr"), ssim=top.get("ssim"),
+                latent_error=float(self.latent[h] / n) if has.get("latent") and n > 0 else None,
+                reward_rmse=float(np.sqrt(self.reward_sq[h] / k)) if has["reward"] and k > 0 else None,
+                reward_mae=float(self.reward_abs[h] / k) if has["reward"] and k > 0 else None,
+                termination_accuracy=float(self.term_correct[h] / k) if has["term"] and k > 0 else None,
+                per_key={key: {f: v for f, v in m.items() if f != "nrmse_per_dim"} for key, m in per_key.items()}
+                if len(per_key) > 1 else None,
+            ))
         return out
 
 
-def _obs_std(reader: Any, task: TaskSpec, data: _Data) -> np.ndarray | None:
-    if task.is_pixel:
-        return None
-    stats = (reader.stats or {}).get(task.obs_key, {})
-    if "std" in stats:
-        return np.asarray(stats["std"], np.float64).reshape(-1)
-    return data.obs.reshape(len(data.obs), -1).std(0).astype(np.float64)
+def _obs_stds(reader: Any, task: TaskSpec, data: _Data) -> dict[str, np.ndarray]:
+    """Dataset std of each vector key (``meta/stats.json``, else computed from the column)."""
+    stds = {}
+    for key, column in data.columns.items():
+        stats = (reader.stats or {}).get(key, {})
+        if "std" in stats:
+            stds[key] = np.asarray(stats["std"], np.float64).reshape(-1)
+        else:
+            stds[key] = column.reshape(len(column), -1).std(0).astype(np.float64)
+    return stds
 
 
 def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -476,20 +580,25 @@ def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def _predict(
     model: WorldModel, data: _Data, win: _Windows, idx: np.ndarray, device: torch.device, generator, has: dict
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """Observe the context and roll out the recorded actions for one batch; numpy predictions [B, H, ...]."""
     ctx, fut = win.context[idx], win.future[idx]
-    obs = _to_tensor(data.observations(ctx), device)
     prev = _to_tensor(data.prev_actions(ctx, win.is_first[idx]), device)
     first = torch.from_numpy(win.is_first[idx]).to(device)
     actions = data.action[win.step[idx]]  # action[t+h-1] leads to obs t+h (padding past the episode end is masked)
-    state = model.observe_last(obs, prev, first)
+    state = model.observe_last(data.model_input(ctx, device), prev, first)
     states = model.rollout(state, _to_tensor(actions, device), generator=generator)
     batch, horizon = fut.shape
     flat = states.reshape(batch * horizon)
-    out: dict[str, np.ndarray] = {}
-    if has["obs"] or has["frames"]:
-        out["obs"] = model.decode(flat).reshape(batch, horizon, *model.task.obs_shape).float().cpu().numpy()
+    out: dict[str, Any] = {}
+    if has["obs"]:
+        decoded = model.decode(flat)
+        out["obs"] = {key: (decoded[key] if model.task.is_keyed else decoded).reshape(
+            batch, horizon, *model.task.key_space(key).shape).float().cpu().numpy() for key in model.task.obs_keys}
+    if has["latent"]:
+        real = model.embed(data.model_input(fut.reshape(-1), device))
+        distance = model.distance(model.state_embedding(flat).float(), real.float())
+        out["latent"] = distance.reshape(batch, horizon).double().cpu().numpy()
     if has["reward"]:
         out["reward"] = model.reward(flat).reshape(batch, horizon).double().cpu().numpy()
     if has["term"]:
@@ -537,7 +646,7 @@ def evaluate_fidelity(
     term_key = termination_key(reader)
     data = _Data(reader, task, term_key)
     notes: list[str] = []
-    has = _what_to_measure(task, caps, data, term_key, notes)
+    has = _what_to_measure(task, caps, data, term_key, notes, _has_latent_targets(model))
 
     ranges = {int(ep): tuple(int(i) for i in reader.episode_range(int(ep))) for ep in episodes}
     candidates = candidate_starts({ep: hi - lo for ep, (lo, hi) in ranges.items()}, context)
@@ -546,14 +655,11 @@ def evaluate_fidelity(
     starts = select_starts(candidates, num_starts, seed)
     max_h = horizons[-1]
     win = _windows(starts, ranges, context, max_h)
-    std = _obs_std(reader, task, data)
-    acc = _Accumulator(max_h, int(np.prod(task.obs_shape)) if has["obs"] else 1)
+    keys = _scored_keys(task) if has["obs"] else {}
+    acc = _Accumulator(max_h, keys)
     example_rows = _example_rows(starts, win.valid, num_examples) if has["obs"] else np.zeros(0, np.int64)
     example_pred: dict[int, np.ndarray] = {}
-    scores_obs = has["obs"] or has["frames"]
-    if scores_obs:
-        mean_obs, mean_from = _baseline_mean(reader, data, ranges)
-        baseline_acc = {name: _Accumulator(max_h, acc.obs_sq.shape[1]) for name in BASELINES}
+    baseline = _Baselines(model, reader, data, ranges, keys, has, device) if keys or has["latent"] else None
 
     model.eval()
     batches = range(0, len(starts), batch_size)
@@ -562,41 +668,42 @@ def evaluate_fidelity(
             idx = np.arange(lo, min(lo + batch_size, len(starts)))
             pred = _predict(model, data, win, idx, device, generator, has)
             _accumulate(acc, data, win, idx, pred, has)
-            if scores_obs:
-                _accumulate_baselines(baseline_acc, data, win, idx, mean_obs, has)
+            if baseline is not None:
+                baseline.add(win, idx)
             for i in example_rows[(example_rows >= idx[0]) & (example_rows <= idx[-1])]:
-                example_pred[int(i)] = pred["obs"][i - idx[0]]
+                example_pred[int(i)] = pred["obs"][task.obs_key][i - idx[0]]
 
-    metrics = acc.metrics(std, has)
+    stds = _obs_stds(reader, task, data)
+    primary = task.obs_key if has["obs"] else None
+    metrics = acc.metrics(stds, has, primary)
     examples = _examples(data, win, starts, example_rows, example_pred) if len(example_rows) else None
     for m in metrics:
         m.nrmse_per_dim = m.nrmse_per_dim if m.horizon in horizons else None
     per_h = [metrics[h - 1] for h in horizons]
-    baselines: dict[str, list[HorizonMetrics]] = {}
-    if scores_obs:
-        only_obs = {**has, "reward": False, "term": False}
-        for name, b_acc in baseline_acc.items():
-            b_metrics = b_acc.metrics(std, only_obs)
-            baselines[name] = [HorizonMetrics(**{**asdict(b_metrics[h - 1]), "nrmse_per_dim": None}) for h in horizons]
     empty = [h.horizon for h in per_h if h.step_count == 0]
     if empty:
         notes.append(f"horizons {empty} exceed every evaluated episode's remaining length: no starts scored")
     return FidelityReport(
         model=name or getattr(model.config, "family", "") or type(model).__name__,
         task_id=task.task_id,
-        obs_key=task.obs_key,
+        obs_key=task.obs_key if not task.is_keyed else ", ".join(task.obs_keys),
         episodes=sorted(ranges),
         num_starts=len(starts),
         context=context,
         horizons=per_h,
         curve=[HorizonMetrics(**{**asdict(m), "nrmse_per_dim": None}) for m in metrics],
-        dim_names=_dim_names(reader, task) if has["obs"] else None,
+        dim_names=_dim_names(reader, task) if has["obs"] and not _is_image(task, task.obs_key) else None,
         notes=notes,
         stochastic=generator is not None,
-        baselines=baselines,
-        baseline_mean_from=mean_from if scores_obs else None,
+        baselines=baseline.metrics(stds, horizons, primary) if baseline is not None else {},
+        baseline_mean_from=baseline.mean_from if baseline is not None else None,
         examples=examples,
     )
+
+
+def _scored_keys(task: TaskSpec) -> dict[str, tuple[int, bool]]:
+    """Each observation key with its flat size and whether it is an image."""
+    return {key: (int(np.prod(space.shape)), _is_image(task, key)) for key, space in task.key_spaces().items()}
 
 
 def _check_args(horizons, context, num_starts, batch_size, episodes, reader) -> list[int]:
@@ -617,10 +724,19 @@ def _check_args(horizons, context, num_starts, batch_size, episodes, reader) -> 
     return hs
 
 
-def _what_to_measure(task: TaskSpec, caps, data: _Data, term_key: str | None, notes: list[str]) -> dict[str, bool]:
-    has = {"obs": caps.can_decode and not task.is_pixel, "frames": caps.can_decode and task.is_pixel}
-    if not caps.can_decode:
-        notes.append("the model cannot decode observations (capabilities.can_decode=False): reward/termination only")
+def _has_latent_targets(model: WorldModel) -> bool:
+    """The family gives its states a latent (``latent``) or embeds observations itself (``embed``)."""
+    return type(model).latent is not WorldModel.latent or type(model).embed is not WorldModel.embed
+
+
+def _what_to_measure(task: TaskSpec, caps, data: _Data, term_key: str | None, notes: list[str],
+                     latent_targets: bool = True) -> dict[str, bool]:
+    has = {"obs": caps.can_decode, "latent": not caps.can_decode and latent_targets}
+    if has["latent"]:
+        notes.append("the model cannot decode observations (capabilities.can_decode=False): observation error is "
+                     "the latent distance to the model's embedding of the real future")
+    elif not caps.can_decode:
+        notes.append("the model cannot decode observations and has no latent targets: reward/termination only")
     has["reward"] = caps.predicts_reward and data.reward is not None
     if not caps.predicts_reward:
         notes.append("the model does not predict rewards: reward error not measured")
@@ -636,42 +752,66 @@ def _what_to_measure(task: TaskSpec, caps, data: _Data, term_key: str | None, no
 
 def _accumulate(acc: _Accumulator, data: _Data, win: _Windows, idx: np.ndarray, pred: dict, has: dict) -> None:
     step = win.step[idx]  # row of the transition that produced obs t+h: its reward and terminated flag
-    real_obs = data.observations(win.future[idx]) if (has["obs"] or has["frames"]) else None
+    obs = {key: (value, data.observations(win.future[idx], key)) for key, value in pred.get("obs", {}).items()}
     acc.add(
         win.valid[idx],
         win.step_valid[idx],
-        obs=(pred["obs"], real_obs) if has["obs"] else None,
-        frames=(pred["obs"], real_obs) if has["frames"] else None,
+        obs=obs,
+        latent=pred.get("latent"),
         reward=(pred["reward"], data.reward[step]) if has["reward"] else None,
         term=(pred["term"], data.terminated[step]) if has["term"] else None,
     )
 
 
-def _baseline_mean(reader: Any, data: _Data, evaluated: Mapping[int, tuple[int, int]]) -> tuple[np.ndarray, str]:
-    """The mean observation over the episodes not evaluated (the training split), or over all episodes if none."""
-    others = [ep for ep in range(reader.num_episodes) if ep not in evaluated]
-    episodes = others or list(range(reader.num_episodes))
-    rows = np.concatenate([np.arange(*reader.episode_range(ep)) for ep in episodes])
-    mean = mean_observation(lambda idx: data.observations(idx), rows)
-    where = f"the {len(episodes)} episodes not evaluated" if others else f"all {len(episodes)} episodes (none held out)"
-    return mean, where
+class _Baselines:
+    """The trivial baselines (``BASELINES``) on the same starts: per observation key, or in the model's latent."""
 
+    def __init__(self, model: WorldModel, reader: Any, data: _Data, evaluated: Mapping[int, tuple[int, int]],
+                 keys: Mapping[str, tuple[int, bool]], has: dict, device: torch.device) -> None:
+        self.model, self.data, self.keys, self.device = model, data, keys, device
+        others = [ep for ep in range(reader.num_episodes) if ep not in evaluated]
+        episodes = others or list(range(reader.num_episodes))
+        rows = np.concatenate([np.arange(*reader.episode_range(ep)) for ep in episodes])
+        self.mean_from = (f"the {len(episodes)} episodes not evaluated" if others
+                          else f"all {len(episodes)} episodes (none held out)")
+        self.means = {key: mean_observation(lambda i, k=key: data.observations(i, k), rows) for key in keys}
+        self.latent = has["latent"]
+        if self.latent:  # the mean embedding of the same rows (at most 1024, evenly spaced)
+            sample = rows[np.linspace(0, len(rows) - 1, min(len(rows), 1024)).round().astype(np.int64)]
+            self.mean_embedding = model.embed(data.model_input(sample, device)).float().mean(0, keepdim=True)
+        self._accs: dict[str, _Accumulator] | None = None  # made on the first batch, which knows the horizon
 
-def _accumulate_baselines(accs: dict, data: _Data, win: _Windows, idx: np.ndarray, mean_obs: np.ndarray, has: dict) -> None:
-    """Score the trivial baselines of one batch of starts against the same real futures as the model."""
-    real = data.observations(win.future[idx])
-    last = data.observations(win.context[idx, -1])
-    batch, horizon = win.future[idx].shape
-    preds = {
-        "repeat_last": repeat_last_prediction(last, horizon),
-        "dataset_mean": mean_prediction(mean_obs, batch, horizon),
-    }
-    for name, pred in preds.items():
-        pair = (np.asarray(pred, np.float64), real)
-        accs[name].add(
-            win.valid[idx], win.step_valid[idx], obs=pair if has["obs"] else None,
-            frames=pair if has["frames"] else None, reward=None, term=None,
-        )
+    def add(self, win: _Windows, idx: np.ndarray) -> None:
+        batch, horizon = win.future[idx].shape
+        if self._accs is None:
+            self._accs = {name: _Accumulator(horizon, self.keys) for name in BASELINES}
+        future, last = win.future[idx], win.context[idx, -1]
+        for name in BASELINES:
+            obs = {}
+            for key in self.keys:
+                real = self.data.observations(future, key)
+                pred = (repeat_last_prediction(self.data.observations(last, key), horizon) if name == "repeat_last"
+                        else mean_prediction(self.means[key], batch, horizon))
+                obs[key] = (np.asarray(pred, np.float64), real)
+            latent = self._latent(name, future, last) if self.latent else None
+            self._accs[name].add(win.valid[idx], win.step_valid[idx], obs=obs, latent=latent)
+
+    def _latent(self, name: str, future: np.ndarray, last: np.ndarray) -> np.ndarray:
+        batch, horizon = future.shape
+        real = self.model.embed(self.data.model_input(future.reshape(-1), self.device)).float()
+        if name == "repeat_last":
+            pred = self.model.embed(self.data.model_input(last, self.device)).float().repeat_interleave(horizon, 0)
+        else:
+            pred = self.mean_embedding.expand(batch * horizon, -1)
+        return self.model.distance(pred, real).reshape(batch, horizon).double().cpu().numpy()
+
+    def metrics(self, stds: Mapping[str, np.ndarray], horizons: Sequence[int], primary: str | None) -> dict[str, list[HorizonMetrics]]:
+        has = {"reward": False, "term": False, "latent": self.latent}
+        out = {}
+        for name, acc in (self._accs or {}).items():
+            per_h = acc.metrics(stds, has, primary)
+            out[name] = [HorizonMetrics(**{**asdict(per_h[h - 1]), "nrmse_per_dim": None}) for h in horizons]
+        return out
 
 
 def _examples(data: _Data, win: _Windows, starts, rows: np.ndarray, pred: dict[int, np.ndarray]) -> TrajectoryExamples:
@@ -691,7 +831,7 @@ def _examples(data: _Data, win: _Windows, starts, rows: np.ndarray, pred: dict[i
 
 def _dim_names(reader: Any, task: TaskSpec) -> list[str]:
     names = reader.features[task.obs_key].get("names")
-    dim = int(np.prod(task.obs_shape))
+    dim = int(np.prod(task.key_space(task.obs_key).shape))
     if isinstance(names, dict):  # lerobot sometimes nests names under an axis key
         names = next(iter(names.values()), None)
     if isinstance(names, list) and len(names) == dim and all(isinstance(n, str) for n in names):
