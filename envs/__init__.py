@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "EnvOptions": "worldrl.envs.options",
     "LearnedSimulator": "worldrl.envs.simulator",
     "WorldModelEnv": "worldrl.envs.world_model_env",
     "make_world_model_env": "worldrl.envs.world_model_env",

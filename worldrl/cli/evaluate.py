@@ -72,24 +72,16 @@ def _print_table(report: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from worldrl.evaluation.fidelity import BASELINES
-
-    pixel = report.is_pixel
     title = f"open-loop fidelity: {report.model} on {report.task_id} ({report.num_starts} starts, context {report.context})"
     table = Table(title=title)
-    obs_col = "PSNR (dB)" if pixel else "nRMSE"
-    baselines = [name for name in BASELINES if name in report.baselines]
-    columns = ["horizon", "starts (obs)", obs_col, "starts (steps)", "reward RMSE", "reward MAE", "term. acc."]
-    for col in columns + [f"{obs_col}: {BASELINES[name]}" for name in baselines]:
+    header, rows = report.table()
+    for col in header:
         table.add_column(col, justify="right")
-    for h in report.horizons:
-        obs = h.psnr if pixel else h.nrmse
-        cells = [h.horizon, h.count, obs, h.step_count, h.reward_rmse, h.reward_mae, h.termination_accuracy]
-        cells += [report.baseline_error(name, h.horizon) for name in baselines]
+    for cells in rows:
         table.add_row(*(_cell(c) for c in cells))
     console = Console()
     console.print(table)
-    for note in report.notes:
+    for note in report.all_notes():
         console.print(f"note: {note}")
 
 

@@ -270,12 +270,8 @@ class FidelityReport:
                 return observation_error(m, self.is_pixel, self.is_latent)
         return None
 
-    def to_markdown(self) -> str:
-        head = (
-            f"**{self.model}** on `{self.task_id}` ({self.obs_key}): {len(self.episodes)} episodes, "
-            f"{self.num_starts} starts, context {self.context}, "
-            f"{'sampled' if self.stochastic else 'mean'} prediction\n\n"
-        )
+    def table(self) -> tuple[list[str], list[list[Any]]]:
+        """Column names and one row of values per requested horizon (markdown and the CLI print the same)."""
         obs_col = self.error_name
         header = ["horizon", "starts (obs)", obs_col]
         header += ["SSIM"] if self.is_pixel else []
@@ -284,18 +280,33 @@ class FidelityReport:
         header += ["starts (transitions)", "reward RMSE", "reward MAE", "termination acc."]
         names = [n for n in BASELINES if n in self.baselines]
         header += [f"{obs_col}: {BASELINES[n]}" for n in names]
-        rows = ["| " + " | ".join(header) + " |", "|---:" * len(header) + "|"]
+        rows = []
         for h in self.horizons:
             cells = [h.horizon, h.count, observation_error(h, self.is_pixel, self.is_latent)]
             cells += [h.ssim] if self.is_pixel else []
             cells += [_key_error((h.per_key or {}).get(key, {})) for key in keys]
             cells += [h.step_count, h.reward_rmse, h.reward_mae, h.termination_accuracy]
             cells += [self.baseline_error(n, h.horizon) for n in names]
-            rows.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+            rows.append(cells)
+        return header, rows
+
+    def all_notes(self) -> list[str]:
+        """The report's notes plus where the baselines' dataset mean comes from."""
         notes = list(self.notes)
-        if names and self.baseline_mean_from:
+        if self.baselines and self.baseline_mean_from:
             notes.append(f"trivial baselines on the same starts; the dataset mean is taken over {self.baseline_mean_from}")
-        notes_text = "".join(f"\n- {n}" for n in notes)
+        return notes
+
+    def to_markdown(self) -> str:
+        head = (
+            f"**{self.model}** on `{self.task_id}` ({self.obs_key}): {len(self.episodes)} episodes, "
+            f"{self.num_starts} starts, context {self.context}, "
+            f"{'sampled' if self.stochastic else 'mean'} prediction\n\n"
+        )
+        header, values = self.table()
+        rows = ["| " + " | ".join(header) + " |", "|---:" * len(header) + "|"]
+        rows += ["| " + " | ".join(_fmt(c) for c in cells) + " |" for cells in values]
+        notes_text = "".join(f"\n- {n}" for n in self.all_notes())
         return head + "\n".join(rows) + ("\n" + notes_text if notes_text else "") + "\n"
 
 
