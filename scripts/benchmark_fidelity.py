@@ -24,6 +24,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
+import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from worldrl.data import LeRobotDatasetReader, split_episodes  # noqa: E402
@@ -65,29 +66,71 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every preset's trainer.max_steps")
+    p.add_argument("--family-scale", nargs="+", default=[], metavar="FAMILY=X",
+                   help="multiply one family's trainer.max_steps instead (e.g. ensemble=0.5)")
     p.add_argument("--horizons", type=int, nargs="+", default=[1, 10, 50])
     p.add_argument("--work", type=Path, default=REPO / "outputs" / "benchmark_fidelity")
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--contexts", type=int, nargs="+", default=[1, 8],
+                   help="observed steps before imagining; recurrent families are scored at each, others at the first")
+    p.add_argument("--reuse", action="store_true", help="score finished runs in --work again instead of retraining")
     return p.parse_args()
 
 
-def train(preset: str, run_dir: Path, data_root: Path, args: argparse.Namespace):
+def step_scale(family: str, args: argparse.Namespace) -> float:
+    scales = dict(item.split("=", 1) for item in args.family_scale)
+    return float(scales.get(family, args.steps_scale))
+
+
+def train(preset: str, run_dir: Path, data_root: Path, args: argparse.Namespace) -> tuple[dict, Path, float]:
+    """Train ``preset`` into ``run_dir`` (or reuse a finished run there): config, model path, training seconds."""
     base = load_config(REPO / preset)
-    steps = max(1, int(base["trainer"]["max_steps"] * args.steps_scale))
+    steps = max(1, int(base["trainer"]["max_steps"] * step_scale(base["model"]["family"], args)))
     cfg = load_config(
         REPO / preset,
         [f"output_dir={run_dir}", f"data.root={data_root}", f"trainer.max_steps={steps}", f"seed={args.seed}"],
     )
+    timing = run_dir / "train_seconds.txt"
+    if args.reuse and timing.exists() and (run_dir / "model").exists():
+        return cfg, run_dir / "model", float(timing.read_text())
     shutil.rmtree(run_dir, ignore_errors=True)
-    return cfg, train_from_config(cfg)
+    result = train_from_config(cfg)
+    timing.write_text(f"{result.seconds:.1f}\n")
+    return cfg, Path(result.model_path), result.seconds
+
+
+def save_frame_strip(report, path: Path, steps: tuple[int, ...] = (0, 1, 2, 4, 6, 8, 10, 15, 20)) -> Path | None:
+    """Real (top) and imagined (bottom) frames of the example whose real frames change the most, as one PNG."""
+    import matplotlib.pyplot as plt
+
+    ex = report.examples
+    if ex is None or ex.real.ndim != 5:
+        return None
+    steps = tuple(t for t in steps if t < ex.real.shape[1])
+    motion = [np.nanmean(np.abs(ex.real[i, 1 : ex.length[i] + 1] - ex.real[i, :1])) for i in range(len(ex.real))]
+    i = int(np.nanargmax(motion))
+    rows = [np.concatenate([np.nan_to_num(frames[i, t]) for t in steps], axis=1) for frames in (ex.real, ex.imagined)]
+    grid = np.concatenate(rows, axis=0).clip(0, 255).astype(np.uint8)
+    fig, ax = plt.subplots(figsize=(1.2 * len(steps), 2.8))
+    ax.imshow(grid)
+    side = ex.real.shape[2]
+    ax.set_xticks([side * (k + 0.5) for k in range(len(steps))], [f"t+{t}" for t in steps])
+    ax.set_yticks([side * 0.5, side * 1.5], ["real", "imagined"])
+    ax.set_title(f"{report.model}: episode {ex.episode[i]}, start {ex.start[i]}, context {report.context}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 INTRO = (
     "## World-model fidelity: families side by side\n\n"
     "One training run per family and task; each family sees the same recorded dataset and is scored on the same "
-    "held-out episodes (10% of episodes, split by seed). Open loop: the model observes the start frame and imagines "
-    "under the recorded actions. nRMSE = RMSE / dataset std, averaged over dimensions. Each task below names the "
+    "held-out episodes (10% of episodes, split by seed). Open loop: the model observes the last `context` real steps "
+    "and imagines under the recorded actions (recurrent models at context 1 and 8). nRMSE = RMSE / dataset std, "
+    "averaged over dimensions. The `baseline:` rows are trivial predictors scored on the same starts: repeating the "
+    "last observed observation, and the mean observation of the training episodes. Each task below names the "
     "command that produced it (`--tasks` re-runs one task and rewrites only its part)."
 )
 
@@ -99,6 +142,18 @@ def write_task_section(args: argparse.Namespace, slug: str, text: str) -> None:
     update_doc_section(args.doc, f"fidelity-{slug}", body)
 
 
+def evaluate(model, reader, val, family: str, args: argparse.Namespace) -> dict:
+    """Reports keyed by row name: recurrent families at every ``--contexts`` length, others at the first."""
+    contexts = args.contexts if model.capabilities.recurrent else args.contexts[:1]
+    reports = {}
+    for context in contexts:
+        name = family if len(contexts) == 1 else f"{family} (context {context})"
+        reports[name] = evaluate_fidelity(
+            model, reader, val, horizons=tuple(args.horizons), context=context, progress=True, name=name, seed=args.seed
+        )
+    return reports
+
+
 def main() -> None:
     args = parse_args()
     started = time.perf_counter()
@@ -108,20 +163,25 @@ def main() -> None:
         data_root = args.work / slug / "data"
         reports, seconds = {}, {}
         for i, (family, preset) in enumerate(task.presets.items()):
-            if i == 0:
+            if i == 0 and not args.reuse:
                 shutil.rmtree(data_root, ignore_errors=True)  # the first preset records the shared dataset
-            cfg, result = train(preset, args.work / slug / family, data_root, args)
-            model = load_pretrained(result.model_path)
+            cfg, model_path, seconds[family] = train(preset, args.work / slug / family, data_root, args)
+            model = load_pretrained(model_path)
             reader = LeRobotDatasetReader(data_root)
             _, val = split_episodes(range(reader.num_episodes), cfg["data"]["val_fraction"], args.seed)
-            reports[family] = evaluate_fidelity(
-                model, reader, val, horizons=tuple(args.horizons), progress=True, name=family, seed=args.seed
-            )
-            seconds[family] = result.seconds
+            reports.update(evaluate(model, reader, val, family, args))
         png = plot_nrmse_curves(reports, args.doc.parent / f"fidelity_{slug}.png")
-        budget = ", ".join(f"{f}: {Path(p).name} ({seconds[f]:.0f} s training)" for f, p in task.presets.items())
-        text = f"### {task.title}\n\nPresets: {budget}.\n\n{compare_reports(reports)}\n\n![nRMSE]({png.name})\n"
-        console.print(compare_reports(reports))
+        budget = ", ".join(
+            f"{f}: {Path(p).name} x{step_scale(f, args):g} steps ({seconds[f]:.0f} s training)" for f, p in task.presets.items()
+        )
+        figures = f"![nRMSE]({png.name})"
+        pixel_reports = [r for r in reports.values() if r.is_pixel]
+        if pixel_reports:
+            strip = save_frame_strip(pixel_reports[0], args.doc.parent / f"fidelity_{slug}_strip.png")
+            figures += f"\n\n![imagined vs real frames]({strip.name})" if strip else ""
+        table = compare_reports(reports)
+        text = f"### {task.title}\n\nPresets: {budget}.\n\n{table}\n\n{figures}\n"
+        console.print(table)
         write_task_section(args, slug, text)  # after every task, so an interrupted run keeps what it measured
     console.print(f"wrote the fidelity section of {args.doc} in {time.perf_counter() - started:.0f} s")
 
