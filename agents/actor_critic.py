@@ -49,6 +49,7 @@ from worldrl.agents.protocol import (
     to_action_array,
 )
 from worldrl.agents.returns import ReturnNormalizer, alive_weights, discounted_return, lambda_returns
+from worldrl.agents.start_states import observed_start_states
 from worldrl.config_loading import check_fields, config_from_dict
 from worldrl.errors import CheckpointError, EnvError
 from worldrl.io import atomic_write_bytes, read_json, write_json
@@ -98,6 +99,12 @@ class ActorCriticConfig:
     """Actor gradient estimator: ``"dynamics"`` (backprop through the model) or ``"reinforce"``."""
     sample_dynamics: bool = True
     """Imagine with the generator (sampled transitions); False uses the model's mean predictions."""
+    updates_per_real_step: float = 1.0
+    """``update(replay)``: actor-critic updates per real step added to the buffer since the last call (at least 1)."""
+    start_batch: int = 64
+    """``update(replay)``: real windows per update whose observed states start the imagined rollouts."""
+    start_window: int = 2
+    """``update(replay)``: length of those real windows (the model observes them before imagining)."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -117,6 +124,9 @@ class ActorCriticConfig:
             "gradient": (self.gradient in GRADIENT_MODES, f"one of {GRADIENT_MODES}"),
             "actor_hidden": (all(int(h) > 0 for h in self.actor_hidden), "positive widths"),
             "critic_hidden": (all(int(h) > 0 for h in self.critic_hidden), "positive widths"),
+            "updates_per_real_step": (self.updates_per_real_step >= 0, ">= 0"),
+            "start_batch": (self.start_batch >= 1, ">= 1"),
+            "start_window": (self.start_window >= 1, ">= 1"),
         }
         check_fields(self, checks)
 
@@ -226,7 +236,7 @@ class Imagined:
 
 
 class ImaginationActorCritic(nn.Module):
-    """``ImaginationActorCritic(model, config).update(start_states) -> metrics``; ``act(obs | latent | state)``."""
+    """``ImaginationActorCritic(model, config).update(replay) -> metrics``; ``act(obs | latent | state)``."""
 
     def __init__(
         self,
@@ -262,6 +272,8 @@ class ImaginationActorCritic(nn.Module):
             self.generator.manual_seed(seed)
         self.history = ObservationHistory(model, context_length or default_context_length(model), self.device)
         self.updates = 0
+        self.seen_steps = 0  # replay rows already accounted for by update(replay)
+        self.rng = np.random.default_rng(seed)  # which real windows start the imagination
 
     # ----------------------------------------------------------------- learning
     def imagine(self, start: TensorDict, grad: bool) -> Imagined:
@@ -281,7 +293,20 @@ class ImaginationActorCritic(nn.Module):
         stack = lambda xs: torch.stack(xs, dim=1)  # noqa: E731
         return Imagined(stack(latents), stack(raws), stack(rewards), stack(continues))
 
-    def update(self, start_states: TensorDict) -> dict[str, float]:
+    def update(self, replay: Any) -> dict[str, float]:
+        """The learner update of the online loop (every learner's ``update(replay)``): ``updates_per_real_step``
+        steps per real step added since the last call, each from states observed on random real windows."""
+        new_steps, self.seen_steps = len(replay) - self.seen_steps, len(replay)
+        updates = max(1, round(self.config.updates_per_real_step * new_steps))
+        windows = replay.windows(self.config.start_window)
+        totals: dict[str, float] = {}
+        for _ in range(updates):
+            starts = observed_start_states(self.model, windows, self.config.start_batch, self.rng)
+            for key, value in self.update_from_starts(starts).items():
+                totals[key] = totals.get(key, 0.0) + float(value) / updates
+        return {f"dreamer/{k}": v for k, v in totals.items()}
+
+    def update_from_starts(self, start_states: TensorDict) -> dict[str, float]:
         """One actor and one critic step from imagined rollouts started at ``start_states`` (``[B]`` or ``[B, T]``)."""
         start = _flat_start(start_states).detach()
         dynamics = self.config.gradient == "dynamics"

@@ -2,7 +2,7 @@
 
 An agent acts Gymnasium-style on numpy observations (one env ``[*obs_shape]`` or a batch ``[B, *obs_shape]``)
 and keeps whatever per-environment memory it needs until ``reset(env_indices)``. Learners also have
-``update(...)``; planners do not. Agents are found by name so scripts and the CLI never if-chain over classes:
+``update(replay) -> metrics``, one signature for all of them; planners do not. Agents are found by name so scripts and the CLI never if-chain over classes:
 ``make_agent("mpc-cem", model=model, horizon=10)``.
 """
 
@@ -25,7 +25,7 @@ AGENT_CONFIG_NAME = "agent.json"
 
 @runtime_checkable
 class Agent(Protocol):
-    """What evaluation loops call. Learners add ``update(...) -> dict[str, float]`` (see ``is_learner``)."""
+    """What evaluation loops call. Learners add ``update(replay) -> dict[str, float]`` (see ``is_learner``)."""
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for one observation ``[*obs_shape] -> [A]`` or a batch ``[B, *obs_shape] -> [B, A]``."""
@@ -45,6 +45,8 @@ class Agent(Protocol):
 
 
 def is_learner(agent: Any) -> bool:
+    """Whether ``agent`` learns: it has ``update(replay)``, which takes the real-step ``ReplayBuffer`` and returns
+    metrics; it decides itself how much to learn from the rows added since its last call."""
     return callable(getattr(agent, "update", None))
 
 

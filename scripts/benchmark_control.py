@@ -7,7 +7,7 @@
     python scripts/benchmark_control.py --quick               # seconds-long smoke run (numbers meaningless)
     python scripts/benchmark_control.py --report-only --seeds 0 1 2   # only rebuild the table from finished runs
 
-For each task, agent and seed it runs the online loop (``worldrl.agents.online.train_agent``) for the task's real
+For each task, agent and seed it runs the online loop (``worldrl.loops.train_agent``) for the task's real
 -step budget and keeps the final evaluation on the REAL env; SAC is trained on the real env for the same number of
 steps (SB3 defaults) and evaluated the same way. Pendulum-v1 also gets SAC at 10x the steps (the second target).
 It rewrites the section between ``<!-- control:start -->`` and ``<!-- control:end -->`` of ``--doc`` (appending it
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from worldrl.agents.online import OnlineConfig, train_agent
+from worldrl.loops import OnlineConfig, train_agent
 
 from worldrl.evaluation import evaluate_on_real_env, mean_ci
 from worldrl.evaluation.report import describe_machine, update_doc_section
@@ -78,12 +78,12 @@ QUICK_MODEL = (
 QUICK_AGENT_OPTIONS = {
     "mpc-cem": {"num_samples": 16, "num_elites": 4, "horizon": 4, "iterations": 1},
     "mpc-mppi": {"num_samples": 16, "num_elites": 16, "horizon": 4, "iterations": 1},
-    "dreamer": {"horizon": 4, "actor_hidden": [16, 16], "critic_hidden": [16, 16]},
+    "dreamer": {"horizon": 4, "actor_hidden": [16, 16], "critic_hidden": [16, 16], "updates_per_real_step": 0.05},
     "mbpo": {"num_rollouts": 16, "batch_size": 16, "net_arch": [16, 16], "gradient_steps_per_real_step": 1},
 }
 
 GPU_AGENT_OPTIONS = {
-    # The CPU defaults (worldrl.agents.online.DEFAULT_AGENT_OPTIONS) search little: 200 samples, 2 CEM iterations.
+    # The CPU defaults (worldrl.loops.DEFAULT_AGENT_OPTIONS) search little: 200 samples, 2 CEM iterations.
     # Re-planning the seed-0 Reacher model with 500 samples and 5 iterations moved its return from -8.5 to -5.0
     # (SAC: -5.3 on the same starts); a longer horizon (25) did worse. About 6x the planning compute per action.
     "mpc-cem": {"num_samples": 500, "num_elites": 50, "iterations": 5},
@@ -135,7 +135,6 @@ def run_agent(task: Task, method: str, seed: int, steps: int, args: argparse.Nam
         output_dir=str(args.out / task.env_id / method / f"seed{seed}"), save_dataset=False,
         agent_options={**(QUICK_AGENT_OPTIONS.get(agent, {}) if quick else {}),
                        **(GPU_AGENT_OPTIONS.get(agent, {}) if args.budget == "gpu" else {}), **options},
-        updates_per_step=0.05 if quick else 1.0,
     )
     result = train_agent(config)
     return result.final_returns, result.seconds
@@ -241,7 +240,7 @@ def check_targets(entries: list[Entry], agents: list[str], quick: bool) -> list[
 
 
 MISS_REASONS = (
-    "What limits the worldrl agents at these CPU budgets (settings in `worldrl.agents.online.DEFAULT_AGENT_OPTIONS` "
+    "What limits the worldrl agents at these CPU budgets (settings in `worldrl.loops.DEFAULT_AGENT_OPTIONS` "
     "and `OnlineConfig`): MPC searches with 200 samples and 2 CEM iterations over a horizon of 12 steps (PETS-style "
     "planners usually run several hundred samples and 5 iterations); the ensemble is refitted for only 100 "
     "optimiser steps (200 on HalfCheetah) every 250 real steps; Dreamer makes one imagination update per real step; "

@@ -118,7 +118,7 @@ def test_updates_raise_the_imagined_return(gradient, updates):
     agent = ImaginationActorCritic(model, gradient=gradient, **TINY)
     before = agent.evaluate(starts())
     for _ in range(updates):
-        metrics = agent.update(starts())
+        metrics = agent.update_from_starts(starts())
     after = agent.evaluate(starts())
     # From x in [-2, 2] with |a| <= 1 and target 0.5, standing still scores about -8 over 5 steps, the random
     # initial actor about -12 here, and heading straight for the target about -0.3.
@@ -140,7 +140,7 @@ def test_update_accepts_sequence_start_states_and_terminal_weights():
     traj = agent.imagine(seq.reshape(-1), grad=False)
     assert traj.latents.shape == (12, 6, 1) and traj.rewards.shape == (12, 5)
     assert torch.allclose(traj.continues, torch.zeros(12, 5), atol=1e-6)
-    metrics = agent.update(seq)
+    metrics = agent.update_from_starts(seq)
     assert math.isfinite(metrics["critic_loss"])
 
 
@@ -163,7 +163,7 @@ def test_act_on_observations_latents_and_states():
 def test_save_load_round_trip(tmp_path):
     agent = ImaginationActorCritic(Drift(), **TINY)
     for _ in range(3):
-        agent.update(starts(16))
+        agent.update_from_starts(starts(16))
     agent.save(tmp_path / "dreamer")
     assert sorted(p.name for p in (tmp_path / "dreamer").iterdir()) == ["agent.json", "agent.safetensors"]
     loaded = ImaginationActorCritic.from_pretrained(tmp_path / "dreamer", Drift())

@@ -47,7 +47,7 @@ def test_bad_input_exits_2_with_one_line_on_stderr(command, tmp_path, capsys):
     [
         ("info", "worldrl.data.LeRobotDatasetReader", ["somewhere"]),
         ("train", "worldrl.training.run.load_config", ["--config", "x.yaml"]),
-        ("train-agent", "worldrl.agents.online.train_agent", ["--agent", "mpc-cem", "--env", "Pendulum-v1",
+        ("train-agent", "worldrl.loops.train_agent", ["--agent", "mpc-cem", "--env", "Pendulum-v1",
                                                              "--real-steps", "10", "--no-video"]),
     ],
 )

@@ -14,7 +14,7 @@ from worldrl.agents.planners import CEMConfig, MPPIConfig
 from worldrl.config_loading import config_from_dict
 from worldrl.data.collect import CollectConfig
 from worldrl.errors import ConfigError
-from worldrl.agents.online import OnlineConfig
+from worldrl.loops import OnlineConfig
 from worldrl.models import available_families, get_family
 from worldrl.training import TrainerConfig
 

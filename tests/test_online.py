@@ -14,16 +14,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from worldrl.agents.online import (
-    OnlineConfig,
-    OnlineRun,
-    OnlineTrainingError,
-    check_imagination,
-    default_model_config,
-    load_model_spec,
-)
-
 from worldrl.cli import main
+from worldrl.loops import OnlineConfig, OnlineTrainingError
+from worldrl.loops.model_fitting import check_imagination
+from worldrl.loops.online import OnlineRun
+from worldrl.loops.presets import default_model_config, load_model_spec
 from worldrl.models.base import build_model
 from worldrl.models.checkpoint import load_pretrained
 from worldrl.models.task_spec import TaskSpec
@@ -37,7 +32,7 @@ trainer: {batch_size: 32, lr: 3.0e-3}
 AGENT_OPTIONS = {
     "mpc-cem": ["num_samples=16", "num_elites=4", "horizon=4", "iterations=2"],
     "mpc-mppi": ["num_samples=16", "num_elites=16", "horizon=4", "iterations=2"],
-    "dreamer": ["horizon=4", "actor_hidden=[16,16]", "critic_hidden=[16,16]"],
+    "dreamer": ["horizon=4", "actor_hidden=[16,16]", "critic_hidden=[16,16]", "updates_per_real_step=0.05"],
     "mbpo": ["num_rollouts=16", "batch_size=16", "net_arch=[16,16]", "gradient_steps_per_real_step=1"],
 }
 
@@ -53,7 +48,7 @@ def tiny_args(agent: str, out: Path, model_config: Path, real_steps: int = 250) 
     args = ["train-agent", "--agent", agent, "--env", "Pendulum-v1", "--real-steps", str(real_steps),
             "--model-config", str(model_config), "--eval-every", str(real_steps), "--eval-episodes", "1",
             "--steps-per-iteration", "125", "--initial-random-steps", "100", "--model-steps", "10",
-            "--updates-per-step", "0.05", "--device", "cpu", "--out", str(out), "--no-dataset"]
+            "--device", "cpu", "--out", str(out), "--no-dataset"]
     for option in AGENT_OPTIONS.get(agent, []):
         args += ["--agent-option", option]
     return args
@@ -284,3 +279,21 @@ def test_control_details_phase_table_takes_medians_and_totals_per_run(tmp_path):
     assert medians == [3.0, 2.0, 0.0, 5.0] and totals == [12.0, 6.0, 0.0, 5.0]
     assert "| Pendulum-v1 | mpc-cem | seed0 | 3.0 | 2.0 | 0.0 | 5.0 | 12/6/0/5 |" in details.phases_table(
         details.phase_rows(tmp_path))
+
+
+def test_a_diverged_fit_is_reported_with_the_loops_checkpoint(tmp_path, tiny_yaml, monkeypatch):
+    """The loop catches the trainer's typed error and names its own checkpoint, not the fit's scratch one."""
+    from worldrl.loops import online
+    from worldrl.training import TrainingDivergedError
+
+    def diverging_fit(*_args, **_kwargs):
+        raise TrainingDivergedError("training loss is nan at step 3", tmp_path / "scratch")
+
+    config = OnlineConfig(agent="mpc-cem", env_id="Pendulum-v1", real_steps=100, steps_per_iteration=100,
+                          model_config=str(tiny_yaml), output_dir=str(tmp_path / "run"), device="cpu",
+                          save_dataset=False)
+    run = OnlineRun(config)
+    monkeypatch.setattr(online, "fit_model", diverging_fit)
+    with pytest.raises(OnlineTrainingError, match="loss is nan at step 3; last good checkpoint: none") as info:
+        run.iteration(0, 100)
+    assert "scratch" not in str(info.value)

@@ -26,8 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--initial-random-steps", type=int, default=None,
                         help="random-action warm-up steps (default: one episode)")
     parser.add_argument("--model-steps", type=int, default=100, help="optimiser steps per model fit")
-    parser.add_argument("--updates-per-step", type=float, default=1.0,
-                        help="dreamer: imagination updates per new real step")
     parser.add_argument("--out", default=None, help="output directory (default: runs/<agent>_<env>_s<seed>)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... or auto")
     parser.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
@@ -55,7 +53,7 @@ def parse_agent_options(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worldrl.agents.online import OnlineConfig, train_agent
+    from worldrl.loops import OnlineConfig, train_agent
 
     out = args.out or f"runs/{args.agent}_{args.env_id.replace(':', '_')}_s{args.seed}"
     config = OnlineConfig(
@@ -65,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every, eval_episodes=args.eval_episodes, output_dir=out, device=args.device,
         agent_options=parse_agent_options(args.agent_option), save_dataset=not args.no_dataset,
         video=not args.no_video,
-        updates_per_step=args.updates_per_step,
     )
     train_agent(config)  # a diverged model or agent exits 1 (DivergedError), bad input 2
     return 0

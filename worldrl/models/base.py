@@ -31,7 +31,6 @@ from tensordict import TensorDict
 from torch import nn
 
 from worldrl.config_loading import config_from_dict
-from worldrl.config_loading import config_from_dict
 from worldrl.models.external import ExternalWeights
 from worldrl.models.observations import Observation
 from worldrl.models.task_spec import TaskSpec

@@ -31,7 +31,6 @@ import yaml
 from tensordict import TensorDict
 
 from worldrl.config_loading import config_from_dict
-from worldrl.config_loading import config_from_dict
 from worldrl.errors import ConfigError
 from worldrl.io import atomic_write_bytes
 from worldrl.models.base import WorldModel, build_model, get_family

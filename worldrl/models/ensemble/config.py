@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from torch import nn
 
 from worldrl.config_loading import check_fields
-from worldrl.config_loading import check_fields
 from worldrl.models.base import WorldModelConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {

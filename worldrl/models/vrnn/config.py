@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from worldrl.errors import ConfigError
-from worldrl.errors import ConfigError
 from worldrl.models.base import WorldModelConfig
 
 
