@@ -10,9 +10,14 @@ from __future__ import annotations
 import gymnasium as gym
 
 ENV_IDS = ("WorldModel-v0",)
+SCENE_ENV_IDS = ("worldrl/Playground-v0",)
+"""Real MuJoCo physics scenes (``worldrl.tasks.scenes``): the simulator the learned ones imitate, not a learned one."""
 
 
 def register_envs() -> None:
+    if "worldrl/Playground-v0" not in gym.registry:
+        gym.register(id="worldrl/Playground-v0", entry_point="worldrl.tasks.scenes.env:PlaygroundEnv",
+                     max_episode_steps=150)
     if "WorldModel-v0" in gym.registry:
         return
     gym.register(
