@@ -23,12 +23,15 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from tqdm.auto import tqdm
 
-from worldrl.data.policies import Policy, PolicyContext, make_policy
-from worldrl.data.writer import LeRobotDatasetWriter
 from worldrl.config_loading import check_fields
-from worldrl.errors import WorldRLError
+from worldrl.data.collect_scenes import collect_scenes, is_scene_env
+from worldrl.data.policies import Policy, PolicyContext, make_policy
 from worldrl.data.storage_layout import StorageLayout, check_storable
+from worldrl.data.writer import LeRobotDatasetWriter
+from worldrl.errors import WorldRLError
 from worldrl.tasks.real_envs import env_fps, make_real_env, make_real_vector_env, observation_names
+from worldrl.tasks.scenes.env import ENV_ID as SCENE_ENV_ID
+from worldrl.tasks.scenes.kinds import check_kind
 
 IMAGE_STORAGE = ("video", "image")
 VECTORIZATIONS = ("sync", "async")
@@ -76,6 +79,11 @@ class CollectConfig:
     fast_render: bool = False
     """MuJoCo frames without shadows and reflections: about 10x faster with software GL (HalfCheetah-v5 at
     64x64: 9 -> ~100 frames/s on CPU), at the cost of frames that differ from the env's default look."""
+    scene: str | None = None
+    """``worldrl/Playground-v0`` only: the scene kind (drop, collide, roll, dominoes, support, push)."""
+    audio: bool = False
+    """``worldrl/Playground-v0`` only: record ``observation.audio`` (synthetic audio derived from contacts) and
+    each episode's waveform."""
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -94,7 +102,11 @@ class CollectConfig:
             "task": (self.task is None or bool(self.task.strip()), "None or a non-empty text"),
             "policy": (bool(self.policy), "a policy spec"),
             "resume": (not (self.overwrite and self.resume), "False when overwrite is True (they exclude each other)"),
+            "scene": (self.scene is None or is_scene_env(self.env_id), f"None unless env_id is {SCENE_ENV_ID!r}"),
+            "audio": (not self.audio or is_scene_env(self.env_id), f"False unless env_id is {SCENE_ENV_ID!r}"),
         })
+        if self.scene is not None:
+            check_kind(self.scene)
 
     @property
     def camera_key(self) -> str:
@@ -306,6 +318,8 @@ def collect(config: CollectConfig, *, progress: bool = True,
     """
     if autoreset_mode not in AUTORESET_RULES:
         raise ValueError(f"unsupported autoreset_mode {autoreset_mode}; use one of {list(AUTORESET_RULES)}")
+    if is_scene_env(config.env_id):  # physics scenes: audio, event logs and scene files (collect_scenes.py)
+        return collect_scenes(config, progress=progress)
     start = time.time()
     probe = make_real_env(config.env_id, max_episode_steps=config.max_episode_steps)
     fps, names = env_fps(probe), observation_names(probe)
