@@ -279,10 +279,10 @@ def main() -> None:
             if kind != "real_async" or (args.use_async and n <= args.async_max_envs)]
     for n, kind in tqdm(jobs, desc="benchmark", unit="setting"):
         run = {
-            "bare": lambda: bench_bare(model, n, args),
-            "env": lambda: bench_learned_env(model, n, args),
-            "real_sync": lambda: bench_real(n, args, "sync"),
-            "real_async": lambda: bench_real(n, args, "async"),
+            "bare": lambda n=n: bench_bare(model, n, args),
+            "env": lambda n=n: bench_learned_env(model, n, args),
+            "real_sync": lambda n=n: bench_real(n, args, "sync"),
+            "real_async": lambda n=n: bench_real(n, args, "async"),
         }[kind]
         rows.setdefault(n, {})[kind] = run()
     table, targets, md = render(rows, args, model)

@@ -208,7 +208,7 @@ def test_bad_frames_name_the_key(tmp_path: Path):
         "image": ({**good, "observation.images.front": np.zeros((H, W, 3), np.int32)}, "observation.images.front"),
         "default key": ({**good, "timestamp": 0.0}, "timestamp"),
     }
-    for name, (frame, key) in cases.items():
+    for frame, key in cases.values():
         with pytest.raises(DatasetFormatError, match=key.replace(".", r"\.")):
             w.add_frame(frame, task="t")
     assert w.episode_size == 0  # rejected frames leave no trace

@@ -332,7 +332,6 @@ __all__ = [
     "expand_batch",
     "sample_distribution",
     "shift_plan",
-    "require_field",
     "standard_normal",
     "state_device",
 ]
