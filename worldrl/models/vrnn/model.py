@@ -338,19 +338,23 @@ class DPGMMVRNNWorldModel(WorldModel):
         q_tokens, codes, vq_loss = self._quantise(tokens)
         context = self.perceiver(q_tokens.reshape(B, T, *q_tokens.shape[1:]), is_first)
         projected = self.posterior.project(torch.cat([embed.reshape(B, T, -1), context], -1))
+        cfg = self.config
         noise = None
         if stochastic:
-            noise = torch.randn(B, T, self.config.latent_dim, generator=generator, device=obs.device, dtype=projected.dtype)
+            noise = torch.randn(B, T, cfg.latent_dim, generator=generator, device=obs.device, dtype=projected.dtype)
 
-        init = self.initial_state(B)
-        h, c, z = init["h"], init["c"], init["z"]
+        h = projected.new_zeros(B, cfg.n_lstm_layers, cfg.hidden_dim)  # the initial state (see initial_state)
+        c, z = torch.zeros_like(h), projected.new_zeros(B, cfg.latent_dim)
         keep = (~is_first).to(projected.dtype)[..., None]
         action_gates = self._lstm_input_gates(prev_action * keep)  # no previous action at an episode start
+        weights = self._lstm_weights()
+        resets = set((is_first[:, 1:].any(0).nonzero().squeeze(-1) + 1).tolist())  # t = 0 starts from zeros anyway
         hs, cs, zs, means, logvars = [], [], [], [], []
         for t in range(T):
-            k = keep[:, t]
-            h, c, z = h * k[..., None], c * k[..., None], z * k  # episode start: the initial (zero) state
-            h, c = self._lstm_step(h, c, z, action_gates[:, t])
+            if t in resets:
+                k = keep[:, t]
+                h, c, z = h * k[..., None], c * k[..., None], z * k  # episode start: the initial (zero) state
+            h, c = self._lstm_step(h, c, z, action_gates[:, t], weights)
             mean, logvar = self.posterior(h[:, -1], projected[:, t])
             z = mean if noise is None else mean + torch.exp(0.5 * logvar) * noise[:, t]
             for store, value in ((hs, h), (cs, c), (zs, z), (means, mean), (logvars, logvar)):
@@ -389,20 +393,31 @@ class DPGMMVRNNWorldModel(WorldModel):
         w_ih = self.lstm.weight_ih_l0[:, self.config.latent_dim :]
         return F.linear(action, w_ih, self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
 
-    def _lstm_step(self, h: torch.Tensor, c: torch.Tensor, z: torch.Tensor, action_gates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of the (stacked) LSTM on ``[z, a]``, with the action's gates precomputed; states ``[B, layers, H]``.
-
-        Same weights and maths as ``self.lstm`` (gate order i, f, g, o); z and h_{t-1} share one matmul.
-        """
-        z_dim, inp = self.config.latent_dim, None
-        hs, cs = [], []
+    def _lstm_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Per layer, the weight on ``[input, h_{t-1}]`` (layer 0: input = z only) and the summed bias (layer 0: None,
+        its bias is in the action gates). Built once per sequence, not once per step."""
+        z_dim, weights = self.config.latent_dim, []
         for layer in range(self.config.n_lstm_layers):
             w_ih, w_hh = getattr(self.lstm, f"weight_ih_l{layer}"), getattr(self.lstm, f"weight_hh_l{layer}")
             if layer == 0:
-                gates = action_gates + F.linear(torch.cat([z, h[:, 0]], -1), torch.cat([w_ih[:, :z_dim], w_hh], 1))
+                weights.append((torch.cat([w_ih[:, :z_dim], w_hh], 1), None))
             else:
                 bias = getattr(self.lstm, f"bias_ih_l{layer}") + getattr(self.lstm, f"bias_hh_l{layer}")
-                gates = F.linear(torch.cat([inp, h[:, layer]], -1), torch.cat([w_ih, w_hh], 1), bias)
+                weights.append((torch.cat([w_ih, w_hh], 1), bias))
+        return weights
+
+    def _lstm_step(
+        self, h: torch.Tensor, c: torch.Tensor, z: torch.Tensor, action_gates: torch.Tensor, weights: list | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of the (stacked) LSTM on ``[z, a]``, with the action's gates precomputed; states ``[B, layers, H]``.
+
+        Same weights and maths as ``self.lstm`` (gate order i, f, g, o); the input and h_{t-1} share one matmul.
+        """
+        weights = self._lstm_weights() if weights is None else weights
+        inp, hs, cs = z, [], []
+        for layer, (weight, bias) in enumerate(weights):
+            gates = F.linear(torch.cat([inp, h[:, layer]], -1), weight, bias)
+            gates = gates + action_gates if layer == 0 else gates
             i, f, g, o = gates.chunk(4, -1)
             c_new = torch.sigmoid(f) * c[:, layer] + torch.sigmoid(i) * torch.tanh(g)
             inp = torch.sigmoid(o) * torch.tanh(c_new)
