@@ -29,9 +29,9 @@ class VRNNConfig(WorldModelConfig):
     use_orthogonal: bool = True
     """Orthogonal weights / zero biases for the LSTM (``worldrl.nn.orthogonal_init_``)."""
     num_latents: int = 8
-    """Rows of the Perceiver latent array (the fixed-size memory carried in the state)."""
+    """Rows of the Perceiver latent array that reads each step's window of frame tokens."""
     num_heads: int = 4
-    """Attention heads of the Perceiver cross-attentions; must divide ``context_dim``."""
+    """Attention heads of the Perceiver cross-attention and read-out; must divide ``context_dim``."""
     context_window: int = 4
     """Frames the causal Perceiver reads for the context c_t: t-W+1 .. t of the same episode."""
     use_codebook: bool = False
