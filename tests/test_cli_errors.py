@@ -24,6 +24,9 @@ def bad_inputs(tmp) -> dict[str, list[list[str]]]:
                         ["--agent", "mpc-cem", "--env", "Pendulum-v1", "--real-steps", "10", "--model-config",
                          str(tmp / "missing.yaml")]],
         "evaluate-agent": [[missing], [missing, "--planner-option", "=3"]],
+        "qa": [["generate", "--scenes", "volcano", "--items", "7", "--out", str(tmp / "q")],
+               ["generate", "--items", "0", "--out", str(tmp / "q")],
+               ["show", missing]],
     }
 
 

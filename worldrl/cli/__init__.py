@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("worldrl.cli.evaluate", "open-loop fidelity of a world model on held-out episodes"),
     "train-agent": ("worldrl.cli.train_agent", "online loop: collect, fit the model, improve the agent, evaluate"),
     "evaluate-agent": ("worldrl.cli.evaluate_agent", "a trained agent's return on the real env (re-planning options)"),
+    "qa": ("worldrl.cli.qa", "physics questions with exact answers from MuJoCo scenes (generate, show)"),
 }
 
 
