@@ -61,6 +61,12 @@ def test_push_passes_gymnasium_and_sb3_checkers_and_rewards_distance() -> None:
     assert reward == pytest.approx(-math.hypot(target[0] - scene.goal[0], target[1] - scene.goal[1]), rel=1e-6)
 
 
+def test_a_passive_scene_passes_the_checkers_too() -> None:
+    env = gym.make("worldrl/Playground-v0", scene="collide", render_mode="rgb_array", width=32, height=32)
+    check_env(env.unwrapped)
+    sb3_check_env(env.unwrapped)
+
+
 def test_push_terminates_when_the_target_reaches_the_goal() -> None:
     base = sample_scene("push", 0)
     target = base.object(base.target)
