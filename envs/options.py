@@ -26,6 +26,8 @@ class EnvOptions:
 
     model: Any = None
     """A ``WorldModel``, a checkpoint directory or a Hub id; None: the bundled default model."""
+    revision: str | None = None
+    """The Hub revision (branch, tag or commit) of a ``model`` given as a Hub id; None: main."""
     device: str | torch.device | None = None
     """Where the model runs; None keeps an instance where it is and loads checkpoints on the CPU."""
     obs_mode: str | None = None

@@ -33,20 +33,24 @@ SimulatorOptions = EnvOptions
 
 # =========================================================================== model
 def resolve_model(
-    model: WorldModel | str | os.PathLike | None, device: str | torch.device | None, task_id: str | None = None
+    model: WorldModel | str | os.PathLike | None, device: str | torch.device | None, task_id: str | None = None,
+    revision: str | None = None,
 ) -> WorldModel:
-    """A ready model from an instance, a checkpoint dir / Hub id, or None (the bundled default).
+    """A ready model from an instance, a checkpoint dir / Hub id (at ``revision``), or None (the bundled default).
 
     ``device=None`` keeps an instance where it is and loads checkpoints on the CPU. ``task_id`` asserts what the
     checkpoint simulates: a model trained for another task is refused.
     """
+    if revision is not None and not isinstance(model, (str, os.PathLike)):
+        given = type(model).__name__ if model is not None else "the bundled default model"
+        raise EnvError(f"revision={revision!r} applies to a Hub id given as model=, not to {given}")
     if model is None:
         model = require_default_model()
     if isinstance(model, WorldModel):
         if device is not None and torch.device(device) != model.device:
             model = model.to(device)
     elif isinstance(model, (str, os.PathLike)):
-        model = load_pretrained(model, device=device or "cpu")
+        model = load_pretrained(model, device=device or "cpu", revision=revision)
     else:
         raise TypeError(f"model must be a WorldModel, a checkpoint directory or a Hub id, got {type(model).__name__}")
     if task_id is not None and model.task.task_id != task_id:
@@ -250,7 +254,7 @@ class SimulatorSetup:
 
 def open_simulator(options: EnvOptions) -> SimulatorSetup:
     """Resolve the model, build the simulator, the start pool and the default goal embedding."""
-    model = resolve_model(options.model, options.device, options.task_id)
+    model = resolve_model(options.model, options.device, options.task_id, options.revision)
     sim = LearnedSimulator(model, options)
     pool = start_pool(model.task, options.start_states, options.dataset, options.start_pool_size, model.start_states)
     goal = None

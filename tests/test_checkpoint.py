@@ -148,8 +148,10 @@ def test_missing_files_are_named(model, tmp_path):
 
 def test_offline_hub_id_gives_download_instructions(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(CheckpointError, match="huggingface-cli download"):
+    with pytest.raises(CheckpointError, match=r"`hf download someone/some-world-model --local-dir DIR`"):
         load_pretrained("someone/some-world-model")
+    with pytest.raises(CheckpointError, match=r"`hf download someone/some-world-model --revision v2 --local-dir DIR`"):
+        load_pretrained("someone/some-world-model", revision="v2")
 
 
 def test_box_json_round_trip_keeps_infinite_bounds():

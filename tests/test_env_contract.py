@@ -7,6 +7,10 @@ termination and autoreset paths are exercised.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -484,3 +488,91 @@ def test_vector_env_reports_diverged_rows():
         del model.imagine
     assert info["model_diverged"].tolist() == [False, True, False]
     assert terminated[1] and np.isfinite(obs).all()
+
+
+# --------------------------------------------------------------------------- Gymnasium's own tools
+# Fresh interpreters: the registration check needs one without `import worldrl`; the async check needs torch's
+# thread pool running in the parent (the test workers run torch on one thread, see conftest.py).
+_ASYNC_VS_NATIVE = r"""
+import gymnasium as gym, numpy as np, torch, worldrl
+torch.set_num_threads(2)
+torch.ones(256, 256) @ torch.ones(256, 256)  # the parent's thread pool is up before gymnasium forks
+kwargs = {"termination": "none", "time_limit": None}
+native = gym.make_vec("WorldModel-v0", num_envs=2, **kwargs)
+workers = gym.make_vec("WorldModel-v0", num_envs=2, vectorization_mode="async", **kwargs)
+assert type(workers).__name__ == "AsyncVectorEnv", type(workers)
+a, b = native.reset(seed=7)[0], workers.reset(seed=7)[0]
+np.testing.assert_array_equal(a, b)
+rng = np.random.default_rng(0)
+for _ in range(5):
+    actions = rng.uniform(-2, 2, (2, 1)).astype(np.float32)
+    (a, ra, *_), (b, rb, *_) = native.step(actions), workers.step(actions)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(ra, rb, rtol=0, atol=1e-5)
+workers.close()
+from worldrl.tasks.real_envs import make_real_vector_env  # recording's async workers (a forkserver), same parent
+real = make_real_vector_env("Pendulum-v1", 2, "async")
+assert real.reset(seed=0)[0].shape == (2, 3) and real.step(np.zeros((2, 1), np.float32))[0].shape == (2, 3)
+real.close()
+print("async ok", b.shape)
+"""
+
+
+def _python(code: str, timeout: float = 120) -> str:
+    """Runs ``code`` in a new interpreter (its own process group, so a hung run's forked workers go with it)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"timed out after {timeout} s (a hang)")
+    assert proc.returncode == 0, stderr[-3000:]
+    return stdout
+
+
+def test_async_make_vec_does_not_hang_and_equals_the_native_vector_env() -> None:
+    """gymnasium's AsyncVectorEnv builds one env in the parent, then forks; the children must not deadlock in
+    torch's inherited thread pool (``worldrl.envs.forking``) and must step as the batched env does. The real-env
+    recording's async workers start from a forkserver and work from the same parent too."""
+    assert _python(_ASYNC_VS_NATIVE).split() == ["async", "ok", "(2,", "3)"]
+
+
+def test_registration_through_import_worldrl_or_the_module_prefix() -> None:
+    """Gymnasium 1.x loads no plugin entry points: ``import worldrl`` or ``gym.make("worldrl:WorldModel-v0")``."""
+    code = (
+        "import sys, gymnasium as gym\n"
+        "assert 'worldrl' not in sys.modules and 'WorldModel-v0' not in gym.registry\n"
+        "env = gym.make('worldrl:WorldModel-v0')\n"  # gymnasium imports the module before the id lookup
+        "vec = gym.make_vec('worldrl:WorldModel-v0', num_envs=2)\n"
+        "print(env.unwrapped.task_id, type(vec).__name__, 'WorldModel-v0' in gym.registry)\n"
+    )
+    assert _python(code).split() == ["Pendulum-v1", "WorldModelVectorEnv", "True"]
+    import tomllib  # Python 3.11+, as the suite's interpreter
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "gymnasium.envs" not in pyproject["project"].get("entry-points", {})  # gymnasium 1.x never reads it
+
+
+def test_record_video_writes_an_episode(tmp_path: Path) -> None:
+    """gymnasium's RecordVideo (through moviepy, a dependency) records a WorldModel-v0 episode as a real mp4."""
+    import av
+
+    env = gym.make("WorldModel-v0", model=tiny_model(), render_mode="rgb_array", render_size=(64, 64),
+                   termination="none", time_limit=12)
+    env = gym.wrappers.RecordVideo(env, str(tmp_path / "videos"), episode_trigger=lambda episode: True,
+                                   name_prefix="wm")
+    env.reset(seed=0)
+    steps, done = 0, False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        steps, done = steps + 1, terminated or truncated
+    env.close()
+    (video,) = (tmp_path / "videos").glob("wm-episode-0.mp4")
+    with av.open(str(video)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert steps == 12 and frames[0].shape == (64, 64, 3)
+    assert steps <= len(frames) <= steps + 1  # the reset frame and one per step (moviepy may drop the last)
+    assert frames[0].std() > 0 and not np.array_equal(frames[0], frames[-1])  # a drawn, moving pendulum

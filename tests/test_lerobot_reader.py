@@ -234,7 +234,7 @@ def test_resolve_dataset_root(tmp_path: Path, lerobot_fixture: Path, monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "lerobot_home"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    with pytest.raises(DatasetFormatError, match=r"huggingface-cli download someone/missing-dataset --repo-type dataset"):
+    with pytest.raises(DatasetFormatError, match=r"`hf download someone/missing-dataset --repo-type dataset"):
         resolve_dataset_root("someone/missing-dataset")
     shutil.copytree(lerobot_fixture, tmp_path / "lerobot_home/someone/cached")  # lerobot's own local cache
     assert LeRobotDatasetReader("someone/cached").num_frames == 24

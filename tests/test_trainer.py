@@ -295,6 +295,21 @@ def test_config_validation_names_the_field(field, value):
         TrainerConfig(**{"batch_size": 8, field: value})
 
 
+@pytest.mark.parametrize("value,expected", [("wandb", ["wandb"]), ("tensorboard,wandb", ["tensorboard", "wandb"]),
+                                            ("[jsonl,tensorboard]", ["jsonl", "tensorboard"])])
+def test_loggers_take_one_name_names_with_commas_or_a_list(value, expected, capsys):
+    """``trainer.loggers=wandb`` is the one-item list, not the letters of 'wandb'; --help names the key."""
+    from worldrl.cli import main
+    from worldrl.training.run import load_config
+
+    preset = Path(__file__).resolve().parents[1] / "configs" / "ensemble_pendulum.yaml"
+    cfg = load_config(preset, [f"trainer.loggers={value}"])
+    assert TrainerConfig.from_dict(cfg["trainer"]).loggers == expected
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "trainer.loggers=wandb" in capsys.readouterr().out
+
+
 def test_jsonl_is_always_on_and_tensorboard_writes_events(tmp_path):
     logger = MultiLogger(["tensorboard"], tmp_path)
     logger.log(1, "train", {"loss": 1.5, "odd": float("nan")})

@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+EPILOG = """\
+common overrides (every field of the config's sections can be set; see README.md):
+  trainer.max_steps=600        optimizer steps
+  trainer.loggers=wandb        metric sinks besides the JSONL file, always written: wandb, tensorboard;
+                               one name, names joined by commas, or a list: trainer.loggers=[wandb,tensorboard]
+                               (wandb runs offline unless WANDB_MODE or WANDB_API_KEY is set;
+                               trainer.wandb_project=NAME names its project; tensorboard writes
+                               OUTPUT_DIR/tensorboard)
+  trainer.device=cuda          torch device (default: auto)
+  output_dir=runs/NAME         where checkpoints, metrics.jsonl and the final model go
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--config", required=True, help="YAML config (see configs/*.yaml)")
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.max_steps=100 model.num_members=3"

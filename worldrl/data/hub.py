@@ -54,7 +54,8 @@ def _snapshot(repo_id: str, revision: str | None) -> Path:
         raise DatasetNotFoundError(
             f"dataset {repo_id!r} is neither a local directory nor available from the Hugging Face Hub"
             f"{' (HF_HUB_OFFLINE is set)' if offline else ''}: {type(err).__name__}: {err}. Download it on a "
-            f"machine with network, e.g. `huggingface-cli download {repo_id} --repo-type dataset "
+            f"machine with network, e.g. `hf download {repo_id} --repo-type dataset"
+            f"{f' --revision {revision}' if revision else ''} "
             f"--local-dir {lerobot_home() / repo_id}`, then pass that directory (or keep it there: "
             "worldrl looks in $HF_LEROBOT_HOME/<repo_id> first)."
         ) from None

@@ -10,6 +10,7 @@ from worldrl.models.base import (
     register_family,
 )
 from worldrl.models.checkpoint import CheckpointError, load_pretrained, save_pretrained
+from worldrl.models.hub import push_to_hub
 from worldrl.models.task_spec import TaskSpec
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "build_model",
     "get_family",
     "load_pretrained",
+    "push_to_hub",
     "register_family",
     "save_pretrained",
 ]

@@ -253,11 +253,21 @@ class WorldModel(nn.Module, abc.ABC):
 
         save_pretrained(self, directory)
 
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """Upload this model and a model card to the Hugging Face Hub (``worldrl.models.hub.push_to_hub``:
+        ``revision``, ``private``, ``token``, ``dataset``, ``fidelity``, ...); returns the ``CommitInfo``."""
+        from worldrl.models.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
     @classmethod
-    def from_pretrained(cls, directory_or_hub_id: str, device: str | torch.device = "cpu") -> "WorldModel":
+    def from_pretrained(
+        cls, directory_or_hub_id: str, device: str | torch.device = "cpu", revision: str | None = None
+    ) -> "WorldModel":
+        """A checkpoint directory or a Hub repo id (at ``revision``: a branch, tag or commit; default main)."""
         from worldrl.models.checkpoint import load_pretrained
 
-        model = load_pretrained(directory_or_hub_id, device=device)
+        model = load_pretrained(directory_or_hub_id, device=device, revision=revision)
         if cls is not WorldModel and not isinstance(model, cls):
             raise TypeError(f"{directory_or_hub_id} holds a {type(model).__name__}, not a {cls.__name__}")
         return model

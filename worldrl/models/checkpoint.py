@@ -28,6 +28,8 @@ WEIGHTS_NAME = "model.safetensors"
 TASK_NAME = "task.json"
 STARTS_NAME = "start_states.safetensors"
 EXTERNAL_NAME = "external.json"
+CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, TASK_NAME, STARTS_NAME, EXTERNAL_NAME)
+"""Every file a checkpoint may hold (what a Hub download fetches and ``push_to_hub`` uploads)."""
 FORMAT_VERSION = 1
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 
@@ -59,9 +61,12 @@ def start_state_tensors(starts: Any) -> dict[str, torch.Tensor]:
     return {f"observations/{key}": starts[key].detach().cpu().contiguous() for key in starts.keys()}
 
 
-def load_pretrained(directory_or_hub_id: str | os.PathLike, device: str | torch.device = "cpu") -> WorldModel:
-    """Load a checkpoint directory (or a Hub repo id); runs no code from the checkpoint."""
-    directory = resolve_checkpoint_dir(directory_or_hub_id)
+def load_pretrained(
+    directory_or_hub_id: str | os.PathLike, device: str | torch.device = "cpu", revision: str | None = None
+) -> WorldModel:
+    """Load a checkpoint directory (or a Hub repo id at ``revision``: a branch, tag or commit; default main);
+    runs no code from the checkpoint."""
+    directory = resolve_checkpoint_dir(directory_or_hub_id, revision)
     config = read_json(directory / CONFIG_NAME, CheckpointError)
     family = config.get("family")
     if not family:
@@ -134,8 +139,10 @@ def _verify_external(model: WorldModel, directory: Path) -> tuple[str, ...]:
     return tuple(part.prefix for part in present.values())
 
 
-def resolve_checkpoint_dir(directory_or_hub_id: str | os.PathLike) -> Path:
+def resolve_checkpoint_dir(directory_or_hub_id: str | os.PathLike, revision: str | None = None) -> Path:
     path = Path(directory_or_hub_id)
+    if revision is not None and path.exists():
+        raise CheckpointError(f"revision={revision!r} applies to Hub repo ids, but {path} is a local path")
     if path.is_file():
         _refuse_non_directory(path)
     if path.is_dir():
@@ -149,20 +156,21 @@ def resolve_checkpoint_dir(directory_or_hub_id: str | os.PathLike) -> Path:
             raise CheckpointError(f"{path} is not a worldrl checkpoint: {WEIGHTS_NAME} is missing")
         return path
     if str(directory_or_hub_id).count("/") == 1 and not str(directory_or_hub_id).startswith((".", "/")):
-        return _download_from_hub(str(directory_or_hub_id))
+        return _download_from_hub(str(directory_or_hub_id), revision)
     raise CheckpointError(f"no checkpoint at {directory_or_hub_id}: not a directory and not a Hub repo id")
 
 
-def _download_from_hub(repo_id: str) -> Path:
+def _download_from_hub(repo_id: str, revision: str | None = None) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, TASK_NAME, STARTS_NAME, EXTERNAL_NAME]))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(CHECKPOINT_FILES)))
     except Exception as err:  # offline mode, missing repo, no network: all end the same way for the user
+        at = f" --revision {revision}" if revision else ""
         raise CheckpointError(
-            f"could not fetch world model {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: {err}). "
-            f"Offline, download it elsewhere with `huggingface-cli download {repo_id} --local-dir DIR` "
-            "and pass DIR instead."
+            f"could not fetch world model {repo_id!r}{f' at revision {revision!r}' if revision else ''} from the "
+            f"Hugging Face Hub ({type(err).__name__}: {err}). Offline, download it elsewhere with "
+            f"`hf download {repo_id}{at} --local-dir DIR` and pass DIR instead."
         ) from None
 
 

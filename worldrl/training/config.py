@@ -58,7 +58,8 @@ class TrainerConfig:
     progress: bool = True
     """Show a tqdm bar of the fit; callers with their own bar (the online loop's inner fits) turn it off."""
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])
-    """Metric sinks: ``"jsonl"`` (always on), ``"wandb"`` (offline unless configured), ``"tensorboard"``."""
+    """Metric sinks: ``"jsonl"`` (always on), ``"wandb"`` (offline unless configured), ``"tensorboard"``; a list
+    (``trainer.loggers=[wandb,tensorboard]``) or one name, or names joined by commas (``trainer.loggers=wandb``)."""
     gradient_balancing: str = "sum"
     """How the model's loss groups become one gradient: ``"sum"`` or ``"rgb"`` (see ``gradient_balancing.py``)."""
     rgb_mu: float = 0.9
@@ -85,7 +86,7 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         self._check_types()
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
-        self.loggers = list(self.loggers)
+        self.loggers = _logger_names(self.loggers)
         require(self, "max_steps", self.max_steps >= 1, ">= 1")
         require(self, "batch_size", self.batch_size >= 1, ">= 1")
         require(self, "lr", self.lr > 0, "> 0")
@@ -142,3 +143,10 @@ class TrainerConfig:
     def from_dict(cls, data: dict[str, Any], where: str = "trainer") -> TrainerConfig:
         """The config from ``to_dict`` output or a YAML ``trainer`` section (strict: ``config_from_dict``)."""
         return config_from_dict(cls, data, where)
+
+
+def _logger_names(value: Any) -> list[str]:
+    """``"wandb"`` and ``"wandb,tensorboard"`` as lists (a string is one value, not a list of letters)."""
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return list(value)
