@@ -32,16 +32,19 @@ def qa(tmp_path_factory) -> Path:
 
     os.environ.setdefault("MUJOCO_GL", "egl")
     out = tmp_path_factory.mktemp("qa") / "set"
-    summary = generate(QAConfig(out=out, items=28, scenes=("collide", "dominoes", "drop"), seed=3))
-    assert summary.items == 28 and not summary.short
+    summary = generate(QAConfig(out=out, items=42, scenes=("collide", "dominoes", "drop"), seed=3))
+    assert summary.items == 42 and not summary.short
     return out
 
 
 def test_every_type_fills_its_quota_with_balanced_answers(qa: Path) -> None:
     items = read_items(qa)
-    assert Counter(i.type for i in items) == quotas(28) == {t: 4 for t in QUESTION_TYPES}
+    assert Counter(i.type for i in items) == quotas(42) == {t: 6 for t in QUESTION_TYPES}
     for kind in BINARY_TYPES:
-        assert Counter(i.answer for i in items if i.type == kind) == {"yes": 2, "no": 2}
+        assert Counter(i.answer for i in items if i.type == kind) == {"yes": 3, "no": 3}
+        for split in ("train", "val", "test"):
+            answers = Counter(i.answer for i in items if i.type == kind and i.split == split)
+            assert answers["yes"] == answers["no"]  # balanced within every split
     for kind in CHOICE_TYPES:
         rows = [i for i in items if i.type == kind]
         assert all(i.choices[i.answer_index] == i.answer for i in rows)
@@ -75,7 +78,7 @@ def test_datasets_loads_the_parquet(qa: Path) -> None:
     datasets = pytest.importorskip("datasets")
     files = {s: str(qa / "data" / f"{s}.parquet") for s in ("train", "val", "test")}
     ds = datasets.load_dataset("parquet", data_files=files)
-    assert sum(len(ds[s]) for s in ds) == 28
+    assert sum(len(ds[s]) for s in ds) == 42
 
 
 def test_quantitative_answers_match_a_plain_mujoco_re_simulation(qa: Path) -> None:

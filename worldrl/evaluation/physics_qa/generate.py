@@ -7,10 +7,11 @@
                                         <edit>.mp4 (impossible versions), scene.xml (the generated MJCF)
     qa/meta.json                        counts per type, split and answer; chance and answer-prior baselines
 
-Balance: each type gets ``items / 7`` items (the remainder to the first types); yes/no types keep an answer only
-while it is under half its quota, so scenes are drawn until yes and no are equal; multiple-choice answers are put at
-each position in turn, so answer positions are uniform. Splits are by scene seed (a hash of it: 80% train, 10% val,
-10% test); every item of a scene lands in that scene's split.
+Balance: each type gets ``items / 7`` items (the remainder to the first types), shared 80/10/10 over the splits;
+yes/no types keep an answer only while it is under half its split's quota, so scenes are drawn until yes and no are
+equal in every split; multiple-choice answers are put at each position in turn within each split, so answer
+positions are uniform. Splits are by scene seed (a hash of it: 80% train, 10% val, 10% test); every item of a scene
+lands in that scene's split.
 """
 
 from __future__ import annotations
@@ -97,29 +98,47 @@ def quotas(items: int) -> dict[str, int]:
     return out
 
 
+SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+
+
+def split_quotas(units: int) -> dict[str, int]:
+    """``units`` shared 80/10/10 over the splits (rounded; the remainder to train)."""
+    val, test = round(0.1 * units), round(0.1 * units)
+    return {"train": units - val - test, "val": val, "test": test}
+
+
 class _Budget:
-    """What each type and answer still needs."""
+    """What each type, split and answer still needs: every split gets its share of each type's quota, yes/no types
+    an equal number of yes and no in every split (the odd item of an odd quota is a train yes)."""
 
     def __init__(self, items: int):
         self.quota = quotas(items)
+        self.caps: dict[tuple, int] = {}
+        for kind, q in self.quota.items():
+            if kind in Q.BINARY_TYPES:
+                for split, n in split_quotas(q // 2).items():
+                    self.caps[(kind, split, "yes")] = n + (q % 2 if split == "train" else 0)
+                    self.caps[(kind, split, "no")] = n
+            else:
+                for split, n in split_quotas(q).items():
+                    self.caps[(kind, split)] = n
         self.kept: Counter = Counter()
 
-    def room(self, draft: Q.Draft) -> bool:
-        q = self.quota[draft.type]
-        if draft.type in Q.BINARY_TYPES:
-            cap = q // 2 + (q % 2 if draft.answer == "yes" else 0)
-            return self.kept[(draft.type, draft.answer)] < cap
-        return self.kept[draft.type] < q
+    def _key(self, draft: Q.Draft, split: str) -> tuple:
+        return (draft.type, split, draft.answer) if draft.type in Q.BINARY_TYPES else (draft.type, split)
 
-    def take(self, draft: Q.Draft) -> None:
-        self.kept[draft.type] += 1
-        self.kept[(draft.type, draft.answer)] += 1
+    def room(self, draft: Q.Draft, split: str) -> bool:
+        key = self._key(draft, split)
+        return self.kept[key] < self.caps[key]
 
-    def full(self, kind: str) -> bool:
-        return self.kept[kind] >= self.quota[kind]
+    def take(self, draft: Q.Draft, split: str) -> None:
+        self.kept[self._key(draft, split)] += 1
+
+    def full(self, kind: str, split: str | None = None) -> bool:
+        return all(self.kept[k] >= n for k, n in self.caps.items() if k[0] == kind and (split is None or k[1] == split))
 
     def done(self) -> bool:
-        return all(self.full(t) for t in Q.QUESTION_TYPES)
+        return all(self.kept[k] >= n for k, n in self.caps.items())
 
 
 def _save_png(frame: np.ndarray, path: Path) -> None:
@@ -129,8 +148,8 @@ def _save_png(frame: np.ndarray, path: Path) -> None:
     Image.fromarray(frame).save(path)
 
 
-def _drafts(rollout: Rollout, budget: _Budget, rng: np.random.Generator, config: QAConfig,
-            scene_id: str) -> tuple[list[Q.Draft], dict[str, Any]]:
+def _drafts(rollout: Rollout, budget: _Budget, rng: np.random.Generator, config: QAConfig, scene_id: str,
+            split: str) -> tuple[list[Q.Draft], dict[str, Any]]:
     """The drafts of one scene that still fit the budget, and the impossible edits they need rendered."""
     makers = {"predictive": lambda: Q.predictive(rollout, rng), "temporal": lambda: Q.temporal(rollout, rng),
               "descriptive": lambda: Q.descriptive(rollout, rng), "explanatory": lambda: Q.explanatory(rollout, rng),
@@ -138,18 +157,18 @@ def _drafts(rollout: Rollout, budget: _Budget, rng: np.random.Generator, config:
               "quantitative": lambda: Q.quantitative(rollout, rng)}
     kept, edits = [], {}
     for kind, make in makers.items():
-        if budget.full(kind):
+        if budget.full(kind, split):
             continue
         for draft in make():
-            if budget.room(draft):
-                budget.take(draft)
+            if budget.room(draft, split):
+                budget.take(draft, split)
                 kept.append(draft)
-    if not budget.full("plausibility"):
+    if not budget.full("plausibility", split):
         for name, edit in Q.plausibility_edits(rollout, rng):
             pair = Q.plausibility(rollout, name, edit, f"{scene_id}/{name}")
-            if all(budget.room(d) for d in pair):
+            if all(budget.room(d, split) for d in pair):
                 for d in pair:
-                    budget.take(d)
+                    budget.take(d, split)
                 kept += pair
                 edits[name] = edit
     return kept, edits
@@ -257,11 +276,14 @@ def generate(config: QAConfig, *, progress: bool = False) -> QASummary:
             break
         kind = config.scenes[k % len(config.scenes)]
         seed = config.seed * 1_000_003 + k
+        split = split_of(seed)
+        if all(budget.full(t, split) for t in Q.QUESTION_TYPES):
+            continue  # this scene's split is full: draw the next one
         scene = sample_scene(kind, seed)
         rollout = simulate(scene, config.steps)
         rng = np.random.default_rng([seed, 7])
         scene_id = f"{kind}-{seed}"
-        drafts, edits = _drafts(rollout, budget, rng, config, scene_id)
+        drafts, edits = _drafts(rollout, budget, rng, config, scene_id, split)
         scenes += 1
         if not drafts:
             continue
@@ -271,10 +293,10 @@ def generate(config: QAConfig, *, progress: bool = False) -> QASummary:
         init = json.dumps({"qpos": qpos0.tolist(), "qvel": [float(v) for v in np.concatenate(
             [np.asarray(o.velocity) for o in scene.objects])]})
         for j, d in enumerate(drafts):
-            choices, index = _place_answer(d, positions[d.type], rng)
-            positions[d.type] += 1
+            choices, index = _place_answer(d, positions[(d.type, split)], rng)
+            positions[(d.type, split)] += 1
             records.append({
-                "id": f"{scene_id}-{j}", "split": split_of(seed), "type": d.type, "question": d.question,
+                "id": f"{scene_id}-{j}", "split": split, "type": d.type, "question": d.question,
                 "choices": choices, "answer": d.answer, "answer_index": index, "tolerance": d.tolerance,
                 "target": d.target, "baseline": d.baseline, "context_frames": context,
                 "clip": f"scenes/{scene_id}/{d.clip}.mp4", "pair_id": d.pair_id, "scene_kind": kind,
@@ -292,6 +314,7 @@ def generate(config: QAConfig, *, progress: bool = False) -> QASummary:
     seconds = time.time() - start
     per_type = dict(Counter(r["type"] for r in records))
     short = {t: q - per_type.get(t, 0) for t, q in budget.quota.items() if per_type.get(t, 0) < q}
+    # (a split whose quota is 0 for a type, e.g. val and test of a tiny set, is simply not asked for)
     write_json(out / "meta.json", {
         "items": len(records), "scenes_simulated": scenes, "scene_kinds": list(config.scenes), "seed": config.seed,
         "context_frames": Q.CONTEXT_FRAMES, "fps": FPS, "seconds": seconds, "per_type": per_type, "short": short,
