@@ -224,3 +224,17 @@ def test_log_mel_matches_transformers_audio_utils() -> None:
                                     mel_floor=1e-30, log_mel=None, dtype=np.float64)  # [mels, windows]
     reference = np.log10(np.maximum(power.T.reshape(-1, 2, 32).mean(1), LOG_FLOOR))
     np.testing.assert_allclose(ours, reference, rtol=1e-5)
+
+
+def test_leaving_the_table_and_entering_the_goal_are_logged() -> None:
+    r, v = 0.05, 1.2
+    rolling = (v, 0.0, 0.0, 0.0, v / r, 0.0)  # rolling without slipping along +x
+    on_table = SceneObject("sphere", "red", "rubber", (r,), (0.1, 0.0, 0.4 + r - 0.001), velocity=rolling)
+    on_floor = SceneObject("sphere", "blue", "wood", (r,), (-1.0, 0.5, r - 0.001), velocity=rolling)
+    scene = SceneDescription("support", 0, (on_table, on_floor), table=(0.0, 0.0, 0.3, 0.3, 0.4),
+                             goal=(-0.4, 0.5, 0.15))
+    env = PlaygroundEnv(scene, pixels=False, audio=False)
+    run(env, 50)
+    kinds = {(e.kind, e.objects) for e in env.events}
+    assert ("left_table", ("red_sphere",)) in kinds and ("entered_goal", ("blue_sphere",)) in kinds
+    assert ("left_table", ("blue_sphere",)) not in kinds and ("entered_goal", ("red_sphere",)) not in kinds
