@@ -107,9 +107,11 @@ def main() -> None:
         cells = [", ".join(f"{a}: {n}" for a, n in bal.get(s, {}).items()) or "-" for s in SPLITS]
         lines.append(f"| {t} | " + " | ".join(cells) + f" | {base.get('chance', float('nan')):.3f} | "
                      f"{base.get('answer_prior', float('nan')):.3f} |")
-    lines += ["", "Yes/no answers are balanced over the whole set (scenes are drawn until both quotas fill), not",
-              "within each split; the answer prior is the most common train answer scored on test (quantitative:",
-              "the object stays where it was in the last context frame, right within 0.1 m)."]
+    lines += ["", "Each type's quota is shared 80/10/10 over the splits (by a hash of the scene seed); yes/no answers",
+              "are equal within every split (an odd quota's extra item is a train yes). The answer prior is a blind",
+              "guess scored on test: the most common train answer when it is offered, else the most common train",
+              "answer position (quantitative: the object stays where it was in the last context frame, right",
+              "within 0.1 m)."]
     body = "\n".join(lines)
     console.print(body)
     update_doc_section(args.doc, "physics-scenes", body)

@@ -206,8 +206,9 @@ def _place_answer(draft: Q.Draft, position: int, rng: np.random.Generator) -> tu
 
 
 def _baselines(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Chance level and answer-prior baseline per type (majority train answer, scored on test; quantitative: the
-    object stays where it was in the last context frame)."""
+    """Chance level and answer-prior baseline per type, scored on test: the most common train answer when it is among
+    the choices, else the most common train answer position; quantitative: the object stays where it was in the last
+    context frame."""
     out = {}
     for kind in Q.QUESTION_TYPES:
         rows = [r for r in records if r["type"] == kind]
@@ -219,10 +220,14 @@ def _baselines(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             chance = float(np.mean([math.pi * r["tolerance"] ** 2 / FLOOR_AREA for r in rows]))
             hits = [math.dist(r["target"], r["baseline"]) <= r["tolerance"] for r in test]
             prior, how = float(np.mean(hits)), "stay-put: the position in the last context frame"
-        else:
+        else:  # blind guess: the most common train answer when offered, else the most common train position
             chance = float(np.mean([1.0 / len(r["choices"]) for r in rows]))
             majority = Counter(r["answer"] for r in train).most_common(1)[0][0]
-            prior, how = float(np.mean([r["answer"] == majority for r in test])), f"always {majority!r}"
+            position = Counter(r["answer_index"] for r in train).most_common(1)[0][0]
+            guesses = [majority if majority in r["choices"] else r["choices"][min(position, len(r["choices"]) - 1)]
+                       for r in test]
+            prior = float(np.mean([g == r["answer"] for g, r in zip(guesses, test)]))
+            how = f"{majority!r} when offered, else choice {position}"
         out[kind] = {"chance": chance, "answer_prior": prior, "answer_prior_rule": how, "scored_on": len(test)}
     return out
 
