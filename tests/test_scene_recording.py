@@ -74,3 +74,10 @@ def test_push_recording_keeps_rewards_and_needs_no_audio(tmp_path) -> None:
 def test_bad_scene_options_are_one_line_errors(tmp_path, bad: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         CollectConfig(out=tmp_path / "x", episodes=1, **bad)
+
+
+def test_scene_recording_refuses_options_it_cannot_honour(tmp_path) -> None:
+    for extra in ({"num_envs": 2}, {"camera": "top"}):
+        config = CollectConfig("worldrl/Playground-v0", tmp_path / "x", episodes=1, scene="drop", **extra)
+        with pytest.raises(ConfigError, match="records with one env and its 'front' camera"):
+            collect(config, progress=False)

@@ -29,11 +29,12 @@ from tqdm.auto import tqdm
 
 from worldrl.data.policies import PolicyContext, make_policy
 from worldrl.data.writer import LeRobotDatasetWriter
-from worldrl.errors import WorldRLError
+from worldrl.errors import ConfigError, WorldRLError
 from worldrl.io import atomic_write_bytes, atomic_write_text, write_json
 from worldrl.tasks.scenes.audio import SAMPLE_RATE
 from worldrl.tasks.scenes.env import ENV_ID, PlaygroundEnv
 from worldrl.tasks.scenes.mel import N_MELS
+from worldrl.tasks.scenes.spec import CAMERA
 
 EXTRAS_DIR = "meta/worldrl"
 AUDIO_KEY = "observation.audio"
@@ -104,6 +105,9 @@ def collect_scenes(config: Any, *, progress: bool = True) -> Any:
     """Record ``config.episodes`` scene episodes (``config.scene`` kind) into ``config.out``; a ``CollectSummary``."""
     from worldrl.data.collect import CollectionInterrupted, CollectSummary, print_summary, run_seed
 
+    if config.num_envs != 1 or config.camera not in (None, CAMERA):
+        raise ConfigError(f"{ENV_ID} records with one env and its {CAMERA!r} camera; got num_envs="
+                          f"{config.num_envs}, camera={config.camera!r}")
     start = time.time()
     h, w = config.image_size
     env = PlaygroundEnv(config.scene or "drop", pixels=config.pixels, audio=config.audio, width=w, height=h)
