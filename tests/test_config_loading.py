@@ -13,6 +13,7 @@ from worldrl.agents.mbpo import MBPOConfig
 from worldrl.agents.planners import CEMConfig, MPPIConfig
 from worldrl.config_loading import config_from_dict
 from worldrl.data.collect import CollectConfig
+from worldrl.data.moving_shapes import MovingShapesConfig
 from worldrl.errors import ConfigError
 from worldrl.loops import OnlineConfig
 from worldrl.models import available_families, get_family
@@ -27,8 +28,9 @@ CONFIGS: dict[type, tuple[dict[str, Any], str, Any]] = {
     CEMConfig: ({}, "num_elites", 10_000),
     MPPIConfig: ({}, "temperature", -1.0),
     CollectConfig: ({"env_id": "Pendulum-v1", "out": "unused", "episodes": 1}, "episodes", 0),
+    MovingShapesConfig: ({}, "steps", 1),
 }
-FAMILY_BAD_FIELDS = {"ensemble": ("num_elites", 99), "vrnn": ("max_components", 1)}
+FAMILY_BAD_FIELDS = {"ensemble": ("num_elites", 99), "vrnn": ("max_components", 1), "vjepa2": ("rollout_steps", -1)}
 for _family, (_field, _bad) in FAMILY_BAD_FIELDS.items():
     CONFIGS[get_family(_family).config_class] = ({}, _field, _bad)
 

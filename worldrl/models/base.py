@@ -283,6 +283,7 @@ _REGISTRY: dict[str, _Registration] = {}
 _LAZY_FAMILIES = {
     "ensemble": "worldrl.models.ensemble",
     "vrnn": "worldrl.models.vrnn",
+    "vjepa2": "worldrl.models.vjepa2",
 }
 
 

@@ -4,7 +4,8 @@ Config layout (every section optional except ``data.root`` and ``model.family``)
 
     output_dir: runs/ensemble_pendulum
     seed: 0
-    data: {root, obs_key | obs_keys, window, val_fraction, task_id, collect: {...CollectConfig fields...}}
+    data: {root, obs_key | obs_keys, window, val_fraction, task_id, collect: {...CollectConfig fields...},
+          synthetic: {...MovingShapesConfig fields: a moving-square video written when root is missing...}}
 
 ``data.obs_key`` (one dataset key) or ``data.obs_keys`` (several) choose what the model observes; when neither is
 set the family decides from the dataset's features (``WorldModel.observation_keys``: the ensemble reads every
@@ -50,6 +51,7 @@ DATA_DEFAULTS: dict[str, Any] = {
     "val_fraction": 0.1,
     "task_id": None,
     "collect": None,
+    "synthetic": None,
 }
 
 
@@ -125,6 +127,10 @@ def validate_config(cfg: dict[str, Any]) -> None:
     if data.get("collect") is not None:
         collect = _section(data, "collect", "data.collect")
         collect_config(collect, data["root"])
+    if data.get("synthetic") is not None:
+        from worldrl.data.moving_shapes import MovingShapesConfig
+
+        config_from_dict(MovingShapesConfig, _section(data, "synthetic", "data.synthetic"), "data.synthetic")
     model = _section(cfg, "model")
     family = model.get("family")
     if not family:
@@ -226,6 +232,10 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
         from worldrl.data.collect import collect
 
         collect(collect_config(data["collect"], root))
+    if data["synthetic"] is not None and not (Path(root) / "meta" / "info.json").exists():
+        from worldrl.data.moving_shapes import MovingShapesConfig, write_moving_shapes
+
+        write_moving_shapes(root, config_from_dict(MovingShapesConfig, data["synthetic"] or {}, "data.synthetic"))
     reader = LeRobotDatasetReader(root)
     family = get_family(cfg["model"]["family"]).model_class
     try:
