@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train-agent": ("worldrl.cli.train_agent", "online loop: collect, fit the model, improve the agent, evaluate"),
     "evaluate-agent": ("worldrl.cli.evaluate_agent", "a trained agent's return on the real env (re-planning options)"),
     "qa": ("worldrl.cli.qa", "physics questions with exact answers from MuJoCo scenes (generate, show)"),
+    "configs": ("worldrl.cli.configs", "list the YAML presets shipped in the package, or show one"),
 }
 
 

@@ -57,8 +57,16 @@ DATA_DEFAULTS: dict[str, Any] = {
 
 # --------------------------------------------------------------------------- loading and overrides
 def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """Read a YAML config, apply ``key=value`` overrides and validate the result."""
+    """Read a YAML config, apply ``key=value`` overrides and validate the result.
+
+    ``path`` is a file, or the name of a preset shipped in the package (``vjepa2_debug``, ``vjepa2_debug.yaml``:
+    ``worldrl.configs``, the repository's ``configs/``)."""
     path = Path(path)
+    if not path.is_file() and len(path.parts) == 1:
+        from importlib import resources
+
+        preset = resources.files("worldrl.configs") / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+        path = Path(str(preset)) if preset.is_file() else path
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:

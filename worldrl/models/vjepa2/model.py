@@ -57,6 +57,11 @@ class VJEPA2WorldModel(WorldModel):
         self.cameras = [key for key, space in spaces.items() if is_camera(space)]
         if not self.cameras:
             raise ValueError(f"vjepa2 observes camera frames [H, W, 3]; task keys {list(spaces)} hold none")
+        if config.cameras:
+            unknown = [key for key in config.cameras if key not in self.cameras]
+            if unknown:
+                raise ValueError(f"model.cameras {unknown} are not camera keys of the task ({self.cameras})")
+            self.cameras = list(config.cameras)
         self.state_key = config.state_key if config.state_key in spaces and config.state_key not in self.cameras \
             else None
         self.state_dim = int(np.prod(spaces[self.state_key].shape)) if self.state_key else 0
