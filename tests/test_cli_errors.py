@@ -27,6 +27,7 @@ def bad_inputs(tmp) -> dict[str, list[list[str]]]:
         "qa": [["generate", "--scenes", "volcano", "--items", "7", "--out", str(tmp / "q")],
                ["generate", "--items", "0", "--out", str(tmp / "q")],
                ["show", missing]],
+        "configs": [["show", "no_such_preset"]],
     }
 
 
