@@ -57,6 +57,7 @@ _AGENTS: dict[str, AgentFactory] = {}
 _LAZY_AGENTS: dict[str, str] = {
     "mpc-cem": "worldrl.agents.mpc",
     "mpc-mppi": "worldrl.agents.mpc",
+    "mpc-goal": "worldrl.agents.goal_mpc",
     "dreamer": "worldrl.agents.actor_critic",
     "mbpo": "worldrl.agents.mbpo",  # reserved: model-based SAC registers itself from its own module
 }
