@@ -60,7 +60,7 @@ class PosteriorHead(nn.Module):
         return self.from_obs(obs_features)
 
     def forward(self, h: torch.Tensor, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.out(self.from_h(h) + projected).chunk(2, dim=-1)
+        mean, logvar = self.out(torch.addmm(projected, h, self.from_h.weight.t())).chunk(2, dim=-1)
         return mean, logvar.clamp(*self.logvar_range)
 
 

@@ -414,15 +414,19 @@ class DPGMMVRNNWorldModel(WorldModel):
         Same weights and maths as ``self.lstm`` (gate order i, f, g, o); the input and h_{t-1} share one matmul.
         """
         weights = self._lstm_weights() if weights is None else weights
+        hidden = h.shape[-1]
         inp, hs, cs = z, [], []
         for layer, (weight, bias) in enumerate(weights):
             gates = F.linear(torch.cat([inp, h[:, layer]], -1), weight, bias)
             gates = gates + action_gates if layer == 0 else gates
-            i, f, g, o = gates.chunk(4, -1)
-            c_new = torch.sigmoid(f) * c[:, layer] + torch.sigmoid(i) * torch.tanh(g)
-            inp = torch.sigmoid(o) * torch.tanh(c_new)
+            act = torch.sigmoid(gates)  # one call for i, f and o (the g slice is recomputed with tanh below)
+            i, f, o = act[:, :hidden], act[:, hidden : 2 * hidden], act[:, 3 * hidden :]
+            c_new = f * c[:, layer] + i * torch.tanh(gates[:, 2 * hidden : 3 * hidden])
+            inp = o * torch.tanh(c_new)
             hs.append(inp)
             cs.append(c_new)
+        if len(hs) == 1:
+            return hs[0].unsqueeze(1), cs[0].unsqueeze(1)
         return torch.stack(hs, 1), torch.stack(cs, 1)
 
     def _encode(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
