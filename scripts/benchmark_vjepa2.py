@@ -91,11 +91,12 @@ def probe(model, reader, train_eps: list[int], test_eps: list[int]) -> dict[str,
 
 
 def fingertip(env) -> np.ndarray:
-    return np.asarray(env.unwrapped.get_body_com("fingertip")[:2], np.float64)
+    return np.array(env.unwrapped.get_body_com("fingertip")[:2], np.float64)  # a copy: MuJoCo reuses the buffer
 
 
 def keyed(obs: dict, model) -> dict[str, np.ndarray]:
-    return {model.cameras[0]: obs["pixels"], model.state_key: np.asarray(obs["state"], np.float32)}
+    frame = np.ascontiguousarray(obs["pixels"])
+    return {model.cameras[0]: frame, model.state_key: np.asarray(obs["state"], np.float32)}
 
 
 def goal_reaching(model, env_id: str, episodes: int, steps: int, goal_steps: int, success: float,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_vjepa2_model import make_model, make_obs  # noqa: E402
+from test_vjepa2_model import activate, make_model, make_obs  # noqa: E402
 
 from worldrl.agents.goal_mpc import GoalMPCAgent
 from worldrl.agents.protocol import available_agents, make_agent
@@ -30,7 +30,7 @@ def test_the_goal_agent_acts_on_keyed_observations() -> None:
 
 
 def test_the_plan_lowers_the_energy_below_doing_nothing() -> None:
-    model = make_model()
+    model = activate(make_model())
     torch.manual_seed(0)
     with torch.no_grad():  # make actions matter: the AC predictor's output leans on the action token
         model.action_predictor.action_embed.weight.mul_(20.0)

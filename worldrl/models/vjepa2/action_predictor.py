@@ -2,6 +2,9 @@
 ``[action, state, patch tokens]`` (each condition token from its own linear layer) and which predicts, from frame
 t's tokens and everything before, frame t+1's patch tokens (and its proprioceptive state).
 
+With ``residual`` (worldrl's default) the output is the change from frame t's latents, from a zero-initialised
+output layer, so an untrained predictor repeats the last frame; without it, V-JEPA 2-AC's absolute prediction.
+
 Block-causal: a token of frame t attends to every token of frames <= t, none of later frames; so changing the
 action of the last frame changes only the last frame's prediction. Positions: 3D RoPE, patch tokens at
 (t, row, column), condition tokens at (t, 0, 0) (the paper's predictor also rotates them with their frame's time).
@@ -24,8 +27,10 @@ def block_causal_mask(frames: int, tokens_per_frame: int, device: torch.device |
 
 class ActionConditionedPredictor(nn.Module):
     def __init__(self, encoder_dim: int, dim: int, depth: int, num_heads: int, action_dim: int, state_dim: int,
-                 grid_hw: int, num_cameras: int = 1, mlp_ratio: float = 4.0, checkpointing: bool = False) -> None:
+                 grid_hw: int, num_cameras: int = 1, mlp_ratio: float = 4.0, checkpointing: bool = False,
+                 residual: bool = True) -> None:
         super().__init__()
+        self.residual = residual
         self.grid_hw, self.num_cameras, self.state_dim = grid_hw, num_cameras, state_dim
         self.embed = nn.Linear(encoder_dim, dim)
         self.action_embed = nn.Linear(action_dim, dim)
@@ -34,6 +39,11 @@ class ActionConditionedPredictor(nn.Module):
         self.transformer = Transformer(dim, depth, num_heads, mlp_ratio, checkpointing)
         self.out = nn.Linear(dim, encoder_dim)
         self.state_out = nn.Linear(dim, state_dim) if state_dim else None
+        if residual:  # an untrained residual predictor repeats the last frame
+            for layer in (self.out, self.state_out):
+                if layer is not None:
+                    nn.init.zeros_(layer.weight)
+                    nn.init.zeros_(layer.bias)
 
     @property
     def num_conditions(self) -> int:
@@ -65,6 +75,9 @@ class ActionConditionedPredictor(nn.Module):
         out = self.transformer(x, positions, mask).view(b, f, c + n, -1)
         next_tokens = self.out(out[:, :, c:])
         next_states = self.state_out(out[:, :, 1]) if self.state_out is not None else None
+        if self.residual:
+            next_tokens = tokens + next_tokens
+            next_states = None if next_states is None else states + next_states
         return next_tokens, next_states
 
 

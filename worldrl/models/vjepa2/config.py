@@ -117,6 +117,9 @@ class VJEPA2Config(WorldModelConfig):
     """Weight of the AC losses (teacher forcing + rollout)."""
     rollout_steps: int = 2
     """Autoregressive steps of the AC rollout loss (V-JEPA 2-AC: 2); 0 disables it."""
+    residual_prediction: bool = True
+    """The AC predictor outputs the change from the current frame's latents (zero-initialised output: untrained,
+    it repeats the last frame); False: V-JEPA 2-AC's absolute prediction."""
     context_frames: int = 4
     """Frames of history the AC predictor attends to when imagining (the state keeps this many)."""
     encoder_lr_scale: float = 1.0

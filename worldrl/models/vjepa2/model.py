@@ -86,7 +86,7 @@ class VJEPA2WorldModel(WorldModel):
         a = config.action_predictor
         self.action_predictor = ActionConditionedPredictor(
             self.dim, a.dim, a.depth, a.num_heads, task.action_dim, self.state_dim, self.encoder.grid_hw,
-            num_cameras=len(self.cameras), checkpointing=ckpt)
+            num_cameras=len(self.cameras), checkpointing=ckpt, residual=config.residual_prediction)
         self.tokens_per_frame = len(self.cameras) * self.encoder.grid_hw ** 2
         self.register_buffer("state_mean", torch.zeros(self.state_dim))
         self.register_buffer("state_std", torch.ones(self.state_dim))
