@@ -23,7 +23,8 @@ step           ``state``, ``action``                                  transition
   actors and critics read (``DreamerActorLoss``'s ``belief`` key).
 * ``observation``: the real task's observation, a tensor for a single-key task and a TensorDict keyed by dataset
   feature (``observation.state``, ``observation.images.<camera>``) for a keyed task, in the task's units.
-* The encoder reads a tensordict of batch ``[B]`` as episode starts, and one of batch ``[B, T]`` as trajectories
+* The encoder reads a tensordict of batch ``[]`` or ``[B]`` (or one without ``action``: a policy's input) as
+  episode starts, and one of batch ``[B, T]`` as trajectories
   (TorchRL's layout: ``action[t]`` is the action taken at step t, so the previous action of step t is
   ``action[t-1]``; ``is_init`` from ``torchrl.envs.InitTracker`` marks episode starts, default: step 0 only).
   It writes every step's posterior state.
@@ -56,8 +57,16 @@ class _Encode(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, observation, action: torch.Tensor, is_init: torch.Tensor | None = None):
+    def forward(self, observation, action: torch.Tensor | None = None, is_init: torch.Tensor | None = None):
         obs = observation
+        task = self.model.task
+        batch = obs.batch_size if isinstance(obs, TensorDictBase) else obs.shape[:obs.dim() - len(task.obs_shape)]
+        if action is None:  # a policy's input: no action yet, each step encoded as an episode start
+            action = torch.zeros(*batch, task.action_dim, device=self.model.device)
+            is_init = None
+        if len(batch) == 0:
+            state, belief = self.forward(obs.unsqueeze(0), action.unsqueeze(0))
+            return state[0], belief[0]
         batch = action.shape[:-1]
         if len(batch) == 1:  # single steps: each one an episode start
             seq = obs.unsqueeze(1) if isinstance(obs, TensorDictBase) else obs[:, None]

@@ -1,0 +1,121 @@
+"""TorchRL's Dreamer actor and value losses on a worldrl model, and world-model fitting from TorchRL replay buffers.
+
+The usual TorchRL model-based script with worldrl's pieces in place of ``torchrl.modules.models.model_based``'s:
+
+1. ``fit_from_torchrl(model, replay_buffer, out_dir)``: fit the world model on what a ``torchrl.collectors.Collector``
+   wrote into a ``torchrl.data.ReplayBuffer`` (``worldrl.data.torchrl_replay`` reads TorchRL's layout);
+2. ``dreamer_actor_value(model)``: a TorchRL ``ProbabilisticActor`` (TanhNormal over the action bounds) and a value
+   ``TensorDictModule``, both reading ``belief`` (``worldrl.models.torchrl_modules``' key table);
+3. ``DreamerLearner``: ``torchrl.objectives.dreamer.DreamerActorLoss`` / ``DreamerValueLoss`` in
+   ``worldrl.envs.torchrl_model_based.WorldModelDreamerEnv``, started from posterior states of real observations;
+4. ``real_env_policy(model, actor)``: encoder + actor, a policy for the real env (``torchrl.envs.GymEnv``).
+
+The world model is frozen while the actor learns (``hold_out_net`` inside TorchRL's loss, and no optimiser holds
+its parameters). The real-env policy encodes each observation as an episode start, which suits Markov families
+(``ensemble``); a recurrent family acting on the real env would carry its state between steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictSequential
+from torch import nn
+from torchrl.data import Bounded
+from torchrl.modules import MLP, ProbabilisticActor, TanhNormal
+from torchrl.objectives.dreamer import DreamerActorLoss, DreamerValueLoss
+
+from worldrl.data.torchrl_replay import replay_from_torchrl, replay_stats
+from worldrl.envs.torchrl_model_based import WorldModelDreamerEnv
+from worldrl.models.base import WorldModel
+from worldrl.models.torchrl_modules import BELIEF, STATE, encoder_module, initial_tensordict
+
+
+def fit_from_torchrl(model: WorldModel, buffer: Any, output_dir: str | Path, window: int = 8,
+                     obs_key: Any = "observation", **trainer_options: Any) -> Any:
+    """Fit ``model`` in place on a TorchRL replay buffer's rows (``TrainerConfig`` fields as keyword options)."""
+    from worldrl.training import Trainer, TrainerConfig
+
+    replay = replay_from_torchrl(buffer, obs_key)
+    model.fit_normalization(replay_stats(replay))
+    options = {"progress": False, "checkpoint_every": 0, "keep_last": 1, "loggers": ["jsonl"],
+               "device": str(model.device), **trainer_options}
+    windows = replay.windows(window)
+    trainer = Trainer(model, windows, windows, TrainerConfig.from_dict(options), output_dir)
+    result = trainer.fit()
+    model.start_states = torch.as_tensor(replay.arrays()["obs"][replay.windows(1).is_first])
+    model.eval()
+    return result
+
+
+def dreamer_actor_value(model: WorldModel, hidden: int = 64) -> tuple[ProbabilisticActor, TensorDictModule]:
+    """A TanhNormal actor over the task's action bounds and a value network, both reading ``belief``."""
+    space = model.task.action_space
+    dim = model.task.action_dim
+    low, high = torch.as_tensor(space.low, dtype=torch.float32), torch.as_tensor(space.high, dtype=torch.float32)
+    net = nn.Sequential(MLP(in_features=model.latent_dim, out_features=2 * dim, num_cells=[hidden, hidden],
+                            activation_class=nn.ELU), NormalParamExtractor())
+    actor = ProbabilisticActor(
+        TensorDictModule(net, in_keys=[BELIEF], out_keys=["loc", "scale"]),
+        in_keys=["loc", "scale"], out_keys=["action"], spec=Bounded(low, high, shape=(dim,)),
+        distribution_class=TanhNormal, distribution_kwargs={"low": low, "high": high},
+    )
+    value = TensorDictModule(MLP(in_features=model.latent_dim, out_features=1, num_cells=[hidden, hidden],
+                                 activation_class=nn.ELU), in_keys=[BELIEF], out_keys=["state_value"])
+    return actor.to(model.device), value.to(model.device)
+
+
+@dataclass
+class DreamerLearner:
+    """TorchRL's Dreamer actor and value losses on ``model``, one optimiser step each per ``update``."""
+
+    model: WorldModel
+    actor: ProbabilisticActor
+    value: TensorDictModule
+    horizon: int = 15
+    gamma: float = 0.99
+    lmbda: float = 0.95
+    actor_lr: float = 3e-4
+    value_lr: float = 1e-3
+    grad_clip: float = 100.0
+
+    def __post_init__(self) -> None:
+        self.model.requires_grad_(False)
+        self.env = WorldModelDreamerEnv(self.model)
+        self.actor_loss = DreamerActorLoss(self.actor, self.value, self.env, imagination_horizon=self.horizon)
+        self.actor_loss.make_value_estimator(gamma=self.gamma, lmbda=self.lmbda)
+        self.value_loss = DreamerValueLoss(self.value, gamma=self.gamma)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr)
+        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=self.value_lr)
+
+    def starts(self, observations: Any) -> TensorDictBase:
+        """Posterior ``state``/``belief`` of real observations ``[N, ...]``: where imagination starts."""
+        with torch.no_grad():
+            return initial_tensordict(self.model, observations).select(STATE, BELIEF)
+
+    def update(self, starts: TensorDictBase) -> dict[str, float]:
+        loss_actor, fake = self.actor_loss(starts)
+        self.actor_opt.zero_grad()
+        loss_actor["loss_actor"].backward()
+        nn.utils.clip_grad_norm_(self.actor.parameters(), self.grad_clip)
+        self.actor_opt.step()
+        loss_value, _ = self.value_loss(fake.detach())
+        self.value_opt.zero_grad()
+        loss_value["loss_value"].backward()
+        nn.utils.clip_grad_norm_(self.value.parameters(), self.grad_clip)
+        self.value_opt.step()
+        return {"loss_actor": float(loss_actor["loss_actor"].detach()),
+                "loss_value": float(loss_value["loss_value"].detach()),
+                "imagined_reward": float(fake.get(("next", "reward")).mean())}
+
+
+def real_env_policy(model: WorldModel, actor: ProbabilisticActor) -> TensorDictSequential:
+    """``observation`` -> ``action``: the model's encoder, then the actor (for ``GymEnv.rollout`` or collectors)."""
+    return TensorDictSequential(encoder_module(model), actor)
+
+
+__all__ = ["DreamerLearner", "dreamer_actor_value", "fit_from_torchrl", "real_env_policy"]

@@ -1,0 +1,75 @@
+"""TorchRL's model-based env on worldrl modules, and TorchRL replay buffers as world-model training data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensordict import TensorDict
+from torchrl.envs.utils import check_env_specs
+
+from worldrl.data.torchrl_replay import replay_from_torchrl
+from worldrl.envs.torchrl_model_based import WorldModelDreamerEnv
+from worldrl.errors import EnvError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _models import tiny_model  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def test_dreamer_env_passes_check_env_specs_and_steps_the_modules() -> None:
+    model = tiny_model("Pendulum-v1").eval()
+    env = WorldModelDreamerEnv(model, start_observations=torch.randn(16, 3))
+    check_env_specs(env)
+    env.set_seed(0)
+    first = env.reset()
+    env.set_seed(0)
+    torch.testing.assert_close(env.reset()["belief"], first["belief"])
+    td = env.reset(TensorDict(observation=torch.randn(5, 3), batch_size=[5]))
+    assert td.batch_size == (5,)
+    td["action"] = torch.full((5, 1), 0.5)
+    out = env.step(td)
+    with torch.no_grad():
+        expected = model.imagine(td["state"], td["action"])
+    torch.testing.assert_close(out["next", "belief"], model.latent(expected))
+    torch.testing.assert_close(out["next", "reward"], model.reward(expected)[:, None])
+    # what DreamerActorLoss does: reset from given states, then roll out
+    again = env.reset(out["next"].select("state", "belief").clone())
+    torch.testing.assert_close(again["belief"], out["next", "belief"])
+
+
+def test_a_family_without_rewards_is_refused() -> None:
+    import gymnasium as gym
+    import numpy as np
+
+    from worldrl.models import TaskSpec, build_model, get_family
+
+    task = TaskSpec(gym.spaces.Box(0, 255, (32, 32, 3), np.uint8), gym.spaces.Box(-1, 1, (1,), np.float32))
+    model = build_model("vjepa2", get_family("vjepa2").config_class.tiny(), task)
+    with pytest.raises(EnvError, match="predicts no rewards"):
+        WorldModelDreamerEnv(model, start_observations=torch.zeros(2, 32, 32, 3))
+
+
+def test_replay_from_torchrl_splits_episodes_and_aligns_rows() -> None:
+    n = 7
+    obs = torch.arange(n * 3, dtype=torch.float32).reshape(n, 3)
+    done = torch.tensor([0, 0, 1, 0, 0, 0, 0], dtype=torch.bool)[:, None]
+    traj = torch.tensor([0, 0, 0, 1, 1, 2, 2])
+    rows = TensorDict({
+        "observation": obs, "action": torch.arange(n, dtype=torch.float32)[:, None],
+        ("collector", "traj_ids"): traj,
+        ("next", "observation"): obs + 1, ("next", "reward"): -torch.arange(n, dtype=torch.float32)[:, None],
+        ("next", "terminated"): done, ("next", "truncated"): torch.zeros(n, 1, dtype=torch.bool),
+        ("next", "done"): done,
+    }, batch_size=[n])
+    replay = replay_from_torchrl(rows)
+    a = replay.arrays()
+    assert a["episode"].tolist() == [0, 0, 0, 1, 1, 2, 2]
+    assert a["terminated"].tolist() == [False, False, True, False, False, False, False]
+    np_reward = a["reward"].tolist()
+    assert np_reward == [-float(i) for i in range(n)]
+    window = replay.windows(3)[3]
+    assert window["mask"].tolist() == [True, True, False] and window["is_first"][0]
