@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensordict import TensorDict
@@ -73,3 +74,20 @@ def test_replay_from_torchrl_splits_episodes_and_aligns_rows() -> None:
     assert np_reward == [-float(i) for i in range(n)]
     window = replay.windows(3)[3]
     assert window["mask"].tolist() == [True, True, False] and window["is_first"][0]
+
+
+def test_dreamer_losses_update_an_actor_inside_a_vrnn() -> None:
+    """TorchRL's Dreamer actor/value losses run in a recurrent family's imagination and move the actor's weights."""
+    from worldrl.agents.torchrl_dreamer import DreamerLearner, dreamer_actor_value
+    from worldrl.models import TaskSpec, build_model, get_family
+
+    torch.manual_seed(0)
+    model = build_model("vrnn", get_family("vrnn").config_class.tiny(), TaskSpec.from_env_id("Pendulum-v1")).eval()
+    model.start_states = torch.randn(8, 3)
+    actor, value = dreamer_actor_value(model, hidden=16)
+    learner = DreamerLearner(model, actor, value, horizon=3)
+    before = [p.clone() for p in actor.parameters()]
+    metrics = learner.update(learner.starts(torch.randn(4, 3)))
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, actor.parameters()))
+    assert all(p.grad is None for p in model.parameters())
