@@ -116,4 +116,66 @@ def _swap_into_place(tmp: Path, directory: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-__all__ = ["atomic_directory", "atomic_path", "atomic_write_bytes", "atomic_write_text", "read_json", "write_json"]
+class LockHeldError(OSError):
+    """Another process holds the lock; ``holder`` is the pid it wrote into the lock file (0 if unknown)."""
+
+    def __init__(self, path: Path, holder: int) -> None:
+        super().__init__(f"{path} is locked by {'process ' + str(holder) if holder else 'another process'}")
+        self.path, self.holder = path, holder
+
+
+class FileLock:
+    """An exclusive OS lock (``flock``) on ``path``, taken without waiting; the OS drops it when the process dies.
+
+    The lock file holds the holder's pid and is deleted on :meth:`release`. Taking the lock checks that the
+    locked file is still the one at ``path`` (a releaser may have deleted it meanwhile), so two processes
+    never both hold it. A lock file left by a killed process is simply locked again.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> FileLock:
+        import fcntl
+
+        while self._fd is None:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip()
+                os.close(fd)
+                raise LockHeldError(self.path, int(holder) if holder.isdigit() else 0) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # deleted (and maybe recreated) by the previous holder's release: lock the new one
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode("ascii"))
+            self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self.path.unlink(missing_ok=True)  # while still held: a waiter that opened it sees a different inode
+        os.close(self._fd)
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> FileLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+__all__ = ["FileLock", "LockHeldError", "atomic_directory", "atomic_path", "atomic_write_bytes", "atomic_write_text",
+           "read_json", "write_json"]

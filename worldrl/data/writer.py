@@ -11,6 +11,10 @@ An episode is committed in memory only after its data and video files are on dis
 files (tasks, episodes table, stats, info) are then rewritten from that committed state, so a failure
 anywhere leaves the metadata describing exactly the finished episodes once ``finalize`` runs (the
 with-block runs it on any exception, Ctrl-C included; SIGINT is deferred while an episode commits).
+
+One writer at a time. ``create`` takes an exclusive OS lock (``flock``) on ``<root>/.worldrl.lock`` and
+``finalize`` releases it; the OS releases it when the process dies, so a killed writer never blocks the
+next one. A second writer (resume, overwrite or new) fails at once with a ``DatasetLockedError``.
 """
 
 from __future__ import annotations
@@ -58,10 +62,28 @@ from worldrl.data.lerobot_format import (
 from worldrl.data.reader import read_episodes_table, read_info, read_stats, read_tasks
 from worldrl.data.stats import ImageStatsAccumulator, aggregate_stats, vector_stats
 from worldrl.data.video import EpisodeVideoEncoder, VideoSettings, concatenate_videos, probe_video_info
-from worldrl.errors import ConfigError
-from worldrl.io import atomic_path, write_json
+from worldrl.errors import ConfigError, DatasetError
+from worldrl.io import FileLock, LockHeldError, atomic_path, write_json
 
 STAGING_DIR = ".worldrl-staging"  # in-progress episode videos; ignored by readers, removed by finalize
+LOCK_FILE = ".worldrl.lock"  # held by the one writer; outside data/ and meta/, so readers never list it
+
+
+class DatasetLockedError(DatasetError):
+    """Another writer (another process, or another writer object in this one) holds the dataset."""
+
+
+def lock_dataset(root: Path) -> FileLock:
+    """Take the writer lock of the dataset at ``root`` (creating the directory), or raise ``DatasetLockedError``."""
+    if root.exists() and not root.is_dir():
+        raise DatasetExistsError(f"{root} is a file, not a dataset directory")
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        return FileLock(root / LOCK_FILE).acquire()
+    except LockHeldError as err:
+        who = f"process {err.holder}" if err.holder else "another process"
+        raise DatasetLockedError(f"{root}: another writer ({who}) holds this dataset; wait for it to finish "
+                                 f"or stop it (a killed writer releases it)") from None
 
 
 def _write_meta_json(path: Path, data: dict[str, Any]) -> None:
@@ -134,6 +156,7 @@ class LeRobotDatasetWriter:
         self._start_time = time.time()
         self._start_bytes = 0
         self._start_counts = (0, 0)
+        self._lock: FileLock | None = None
 
     # ------------------------------------------------------------------------------------------- create
 
@@ -164,13 +187,24 @@ class LeRobotDatasetWriter:
             raise ConfigError("chunks_size, data_files_size_in_mb and video_files_size_in_mb must be positive")
         settings = VideoSettings(vcodec=vcodec, crf=crf, gop=gop)
         features = validate_features(features)
-        if has_dataset(root) and resume:
-            writer = cls._resume(root, int(fps), features, settings)
-        else:
-            _prepare_empty_root(root, overwrite)
-            info = _new_info(int(fps), features, robot_type, chunks_size, data_files_size_in_mb, video_files_size_in_mb)
-            writer = cls(root, info, settings)
-            _write_meta_json(root / INFO_PATH, info)
+        created = not root.exists()
+        lock = lock_dataset(root)
+        try:
+            if has_dataset(root) and resume:
+                writer = cls._resume(root, int(fps), features, settings)
+            else:
+                _prepare_empty_root(root, overwrite)
+                info = _new_info(int(fps), features, robot_type, chunks_size, data_files_size_in_mb,
+                                 video_files_size_in_mb)
+                writer = cls(root, info, settings)
+                _write_meta_json(root / INFO_PATH, info)
+        except BaseException:
+            lock.release()
+            if created:
+                with contextlib.suppress(OSError):
+                    root.rmdir()
+            raise
+        writer._lock = lock
         writer._start_bytes = _dir_bytes(root)
         writer._start_counts = (writer.num_episodes, writer.num_frames)
         return writer
@@ -179,7 +213,8 @@ class LeRobotDatasetWriter:
     def _resume(cls, root: Path, fps: int, features: dict[str, Any], settings: VideoSettings) -> LeRobotDatasetWriter:
         info = read_info(root)
         if info["codebase_version"] != CODEBASE_VERSION:
-            raise DatasetFormatError(f"{root / INFO_PATH}: cannot append to a {info['codebase_version']} dataset; convert it to v3.0 first")
+            raise DatasetFormatError(f"{root / INFO_PATH}: cannot append to a {info['codebase_version']} dataset; "
+                                     "convert it to v3.0 first")
         if int(info["fps"]) != fps:
             raise DatasetFormatError(f"cannot resume {root}: it was recorded at fps {info['fps']}, not {fps}")
         diffs = feature_differences(info["features"], features)
@@ -188,6 +223,7 @@ class LeRobotDatasetWriter:
         writer = cls(root, info, settings)
         writer.tasks, writer.stats = read_tasks(root), read_stats(root)
         episodes = read_episodes_table(root)
+        _restore_committed(root, info, episodes)
         if episodes:
             writer._continue_after(episodes[-1])
         # The episodes table is the source of truth (it is written before info.json).
@@ -204,10 +240,12 @@ class LeRobotDatasetWriter:
         size = self.info["chunks_size"]
         self._last_episode = last
         self._data = _FileCursor(*next_chunk_file(last["data/chunk_index"], last["data/file_index"], size))
-        self._meta = _FileCursor(*next_chunk_file(last["meta/episodes/chunk_index"], last["meta/episodes/file_index"], size))
+        meta = last["meta/episodes/chunk_index"], last["meta/episodes/file_index"]
+        self._meta = _FileCursor(*next_chunk_file(*meta, size))
         for key in self._videos:
             prefix = f"videos/{key}/"
-            self._videos[key] = _FileCursor(*next_chunk_file(last[prefix + "chunk_index"], last[prefix + "file_index"], size))
+            chunk, file = last[prefix + "chunk_index"], last[prefix + "file_index"]
+            self._videos[key] = _FileCursor(*next_chunk_file(chunk, file, size))
 
     # ------------------------------------------------------------------------------------------- properties
 
@@ -410,11 +448,16 @@ class LeRobotDatasetWriter:
         if self._finalized is not None:
             return self._finalized
         if self._buffer.size:
-            warnings.warn(f"finalize: dropping the unfinished episode ({self._buffer.size} frames); call save_episode() to keep it", stacklevel=2)
+            warnings.warn(f"finalize: dropping the unfinished episode ({self._buffer.size} frames); "
+                          "call save_episode() to keep it", stacklevel=2)
         self.clear_episode()
-        self._repair()
-        self._write_metadata()
-        shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
+        try:
+            self._repair()
+            self._write_metadata()
+            shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
         added = (self.num_episodes - self._start_counts[0], self.num_frames - self._start_counts[1])
         self._finalized = DatasetSummary(
             root=self.root, num_episodes=self.num_episodes, num_frames=self.num_frames,
@@ -486,11 +529,51 @@ def _new_info(fps: int, features: dict[str, Any], robot_type: str | None, chunks
 def _prepare_empty_root(root: Path, overwrite: bool) -> None:
     if has_dataset(root):
         if not overwrite:
-            raise DatasetExistsError(f"{root} already holds a dataset; pass overwrite=True to replace it or resume=True to append")
-        shutil.rmtree(root)
-    elif root.exists() and any(p.name != STAGING_DIR for p in root.iterdir()):
+            raise DatasetExistsError(f"{root} already holds a dataset; pass overwrite=True to replace it "
+                                     "or resume=True to append")
+        for child in root.iterdir():  # everything but the lock this writer holds
+            if child.name != LOCK_FILE:
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    elif root.exists() and any(p.name not in (STAGING_DIR, LOCK_FILE) for p in root.iterdir()):
         raise DatasetExistsError(f"{root} exists, is not empty and is not a dataset; refusing to write into it")
     root.mkdir(parents=True, exist_ok=True)
+
+
+def _restore_committed(root: Path, info: dict[str, Any], episodes: list[dict[str, Any]]) -> None:
+    """Bring the files back to the committed state (the episodes table) after a writer was killed.
+
+    A kill can leave rows of an uncommitted episode in a data parquet file, data or video files that no
+    episode points to, temporary files of an unfinished atomic write and the staging directory. Readers
+    that list every file under ``data/`` (lerobot does) would read those rows, so they go: partial data
+    files are rewritten with their committed rows only, unreferenced files and temporaries are deleted.
+    Frames appended after the last committed one in a referenced mp4 stay (no episode's timestamps reach them).
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for tmp in [p for p in root.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]:
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    shutil.rmtree(root / STAGING_DIR, ignore_errors=True)
+    owners: dict[Path, set[int]] = {}
+    for ep in episodes:
+        path = root / info["data_path"].format(chunk_index=ep["data/chunk_index"], file_index=ep["data/file_index"])
+        owners.setdefault(path, set()).add(int(ep["episode_index"]))
+    for path in sorted((root / "data").rglob("*.parquet")) if (root / "data").is_dir() else []:
+        keep = owners.get(path)
+        if keep is None:
+            path.unlink()
+            continue
+        table = pq.read_table(path)
+        committed = pc.is_in(table["episode_index"], value_set=pa.array(sorted(keep), pa.int64()))
+        if not pc.all(committed).as_py():
+            write_parquet(path, table.filter(committed), table.schema)
+    for key in keys_of_dtype(info["features"], "video"):
+        referenced = {root / info["video_path"].format(video_key=key, chunk_index=ep[f"videos/{key}/chunk_index"],
+                                                       file_index=ep[f"videos/{key}/file_index"]) for ep in episodes}
+        folder = root / "videos" / key
+        for path in folder.rglob("*.mp4") if folder.is_dir() else []:
+            if path not in referenced:
+                path.unlink()
 
 
 def _dir_bytes(root: Path) -> int:
@@ -532,6 +615,7 @@ def _png_bytes(img: np.ndarray) -> bytes:
 _STORE = {
     "image": LeRobotDatasetWriter._store_image,
     "video": LeRobotDatasetWriter._store_video,
-    **{d: LeRobotDatasetWriter._store_value for d in ("string", "bool", "float16", "float32", "float64", "int8", "int16",
-                                                      "int32", "int64", "uint8", "uint16", "uint32", "uint64")},
+    **{d: LeRobotDatasetWriter._store_value for d in ("string", "bool", "float16", "float32", "float64", "int8",
+                                                      "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                                                      "uint64")},
 }
