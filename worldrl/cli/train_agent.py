@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-steps", type=int, default=100, help="optimiser steps per model fit")
     parser.add_argument("--out", default=None, help="output directory (default: runs/<agent>_<env>_s<seed>)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... or auto")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier run in --out (refused otherwise; train-agent cannot resume)")
     parser.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
                         help="agent setting (repeatable), value parsed as YAML")
     parser.add_argument("--no-dataset", action="store_true", help="do not write the real steps as a LeRobot dataset")
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         model_config=args.model_config, model=args.model, model_steps=args.model_steps,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes, output_dir=out, device=args.device,
         agent_options=parse_agent_options(args.agent_option), save_dataset=not args.no_dataset,
-        video=not args.no_video,
+        video=not args.no_video, overwrite=args.overwrite,
     )
     train_agent(config)  # a diverged model or agent exits 1 (DivergedError), bad input 2
     return 0

@@ -55,6 +55,9 @@ class OnlineConfig:
     """Write the real steps as a LeRobot v3.0 dataset under ``output_dir/data`` at the end."""
     video: bool = True
     """Record one real episode of the final agent as ``output_dir/final_episode.mp4`` at the end."""
+    overwrite: bool = False
+    """Replace the outputs of an earlier run in ``output_dir``; without it such a directory is refused
+    (the online loop cannot resume a run)."""
 
     def __post_init__(self) -> None:
         check_fields(self, {

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from worldrl.agents.protocol import is_learner, make_agent
 from worldrl.data.replay import ReplayBuffer
-from worldrl.errors import DivergedError
+from worldrl.errors import DivergedError, OutputExistsError
 from worldrl.io import atomic_directory, write_json
 from worldrl.loops.config import DEFAULT_AGENT_OPTIONS, OnlineConfig
 from worldrl.loops.learning_curve import EvalRecord, append_jsonl, plot_curve, write_curve_csv
@@ -142,16 +142,34 @@ def save_state(directory: Path, model: WorldModel, agent: Any, info: dict[str, A
     return directory
 
 
+RUN_OUTPUTS = ("model", "agent", "checkpoints", "data", "model_fits", "learning_curve.csv", "learning_curve.png",
+               "iterations.jsonl", "model_fits.log", "final_episode.mp4")
+"""What a run writes into its output directory (and what ``overwrite`` removes)."""
+
+
+def prepare_output_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a directory holding an earlier run's outputs, or (``overwrite``) remove them; before any work."""
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"--out {out} is a file, not a directory")
+    found = [name for name in RUN_OUTPUTS if (out / name).exists()]
+    if found and not overwrite:
+        raise OutputExistsError(f"{out} already holds a train-agent run ({', '.join(found)}); pass --overwrite to "
+                                "replace it or choose another --out (train-agent cannot resume a run)")
+    for name in found:
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
 class OnlineRun:
     """State of one ``train_agent`` call; each method is one step of the loop."""
 
     def __init__(self, config: OnlineConfig) -> None:
         from worldrl.tasks.real_envs import make_real_env
-
         from worldrl.training.trainer import resolve_device
 
         self.config, self.start = config, time.perf_counter()
         self.out = Path(config.output_dir)
+        prepare_output_dir(self.out, config.overwrite)
         self.env = make_real_env(config.env_id)  # unknown ids raise UnknownEnvError naming close matches
         check_action_space(config.agent, config.env_id, self.env.action_space)
         self.task = task_for_env(self.env, config.env_id)
