@@ -37,7 +37,8 @@ def _make_dmc(name: str, *, render_mode, width, height, camera, **kwargs) -> gym
 
     domain, sep, task = name.partition("-")
     if not sep or not task:
-        raise UnknownEnvError(f"dm_control id must look like 'dmc:domain-task' (e.g. 'dmc:cartpole-swingup'), got 'dmc:{name}'")
+        raise UnknownEnvError("dm_control id must look like 'dmc:domain-task' (e.g. 'dmc:cartpole-swingup'), "
+                              f"got 'dmc:{name}'")
     if importlib.util.find_spec("dm_control") is None:
         raise MissingDependencyError(DMC_INSTALL_HINT)
     return DMCEnv(domain, task, render_mode=render_mode, width=width, height=height, camera=camera, **kwargs)
@@ -83,15 +84,28 @@ def _make_gym(env_id: str, *, render_mode, width, height, camera, **kwargs) -> g
         if camera is not None:
             kwargs["camera_name"] = camera
     elif render_mode is not None and importlib.util.find_spec("pygame") is None:
-        raise MissingDependencyError(f"rendering {env_id!r} needs pygame, which is not installed: {PYGAME_INSTALL_HINT}")
+        raise MissingDependencyError(f"rendering {env_id!r} needs pygame, which is not installed: "
+                                     f"{PYGAME_INSTALL_HINT}")
     elif render_mode == "rgb_array" and not os.environ.get("DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # offscreen pygame: no display, no XDG_RUNTIME_DIR noise
     if render_mode is not None:  # envs without rendering may not accept the argument at all
         kwargs["render_mode"] = render_mode
     env = gym.make(gym_id, **kwargs)
+    if camera is not None and render_mode is not None:
+        check_camera(env, env_id, camera, mujoco)
     if render_mode == "rgb_array" and not mujoco:
         env = ResizeRender(env, height, width)
     return env
+
+
+def check_camera(env: gym.Env, env_id: str, camera: str, mujoco: bool) -> None:
+    """MuJoCo renders the default view for an unknown camera name: refuse it, naming the model's cameras."""
+    model = getattr(env.unwrapped, "model", None) if mujoco else None
+    names = [model.camera(i).name for i in range(model.ncam)] if model is not None else []
+    if camera not in names:
+        env.close()
+        has = f"its cameras are {names}" if names else "it has no named cameras"
+        raise EnvError(f"{env_id} has no camera {camera!r}; {has} (omit --camera for the default view)")
 
 
 # prefix before ":" -> factory; anything else is a Gymnasium id (optionally "module:EnvId").
