@@ -31,3 +31,44 @@ def test_known_camera_renders_and_unknown_one_is_refused():
     env.close()
     with pytest.raises(EnvError, match="no named cameras"):
         make_real_env("InvertedPendulum-v5", pixels=True, camera="bogus")
+
+
+# ----------------------------------------------------------------------------------------------- YAML limits
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """The "billion laughs": 10**levels strings from a few hundred bytes."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("bomb.yaml", "output_dir: x\n" + alias_bomb(), "alias bomb"),
+    ("recursive.yaml", "model: &m {family: ensemble, inner: *m}\n", "recursive alias"),
+    ("deep.yaml", "model: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
+])
+def test_train_refuses_hostile_yaml_quickly(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    cmd = [sys.executable, "-m", "worldrl", "train", "--config", str(path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)  # unbounded before: minutes, then OOM
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and message in lines[0], done.stderr
+
+
+def test_oversized_yaml_and_bombs_in_options_are_refused(tmp_path):
+    from worldrl.cli.train_agent import parse_agent_options
+    from worldrl.config_loading import MAX_YAML_BYTES, load_yaml
+    from worldrl.errors import ConfigError
+    from worldrl.training.run import parse_override
+
+    with pytest.raises(ConfigError, match="limited to"):
+        load_yaml("x: 1\n" + "#" * MAX_YAML_BYTES, "big.yaml")
+    flow = "{" + alias_bomb().replace("\n", ", ") + "}"
+    with pytest.raises(ConfigError, match="alias bomb"):
+        parse_agent_options([f"horizon={flow}"])
+    with pytest.raises(ConfigError, match="alias bomb"):
+        parse_override(f"trainer.lr={flow}")
+    assert load_yaml("a: &x {b: 1}\nc: *x\n", "ok.yaml") == {"a": {"b": 1}, "c": {"b": 1}}  # plain aliases still work

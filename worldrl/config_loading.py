@@ -96,4 +96,75 @@ def _default_of(field: dataclasses.Field) -> Any:
     return None
 
 
-__all__ = ["check_fields", "config_from_dict", "require"]
+# ----------------------------------------------------------------------------------------------- YAML
+
+MAX_YAML_BYTES = 4_000_000
+"""Largest config text accepted (presets are a few KB)."""
+MAX_YAML_NODES = 1_000_000
+"""Most nodes a document may have once its aliases are expanded (a YAML "billion laughs" has ~10^9)."""
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """The one YAML loader for user files and values: ``yaml.safe_load`` with limits, checked before building.
+
+    ``safe_load`` runs no code, but an alias bomb (a few lines of nested ``*anchors``) builds a graph whose
+    expansion is exponential: any code walking it (number coercion, overrides, saving it back) hangs and then
+    exhausts memory. The composed document is measured first, counting each alias as the subtree it stands
+    for; too large, recursive or too deeply nested documents raise ``ConfigError`` naming ``where``.
+    """
+    import yaml
+
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{where} is {len(text)} characters long; configs are limited to {MAX_YAML_BYTES}")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node, where)
+        return loader.construct_document(node)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where} is not valid YAML: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{where} is nested too deeply to be a config") from None
+    finally:
+        loader.dispose()
+
+
+def _check_expanded_size(root: Any, where: str) -> None:
+    """Nodes of the document with every alias expanded, computed once per distinct node (no expansion)."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        if ready:
+            open_.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_YAML_NODES:
+                raise ConfigError(f"{where}: its aliases expand to more than {MAX_YAML_NODES} values "
+                                  "(an alias bomb?); refusing to load it")
+            continue
+        if key in open_:
+            raise ConfigError(f"{where}: a recursive alias (an anchor used inside itself); refusing to load it")
+        open_.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_:
+                raise ConfigError(f"{where}: a recursive alias (an anchor used inside itself); refusing to load it")
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+__all__ = ["MAX_YAML_BYTES", "MAX_YAML_NODES", "check_fields", "config_from_dict", "load_yaml", "require"]

@@ -32,9 +32,9 @@ def _summary(text: str) -> str:
 
 
 def _family(text: str) -> str:
-    import yaml
+    from worldrl.config_loading import load_yaml
 
-    return str(((yaml.safe_load(text) or {}).get("model") or {}).get("family", ""))
+    return str(((load_yaml(text, "preset") or {}).get("model") or {}).get("family", ""))
 
 
 def run(args: argparse.Namespace) -> int:

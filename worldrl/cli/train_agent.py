@@ -38,8 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_agent_options(items: list[str]) -> dict:
-    import yaml
-
+    from worldrl.config_loading import load_yaml
     from worldrl.training.run import coerce_numbers  # YAML 1.1 reads "1e-3" as a string
 
     options = {}
@@ -47,10 +46,8 @@ def parse_agent_options(items: list[str]) -> dict:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--agent-option {item!r} must look like key=value")
-        try:
-            options[key.strip()] = coerce_numbers(yaml.safe_load(raw)) if raw.strip() else None
-        except yaml.YAMLError:
-            raise ConfigError(f"--agent-option {item!r}: {raw!r} is not a YAML value") from None
+        value = load_yaml(raw, f"--agent-option {item!r}: {raw!r}") if raw.strip() else None
+        options[key.strip()] = coerce_numbers(value)
     return options
 
 

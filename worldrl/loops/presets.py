@@ -14,8 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from worldrl.config_loading import load_yaml
 from worldrl.errors import ConfigError, InputNotFoundError
 
 PRESETS_PACKAGE = "worldrl.configs"
@@ -67,10 +66,7 @@ def load_model_spec(path: str | os.PathLike | None, env_id: str) -> ModelSpec:
     else:
         if not path.is_file():
             raise InputNotFoundError(f"model config {path} does not exist")
-        try:
-            cfg = coerce_numbers(yaml.safe_load(path.read_text()) or {})
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+        cfg = coerce_numbers(load_yaml(path.read_text(), str(path)) or {})
         source = str(path)
     model = dict(cfg.get("model") or {})
     if not model.get("family"):

@@ -22,9 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from worldrl.errors import CheckpointError
+from worldrl.config_loading import load_yaml
+from worldrl.errors import CheckpointError, ConfigError
 from worldrl.models.base import WorldModel
 from worldrl.models.checkpoint import CHECKPOINT_FILES, CONFIG_NAME, TASK_NAME, load_pretrained, save_pretrained
 from worldrl.models.task_spec import TaskSpec
@@ -174,8 +173,8 @@ def _fidelity(value: str | os.PathLike | dict[str, Any] | None, source: Path | N
 def _run_config(checkpoint: Path) -> dict[str, Any]:
     path = checkpoint.resolve().parent / RUN_CONFIG
     try:
-        config = yaml.safe_load(path.read_text()) if path.exists() else {}
-    except (OSError, yaml.YAMLError):
+        config = load_yaml(path.read_text(), str(path)) if path.exists() else {}
+    except (OSError, ConfigError):
         return {}
     return config if isinstance(config, dict) else {}
 

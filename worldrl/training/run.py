@@ -31,14 +31,13 @@ import torch
 import yaml
 from tensordict import TensorDict
 
-from worldrl.config_loading import config_from_dict
+from worldrl.config_loading import config_from_dict, load_yaml
 from worldrl.errors import ConfigError
 from worldrl.io import atomic_write_bytes
 from worldrl.models.base import WorldModel, build_model, get_family
 from worldrl.models.task_spec import TaskSpec
 from worldrl.training.config import TrainerConfig
 from worldrl.training.trainer import Trainer, TrainResult, seed_everything
-
 
 TOP_KEYS = ("output_dir", "seed", "data", "model", "trainer")
 MAX_SAVED_STARTS = 1024
@@ -69,10 +68,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
         path = Path(str(preset)) if preset.is_file() else path
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    try:
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    cfg = load_yaml(path.read_text(), str(path)) or {}
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path} must hold a mapping at the top level, got {type(cfg).__name__}")
     cfg = coerce_numbers(apply_overrides(cfg, overrides))
@@ -100,10 +96,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = key.strip().split(".")
     if not sep or not all(parts):
         raise ConfigError(f"override {text!r} must look like dotted.key=value")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"override {text!r}: value {raw!r} is not a YAML scalar") from None
+    value = load_yaml(raw, f"override {text!r}: value {raw!r}") if raw.strip() else None
     return parts, coerce_numbers(value)
 
 
@@ -205,7 +198,8 @@ def infer_task(reader: Any, obs_keys: str | list[str], task_id: str | None) -> T
     return TaskSpec.keyed(spaces, action_space, **fields)
 
 
-def _key_space(feature: dict[str, Any], key: str, real: TaskSpec | None, task_id: str | None, single: bool) -> gym.spaces.Box:
+def _key_space(feature: dict[str, Any], key: str, real: TaskSpec | None, task_id: str | None,
+               single: bool) -> gym.spaces.Box:
     """One key's Box: uint8 frames for images, the real env's space for its state vector, else unbounded."""
     shape = tuple(int(s) for s in feature["shape"])
     if feature["dtype"] in ("image", "video"):
