@@ -21,16 +21,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--config", required=True, help="YAML config (see configs/*.yaml)")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.max_steps=100 model.num_members=3"
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="dotted overrides, e.g. trainer.max_steps=100 model.num_members=3")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in output_dir (settings may change only where "
+                             "that is safe, e.g. trainer.max_steps; other changes are refused, naming them)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from worldrl.training.run import build_trainer, load_config, write_resolved_config
+    import sys
+
+    from worldrl.training.run import accept_run, build_trainer, load_config, write_resolved_config
 
     cfg = load_config(args.config, args.overrides)
+    for change in accept_run(cfg, args.resume):  # refused before anything is written (config.yaml included)
+        print(f"worldrl train: resuming with changed {change}", file=sys.stderr)
     trainer = build_trainer(cfg)
     write_resolved_config(cfg, trainer.output_dir)
     trainer.fit(resume=args.resume)  # a diverged loss exits 1 (DivergedError), an existing run 2

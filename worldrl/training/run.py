@@ -288,6 +288,51 @@ def _available_stats(dataset: Any, roles: list[str]) -> dict[str, dict[str, Any]
     return stats
 
 
+RESUMABLE_KEYS = (
+    "output_dir", "trainer.max_steps", "trainer.eval_every", "trainer.val_batches", "trainer.early_stopping_patience",
+    "trainer.checkpoint_every", "trainer.keep_last", "trainer.log_every", "trainer.progress", "trainer.loggers",
+    "trainer.num_workers", "trainer.device", "trainer.wandb_project",
+)
+"""Settings ``--resume`` may change (how long the run goes and how it is observed); other changes are refused."""
+
+
+def accept_run(cfg: dict[str, Any], resume: bool) -> list[str]:
+    """Decide whether the run ``cfg`` may start in its ``output_dir``, before anything is written there.
+
+    A directory holding checkpoints needs ``resume``; a resume whose settings differ from the run's saved
+    ``config.yaml`` is refused naming the changed keys, unless all of them are ``RESUMABLE_KEYS``. Returns
+    those changes (``"key: old -> new"``) for the caller to report; they apply to the resumed run.
+    """
+    from worldrl.errors import OutputExistsError
+    from worldrl.training.checkpointing import latest_checkpoint
+
+    output_dir = Path(cfg.get("output_dir") or "runs/default")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputExistsError(f"output_dir {output_dir} is a file, not a directory")
+    if latest_checkpoint(output_dir / "checkpoints") is None:
+        return []
+    if not resume:
+        raise OutputExistsError(f"{output_dir} already holds checkpoints of a run; resume it (--resume / "
+                                "fit(resume=True)) or choose another output_dir")
+    saved = output_dir / "config.yaml"
+    if not saved.is_file():
+        return []
+    old, new = _flatten(coerce_numbers(load_yaml(saved.read_text(), str(saved)) or {})), _flatten(coerce_numbers(cfg))
+    changed = {k: (old.get(k), new.get(k)) for k in sorted({*old, *new}) if old.get(k) != new.get(k)}
+    refused = [f"{k} ({a!r} -> {b!r})" for k, (a, b) in changed.items() if k not in RESUMABLE_KEYS]
+    if refused:
+        raise ConfigError(f"--resume of {output_dir} changes {', '.join(refused)}, which a resumed run cannot "
+                          f"change (it may change {', '.join(RESUMABLE_KEYS)}); restore them or train into a "
+                          "new output_dir")
+    return [f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()]
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict) and (node or not prefix):
+        return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
 def write_resolved_config(cfg: dict[str, Any], output_dir: Path) -> Path:
     """Keep the exact config (overrides applied) next to the run, for reproducibility."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -297,7 +342,12 @@ def write_resolved_config(cfg: dict[str, Any], output_dir: Path) -> Path:
 
 
 def train_from_config(cfg: dict[str, Any], resume: bool = False) -> TrainResult:
-    """Train the model a config describes; ``resume`` continues from the newest checkpoint of ``output_dir``."""
+    """Train the model a config describes; ``resume`` continues from the newest checkpoint of ``output_dir``
+    (changed settings: see ``accept_run``)."""
+    import sys
+
+    for change in accept_run(cfg, resume):
+        print(f"resume: applying changed {change}", file=sys.stderr)
     trainer = build_trainer(cfg)
     write_resolved_config(cfg, trainer.output_dir)
     return trainer.fit(resume=resume)
