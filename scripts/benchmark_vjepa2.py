@@ -9,9 +9,10 @@
    encoder, of the same architecture at random initialisation, and of a ridge on raw pixels.
 2. Prediction: the AC predictor's open-loop latent L1 at 1..8 steps (``evaluate_fidelity``: the model's
    ``distance``-free latent error) beside "repeat the last latent" and "dataset mean".
-3. Planning: goal reaching on the real env: the goal is the frame (and state) ``--goal-steps`` random actions
-   away from the start; the agent (``mpc-goal``, CEM in latent space) then acts ``--steps`` times; final fingertip
-   distance to the goal's fingertip and success (< ``--success``), against random and zero actions.
+3. Planning: goal reaching on the real env (``worldrl.loops.goal_reaching``, as ``worldrl plan-goal``): the goal is
+   the frame (and state) ``--goal-steps`` random actions away from the start; ``mpc-goal`` (CEM in latent space)
+   then acts ``--steps`` times; final latent and fingertip distance to the goal, success (fingertip < ``--success``),
+   against random and zero actions.
 4. Speed: training clips/s (from the run's log) and planning seconds per action.
 """
 
@@ -19,18 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from worldrl.agents.goal_mpc import GoalMPCAgent
 from worldrl.data import LeRobotDatasetReader, split_episodes
 from worldrl.evaluation import evaluate_fidelity
+from worldrl.loops.goal_reaching import GoalReachingConfig, run_goal_reaching
 from worldrl.models import build_model, load_pretrained
-from worldrl.tasks.real_envs import make_real_env
 
 
 def ridge_r2(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> float:
@@ -90,47 +89,6 @@ def probe(model, reader, train_eps: list[int], test_eps: list[int]) -> dict[str,
     return result
 
 
-def fingertip(env) -> np.ndarray:
-    return np.array(env.unwrapped.get_body_com("fingertip")[:2], np.float64)  # a copy: MuJoCo reuses the buffer
-
-
-def keyed(obs: dict, model) -> dict[str, np.ndarray]:
-    frame = np.ascontiguousarray(obs["pixels"])
-    return {model.cameras[0]: frame, model.state_key: np.asarray(obs["state"], np.float32)}
-
-
-def goal_reaching(model, env_id: str, episodes: int, steps: int, goal_steps: int, success: float,
-                  planner: dict, image_size: int) -> tuple[dict[str, dict[str, float]], float]:
-    env = make_real_env(env_id, pixels=True, width=image_size, height=image_size, max_episode_steps=1000)
-    results: dict[str, list[float]] = {"mpc-goal (CEM, latent L1)": [], "random actions": [], "zero actions": []}
-    plan_seconds, plan_calls = 0.0, 0
-    for ep in range(episodes):
-        rng = np.random.default_rng(1000 + ep)
-        goal_actions = rng.uniform(-1, 1, (goal_steps, *env.action_space.shape)).astype(np.float32)
-        obs, _ = env.reset(seed=ep)
-        for a in goal_actions:
-            obs, *_ = env.step(a)
-        goal_obs, goal_tip = keyed(obs, model), fingertip(env)
-        for name in results:
-            obs, _ = env.reset(seed=ep)
-            agent = GoalMPCAgent(model, goal=goal_obs, seed=ep, **planner) if name.startswith("mpc") else None
-            for _ in range(steps):
-                if agent is not None:
-                    t0 = time.perf_counter()
-                    action = agent.act(keyed(obs, model))
-                    plan_seconds += time.perf_counter() - t0
-                    plan_calls += 1
-                elif name.startswith("random"):
-                    action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-                else:
-                    action = np.zeros(env.action_space.shape, np.float32)
-                obs, *_ = env.step(action)
-            results[name].append(float(np.linalg.norm(fingertip(env) - goal_tip)))
-    summary = {name: {"final distance": float(np.mean(d)), "success": float(np.mean(np.array(d) < success))}
-               for name, d in results.items()}
-    return summary, plan_seconds / max(plan_calls, 1)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
@@ -161,9 +119,10 @@ def main() -> None:
     print("latent error at 1, 2, 4, 8 steps:", out["latent_l1"])
     planner = {"horizon": args.horizon, "num_samples": args.samples, "num_elites": max(args.samples // 8, 2),
                "iterations": args.iterations}
-    size = int(reader.features[model.cameras[0]]["shape"][0])
-    out["goal_reaching"], out["plan_seconds_per_action"] = goal_reaching(
-        model, args.env, args.episodes, args.steps, args.goal_steps, args.success, planner, size)
+    goal = run_goal_reaching(model, GoalReachingConfig(env_id=args.env, episodes=args.episodes, steps=args.steps,
+                                                       goal_steps=args.goal_steps, success=args.success,
+                                                       planner=planner))
+    out["goal_reaching"], out["plan_seconds_per_action"] = goal["agents"], goal["plan_seconds_per_action"]
     out["planner"] = planner
     print("goal reaching:", out["goal_reaching"], "plan s/action:", out["plan_seconds_per_action"])
     if args.out:

@@ -28,6 +28,7 @@ def bad_inputs(tmp) -> dict[str, list[list[str]]]:
                ["generate", "--items", "0", "--out", str(tmp / "q")],
                ["show", missing]],
         "configs": [["show", "no_such_preset"]],
+        "plan-goal": [["--model", missing]],
     }
 
 

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate-agent": ("worldrl.cli.evaluate_agent", "a trained agent's return on the real env (re-planning options)"),
     "qa": ("worldrl.cli.qa", "physics questions with exact answers from MuJoCo scenes (generate, show)"),
     "configs": ("worldrl.cli.configs", "list the YAML presets shipped in the package, or show one"),
+    "plan-goal": ("worldrl.cli.plan_goal", "plan toward goal images in a latent model (mpc-goal) on the real env"),
 }
 
 

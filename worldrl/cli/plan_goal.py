@@ -1,0 +1,43 @@
+"""``worldrl plan-goal --model DIR --env ID``: goal-image planning (``mpc-goal``, CEM in latent space) on the real
+env, each episode's goal being the observation a few random actions away; against random and zero actions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="checkpoint directory or Hub id of a latent model (vjepa2)")
+    parser.add_argument("--env", default="Reacher-v5", help="real env id (rendered at the model's camera size)")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=15, help="actions per episode")
+    parser.add_argument("--goal-steps", type=int, default=10, help="random actions from the start to the goal")
+    parser.add_argument("--success", type=float, default=0.05, help="success radius of --body (m)")
+    parser.add_argument("--body", default="fingertip", help="MuJoCo body whose distance to the goal is reported")
+    parser.add_argument("--samples", type=int, default=32, help="CEM samples")
+    parser.add_argument("--horizon", type=int, default=2, help="CEM horizon")
+    parser.add_argument("--iterations", type=int, default=2, help="CEM iterations")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from worldrl.errors import ConfigError
+    from worldrl.loops.goal_reaching import GoalReachingConfig, run_goal_reaching
+    from worldrl.models import load_pretrained
+
+    model = load_pretrained(args.model).eval()
+    if getattr(model, "cameras", None) is None:
+        raise ConfigError(f"{args.model} is a {type(model).__name__}: plan-goal needs a camera model (vjepa2)")
+    planner = {"horizon": args.horizon, "num_samples": args.samples, "num_elites": max(args.samples // 8, 2),
+               "iterations": args.iterations}
+    config = GoalReachingConfig(env_id=args.env, episodes=args.episodes, steps=args.steps, goal_steps=args.goal_steps,
+                                success=args.success, tracked_body=args.body, planner=planner)
+    results = run_goal_reaching(model, config)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        from worldrl.io import atomic_write_bytes
+
+        atomic_write_bytes(args.out, text.encode())
+    return 0
