@@ -231,3 +231,37 @@ def test_without_a_state_key_the_tokens_alone_carry_the_state() -> None:
         states = model.observe(obs, torch.zeros(2, 3, 2), torch.zeros(2, 3, dtype=torch.bool))
         nxt = model.imagine(states[:, -1], torch.zeros(2, 2))
     assert "proprio" not in nxt.keys() and model.latent(nxt).shape == (2, model.latent_dim)
+
+
+def test_masked_prediction_learns_without_collapsing(tmp_path: Path) -> None:
+    """JEPA's L1 falls on moving shapes while the EMA target's latents keep varying across frames (a collapsed
+    encoder would make the loss trivially small with identical latents for every frame)."""
+    import json
+
+    from worldrl.cli import main as worldrl_main
+    from worldrl.data import LeRobotDatasetReader
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"""
+output_dir: {tmp_path / 'run'}
+seed: 0
+data: {{root: {tmp_path / 'shapes'}, window: 4, synthetic: {{episodes: 6, steps: 16, image_size: 16, square: 4}}}}
+model: {{family: vjepa2, encoder: {{image_size: 16, patch_size: 4, dim: 24, depth: 1, num_heads: 2}},
+        predictor: {{dim: 12, depth: 1, num_heads: 2}}, action_predictor: {{dim: 24, depth: 1, num_heads: 2}},
+        masking: {{strategy: random, mask_ratio: 0.5}}}}
+trainer: {{max_steps: 100, batch_size: 8, lr: 3.0e-3, eval_every: 100, log_every: 10, progress: false}}
+""")
+    assert worldrl_main(["train", "--config", str(config)]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train = [r["metrics"]["jepa_l1"] for r in rows if r["split"] == "train"]
+    assert train[-1] < 0.5 * train[0]
+    model = load_pretrained(tmp_path / "run" / "model")
+    frames = torch.as_tensor(LeRobotDatasetReader(tmp_path / "shapes").frames("observation.images.front",
+                                                                              list(range(0, 90, 3))))[:, None]
+    obs = TensorDict({"observation.images.front": frames}, batch_size=frames.shape[:2])
+    torch.manual_seed(0)
+    untrained = build_model("vjepa2", model.config.to_dict(), model.task)
+    with torch.no_grad():
+        spread = model.encode_frames(obs)[:, 0].std(0).mean()
+        spread_untrained = untrained.encode_frames(obs)[:, 0].std(0).mean()
+    assert spread > 0.5 * spread_untrained
