@@ -265,3 +265,31 @@ trainer: {{max_steps: 100, batch_size: 8, lr: 3.0e-3, eval_every: 100, log_every
         spread = model.encode_frames(obs)[:, 0].std(0).mean()
         spread_untrained = untrained.encode_frames(obs)[:, 0].std(0).mean()
     assert spread > 0.5 * spread_untrained
+
+
+def test_several_cameras_are_encoded_separately_and_tagged() -> None:
+    spaces = {"observation.images.top": gym.spaces.Box(0, 255, (IMG, IMG, 3), np.uint8),
+              "observation.images.wrist": gym.spaces.Box(0, 255, (20, 24, 3), np.uint8),
+              "observation.state": gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)}
+    task = TaskSpec.keyed(spaces, gym.spaces.Box(-1, 1, (2,), np.float32))
+    model = build_model("vjepa2", VJEPA2Config.tiny(), task)
+    assert model.cameras == ["observation.images.top", "observation.images.wrist"]
+    assert model.tokens_per_frame == 2 * model.encoder.grid_hw ** 2
+    assert model.action_predictor.camera_embed.shape[0] == 2
+    g = torch.Generator().manual_seed(0)
+    obs = TensorDict({"observation.images.top": torch.randint(0, 256, (2, 4, IMG, IMG, 3), generator=g, dtype=torch.uint8),
+                      "observation.images.wrist": torch.randint(0, 256, (2, 4, 20, 24, 3), generator=g,
+                                                                dtype=torch.uint8),
+                      "observation.state": torch.randn(2, 4, 4, generator=g)}, batch_size=[2, 4])
+    batch = TensorDict({"obs": obs, "action": torch.zeros(2, 4, 2), "mask": torch.ones(2, 4, dtype=torch.bool),
+                        "is_first": torch.zeros(2, 4, dtype=torch.bool)}, batch_size=[2, 4])
+    groups, _ = model.loss_groups(batch)
+    assert set(groups) == {"jepa", "ac"} and all(torch.isfinite(v) for v in groups.values())
+    with torch.no_grad():
+        top_only = model.encode_frames(obs)[:, :, :model.encoder.grid_hw ** 2]
+        alone = model.frozen_encoder(model._clips(obs, "observation.images.top")[:, :1].expand(-1, 2, -1, -1, -1))
+    assert torch.allclose(top_only[:, 0], torch.nn.functional.layer_norm(alone, alone.shape[-1:]), atol=1e-5)
+    chosen = build_model("vjepa2", {**VJEPA2Config.tiny(), "cameras": ["observation.images.wrist"]}, task)
+    assert chosen.cameras == ["observation.images.wrist"]
+    with pytest.raises(ValueError, match="not camera keys"):
+        build_model("vjepa2", {**VJEPA2Config.tiny(), "cameras": ["observation.images.side"]}, task)
