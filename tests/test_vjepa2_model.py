@@ -293,3 +293,25 @@ def test_several_cameras_are_encoded_separately_and_tagged() -> None:
     assert chosen.cameras == ["observation.images.wrist"]
     with pytest.raises(ValueError, match="not camera keys"):
         build_model("vjepa2", {**VJEPA2Config.tiny(), "cameras": ["observation.images.side"]}, task)
+
+
+def test_surprise_is_the_masked_prediction_error_of_the_later_slots() -> None:
+    model = make_model()
+    obs = make_obs(3, 4)
+    surprise = model.surprise(obs)
+    assert surprise.shape == (3,) and torch.isfinite(surprise).all() and (surprise > 0).all()
+    assert torch.equal(surprise, model.surprise(obs))  # no randomness: fixed temporal masks
+    with torch.no_grad():  # by hand: context = slot 0, target = slot 1 of the 2-slot clip
+        x = model._clips(obs, "observation.images.front")
+        per_slot = model.encoder.grid_hw ** 2
+        ctx = torch.arange(per_slot)[None].expand(3, -1)
+        tgt = torch.arange(per_slot, 2 * per_slot)[None].expand(3, -1)
+        pred = model.predictor(model.encoder(x, keep=ctx), ctx, tgt, model.encoder.grid(4))
+        target = torch.nn.functional.layer_norm(model.target_encoder(x), (model.dim,))[:, per_slot:]
+    assert torch.allclose(surprise, (pred - target).abs().mean((1, 2)), atol=1e-6)
+    with pytest.raises(ValueError, match="at least 2 tubelets"):
+        model.surprise(make_obs(2, 3))
+    with pytest.raises(ValueError, match="context_slots"):
+        model.surprise(obs, context_slots=2)
+    with pytest.raises(ValueError, match="train_encoder"):
+        make_model(train_encoder=False).surprise(obs)

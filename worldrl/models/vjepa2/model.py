@@ -318,6 +318,31 @@ class VJEPA2WorldModel(WorldModel):
         metrics.update(ac_teacher_l1=float(teacher.detach()), ac_rollout_l1=float(rollout.detach()))
         return groups, metrics
 
+    @torch.no_grad()
+    def surprise(self, obs: Observation, context_slots: int | None = None) -> torch.Tensor:
+        """Per-clip surprise ``[B]`` of clips ``[B, T, ...]`` (V-JEPA's intuitive-physics measure): the masked
+        predictor sees the first ``context_slots`` time slots (default: half) and predicts the target encoder's
+        latents of the rest; the L1 error, averaged over the predicted tokens and the cameras."""
+        if not self.learns_encoder:
+            raise ValueError("surprise needs the masked predictor (a vjepa2 model trained with train_encoder=true)")
+        errors = []
+        for key in self.cameras:
+            x = self._clips(obs, key)
+            t = x.shape[1] - x.shape[1] % self.tubelet
+            grid = self.encoder.grid(t)
+            if grid[0] < 2:
+                raise ValueError(f"surprise needs clips of at least 2 tubelets ({2 * self.tubelet} frames), got {t}")
+            keep = context_slots if context_slots is not None else grid[0] // 2
+            if not 1 <= keep < grid[0]:
+                raise ValueError(f"context_slots must be in [1, {grid[0] - 1}], got {keep}")
+            per_slot, b = grid[1] * grid[2], x.shape[0]
+            ctx = torch.arange(keep * per_slot, device=x.device)[None].expand(b, -1)
+            tgt = torch.arange(keep * per_slot, grid[0] * per_slot, device=x.device)[None].expand(b, -1)
+            targets = target_norm(self.target_encoder(x[:, :t]))[:, keep * per_slot:]
+            pred = self.predictor(self.encoder(x[:, :t], keep=ctx), ctx, tgt, grid)
+            errors.append((pred - targets).abs().mean((1, 2)))
+        return torch.stack(errors).mean(0)
+
     def on_train_step_end(self, step: int) -> None:
         if self.learns_encoder:
             c = self.config
