@@ -118,8 +118,10 @@ class ActorCriticConfig:
             "entropy_coef": (self.entropy_coef >= 0, ">= 0"),
             "target_decay": (0.0 <= self.target_decay < 1.0, "in [0, 1)"),
             "return_norm_decay": (0.0 <= self.return_norm_decay < 1.0, "in [0, 1)"),
-            "return_percentiles": (0.0 <= self.return_percentiles[0] < self.return_percentiles[1] <= 1.0,
-                                   "an increasing pair in [0, 1]"),
+            "return_percentiles": (
+                0.0 <= self.return_percentiles[0] < self.return_percentiles[1] <= 1.0,
+                "an increasing pair in [0, 1]",
+            ),
             "min_std": (0.0 < self.min_std <= self.max_std, "in (0, max_std]"),
             "gradient": (self.gradient in GRADIENT_MODES, f"one of {GRADIENT_MODES}"),
             "actor_hidden": (all(int(h) > 0 for h in self.actor_hidden), "positive widths"),
@@ -134,7 +136,7 @@ class ActorCriticConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ActorCriticConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ActorCriticConfig:
         """The config from ``to_dict`` output or agent options (strict: ``config_from_dict``)."""
         return config_from_dict(cls, data, "dreamer")
 
@@ -196,8 +198,10 @@ class TanhGaussianActor(nn.Module):
     def distribution(self, latent: torch.Tensor) -> torch.distributions.Distribution:
         """The policy as a torch distribution (usable as a CEM/MPPI policy prior)."""
         mean, std = self(latent)
-        transforms = [torch.distributions.TanhTransform(cache_size=1),
-                      torch.distributions.AffineTransform(self.centre, self.half_range)]
+        transforms = [
+            torch.distributions.TanhTransform(cache_size=1),
+            torch.distributions.AffineTransform(self.centre, self.half_range),
+        ]
         base = torch.distributions.Independent(torch.distributions.Normal(mean, std), 1)
         return torch.distributions.TransformedDistribution(base, transforms)
 
@@ -326,8 +330,10 @@ class ImaginationActorCritic(nn.Module):
         returns = lambda_returns(traj.rewards, traj.continues, values, cfg.discount, cfg.lambda_)
         weights = alive_weights(traj.continues.detach())[:, :-1]
         scale = self.return_norm.update(returns)
-        log_prob = self.actor.log_prob(traj.latents[:, :-1] if dynamics else traj.latents[:, :-1].detach(),
-                                       traj.raw_actions if dynamics else traj.raw_actions.detach())
+        log_prob = self.actor.log_prob(
+            traj.latents[:, :-1] if dynamics else traj.latents[:, :-1].detach(),
+            traj.raw_actions if dynamics else traj.raw_actions.detach(),
+        )
         if dynamics:
             objective = returns / scale
         else:
@@ -404,8 +410,10 @@ class ImaginationActorCritic(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         atomic_write_bytes(directory / WEIGHTS_NAME, save_safetensors(tensors, metadata={"agent": "dreamer"}))
-        write_json(directory / AGENT_CONFIG_NAME, {"agent": "dreamer", "config": self.config.to_dict(),
-                                                   "updates": self.updates, "seed": self._seed})
+        write_json(
+            directory / AGENT_CONFIG_NAME,
+            {"agent": "dreamer", "config": self.config.to_dict(), "updates": self.updates, "seed": self._seed},
+        )
         return directory
 
     def load(self, directory: str | os.PathLike) -> None:
@@ -414,8 +422,10 @@ class ImaginationActorCritic(nn.Module):
         data = read_json(directory / AGENT_CONFIG_NAME)
         saved = ActorCriticConfig.from_dict(data.get("config", {}))
         if saved != self.config:
-            raise CheckpointError(f"{directory / AGENT_CONFIG_NAME} holds settings {saved}, this agent has {self.config}; "
-                             "build the agent with the saved config (ActorCriticConfig.from_dict) before loading")
+            raise CheckpointError(
+                f"{directory / AGENT_CONFIG_NAME} holds settings {saved}, this agent has {self.config}; "
+                "build the agent with the saved config (ActorCriticConfig.from_dict) before loading"
+            )
         path = directory / WEIGHTS_NAME
         try:
             state = load_safetensors(path.read_bytes())
@@ -428,7 +438,7 @@ class ImaginationActorCritic(nn.Module):
         self.updates = int(data.get("updates", 0))
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, model: Any, **kwargs: Any) -> "ImaginationActorCritic":
+    def from_pretrained(cls, directory: str | os.PathLike, model: Any, **kwargs: Any) -> ImaginationActorCritic:
         config = ActorCriticConfig.from_dict(read_json(Path(directory) / AGENT_CONFIG_NAME).get("config", {}))
         agent = cls(model, config, **kwargs)
         agent.load(directory)

@@ -64,8 +64,11 @@ class GoalMPCAgent(MPCAgent):
     def plan(self, state: TensorDict) -> PlanResult:
         batch = state.batch_size[0]
         goal = self.goal if self.goal.shape[0] == batch else self.goal.expand(batch, -1)
-        prev = self.prev_mean if self.warm_start and self.prev_mean is not None \
-            and self.prev_mean.shape[0] == batch else None
+        prev = (
+            self.prev_mean
+            if self.warm_start and self.prev_mean is not None and self.prev_mean.shape[0] == batch
+            else None
+        )
         result = self.planner.plan(self.model, state, prev, self.generator, goal=goal)
         self.prev_mean = result.mean.clone()
         self.last_result = result

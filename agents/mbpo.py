@@ -33,10 +33,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from stable_baselines3 import DDPG, SAC, TD3
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
 from worldrl.agents.protocol import (
     AGENT_CONFIG_NAME,
     register_agent,
@@ -109,8 +110,10 @@ class MBPOConfig:
             "rollout_length_min": (self.rollout_length_min >= 1, ">= 1"),
             "rollout_length_max": (self.rollout_length_max >= self.rollout_length_min, ">= rollout_length_min"),
             "rollout_schedule_start": (self.rollout_schedule_start >= 0, ">= 0"),
-            "rollout_schedule_end": (self.rollout_schedule_end >= self.rollout_schedule_start,
-                                     ">= rollout_schedule_start"),
+            "rollout_schedule_end": (
+                self.rollout_schedule_end >= self.rollout_schedule_start,
+                ">= rollout_schedule_start",
+            ),
             "model_retain_rounds": (self.model_retain_rounds >= 1, ">= 1"),
             "gradient_steps_per_real_step": (self.gradient_steps_per_real_step >= 0, ">= 0"),
             "gradient_steps_per_rollout": (self.gradient_steps_per_rollout >= 1, ">= 1"),
@@ -119,8 +122,12 @@ class MBPOConfig:
             "gamma": (0.0 < self.gamma <= 1.0, "in (0, 1]"),
             "tau": (0.0 < self.tau <= 1.0, "in (0, 1]"),
             "net_arch": (len(self.net_arch) > 0 and all(h > 0 for h in self.net_arch), "positive widths"),
-            "ent_coef": (self.ent_coef == "auto" or str(self.ent_coef).startswith("auto_")
-                         or (isinstance(self.ent_coef, (int, float)) and self.ent_coef > 0), "'auto' or > 0"),
+            "ent_coef": (
+                self.ent_coef == "auto"
+                or str(self.ent_coef).startswith("auto_")
+                or (isinstance(self.ent_coef, (int, float)) and self.ent_coef > 0),
+                "'auto' or > 0",
+            ),
             "real_buffer_size": (self.real_buffer_size >= 1, ">= 1"),
         }
         check_fields(self, checks)
@@ -198,11 +205,25 @@ class MixedReplayBuffer(ReplayBuffer):
     ) -> None:
         if not 0.0 <= real_ratio <= 1.0:
             raise ConfigError(f"real_ratio must be in [0, 1], got {real_ratio}")
-        super().__init__(buffer_size, observation_space, action_space, device, n_envs=1,
-                         optimize_memory_usage=False, handle_timeout_termination=False)
+        super().__init__(
+            buffer_size,
+            observation_space,
+            action_space,
+            device,
+            n_envs=1,
+            optimize_memory_usage=False,
+            handle_timeout_termination=False,
+        )
         self.real_ratio = real_ratio
-        self.model_part = ReplayBuffer(model_buffer_size, observation_space, action_space, device, n_envs=1,
-                                       optimize_memory_usage=False, handle_timeout_termination=False)
+        self.model_part = ReplayBuffer(
+            model_buffer_size,
+            observation_space,
+            action_space,
+            device,
+            n_envs=1,
+            optimize_memory_usage=False,
+            handle_timeout_termination=False,
+        )
 
     def add_real(self, obs, next_obs, action, reward, terminated) -> None:
         """Real transitions; ``action`` already scaled to the policy's ``[-1, 1]`` box."""
@@ -215,8 +236,13 @@ class MixedReplayBuffer(ReplayBuffer):
     def add(self, obs, next_obs, action, reward, done, infos) -> None:
         timeouts = np.array([info.get("TimeLimit.truncated", False) for info in infos], bool)
         n = len(infos)
-        self.add_model(np.asarray(obs).reshape(n, -1), np.asarray(next_obs).reshape(n, -1), action,
-                       reward, np.asarray(done, bool) & ~timeouts)
+        self.add_model(
+            np.asarray(obs).reshape(n, -1),
+            np.asarray(next_obs).reshape(n, -1),
+            action,
+            reward,
+            np.asarray(done, bool) & ~timeouts,
+        )
 
     def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples:
         if self.size() == 0:
@@ -260,22 +286,40 @@ class MBPOAgent:
         self.config, self.model, self._seed = config, model, seed
         self.device = torch.device(device) if device is not None else model.device
         space = model.task.action_space
-        if not isinstance(space, spaces.Box) or not np.all(np.isfinite(space.low)) or not np.all(np.isfinite(space.high)):
+        if (
+            not isinstance(space, spaces.Box)
+            or not np.all(np.isfinite(space.low))
+            or not np.all(np.isfinite(space.high))
+        ):
             raise EnvError(f"SAC needs a bounded continuous Box action space, got {space}")
         placeholder = np.zeros((1, *model.task.obs_shape), dtype=model.task.observation_space.dtype)
-        self.env = WorldModelVectorEnv(config.num_rollouts, model=model, sample=config.sample_dynamics,
-                                       time_limit=None, start_states=placeholder)
+        self.env = WorldModelVectorEnv(
+            config.num_rollouts, model=model, sample=config.sample_dynamics, time_limit=None, start_states=placeholder
+        )
         self.rng = np.random.default_rng(seed)
         extra = {"ent_coef": config.ent_coef} if config.algorithm == "sac" else {}
         self.sac = ALGORITHMS[config.algorithm](  # named for MBPO's learner; any of ALGORITHMS
-            "MlpPolicy", SB3VecEnv(self.env, max_episode_steps=None, start_sampler=self.sample_starts),
-            learning_rate=config.learning_rate, buffer_size=1, batch_size=config.batch_size, tau=config.tau,
-            gamma=config.gamma, policy_kwargs={"net_arch": list(config.net_arch)}, seed=seed, device=self.device,
-            **extra, **config.algorithm_kwargs,
+            "MlpPolicy",
+            SB3VecEnv(self.env, max_episode_steps=None, start_sampler=self.sample_starts),
+            learning_rate=config.learning_rate,
+            buffer_size=1,
+            batch_size=config.batch_size,
+            tau=config.tau,
+            gamma=config.gamma,
+            policy_kwargs={"net_arch": list(config.net_arch)},
+            seed=seed,
+            device=self.device,
+            **extra,
+            **config.algorithm_kwargs,
         )
-        self.buffer = MixedReplayBuffer(config.real_buffer_size, self.sac.observation_space, self.sac.action_space,
-                                        self.device, real_ratio=config.real_ratio,
-                                        model_buffer_size=config.model_buffer_size)
+        self.buffer = MixedReplayBuffer(
+            config.real_buffer_size,
+            self.sac.observation_space,
+            self.sac.action_space,
+            self.device,
+            real_ratio=config.real_ratio,
+            model_buffer_size=config.model_buffer_size,
+        )
         self.sac.replay_buffer = self.buffer
         self.sac.set_logger(Logger(folder=None, output_formats=[]))
         self.synced = 0  # rows of the worldrl ReplayBuffer already copied into the real part
@@ -287,8 +331,13 @@ class MBPOAgent:
         new = self._sync(replay)
         real_steps = len(replay) if real_steps is None else real_steps
         cfg = self.config
-        k = rollout_length(real_steps, cfg.rollout_length_min, cfg.rollout_length_max,
-                           cfg.rollout_schedule_start, cfg.rollout_schedule_end)
+        k = rollout_length(
+            real_steps,
+            cfg.rollout_length_min,
+            cfg.rollout_length_max,
+            cfg.rollout_schedule_start,
+            cfg.rollout_schedule_end,
+        )
         total = cfg.gradient_steps_per_real_step * new
         metrics: dict[str, float] = {"mbpo/rollout_length": float(k), "mbpo/gradient_steps": float(total)}
         done = 0
@@ -307,7 +356,7 @@ class MBPOAgent:
             raise ValueError(f"the replay buffer shrank from {self.synced} to {len(replay)} rows")
         if len(replay) == self.synced:
             return 0
-        a = {k: v[self.synced:] for k, v in replay.arrays().items()}
+        a = {k: v[self.synced :] for k, v in replay.arrays().items()}
         self.buffer.add_real(a["obs"], a["next_obs"], self._scaled(a["action"]), a["reward"], a["terminated"])
         new, self.synced = len(replay) - self.synced, len(replay)
         return new
@@ -328,8 +377,9 @@ class MBPOAgent:
         for _ in range(length):
             action, _ = self.sac.policy.predict(obs, deterministic=False)
             next_obs, reward, terminated, _, _ = self.env.step(action)
-            self.buffer.add_model(obs[alive], next_obs[alive], self._scaled(action[alive]), reward[alive],
-                                  terminated[alive])
+            self.buffer.add_model(
+                obs[alive], next_obs[alive], self._scaled(action[alive]), reward[alive], terminated[alive]
+            )
             rows += int(alive.sum())
             rewards.append(reward[alive])
             alive &= ~np.asarray(terminated, bool)  # a finished row autoresets next step: its data ends here
@@ -345,12 +395,17 @@ class MBPOAgent:
 
     def _train_metrics(self) -> dict[str, float]:
         values = self.sac.logger.name_to_value
-        metrics = {f"{self.config.algorithm}/{k.split('/', 1)[1]}": float(values[k])
-                   for k in ("train/actor_loss", "train/critic_loss", "train/ent_coef") if k in values}
+        metrics = {
+            f"{self.config.algorithm}/{k.split('/', 1)[1]}": float(values[k])
+            for k in ("train/actor_loss", "train/critic_loss", "train/ent_coef")
+            if k in values
+        }
         bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
         if bad:
-            raise FloatingPointError(f"MBPO: {self.config.algorithm.upper()} losses became non-finite {bad} "
-                                     "(model rollouts may have diverged)")
+            raise FloatingPointError(
+                f"MBPO: {self.config.algorithm.upper()} losses became non-finite {bad} "
+                "(model rollouts may have diverged)"
+            )
         return metrics
 
     # ----------------------------------------------------------------- acting
@@ -380,8 +435,10 @@ class MBPOAgent:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(directory / WEIGHTS_NAME, save_safetensors(self._tensors(), metadata={"agent": "mbpo"}))
-        write_json(directory / AGENT_CONFIG_NAME,
-                   {"agent": "mbpo", "config": self.config.to_dict(), "updates": self.updates, "seed": self._seed})
+        write_json(
+            directory / AGENT_CONFIG_NAME,
+            {"agent": "mbpo", "config": self.config.to_dict(), "updates": self.updates, "seed": self._seed},
+        )
         return directory
 
     def load(self, directory: str | os.PathLike) -> None:
@@ -391,8 +448,10 @@ class MBPOAgent:
         saved = MBPOConfig.from_dict(data.get("config", {}))
         for name in ("algorithm", "net_arch"):
             if getattr(saved, name) != getattr(self.config, name):
-                raise CheckpointError(f"{directory / AGENT_CONFIG_NAME} has {name} {getattr(saved, name)!r}, this agent "
-                                 f"{getattr(self.config, name)!r}; build the agent with the saved config before loading")
+                raise CheckpointError(
+                    f"{directory / AGENT_CONFIG_NAME} has {name} {getattr(saved, name)!r}, this agent "
+                    f"{getattr(self.config, name)!r}; build the agent with the saved config before loading"
+                )
         path = directory / WEIGHTS_NAME
         try:
             tensors = load_safetensors(path.read_bytes())

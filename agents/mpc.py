@@ -72,8 +72,9 @@ class MPCAgent:
             self.planner = planner
         else:
             self.planner_name = planner
-            self.planner = make_planner(planner, config, value_fn=value_fn, policy_prior=policy_prior,
-                                        **planner_settings)
+            self.planner = make_planner(
+                planner, config, value_fn=value_fn, policy_prior=policy_prior, **planner_settings
+            )
         check_step_scores(model, self.planner.config.reward, self.planner.config.termination)
         self.device = torch.device(device) if device is not None else model.device
         self.warm_start = warm_start
@@ -163,8 +164,12 @@ class MPCAgent:
 
     def _rebuild_planner(self, name: str, config: dict[str, Any]) -> None:
         old = self.planner
-        self.planner = PLANNERS[name].planner_class(planner_config(name, config), value_fn=old.value_fn,
-                                                    policy_prior=old.policy_prior, action_space=old.action_space)
+        self.planner = PLANNERS[name].planner_class(
+            planner_config(name, config),
+            value_fn=old.value_fn,
+            policy_prior=old.policy_prior,
+            action_space=old.action_space,
+        )
         check_step_scores(self.model, self.planner.config.reward, self.planner.config.termination)
         self.planner_name = name
 

@@ -135,8 +135,10 @@ class ObservationHistory:
         if self.num_envs is None:
             self._allocate(obs)
         elif batch != self.num_envs:
-            raise ValueError(f"got {batch} observations but the agent tracks {self.num_envs} environments; "
-                             "call reset() before changing the number of environments")
+            raise ValueError(
+                f"got {batch} observations but the agent tracks {self.num_envs} environments; "
+                "call reset() before changing the number of environments"
+            )
         self.obs = torch.cat([self.obs[:, 1:], obs[:, None]], dim=1)
         self.prev_action = torch.cat([self.prev_action[:, 1:], self.pending_action[:, None]], dim=1)
         self.is_first = torch.cat([self.is_first[:, 1:], self.fresh[:, None]], dim=1)

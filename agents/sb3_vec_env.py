@@ -59,7 +59,9 @@ class SB3VecEnv(VecEnv):
                 f"got {mode.value!r}"
             )
         self.env, self.autoreset_mode = env, mode
-        self.max_episode_steps = getattr(env, "max_episode_steps", None) if max_episode_steps == "env" else max_episode_steps
+        self.max_episode_steps = (
+            getattr(env, "max_episode_steps", None) if max_episode_steps == "env" else max_episode_steps
+        )
         if self.max_episode_steps is not None and int(self.max_episode_steps) < 1:
             raise ValueError(f"max_episode_steps must be a positive int or None, got {self.max_episode_steps!r}")
         self.start_sampler = start_sampler
@@ -107,7 +109,9 @@ class SB3VecEnv(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         setattr(self.env, attr_name, value)  # one batched env: the attribute is shared by every row
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         result = getattr(self.env, method_name)(*method_args, **method_kwargs)
         return [result for _ in self._get_indices(indices)]
 

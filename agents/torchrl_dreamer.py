@@ -35,15 +35,27 @@ from worldrl.models.base import WorldModel
 from worldrl.models.torchrl_modules import BELIEF, STATE, encoder_module, initial_tensordict
 
 
-def fit_from_torchrl(model: WorldModel, buffer: Any, output_dir: str | Path, window: int = 8,
-                     obs_key: Any = "observation", **trainer_options: Any) -> Any:
+def fit_from_torchrl(
+    model: WorldModel,
+    buffer: Any,
+    output_dir: str | Path,
+    window: int = 8,
+    obs_key: Any = "observation",
+    **trainer_options: Any,
+) -> Any:
     """Fit ``model`` in place on a TorchRL replay buffer's rows (``TrainerConfig`` fields as keyword options)."""
     from worldrl.training import Trainer, TrainerConfig
 
     replay = replay_from_torchrl(buffer, obs_key)
     model.fit_normalization(replay_stats(replay))
-    options = {"progress": False, "checkpoint_every": 0, "keep_last": 1, "loggers": ["jsonl"],
-               "device": str(model.device), **trainer_options}
+    options = {
+        "progress": False,
+        "checkpoint_every": 0,
+        "keep_last": 1,
+        "loggers": ["jsonl"],
+        "device": str(model.device),
+        **trainer_options,
+    }
     windows = replay.windows(window)
     trainer = Trainer(model, windows, windows, TrainerConfig.from_dict(options), output_dir)
     result = trainer.fit()
@@ -57,15 +69,23 @@ def dreamer_actor_value(model: WorldModel, hidden: int = 64) -> tuple[Probabilis
     space = model.task.action_space
     dim = model.task.action_dim
     low, high = torch.as_tensor(space.low, dtype=torch.float32), torch.as_tensor(space.high, dtype=torch.float32)
-    net = nn.Sequential(MLP(in_features=model.latent_dim, out_features=2 * dim, num_cells=[hidden, hidden],
-                            activation_class=nn.ELU), NormalParamExtractor())
+    net = nn.Sequential(
+        MLP(in_features=model.latent_dim, out_features=2 * dim, num_cells=[hidden, hidden], activation_class=nn.ELU),
+        NormalParamExtractor(),
+    )
     actor = ProbabilisticActor(
         TensorDictModule(net, in_keys=[BELIEF], out_keys=["loc", "scale"]),
-        in_keys=["loc", "scale"], out_keys=["action"], spec=Bounded(low, high, shape=(dim,)),
-        distribution_class=TanhNormal, distribution_kwargs={"low": low, "high": high},
+        in_keys=["loc", "scale"],
+        out_keys=["action"],
+        spec=Bounded(low, high, shape=(dim,)),
+        distribution_class=TanhNormal,
+        distribution_kwargs={"low": low, "high": high},
     )
-    value = TensorDictModule(MLP(in_features=model.latent_dim, out_features=1, num_cells=[hidden, hidden],
-                                 activation_class=nn.ELU), in_keys=[BELIEF], out_keys=["state_value"])
+    value = TensorDictModule(
+        MLP(in_features=model.latent_dim, out_features=1, num_cells=[hidden, hidden], activation_class=nn.ELU),
+        in_keys=[BELIEF],
+        out_keys=["state_value"],
+    )
     return actor.to(model.device), value.to(model.device)
 
 
@@ -108,9 +128,11 @@ class DreamerLearner:
         loss_value["loss_value"].backward()
         nn.utils.clip_grad_norm_(self.value.parameters(), self.grad_clip)
         self.value_opt.step()
-        return {"loss_actor": float(loss_actor["loss_actor"].detach()),
-                "loss_value": float(loss_value["loss_value"].detach()),
-                "imagined_reward": float(fake.get(("next", "reward")).mean())}
+        return {
+            "loss_actor": float(loss_actor["loss_actor"].detach()),
+            "loss_value": float(loss_value["loss_value"].detach()),
+            "imagined_reward": float(fake.get(("next", "reward")).mean()),
+        }
 
 
 def real_env_policy(model: WorldModel, actor: ProbabilisticActor) -> TensorDictSequential:

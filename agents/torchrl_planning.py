@@ -137,8 +137,7 @@ class TorchRLPlanner(MPCPlannerBase):
         if isinstance(planner, SamplingPlanner):
             self.planner = planner
         else:
-            self.planner = make_planner(planner, action_space=None if model is not None else box,
-                                        **planner_settings)
+            self.planner = make_planner(planner, action_space=None if model is not None else box, **planner_settings)
         self.dynamics = model if model is not None else EnvDynamics(env, action_key)
         self.state_fn = state_fn
         self.generator = torch.Generator(device=env.device or "cpu")

@@ -58,7 +58,11 @@ class EnvOptions:
     """How many real-env resets make the start-state pool when start states come from the real task."""
 
     def __post_init__(self) -> None:
-        for name, allowed in (("obs_mode", OBS_MODES), ("reward", REWARD_SOURCES), ("termination", TERMINATION_SOURCES)):
+        for name, allowed in (
+            ("obs_mode", OBS_MODES),
+            ("reward", REWARD_SOURCES),
+            ("termination", TERMINATION_SOURCES),
+        ):
             value = getattr(self, name)
             if value is not None and value not in allowed:
                 raise EnvError(f"{name} must be one of {allowed} (or None for automatic), got {value!r}")
@@ -70,7 +74,7 @@ class EnvOptions:
             raise EnvError(f"start_pool_size must be >= 1, got {self.start_pool_size}")
 
     @classmethod
-    def from_kwargs(cls, options: "EnvOptions | None", kwargs: dict[str, Any]) -> "EnvOptions":
+    def from_kwargs(cls, options: EnvOptions | None, kwargs: dict[str, Any]) -> EnvOptions:
         """``options`` with ``kwargs`` applied on top; unknown names are an ``EnvError`` naming the known ones."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - known)

@@ -16,8 +16,9 @@ SCENE_ENV_IDS = ("worldrl/Playground-v0",)
 
 def register_envs() -> None:
     if "worldrl/Playground-v0" not in gym.registry:
-        gym.register(id="worldrl/Playground-v0", entry_point="worldrl.tasks.scenes.env:PlaygroundEnv",
-                     max_episode_steps=150)
+        gym.register(
+            id="worldrl/Playground-v0", entry_point="worldrl.tasks.scenes.env:PlaygroundEnv", max_episode_steps=150
+        )
     if "WorldModel-v0" in gym.registry:
         return
     gym.register(

@@ -33,7 +33,9 @@ SimulatorOptions = EnvOptions
 
 # =========================================================================== model
 def resolve_model(
-    model: WorldModel | str | os.PathLike | None, device: str | torch.device | None, task_id: str | None = None,
+    model: WorldModel | str | os.PathLike | None,
+    device: str | torch.device | None,
+    task_id: str | None = None,
     revision: str | None = None,
 ) -> WorldModel:
     """A ready model from an instance, a checkpoint dir / Hub id (at ``revision``), or None (the bundled default).
@@ -99,10 +101,14 @@ class LearnedSimulator:
         self.device = model.device
         self.single_observation_space = self._observation_space()
         self.single_action_space: gym.spaces.Box = self.task.action_space
-        self._bounds = {key: (torch.as_tensor(space.low, dtype=torch.float32, device=self.device),
-                              torch.as_tensor(space.high, dtype=torch.float32, device=self.device),
-                              np.issubdtype(space.dtype, np.integer))
-                        for key, space in self.task.key_spaces().items()}
+        self._bounds = {
+            key: (
+                torch.as_tensor(space.low, dtype=torch.float32, device=self.device),
+                torch.as_tensor(space.high, dtype=torch.float32, device=self.device),
+                np.issubdtype(space.dtype, np.integer),
+            )
+            for key, space in self.task.key_spaces().items()
+        }
         self.action_low = np.asarray(self.single_action_space.low, dtype=np.float64)
         self.action_high = np.asarray(self.single_action_space.high, dtype=np.float64)
 
@@ -173,8 +179,12 @@ class LearnedSimulator:
         return Transition(state, decoded, view, zeros, torch.zeros_like(diverged), diverged)
 
     def step(
-        self, state: TensorDict, obs: keyed.Observation | None, action: torch.Tensor,
-        generator: torch.Generator | None, goal: torch.Tensor | None = None,
+        self,
+        state: TensorDict,
+        obs: keyed.Observation | None,
+        action: torch.Tensor,
+        generator: torch.Generator | None,
+        goal: torch.Tensor | None = None,
     ) -> Transition:
         """One batched ``model.imagine`` and the read-outs of the transition ``(obs, action) -> next``.
 

@@ -49,7 +49,10 @@ def real_env_starts(task: TaskSpec, count: int) -> np.ndarray:
 
 
 def start_pool(
-    task: TaskSpec, start_states: Any | None, dataset: str | os.PathLike | None, pool_size: int,
+    task: TaskSpec,
+    start_states: Any | None,
+    dataset: str | os.PathLike | None,
+    pool_size: int,
     recorded: torch.Tensor | TensorDict | None = None,
 ) -> Pool:
     """The observations episodes start from, validated against the task's observation shapes.
@@ -91,8 +94,10 @@ def check_pool(pool: Pool, task: TaskSpec, source: str) -> None:
     for key in task.obs_keys:
         shape, array = tuple(task.key_space(key).shape), arrays[key]
         if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape or len(array) == 0:
-            raise EnvError(f"start states from {source} must have shape (N, {', '.join(map(str, shape))})"
-                           f"{f' for {key!r}' if task.is_keyed else ''}, got {array.shape}")
+            raise EnvError(
+                f"start states from {source} must have shape (N, {', '.join(map(str, shape))})"
+                f"{f' for {key!r}' if task.is_keyed else ''}, got {array.shape}"
+            )
         if not np.isfinite(array.astype(np.float64)).all():
             raise EnvError(f"start states from {source} contain NaN or inf")
     if len({len(arrays[key]) for key in task.obs_keys}) != 1:

@@ -125,8 +125,11 @@ class WorldModelTorchRLEnv(EnvBase):
         batch = tensordict.batch_size if tensordict is not None else self.batch_size
         count = math.prod(batch)
         if tensordict is not None and START_KEY in tensordict.keys():
-            starts = keyed.to_torch(tensordict.get(START_KEY).reshape(count), self.task, self.device, 1, START_KEY) \
-                if self.task.is_keyed else tensordict.get(START_KEY).reshape(count, *self.task.obs_shape)
+            starts = (
+                keyed.to_torch(tensordict.get(START_KEY).reshape(count), self.task, self.device, 1, START_KEY)
+                if self.task.is_keyed
+                else tensordict.get(START_KEY).reshape(count, *self.task.obs_shape)
+            )
         else:
             draw = torch.randint(keyed.batch_size_of(self._pool), (count,), generator=self._start_generator)
             starts = keyed.row(self._pool, draw)
@@ -183,8 +186,10 @@ class WorldModelTorchRLEnv(EnvBase):
     def _as_spec_dtype(self, view: Any) -> Any:
         spec = self.observation_spec["observation"]
         if isinstance(view, TensorDictBase):
-            entries = {key: view[key].round().to(torch.uint8) if spec[key].dtype == torch.uint8 else view[key]
-                       for key in view.keys()}
+            entries = {
+                key: view[key].round().to(torch.uint8) if spec[key].dtype == torch.uint8 else view[key]
+                for key in view.keys()
+            }
             return TensorDict(entries, batch_size=view.batch_size, device=view.device)
         return view.round().to(torch.uint8) if spec.dtype == torch.uint8 else view
 

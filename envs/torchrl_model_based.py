@@ -43,11 +43,19 @@ class WorldModelDreamerEnv(DreamerEnv):
     ) -> None:
         modules = model if isinstance(model, WorldModelModules) else torchrl_modules(model, generator)
         if modules.reward is None:
-            raise EnvError(f"{type(modules.model).__name__} predicts no rewards (capabilities.predicts_reward): "
-                           "TorchRL's model-based env needs a reward head")
+            raise EnvError(
+                f"{type(modules.model).__name__} predicts no rewards (capabilities.predicts_reward): "
+                "TorchRL's model-based env needs a reward head"
+            )
         device = modules.model.device
-        super().__init__(modules.step, prior_shape=(), belief_shape=(modules.model.latent_dim,),
-                         obs_decoder=modules.decoder, device=device, batch_size=batch_size)
+        super().__init__(
+            modules.step,
+            prior_shape=(),
+            belief_shape=(modules.model.latent_dim,),
+            obs_decoder=modules.decoder,
+            device=device,
+            batch_size=batch_size,
+        )
         self.modules = modules
         self.__dict__["wm"] = modules.model  # the model's weights live in world_model already
         pool = start_observations if start_observations is not None else self.wm.start_states
@@ -87,14 +95,15 @@ class WorldModelDreamerEnv(DreamerEnv):
         batch = tensordict.batch_size if tensordict is not None else self.batch_size
         if tensordict is not None and STATE in tensordict.keys():
             if BELIEF not in tensordict.keys():
-                tensordict = tensordict.clone(False).set(BELIEF, self.wm.latent(tensordict.get(STATE).reshape(-1))
-                                                         .reshape(*batch, -1))
+                tensordict = tensordict.clone(False).set(
+                    BELIEF, self.wm.latent(tensordict.get(STATE).reshape(-1)).reshape(*batch, -1)
+                )
             return self._clean(tensordict).clone()
         count = math.prod(batch)
         if tensordict is not None and OBSERVATION in tensordict.keys():
             obs = tensordict.get(OBSERVATION)
             keyed_obs = isinstance(obs, TensorDictBase)
-            starts = obs.reshape(count) if keyed_obs else obs.reshape(count, *obs.shape[len(batch):])
+            starts = obs.reshape(count) if keyed_obs else obs.reshape(count, *obs.shape[len(batch) :])
         else:
             draw = torch.randint(keyed.batch_size_of(self._pool), (count,), generator=self._start_generator)
             starts = keyed.row(self._pool, draw)

@@ -30,8 +30,8 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from worldrl.envs.rendering import Renderer, Size, make_renderer
 from worldrl.envs.options import EnvOptions
+from worldrl.envs.rendering import Renderer, Size, make_renderer
 from worldrl.envs.simulator import Transition, merge_rows, open_simulator, put_rows
 from worldrl.envs.world_model_env import RESET_OPTIONS
 from worldrl.errors import EnvError
@@ -76,8 +76,11 @@ class WorldModelVectorEnv(VectorEnv):
         self.max_episode_steps = self._time_limit(max_episode_steps, time_limit)
         self.render_mode, self.render_size = render_mode, tuple(render_size)
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
-        self.metadata = {**self.metadata, "render_fps": int(round(self.task.fps)) or 30,
-                         "autoreset_mode": self.autoreset_mode}
+        self.metadata = {
+            **self.metadata,
+            "render_fps": int(round(self.task.fps)) or 30,
+            "autoreset_mode": self.autoreset_mode,
+        }
         self._generator = self.sim.make_generator()
         self._current: Transition | None = None
         self._goals: torch.Tensor | None = None
@@ -126,7 +129,9 @@ class WorldModelVectorEnv(VectorEnv):
         if "observation" in options:
             obs = options["observation"]
             if keyed.batch_size_of(obs) != self.num_envs:
-                raise EnvError(f"options['observation'] holds {keyed.batch_size_of(obs)} observations for {self.num_envs} envs")
+                raise EnvError(
+                    f"options['observation'] holds {keyed.batch_size_of(obs)} observations for {self.num_envs} envs"
+                )
             return obs
         size = keyed.batch_size_of(self._pool)
         index = self.np_random.integers(size, size=self.num_envs)

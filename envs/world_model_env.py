@@ -124,7 +124,9 @@ class WorldModelEnv(gym.Env):
                 raise EnvError("reward='goal' needs a goal: reset(options={'goal': obs}) or goal= when making the env")
             return self._default_goal
         if not self.sim.uses_goal:
-            raise EnvError(f"options['goal'] is given but reward={self.sim.reward_source!r}; make the env with reward='goal'")
+            raise EnvError(
+                f"options['goal'] is given but reward={self.sim.reward_source!r}; make the env with reward='goal'"
+            )
         keyed.to_torch(options["goal"], self.task, "cpu", 0, what="options['goal']")
         return self.sim.embed_goal(batched(options["goal"]))
 

@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from worldrl.loops import OnlineConfig, train_agent
 
 from worldrl.evaluation import evaluate_on_real_env, mean_ci
 from worldrl.evaluation.report import describe_machine, update_doc_section
 from worldrl.io import atomic_write_bytes
+from worldrl.loops import OnlineConfig, train_agent
 
 SECTION = "control"  # the marked section of docs/benchmarks.md this script owns
 AGENTS = ["mpc-cem", "mpc-mppi", "dreamer", "mbpo"]
@@ -128,13 +128,24 @@ def run_agent(task: Task, method: str, seed: int, steps: int, args: argparse.Nam
     quick = args.quick
     agent, options = VARIANTS.get(method, (method, {}))
     config = OnlineConfig(
-        agent=agent, env_id=task.env_id, real_steps=steps, seed=seed, device=args.device,
-        eval_every=steps if quick else max(steps // 5, 1), eval_episodes=1 if quick else task.eval_episodes,
-        model_steps=10 if quick else task.model_steps, steps_per_iteration=100 if quick else 250,
-        initial_random_steps=100 if quick else None, model_config=str(args.out / "quick_model.yaml") if quick else None,
-        output_dir=str(args.out / task.env_id / method / f"seed{seed}"), save_dataset=False,
-        agent_options={**(QUICK_AGENT_OPTIONS.get(agent, {}) if quick else {}),
-                       **(GPU_AGENT_OPTIONS.get(agent, {}) if args.budget == "gpu" else {}), **options},
+        agent=agent,
+        env_id=task.env_id,
+        real_steps=steps,
+        seed=seed,
+        device=args.device,
+        eval_every=steps if quick else max(steps // 5, 1),
+        eval_episodes=1 if quick else task.eval_episodes,
+        model_steps=10 if quick else task.model_steps,
+        steps_per_iteration=100 if quick else 250,
+        initial_random_steps=100 if quick else None,
+        model_config=str(args.out / "quick_model.yaml") if quick else None,
+        output_dir=str(args.out / task.env_id / method / f"seed{seed}"),
+        save_dataset=False,
+        agent_options={
+            **(QUICK_AGENT_OPTIONS.get(agent, {}) if quick else {}),
+            **(GPU_AGENT_OPTIONS.get(agent, {}) if args.budget == "gpu" else {}),
+            **options,
+        },
     )
     result = train_agent(config)
     return result.final_returns, result.seconds
@@ -144,6 +155,7 @@ def run_sac(task: Task, seed: int, steps: int, args: argparse.Namespace) -> tupl
     """SB3 SAC with its defaults on the real env, evaluated like the worldrl agents."""
     from stable_baselines3 import SAC
     from stable_baselines3.common.logger import Logger
+
     from worldrl.tasks.real_envs import make_real_env
 
     start = time.perf_counter()
@@ -152,9 +164,13 @@ def run_sac(task: Task, seed: int, steps: int, args: argparse.Namespace) -> tupl
     sac = SAC("MlpPolicy", env, seed=seed, device=args.device, verbose=0, **kwargs)
     sac.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default logger leaves an empty dir in /tmp per run
     sac.learn(total_timesteps=steps, progress_bar=not args.quick)
-    stats = evaluate_on_real_env(lambda obs: sac.predict(obs, deterministic=True)[0], task.env_id,
-                                 episodes=1 if args.quick else task.eval_episodes, seed=seed + 10_000,
-                                 num_envs=1 if args.quick else task.eval_episodes)
+    stats = evaluate_on_real_env(
+        lambda obs: sac.predict(obs, deterministic=True)[0],
+        task.env_id,
+        episodes=1 if args.quick else task.eval_episodes,
+        seed=seed + 10_000,
+        num_envs=1 if args.quick else task.eval_episodes,
+    )
     env.close()
     return list(stats.returns), time.perf_counter() - start
 
@@ -180,8 +196,11 @@ def collect(tasks: list[Task], args: argparse.Namespace) -> list[Entry]:
     entries: list[Entry] = []
     for task in tasks:
         steps = 200 if args.quick else (task.gpu_real_steps if args.budget == "gpu" else task.real_steps)
-        seeds = args.seeds if args.seeds is not None else list(range(1 if args.quick else (
-            3 if args.budget == "gpu" else task.cpu_seeds)))
+        seeds = (
+            args.seeds
+            if args.seeds is not None
+            else list(range(1 if args.quick else (3 if args.budget == "gpu" else task.cpu_seeds)))
+        )
         methods = [(a, lambda s, a=a, t=task, n=steps: run_agent(t, a, s, n, args)) for a in args.agents]
         if "sac" in args.baselines:
             methods.append(("SAC", lambda s, t=task, n=steps: run_sac(t, s, n, args)))
@@ -191,8 +210,11 @@ def collect(tasks: list[Task], args: argparse.Namespace) -> list[Entry]:
             entry = Entry(task.env_id, name, 10 * steps if name == "SAC 10x" else steps)
             for seed in seeds:
                 print(f"== {task.env_id} | {name} | seed {seed} | {entry.real_steps} real steps", flush=True)
-                done = finished_or_run(args.out / task.env_id / name / f"seed{seed}", args.resume or args.report_only,
-                                       None if args.report_only else lambda m=method, s=seed: m(s))
+                done = finished_or_run(
+                    args.out / task.env_id / name / f"seed{seed}",
+                    args.resume or args.report_only,
+                    None if args.report_only else lambda m=method, s=seed: m(s),
+                )
                 if done is None:
                     print("   (--report-only: not run, left out)", flush=True)
                     continue
@@ -219,23 +241,44 @@ def check_targets(entries: list[Entry], agents: list[str], quick: bool) -> list[
         margins = {e.method: paired(e, by["SAC"]) for e in ours}
         best = max(ours, key=lambda e: margins[e.method][0] - margins[e.method][1])
         mine, sac, shared = margins[best.method]
-        rows.append((f"{task}: best worldrl agent beats SAC at {best.real_steps} real steps",
-                     "met" if mine > sac else "missed", f"{best.method} {mine:.1f} vs SAC {sac:.1f} ({seeds_text(shared)})"))
+        rows.append(
+            (
+                f"{task}: best worldrl agent beats SAC at {best.real_steps} real steps",
+                "met" if mine > sac else "missed",
+                f"{best.method} {mine:.1f} vs SAC {sac:.1f} ({seeds_text(shared)})",
+            )
+        )
         for name in (a for a in agents if a in VARIANTS and a in by):  # extra knowledge: reported, not counted
             mine_v, sac_v, shared_v = paired(by[name], by["SAC"])
-            rows.append((f"{task}: {name} (task's known rules) vs SAC, for reference",
-                         "beats SAC" if mine_v > sac_v else "below SAC",
-                         f"{mine_v:.1f} vs SAC {sac_v:.1f} ({seeds_text(shared_v)})"))
+            rows.append(
+                (
+                    f"{task}: {name} (task's known rules) vs SAC, for reference",
+                    "beats SAC" if mine_v > sac_v else "below SAC",
+                    f"{mine_v:.1f} vs SAC {sac_v:.1f} ({seeds_text(shared_v)})",
+                )
+            )
         if task == SAC_10X_TASK:
             if "SAC 10x" not in by:
-                rows.append((f"{task}: within 10% of SAC at 10x the steps", "not run",
-                             "skipped in --quick" if quick else "SAC 10x not run"))
+                rows.append(
+                    (
+                        f"{task}: within 10% of SAC at 10x the steps",
+                        "not run",
+                        "skipped in --quick" if quick else "SAC 10x not run",
+                    )
+                )
                 continue
             mine_t, ten, shared_t = paired(best, by["SAC 10x"])
             gap = (ten - mine_t) / abs(ten) if ten else math.inf
-            rows.append((f"{task}: within 10% of SAC at 10x the steps", "met" if gap <= 0.10 else "missed",
-                         (f"{best.method} {mine_t:.1f} vs SAC@{by['SAC 10x'].real_steps} {ten:.1f} "
-                          f"({seeds_text(shared_t)}; gap {100 * gap:.0f}%)")))
+            rows.append(
+                (
+                    f"{task}: within 10% of SAC at 10x the steps",
+                    "met" if gap <= 0.10 else "missed",
+                    (
+                        f"{best.method} {mine_t:.1f} vs SAC@{by['SAC 10x'].real_steps} {ten:.1f} "
+                        f"({seeds_text(shared_t)}; gap {100 * gap:.0f}%)"
+                    ),
+                )
+            )
     return rows
 
 
@@ -256,26 +299,38 @@ def fmt(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{value:.1f}"
 
 
-def section(entries: list[Entry], targets: list[tuple[str, str, str]], args: argparse.Namespace, png: str,
-            curves_png: str) -> str:
-    device = "CUDA" if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()) else "CPU"
+def section(
+    entries: list[Entry], targets: list[tuple[str, str, str]], args: argparse.Namespace, png: str, curves_png: str
+) -> str:
+    device = (
+        "CUDA" if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()) else "CPU"
+    )
     lines = [
         "## Control benchmark: worldrl agents vs SAC at equal real steps",
         "",
-        (f"Command: `python scripts/benchmark_control.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}` on {device} "
-        f"({time.strftime('%Y-%m-%d')}).  "),
+        (
+            f"Command: `python scripts/benchmark_control.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}` on {device} "
+            f"({time.strftime('%Y-%m-%d')}).  "
+        ),
         f"Machine: {describe_machine()}",
     ]
     if args.report_only:
-        lines += ["", ("Assembled with `--report-only` from the `final.json` of runs made by earlier invocations "
-                       "(the notes under the section say how they were run); the machine line describes this assembling "
-                       "process.")]
+        lines += [
+            "",
+            (
+                "Assembled with `--report-only` from the `final.json` of runs made by earlier invocations "
+                "(the notes under the section say how they were run); the machine line describes this assembling "
+                "process."
+            ),
+        ]
     if args.quick:
         lines += ["", "**This is a --quick smoke run: tiny models, a few hundred steps; the numbers mean nothing.**"]
     lines += [
         "",
-        ("Return: mean undiscounted return of the final evaluation on the REAL env, pooled over all episodes of all "
-        "seeds, with its 95% Student-t CI. Wall-clock: mean seconds per seed (training + evaluations)."),
+        (
+            "Return: mean undiscounted return of the final evaluation on the REAL env, pooled over all episodes of all "
+            "seeds, with its 95% Student-t CI. Wall-clock: mean seconds per seed (training + evaluations)."
+        ),
         "",
         "| task | method | real steps | seeds (ids) | return | 95% CI | wall-clock (s) |",
         "|---|---|---:|---:|---:|---|---:|",
@@ -284,12 +339,17 @@ def section(entries: list[Entry], targets: list[tuple[str, str, str]], args: arg
         mean, low, high = e.stats
         planned = 3 if args.budget == "gpu" else TASKS[e.task].cpu_seeds
         seeds = f"{len(e.seeds)} ({', '.join(map(str, e.seeds))})" + (
-            f" of {planned} planned" if len(e.seeds) < planned and not args.quick else "")
-        lines.append(f"| {e.task} | {e.method} | {e.real_steps} | {seeds} | {fmt(mean)} | "
-                     f"[{fmt(low)}, {fmt(high)}] | {np.mean(e.seconds):.0f} |")
+            f" of {planned} planned" if len(e.seeds) < planned and not args.quick else ""
+        )
+        lines.append(
+            f"| {e.task} | {e.method} | {e.real_steps} | {seeds} | {fmt(mean)} | "
+            f"[{fmt(low)}, {fmt(high)}] | {np.mean(e.seconds):.0f} |"
+        )
     lines += ["", "| target | result | numbers |", "|---|---|---|"]
-    lines += [f"| {name} | {'**' + verdict + '**' if verdict == 'missed' else verdict} | {numbers} |"
-              for name, verdict, numbers in targets]
+    lines += [
+        f"| {name} | {'**' + verdict + '**' if verdict == 'missed' else verdict} | {numbers} |"
+        for name, verdict, numbers in targets
+    ]
     if any(v == "missed" for _, v, _ in targets):
         lines += ["", MISS_REASONS]
     lines += ["", f"![returns per task]({png})", "", f"![real return vs real steps]({curves_png})", ""]
@@ -315,8 +375,9 @@ def plot(entries: list[Entry], path: Path) -> Path:
     for ax, task in zip(axes, tasks):
         rows = [e for e in entries if e.task == task]
         means = np.array([e.stats[0] for e in rows])
-        err = np.array([[m - e.stats[1], e.stats[2] - m] if math.isfinite(e.stats[1]) else [0, 0]
-                        for e, m in zip(rows, means)]).T
+        err = np.array(
+            [[m - e.stats[1], e.stats[2] - m] if math.isfinite(e.stats[1]) else [0, 0] for e, m in zip(rows, means)]
+        ).T
         ax.bar(range(len(rows)), means, yerr=err, capsize=3, color=[f"C{i}" for i in range(len(rows))])
         ax.set_xticks(range(len(rows)), [e.method for e in rows], rotation=30, ha="right", fontsize=8)
         ax.set_title(f"{task} ({rows[0].real_steps} real steps)", fontsize=9)
@@ -369,21 +430,39 @@ def plot_curves(entries: list[Entry], out: Path, path: Path) -> Path:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=None, choices=sorted(TASKS), help="default: all")
-    parser.add_argument("--agents", nargs="*", default=AGENTS, choices=AGENTS + list(VARIANTS),
-                        help="worldrl agents to run (mpc-cem+rules: with the task's known reward and termination); "
-                        "none (a bare --agents) runs only the baselines")
+    parser.add_argument(
+        "--agents",
+        nargs="*",
+        default=AGENTS,
+        choices=AGENTS + list(VARIANTS),
+        help="worldrl agents to run (mpc-cem+rules: with the task's known reward and termination); "
+        "none (a bare --agents) runs only the baselines",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 3 (HalfCheetah on CPU: 1)")
-    parser.add_argument("--budget", choices=["cpu", "gpu"], default="cpu", help="gpu: larger real-step budgets and MPC search (GPU_AGENT_OPTIONS)")
+    parser.add_argument(
+        "--budget",
+        choices=["cpu", "gpu"],
+        default="cpu",
+        help="gpu: larger real-step budgets and MPC search (GPU_AGENT_OPTIONS)",
+    )
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run on Pendulum-v1")
     parser.add_argument("--doc", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark_control"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--resume", action="store_true", help="reuse runs that already wrote final.json under --out")
-    parser.add_argument("--report-only", action="store_true",
-                        help="run nothing: build the table from the runs under --out that finished (others left out)")
-    parser.add_argument("--baselines", nargs="*", default=["sac", "sac10x"], choices=["sac", "sac10x"],
-                        help="SAC on the real env at the same steps (sac) and, on Pendulum-v1, at 10x (sac10x); "
-                        "a bare --baselines runs only the worldrl agents")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: build the table from the runs under --out that finished (others left out)",
+    )
+    parser.add_argument(
+        "--baselines",
+        nargs="*",
+        default=["sac", "sac10x"],
+        choices=["sac", "sac10x"],
+        help="SAC on the real env at the same steps (sac) and, on Pendulum-v1, at 10x (sac10x); "
+        "a bare --baselines runs only the worldrl agents",
+    )
     return parser.parse_args(argv)
 
 
@@ -400,8 +479,10 @@ def main(argv: list[str] | None = None) -> int:
     png = plot(entries, args.doc.parent / "control_returns.png")
     curves = plot_curves(entries, args.out, args.doc.parent / "control_curves.png")
     update_doc_section(args.doc, SECTION, section(entries, targets, args, png.name, curves.name))
-    atomic_write_bytes(args.out / "results.json", json.dumps(
-        {"entries": [e.__dict__ for e in entries], "targets": targets}, indent=2).encode())
+    atomic_write_bytes(
+        args.out / "results.json",
+        json.dumps({"entries": [e.__dict__ for e in entries], "targets": targets}, indent=2).encode(),
+    )
     for name, verdict, numbers in targets:
         print(f"{verdict:>8}  {name}: {numbers}")
     print(f"wrote {args.doc}, {png} and {curves}")

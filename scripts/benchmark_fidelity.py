@@ -49,15 +49,27 @@ class Task:
 TASKS = {
     t.slug: t
     for t in (
-        Task("pendulum", "Pendulum-v1 (state)",
-             {"ensemble": "configs/ensemble_pendulum.yaml", "vrnn": "configs/vrnn_pendulum.yaml"}),
-        Task("inverted_pendulum", "InvertedPendulum-v5 (state)",
-             {"ensemble": "configs/ensemble_inverted_pendulum.yaml", "vrnn": "configs/vrnn_inverted_pendulum.yaml"}),
-        Task("halfcheetah", "HalfCheetah-v5 (state)",
-             {"ensemble": "configs/ensemble_halfcheetah.yaml", "vrnn": "configs/vrnn_halfcheetah.yaml"}),
+        Task(
+            "pendulum",
+            "Pendulum-v1 (state)",
+            {"ensemble": "configs/ensemble_pendulum.yaml", "vrnn": "configs/vrnn_pendulum.yaml"},
+        ),
+        Task(
+            "inverted_pendulum",
+            "InvertedPendulum-v5 (state)",
+            {"ensemble": "configs/ensemble_inverted_pendulum.yaml", "vrnn": "configs/vrnn_inverted_pendulum.yaml"},
+        ),
+        Task(
+            "halfcheetah",
+            "HalfCheetah-v5 (state)",
+            {"ensemble": "configs/ensemble_halfcheetah.yaml", "vrnn": "configs/vrnn_halfcheetah.yaml"},
+        ),
         # The ensemble is a state-vector model (PETS/MBPO); on pixels only the vrnn family competes.
-        Task("inverted_pendulum_pixels", "InvertedPendulum-v5 (64x64 pixels)",
-             {"vrnn": "configs/vrnn_inverted_pendulum_pixels.yaml"}),
+        Task(
+            "inverted_pendulum_pixels",
+            "InvertedPendulum-v5 (64x64 pixels)",
+            {"vrnn": "configs/vrnn_inverted_pendulum_pixels.yaml"},
+        ),
     )
 }
 
@@ -66,14 +78,24 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every preset's trainer.max_steps")
-    p.add_argument("--family-scale", nargs="+", default=[], metavar="FAMILY=X",
-                   help="multiply one family's trainer.max_steps instead (e.g. ensemble=0.5)")
+    p.add_argument(
+        "--family-scale",
+        nargs="+",
+        default=[],
+        metavar="FAMILY=X",
+        help="multiply one family's trainer.max_steps instead (e.g. ensemble=0.5)",
+    )
     p.add_argument("--horizons", type=int, nargs="+", default=[1, 10, 50])
     p.add_argument("--work", type=Path, default=REPO / "outputs" / "benchmark_fidelity")
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--contexts", type=int, nargs="+", default=[1, 8],
-                   help="observed steps before imagining; recurrent families are scored at each, others at the first")
+    p.add_argument(
+        "--contexts",
+        type=int,
+        nargs="+",
+        default=[1, 8],
+        help="observed steps before imagining; recurrent families are scored at each, others at the first",
+    )
     p.add_argument("--reuse", action="store_true", help="score finished runs in --work again instead of retraining")
     return p.parse_args()
 
@@ -109,7 +131,9 @@ def save_frame_strip(report, path: Path, steps: tuple[int, ...] = (0, 1, 2, 4, 6
         return None
     steps = tuple(t for t in steps if t < ex.real.shape[1])
     last = steps[-1]
-    motion = [np.nanmean(np.abs(ex.real[i, 1 : min(ex.length[i], last) + 1] - ex.real[i, :1])) for i in range(len(ex.real))]
+    motion = [
+        np.nanmean(np.abs(ex.real[i, 1 : min(ex.length[i], last) + 1] - ex.real[i, :1])) for i in range(len(ex.real))
+    ]
     i = int(np.nanargmax(motion))
     rows = [np.concatenate([np.nan_to_num(frames[i, t]) for t in steps], axis=1) for frames in (ex.real, ex.imagined)]
     grid = np.concatenate(rows, axis=0).clip(0, 255).astype(np.uint8)
@@ -150,7 +174,14 @@ def evaluate(model, reader, val, family: str, args: argparse.Namespace) -> dict:
     for context in contexts:
         name = family if len(contexts) == 1 else f"{family} (context {context})"
         reports[name] = evaluate_fidelity(
-            model, reader, val, horizons=tuple(args.horizons), context=context, progress=True, name=name, seed=args.seed,
+            model,
+            reader,
+            val,
+            horizons=tuple(args.horizons),
+            context=context,
+            progress=True,
+            name=name,
+            seed=args.seed,
             num_examples=16 if model.task.is_pixel else 4,  # pixels: more candidates for a strip where the pole moves
         )
     return reports
@@ -174,7 +205,8 @@ def main() -> None:
             reports.update(evaluate(model, reader, val, family, args))
         png = plot_nrmse_curves(reports, args.doc.parent / f"fidelity_{slug}.png")
         budget = ", ".join(
-            f"{f}: {Path(p).name} x{step_scale(f, args):g} steps ({seconds[f]:.0f} s training)" for f, p in task.presets.items()
+            f"{f}: {Path(p).name} x{step_scale(f, args):g} steps ({seconds[f]:.0f} s training)"
+            for f, p in task.presets.items()
         )
         figures = f"![nRMSE]({png.name})"
         pixel_reports = [r for r in reports.values() if r.is_pixel]

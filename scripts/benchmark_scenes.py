@@ -32,8 +32,11 @@ from worldrl.evaluation.report import describe_machine, update_doc_section
 from worldrl.tasks.scenes.env import PlaygroundEnv
 from worldrl.tasks.scenes.kinds import KINDS
 
-MODES = {"state only": {"pixels": False, "audio": False}, "pixels": {"pixels": True, "audio": False},
-         "pixels + audio": {"pixels": True, "audio": True}}
+MODES = {
+    "state only": {"pixels": False, "audio": False},
+    "pixels": {"pixels": True, "audio": False},
+    "pixels + audio": {"pixels": True, "audio": True},
+}
 
 
 def steps_per_second(kind: str, mode: dict, episodes: int, steps: int) -> float:
@@ -77,12 +80,15 @@ def main() -> None:
         summary = generate(QAConfig(out=f"{tmp}/qa", items=args.items, seed=0))
         with open(f"{tmp}/qa/meta.json") as f:
             meta = json.load(f)
-    console.print(f"QA: {summary.items} items from {summary.scenes} scenes in {summary.seconds:.1f}s = "
-                  f"{summary.items_per_second:.2f} items/s (including rendering, PNG and mp4 writing)")
+    console.print(
+        f"QA: {summary.items} items from {summary.scenes} scenes in {summary.seconds:.1f}s = "
+        f"{summary.items_per_second:.2f} items/s (including rendering, PNG and mp4 writing)"
+    )
 
     command = "MUJOCO_GL=egl python " + " ".join(shlex.quote(a) for a in sys.argv)
     lines = [
-        "## Physics scenes and questions (`worldrl/Playground-v0`, `worldrl qa generate`)", "",
+        "## Physics scenes and questions (`worldrl/Playground-v0`, `worldrl qa generate`)",
+        "",
         f"`{command}` on {describe_machine()}; the CPUs were shared with other jobs, so treat the numbers as lower",
         "bounds. One env step is 10 MuJoCo steps (50 frames/s of simulated time) plus the event log; `pixels` renders",
         "a 64x64 frame per step with shadows and reflections off (software GL via EGL); `audio` adds the synthetic",
@@ -95,23 +101,31 @@ def main() -> None:
     lines += [f"| {k} | " + " | ".join(f"{row[m]:.0f}" for m in MODES) + " |" for k, row in speed.items()]
     lines += [
         "",
-        (f"Question generation: {summary.items} items (scene kinds {', '.join(QAConfig(out='.').scenes)}) from "
-         f"{summary.scenes} simulated scenes in {summary.seconds:.0f} s: **{summary.items_per_second:.2f} items/s**,"),
+        (
+            f"Question generation: {summary.items} items (scene kinds {', '.join(QAConfig(out='.').scenes)}) from "
+            f"{summary.scenes} simulated scenes in {summary.seconds:.0f} s: **{summary.items_per_second:.2f} items/s**,"
+        ),
         "including rendering every clip, the context PNGs, mp4 encoding and the counterfactual re-simulations. Answers",
-        "per type and split (yes/no counts; multiple choice: how often the answer sits at choice 0/1/2/3):", "",
+        "per type and split (yes/no counts; multiple choice: how often the answer sits at choice 0/1/2/3):",
+        "",
         "| type | " + " | ".join(SPLITS) + " | chance | answer prior (test) |",
         "| --- | --- | --- | --- | ---: | ---: |",
     ]
     for t in QUESTION_TYPES:
         bal, base = meta["balance"].get(t, {}), meta["baselines"].get(t, {})
         cells = [", ".join(f"{a}: {n}" for a, n in bal.get(s, {}).items()) or "-" for s in SPLITS]
-        lines.append(f"| {t} | " + " | ".join(cells) + f" | {base.get('chance', float('nan')):.3f} | "
-                     f"{base.get('answer_prior', float('nan')):.3f} |")
-    lines += ["", "Each type's quota is shared 80/10/10 over the splits (by a hash of the scene seed); yes/no answers",
-              "are equal within every split (an odd quota's extra item is a train yes). The answer prior is a blind",
-              "guess scored on test: the most common train answer when it is offered, else the most common train",
-              "answer position (quantitative: the object stays where it was in the last context frame, right",
-              "within 0.1 m)."]
+        lines.append(
+            f"| {t} | " + " | ".join(cells) + f" | {base.get('chance', float('nan')):.3f} | "
+            f"{base.get('answer_prior', float('nan')):.3f} |"
+        )
+    lines += [
+        "",
+        "Each type's quota is shared 80/10/10 over the splits (by a hash of the scene seed); yes/no answers",
+        "are equal within every split (an odd quota's extra item is a train yes). The answer prior is a blind",
+        "guess scored on test: the most common train answer when it is offered, else the most common train",
+        "answer position (quantitative: the object stays where it was in the last context frame, right",
+        "within 0.1 m).",
+    ]
     body = "\n".join(lines)
     console.print(body)
     update_doc_section(args.doc, "physics-scenes", body)

@@ -32,8 +32,8 @@ from rich.table import Table
 from tqdm.auto import tqdm
 
 import worldrl  # noqa: F401  (registers WorldModel-v0)
-from worldrl.models import TaskSpec, build_model, load_pretrained
 from worldrl.evaluation.report import describe_machine, update_doc_section
+from worldrl.models import TaskSpec, build_model, load_pretrained
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "simulator"  # the marked section of docs/benchmarks.md this script owns
@@ -91,7 +91,9 @@ def parse_args() -> Args:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--doc", default=d.doc)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--sample", action="store_true", help="sampled imagination (trajectory sampling) instead of the mean")
+    p.add_argument(
+        "--sample", action="store_true", help="sampled imagination (trajectory sampling) instead of the mean"
+    )
     args = Args(**vars(p.parse_args()))
     if args.quick:
         args.num_envs, args.steps, args.warmup, args.repeats = [1, 8], 3, 1, 1
@@ -113,8 +115,11 @@ def make_model(args: Args) -> torch.nn.Module:
     config = dict(yaml.safe_load(preset.read_text())["model"])
     real = gym.make(args.task)
     task = TaskSpec(
-        real.observation_space, real.action_space, task_id=args.task,
-        fps=float(real.metadata.get("render_fps", 0)), max_episode_steps=real.spec.max_episode_steps,
+        real.observation_space,
+        real.action_space,
+        task_id=args.task,
+        fps=float(real.metadata.get("render_fps", 0)),
+        max_episode_steps=real.spec.max_episode_steps,
     )
     real.close()
     return build_model(config.pop("family"), config, task).to(args.device).eval()
@@ -205,15 +210,21 @@ def verdicts(rows: dict[int, dict[str, float]], flops: float) -> list[tuple[str,
     speedup = r["env"] / r["real_sync"]
     bare_speedup = r["bare"] / r["real_sync"]
     why_overhead = (
-        "met" if overhead <= OVERHEAD_TARGET else
-        "missed: per-step work outside the model call (action checks, numpy/torch copies, autoreset, time limits) "
+        "met"
+        if overhead <= OVERHEAD_TARGET
+        else "missed: per-step work outside the model call (action checks, numpy/torch copies, autoreset, time limits) "
         "is a visible share of a step"
     )
-    why_speedup = "met" if speedup >= SPEEDUP_TARGET else (
-        f"missed: the bare model itself is only {bare_speedup:.1f}x the real env here, so the model, not the env "
-        f"layer, is the limit ({flops / 1e6:.2f} MFLOP per env step = {flops * r['bare'] / 1e9:.1f} GFLOP/s at its "
-        "measured rate); a smaller ensemble, fewer elites or a GPU (--device cuda) closes the gap"
-        if bare_speedup < SPEEDUP_TARGET else "missed: the env layer, not the model, loses the margin"
+    why_speedup = (
+        "met"
+        if speedup >= SPEEDUP_TARGET
+        else (
+            f"missed: the bare model itself is only {bare_speedup:.1f}x the real env here, so the model, not the env "
+            f"layer, is the limit ({flops / 1e6:.2f} MFLOP per env step = {flops * r['bare'] / 1e9:.1f} GFLOP/s at its "
+            "measured rate); a smaller ensemble, fewer elites or a GPU (--device cuda) closes the gap"
+            if bare_speedup < SPEEDUP_TARGET
+            else "missed: the env layer, not the model, loses the margin"
+        )
     )
     return [
         (f"env-layer overhead <= {OVERHEAD_TARGET:.0%} at N={n}", f"{overhead:.1%}", why_overhead),
@@ -243,27 +254,29 @@ def render(rows: dict[int, dict[str, float]], args: Args, model) -> tuple[Table,
         targets.add_row(*row)
     command = "python scripts/benchmark_simulator.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     params = sum(p.numel() for p in model.parameters())
-    md = "\n".join([
-        "## Simulator speed" + (" (sampled imagination)" if args.sample else " (mean prediction)"),
-        "",
-        f"Task: {args.task}; learned simulator vs the real env through gymnasium vector envs.  ",
-        f"Command: `{command.strip()}`  ",
-        f"Machine: {describe_machine()}  ",
-        f"Model: {type(model).__name__} ({params:,} parameters, {flops / 1e6:.2f} MFLOP per env step, "
-        f"{'from ' + args.model if args.model else 'untrained, from ' + args.preset}; "
-        f"speed does not depend on training), device {args.device}  ",
-        f"Steps/s = env copies x steps / seconds; median of {args.repeats} repeats of {args.steps} steps "
-        f"after {args.warmup} warm-up steps, all in one run.",
-        "",
-        "| " + " | ".join(cols) + " |",
-        "|" + "---:|" * len(cols),
-        *lines,
-        "",
-        "| target | measured | verdict |",
-        "|---|---:|---|",
-        *("| " + " | ".join(v) + " |" for v in verdicts(rows, flops)),
-        *(["", "*Smoke run (--quick): too few steps for meaningful numbers.*"] if args.quick else []),
-    ])
+    md = "\n".join(
+        [
+            "## Simulator speed" + (" (sampled imagination)" if args.sample else " (mean prediction)"),
+            "",
+            f"Task: {args.task}; learned simulator vs the real env through gymnasium vector envs.  ",
+            f"Command: `{command.strip()}`  ",
+            f"Machine: {describe_machine()}  ",
+            f"Model: {type(model).__name__} ({params:,} parameters, {flops / 1e6:.2f} MFLOP per env step, "
+            f"{'from ' + args.model if args.model else 'untrained, from ' + args.preset}; "
+            f"speed does not depend on training), device {args.device}  ",
+            f"Steps/s = env copies x steps / seconds; median of {args.repeats} repeats of {args.steps} steps "
+            f"after {args.warmup} warm-up steps, all in one run.",
+            "",
+            "| " + " | ".join(cols) + " |",
+            "|" + "---:|" * len(cols),
+            *lines,
+            "",
+            "| target | measured | verdict |",
+            "|---|---:|---|",
+            *("| " + " | ".join(v) + " |" for v in verdicts(rows, flops)),
+            *(["", "*Smoke run (--quick): too few steps for meaningful numbers.*"] if args.quick else []),
+        ]
+    )
     return table, targets, md
 
 
@@ -275,8 +288,12 @@ def main() -> None:
     torch.manual_seed(args.seed)
     model = make_model(args)
     rows: dict[int, dict[str, float]] = {}
-    jobs = [(n, kind) for n in args.num_envs for kind in ("bare", "env", "real_sync", "real_async")
-            if kind != "real_async" or (args.use_async and n <= args.async_max_envs)]
+    jobs = [
+        (n, kind)
+        for n in args.num_envs
+        for kind in ("bare", "env", "real_sync", "real_async")
+        if kind != "real_async" or (args.use_async and n <= args.async_max_envs)
+    ]
     for n, kind in tqdm(jobs, desc="benchmark", unit="setting"):
         run = {
             "bare": lambda n=n: bench_bare(model, n, args),

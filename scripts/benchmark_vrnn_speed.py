@@ -41,7 +41,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=15, help="rounds; each runs every variant for --updates updates")
     p.add_argument("--updates", type=int, default=10)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--doc", type=Path, default=None, help="write the table into this markdown file's vrnn-speed section")
+    p.add_argument(
+        "--doc", type=Path, default=None, help="write the table into this markdown file's vrnn-speed section"
+    )
     return p.parse_args()
 
 
@@ -56,9 +58,13 @@ def make_batch(b: int, t: int, obs_dim: int, action_dim: int) -> TensorDict:
     is_first = torch.zeros(b, t, dtype=torch.bool)
     is_first[:, 0] = True
     return TensorDict(
-        obs=torch.randn(b, t, obs_dim, generator=g), action=torch.rand(b, t, action_dim, generator=g) * 2 - 1,
-        reward=torch.randn(b, t, generator=g), terminated=torch.zeros(b, t, dtype=torch.bool), is_first=is_first,
-        mask=torch.ones(b, t, dtype=torch.bool), batch_size=[b, t],
+        obs=torch.randn(b, t, obs_dim, generator=g),
+        action=torch.rand(b, t, action_dim, generator=g) * 2 - 1,
+        reward=torch.randn(b, t, generator=g),
+        terminated=torch.zeros(b, t, dtype=torch.bool),
+        is_first=is_first,
+        mask=torch.ones(b, t, dtype=torch.bool),
+        batch_size=[b, t],
     )
 
 

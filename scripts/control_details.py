@@ -39,22 +39,36 @@ def phase_rows(root: Path) -> list[tuple[str, str, str, list[float], list[float]
 
 
 def phases_table(rows: list[tuple[str, str, str, list[float], list[float]]]) -> str:
-    lines = ["| task | method | seed | collect s/iter | fit s/iter | improve s/iter | eval s/eval | "
-             "total collect/fit/improve/eval (s) |", "|---|---|---|---:|---:|---:|---:|---|"]
+    lines = [
+        "| task | method | seed | collect s/iter | fit s/iter | improve s/iter | eval s/eval | "
+        "total collect/fit/improve/eval (s) |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
     for task, method, seed, medians, totals in rows:
-        lines.append(f"| {task} | {method} | {seed} | " + " | ".join(f"{m:.1f}" for m in medians)
-                     + " | " + "/".join(f"{t:.0f}" for t in totals) + " |")
+        lines.append(
+            f"| {task} | {method} | {seed} | "
+            + " | ".join(f"{m:.1f}" for m in medians)
+            + " | "
+            + "/".join(f"{t:.0f}" for t in totals)
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def zero_action_returns(env_id: str, seeds: list[int], episodes: int) -> None:
     import gymnasium as gym
+
     from worldrl.evaluation import evaluate_on_real_env
 
     action_dim = gym.make(env_id).action_space.shape[0]
     for seed in seeds:
-        result = evaluate_on_real_env(lambda obs: np.zeros((obs.shape[0], action_dim), np.float32), env_id,
-                                      episodes=episodes, seed=seed + 10_000, num_envs=episodes)
+        result = evaluate_on_real_env(
+            lambda obs: np.zeros((obs.shape[0], action_dim), np.float32),
+            env_id,
+            episodes=episodes,
+            seed=seed + 10_000,
+            num_envs=episodes,
+        )
         print(f"zero action, seed {seed}: {result}")
 
 
@@ -64,6 +78,7 @@ def episode_strip(run_dir: Path, out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from worldrl.data.video import decode_frames, probe_video_info
     from worldrl.io import atomic_write_bytes
 
@@ -76,8 +91,11 @@ def episode_strip(run_dir: Path, out: Path) -> Path:
         ax.imshow(frame)
         ax.set_title(f"step {step}", fontsize=9)
         ax.axis("off")
-    fig.suptitle(f"{run_dir.parts[-3]}, {run_dir.parts[-2]} {run_dir.parts[-1]}: first final-evaluation episode "
-                 f"(return {first_return:.1f})", fontsize=9)
+    fig.suptitle(
+        f"{run_dir.parts[-3]}, {run_dir.parts[-2]} {run_dir.parts[-1]}: first final-evaluation episode "
+        f"(return {first_return:.1f})",
+        fontsize=9,
+    )
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)

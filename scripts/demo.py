@@ -66,13 +66,23 @@ def main() -> None:
     # A noisy PD controller keeps the pole up for a while (random actions drop it in ~5 steps).
     pixels = collect(
         CollectConfig(
-            env_id="InvertedPendulum-v5", out=str(args.out / "datasets" / "inverted_pendulum_pixels"),
-            episodes=6, policy="scripted", epsilon=0.3, max_episode_steps=100, num_envs=2, pixels=True,
-            image_size=64, seed=args.seed, overwrite=True,
+            env_id="InvertedPendulum-v5",
+            out=str(args.out / "datasets" / "inverted_pendulum_pixels"),
+            episodes=6,
+            policy="scripted",
+            epsilon=0.3,
+            max_episode_steps=100,
+            num_envs=2,
+            pixels=True,
+            image_size=64,
+            seed=args.seed,
+            overwrite=True,
         )
     )
     reader = LeRobotDatasetReader(pixels.out)
-    console.print(f"read back: {reader.num_episodes} episodes, {reader.num_frames} frames, cameras {reader.camera_keys}")
+    console.print(
+        f"read back: {reader.num_episodes} episodes, {reader.num_frames} frames, cameras {reader.camera_keys}"
+    )
 
     # 2. Record Pendulum-v1 and train the ensemble (configs/ensemble_pendulum.yaml, its collect block records).
     step_header(2, "record Pendulum-v1 and train a probabilistic ensemble world model")
@@ -111,12 +121,16 @@ def main() -> None:
     # 4. Plan in imagination, act in the real env.
     step_header(4, "an MPC agent plans in the learned model and acts in the REAL Pendulum-v1")
     agent = MPCAgent(model, planner="cem", horizon=15, num_samples=256, num_elites=25, iterations=4, seed=args.seed)
-    mpc = evaluate_on_real_env(agent.act, "Pendulum-v1", episodes=args.eval_episodes, seed=100 + args.seed, progress=True)
+    mpc = evaluate_on_real_env(
+        agent.act, "Pendulum-v1", episodes=args.eval_episodes, seed=100 + args.seed, progress=True
+    )
     space = gym.make("Pendulum-v1").action_space
     space.seed(args.seed)
     rand = evaluate_on_real_env(
         lambda obs: np.stack([space.sample() for _ in range(len(obs))]) if np.ndim(obs) > 1 else space.sample(),
-        "Pendulum-v1", episodes=args.eval_episodes, seed=100 + args.seed,
+        "Pendulum-v1",
+        episodes=args.eval_episodes,
+        seed=100 + args.seed,
     )
     returns = Table(title=f"real Pendulum-v1 return over {args.eval_episodes} episodes (higher is better)")
     for col in ("policy", "mean", "95% CI"):
@@ -125,8 +139,9 @@ def main() -> None:
         returns.add_row(name, f"{stats.mean:.1f}", f"[{stats.ci95_low:.1f}, {stats.ci95_high:.1f}]")
     console.print(returns)
     agent.reset()
-    video = record_real_episode(agent.act, "Pendulum-v1", args.out / "mpc_real_episode.mp4", seed=100 + args.seed,
-                                progress=True)
+    video = record_real_episode(
+        agent.act, "Pendulum-v1", args.out / "mpc_real_episode.mp4", seed=100 + args.seed, progress=True
+    )
     console.print(f"one real episode of the MPC agent (return {video.episode_return:.1f}): {video.path}")
 
     console.rule("[bold]Summary")
@@ -134,7 +149,9 @@ def main() -> None:
     console.print(f"world model:         {result.model_path}  (gym.make('WorldModel-v0', model=...) loads it)")
     console.print(f"imagined vs real:    {png}")
     console.print(f"MPC in the real env: {video.path}")
-    console.print(f"MPC return {mpc.mean:.1f} vs random {rand.mean:.1f}; finished in {time.perf_counter() - started:.0f} s")
+    console.print(
+        f"MPC return {mpc.mean:.1f} vs random {rand.mean:.1f}; finished in {time.perf_counter() - started:.0f} s"
+    )
 
 
 def _fresh_run_dir(run_dir: Path) -> None:

@@ -40,7 +40,9 @@ def main() -> None:
 
     run_dir = args.work / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
-    cfg = load_config(PRESET, [f"output_dir={run_dir}", f"data.root={args.work / 'pendulum'}", "data.collect.overwrite=true"])
+    cfg = load_config(
+        PRESET, [f"output_dir={run_dir}", f"data.root={args.work / 'pendulum'}", "data.collect.overwrite=true"]
+    )
     result = train_from_config(cfg)
 
     model = load_pretrained(result.model_path)

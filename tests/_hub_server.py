@@ -69,8 +69,13 @@ def _handler(hub: MockHub) -> type[BaseHTTPRequestHandler]:
             pass
 
         # ------------------------------------------------------------------ plumbing
-        def _send(self, status: int, body: bytes | dict | None = None, headers: dict[str, str] | None = None,
-                  head: bool = False) -> None:
+        def _send(
+            self,
+            status: int,
+            body: bytes | dict | None = None,
+            headers: dict[str, str] | None = None,
+            head: bool = False,
+        ) -> None:
             data = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
             self.send_response(status)
             for key, value in {"Content-Length": str(len(data)), **(headers or {})}.items():
@@ -154,8 +159,9 @@ def _handler(hub: MockHub) -> type[BaseHTTPRequestHandler]:
                     else:
                         return self._error(400, "BadRequest", f"operation {item['key']} is not mocked")
                 sha = repo.commit(revision, files, message, deleted)
-                return self._send(200, {"commitUrl": f"{hub.url}/{repo_id}/commit/{sha}", "commitOid": sha,
-                                        "pullRequestUrl": None})
+                return self._send(
+                    200, {"commitUrl": f"{hub.url}/{repo_id}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None}
+                )
             self._error(404, "NotFound", f"no route {path}")
 
         def _validate_card(self, content: str) -> None:
@@ -165,8 +171,11 @@ def _handler(hub: MockHub) -> type[BaseHTTPRequestHandler]:
             except yaml.YAMLError as err:
                 metadata = str(err)
             if not isinstance(metadata, dict):
-                return self._send(400, {"errors": [{"message": f"no YAML metadata mapping: {metadata!r}"}]},
-                                  {"X-Error-Code": "BadRequest"})
+                return self._send(
+                    400,
+                    {"errors": [{"message": f"no YAML metadata mapping: {metadata!r}"}]},
+                    {"X-Error-Code": "BadRequest"},
+                )
             hub.cards.append(metadata)
             self._send(200, {"errors": [], "warnings": []})
 
@@ -189,8 +198,20 @@ def _handler(hub: MockHub) -> type[BaseHTTPRequestHandler]:
                 if sha is None:
                     return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}", head=head)
                 siblings = [{"rfilename": name} for name in sorted(repo.commits[sha])]
-                return self._send(200, {"id": repo_id, "modelId": repo_id, "sha": sha, "siblings": siblings,
-                                        "private": False, "tags": [], "downloads": 0, "likes": 0}, head=head)
+                return self._send(
+                    200,
+                    {
+                        "id": repo_id,
+                        "modelId": repo_id,
+                        "sha": sha,
+                        "siblings": siblings,
+                        "private": False,
+                        "tags": [],
+                        "downloads": 0,
+                        "likes": 0,
+                    },
+                    head=head,
+                )
             if parts[:3] == ["", "api", "models"] and len(parts) >= 7 and parts[5] == "tree":  # recursive listing
                 repo = self._repo(f"{parts[3]}/{parts[4]}", head)
                 sha = repo and repo.resolve(parts[6])
@@ -199,8 +220,10 @@ def _handler(hub: MockHub) -> type[BaseHTTPRequestHandler]:
                 tree = repo.commits[sha]
                 folders = sorted({name.rsplit("/", 1)[0] for name in tree if "/" in name})
                 entries = [{"type": "directory", "path": f, "oid": _blob_id(f.encode())} for f in folders]
-                entries += [{"type": "file", "path": name, "size": len(data), "oid": _blob_id(data)}
-                            for name, data in sorted(tree.items())]
+                entries += [
+                    {"type": "file", "path": name, "size": len(data), "oid": _blob_id(data)}
+                    for name, data in sorted(tree.items())
+                ]
                 return self._send(200, json.dumps(entries).encode(), {"Content-Type": "application/json"}, head=head)
             if len(parts) >= 6 and parts[3] == "resolve":  # /<org>/<name>/resolve/<revision>/<path>
                 repo = self._repo(f"{parts[1]}/{parts[2]}", head)

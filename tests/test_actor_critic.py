@@ -24,8 +24,7 @@ from worldrl.agents.returns import ReturnNormalizer, alive_weights, discounted_r
 from worldrl.models.base import Capabilities, WorldModel, WorldModelConfig
 from worldrl.models.task_spec import TaskSpec
 
-TINY = dict(horizon=5, actor_hidden=(32, 32), critic_hidden=(32, 32), actor_lr=1e-3, critic_lr=1e-3,
-            entropy_coef=1e-3)
+TINY = dict(horizon=5, actor_hidden=(32, 32), critic_hidden=(32, 32), actor_lr=1e-3, critic_lr=1e-3, entropy_coef=1e-3)
 
 
 class Drift(WorldModel):
@@ -35,8 +34,9 @@ class Drift(WorldModel):
     capabilities = Capabilities(can_decode=False, predicts_terminal=False, stochastic=False)
 
     def __init__(self, high: float = 1.0) -> None:
-        task = TaskSpec(gym.spaces.Box(-np.inf, np.inf, (1,), np.float32),
-                        gym.spaces.Box(-high, high, (1,), np.float32))
+        task = TaskSpec(
+            gym.spaces.Box(-np.inf, np.inf, (1,), np.float32), gym.spaces.Box(-high, high, (1,), np.float32)
+        )
         super().__init__(WorldModelConfig(), task)
         self.gain = nn.Parameter(torch.ones(()))
 
@@ -194,7 +194,15 @@ def test_config_validation_and_registry():
 
 def test_actor_and_critic_serve_a_planner_as_prior_and_value():
     agent = ImaginationActorCritic(Drift(), **TINY)
-    planner = make_planner("mppi", horizon=3, num_samples=32, num_elites=8, iterations=2, num_prior_samples=8,
-                           policy_prior=agent.policy_prior, value_fn=agent.value)
+    planner = make_planner(
+        "mppi",
+        horizon=3,
+        num_samples=32,
+        num_elites=8,
+        iterations=2,
+        num_prior_samples=8,
+        policy_prior=agent.policy_prior,
+        value_fn=agent.value,
+    )
     result = planner.plan(Drift(), starts(4), None, torch.Generator().manual_seed(0))
     assert result.action.shape == (4, 1) and torch.isfinite(result.expected_return).all()

@@ -76,7 +76,9 @@ def test_round_trip_gives_identical_outputs(model, tmp_path):
     assert loaded.task.action_space == model.task.action_space
     state = model.initial_state(4)
     action = torch.randn(4, 1)
-    torch.testing.assert_close(loaded.imagine(state, action)["obs"], model.imagine(state, action)["obs"], rtol=0, atol=0)
+    torch.testing.assert_close(
+        loaded.imagine(state, action)["obs"], model.imagine(state, action)["obs"], rtol=0, atol=0
+    )
     torch.testing.assert_close(loaded.obs_mean, torch.full((3,), 0.25))
 
 

@@ -24,10 +24,13 @@ def test_format1_ensemble_checkpoint_loads_and_predicts_as_it_did() -> None:
     assert not model.task.is_keyed and model.task.obs_key == "observation.state"
     assert torch.equal(model.start_states, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.5]]))
     with torch.no_grad():
-        state = model.observe_last(torch.tensor([[[0.6, 0.8, -1.0]]]), torch.zeros(1, 1, 1), torch.ones(1, 1, dtype=torch.bool))
+        state = model.observe_last(
+            torch.tensor([[[0.6, 0.8, -1.0]]]), torch.zeros(1, 1, 1), torch.ones(1, 1, dtype=torch.bool)
+        )
         nxt = model.imagine(state, torch.tensor([[0.5]]))
-    assert model.decode(nxt).tolist() == pytest.approx(EXPECTED["ensemble"]["decoded"][0][:], abs=0) or \
-        torch.allclose(model.decode(nxt), torch.tensor(EXPECTED["ensemble"]["decoded"]), atol=1e-7, rtol=0)
+    assert model.decode(nxt).tolist() == pytest.approx(EXPECTED["ensemble"]["decoded"][0][:], abs=0) or torch.allclose(
+        model.decode(nxt), torch.tensor(EXPECTED["ensemble"]["decoded"]), atol=1e-7, rtol=0
+    )
     assert torch.allclose(model.reward(nxt), torch.tensor(EXPECTED["ensemble"]["reward"]), atol=1e-7, rtol=0)
 
 

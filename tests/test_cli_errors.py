@@ -12,21 +12,37 @@ def bad_inputs(tmp) -> dict[str, list[list[str]]]:
     """Per subcommand, argument lists that each fail on a user mistake before any real work."""
     missing = str(tmp / "missing")
     return {
-        "collect": [["--env", "Pendulm-v1", "--episodes", "1", "--out", str(tmp / "c"), "--quiet"],
-                    ["--env", "Pendulum-v1", "--episodes", "0", "--out", str(tmp / "c"), "--quiet"],
-                    ["--env", "Pendulum-v1", "--episodes", "1", "--out", str(tmp / "c"), "--quiet", "--policy", "nope"]],
+        "collect": [
+            ["--env", "Pendulm-v1", "--episodes", "1", "--out", str(tmp / "c"), "--quiet"],
+            ["--env", "Pendulum-v1", "--episodes", "0", "--out", str(tmp / "c"), "--quiet"],
+            ["--env", "Pendulum-v1", "--episodes", "1", "--out", str(tmp / "c"), "--quiet", "--policy", "nope"],
+        ],
         "info": [[missing]],
         "train": [["--config", str(tmp / "missing.yaml")]],
-        "evaluate": [["--model", missing, "--dataset", missing],
-                     ["--model", missing, "--dataset", missing, "--val-fraction", "2"]],
-        "train-agent": [["--agent", "ppo", "--env", "Pendulum-v1", "--real-steps", "10"],
-                        ["--agent", "mpc-cem", "--env", "Pendulum-v1", "--real-steps", "10", "--agent-option", "x"],
-                        ["--agent", "mpc-cem", "--env", "Pendulum-v1", "--real-steps", "10", "--model-config",
-                         str(tmp / "missing.yaml")]],
+        "evaluate": [
+            ["--model", missing, "--dataset", missing],
+            ["--model", missing, "--dataset", missing, "--val-fraction", "2"],
+        ],
+        "train-agent": [
+            ["--agent", "ppo", "--env", "Pendulum-v1", "--real-steps", "10"],
+            ["--agent", "mpc-cem", "--env", "Pendulum-v1", "--real-steps", "10", "--agent-option", "x"],
+            [
+                "--agent",
+                "mpc-cem",
+                "--env",
+                "Pendulum-v1",
+                "--real-steps",
+                "10",
+                "--model-config",
+                str(tmp / "missing.yaml"),
+            ],
+        ],
         "evaluate-agent": [[missing], [missing, "--planner-option", "=3"]],
-        "qa": [["generate", "--scenes", "volcano", "--items", "7", "--out", str(tmp / "q")],
-               ["generate", "--items", "0", "--out", str(tmp / "q")],
-               ["show", missing]],
+        "qa": [
+            ["generate", "--scenes", "volcano", "--items", "7", "--out", str(tmp / "q")],
+            ["generate", "--items", "0", "--out", str(tmp / "q")],
+            ["show", missing],
+        ],
         "configs": [["show", "no_such_preset"]],
         "plan-goal": [["--model", missing]],
     }
@@ -52,8 +68,11 @@ def test_bad_input_exits_2_with_one_line_on_stderr(command, tmp_path, capsys):
     [
         ("info", "worldrl.data.LeRobotDatasetReader", ["somewhere"]),
         ("train", "worldrl.training.run.load_config", ["--config", "x.yaml"]),
-        ("train-agent", "worldrl.loops.train_agent", ["--agent", "mpc-cem", "--env", "Pendulum-v1",
-                                                             "--real-steps", "10", "--no-video"]),
+        (
+            "train-agent",
+            "worldrl.loops.train_agent",
+            ["--agent", "mpc-cem", "--env", "Pendulum-v1", "--real-steps", "10", "--no-video"],
+        ),
     ],
 )
 @pytest.mark.parametrize("bug", [RuntimeError, TypeError, ValueError])

@@ -25,8 +25,9 @@ def episode_rows(reader: LeRobotDatasetReader, key: str, ep: int) -> np.ndarray:
 
 def test_pendulum_state_dataset_matches_a_replay(tmp_path):
     out = tmp_path / "pendulum"
-    summary = collect(CollectConfig("Pendulum-v1", out, episodes=3, num_envs=2, max_episode_steps=20, seed=7),
-                      progress=False)
+    summary = collect(
+        CollectConfig("Pendulum-v1", out, episodes=3, num_envs=2, max_episode_steps=20, seed=7), progress=False
+    )
     reader = LeRobotDatasetReader(out)
     assert (reader.num_episodes, reader.num_frames, reader.fps) == (3, 60, 20)
     assert reader.info["robot_type"] == "Pendulum-v1"
@@ -56,8 +57,12 @@ def test_pendulum_state_dataset_matches_a_replay(tmp_path):
 @pytest.mark.parametrize("storage", ["video", "image"])
 def test_inverted_pendulum_pixels_terminate_and_match_a_replay(tmp_path, storage):
     out = tmp_path / storage
-    collect(CollectConfig("InvertedPendulum-v5", out, episodes=2, pixels=True, image_storage=storage,
-                          max_episode_steps=30, seed=3), progress=False)
+    collect(
+        CollectConfig(
+            "InvertedPendulum-v5", out, episodes=2, pixels=True, image_storage=storage, max_episode_steps=30, seed=3
+        ),
+        progress=False,
+    )
     reader = LeRobotDatasetReader(out)
     key = "observation.images.front"
     assert reader.num_episodes == 2 and reader.features[key]["dtype"] == storage
@@ -81,8 +86,9 @@ def test_inverted_pendulum_pixels_terminate_and_match_a_replay(tmp_path, storage
 def test_autoreset_modes_record_the_same_transitions(tmp_path):
     columns = {}
     for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
-        config = CollectConfig("Pendulum-v1", tmp_path / mode.value, episodes=3, num_envs=2, policy="scripted",
-                               max_episode_steps=6, seed=2)
+        config = CollectConfig(
+            "Pendulum-v1", tmp_path / mode.value, episodes=3, num_envs=2, policy="scripted", max_episode_steps=6, seed=2
+        )
         collect(config, progress=False, autoreset_mode=mode)
         reader = LeRobotDatasetReader(tmp_path / mode.value)
         columns[mode] = {k: reader.column(k) for k in ("observation.state", "action", "next.reward", "next.done")}
@@ -155,8 +161,21 @@ def test_policy_exception_keeps_finished_episodes(tmp_path, capsys):
     assert info.value.episodes_kept == 2 and isinstance(info.value.cause, RuntimeError)
     assert LeRobotDatasetReader(out).num_episodes == 2
     CALLS["n"] = 0
-    argv = ["collect", "--env", "Pendulum-v1", "--episodes", "5", "--out", str(out), "--overwrite", "--quiet",
-            "--max-episode-steps", "5", "--policy", f"{__name__}:failing_policy"]
+    argv = [
+        "collect",
+        "--env",
+        "Pendulum-v1",
+        "--episodes",
+        "5",
+        "--out",
+        str(out),
+        "--overwrite",
+        "--quiet",
+        "--max-episode-steps",
+        "5",
+        "--policy",
+        f"{__name__}:failing_policy",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "kept 2" in err and "policy exploded" in err
@@ -164,8 +183,24 @@ def test_policy_exception_keeps_finished_episodes(tmp_path, capsys):
 
 def test_cli_collect_and_errors(tmp_path, capsys):
     out = tmp_path / "cli"
-    argv = ["collect", "--env", "InvertedPendulum-v5", "--episodes", "2", "--out", str(out), "--policy", "scripted",
-            "--max-episode-steps", "15", "--num-envs", "2", "--seed", "1", "--quiet"]
+    argv = [
+        "collect",
+        "--env",
+        "InvertedPendulum-v5",
+        "--episodes",
+        "2",
+        "--out",
+        str(out),
+        "--policy",
+        "scripted",
+        "--max-episode-steps",
+        "15",
+        "--num-envs",
+        "2",
+        "--seed",
+        "1",
+        "--quiet",
+    ]
     assert main(argv) == 0
     reader = LeRobotDatasetReader(out)
     assert reader.num_frames == 30  # the PD controller balances: both episodes hit the time limit
@@ -175,8 +210,12 @@ def test_cli_collect_and_errors(tmp_path, capsys):
     assert "overwrite" in capsys.readouterr().err
     assert main(["collect", "--env", "Pendulm-v1", "--episodes", "1", "--out", str(tmp_path / "y")]) == 2
     assert "Pendulum-v1" in capsys.readouterr().err
-    assert main(["collect", "--env", "CartPole-v1", "--episodes", "1", "--out", str(tmp_path / "z"),
-                 "--policy", "scripted"]) == 2
+    assert (
+        main(
+            ["collect", "--env", "CartPole-v1", "--episodes", "1", "--out", str(tmp_path / "z"), "--policy", "scripted"]
+        )
+        == 2
+    )
     assert "no scripted controller" in capsys.readouterr().err
 
 

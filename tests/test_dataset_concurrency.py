@@ -67,11 +67,18 @@ w.finalize()
 """.replace("LENGTH", str(LENGTH))
 
 
-def start_writer(root: Path, mode: str = "new", kill_point: str = "none", data_mb: float = 100.0,
-                 episodes: int = 5) -> subprocess.Popen:
+def start_writer(
+    root: Path, mode: str = "new", kill_point: str = "none", data_mb: float = 100.0, episodes: int = 5
+) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(root), mode, kill_point, str(data_mb), str(episodes)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(root), mode, kill_point, str(data_mb), str(episodes)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def wait_for(proc: subprocess.Popen, line: str) -> None:
@@ -114,8 +121,9 @@ def test_killed_writer_releases_its_lock(tmp_path):
     holder = start_writer(root, kill_point="hold")
     wait_for(holder, "locked")
     with pytest.raises(DatasetLockedError, match="another writer"):
-        LeRobotDatasetWriter.create(root, fps=10, features={"a": {"dtype": "float32", "shape": [1], "names": None}},
-                                    resume=True)
+        LeRobotDatasetWriter.create(
+            root, fps=10, features={"a": {"dtype": "float32", "shape": [1], "names": None}}, resume=True
+        )
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=60)
     assert (root / LOCK_FILE).exists()  # left behind by the kill, but no longer locked
@@ -130,8 +138,22 @@ def test_two_collect_commands_one_dataset(tmp_path):
     holder = start_writer(root, mode="resume", kill_point="hold")
     try:
         wait_for(holder, "locked")
-        cmd = [sys.executable, "-m", "worldrl", "collect", "--env", "Pendulum-v1", "--episodes", "1", "--out",
-               str(root), "--resume", "--max-episode-steps", "5", "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "worldrl",
+            "collect",
+            "--env",
+            "Pendulum-v1",
+            "--episodes",
+            "1",
+            "--out",
+            str(root),
+            "--resume",
+            "--max-episode-steps",
+            "5",
+            "--quiet",
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     finally:
         holder.kill()

@@ -255,8 +255,15 @@ def test_bootstrap_gives_members_different_data():
 # ----------------------------------------------------------------------------- elites and normalisation
 def test_elites_picked_from_validation_metrics_and_used_for_prediction():
     model = make_model()
-    model.on_validation_end({"val/member_nll/0": 3.0, "val/member_nll/1": -1.0, "val/member_nll/2": 0.5,
-                             "val/member_nll/3": float("nan"), "val/loss": 1.0})
+    model.on_validation_end(
+        {
+            "val/member_nll/0": 3.0,
+            "val/member_nll/1": -1.0,
+            "val/member_nll/2": 0.5,
+            "val/member_nll/3": float("nan"),
+            "val/loss": 1.0,
+        }
+    )
     assert model.elite_idx.tolist() == [1, 2]
     state, action = model.initial_state(3), torch.rand(3, ACT)
     before = model.imagine(state, action)["obs"]
@@ -272,12 +279,14 @@ def test_elites_picked_from_validation_metrics_and_used_for_prediction():
 
 def test_fit_normalization_sets_buffers_and_rejects_bad_stats():
     model = make_model()
-    model.fit_normalization({
-        "obs": {"mean": [1.0, 2.0, 3.0], "std": [2.0, 2.0, 2.0], "min": [0, 0, 0]},
-        "action": {"mean": [0.0, 0.0], "std": [0.5, 0.5]},
-        "reward": {"mean": [1.0], "std": [3.0]},
-        "next.done": {"mean": [0.0], "std": [1.0]},
-    })
+    model.fit_normalization(
+        {
+            "obs": {"mean": [1.0, 2.0, 3.0], "std": [2.0, 2.0, 2.0], "min": [0, 0, 0]},
+            "action": {"mean": [0.0, 0.0], "std": [0.5, 0.5]},
+            "reward": {"mean": [1.0], "std": [3.0]},
+            "next.done": {"mean": [0.0], "std": [1.0]},
+        }
+    )
     assert model.obs_norm.mean.tolist() == [1.0, 2.0, 3.0] and model.reward_norm.std.item() == 3.0
     assert model.stats_fitted.tolist() == [True, True, False, True]
     model.loss(make_batch())

@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from _models import TINY, tiny_model
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,13 +27,11 @@ import worldrl  # noqa: F401  (registers the env ids)
 from worldrl.envs import default_model
 from worldrl.envs.registration import ENV_IDS
 from worldrl.envs.rendering import MUJOCO_STATES, make_renderer, pendulum_frame
-from worldrl.envs.vector_env import WorldModelVectorEnv
 from worldrl.envs.start_states import dataset_episode_starts
+from worldrl.envs.vector_env import WorldModelVectorEnv
 from worldrl.envs.world_model_env import WorldModelEnv
 from worldrl.models import CheckpointError, TaskSpec, build_model
 from worldrl.tasks.rules import get_task
-
-from _models import TINY, tiny_model
 
 
 def rollout(env: gym.Env, actions: list[np.ndarray], seed: int) -> list[tuple]:
@@ -176,8 +175,9 @@ def test_vector_autoreset_matches_gymnasium_sync_vector_env(ending: dict, mode: 
     kwargs = {"model": tiny_model(), "start_states": start, "time_limit": 3, **ending}
     ours = gym.make_vec("WorldModel-v0", num_envs=3, autoreset_mode=mode, **kwargs)
     gym_mode = getattr(gym.vector.AutoresetMode, mode.upper())
-    reference = gym.make_vec("WorldModel-v0", num_envs=3, vectorization_mode="sync",
-                             vector_kwargs={"autoreset_mode": gym_mode}, **kwargs)
+    reference = gym.make_vec(
+        "WorldModel-v0", num_envs=3, vectorization_mode="sync", vector_kwargs={"autoreset_mode": gym_mode}, **kwargs
+    )
     assert ours.metadata["autoreset_mode"] == reference.metadata["autoreset_mode"] == gym_mode
     np.testing.assert_array_equal(ours.reset(seed=0)[0], reference.reset(seed=0)[0])
     rng = np.random.default_rng(1)
@@ -198,7 +198,9 @@ def test_vector_autoreset_matches_gymnasium_sync_vector_env(ending: dict, mode: 
 
 def test_vector_autoreset_returns_start_with_zero_reward_and_ignores_action() -> None:
     start = np.array([[0.0, 1.0, 0.5]], np.float32)
-    vec = gym.make_vec("WorldModel-v0", num_envs=2, model=tiny_model(), start_states=start, termination="none", time_limit=2)
+    vec = gym.make_vec(
+        "WorldModel-v0", num_envs=2, model=tiny_model(), start_states=start, termination="none", time_limit=2
+    )
     obs, _ = vec.reset(seed=0)
     np.testing.assert_array_equal(obs, np.repeat(start, 2, 0))
     vec.step(np.ones((2, 1), np.float32))
@@ -303,7 +305,9 @@ def test_out_of_bounds_actions_clip_or_error() -> None:
     start = {"observation": np.array([1.0, 0.0, 0.0], np.float32)}
     clip.reset(seed=0, options=start)
     reference.reset(seed=0, options=start)
-    np.testing.assert_array_equal(clip.step(np.array([5.0], np.float32))[0], reference.step(np.array([2.0], np.float32))[0])
+    np.testing.assert_array_equal(
+        clip.step(np.array([5.0], np.float32))[0], reference.step(np.array([2.0], np.float32))[0]
+    )
     strict = WorldModelEnv(model=tiny_model(), action_policy="error")
     strict.reset(seed=0)
     with pytest.raises(ValueError, match="outside the action space"):
@@ -371,9 +375,13 @@ def test_dataset_episode_starts(lerobot_fixture: Path) -> None:
     env = WorldModelEnv(model=build_model("ensemble", TINY, task), dataset=lerobot_fixture, termination="none")
     starts = {tuple(env.reset(seed=s)[0].round(6)) for s in range(20)}
     assert starts == {(0.0, 0.0, 0.0, 1.0), (1.0, 0.0, 0.0, 1.0), (2.0, 0.0, 0.0, 1.0)}  # [e, 0, sin 0, cos 0]
-    keyed_task = TaskSpec.keyed({"observation.state": task.observation_space,
-                                 "observation.images.cam": gym.spaces.Box(0, 255, (32, 32, 3), np.uint8)},
-                                task.action_space)
+    keyed_task = TaskSpec.keyed(
+        {
+            "observation.state": task.observation_space,
+            "observation.images.cam": gym.spaces.Box(0, 255, (32, 32, 3), np.uint8),
+        },
+        task.action_space,
+    )
     starts = dataset_episode_starts(lerobot_fixture, keyed_task)
     frames = starts["observation.images.cam"]
     assert frames.shape == (3, 32, 32, 3) and frames[:, 0, 0, 0].tolist() == [0, 10, 20]
@@ -413,7 +421,9 @@ def test_pixel_and_fallback_renderers() -> None:
 
 
 def test_env_render_follows_the_imagined_state() -> None:
-    env = gym.make("WorldModel-v0", model=tiny_model(), render_mode="rgb_array", render_size=(40, 40), termination="none")
+    env = gym.make(
+        "WorldModel-v0", model=tiny_model(), render_mode="rgb_array", render_size=(40, 40), termination="none"
+    )
     env.reset(seed=0, options={"observation": np.array([1.0, 0.0, 0.0], np.float32)})
     first = env.render()
     env.reset(seed=0, options={"observation": np.array([-1.0, 0.0, 0.0], np.float32)})
@@ -521,8 +531,14 @@ print("async ok", b.shape)
 def _python(code: str, timeout: float = 120) -> str:
     """Runs ``code`` in a new interpreter (its own process group, so a hung run's forked workers go with it)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -560,10 +576,17 @@ def test_record_video_writes_an_episode(tmp_path: Path) -> None:
     """gymnasium's RecordVideo (through moviepy, a dependency) records a WorldModel-v0 episode as a real mp4."""
     import av
 
-    env = gym.make("WorldModel-v0", model=tiny_model(), render_mode="rgb_array", render_size=(64, 64),
-                   termination="none", time_limit=12)
-    env = gym.wrappers.RecordVideo(env, str(tmp_path / "videos"), episode_trigger=lambda episode: True,
-                                   name_prefix="wm")
+    env = gym.make(
+        "WorldModel-v0",
+        model=tiny_model(),
+        render_mode="rgb_array",
+        render_size=(64, 64),
+        termination="none",
+        time_limit=12,
+    )
+    env = gym.wrappers.RecordVideo(
+        env, str(tmp_path / "videos"), episode_trigger=lambda episode: True, name_prefix="wm"
+    )
     env.reset(seed=0)
     steps, done = 0, False
     while not done:

@@ -16,8 +16,14 @@ def _frames(path) -> list[np.ndarray]:
 
 def test_records_every_frame_of_a_mujoco_episode_with_its_return(tmp_path):
     actions = []
-    rec = record_real_episode(lambda obs: actions.append(obs) or np.zeros(1, np.float32), "InvertedPendulum-v5",
-                              tmp_path / "ep.mp4", seed=3, size=(64, 96), max_steps=12)
+    rec = record_real_episode(
+        lambda obs: actions.append(obs) or np.zeros(1, np.float32),
+        "InvertedPendulum-v5",
+        tmp_path / "ep.mp4",
+        seed=3,
+        size=(64, 96),
+        max_steps=12,
+    )
     frames = _frames(rec.path)
     assert rec.length == len(actions) == 12 and len(frames) == 13  # the reset frame + one per step
     assert frames[0].shape == (64, 96, 3) and frames[0].std() > 0  # a real render, not a blank frame

@@ -39,8 +39,12 @@ def _record(root: Path, lengths=LENGTHS) -> Path:
                 action = env.action_space.sample()
                 next_obs, reward, terminated, _, _ = env.step(action)
                 writer.add_frame(
-                    {"observation.state": obs.astype(np.float32), "action": action.astype(np.float32),
-                     "next.reward": np.array([reward], np.float32), "next.terminated": np.array([terminated])},
+                    {
+                        "observation.state": obs.astype(np.float32),
+                        "action": action.astype(np.float32),
+                        "next.reward": np.array([reward], np.float32),
+                        "next.terminated": np.array([terminated]),
+                    },
                     task="swing up",
                 )
                 obs = next_obs
@@ -54,12 +58,14 @@ def _save_ensemble(directory: Path, obs_dim: int = 3) -> Path:
     obs_space = env.observation_space if obs_dim == 3 else gym.spaces.Box(-1, 1, (obs_dim,), np.float32)
     task = TaskSpec(obs_space, env.action_space, task_id=TASK, fps=20, max_episode_steps=200)
     model = build_model("ensemble", {"num_members": 3, "num_elites": 2, "hidden_dims": [16, 16]}, task)
-    model.fit_normalization({
-        "obs": {"mean": [0.0] * obs_dim, "std": [1.0] * obs_dim},
-        "action": {"mean": [0.0], "std": [1.0]},
-        "delta": {"mean": [0.0] * obs_dim, "std": [0.1] * obs_dim},
-        "reward": {"mean": [-5.0], "std": [3.0]},
-    })
+    model.fit_normalization(
+        {
+            "obs": {"mean": [0.0] * obs_dim, "std": [1.0] * obs_dim},
+            "action": {"mean": [0.0], "std": [1.0]},
+            "delta": {"mean": [0.0] * obs_dim, "std": [0.1] * obs_dim},
+            "reward": {"mean": [-5.0], "std": [3.0]},
+        }
+    )
     model.save_pretrained(str(directory))
     return directory
 
@@ -75,8 +81,23 @@ def test_evaluate_end_to_end(dataset, tmp_path, capsys):
     from worldrl.models import load_pretrained
 
     model_dir = _save_ensemble(tmp_path / "model")
-    code = main(["evaluate", "--model", str(model_dir), "--dataset", str(dataset), "--episodes", "all",
-                 "--horizons", "1", "5", "20", "--num-starts", "0"])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(model_dir),
+            "--dataset",
+            str(dataset),
+            "--episodes",
+            "all",
+            "--horizons",
+            "1",
+            "5",
+            "20",
+            "--num-starts",
+            "0",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "open-loop fidelity" in out and "nRMSE" in out
@@ -85,7 +106,11 @@ def test_evaluate_end_to_end(dataset, tmp_path, capsys):
         assert (eval_dir / name).stat().st_size > 0, name
     saved = json.loads((eval_dir / "fidelity.json").read_text())
     direct = evaluate_fidelity(
-        load_pretrained(model_dir), LeRobotDatasetReader(dataset), range(len(LENGTHS)), horizons=(1, 5, 20), num_starts=None
+        load_pretrained(model_dir),
+        LeRobotDatasetReader(dataset),
+        range(len(LENGTHS)),
+        horizons=(1, 5, 20),
+        num_starts=None,
     )
     assert saved == json.loads(direct.to_json())
     by_h = {h["horizon"]: h for h in saved["horizons"]}
@@ -102,8 +127,26 @@ def test_evaluate_val_split_and_out_dir(dataset, tmp_path):
 
     model_dir = _save_ensemble(tmp_path / "model")
     out = tmp_path / "report"
-    assert main(["evaluate", "--model", str(model_dir), "--dataset", str(dataset), "--val-fraction", "0.25",
-                 "--seed", "3", "--horizons", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(model_dir),
+                "--dataset",
+                str(dataset),
+                "--val-fraction",
+                "0.25",
+                "--seed",
+                "3",
+                "--horizons",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     saved = json.loads((out / "fidelity.json").read_text())
     assert saved["episodes"] == sorted(split_episodes(list(range(len(LENGTHS))), val_fraction=0.25, seed=3)[1])
 
@@ -136,9 +179,19 @@ def test_evaluate_errors_exit_2_with_one_line(case, pattern, dataset, tmp_path, 
 
 def test_benchmark_quick_writes_its_section(tmp_path):
     doc = tmp_path / "benchmarks.md"
-    doc.write_text("# Benchmarks\n\nintro\n\n<!-- simulator:start -->\nold numbers\n<!-- simulator:end -->\n\n## Other\nkept\n")
+    doc.write_text(
+        "# Benchmarks\n\nintro\n\n<!-- simulator:start -->\nold numbers\n<!-- simulator:end -->\n\n## Other\nkept\n"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl"}
-    cmd = [sys.executable, str(REPO / "scripts" / "benchmark_simulator.py"), "--quick", "--threads", "1", "--doc", str(doc)]
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "benchmark_simulator.py"),
+        "--quick",
+        "--threads",
+        "1",
+        "--doc",
+        str(doc),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     text = doc.read_text()

@@ -26,8 +26,9 @@ from worldrl.envs.world_model_env import WorldModelEnv
 from worldrl.models import available_families, get_family, load_pretrained
 from worldrl.models import observations as keyed
 
-FAMILIES = [name for name in available_families()
-            if get_family(name).model_class.__module__.startswith("worldrl.models.")]
+FAMILIES = [
+    name for name in available_families() if get_family(name).model_class.__module__.startswith("worldrl.models.")
+]
 """Every family the library registers (test doubles that other test modules register are not families)."""
 BATCH, SEQ, HORIZON = 3, 4, 5
 
@@ -35,8 +36,20 @@ BATCH, SEQ, HORIZON = 3, 4, 5
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("contract") / "ip_pixels"
-    collect(CollectConfig(env_id="InvertedPendulum-v5", out=root, episodes=3, policy="scripted", epsilon=0.3,
-                          pixels=True, image_size=32, max_episode_steps=20, fast_render=True, seed=0))
+    collect(
+        CollectConfig(
+            env_id="InvertedPendulum-v5",
+            out=root,
+            episodes=3,
+            policy="scripted",
+            epsilon=0.3,
+            pixels=True,
+            image_size=32,
+            max_episode_steps=20,
+            fast_render=True,
+            seed=0,
+        )
+    )
     return root
 
 
@@ -63,8 +76,11 @@ def _observations(model, batch: int, steps: int) -> keyed.Observation:
     starts = model.start_states
     rows = torch.arange(batch) % keyed.batch_size_of(starts)
     first = starts[rows]
-    return first.unsqueeze(1).expand(batch, steps) if isinstance(first, TensorDict) else \
-        first[:, None].expand(batch, steps, *first.shape[1:])
+    return (
+        first.unsqueeze(1).expand(batch, steps)
+        if isinstance(first, TensorDict)
+        else first[:, None].expand(batch, steps, *first.shape[1:])
+    )
 
 
 def _encode(model, batch: int = BATCH, steps: int = SEQ) -> TensorDict:
@@ -85,10 +101,18 @@ def test_save_and_load_round_trip(trained, tmp_path: Path) -> None:
         assert torch.equal(a, b), name
     actions = torch.full((BATCH, HORIZON, model.task.action_dim), 0.5)
     with torch.no_grad():
-        one = model.rollout(model.observe_last(_observations(model, BATCH, 1), actions[:, :1] * 0,
-                                               torch.ones(BATCH, 1, dtype=torch.bool)), actions)
-        two = again.rollout(again.observe_last(_observations(again, BATCH, 1), actions[:, :1] * 0,
-                                               torch.ones(BATCH, 1, dtype=torch.bool)), actions)
+        one = model.rollout(
+            model.observe_last(
+                _observations(model, BATCH, 1), actions[:, :1] * 0, torch.ones(BATCH, 1, dtype=torch.bool)
+            ),
+            actions,
+        )
+        two = again.rollout(
+            again.observe_last(
+                _observations(again, BATCH, 1), actions[:, :1] * 0, torch.ones(BATCH, 1, dtype=torch.bool)
+            ),
+            actions,
+        )
     assert torch.allclose(model.latent(one), again.latent(two))
 
 

@@ -138,7 +138,9 @@ def test_biased_model_gives_the_analytic_error(reader):
 
 
 def test_horizons_beyond_episodes_are_excluded_with_counts(reader):
-    report = evaluate_fidelity(CounterModel(_state_task()), reader, [0, 1, 2], horizons=(1, 10, 12, 50), num_starts=None)
+    report = evaluate_fidelity(
+        CounterModel(_state_task()), reader, [0, 1, 2], horizons=(1, 10, 12, 50), num_starts=None
+    )
     lengths = np.array(FIXTURE_LENGTHS)
     by_h = {m.horizon: m for m in report.horizons}
     for h in (1, 10, 12, 50):
@@ -207,7 +209,9 @@ def test_termination_accuracy(tmp_path):
                 writer.add_frame(frame, task="count")
             writer.save_episode()
     reader = LeRobotDatasetReader(tmp_path / "ds")
-    right = evaluate_fidelity(CounterModel(_state_task(), terminal_at=6), reader, [0, 1], horizons=(1, 2), num_starts=None)
+    right = evaluate_fidelity(
+        CounterModel(_state_task(), terminal_at=6), reader, [0, 1], horizons=(1, 2), num_starts=None
+    )
     never = evaluate_fidelity(CounterModel(_state_task()), reader, [0, 1], horizons=(1, 2), num_starts=None)
     assert [m.termination_accuracy for m in right.horizons] == [1.0, 1.0]
     # one terminal transition among the 10 (h=1) and 8 (h=2) scored ones
@@ -236,7 +240,9 @@ def test_report_round_trip_markdown_and_comparison(reader):
     assert lines[0].startswith("| model |") and "obs err @5" in lines[0]
     assert lines[2].startswith("| perfect |") and lines[3].startswith("| biased |")
     assert f"{bad.horizons[1].nrmse:.4g}" in lines[3]
-    assert "| 5 | 9 | 0 | 12 |" in good.to_markdown()  # horizon 5: 2 + 7 + 0 starts see obs t+5, 3 + 8 + 1 its transition
+    assert (
+        "| 5 | 9 | 0 | 12 |" in good.to_markdown()
+    )  # horizon 5: 2 + 7 + 0 starts see obs t+5, 3 + 8 + 1 its transition
 
 
 # --------------------------------------------------------------------------------- trivial baselines
@@ -352,11 +358,21 @@ def test_plots_write_png(reader, tmp_path):
     ]
     log = tmp_path / "metrics.jsonl"
     log.write_text(
-        "\n".join(json.dumps({"step": s, "split": sp, "metrics": {"loss": 1.0 / (s + 1), "lr": 1e-3}})
-                  for s in range(0, 50, 10) for sp in ("train", "val")) + "\n"
+        "\n".join(
+            json.dumps({"step": s, "split": sp, "metrics": {"loss": 1.0 / (s + 1), "lr": 1e-3}})
+            for s in range(0, 50, 10)
+            for sp in ("train", "val")
+        )
+        + "\n"
     )
     curves = read_learning_curves(log)
-    assert set(curves) == {"train/loss", "val/loss", "train/lr", "val/lr"} and curves["val/loss"][0].tolist() == [0, 10, 20, 30, 40]
+    assert set(curves) == {"train/loss", "val/loss", "train/lr", "val/lr"} and curves["val/loss"][0].tolist() == [
+        0,
+        10,
+        20,
+        30,
+        40,
+    ]
     csv = tmp_path / "m.csv"
     csv.write_text("step,loss,note\n0,1.0,a\n1,0.5,b\n")
     assert set(read_learning_curves(csv)) == {"loss"}

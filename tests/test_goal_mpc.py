@@ -39,6 +39,7 @@ def test_the_plan_lowers_the_energy_below_doing_nothing() -> None:
     state = agent.history.encode(obs)
     result = agent.plan(state)
     with torch.no_grad():
+
         def energy(action: torch.Tensor) -> float:
             return float(model.distance(model.state_embedding(model.imagine(state, action)), agent.goal))
 

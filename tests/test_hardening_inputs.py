@@ -14,10 +14,29 @@ from worldrl.tasks.real_envs import make_real_env
 
 def test_collect_refuses_an_unknown_camera_naming_the_models_cameras(tmp_path):
     out = tmp_path / "ds"
-    cmd = [sys.executable, "-m", "worldrl", "collect", "--env", "HalfCheetah-v5", "--pixels", "--camera", "bogus",
-           "--episodes", "1", "--out", str(out), "--quiet"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
+    cmd = [
+        sys.executable,
+        "-m",
+        "worldrl",
+        "collect",
+        "--env",
+        "HalfCheetah-v5",
+        "--pixels",
+        "--camera",
+        "bogus",
+        "--episodes",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
+    )
     assert done.returncode == 2, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert "'bogus'" in last and "['track']" in last, done.stderr
@@ -43,11 +62,14 @@ def alias_bomb(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize(("name", "text", "message"), [
-    ("bomb.yaml", "output_dir: x\n" + alias_bomb(), "alias bomb"),
-    ("recursive.yaml", "model: &m {family: ensemble, inner: *m}\n", "recursive alias"),
-    ("deep.yaml", "model: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bomb.yaml", "output_dir: x\n" + alias_bomb(), "alias bomb"),
+        ("recursive.yaml", "model: &m {family: ensemble, inner: *m}\n", "recursive alias"),
+        ("deep.yaml", "model: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
+    ],
+)
 def test_train_refuses_hostile_yaml_quickly(tmp_path, name, text, message):
     path = tmp_path / name
     path.write_text(text)

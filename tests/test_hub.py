@@ -27,13 +27,33 @@ def _trained_run(root: Path) -> Path:
     """A run directory as ``worldrl train`` + ``worldrl evaluate`` leave it: model/, model/eval/, config.yaml."""
     checkpoint = root / "run" / "model"
     tiny_model().save_pretrained(str(checkpoint))
-    (root / "run" / "config.yaml").write_text(yaml.safe_dump({"data": {
-        "root": "someone/pendulum-demos", "collect": {"env_id": "Pendulum-v1", "episodes": 60, "policy": "ou"}}}))
+    (root / "run" / "config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "data": {
+                    "root": "someone/pendulum-demos",
+                    "collect": {"env_id": "Pendulum-v1", "episodes": 60, "policy": "ou"},
+                }
+            }
+        )
+    )
     horizons = [HorizonMetrics(horizon=1, count=40, nrmse=0.021), HorizonMetrics(horizon=10, count=40, nrmse=0.13)]
-    report = FidelityReport(model="ensemble", task_id="Pendulum-v1", obs_key="observation.state", episodes=[54, 55],
-                            num_starts=40, context=1, horizons=horizons, curve=horizons,
-                            baselines={"last_observation": [HorizonMetrics(horizon=1, count=40, nrmse=0.09),
-                                                            HorizonMetrics(horizon=10, count=40, nrmse=0.8)]})
+    report = FidelityReport(
+        model="ensemble",
+        task_id="Pendulum-v1",
+        obs_key="observation.state",
+        episodes=[54, 55],
+        num_starts=40,
+        context=1,
+        horizons=horizons,
+        curve=horizons,
+        baselines={
+            "last_observation": [
+                HorizonMetrics(horizon=1, count=40, nrmse=0.09),
+                HorizonMetrics(horizon=10, count=40, nrmse=0.8),
+            ]
+        },
+    )
     (checkpoint / "eval").mkdir()
     report.to_json(checkpoint / "eval" / "fidelity.json")
     return checkpoint
@@ -68,11 +88,23 @@ print(json.dumps({"oid": info.oid, "oid_v2": info_v2.oid, "main": first(main), "
 def test_push_to_hub_then_load_by_id_and_revision(tmp_path: Path) -> None:
     checkpoint = _trained_run(tmp_path)
     with MockHub(token="hf_test") as hub:
-        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf"),
-               "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_ETAG_TIMEOUT": "5", "HF_HUB_DOWNLOAD_TIMEOUT": "5"}
+        env = {
+            **os.environ,
+            "HF_ENDPOINT": hub.url,
+            "HF_HUB_OFFLINE": "0",
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_ETAG_TIMEOUT": "5",
+            "HF_HUB_DOWNLOAD_TIMEOUT": "5",
+        }
         env.pop("HF_TOKEN", None)
-        out = subprocess.run([sys.executable, "-c", _ROUND_TRIP, str(checkpoint), REPO_ID], capture_output=True,
-                             text=True, env=env, timeout=180)
+        out = subprocess.run(
+            [sys.executable, "-c", _ROUND_TRIP, str(checkpoint), REPO_ID],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         result = json.loads(out.stdout.strip().splitlines()[-1])
         main, v2 = hub.files(REPO_ID, "main"), hub.files(REPO_ID, "v2")

@@ -36,8 +36,11 @@ def test_json_round_trip_with_numpy(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "error", "match"),
-    [(None, FileNotFoundError, "x.json is missing"), ("{", ValueError, "x.json is corrupted: not valid JSON"),
-     ("[1]", ValueError, "x.json is corrupted: expected a JSON object, found list")],
+    [
+        (None, FileNotFoundError, "x.json is missing"),
+        ("{", ValueError, "x.json is corrupted: not valid JSON"),
+        ("[1]", ValueError, "x.json is corrupted: expected a JSON object, found list"),
+    ],
 )
 def test_read_json_names_the_file(tmp_path, content, error, match):
     path = tmp_path / "x.json"

@@ -41,8 +41,16 @@ def record_keyed_pendulum(root: Path, episodes: int = 12, steps: int = 60) -> No
             for _ in range(steps):
                 action = rng.uniform(-2, 2, size=1).astype(np.float32)
                 nxt, reward, terminated, _, _ = env.step(action)
-                writer.add_frame({STATE: obs[:2], ENV_STATE: obs[2:], "action": action,
-                                  "next.reward": float(reward), "next.terminated": bool(terminated)}, task="swing")
+                writer.add_frame(
+                    {
+                        STATE: obs[:2],
+                        ENV_STATE: obs[2:],
+                        "action": action,
+                        "next.reward": float(reward),
+                        "next.terminated": bool(terminated),
+                    },
+                    task="swing",
+                )
                 obs = nxt
             writer.save_episode()
     env.close()
@@ -80,7 +88,9 @@ def test_keyed_model_predicts_better_than_repeating_the_last_observation(keyed_m
     obs = TensorDict({k: torch.as_tensor(reader.column(k)[rows]) for k in (STATE, ENV_STATE)}, batch_size=[len(rows)])
     action = torch.as_tensor(reader.column("action")[rows]).reshape(-1, 1)
     with torch.no_grad():
-        state = model.observe_last(obs.unsqueeze(1), torch.zeros(len(rows), 1, 1), torch.ones(len(rows), 1, dtype=torch.bool))
+        state = model.observe_last(
+            obs.unsqueeze(1), torch.zeros(len(rows), 1, 1), torch.ones(len(rows), 1, dtype=torch.bool)
+        )
         predicted = model.decode(model.imagine(state, action))
     assert isinstance(predicted, TensorDict) and set(predicted.keys()) == {STATE, ENV_STATE}
     real_next = keyed.flatten_observation(obs[1:], model.task, 1)
@@ -131,8 +141,9 @@ def test_fidelity_scores_every_key_beside_the_trivial_baselines(keyed_model) -> 
     from worldrl.evaluation import evaluate_fidelity
 
     path, data = keyed_model
-    report = evaluate_fidelity(load_pretrained(path), LeRobotDatasetReader(data), episodes=[10, 11], horizons=(1, 5),
-                               num_starts=None)
+    report = evaluate_fidelity(
+        load_pretrained(path), LeRobotDatasetReader(data), episodes=[10, 11], horizons=(1, 5), num_starts=None
+    )
     one = report.horizons[0]
     assert set(one.per_key) == {STATE, ENV_STATE} and all("nrmse" in v for v in one.per_key.values())
     assert one.nrmse == one.per_key[ENV_STATE]["nrmse"]  # the top-level fields repeat the task's first key

@@ -20,7 +20,7 @@ from worldrl.agents.planners import CEMConfig, CEMPlanner
 from worldrl.envs import WorldModelTorchRLEnv
 from worldrl.envs.world_model_env import WorldModelEnv
 from worldrl.models import CheckpointError, TaskSpec, WorldModel, WorldModelConfig, load_pretrained, register_family
-from worldrl.models.base import Capabilities, _REGISTRY
+from worldrl.models.base import _REGISTRY, Capabilities
 from worldrl.models.external import ExternalWeights
 
 
@@ -101,6 +101,7 @@ def test_capabilities_follow_what_the_class_implements() -> None:
     assert LatentPoint.capabilities.can_decode is False
 
     with pytest.raises(TypeError, match="does not implement decode"):
+
         class Liar(LatentPoint):  # noqa: F841
             capabilities = Capabilities(can_decode=True)
 
@@ -160,8 +161,10 @@ def test_vector_and_torchrl_envs_carry_per_episode_goals(tmp_path: Path) -> None
 
 def test_cem_plans_toward_a_goal_in_latent_space(tmp_path: Path) -> None:
     model = make_model(tmp_path)
-    planner = CEMPlanner(CEMConfig(horizon=3, num_samples=64, num_elites=8, iterations=3, reward="goal",
-                                       termination="none"), action_space=model.task.action_space)
+    planner = CEMPlanner(
+        CEMConfig(horizon=3, num_samples=64, num_elites=8, iterations=3, reward="goal", termination="none"),
+        action_space=model.task.action_space,
+    )
     state = model.observe_last(torch.zeros(1, 1, 3), torch.zeros(1, 1, 2), torch.ones(1, 1, dtype=torch.bool))
     goal = model.embed(torch.as_tensor(GOAL)[None])
     plan = planner.plan(model, state, generator=torch.Generator().manual_seed(0), goal=goal)
@@ -190,8 +193,10 @@ def test_fidelity_of_a_latent_only_family_is_its_latent_error(tmp_path: Path) ->
     from worldrl.data import LeRobotDatasetReader, LeRobotDatasetWriter
     from worldrl.evaluation import evaluate_fidelity
 
-    features = {"observation.state": {"dtype": "float32", "shape": [3], "names": None},
-                "action": {"dtype": "float32", "shape": [2], "names": None}}
+    features = {
+        "observation.state": {"dtype": "float32", "shape": [3], "names": None},
+        "action": {"dtype": "float32", "shape": [2], "names": None},
+    }
     rng = np.random.default_rng(0)
     with LeRobotDatasetWriter.create(tmp_path / "walk", fps=10, features=features) as writer:
         for _ in range(4):
@@ -201,8 +206,9 @@ def test_fidelity_of_a_latent_only_family_is_its_latent_error(tmp_path: Path) ->
                 writer.add_frame({"observation.state": obs, "action": action}, task="walk")
                 obs = obs + np.array([0.5 * action[0], 0.5 * action[1], 0.0], np.float32)
             writer.save_episode()
-    report = evaluate_fidelity(make_model(tmp_path), LeRobotDatasetReader(tmp_path / "walk"), episodes=[3],
-                               horizons=(1, 5), num_starts=None)
+    report = evaluate_fidelity(
+        make_model(tmp_path), LeRobotDatasetReader(tmp_path / "walk"), episodes=[3], horizons=(1, 5), num_starts=None
+    )
     assert report.is_latent and report.error_name == "latent error"
     for i in range(2):
         assert report.horizons[i].latent_error < 1e-5

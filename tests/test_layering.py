@@ -205,12 +205,16 @@ def test_checker_finds_lazy_and_relative_imports():
         "worldrl.data.collect (layer data) line 5: `import worldrl.cli` reaches layer cli",
         "worldrl.data.collect (layer data) line 6: `from ..agents import mpc` reaches layer agents",
     ]
-    lazy = violations_in('_LAZY = {"X": "worldrl.envs.vector_env:X", "doc": "see worldrl.envs for more"}\n', "worldrl.models.base")
+    lazy = violations_in(
+        '_LAZY = {"X": "worldrl.envs.vector_env:X", "doc": "see worldrl.envs for more"}\n', "worldrl.models.base"
+    )
     assert [(v.statement, v.imported_layer) for v in lazy] == [("'worldrl.envs.vector_env:X'", "envs")]
 
 
 def test_checker_allows_same_layer_and_below():
-    source = "from worldrl.data.writer import LeRobotDatasetWriter\nfrom worldrl.tasks import real_envs\nimport worldrl.io\n"
+    source = (
+        "from worldrl.data.writer import LeRobotDatasetWriter\nfrom worldrl.tasks import real_envs\nimport worldrl.io\n"
+    )
     assert violations_in(source, "worldrl.data.collect") == []
     assert [v.imported_layer for v in violations_in("from worldrl import envs\n", "worldrl.models.base")] == ["envs"]
     assert layer_of("worldrl.loops.online") == "loops" and layer_of("worldrl") is None and layer_of("numpy") is None

@@ -38,7 +38,9 @@ def test_reads_lerobot_fixture_exactly(lerobot_fixture: Path):
         np.testing.assert_array_equal(reward[sl, 0], (i / 10).astype(np.float32))
         frames = r.frames("observation.images.cam", np.arange(start, start + n))
         assert frames.shape == (n, 32, 32, 3) and frames.dtype == np.uint8
-        np.testing.assert_array_equal(frames, np.broadcast_to(((10 * e + 3 * i) % 256)[:, None, None, None], frames.shape))
+        np.testing.assert_array_equal(
+            frames, np.broadcast_to(((10 * e + 3 * i) % 256)[:, None, None, None], frames.shape)
+        )
         assert set(task_index[sl]) == {1 if e == 1 else 0}
         start += n
     assert np.asarray(r.stats["observation.images.cam"]["mean"]).shape == (3, 1, 1)
@@ -78,15 +80,17 @@ def _data_table(episodes: list[int], start_index: int) -> pa.Table:
     rows = [(e, i) for e in episodes for i in range(LENGTHS[e])]
     n = len(rows)
     state = np.array([[e, i] for e, i in rows], np.float32)
-    return pa.table({
-        "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(state.ravel()), 2),
-        "action": pa.array([0.5 * i for _, i in rows], pa.float32()),
-        "timestamp": pa.array([i / FPS for _, i in rows], pa.float32()),
-        "frame_index": pa.array([i for _, i in rows], pa.int64()),
-        "episode_index": pa.array([e for e, _ in rows], pa.int64()),
-        "index": pa.array(range(start_index, start_index + n), pa.int64()),
-        "task_index": pa.array([e % 2 for e, _ in rows], pa.int64()),
-    })
+    return pa.table(
+        {
+            "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(state.ravel()), 2),
+            "action": pa.array([0.5 * i for _, i in rows], pa.float32()),
+            "timestamp": pa.array([i / FPS for _, i in rows], pa.float32()),
+            "frame_index": pa.array([i for _, i in rows], pa.int64()),
+            "episode_index": pa.array([e for e, _ in rows], pa.int64()),
+            "index": pa.array(range(start_index, start_index + n), pa.int64()),
+            "task_index": pa.array([e % 2 for e, _ in rows], pa.int64()),
+        }
+    )
 
 
 def build_lerobot_video_dataset(root: Path) -> None:
@@ -98,13 +102,26 @@ def build_lerobot_video_dataset(root: Path) -> None:
         "action": {"dtype": "float32", "shape": [1], "names": None},
         key: {"dtype": "video", "shape": [64, 64, 3], "names": ["height", "width", "channels"]},
         "timestamp": {"dtype": "float32", "shape": [1], "names": None},
-        **{k: {"dtype": "int64", "shape": [1], "names": None} for k in ("frame_index", "episode_index", "index", "task_index")},
+        **{
+            k: {"dtype": "int64", "shape": [1], "names": None}
+            for k in ("frame_index", "episode_index", "index", "task_index")
+        },
     }
-    info = {"codebase_version": "v3.0", "robot_type": None, "total_episodes": 3, "total_frames": sum(LENGTHS),
-            "total_tasks": 2, "chunks_size": 1000, "data_files_size_in_mb": 100, "video_files_size_in_mb": 200,
-            "fps": FPS, "splits": {"train": "0:3"},
-            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
-            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4", "features": features}
+    info = {
+        "codebase_version": "v3.0",
+        "robot_type": None,
+        "total_episodes": 3,
+        "total_frames": sum(LENGTHS),
+        "total_tasks": 2,
+        "chunks_size": 1000,
+        "data_files_size_in_mb": 100,
+        "video_files_size_in_mb": 200,
+        "fps": FPS,
+        "splits": {"train": "0:3"},
+        "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+        "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
+        "features": features,
+    }
     (root / "meta/info.json").write_text(json.dumps(info))
     (root / "data/chunk-000").mkdir(parents=True)
     pq.write_table(_data_table([0], 0), root / "data/chunk-000/file-000.parquet")
@@ -115,16 +132,25 @@ def build_lerobot_video_dataset(root: Path) -> None:
     encode_video(np.stack([frame(2, i) for i in range(LENGTHS[2])]), vdir / "file-001.mp4", FPS)
     bounds = np.cumsum((0,) + LENGTHS)
     episodes = {
-        "episode_index": [0, 1, 2], "tasks": [["push"], ["pull"], ["push"]], "length": list(LENGTHS),
-        "data/chunk_index": [0, 0, 0], "data/file_index": [0, 1, 1],
-        "dataset_from_index": bounds[:-1].tolist(), "dataset_to_index": bounds[1:].tolist(),
-        f"videos/{key}/chunk_index": [0, 0, 0], f"videos/{key}/file_index": [0, 0, 1],
-        f"videos/{key}/from_timestamp": [0.0, 0.4, 0.0], f"videos/{key}/to_timestamp": [0.4, 1.0, 0.3],
-        "meta/episodes/chunk_index": [0, 0, 0], "meta/episodes/file_index": [0, 0, 0],
+        "episode_index": [0, 1, 2],
+        "tasks": [["push"], ["pull"], ["push"]],
+        "length": list(LENGTHS),
+        "data/chunk_index": [0, 0, 0],
+        "data/file_index": [0, 1, 1],
+        "dataset_from_index": bounds[:-1].tolist(),
+        "dataset_to_index": bounds[1:].tolist(),
+        f"videos/{key}/chunk_index": [0, 0, 0],
+        f"videos/{key}/file_index": [0, 0, 1],
+        f"videos/{key}/from_timestamp": [0.0, 0.4, 0.0],
+        f"videos/{key}/to_timestamp": [0.4, 1.0, 0.3],
+        "meta/episodes/chunk_index": [0, 0, 0],
+        "meta/episodes/file_index": [0, 0, 0],
     }
     (root / "meta/episodes/chunk-000").mkdir(parents=True)
     pq.write_table(pa.Table.from_pydict(episodes), root / "meta/episodes/chunk-000/file-000.parquet")
-    pd.DataFrame({"task_index": [0, 1]}, index=pd.Index(["push", "pull"], name="task")).to_parquet(root / "meta/tasks.parquet")
+    pd.DataFrame({"task_index": [0, 1]}, index=pd.Index(["push", "pull"], name="task")).to_parquet(
+        root / "meta/tasks.parquet"
+    )
 
 
 def test_reads_multi_episode_video_files(tmp_path: Path):
@@ -159,24 +185,40 @@ def test_video_table_disagreeing_with_the_file_is_an_error(tmp_path: Path):
 def test_reads_v21_layout(tmp_path: Path):
     root = tmp_path / "v21"
     (root / "meta").mkdir(parents=True)
-    features = {"observation.state": {"dtype": "float32", "shape": [2], "names": None},
-                "cam": {"dtype": "video", "shape": [64, 64, 3], "names": ["height", "width", "channel"]},
-                **{k: {"dtype": "int64", "shape": [1], "names": None} for k in ("frame_index", "episode_index", "index", "task_index")},
-                "timestamp": {"dtype": "float32", "shape": [1], "names": None}}
-    info = {"codebase_version": "v2.1", "fps": FPS, "chunks_size": 1000, "features": features,
-            "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
-            "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"}
+    features = {
+        "observation.state": {"dtype": "float32", "shape": [2], "names": None},
+        "cam": {"dtype": "video", "shape": [64, 64, 3], "names": ["height", "width", "channel"]},
+        **{
+            k: {"dtype": "int64", "shape": [1], "names": None}
+            for k in ("frame_index", "episode_index", "index", "task_index")
+        },
+        "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+    }
+    info = {
+        "codebase_version": "v2.1",
+        "fps": FPS,
+        "chunks_size": 1000,
+        "features": features,
+        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+        "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
+    }
     (root / "meta/info.json").write_text(json.dumps(info))
-    (root / "meta/episodes.jsonl").write_text("\n".join(json.dumps({"episode_index": e, "tasks": ["push"], "length": LENGTHS[e]}) for e in range(2)))
+    (root / "meta/episodes.jsonl").write_text(
+        "\n".join(json.dumps({"episode_index": e, "tasks": ["push"], "length": LENGTHS[e]}) for e in range(2))
+    )
     (root / "meta/tasks.jsonl").write_text(json.dumps({"task_index": 0, "task": "push"}))
     stats = {"observation.state": {"min": [0, 0], "max": [1, 5], "mean": [0.5, 2], "std": [0.5, 1], "count": [5]}}
-    (root / "meta/episodes_stats.jsonl").write_text("\n".join(json.dumps({"episode_index": e, "stats": stats}) for e in range(2)))
+    (root / "meta/episodes_stats.jsonl").write_text(
+        "\n".join(json.dumps({"episode_index": e, "stats": stats}) for e in range(2))
+    )
     (root / "data/chunk-000").mkdir(parents=True)
     (root / "videos/chunk-000/cam").mkdir(parents=True)
     start = 0
     for e in range(2):
         pq.write_table(_data_table([e], start).drop(["action"]), root / f"data/chunk-000/episode_{e:06d}.parquet")
-        encode_video(np.stack([frame(e, i) for i in range(LENGTHS[e])]), root / f"videos/chunk-000/cam/episode_{e:06d}.mp4", FPS)
+        encode_video(
+            np.stack([frame(e, i) for i in range(LENGTHS[e])]), root / f"videos/chunk-000/cam/episode_{e:06d}.mp4", FPS
+        )
         start += LENGTHS[e]
     r = LeRobotDatasetReader(root)
     assert (r.num_episodes, r.num_frames, r.tasks) == (2, 10, ["push"])
@@ -206,7 +248,7 @@ def test_unsupported_version(lerobot_fixture: Path):
 
 def test_corrupted_and_missing_parquet(lerobot_fixture: Path):
     data = lerobot_fixture / "data/chunk-000/file-000.parquet"
-    data.write_bytes(data.read_bytes()[: 200])  # torn file
+    data.write_bytes(data.read_bytes()[:200])  # torn file
     r = LeRobotDatasetReader(lerobot_fixture)  # metadata is fine; the data file fails when read
     with pytest.raises(DatasetFormatError, match=r"file-000\.parquet is corrupted"):
         r.column("observation.state")
@@ -266,4 +308,6 @@ def test_reader_pickles_for_dataloader_workers(lerobot_fixture):
 
     reader = LeRobotDatasetReader(lerobot_fixture)
     clone = pickle.loads(pickle.dumps(reader))
-    np.testing.assert_array_equal(clone.frames("observation.images.cam", np.array([3])), reader.frames("observation.images.cam", np.array([3])))
+    np.testing.assert_array_equal(
+        clone.frames("observation.images.cam", np.array([3])), reader.frames("observation.images.cam", np.array([3]))
+    )

@@ -20,7 +20,11 @@ LENGTHS = (5, 7, 4)
 def features(image_dtype: str = "video") -> dict:
     return {
         "observation.state": {"dtype": "float32", "shape": [3], "names": ["e", "i", "x"]},
-        "observation.images.front": {"dtype": image_dtype, "shape": [H, W, 3], "names": ["height", "width", "channels"]},
+        "observation.images.front": {
+            "dtype": image_dtype,
+            "shape": [H, W, 3],
+            "names": ["height", "width", "channels"],
+        },
         "action": {"dtype": "float32", "shape": [2], "names": None},
         "next.reward": {"dtype": "float32", "shape": [1], "names": None},
         "next.terminated": {"dtype": "bool", "shape": [1], "names": None},
@@ -103,16 +107,25 @@ def test_video_layout_matches_lerobot(video_ds: Path, lerobot_fixture: Path):
     ours = [c for c in ep.column_names if "images.front" not in c and "next." not in c]
     theirs = [c for c in ref_ep.column_names if "images.cam" not in c and "next." not in c]
     assert ours == theirs  # same columns in the same order (apart from the per-feature stats of other keys)
-    assert ep.schema.field("stats/observation.state/mean").type == ref_ep.schema.field("stats/observation.state/mean").type
+    assert (
+        ep.schema.field("stats/observation.state/mean").type == ref_ep.schema.field("stats/observation.state/mean").type
+    )
     video_cols = [c for c in ep.column_names if c.startswith("videos/")]
-    assert video_cols == [f"videos/observation.images.front/{s}" for s in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
+    assert video_cols == [
+        f"videos/observation.images.front/{s}" for s in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
+    ]
     rows = ep.to_pylist()
     assert [r["videos/observation.images.front/from_timestamp"] for r in rows] == pytest.approx([0.0, 0.5, 1.2])
     assert [r["videos/observation.images.front/to_timestamp"] for r in rows] == pytest.approx([0.5, 1.2, 1.6])
-    assert pq.read_schema(video_ds / "meta/tasks.parquet").names == pq.read_schema(lerobot_fixture / "meta/tasks.parquet").names
+    assert (
+        pq.read_schema(video_ds / "meta/tasks.parquet").names
+        == pq.read_schema(lerobot_fixture / "meta/tasks.parquet").names
+    )
     stats = json.loads((video_ds / "meta/stats.json").read_text())
     assert np.asarray(stats["observation.images.front"]["mean"]).shape == (3, 1, 1)
-    assert set(stats["observation.state"]) == set(json.loads((lerobot_fixture / "meta/stats.json").read_text())["action"])
+    assert set(stats["observation.state"]) == set(
+        json.loads((lerobot_fixture / "meta/stats.json").read_text())["action"]
+    )
     data_schema = pq.read_schema(video_ds / "data/chunk-000/file-000.parquet")
     assert "observation.images.front" not in data_schema.names  # videos live in mp4 files
     assert str(data_schema.field("next.reward").type) == "float"  # shape (1,) is a scalar, as lerobot writes it
@@ -138,7 +151,10 @@ def test_files_roll_past_size_limits(tmp_path: Path):
     record(tmp_path / "roll", data_files_size_in_mb=tiny, video_files_size_in_mb=tiny, chunks_size=2)
     root = tmp_path / "roll"
     assert sorted(str(p.relative_to(root)) for p in (root / "data").rglob("*.parquet")) == [
-        "data/chunk-000/file-000.parquet", "data/chunk-000/file-001.parquet", "data/chunk-001/file-000.parquet"]
+        "data/chunk-000/file-000.parquet",
+        "data/chunk-000/file-001.parquet",
+        "data/chunk-001/file-000.parquet",
+    ]
     assert len(list((root / "videos").rglob("*.mp4"))) == 3
     r = LeRobotDatasetReader(root)
     assert r.column("observation.state")[:, 1].tolist() == [i for n in LENGTHS for i in range(n)]
@@ -273,7 +289,9 @@ def test_failure_while_saving_rolls_back_to_finished_episodes(tmp_path: Path, mo
             for i in range(2):
                 w.add_frame(frame_dict(1, i, 2), task="t")
             w.save_episode()
-    assert pq.read_metadata(root / "data/chunk-000/file-000.parquet").num_rows == 3  # the failed episode's rows are gone
+    assert (
+        pq.read_metadata(root / "data/chunk-000/file-000.parquet").num_rows == 3
+    )  # the failed episode's rows are gone
     r = LeRobotDatasetReader(root)
     assert (r.num_episodes, r.num_frames) == (1, 3)
 

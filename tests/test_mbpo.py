@@ -8,11 +8,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-import worldrl.envs  # noqa: F401  (registers WorldModel-v0)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import VecMonitor
+
+import worldrl.envs  # noqa: F401  (registers WorldModel-v0)
 from worldrl.agents import make_agent
 from worldrl.agents.mbpo import (
     MBPOAgent,
@@ -23,7 +24,6 @@ from worldrl.agents.mbpo import (
     split_batch,
 )
 from worldrl.agents.sb3_vec_env import SB3VecEnv
-
 from worldrl.data.replay import ReplayBuffer
 from worldrl.models.base import build_model
 from worldrl.models.task_spec import TaskSpec
@@ -63,8 +63,14 @@ def test_rollout_length_is_linear_between_the_schedule_ends():
 
 
 @settings(max_examples=50, deadline=None)
-@given(k_min=st.integers(1, 10), extra=st.integers(0, 20), start=st.integers(0, 1000), span=st.integers(0, 1000),
-       a=st.integers(0, 3000), b=st.integers(0, 3000))
+@given(
+    k_min=st.integers(1, 10),
+    extra=st.integers(0, 20),
+    start=st.integers(0, 1000),
+    span=st.integers(0, 1000),
+    a=st.integers(0, 3000),
+    b=st.integers(0, 3000),
+)
 def test_rollout_length_is_monotone_and_bounded(k_min, extra, start, span, a, b):
     def k(s):
         return rollout_length(s, k_min, k_min + extra, start, start + span)
@@ -112,8 +118,15 @@ def test_extend_buffer_is_a_ring_keeping_the_newest_rows():
 def test_sb3_sac_trains_on_world_model_vector_env_unmodified(pendulum_model):
     venv = gym.make_vec("WorldModel-v0", num_envs=4, model=pendulum_model, max_episode_steps=10)
     env = VecMonitor(SB3VecEnv(venv))
-    sac = SAC("MlpPolicy", env, learning_starts=20, batch_size=16, buffer_size=1000, seed=0,
-              policy_kwargs={"net_arch": [16, 16]})
+    sac = SAC(
+        "MlpPolicy",
+        env,
+        learning_starts=20,
+        batch_size=16,
+        buffer_size=1000,
+        seed=0,
+        policy_kwargs={"net_arch": [16, 16]},
+    )
     sac.learn(120)
     assert sac.num_timesteps == 120 and sac._n_updates > 0
     lengths = [info["l"] for info in sac.ep_info_buffer]
@@ -134,8 +147,9 @@ def test_adapter_resets_finished_rows_at_the_same_step(pendulum_model):
 
 
 def test_adapter_passes_same_step_real_vector_envs_through():
-    real = gym.vector.SyncVectorEnv([lambda: gym.make("Pendulum-v1", max_episode_steps=3)] * 2,
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    real = gym.vector.SyncVectorEnv(
+        [lambda: gym.make("Pendulum-v1", max_episode_steps=3)] * 2, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
     env = SB3VecEnv(real)
     env.reset()
     for _ in range(3):
@@ -161,9 +175,17 @@ def test_mbpo_config_errors_name_the_field():
 
 
 def test_mbpo_agent_learns_from_real_and_model_rows_and_round_trips(pendulum_model, random_replay, tmp_path):
-    agent = make_agent("mbpo", model=pendulum_model, num_rollouts=16, batch_size=16, net_arch=(16, 16),
-                       gradient_steps_per_real_step=1, gradient_steps_per_rollout=60, rollout_length_min=2,
-                       rollout_length_max=2)
+    agent = make_agent(
+        "mbpo",
+        model=pendulum_model,
+        num_rollouts=16,
+        batch_size=16,
+        net_arch=(16, 16),
+        gradient_steps_per_real_step=1,
+        gradient_steps_per_rollout=60,
+        rollout_length_min=2,
+        rollout_length_max=2,
+    )
     assert isinstance(agent, MBPOAgent)
     before = agent.act(np.zeros(3, np.float32)).copy()
     metrics = agent.update(random_replay)
@@ -185,9 +207,17 @@ def test_mbpo_agent_learns_from_real_and_model_rows_and_round_trips(pendulum_mod
 
 @pytest.mark.parametrize("algorithm", ["td3", "ddpg"])
 def test_mbpo_drives_other_sb3_off_policy_algorithms(pendulum_model, random_replay, tmp_path, algorithm):
-    agent = make_agent("mbpo", model=pendulum_model, algorithm=algorithm, num_rollouts=16, batch_size=16,
-                       net_arch=(16, 16), gradient_steps_per_real_step=1, gradient_steps_per_rollout=100,
-                       algorithm_kwargs={"learning_starts": 0})
+    agent = make_agent(
+        "mbpo",
+        model=pendulum_model,
+        algorithm=algorithm,
+        num_rollouts=16,
+        batch_size=16,
+        net_arch=(16, 16),
+        gradient_steps_per_real_step=1,
+        gradient_steps_per_rollout=100,
+        algorithm_kwargs={"learning_starts": 0},
+    )
     assert type(agent.sac).__name__ == algorithm.upper()
     before = agent.act(np.zeros((2, 3), np.float32)).copy()
     metrics = agent.update(random_replay)

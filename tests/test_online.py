@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
 from worldrl.cli import main
 from worldrl.loops import OnlineConfig, OnlineTrainingError
 from worldrl.loops.model_fitting import check_imagination
@@ -45,10 +46,32 @@ def tiny_yaml(tmp_path: Path) -> Path:
 
 
 def tiny_args(agent: str, out: Path, model_config: Path, real_steps: int = 250) -> list[str]:
-    args = ["train-agent", "--agent", agent, "--env", "Pendulum-v1", "--real-steps", str(real_steps),
-            "--model-config", str(model_config), "--eval-every", str(real_steps), "--eval-episodes", "1",
-            "--steps-per-iteration", "125", "--initial-random-steps", "100", "--model-steps", "10",
-            "--device", "cpu", "--out", str(out), "--no-dataset"]
+    args = [
+        "train-agent",
+        "--agent",
+        agent,
+        "--env",
+        "Pendulum-v1",
+        "--real-steps",
+        str(real_steps),
+        "--model-config",
+        str(model_config),
+        "--eval-every",
+        str(real_steps),
+        "--eval-episodes",
+        "1",
+        "--steps-per-iteration",
+        "125",
+        "--initial-random-steps",
+        "100",
+        "--model-steps",
+        "10",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--no-dataset",
+    ]
     for option in AGENT_OPTIONS.get(agent, []):
         args += ["--agent-option", option]
     return args
@@ -155,9 +178,11 @@ def test_a_model_trained_for_another_task_is_refused(tmp_path, tiny_yaml, capsys
     env = gym.make("Pendulum-v1")
     other = TaskSpec(env.observation_space, env.action_space, task_id="MountainCarContinuous-v0")
     build_model("ensemble", {"num_members": 2, "num_elites": 1, "hidden_dims": [8]}, other).save_pretrained(
-        str(tmp_path / "other"))
-    code, err = _error_of(tiny_args("mpc-cem", tmp_path / "run", tiny_yaml) + ["--model", str(tmp_path / "other")],
-                          capsys)
+        str(tmp_path / "other")
+    )
+    code, err = _error_of(
+        tiny_args("mpc-cem", tmp_path / "run", tiny_yaml) + ["--model", str(tmp_path / "other")], capsys
+    )
     assert code == 2 and "trained for task 'MountainCarContinuous-v0'" in err and "Pendulum-v1" in err
 
 
@@ -188,10 +213,19 @@ def test_imagination_check_catches_a_diverged_model():
 
 
 def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tiny_yaml):
-    config = OnlineConfig(agent="mpc-cem", env_id="Pendulum-v1", real_steps=200, steps_per_iteration=100,
-                          initial_random_steps=200, model_config=str(tiny_yaml), model_steps=5,
-                          output_dir=str(tmp_path / "run"), device="cpu", agent_options={"num_samples": 8,
-                          "num_elites": 2, "horizon": 3, "iterations": 1}, save_dataset=False)
+    config = OnlineConfig(
+        agent="mpc-cem",
+        env_id="Pendulum-v1",
+        real_steps=200,
+        steps_per_iteration=100,
+        initial_random_steps=200,
+        model_config=str(tiny_yaml),
+        model_steps=5,
+        output_dir=str(tmp_path / "run"),
+        device="cpu",
+        agent_options={"num_samples": 8, "num_elites": 2, "horizon": 3, "iterations": 1},
+        save_dataset=False,
+    )
     run = OnlineRun(config)
     run.iteration(0, 100)
     run.save_checkpoint(0)
@@ -237,20 +271,44 @@ def test_benchmark_quick_rewrites_only_its_section(tmp_path, monkeypatch):
     benchmark = _benchmark_module(monkeypatch)
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\nintro kept\n\n<!-- control:start -->\nold\n<!-- control:end -->\n\ntail kept\n")
-    assert benchmark.main(["--quick", "--agents", "mpc-cem", "--doc", str(doc), "--out", str(tmp_path / "runs"),
-                           "--device", "cpu"]) == 0
+    assert (
+        benchmark.main(
+            ["--quick", "--agents", "mpc-cem", "--doc", str(doc), "--out", str(tmp_path / "runs"), "--device", "cpu"]
+        )
+        == 0
+    )
     text = doc.read_text()
     assert text.startswith("# Benchmarks\n\nintro kept") and text.rstrip().endswith("tail kept")
     section = text.split("<!-- control:start -->")[1].split("<!-- control:end -->")[0]
-    assert "old" not in section and "| Pendulum-v1 | mpc-cem | 200 |" in section and "| Pendulum-v1 | SAC | 200 |" in section
+    assert (
+        "old" not in section
+        and "| Pendulum-v1 | mpc-cem | 200 |" in section
+        and "| Pendulum-v1 | SAC | 200 |" in section
+    )
     assert "smoke run" in section and "not run" in section  # the 10x-SAC target is skipped in --quick, and says so
     assert (tmp_path / "control_returns.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "control_curves.png").read_bytes()[:4] == b"\x89PNG"
     # --report-only rebuilds the table from finished runs: seed 0 is read back, seed 1 never ran and is left out
     finished = tmp_path / "runs" / "Pendulum-v1" / "mpc-cem" / "seed0" / "final.json"
     stamp = finished.stat().st_mtime_ns
-    assert benchmark.main(["--quick", "--report-only", "--agents", "mpc-cem", "--seeds", "0", "1", "--doc", str(doc),
-                           "--out", str(tmp_path / "runs")]) == 0
+    assert (
+        benchmark.main(
+            [
+                "--quick",
+                "--report-only",
+                "--agents",
+                "mpc-cem",
+                "--seeds",
+                "0",
+                "1",
+                "--doc",
+                str(doc),
+                "--out",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 0
+    )
     section = doc.read_text().split("<!-- control:start -->")[1].split("<!-- control:end -->")[0]
     assert "| Pendulum-v1 | mpc-cem | 200 | 1 (0) |" in section and finished.stat().st_mtime_ns == stamp
     assert not (tmp_path / "runs" / "Pendulum-v1" / "mpc-cem" / "seed1").exists()
@@ -260,7 +318,10 @@ def test_agent_options_are_yaml_values():
     from worldrl.cli.train_agent import parse_agent_options
 
     assert parse_agent_options(["learning_rate=1e-3", "net_arch=[8, 8]", "ent_coef=auto"]) == {
-        "learning_rate": 0.001, "net_arch": [8, 8], "ent_coef": "auto"}
+        "learning_rate": 0.001,
+        "net_arch": [8, 8],
+        "ent_coef": "auto",
+    }
     with pytest.raises(ValueError, match="key=value"):
         parse_agent_options(["horizon"])
 
@@ -278,7 +339,8 @@ def test_control_details_phase_table_takes_medians_and_totals_per_run(tmp_path):
     assert (task, method, seed) == ("Pendulum-v1", "mpc-cem", "seed0")
     assert medians == [3.0, 2.0, 0.0, 5.0] and totals == [12.0, 6.0, 0.0, 5.0]
     assert "| Pendulum-v1 | mpc-cem | seed0 | 3.0 | 2.0 | 0.0 | 5.0 | 12/6/0/5 |" in details.phases_table(
-        details.phase_rows(tmp_path))
+        details.phase_rows(tmp_path)
+    )
 
 
 def test_a_diverged_fit_is_reported_with_the_loops_checkpoint(tmp_path, tiny_yaml, monkeypatch):
@@ -289,9 +351,16 @@ def test_a_diverged_fit_is_reported_with_the_loops_checkpoint(tmp_path, tiny_yam
     def diverging_fit(*_args, **_kwargs):
         raise TrainingDivergedError("training loss is nan at step 3", tmp_path / "scratch")
 
-    config = OnlineConfig(agent="mpc-cem", env_id="Pendulum-v1", real_steps=100, steps_per_iteration=100,
-                          model_config=str(tiny_yaml), output_dir=str(tmp_path / "run"), device="cpu",
-                          save_dataset=False)
+    config = OnlineConfig(
+        agent="mpc-cem",
+        env_id="Pendulum-v1",
+        real_steps=100,
+        steps_per_iteration=100,
+        model_config=str(tiny_yaml),
+        output_dir=str(tmp_path / "run"),
+        device="cpu",
+        save_dataset=False,
+    )
     run = OnlineRun(config)
     monkeypatch.setattr(online, "fit_model", diverging_fit)
     with pytest.raises(OnlineTrainingError, match="loss is nan at step 3; last good checkpoint: none") as info:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _source_packages() -> set[str]:
-    roots = {"worldrl": REPO / "worldrl", "worldrl.envs": REPO / "envs", "worldrl.agents": REPO / "agents",
-             "worldrl.configs": REPO / "configs"}
+    roots = {
+        "worldrl": REPO / "worldrl",
+        "worldrl.envs": REPO / "envs",
+        "worldrl.agents": REPO / "agents",
+        "worldrl.configs": REPO / "configs",
+    }
     found = set()
     for prefix, root in roots.items():
         for init in root.rglob("__init__.py"):
@@ -56,8 +61,12 @@ def test_the_wheel_ships_the_presets_and_the_online_loop_finds_them(tmp_path):
     import zipfile
 
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(wheels)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = wheels.glob("worldrl-*.whl")
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:

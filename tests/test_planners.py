@@ -32,12 +32,16 @@ class PointMass(WorldModel):
 
     capabilities = Capabilities(predicts_terminal=False, stochastic=False)
 
-    def __init__(self, target=TARGET, scale: float = 1.0, noise: float = 0.0, wall: float | None = None,
-                 reward_fn=None) -> None:
+    def __init__(
+        self, target=TARGET, scale: float = 1.0, noise: float = 0.0, wall: float | None = None, reward_fn=None
+    ) -> None:
         target_t = torch.as_tensor(target, dtype=torch.float32)
         dim = target_t.numel()
-        task = TaskSpec(gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32),
-                        gym.spaces.Box(-1.0, 1.0, (dim,), np.float32), task_id="PointMass-v0")
+        task = TaskSpec(
+            gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32),
+            gym.spaces.Box(-1.0, 1.0, (dim,), np.float32),
+            task_id="PointMass-v0",
+        )
         super().__init__(WorldModelConfig(), task)
         self.register_buffer("target", target_t)
         self.scale, self.noise, self.wall = scale, noise, wall
@@ -216,8 +220,9 @@ def test_terminal_value_function_is_bootstrapped():
     # No reward inside the horizon: only the value of the final state can say where to go.
     model = PointMass(reward_fn=lambda pos: torch.zeros(pos.shape[:-1]))
     target = torch.tensor(TARGET)
-    planner = make_planner("cem", horizon=1, num_samples=128, num_elites=16, iterations=6,
-                           value_fn=lambda z: -((z - target) ** 2).sum(-1))
+    planner = make_planner(
+        "cem", horizon=1, num_samples=128, num_elites=16, iterations=6, value_fn=lambda z: -((z - target) ** 2).sum(-1)
+    )
     result = planner.plan(model, start((0.0, 0.0)), None, gen())
     assert torch.allclose(result.action[0], target, atol=0.1)
 
@@ -226,9 +231,18 @@ def test_policy_prior_rollouts_join_the_candidates():
     # A confident prior that knows the optimum; one noisy iteration could not find it without the prior.
     optimum = torch.tensor(TARGET)
     prior = lambda z: torch.distributions.Independent(  # noqa: E731
-        torch.distributions.Normal((optimum - z).clamp(-1, 1), torch.full_like(z, 1e-4)), 1)
-    planner = make_planner("mppi", horizon=3, num_samples=8, num_elites=1, iterations=1, num_prior_samples=4,
-                           temperature=0.01, policy_prior=prior)
+        torch.distributions.Normal((optimum - z).clamp(-1, 1), torch.full_like(z, 1e-4)), 1
+    )
+    planner = make_planner(
+        "mppi",
+        horizon=3,
+        num_samples=8,
+        num_elites=1,
+        iterations=1,
+        num_prior_samples=4,
+        temperature=0.01,
+        policy_prior=prior,
+    )
     result = planner.plan(PointMass(), start((0.0, 0.0)), None, gen())
     assert torch.allclose(result.action[0], optimum, atol=1e-2)
 
@@ -376,8 +390,9 @@ def _point_env(target=TARGET):
             pos = td["observation"] + td["action"]
             done = torch.zeros(*td.batch_size, 1, dtype=torch.bool)
             reward = -((pos - self.target) ** 2).sum(-1, keepdim=True)
-            return TensorDict(observation=pos, reward=reward, done=done, terminated=done.clone(),
-                              batch_size=td.batch_size)
+            return TensorDict(
+                observation=pos, reward=reward, done=done, terminated=done.clone(), batch_size=td.batch_size
+            )
 
         def _set_seed(self, seed):
             return seed
@@ -407,8 +422,14 @@ def test_torchrl_planner_model_mode_uses_the_world_model():
     from worldrl.agents.torchrl_planning import TorchRLPlanner
 
     env, model = _point_env(), PointMass()
-    planner = TorchRLPlanner(env, "mppi", model=model, seed=1,
-                             state_fn=lambda td: TensorDict(pos=td["observation"], batch_size=td.batch_size), **FAST)
+    planner = TorchRLPlanner(
+        env,
+        "mppi",
+        model=model,
+        seed=1,
+        state_fn=lambda td: TensorDict(pos=td["observation"], batch_size=td.batch_size),
+        **FAST,
+    )
     action = planner(env.reset(TensorDict(batch_size=[2])))["action"]
     assert torch.allclose(action, torch.tensor(TARGET).expand(2, 2), atol=0.1)
     assert model.rollout_batches == [2 * FAST["num_samples"]] * FAST["iterations"]
@@ -465,15 +486,17 @@ def point_mass_task(monkeypatch):
         "PointMass-v0",
         reward=lambda obs, a, nxt: -((nxt - torch.tensor([-0.4, 0.2])) ** 2).sum(-1),
         terminated=lambda obs, a, nxt: nxt[:, 0] < -0.6,
-        obs_dim=2, action_dim=2,
+        obs_dim=2,
+        action_dim=2,
     )
     monkeypatch.setitem(tasks._TASKS, "PointMass-v0", functions)
     return functions
 
 
 def test_task_reward_scores_the_decoded_transitions(point_mass_task):
-    planner = make_planner("cem", horizon=3, num_samples=4, num_elites=2, discount=0.9, reward="task",
-                           termination="task")
+    planner = make_planner(
+        "cem", horizon=3, num_samples=4, num_elites=2, discount=0.9, reward="task", termination="task"
+    )
     model = PointMass()
     actions = torch.tensor([[[-0.5, 0.0], [-0.5, 0.0], [0.5, 0.0]], [[0.1, 0.1], [0.0, 0.0], [0.0, 0.0]]])
     got = planner.evaluate(model, start([0.0, 0.0]), actions[None], None)[0]
@@ -489,8 +512,9 @@ def test_task_reward_scores_the_decoded_transitions(point_mass_task):
         assert float(got[row]) == pytest.approx(float(expected), abs=1e-5)
         ends.append(continues)
     assert ends == [[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]]  # row 0 crosses x < -0.6 at its second step
-    no_end = make_planner("cem", horizon=3, num_samples=4, num_elites=2, discount=0.9, reward="task",
-                          termination="none")
+    no_end = make_planner(
+        "cem", horizon=3, num_samples=4, num_elites=2, discount=0.9, reward="task", termination="none"
+    )
     unended = no_end.evaluate(model, start([0.0, 0.0]), actions[None], None)[0]
     assert float(unended[0]) < float(got[0]) and float(unended[1]) == pytest.approx(float(got[1]))
 
@@ -512,7 +536,16 @@ def test_real_task_rules_plug_into_a_learned_model():
     from _models import tiny_model
 
     model = tiny_model("InvertedPendulum-v5")
-    agent = MPCAgent(model, planner="cem", seed=0, reward="task", termination="task", horizon=3, num_samples=16,
-                     num_elites=4, iterations=1)
+    agent = MPCAgent(
+        model,
+        planner="cem",
+        seed=0,
+        reward="task",
+        termination="task",
+        horizon=3,
+        num_samples=16,
+        num_elites=4,
+        iterations=1,
+    )
     action = agent.act(np.zeros(4, np.float32))
     assert action.shape == (1,) and model.task.action_space.contains(action)

@@ -14,11 +14,42 @@ trainer: {batch_size: 32, lr: 3.0e-3}
 
 
 def train_agent_args(out: Path, model_config: Path, *extra: str) -> list[str]:
-    return ["train-agent", "--agent", "mpc-cem", "--env", "Pendulum-v1", "--real-steps", "60", "--model-config",
-            str(model_config), "--eval-every", "60", "--eval-episodes", "1", "--steps-per-iteration", "60",
-            "--initial-random-steps", "60", "--model-steps", "2", "--device", "cpu", "--out", str(out),
-            "--no-dataset", "--no-video", "--agent-option", "num_samples=8", "--agent-option", "num_elites=2",
-            "--agent-option", "horizon=2", "--agent-option", "iterations=1", *extra]
+    return [
+        "train-agent",
+        "--agent",
+        "mpc-cem",
+        "--env",
+        "Pendulum-v1",
+        "--real-steps",
+        "60",
+        "--model-config",
+        str(model_config),
+        "--eval-every",
+        "60",
+        "--eval-episodes",
+        "1",
+        "--steps-per-iteration",
+        "60",
+        "--initial-random-steps",
+        "60",
+        "--model-steps",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--no-dataset",
+        "--no-video",
+        "--agent-option",
+        "num_samples=8",
+        "--agent-option",
+        "num_elites=2",
+        "--agent-option",
+        "horizon=2",
+        "--agent-option",
+        "iterations=1",
+        *extra,
+    ]
 
 
 def test_train_agent_refuses_a_finished_run_and_replaces_it_with_overwrite(tmp_path, capsys):

@@ -25,14 +25,35 @@ def _egl(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
 
 def test_cli_records_video_audio_waveforms_events_and_scene_files(tmp_path) -> None:
     out = tmp_path / "ds"
-    rc = main(["collect", "--env", "worldrl/Playground-v0", "--scene", "drop", "--episodes", "2", "--pixels",
-               "--audio", "--out", str(out), "--max-episode-steps", "30", "--image-size", "32", "--quiet",
-               "--vcodec", "libx264"])
+    rc = main(
+        [
+            "collect",
+            "--env",
+            "worldrl/Playground-v0",
+            "--scene",
+            "drop",
+            "--episodes",
+            "2",
+            "--pixels",
+            "--audio",
+            "--out",
+            str(out),
+            "--max-episode-steps",
+            "30",
+            "--image-size",
+            "32",
+            "--quiet",
+            "--vcodec",
+            "libx264",
+        ]
+    )
     assert rc == 0
     reader = LeRobotDatasetReader(out)
     assert reader.num_episodes == 2 and reader.num_frames == 60
-    assert reader.features[AUDIO_KEY]["shape"] == [32] and "synthetic audio derived from contacts" in \
-        reader.features[AUDIO_KEY]["description"]
+    assert (
+        reader.features[AUDIO_KEY]["shape"] == [32]
+        and "synthetic audio derived from contacts" in reader.features[AUDIO_KEY]["description"]
+    )
     assert reader.frames("observation.images.front", np.arange(3)).shape == (3, 32, 32, 3)
     audio, state = reader.column(AUDIO_KEY), reader.column("observation.state")
     for ep in range(2):
@@ -43,8 +64,8 @@ def test_cli_records_video_audio_waveforms_events_and_scene_files(tmp_path) -> N
         # row t holds o_t: silence at reset, then the mel of step t's audio (16-bit WAV: coarser than float32)
         np.testing.assert_array_equal(audio[lo], silence())
         mel = frame_log_mel(wave, 320, SAMPLE_RATE)
-        loud = audio[lo + 1:hi] > -4
-        np.testing.assert_allclose(audio[lo + 1:hi][loud], mel[:29][loud], atol=0.05)
+        loud = audio[lo + 1 : hi] > -4
+        np.testing.assert_allclose(audio[lo + 1 : hi][loud], mel[:29][loud], atol=0.05)
         events = json.loads((extras / "events.json").read_text())["events"]
         assert any(e["kind"] == "contact" and "floor" in e["objects"] for e in events)
         # re-simulate with plain mujoco from the stored MJCF and initial state
@@ -58,19 +79,24 @@ def test_cli_records_video_audio_waveforms_events_and_scene_files(tmp_path) -> N
 
 
 def test_push_recording_keeps_rewards_and_needs_no_audio(tmp_path) -> None:
-    summary = collect(CollectConfig("worldrl/Playground-v0", tmp_path / "p", episodes=1, scene="push",
-                                    max_episode_steps=10, seed=1), progress=False)
+    summary = collect(
+        CollectConfig("worldrl/Playground-v0", tmp_path / "p", episodes=1, scene="push", max_episode_steps=10, seed=1),
+        progress=False,
+    )
     reader = LeRobotDatasetReader(tmp_path / "p")
     assert summary.frames == 10 and AUDIO_KEY not in reader.features
     assert (reader.column("next.reward") < 0).all()
     assert not (episode_dir(tmp_path / "p", 0) / "waveform.wav").exists()
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(env_id="Pendulum-v1", scene="drop"), "scene must be None unless"),
-    (dict(env_id="Pendulum-v1", audio=True), "audio must be False unless"),
-    (dict(env_id="worldrl/Playground-v0", scene="volcano"), "unknown scene kind 'volcano'"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(env_id="Pendulum-v1", scene="drop"), "scene must be None unless"),
+        (dict(env_id="Pendulum-v1", audio=True), "audio must be False unless"),
+        (dict(env_id="worldrl/Playground-v0", scene="volcano"), "unknown scene kind 'volcano'"),
+    ],
+)
 def test_bad_scene_options_are_one_line_errors(tmp_path, bad: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         CollectConfig(out=tmp_path / "x", episodes=1, **bad)

@@ -104,7 +104,7 @@ def test_state_holds_each_objects_pose_and_velocity() -> None:
     for i, o in enumerate(env.scene.objects):
         np.testing.assert_allclose(state[i, :3], o.pos, atol=1e-6)
         np.testing.assert_allclose(state[i, 3:7], o.quat, atol=1e-6)
-    assert not state[len(env.scene.objects):].any()
+    assert not state[len(env.scene.objects) :].any()
 
 
 def test_mjcf_and_initial_state_re_simulate_with_plain_mujoco() -> None:
@@ -117,12 +117,15 @@ def test_mjcf_and_initial_state_re_simulate_with_plain_mujoco() -> None:
     np.testing.assert_allclose(data.qpos, env.data.qpos, atol=1e-4)  # MJCF prints floats with fewer digits
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(scene="volcano"), "unknown scene kind 'volcano'"),
-    (dict(scene="drop", n_objects=0), "n_objects must be in"),
-    (dict(scene="drop", render_mode="human"), "render_mode"),
-    (dict(scene="drop", width=0), "width and height must be positive"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(scene="volcano"), "unknown scene kind 'volcano'"),
+        (dict(scene="drop", n_objects=0), "n_objects must be in"),
+        (dict(scene="drop", render_mode="human"), "render_mode"),
+        (dict(scene="drop", width=0), "width and height must be positive"),
+    ],
+)
 def test_bad_env_options_are_one_line_errors(bad: dict, match: str) -> None:
     with pytest.raises((ConfigError, EnvError), match=match) as info:
         PlaygroundEnv(**bad)
@@ -214,14 +217,30 @@ def test_log_mel_matches_transformers_audio_utils() -> None:
     audio_utils = pytest.importorskip("transformers.audio_utils")
     rng = np.random.default_rng(0)
     t = np.arange(16000) / SAMPLE_RATE
-    wave = (0.3 * np.exp(-t / 0.1) * np.sin(2 * np.pi * 900 * t) + 0.01 * rng.standard_normal(t.size))
+    wave = 0.3 * np.exp(-t / 0.1) * np.sin(2 * np.pi * 900 * t) + 0.01 * rng.standard_normal(t.size)
     ours = frame_log_mel(wave, 320, SAMPLE_RATE, n_mels=32)
-    filters = audio_utils.mel_filter_bank(num_frequency_bins=161, num_mel_filters=32, min_frequency=0.0,
-                                          max_frequency=8000.0, sampling_rate=SAMPLE_RATE, norm=None, mel_scale="htk")
+    filters = audio_utils.mel_filter_bank(
+        num_frequency_bins=161,
+        num_mel_filters=32,
+        min_frequency=0.0,
+        max_frequency=8000.0,
+        sampling_rate=SAMPLE_RATE,
+        norm=None,
+        mel_scale="htk",
+    )
     padded = np.concatenate([np.zeros(160), wave])
-    power = audio_utils.spectrogram(padded, audio_utils.window_function(320, "hann"), frame_length=320,
-                                    hop_length=160, power=2.0, center=False, mel_filters=filters,
-                                    mel_floor=1e-30, log_mel=None, dtype=np.float64)  # [mels, windows]
+    power = audio_utils.spectrogram(
+        padded,
+        audio_utils.window_function(320, "hann"),
+        frame_length=320,
+        hop_length=160,
+        power=2.0,
+        center=False,
+        mel_filters=filters,
+        mel_floor=1e-30,
+        log_mel=None,
+        dtype=np.float64,
+    )  # [mels, windows]
     reference = np.log10(np.maximum(power.T.reshape(-1, 2, 32).mean(1), LOG_FLOOR))
     np.testing.assert_allclose(ours, reference, rtol=1e-5)
 
@@ -231,8 +250,9 @@ def test_leaving_the_table_and_entering_the_goal_are_logged() -> None:
     rolling = (v, 0.0, 0.0, 0.0, v / r, 0.0)  # rolling without slipping along +x
     on_table = SceneObject("sphere", "red", "rubber", (r,), (0.1, 0.0, 0.4 + r - 0.001), velocity=rolling)
     on_floor = SceneObject("sphere", "blue", "wood", (r,), (-1.0, 0.5, r - 0.001), velocity=rolling)
-    scene = SceneDescription("support", 0, (on_table, on_floor), table=(0.0, 0.0, 0.3, 0.3, 0.4),
-                             goal=(-0.4, 0.5, 0.15))
+    scene = SceneDescription(
+        "support", 0, (on_table, on_floor), table=(0.0, 0.0, 0.3, 0.3, 0.4), goal=(-0.4, 0.5, 0.15)
+    )
     env = PlaygroundEnv(scene, pixels=False, audio=False)
     run(env, 50)
     kinds = {(e.kind, e.objects) for e in env.events}

@@ -74,8 +74,12 @@ def test_images_in_windows(reader):
 
 
 def test_delta_timestamps(reader):
-    ds = WindowDataset(reader, keys={"obs": "observation.state", "action": "action"}, window=2,
-                       delta_timestamps={"obs": [-0.2, -0.1, 0.0], "action": [0.0, 0.1, 0.2, 0.3]})
+    ds = WindowDataset(
+        reader,
+        keys={"obs": "observation.state", "action": "action"},
+        window=2,
+        delta_timestamps={"obs": [-0.2, -0.1, 0.0], "action": [0.0, 0.1, 0.2, 0.3]},
+    )
     item = ds[8]  # episode 1, frame 1
     assert item["obs"][:, 1].tolist() == [0, 0, 1]  # frame -1 clamps to the episode's first frame
     assert item["obs_is_pad"].tolist() == [True, False, False]
@@ -91,12 +95,25 @@ def test_delta_timestamps(reader):
 
 
 def test_termination_key_and_bool_windows(tmp_path: Path):
-    feats = {"observation.state": {"dtype": "float32", "shape": [1]}, "action": {"dtype": "float32", "shape": [1]},
-             "next.reward": {"dtype": "float32", "shape": [1]}, "next.done": {"dtype": "bool", "shape": [1]},
-             "next.terminated": {"dtype": "bool", "shape": [1]}}
+    feats = {
+        "observation.state": {"dtype": "float32", "shape": [1]},
+        "action": {"dtype": "float32", "shape": [1]},
+        "next.reward": {"dtype": "float32", "shape": [1]},
+        "next.done": {"dtype": "bool", "shape": [1]},
+        "next.terminated": {"dtype": "bool", "shape": [1]},
+    }
     with LeRobotDatasetWriter.create(tmp_path / "ds", fps=5, features=feats) as w:
         for i in range(3):
-            w.add_frame({"observation.state": i, "action": 0.0, "next.reward": 1.0, "next.done": i == 2, "next.terminated": i == 2}, task="t")
+            w.add_frame(
+                {
+                    "observation.state": i,
+                    "action": 0.0,
+                    "next.reward": 1.0,
+                    "next.done": i == 2,
+                    "next.terminated": i == 2,
+                },
+                task="t",
+            )
         w.save_episode()
     r = LeRobotDatasetReader(tmp_path / "ds")
     assert termination_key(r) == "next.terminated"

@@ -38,17 +38,20 @@ def test_dreamer_actor_trained_in_a_worldrl_model_beats_random_on_the_real_env(t
     collector.shutdown()
     assert len(rb) == 4000
 
-    model = build_model("ensemble", {"num_members": 3, "num_elites": 2, "hidden_dims": [64, 64]},
-                        TaskSpec.from_env_id("Pendulum-v1"))
-    result = fit_from_torchrl(model, rb, tmp_path / "fit", window=2, max_steps=800, batch_size=128, eval_every=800,
-                              lr=3e-3)
+    model = build_model(
+        "ensemble", {"num_members": 3, "num_elites": 2, "hidden_dims": [64, 64]}, TaskSpec.from_env_id("Pendulum-v1")
+    )
+    result = fit_from_torchrl(
+        model, rb, tmp_path / "fit", window=2, max_steps=800, batch_size=128, eval_every=800, lr=3e-3
+    )
     assert result.steps == 800
 
     actor, value = dreamer_actor_value(model)
     learner = DreamerLearner(model, actor, value, horizon=10, actor_lr=1e-3)
     observations = rb[:]["observation"]
-    fixed = learner.starts(observations[torch.randperm(len(observations), generator=torch.Generator().manual_seed(0))
-                                        [:256]])
+    fixed = learner.starts(
+        observations[torch.randperm(len(observations), generator=torch.Generator().manual_seed(0))[:256]]
+    )
     judge = DreamerActorLoss(actor, copy.deepcopy(value).requires_grad_(False), learner.env, imagination_horizon=10)
     judge.make_value_estimator(gamma=0.99, lmbda=0.95)
 

@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from _models import tiny_model  # noqa: E402
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torchrl.envs.utils import check_env_specs, step_mdp
@@ -13,8 +14,6 @@ from torchrl.envs.utils import check_env_specs, step_mdp
 import worldrl  # noqa: F401
 from worldrl.envs.registration import ENV_IDS
 from worldrl.envs.torchrl_env import WorldModelTorchRLEnv
-
-from _models import tiny_model  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -127,7 +126,9 @@ def test_torchrl_mppi_planner_runs_on_the_env() -> None:
     env = WorldModelTorchRLEnv(tiny_model(), termination="none")
     value = ValueOperator(torch.nn.Linear(3, 1), in_keys=["observation"])
     advantage = TDLambdaEstimator(gamma=0.99, lmbda=0.95, value_network=value)
-    planner = MPPIPlanner(env, advantage, temperature=1.0, planning_horizon=4, optim_steps=2, num_candidates=16, top_k=4)
+    planner = MPPIPlanner(
+        env, advantage, temperature=1.0, planning_horizon=4, optim_steps=2, num_candidates=16, top_k=4
+    )
     torch.manual_seed(0)
     trajectory = env.rollout(2, planner)
     assert trajectory["action"].shape == (2, 1)

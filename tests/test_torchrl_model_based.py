@@ -59,13 +59,19 @@ def test_replay_from_torchrl_splits_episodes_and_aligns_rows() -> None:
     obs = torch.arange(n * 3, dtype=torch.float32).reshape(n, 3)
     done = torch.tensor([0, 0, 1, 0, 0, 0, 0], dtype=torch.bool)[:, None]
     traj = torch.tensor([0, 0, 0, 1, 1, 2, 2])
-    rows = TensorDict({
-        "observation": obs, "action": torch.arange(n, dtype=torch.float32)[:, None],
-        ("collector", "traj_ids"): traj,
-        ("next", "observation"): obs + 1, ("next", "reward"): -torch.arange(n, dtype=torch.float32)[:, None],
-        ("next", "terminated"): done, ("next", "truncated"): torch.zeros(n, 1, dtype=torch.bool),
-        ("next", "done"): done,
-    }, batch_size=[n])
+    rows = TensorDict(
+        {
+            "observation": obs,
+            "action": torch.arange(n, dtype=torch.float32)[:, None],
+            ("collector", "traj_ids"): traj,
+            ("next", "observation"): obs + 1,
+            ("next", "reward"): -torch.arange(n, dtype=torch.float32)[:, None],
+            ("next", "terminated"): done,
+            ("next", "truncated"): torch.zeros(n, 1, dtype=torch.bool),
+            ("next", "done"): done,
+        },
+        batch_size=[n],
+    )
     replay = replay_from_torchrl(rows)
     a = replay.arrays()
     assert a["episode"].tolist() == [0, 0, 0, 1, 1, 2, 2]

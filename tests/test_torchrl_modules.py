@@ -12,13 +12,19 @@ from worldrl.models import TaskSpec, available_families, build_model, get_family
 from worldrl.models.torchrl_modules import initial_tensordict, torchrl_modules
 
 torch.set_num_threads(1)
-FAMILIES = [name for name in available_families()
-            if get_family(name).model_class.__module__.startswith("worldrl.models.")]
+FAMILIES = [
+    name for name in available_families() if get_family(name).model_class.__module__.startswith("worldrl.models.")
+]
 ACTION = gym.spaces.Box(-1, 1, (1,), np.float32)
 TASKS = [  # the first one a family models
     TaskSpec(gym.spaces.Box(-np.inf, np.inf, (3,), np.float32), ACTION, "Pendulum-v1"),
-    TaskSpec.keyed({"observation.state": gym.spaces.Box(-np.inf, np.inf, (4,), np.float32),
-                    "observation.images.front": gym.spaces.Box(0, 255, (32, 32, 3), np.uint8)}, ACTION),
+    TaskSpec.keyed(
+        {
+            "observation.state": gym.spaces.Box(-np.inf, np.inf, (4,), np.float32),
+            "observation.images.front": gym.spaces.Box(0, 255, (32, 32, 3), np.uint8),
+        },
+        ACTION,
+    ),
 ]
 B, T = 2, 3
 
@@ -37,8 +43,15 @@ def _build(family: str):
 def _obs(task: TaskSpec, *batch: int):
     if not task.is_keyed:
         return torch.randn(*batch, *task.obs_shape)
-    return TensorDict({key: torch.randint(0, 255, (*batch, *space.shape)).float() if space.dtype == np.uint8
-                       else torch.randn(*batch, *space.shape) for key, space in task.key_spaces().items()}, batch)
+    return TensorDict(
+        {
+            key: torch.randint(0, 255, (*batch, *space.shape)).float()
+            if space.dtype == np.uint8
+            else torch.randn(*batch, *space.shape)
+            for key, space in task.key_spaces().items()
+        },
+        batch,
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -105,7 +118,9 @@ def test_sampling_follows_the_generator() -> None:
     model = _build("ensemble")
     td = initial_tensordict(model, torch.randn(B, 3))
     td["action"] = torch.zeros(B, 1)
-    draws = [torchrl_modules(model, torch.Generator().manual_seed(seed)).step(td.clone())["next", "belief"]
-             for seed in (0, 0, 1)]
+    draws = [
+        torchrl_modules(model, torch.Generator().manual_seed(seed)).step(td.clone())["next", "belief"]
+        for seed in (0, 0, 1)
+    ]
     torch.testing.assert_close(draws[0], draws[1])
     assert not torch.equal(draws[0], draws[2])

@@ -67,8 +67,13 @@ def test_unknown_key_in_the_file_is_named(tmp_path):
 
 @pytest.mark.parametrize(
     "override,needle",
-    [("trainer.lrr=1", "trainer.lrr"), ("model.family=nope", "nope"), ("trainer.batch_size=0", "batch_size"),
-     ("model.num_elites=9", "num_elites"), ("trainer=3", "trainer must be a mapping")],
+    [
+        ("trainer.lrr=1", "trainer.lrr"),
+        ("model.family=nope", "nope"),
+        ("trainer.batch_size=0", "batch_size"),
+        ("model.num_elites=9", "num_elites"),
+        ("trainer=3", "trainer must be a mapping"),
+    ],
 )
 def test_bad_config_exits_2_with_one_line(override, needle, capsys, tmp_path):
     code = main(["train", "--config", str(DEBUG), f"output_dir={tmp_path}", override])
@@ -107,7 +112,9 @@ def test_trained_checkpoint_carries_its_training_episode_starts(tmp_path, lerobo
     from worldrl.models import load_pretrained
     from worldrl.training.run import load_config, train_from_config
 
-    cfg = load_config(REPO / "configs" / "debug.yaml", [f"data.root={lerobot_fixture}", f"output_dir={tmp_path / 'run'}"])
+    cfg = load_config(
+        REPO / "configs" / "debug.yaml", [f"data.root={lerobot_fixture}", f"output_dir={tmp_path / 'run'}"]
+    )
     result = train_from_config(cfg)
     model = load_pretrained(result.model_path)
     reader = LeRobotDatasetReader(lerobot_fixture)

@@ -58,7 +58,9 @@ class LinearModel(WorldModel):
 
     def imagine(self, state, action, generator=None) -> TensorDict:
         x = torch.cat([state["obs"], action], -1)
-        return TensorDict({"obs": state["obs"] + self.dynamics(x), "reward": self.reward_head(x)[..., 0]}, state.batch_size)
+        return TensorDict(
+            {"obs": state["obs"] + self.dynamics(x), "reward": self.reward_head(x)[..., 0]}, state.batch_size
+        )
 
     def loss_groups(self, batch: TensorDict):
         obs, action = batch["obs"].float(), batch["action"].float()
@@ -157,7 +159,12 @@ def test_a_few_steps_lower_the_loss_and_write_outputs(tmp_path):
 def test_exact_resume_gives_the_same_loss_curve(tmp_path, balancing):
     # noise (global RNG), EMA, warm-up + cosine and RGB state must all survive the interruption
     cfg = config(
-        max_steps=14, checkpoint_every=4, eval_every=4, ema_decay=0.8, warmup_steps=3, schedule="cosine",
+        max_steps=14,
+        checkpoint_every=4,
+        eval_every=4,
+        ema_decay=0.8,
+        warmup_steps=3,
+        schedule="cosine",
         gradient_balancing=balancing,
     )
     straight = Trainer(make_model(input_noise=0.1), TRAIN, VAL, cfg, tmp_path / "a").fit()
@@ -287,16 +294,29 @@ def test_lr_schedule_warms_up_then_decays():
 
 @pytest.mark.parametrize(
     "field,value",
-    [("batch_size", 0), ("grad_accum_steps", 3), ("precision", "fp8"), ("schedule", "step"), ("loggers", ["csv"]),
-     ("ema_decay", 1.0), ("gradient_balancing", "pcgrad")],
+    [
+        ("batch_size", 0),
+        ("grad_accum_steps", 3),
+        ("precision", "fp8"),
+        ("schedule", "step"),
+        ("loggers", ["csv"]),
+        ("ema_decay", 1.0),
+        ("gradient_balancing", "pcgrad"),
+    ],
 )
 def test_config_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TrainerConfig(**{"batch_size": 8, field: value})
 
 
-@pytest.mark.parametrize("value,expected", [("wandb", ["wandb"]), ("tensorboard,wandb", ["tensorboard", "wandb"]),
-                                            ("[jsonl,tensorboard]", ["jsonl", "tensorboard"])])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("wandb", ["wandb"]),
+        ("tensorboard,wandb", ["tensorboard", "wandb"]),
+        ("[jsonl,tensorboard]", ["jsonl", "tensorboard"]),
+    ],
+)
 def test_loggers_take_one_name_names_with_commas_or_a_list(value, expected, capsys):
     """``trainer.loggers=wandb`` is the one-item list, not the letters of 'wandb'; --help names the key."""
     from worldrl.cli import main
@@ -314,7 +334,9 @@ def test_jsonl_is_always_on_and_tensorboard_writes_events(tmp_path):
     logger = MultiLogger(["tensorboard"], tmp_path)
     logger.log(1, "train", {"loss": 1.5, "odd": float("nan")})
     logger.close()
-    assert read_metrics(tmp_path / "metrics.jsonl") == [{"step": 1, "split": "train", "metrics": {"loss": 1.5, "odd": "nan"}}]
+    assert read_metrics(tmp_path / "metrics.jsonl") == [
+        {"step": 1, "split": "train", "metrics": {"loss": 1.5, "odd": "nan"}}
+    ]
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
@@ -328,8 +350,10 @@ class GroupedModel(LinearModel):
         self.frozen.requires_grad_(False)
 
     def parameter_groups(self, lr: float) -> list[dict]:
-        return [{"params": list(self.dynamics.parameters()), "lr": lr, "name": "dynamics"},
-                {"params": list(self.reward_head.parameters()), "lr": 0.1 * lr, "name": "reward"}]
+        return [
+            {"params": list(self.dynamics.parameters()), "lr": lr, "name": "dynamics"},
+            {"params": list(self.reward_head.parameters()), "lr": 0.1 * lr, "name": "reward"},
+        ]
 
 
 def test_families_declare_optimiser_groups_and_frozen_parts_stay_frozen(tmp_path: Path) -> None:

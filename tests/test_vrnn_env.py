@@ -13,16 +13,33 @@ import worldrl  # noqa: F401
 from worldrl.models import TaskSpec, build_model, save_pretrained
 
 TINY = dict(
-    latent_dim=4, hidden_dim=32, context_dim=16, max_components=4, num_latents=2, num_heads=2, codebook_size=8,
-    num_slots=3, slot_dim=8, token_dim=8, encoder_base_channels=4, decoder_base_channels=4, image_size=16, feature_grid=8,
+    latent_dim=4,
+    hidden_dim=32,
+    context_dim=16,
+    max_components=4,
+    num_latents=2,
+    num_heads=2,
+    codebook_size=8,
+    num_slots=3,
+    slot_dim=8,
+    token_dim=8,
+    encoder_base_channels=4,
+    decoder_base_channels=4,
+    image_size=16,
+    feature_grid=8,
 )
 
 
 def _checkpoint(tmp_path, pixels: bool) -> str:
     task = TaskSpec.from_env_id("InvertedPendulum-v5")
     if pixels:
-        task = TaskSpec(gym.spaces.Box(0, 255, (16, 16, 3), np.uint8), task.action_space, task.task_id,
-                        obs_key="observation.images.front", max_episode_steps=task.max_episode_steps)
+        task = TaskSpec(
+            gym.spaces.Box(0, 255, (16, 16, 3), np.uint8),
+            task.action_space,
+            task.task_id,
+            obs_key="observation.images.front",
+            max_episode_steps=task.max_episode_steps,
+        )
     torch.manual_seed(0)
     model = build_model("vrnn", TINY, task)
     path = tmp_path / ("vrnn_pixels" if pixels else "vrnn_state")
@@ -80,8 +97,9 @@ def test_sb3_trains_a_recurrent_model_with_same_step_autoreset(tmp_path):
     next_step = gym.make_vec("WorldModel-v0", num_envs=2, model=ckpt, time_limit=3)
     with pytest.raises(ValueError, match="recurrent.*autoreset_mode='same_step'"):
         SB3VecEnv(next_step)  # restarting the batch from observations would erase the running rows' memory
-    venv = gym.make_vec("WorldModel-v0", num_envs=2, model=ckpt, time_limit=3, termination="none",
-                        autoreset_mode="same_step")
+    venv = gym.make_vec(
+        "WorldModel-v0", num_envs=2, model=ckpt, time_limit=3, termination="none", autoreset_mode="same_step"
+    )
     env = SB3VecEnv(venv)
     env.reset()
     for _ in range(3):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from torch.distributions import Beta, Gamma, Independent, MixtureSameFamily, Normal, Categorical, kl_divergence
+from torch.distributions import Beta, Categorical, Gamma, Independent, MixtureSameFamily, Normal, kl_divergence
 
 from worldrl.models.vrnn import distributions as D
 
@@ -41,7 +41,9 @@ def test_stick_breaking_survives_extreme_sticks():
 @pytest.mark.parametrize("a,b", [(0.7, 1.5), (2.0, 3.0)])
 def test_kumaraswamy_samples_match_mean(a, b):
     gen = torch.Generator().manual_seed(1)
-    v = D.kumaraswamy_rsample(torch.full((N_MC,), a, dtype=torch.float64), torch.full((N_MC,), b, dtype=torch.float64), gen)
+    v = D.kumaraswamy_rsample(
+        torch.full((N_MC,), a, dtype=torch.float64), torch.full((N_MC,), b, dtype=torch.float64), gen
+    )
     mean = D.kumaraswamy_mean(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64))
     assert abs(float(v.mean() - mean)) < 4 * float(v.std()) / math.sqrt(N_MC)
 
@@ -52,9 +54,13 @@ def test_kumaraswamy_beta_kl_matches_monte_carlo(a, b, pa, pb):
     torch.manual_seed(2)
     u = torch.rand(N_MC, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
     v = (1 - u.pow(1 / b)).pow(1 / a).clamp(1e-12, 1 - 1e-12)
-    log_ratio = _kuma_log_prob(v, a, b) - Beta(torch.tensor(pa, dtype=torch.float64), torch.tensor(pb, dtype=torch.float64)).log_prob(v)
+    log_ratio = _kuma_log_prob(v, a, b) - Beta(
+        torch.tensor(pa, dtype=torch.float64), torch.tensor(pb, dtype=torch.float64)
+    ).log_prob(v)
     mc, stderr = float(log_ratio.mean()), float(log_ratio.std()) / math.sqrt(N_MC)
-    closed = float(D.kumaraswamy_beta_kl(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64), pa, pb))
+    closed = float(
+        D.kumaraswamy_beta_kl(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64), pa, pb)
+    )
     # Tolerance: 5 Monte Carlo standard errors plus 0.01 for the truncated (50-term) Taylor series.
     assert abs(closed - mc) < 5 * stderr + 0.01, (closed, mc, stderr)
     assert closed >= -1e-6
@@ -84,7 +90,9 @@ def test_mixture_kl_with_one_component_matches_gaussian_closed_form():
     z = mq + torch.exp(0.5 * lq) * torch.randn(N_MC, 5, dtype=torch.float64)
     est = D.mixture_kl_mc(z, mq, lq, torch.zeros(1, dtype=torch.float64), mp, lp)
     closed = D.diag_gaussian_kl(mq, lq, mp[0], lp[0])
-    torch_kl = kl_divergence(Independent(Normal(mq, (0.5 * lq).exp()), 1), Independent(Normal(mp[0], (0.5 * lp).exp()), 1))
+    torch_kl = kl_divergence(
+        Independent(Normal(mq, (0.5 * lq).exp()), 1), Independent(Normal(mp[0], (0.5 * lp).exp()), 1)
+    )
     torch.testing.assert_close(closed, torch_kl.reshape(closed.shape))
     assert abs(float(est.mean() - closed)) < 5 * float(est.std()) / math.sqrt(N_MC)
 
@@ -94,7 +102,9 @@ def test_mixture_log_prob_matches_torch_mixture():
     log_pi = torch.log_softmax(torch.randn(4, 6), -1)
     means, logvars = torch.randn(4, 6, 3), torch.randn(4, 6, 3) * 0.5
     z = torch.randn(4, 3)
-    ref = MixtureSameFamily(Categorical(logits=log_pi), Independent(Normal(means, (0.5 * logvars).exp()), 1)).log_prob(z)
+    ref = MixtureSameFamily(Categorical(logits=log_pi), Independent(Normal(means, (0.5 * logvars).exp()), 1)).log_prob(
+        z
+    )
     torch.testing.assert_close(D.mixture_log_prob(z, log_pi, means, logvars), ref, atol=1e-5, rtol=1e-5)
 
 

@@ -12,14 +12,30 @@ from worldrl.models import TaskSpec, build_model, get_family, load_pretrained, s
 from worldrl.models.vrnn import DPGMMVRNNWorldModel, VRNNConfig
 
 TINY = dict(
-    latent_dim=4, hidden_dim=32, context_dim=16, max_components=4, num_latents=2, num_heads=2, codebook_size=8,
-    num_slots=3, slot_dim=8, token_dim=8, encoder_base_channels=4, decoder_base_channels=4, image_size=16, feature_grid=8,
+    latent_dim=4,
+    hidden_dim=32,
+    context_dim=16,
+    max_components=4,
+    num_latents=2,
+    num_heads=2,
+    codebook_size=8,
+    num_slots=3,
+    slot_dim=8,
+    token_dim=8,
+    encoder_base_channels=4,
+    decoder_base_channels=4,
+    image_size=16,
+    feature_grid=8,
 )
 B, T, A = 2, 5, 2
 
 
 def _task(pixel: bool, side: int = 16) -> TaskSpec:
-    obs = gym.spaces.Box(0, 255, (side, side, 3), np.uint8) if pixel else gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    obs = (
+        gym.spaces.Box(0, 255, (side, side, 3), np.uint8)
+        if pixel
+        else gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    )
     return TaskSpec(obs, gym.spaces.Box(-1, 1, (A,), np.float32), task_id="Tiny-v0")
 
 
@@ -30,12 +46,20 @@ def _model(pixel: bool, side: int = 16, **overrides) -> DPGMMVRNNWorldModel:
 
 def _batch(pixel: bool, side: int = 16, seed: int = 0) -> TensorDict:
     g = torch.Generator().manual_seed(seed)
-    obs = torch.randint(0, 256, (B, T, side, side, 3), generator=g, dtype=torch.uint8) if pixel else torch.randn(B, T, 3, generator=g)
+    obs = (
+        torch.randint(0, 256, (B, T, side, side, 3), generator=g, dtype=torch.uint8)
+        if pixel
+        else torch.randn(B, T, 3, generator=g)
+    )
     is_first = torch.zeros(B, T, dtype=torch.bool)
     is_first[:, 0] = True
     return TensorDict(
-        obs=obs, action=torch.rand(B, T, A, generator=g) * 2 - 1, reward=torch.randn(B, T, generator=g),
-        terminated=torch.zeros(B, T, dtype=torch.bool), is_first=is_first, mask=torch.ones(B, T, dtype=torch.bool),
+        obs=obs,
+        action=torch.rand(B, T, A, generator=g) * 2 - 1,
+        reward=torch.randn(B, T, generator=g),
+        terminated=torch.zeros(B, T, dtype=torch.bool),
+        is_first=is_first,
+        mask=torch.ones(B, T, dtype=torch.bool),
         batch_size=[B, T],
     )
 
@@ -178,12 +202,19 @@ def test_free_nats_stop_the_prior_gradient_below_the_threshold():
 
 def test_fit_normalization_decodes_in_task_units():
     model = _model(False)
-    model.fit_normalization({"obs": {"mean": [10.0, -5.0, 0.0], "std": [2.0, 2.0, 2.0]},
-                             "action": {"mean": [0.0, 0.0], "std": [1.0, 1.0]}, "reward": {"mean": [3.0], "std": [0.5]}})
+    model.fit_normalization(
+        {
+            "obs": {"mean": [10.0, -5.0, 0.0], "std": [2.0, 2.0, 2.0]},
+            "action": {"mean": [0.0, 0.0], "std": [1.0, 1.0]},
+            "reward": {"mean": [3.0], "std": [0.5]},
+        }
+    )
     state = model.initial_state(3)
     with torch.no_grad():
         z_norm = model.decoder(model.latent(state), state["attention"])
-        torch.testing.assert_close(model.decode(state), z_norm * 2.0 + torch.tensor([10.0, -5.0, 0.0]), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            model.decode(state), z_norm * 2.0 + torch.tensor([10.0, -5.0, 0.0]), atol=1e-4, rtol=1e-4
+        )
         assert model.reward_norm.mean.item() == 3.0
 
 
@@ -197,7 +228,9 @@ def test_pixel_model_resizes_other_frame_sizes_and_returns_them():
 @pytest.mark.parametrize("pixel", [False, True])
 def test_save_load_round_trip_identical_outputs(pixel, tmp_path):
     model = _model(pixel)
-    model.fit_normalization({"action": {"mean": [0.1, 0.2], "std": [0.5, 0.5]}, "reward": {"mean": [1.0], "std": [2.0]}})
+    model.fit_normalization(
+        {"action": {"mean": [0.1, 0.2], "std": [0.5, 0.5]}, "reward": {"mean": [1.0], "std": [2.0]}}
+    )
     model.on_train_step_end(0)
     model.eval()
     save_pretrained(model, tmp_path / "ckpt")
@@ -229,8 +262,19 @@ def test_kl_annealing_and_registry():
 
 @pytest.mark.parametrize(
     "field,value",
-    [("latent_dim", 0), ("max_components", 1), ("num_heads", 3), ("image_size", 24), ("logvar_min", 5.0), ("beta", -1.0),
-     ("free_nats", -0.5), ("kl_rep_weight", -1.0), ("recon_std", 0.0), ("context_window", 0), ("codebook_dead_fraction", 1.0)],
+    [
+        ("latent_dim", 0),
+        ("max_components", 1),
+        ("num_heads", 3),
+        ("image_size", 24),
+        ("logvar_min", 5.0),
+        ("beta", -1.0),
+        ("free_nats", -0.5),
+        ("kl_rep_weight", -1.0),
+        ("recon_std", 0.0),
+        ("context_window", 0),
+        ("codebook_dead_fraction", 1.0),
+    ],
 )
 def test_config_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -247,4 +291,6 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="mask"):
         model.loss_groups(batch.exclude("mask"))
     with pytest.raises(ValueError, match="vector"):
-        build_model("vrnn", TINY, TaskSpec(gym.spaces.Box(0, 1, (2, 3), np.float32), gym.spaces.Box(-1, 1, (A,), np.float32)))
+        build_model(
+            "vrnn", TINY, TaskSpec(gym.spaces.Box(0, 1, (2, 3), np.float32), gym.spaces.Box(-1, 1, (A,), np.float32))
+        )

@@ -14,8 +14,18 @@ from worldrl.models.vrnn.codebook import VectorQuantizer, codebook_perplexity
 from worldrl.models.vrnn.perceiver import CausalPerceiver, causal_windows, multihead_attention
 from worldrl.training.gradient_balancing import RGBCombiner
 
-TINY = dict(latent_dim=4, hidden_dim=32, context_dim=16, max_components=4, num_latents=2, num_heads=2, num_slots=2,
-            slot_dim=8, token_dim=8, stick_kl_terms=10)
+TINY = dict(
+    latent_dim=4,
+    hidden_dim=32,
+    context_dim=16,
+    max_components=4,
+    num_latents=2,
+    num_heads=2,
+    num_slots=2,
+    slot_dim=8,
+    token_dim=8,
+    stick_kl_terms=10,
+)
 
 
 def _oscillator_batch(batch: int, steps: int, generator: torch.Generator) -> TensorDict:
@@ -29,8 +39,13 @@ def _oscillator_batch(batch: int, steps: int, generator: torch.Generator) -> Ten
     is_first = torch.zeros(batch, steps, dtype=torch.bool)
     is_first[:, 0] = True
     return TensorDict(
-        obs=torch.stack(obs, 1), action=actions, reward=torch.zeros(batch, steps), terminated=torch.zeros(batch, steps, dtype=torch.bool),
-        is_first=is_first, mask=torch.ones(batch, steps, dtype=torch.bool), batch_size=[batch, steps],
+        obs=torch.stack(obs, 1),
+        action=actions,
+        reward=torch.zeros(batch, steps),
+        terminated=torch.zeros(batch, steps, dtype=torch.bool),
+        is_first=is_first,
+        mask=torch.ones(batch, steps, dtype=torch.bool),
+        batch_size=[batch, steps],
     )
 
 
@@ -53,7 +68,9 @@ def test_zeroing_z_clearly_worsens_the_reconstruction_of_a_trained_model():
         zeroed = out["feat"].clone()
         zeroed[..., model.config.hidden_dim :] = 0
         maps = out["attention_log_pred"].exp().flatten(0, 1)
-        mse_zeroed = (model.decoder(zeroed.flatten(0, 1), maps).reshape(out["targets"].shape) - out["targets"]).pow(2).mean()
+        mse_zeroed = (
+            (model.decoder(zeroed.flatten(0, 1), maps).reshape(out["targets"].shape) - out["targets"]).pow(2).mean()
+        )
     mse = (out["reconstructions"] - out["targets"]).pow(2).mean()
     assert float(mse) < 0.1  # it learned to reconstruct (normalised units: 1.0 = predicting the mean)
     assert float(mse_zeroed) > 3 * float(mse)  # and needs z for it: no side channel carries the observation
@@ -77,7 +94,9 @@ def test_perceiver_context_is_exact_window_attention_and_causal():
     memory = perceiver.latents + perceiver.cross_out(multihead_attention(q, k, v, 2, pad))
     memory = memory + perceiver.ff(perceiver.norm_mlp(memory))
     k, v = perceiver.read_kv(perceiver.norm_read(memory)).chunk(2, -1)
-    ref = perceiver.read_out(multihead_attention(perceiver.read_q(perceiver.query).unsqueeze(0), k, v, 2)).reshape(B, T, D)
+    ref = perceiver.read_out(multihead_attention(perceiver.read_q(perceiver.query).unsqueeze(0), k, v, 2)).reshape(
+        B, T, D
+    )
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     later = tokens.clone()
     later[:, 4:] = torch.randn(2, 2, 4, 16)  # a change in frames 4.. leaves contexts 0..3 alone

@@ -153,8 +153,10 @@ def _check_expanded_size(root: Any, where: str) -> None:
             open_.discard(key)
             sizes[key] = 1 + sum(sizes[id(c)] for c in children)
             if sizes[key] > MAX_YAML_NODES:
-                raise ConfigError(f"{where}: its aliases expand to more than {MAX_YAML_NODES} values "
-                                  "(an alias bomb?); refusing to load it")
+                raise ConfigError(
+                    f"{where}: its aliases expand to more than {MAX_YAML_NODES} values "
+                    "(an alias bomb?); refusing to load it"
+                )
             continue
         if key in open_:
             raise ConfigError(f"{where}: a recursive alias (an anchor used inside itself); refusing to load it")

@@ -177,5 +177,13 @@ class FileLock:
         self.release()
 
 
-__all__ = ["FileLock", "LockHeldError", "atomic_directory", "atomic_path", "atomic_write_bytes", "atomic_write_text",
-           "read_json", "write_json"]
+__all__ = [
+    "FileLock",
+    "LockHeldError",
+    "atomic_directory",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "read_json",
+    "write_json",
+]

@@ -73,8 +73,7 @@ class PlannerConfig:
 
     def __post_init__(self) -> None:
         require(self, "reward", self.reward in REWARD_SOURCES, f"one of {list(REWARD_SOURCES)}")
-        require(self, "termination", self.termination in TERMINATION_SOURCES,
-                      f"one of {list(TERMINATION_SOURCES)}")
+        require(self, "termination", self.termination in TERMINATION_SOURCES, f"one of {list(TERMINATION_SOURCES)}")
         require(self, "horizon", self.horizon >= 1, ">= 1")
         require(self, "num_samples", self.num_samples >= 1, ">= 1")
         require(self, "num_elites", 1 <= self.num_elites <= self.num_samples, "in [1, num_samples]")
@@ -119,7 +118,7 @@ class ActionBox:
     high: torch.Tensor
 
     @classmethod
-    def from_space(cls, space: gym.Space, device: torch.device, dtype: torch.dtype = torch.float32) -> "ActionBox":
+    def from_space(cls, space: gym.Space, device: torch.device, dtype: torch.dtype = torch.float32) -> ActionBox:
         check_continuous(space)
         lo, hi = np.asarray(space.low, np.float64).ravel(), np.asarray(space.high, np.float64).ravel()
         finite = np.isfinite(lo) & np.isfinite(hi)
@@ -215,8 +214,10 @@ class SamplingPlanner(abc.ABC):
         if action_space is not None:
             check_continuous(action_space)
         if policy_prior is not None and not 0 < config.num_prior_samples < config.num_samples:
-            raise ConfigError(f"with a policy prior, num_prior_samples must be in (0, num_samples={config.num_samples}),"
-                             f" got {config.num_prior_samples}")
+            raise ConfigError(
+                f"with a policy prior, num_prior_samples must be in (0, num_samples={config.num_samples}),"
+                f" got {config.num_prior_samples}"
+            )
         self.action_space = action_space
 
     @abc.abstractmethod
@@ -265,7 +266,11 @@ class SamplingPlanner(abc.ABC):
         return PlanResult(mean_units[:, 0], mean_units, std * box.half, expected)
 
     def evaluate(
-        self, model: PlanningModel, state: TensorDict, actions: torch.Tensor, generator: torch.Generator | None,
+        self,
+        model: PlanningModel,
+        state: TensorDict,
+        actions: torch.Tensor,
+        generator: torch.Generator | None,
         goal: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Returns ``[B, N]`` of ``actions [B, N, H, A]`` (model units), all scored in one ``model.rollout``."""
@@ -296,8 +301,9 @@ class SamplingPlanner(abc.ABC):
         for _ in range(self.config.horizon):
             action = sample_distribution(self.policy_prior(model.latent(current)), generator)  # type: ignore[misc]
             steps.append(box.clamp(box.to_normalised(action.reshape(batch * num, -1))))
-            current = model.imagine(current, box.to_units(steps[-1]),
-                                    generator if self.config.sample_dynamics else None)
+            current = model.imagine(
+                current, box.to_units(steps[-1]), generator if self.config.sample_dynamics else None
+            )
         return torch.stack(steps, dim=1).reshape(batch, num, self.config.horizon, -1)
 
     def _box(self, model: Any, state: TensorDict) -> ActionBox:

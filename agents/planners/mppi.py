@@ -33,8 +33,7 @@ class MPPIConfig(PlannerConfig):
         super().__post_init__()
         require(self, "temperature", self.temperature > 0.0, "> 0")
         if self.noise_std is not None:
-            require(self, "noise_std", self.min_std <= self.noise_std <= self.max_std,
-                          "in [min_std, max_std]")
+            require(self, "noise_std", self.min_std <= self.noise_std <= self.max_std, "in [min_std, max_std]")
 
     @property
     def init_std(self) -> float:

@@ -31,7 +31,12 @@ def check_step_scores(model: Any, reward: str, termination: str) -> None:
 
 
 def step_scores(
-    model: Any, start: TensorDict, states: TensorDict, actions: torch.Tensor, reward: str, termination: str,
+    model: Any,
+    start: TensorDict,
+    states: TensorDict,
+    actions: torch.Tensor,
+    reward: str,
+    termination: str,
     goal: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rewards and continuation flags ``[N, H]`` of rollouts ``states [N, H]`` from ``start [N]`` under

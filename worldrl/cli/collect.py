@@ -22,17 +22,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="Gymnasium id (e.g. InvertedPendulum-v5) or dmc:domain-task")
     parser.add_argument("--episodes", type=int, required=True, help="episodes to save")
     parser.add_argument("--out", required=True, help="dataset root directory")
-    parser.add_argument("--policy", default="random",
-                        help="random | ou[:theta=..,sigma=..] | scripted | sb3:[ALGO:]PATH.zip | module.path:function")
+    parser.add_argument(
+        "--policy",
+        default="random",
+        help="random | ou[:theta=..,sigma=..] | scripted | sb3:[ALGO:]PATH.zip | module.path:function",
+    )
     parser.add_argument("--epsilon", type=float, default=0.0, help="probability of a random action per step")
-    parser.add_argument("--fast-render", action="store_true",
-                        help="MuJoCo frames without shadows and reflections (about 10x faster on CPU)")
+    parser.add_argument(
+        "--fast-render",
+        action="store_true",
+        help="MuJoCo frames without shadows and reflections (about 10x faster on CPU)",
+    )
     parser.add_argument("--num-envs", type=int, default=1, help="envs stepped in parallel")
-    parser.add_argument("--async", dest="vectorization", action="store_const", const="async", default="sync",
-                        help="one worker process per env (default: all in this process)")
+    parser.add_argument(
+        "--async",
+        dest="vectorization",
+        action="store_const",
+        const="async",
+        default="sync",
+        help="one worker process per env (default: all in this process)",
+    )
     parser.add_argument("--pixels", action="store_true", help="also record offscreen camera frames")
-    parser.add_argument("--camera", default=None,
-                        help="camera name (default: the env's default camera, stored as 'front')")
+    parser.add_argument(
+        "--camera", default=None, help="camera name (default: the env's default camera, stored as 'front')"
+    )
     parser.add_argument("--image-size", type=image_size, default=64, help="frame size: N or HxW (default 64)")
     parser.add_argument("--image-storage", choices=IMAGE_STORAGE, default="video", help="mp4 videos or PNG images")
     parser.add_argument("--seed", type=int, default=0)
@@ -43,19 +56,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--resume", action="store_true", help="append to an existing dataset")
     parser.add_argument("--vcodec", default="libsvtav1", help="video codec (libsvtav1, libx264, ...)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
-    parser.add_argument("--scene", default=None,
-                        help="worldrl/Playground-v0 only: scene kind (drop, collide, roll, dominoes, support, push)")
-    parser.add_argument("--audio", action="store_true",
-                        help="worldrl/Playground-v0 only: record synthetic audio derived from contacts")
+    parser.add_argument(
+        "--scene",
+        default=None,
+        help="worldrl/Playground-v0 only: scene kind (drop, collide, roll, dominoes, support, push)",
+    )
+    parser.add_argument(
+        "--audio", action="store_true", help="worldrl/Playground-v0 only: record synthetic audio derived from contacts"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> CollectConfig:
     return CollectConfig(
-        env_id=args.env, out=args.out, episodes=args.episodes, policy=args.policy, num_envs=args.num_envs,
-        vectorization=args.vectorization, pixels=args.pixels, camera=args.camera, image_size=args.image_size,
-        image_storage=args.image_storage, seed=args.seed, max_episode_steps=args.max_episode_steps,
-        task=args.task, overwrite=args.overwrite, resume=args.resume, vcodec=args.vcodec, epsilon=args.epsilon,
-        fast_render=args.fast_render, scene=args.scene, audio=args.audio,
+        env_id=args.env,
+        out=args.out,
+        episodes=args.episodes,
+        policy=args.policy,
+        num_envs=args.num_envs,
+        vectorization=args.vectorization,
+        pixels=args.pixels,
+        camera=args.camera,
+        image_size=args.image_size,
+        image_storage=args.image_storage,
+        seed=args.seed,
+        max_episode_steps=args.max_episode_steps,
+        task=args.task,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        vcodec=args.vcodec,
+        epsilon=args.epsilon,
+        fast_render=args.fast_render,
+        scene=args.scene,
+        audio=args.audio,
     )
 
 

@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def presets() -> dict[str, str]:
     """Preset name -> YAML text, sorted by name."""
     root = resources.files("worldrl.configs")
-    return {p.name[:-5]: p.read_text() for p in sorted(root.iterdir(), key=lambda p: p.name)
-            if p.name.endswith(".yaml")}
+    return {
+        p.name[:-5]: p.read_text() for p in sorted(root.iterdir(), key=lambda p: p.name) if p.name.endswith(".yaml")
+    }
 
 
 def _summary(text: str) -> str:

@@ -19,7 +19,9 @@ EPISODE_SELECTORS = ("val", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="checkpoint directory (config.json, model.safetensors, task.json)")
+    parser.add_argument(
+        "--model", required=True, help="checkpoint directory (config.json, model.safetensors, task.json)"
+    )
     parser.add_argument("--dataset", required=True, help="LeRobot v3.0 dataset directory or Hub id")
     parser.add_argument("--horizons", type=int, nargs="+", default=[1, 10, 50], help="open-loop horizons to report")
     parser.add_argument("--episodes", default="val", help="'val' (held-out split), 'all', or indices like 0,3,5")
@@ -43,7 +45,9 @@ def parse_episodes(spec: str, num_episodes: int, val_fraction: float, seed: int)
     if spec == "val":
         if num_episodes < 2:
             raise ConfigError(f"--episodes val needs >= 2 episodes to split, the dataset has {num_episodes}; use 'all'")
-        return sorted(int(e) for e in split_episodes(list(range(num_episodes)), val_fraction=val_fraction, seed=seed)[1])
+        return sorted(
+            int(e) for e in split_episodes(list(range(num_episodes)), val_fraction=val_fraction, seed=seed)[1]
+        )
     try:
         episodes = [int(part) for part in spec.split(",") if part.strip()]
     except ValueError:
@@ -72,7 +76,9 @@ def _print_table(report: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    title = f"open-loop fidelity: {report.model} on {report.task_id} ({report.num_starts} starts, context {report.context})"
+    title = (
+        f"open-loop fidelity: {report.model} on {report.task_id} ({report.num_starts} starts, context {report.context})"
+    )
     table = Table(title=title)
     header, rows = report.table()
     for col in header:
@@ -93,7 +99,6 @@ def _cell(value: Any) -> str:
 
 def _write_outputs(report: Any, out: Path, model_dir: Path) -> list[Path]:
     from worldrl.evaluation.plots import plot_learning_curves, plot_nrmse_curves, plot_trajectories
-
     from worldrl.io import atomic_write_bytes
 
     out.mkdir(parents=True, exist_ok=True)

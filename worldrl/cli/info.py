@@ -48,7 +48,12 @@ def run(args: argparse.Namespace) -> int:
         features.add_column(col)
     for key, ft in reader.features.items():
         st = reader.stats.get(key, {})
-        features.add_row(key, ft["dtype"], str(list(ft["shape"])), _fmt(st["mean"]) if "mean" in st else "-",
-                         _fmt(st["std"]) if "std" in st else "-")
+        features.add_row(
+            key,
+            ft["dtype"],
+            str(list(ft["shape"])),
+            _fmt(st["mean"]) if "mean" in st else "-",
+            _fmt(st["std"]) if "std" in st else "-",
+        )
     console.print(features)
     return 0

@@ -29,10 +29,21 @@ def run(args: argparse.Namespace) -> int:
     model = load_pretrained(args.model).eval()
     if getattr(model, "cameras", None) is None:
         raise ConfigError(f"{args.model} is a {type(model).__name__}: plan-goal needs a camera model (vjepa2)")
-    planner = {"horizon": args.horizon, "num_samples": args.samples, "num_elites": max(args.samples // 8, 2),
-               "iterations": args.iterations}
-    config = GoalReachingConfig(env_id=args.env, episodes=args.episodes, steps=args.steps, goal_steps=args.goal_steps,
-                                success=args.success, tracked_body=args.body, planner=planner)
+    planner = {
+        "horizon": args.horizon,
+        "num_samples": args.samples,
+        "num_elites": max(args.samples // 8, 2),
+        "iterations": args.iterations,
+    }
+    config = GoalReachingConfig(
+        env_id=args.env,
+        episodes=args.episodes,
+        steps=args.steps,
+        goal_steps=args.goal_steps,
+        success=args.success,
+        tracked_body=args.body,
+        planner=planner,
+    )
     results = run_goal_reaching(model, config)
     text = json.dumps(results, indent=2)
     print(text)

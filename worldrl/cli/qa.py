@@ -12,8 +12,12 @@ from worldrl.errors import InputNotFoundError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="qa_command", metavar="ACTION", required=True)
     gen = sub.add_parser("generate", help="generate a balanced question set (parquet + images + clips)")
-    gen.add_argument("--scenes", nargs="+", default=["drop", "collide", "roll", "dominoes", "support"],
-                     help="scene kinds, drawn in turn")
+    gen.add_argument(
+        "--scenes",
+        nargs="+",
+        default=["drop", "collide", "roll", "dominoes", "support"],
+        help="scene kinds, drawn in turn",
+    )
     gen.add_argument("--items", type=int, required=True, help="items in total (split evenly over 7 types)")
     gen.add_argument("--out", required=True, help="output directory")
     gen.add_argument("--seed", type=int, default=0)
@@ -30,11 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _generate(args: argparse.Namespace) -> int:
     from worldrl.evaluation.physics_qa.generate import QAConfig, generate
 
-    config = QAConfig(out=args.out, items=args.items, scenes=tuple(args.scenes), seed=args.seed,
-                      image_size=args.image_size, max_scenes=args.max_scenes, overwrite=args.overwrite)
+    config = QAConfig(
+        out=args.out,
+        items=args.items,
+        scenes=tuple(args.scenes),
+        seed=args.seed,
+        image_size=args.image_size,
+        max_scenes=args.max_scenes,
+        overwrite=args.overwrite,
+    )
     summary = generate(config, progress=not args.quiet)
-    print(f"{summary.items} items from {summary.scenes} scenes in {summary.seconds:.1f}s "
-          f"({summary.items_per_second:.2f} items/s) -> {summary.out}")
+    print(
+        f"{summary.items} items from {summary.scenes} scenes in {summary.seconds:.1f}s "
+        f"({summary.items_per_second:.2f} items/s) -> {summary.out}"
+    )
     if summary.short:
         print(f"short of quota (scene budget exhausted): {summary.short}")
     return 0

@@ -21,11 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--config", required=True, help="YAML config (see configs/*.yaml)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="dotted overrides, e.g. trainer.max_steps=100 model.num_members=3")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest checkpoint in output_dir (settings may change only where "
-                             "that is safe, e.g. trainer.max_steps; other changes are refused, naming them)")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted overrides, e.g. trainer.max_steps=100 model.num_members=3",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in output_dir (settings may change only where "
+        "that is safe, e.g. trainer.max_steps; other changes are refused, naming them)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

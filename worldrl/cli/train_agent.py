@@ -16,25 +16,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent", required=True, help="mpc-cem, mpc-mppi, dreamer or mbpo")
     parser.add_argument("--env", required=True, dest="env_id", help="real env id, e.g. Pendulum-v1")
     parser.add_argument("--real-steps", type=int, required=True, help="total real environment steps")
-    parser.add_argument("--model-config", default=None,
-                        help="YAML with model/trainer sections (default: configs/ensemble_<task>.yaml if present)")
+    parser.add_argument(
+        "--model-config",
+        default=None,
+        help="YAML with model/trainer sections (default: configs/ensemble_<task>.yaml if present)",
+    )
     parser.add_argument("--model", default=None, help="pretrained world-model checkpoint to start from")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=1000, help="real steps between real-env evaluations")
     parser.add_argument("--eval-episodes", type=int, default=5, help="real episodes per evaluation")
     parser.add_argument("--steps-per-iteration", type=int, default=250, help="real steps between model fits")
-    parser.add_argument("--initial-random-steps", type=int, default=None,
-                        help="random-action warm-up steps (default: one episode)")
+    parser.add_argument(
+        "--initial-random-steps", type=int, default=None, help="random-action warm-up steps (default: one episode)"
+    )
     parser.add_argument("--model-steps", type=int, default=100, help="optimiser steps per model fit")
     parser.add_argument("--out", default=None, help="output directory (default: runs/<agent>_<env>_s<seed>)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... or auto")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier run in --out (refused otherwise; train-agent cannot resume)")
-    parser.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="agent setting (repeatable), value parsed as YAML")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run in --out (refused otherwise; train-agent cannot resume)",
+    )
+    parser.add_argument(
+        "--agent-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="agent setting (repeatable), value parsed as YAML",
+    )
     parser.add_argument("--no-dataset", action="store_true", help="do not write the real steps as a LeRobot dataset")
-    parser.add_argument("--no-video", action="store_true",
-                        help="do not record the final agent's real episode as final_episode.mp4")
+    parser.add_argument(
+        "--no-video", action="store_true", help="do not record the final agent's real episode as final_episode.mp4"
+    )
 
 
 def parse_agent_options(items: list[str]) -> dict:
@@ -56,12 +69,23 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out or f"runs/{args.agent}_{args.env_id.replace(':', '_')}_s{args.seed}"
     config = OnlineConfig(
-        agent=args.agent, env_id=args.env_id, real_steps=args.real_steps, seed=args.seed,
-        initial_random_steps=args.initial_random_steps, steps_per_iteration=args.steps_per_iteration,
-        model_config=args.model_config, model=args.model, model_steps=args.model_steps,
-        eval_every=args.eval_every, eval_episodes=args.eval_episodes, output_dir=out, device=args.device,
-        agent_options=parse_agent_options(args.agent_option), save_dataset=not args.no_dataset,
-        video=not args.no_video, overwrite=args.overwrite,
+        agent=args.agent,
+        env_id=args.env_id,
+        real_steps=args.real_steps,
+        seed=args.seed,
+        initial_random_steps=args.initial_random_steps,
+        steps_per_iteration=args.steps_per_iteration,
+        model_config=args.model_config,
+        model=args.model,
+        model_steps=args.model_steps,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        output_dir=out,
+        device=args.device,
+        agent_options=parse_agent_options(args.agent_option),
+        save_dataset=not args.no_dataset,
+        video=not args.no_video,
+        overwrite=args.overwrite,
     )
     train_agent(config)  # a diverged model or agent exits 1 (DivergedError), bad input 2
     return 0

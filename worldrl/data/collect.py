@@ -90,21 +90,27 @@ class CollectConfig:
         if isinstance(self.image_size, int):
             self.image_size = (self.image_size, self.image_size)
         self.image_size = tuple(int(v) for v in self.image_size)
-        check_fields(self, {
-            "env_id": (bool(self.env_id), "a Gymnasium id or dmc:domain-task"),
-            "episodes": (self.episodes >= 1, ">= 1"),
-            "num_envs": (self.num_envs >= 1, ">= 1"),
-            "vectorization": (self.vectorization in VECTORIZATIONS, f"one of {VECTORIZATIONS}"),
-            "image_size": (len(self.image_size) == 2 and min(self.image_size) > 0, "N or (H, W), positive"),
-            "image_storage": (self.image_storage in IMAGE_STORAGE, f"one of {IMAGE_STORAGE}"),
-            "max_episode_steps": (self.max_episode_steps is None or self.max_episode_steps >= 1, ">= 1 or None"),
-            "epsilon": (0.0 <= self.epsilon <= 1.0, "in [0, 1]"),
-            "task": (self.task is None or bool(self.task.strip()), "None or a non-empty text"),
-            "policy": (bool(self.policy), "a policy spec"),
-            "resume": (not (self.overwrite and self.resume), "False when overwrite is True (they exclude each other)"),
-            "scene": (self.scene is None or is_scene_env(self.env_id), f"None unless env_id is {SCENE_ENV_ID!r}"),
-            "audio": (not self.audio or is_scene_env(self.env_id), f"False unless env_id is {SCENE_ENV_ID!r}"),
-        })
+        check_fields(
+            self,
+            {
+                "env_id": (bool(self.env_id), "a Gymnasium id or dmc:domain-task"),
+                "episodes": (self.episodes >= 1, ">= 1"),
+                "num_envs": (self.num_envs >= 1, ">= 1"),
+                "vectorization": (self.vectorization in VECTORIZATIONS, f"one of {VECTORIZATIONS}"),
+                "image_size": (len(self.image_size) == 2 and min(self.image_size) > 0, "N or (H, W), positive"),
+                "image_storage": (self.image_storage in IMAGE_STORAGE, f"one of {IMAGE_STORAGE}"),
+                "max_episode_steps": (self.max_episode_steps is None or self.max_episode_steps >= 1, ">= 1 or None"),
+                "epsilon": (0.0 <= self.epsilon <= 1.0, "in [0, 1]"),
+                "task": (self.task is None or bool(self.task.strip()), "None or a non-empty text"),
+                "policy": (bool(self.policy), "a policy spec"),
+                "resume": (
+                    not (self.overwrite and self.resume),
+                    "False when overwrite is True (they exclude each other)",
+                ),
+                "scene": (self.scene is None or is_scene_env(self.env_id), f"None unless env_id is {SCENE_ENV_ID!r}"),
+                "audio": (not self.audio or is_scene_env(self.env_id), f"False unless env_id is {SCENE_ENV_ID!r}"),
+            },
+        )
         if self.scene is not None:
             check_kind(self.scene)
 
@@ -133,10 +139,29 @@ class CollectSummary:
     length_stats: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, out: Path, returns: list[float], lengths: list[int], terminated: int,
-              bytes_written: int, seconds: float, dataset_episodes: int) -> CollectSummary:
-        return cls(out, len(returns), int(sum(lengths)), tuple(returns), tuple(lengths), terminated,
-                   bytes_written, seconds, dataset_episodes, describe(returns), describe(lengths))
+    def build(
+        cls,
+        out: Path,
+        returns: list[float],
+        lengths: list[int],
+        terminated: int,
+        bytes_written: int,
+        seconds: float,
+        dataset_episodes: int,
+    ) -> CollectSummary:
+        return cls(
+            out,
+            len(returns),
+            int(sum(lengths)),
+            tuple(returns),
+            tuple(lengths),
+            terminated,
+            bytes_written,
+            seconds,
+            dataset_episodes,
+            describe(returns),
+            describe(lengths),
+        )
 
 
 def describe(values: list[float] | list[int]) -> dict[str, float]:
@@ -197,8 +222,11 @@ def build_features(layout: StorageLayout, config: CollectConfig) -> dict[str, di
     }
     if config.pixels:
         h, w = config.image_size
-        features[config.camera_key] = {"dtype": config.image_storage, "shape": [h, w, 3],
-                                       "names": ["height", "width", "channels"]}
+        features[config.camera_key] = {
+            "dtype": config.image_storage,
+            "shape": [h, w, 3],
+            "names": ["height", "width", "channels"],
+        }
     return features
 
 
@@ -271,8 +299,9 @@ class _Recorder:
         self.bar.set_postfix(frames=sum(self.lengths), last_return=f"{self.returns[-1]:.2f}")
 
 
-def _record(envs: gym.vector.VectorEnv, policy: Policy, layout: StorageLayout, rec: _Recorder,
-            config: CollectConfig, seed: int) -> None:
+def _record(
+    envs: gym.vector.VectorEnv, policy: Policy, layout: StorageLayout, rec: _Recorder, config: CollectConfig, seed: int
+) -> None:
     mode = AutoresetMode(envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
     if mode not in AUTORESET_RULES:
         raise ValueError(f"unsupported vector autoreset mode {mode}; use one of {list(AUTORESET_RULES)}")
@@ -287,9 +316,14 @@ def _record(envs: gym.vector.VectorEnv, policy: Policy, layout: StorageLayout, r
         term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)
         done, stored = term | trunc, layout.store_action(actions)
         for i in np.flatnonzero(rule.recorded(prev_done)):
-            row = {"observation.state": state[i], "action": stored[i],
-                   "next.reward": np.array([reward[i]], np.float32), "next.done": done[i:i + 1],
-                   "next.terminated": term[i:i + 1], "next.truncated": trunc[i:i + 1]}
+            row = {
+                "observation.state": state[i],
+                "action": stored[i],
+                "next.reward": np.array([reward[i]], np.float32),
+                "next.done": done[i : i + 1],
+                "next.terminated": term[i : i + 1],
+                "next.truncated": trunc[i : i + 1],
+            }
             if frames is not None:
                 row[config.camera_key] = frames[i]
             rec.add(i, row)
@@ -304,12 +338,19 @@ def _record(envs: gym.vector.VectorEnv, policy: Policy, layout: StorageLayout, r
 
 def _env_kwargs(config: CollectConfig) -> dict[str, Any]:
     h, w = config.image_size
-    return {"pixels": config.pixels, "camera": config.camera, "height": h, "width": w,
-            "max_episode_steps": config.max_episode_steps, "render_effects": not config.fast_render}
+    return {
+        "pixels": config.pixels,
+        "camera": config.camera,
+        "height": h,
+        "width": w,
+        "max_episode_steps": config.max_episode_steps,
+        "render_effects": not config.fast_render,
+    }
 
 
-def collect(config: CollectConfig, *, progress: bool = True,
-            autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP) -> CollectSummary:
+def collect(
+    config: CollectConfig, *, progress: bool = True, autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP
+) -> CollectSummary:
     """Record ``config.episodes`` episodes into ``config.out``; prints a summary table when ``progress``.
 
     ``autoreset_mode`` picks the vector env's mode (NEXT_STEP or SAME_STEP); both record the same
@@ -324,8 +365,9 @@ def collect(config: CollectConfig, *, progress: bool = True,
     probe = make_real_env(config.env_id, max_episode_steps=config.max_episode_steps)
     fps, names = env_fps(probe), observation_names(probe)
     probe.close()
-    envs = make_real_vector_env(config.env_id, config.num_envs, config.vectorization,
-                                autoreset_mode=autoreset_mode, **_env_kwargs(config))
+    envs = make_real_vector_env(
+        config.env_id, config.num_envs, config.vectorization, autoreset_mode=autoreset_mode, **_env_kwargs(config)
+    )
     try:
         obs_space = envs.single_observation_space["state"] if config.pixels else envs.single_observation_space
         layout = check_storable(config.env_id, obs_space, envs.single_action_space)
@@ -336,11 +378,23 @@ def collect(config: CollectConfig, *, progress: bool = True,
         envs.close()
 
 
-def _collect_into(config: CollectConfig, envs: gym.vector.VectorEnv, obs_space: gym.Space, layout: StorageLayout,
-                  fps: int, start: float, progress: bool) -> CollectSummary:
+def _collect_into(
+    config: CollectConfig,
+    envs: gym.vector.VectorEnv,
+    obs_space: gym.Space,
+    layout: StorageLayout,
+    fps: int,
+    start: float,
+    progress: bool,
+) -> CollectSummary:
     writer = LeRobotDatasetWriter.create(
-        config.out, fps, build_features(layout, config), robot_type=config.env_id,
-        overwrite=config.overwrite, resume=config.resume, vcodec=config.vcodec,
+        config.out,
+        fps,
+        build_features(layout, config),
+        robot_type=config.env_id,
+        overwrite=config.overwrite,
+        resume=config.resume,
+        vcodec=config.vcodec,
     )
     seed = run_seed(config.seed, writer.num_episodes)
     ctx = PolicyContext(config.env_id, obs_space, envs.single_action_space, config.num_envs, seed)
@@ -355,8 +409,15 @@ def _collect_into(config: CollectConfig, envs: gym.vector.VectorEnv, obs_space: 
             raise  # a bad option (the policy spec) found before any episode: report it as itself
         raise CollectionInterrupted(Path(config.out), len(rec.returns), err) from err
     result = writer.finalize()
-    summary = CollectSummary.build(Path(config.out), rec.returns, rec.lengths, rec.terminated,
-                                   result.bytes_written, time.time() - start, result.num_episodes)
+    summary = CollectSummary.build(
+        Path(config.out),
+        rec.returns,
+        rec.lengths,
+        rec.terminated,
+        result.bytes_written,
+        time.time() - start,
+        result.num_episodes,
+    )
     if progress:
         print_summary(summary)
     return summary

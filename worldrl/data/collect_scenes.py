@@ -38,8 +38,10 @@ from worldrl.tasks.scenes.spec import CAMERA
 
 EXTRAS_DIR = "meta/worldrl"
 AUDIO_KEY = "observation.audio"
-AUDIO_DESCRIPTION = ("synthetic audio derived from contacts (modal impacts and sliding noise synthesised from the "
-                     "MuJoCo contact stream), not recorded sound: log10 mel power per video frame")
+AUDIO_DESCRIPTION = (
+    "synthetic audio derived from contacts (modal impacts and sliding noise synthesised from the "
+    "MuJoCo contact stream), not recorded sound: log10 mel power per video frame"
+)
 DEFAULT_STEPS = 150
 
 
@@ -77,8 +79,15 @@ def save_extras(root: str | Path, episode: int, env: PlaygroundEnv, audio: bool)
     write_json(out / "events.json", {"events": [e.to_dict() for e in env.events]}, sort_keys=False)
     atomic_write_text(out / "scene.xml", env.xml)
     write_json(out / "scene.json", env.scene.to_dict(), sort_keys=False)
-    write_json(out / "initial_state.json", {"qpos": env.qpos0.tolist(), "qvel": env.qvel0.tolist(),
-                                            "timestep": float(env.model.opt.timestep), "frame_skip": 10})
+    write_json(
+        out / "initial_state.json",
+        {
+            "qpos": env.qpos0.tolist(),
+            "qvel": env.qvel0.tolist(),
+            "timestep": float(env.model.opt.timestep),
+            "frame_skip": 10,
+        },
+    )
 
 
 def scene_features(env: PlaygroundEnv, config: Any) -> dict[str, dict[str, Any]]:
@@ -93,11 +102,13 @@ def scene_features(env: PlaygroundEnv, config: Any) -> dict[str, dict[str, Any]]
     }
     if config.pixels:
         h, w = config.image_size
-        features[config.camera_key] = {"dtype": config.image_storage, "shape": [h, w, 3],
-                                       "names": ["height", "width", "channels"]}
+        features[config.camera_key] = {
+            "dtype": config.image_storage,
+            "shape": [h, w, 3],
+            "names": ["height", "width", "channels"],
+        }
     if config.audio:
-        features[AUDIO_KEY] = {"dtype": "float32", "shape": [N_MELS], "names": None,
-                               "description": AUDIO_DESCRIPTION}
+        features[AUDIO_KEY] = {"dtype": "float32", "shape": [N_MELS], "names": None, "description": AUDIO_DESCRIPTION}
     return features
 
 
@@ -106,15 +117,23 @@ def collect_scenes(config: Any, *, progress: bool = True) -> Any:
     from worldrl.data.collect import CollectionInterrupted, CollectSummary, print_summary, run_seed
 
     if config.num_envs != 1 or config.camera not in (None, CAMERA):
-        raise ConfigError(f"{ENV_ID} records with one env and its {CAMERA!r} camera; got num_envs="
-                          f"{config.num_envs}, camera={config.camera!r}")
+        raise ConfigError(
+            f"{ENV_ID} records with one env and its {CAMERA!r} camera; got num_envs="
+            f"{config.num_envs}, camera={config.camera!r}"
+        )
     start = time.time()
     h, w = config.image_size
     env = PlaygroundEnv(config.scene or "drop", pixels=config.pixels, audio=config.audio, width=w, height=h)
     steps = config.max_episode_steps or DEFAULT_STEPS
-    writer = LeRobotDatasetWriter.create(config.out, env.metadata["render_fps"], scene_features(env, config),
-                                         robot_type=ENV_ID, overwrite=config.overwrite, resume=config.resume,
-                                         vcodec=config.vcodec)
+    writer = LeRobotDatasetWriter.create(
+        config.out,
+        env.metadata["render_fps"],
+        scene_features(env, config),
+        robot_type=ENV_ID,
+        overwrite=config.overwrite,
+        resume=config.resume,
+        vcodec=config.vcodec,
+    )
     seed = run_seed(config.seed, writer.num_episodes)
     ctx = PolicyContext(ENV_ID, env.observation_space["state"], env.action_space, 1, seed)
     task = config.task or f"{ENV_ID} {config.scene}"
@@ -131,9 +150,14 @@ def collect_scenes(config: Any, *, progress: bool = True) -> Any:
                     action = np.clip(np.asarray(policy(obs["state"][None]), np.float32).reshape(2), -1, 1)
                     next_obs, reward, term, _, _ = env.step(action)
                     trunc = (t == steps - 1) and not term
-                    row = {"observation.state": obs["state"], "action": action,
-                           "next.reward": np.array([reward], np.float32), "next.done": np.array([term or trunc]),
-                           "next.terminated": np.array([term]), "next.truncated": np.array([trunc])}
+                    row = {
+                        "observation.state": obs["state"],
+                        "action": action,
+                        "next.reward": np.array([reward], np.float32),
+                        "next.done": np.array([term or trunc]),
+                        "next.terminated": np.array([term]),
+                        "next.truncated": np.array([trunc]),
+                    }
                     if config.pixels:
                         row[config.camera_key] = obs["pixels"]
                     if config.audio:
@@ -150,9 +174,17 @@ def collect_scenes(config: Any, *, progress: bool = True) -> Any:
                 terminated += int(term)
                 bar.update(1)
             if config.audio:
-                write_json(Path(config.out) / EXTRAS_DIR / "audio.json",
-                           {"feature": AUDIO_KEY, "description": AUDIO_DESCRIPTION, "sample_rate": SAMPLE_RATE,
-                            "n_mels": N_MELS, "samples_per_frame": env.samples_per_frame, "log": "log10, floor 1e-10"})
+                write_json(
+                    Path(config.out) / EXTRAS_DIR / "audio.json",
+                    {
+                        "feature": AUDIO_KEY,
+                        "description": AUDIO_DESCRIPTION,
+                        "sample_rate": SAMPLE_RATE,
+                        "n_mels": N_MELS,
+                        "samples_per_frame": env.samples_per_frame,
+                        "log": "log10, floor 1e-10",
+                    },
+                )
     except (Exception, KeyboardInterrupt) as err:
         if isinstance(err, WorldRLError) and not returns:
             raise
@@ -160,12 +192,22 @@ def collect_scenes(config: Any, *, progress: bool = True) -> Any:
     finally:
         env.close()
     result = writer.finalize()
-    summary = CollectSummary.build(Path(config.out), returns, lengths, terminated, result.bytes_written,
-                                   time.time() - start, result.num_episodes)
+    summary = CollectSummary.build(
+        Path(config.out), returns, lengths, terminated, result.bytes_written, time.time() - start, result.num_episodes
+    )
     if progress:
         print_summary(summary)
     return summary
 
 
-__all__ = ["AUDIO_DESCRIPTION", "AUDIO_KEY", "EXTRAS_DIR", "collect_scenes", "episode_dir", "is_scene_env",
-           "read_wav", "save_extras", "wav_bytes"]
+__all__ = [
+    "AUDIO_DESCRIPTION",
+    "AUDIO_KEY",
+    "EXTRAS_DIR",
+    "collect_scenes",
+    "episode_dir",
+    "is_scene_env",
+    "read_wav",
+    "save_extras",
+    "wav_bytes",
+]

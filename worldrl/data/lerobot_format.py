@@ -46,7 +46,18 @@ DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
 }
 VISUAL_DTYPES = ("image", "video")
 NUMERIC_DTYPES = (
-    "bool", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "bool",
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
 )
 SUPPORTED_DTYPES = (*VISUAL_DTYPES, "string", *NUMERIC_DTYPES)
 STAT_NAMES = ("min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99")
@@ -96,9 +107,13 @@ def _validate_feature(key: str, ft: Mapping[str, Any]) -> dict[str, Any]:
         raise DatasetFormatError(f"feature {key!r}: shape {shape!r} must be a non-empty list of positive ints")
     shape = [int(s) for s in shape]
     if dtype in VISUAL_DTYPES and (len(shape) != 3 or shape[2] not in (1, 3)):
-        raise DatasetFormatError(f"feature {key!r}: {dtype} shape must be [height, width, channels] with 1 or 3 channels, got {shape}")
+        raise DatasetFormatError(
+            f"feature {key!r}: {dtype} shape must be [height, width, channels] with 1 or 3 channels, got {shape}"
+        )
     if dtype == "video" and (shape[2] != 3 or shape[0] % 2 or shape[1] % 2):
-        raise DatasetFormatError(f"feature {key!r}: video frames must be RGB with even height and width (yuv420p), got {shape}")
+        raise DatasetFormatError(
+            f"feature {key!r}: video frames must be RGB with even height and width (yuv420p), got {shape}"
+        )
     if dtype not in VISUAL_DTYPES and len(shape) != 1:
         raise DatasetFormatError(f"feature {key!r}: non-visual features must be 1-D (flatten shape {shape})")
     out = json.loads(json.dumps(dict(ft)))  # a JSON-clean deep copy (tuples become lists)
@@ -168,7 +183,9 @@ def _numeric(accepted: str) -> Any:
     def coerce(key: str, ft: Mapping[str, Any], value: Any) -> np.ndarray:
         arr = _as_array(key, value)
         if arr.dtype.kind not in accepted:
-            raise DatasetFormatError(f"frame[{key!r}] has dtype {arr.dtype}, which does not fit the feature's {ft['dtype']}")
+            raise DatasetFormatError(
+                f"frame[{key!r}] has dtype {arr.dtype}, which does not fit the feature's {ft['dtype']}"
+            )
         arr = _check_shape(key, ft, arr)
         if ft["dtype"] == "bool" and arr.dtype.kind != "b" and not np.isin(arr, (0, 1)).all():
             raise DatasetFormatError(f"frame[{key!r}] must be boolean (0/1), got {arr.tolist()}")
@@ -185,7 +202,9 @@ def _coerce_visual(key: str, ft: Mapping[str, Any], value: Any) -> np.ndarray:
     if arr.shape == (c, h, w) and arr.shape != (h, w, c):
         arr = arr.transpose(1, 2, 0)  # CHW -> HWC, as lerobot accepts both
     if arr.shape != (h, w, c):
-        raise DatasetFormatError(f"frame[{key!r}] has shape {arr.shape}, the {ft['dtype']} feature is [H, W, C] = {[h, w, c]}")
+        raise DatasetFormatError(
+            f"frame[{key!r}] has shape {arr.shape}, the {ft['dtype']} feature is [H, W, C] = {[h, w, c]}"
+        )
     if arr.dtype == np.uint8:
         return np.ascontiguousarray(arr)
     if arr.dtype.kind == "f" and arr.size and 0.0 <= arr.min() and arr.max() <= 1.0:
@@ -221,9 +240,19 @@ _COERCE = {
 # ----------------------------------------------------------------------------------------------- arrow schema
 
 _ARROW_SCALARS = {
-    "bool": pa.bool_(), "float16": pa.float16(), "float32": pa.float32(), "float64": pa.float64(),
-    "int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
-    "uint8": pa.uint8(), "uint16": pa.uint16(), "uint32": pa.uint32(), "uint64": pa.uint64(), "string": pa.string(),
+    "bool": pa.bool_(),
+    "float16": pa.float16(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "int8": pa.int8(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "uint8": pa.uint8(),
+    "uint16": pa.uint16(),
+    "uint32": pa.uint32(),
+    "uint64": pa.uint64(),
+    "string": pa.string(),
 }
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 

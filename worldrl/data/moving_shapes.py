@@ -37,13 +37,16 @@ class MovingShapesConfig:
     """Seed of the actions, start positions and colours."""
 
     def __post_init__(self) -> None:
-        check_fields(self, {
-            "episodes": (self.episodes >= 1, ">= 1"),
-            "steps": (self.steps >= 2, ">= 2"),
-            "image_size": (self.image_size >= 8, ">= 8"),
-            "square": (1 <= self.square < self.image_size, "in [1, image_size)"),
-            "fps": (self.fps >= 1, ">= 1"),
-        })
+        check_fields(
+            self,
+            {
+                "episodes": (self.episodes >= 1, ">= 1"),
+                "steps": (self.steps >= 2, ">= 2"),
+                "image_size": (self.image_size >= 8, ">= 8"),
+                "square": (1 <= self.square < self.image_size, "in [1, image_size)"),
+                "fps": (self.fps >= 1, ">= 1"),
+            },
+        )
 
 
 def render(position: np.ndarray, color: np.ndarray, size: int, square: int) -> np.ndarray:
@@ -51,7 +54,7 @@ def render(position: np.ndarray, color: np.ndarray, size: int, square: int) -> n
     frame = np.full((size, size, 3), 20, np.uint8)
     free = size - square
     left, top = np.round((position + 1) / 2 * free).astype(int)
-    frame[top:top + square, left:left + square] = color
+    frame[top : top + square, left : left + square] = color
     return frame
 
 
@@ -60,10 +63,11 @@ def write_moving_shapes(root: str | Path, config: MovingShapesConfig | None = No
     config = config or MovingShapesConfig()
     rng = np.random.default_rng(config.seed)
     s = config.image_size
-    features = {"observation.images.front": {"dtype": "image", "shape": [s, s, 3],
-                                             "names": ["height", "width", "channels"]},
-                "observation.state": {"dtype": "float32", "shape": [4], "names": ["x", "y", "vx", "vy"]},
-                "action": {"dtype": "float32", "shape": [2], "names": ["ax", "ay"]}}
+    features = {
+        "observation.images.front": {"dtype": "image", "shape": [s, s, 3], "names": ["height", "width", "channels"]},
+        "observation.state": {"dtype": "float32", "shape": [4], "names": ["x", "y", "vx", "vy"]},
+        "action": {"dtype": "float32", "shape": [2], "names": ["ax", "ay"]},
+    }
     with LeRobotDatasetWriter.create(root, fps=config.fps, features=features) as writer:
         for _ in range(config.episodes):
             position = rng.uniform(-0.8, 0.8, 2)
@@ -72,9 +76,14 @@ def write_moving_shapes(root: str | Path, config: MovingShapesConfig | None = No
             action = rng.uniform(-1, 1, 2)
             for _ in range(config.steps):
                 action = np.clip(action + rng.normal(0, 0.5, 2), -1, 1)
-                writer.add_frame({"observation.images.front": render(position, color, s, config.square),
-                                  "observation.state": np.concatenate([position, velocity]).astype(np.float32),
-                                  "action": action.astype(np.float32)}, task="move the square")
+                writer.add_frame(
+                    {
+                        "observation.images.front": render(position, color, s, config.square),
+                        "observation.state": np.concatenate([position, velocity]).astype(np.float32),
+                        "action": action.astype(np.float32),
+                    },
+                    task="move the square",
+                )
                 velocity = 0.7 * velocity + 0.3 * action
                 position = position + config.speed * velocity
                 for i in range(2):  # bounce

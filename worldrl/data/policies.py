@@ -161,8 +161,14 @@ def _parse_params(arg: str, cls: type) -> Any:
 # --------------------------------------------------------------------------- scripted controllers
 
 
-def pendulum_swingup(obs: np.ndarray, max_torque: float = 2.0, k_energy: float = 1.0,
-                     kp: float = 10.0, kd: float = 2.0, balance_cos: float = 0.9) -> np.ndarray:
+def pendulum_swingup(
+    obs: np.ndarray,
+    max_torque: float = 2.0,
+    k_energy: float = 1.0,
+    kp: float = 10.0,
+    kd: float = 2.0,
+    balance_cos: float = 0.9,
+) -> np.ndarray:
     """Pendulum-v1: pump energy towards the upright level, then PD-balance near the top.
 
     With m = l = 1, g = 10: E = thdot^2 / 6 + 5 cos(th) and dE/dt = thdot * u, so
@@ -178,8 +184,14 @@ def pendulum_swingup(obs: np.ndarray, max_torque: float = 2.0, k_energy: float =
     return np.clip(u, -max_torque, max_torque)[:, None].astype(np.float32)
 
 
-def inverted_pendulum_pd(obs: np.ndarray, k_angle: float = 10.0, k_angle_vel: float = 2.0,
-                         k_pos: float = 0.3, k_vel: float = 0.5, max_force: float = 3.0) -> np.ndarray:
+def inverted_pendulum_pd(
+    obs: np.ndarray,
+    k_angle: float = 10.0,
+    k_angle_vel: float = 2.0,
+    k_pos: float = 0.3,
+    k_vel: float = 0.5,
+    max_force: float = 3.0,
+) -> np.ndarray:
     """InvertedPendulum-v4/v5 (obs: slider pos, hinge angle, slider vel, hinge vel): PD balance.
 
     Pushing the cart towards the side the pole leans to rights it; the small cart terms keep the
@@ -219,7 +231,9 @@ def _sb3_class_from_json(entry: dict[str, Any], path: Path, key: str) -> type:
     module = str(entry.get("__module__", ""))
     names = {v.split()[1].split(".")[0] for v in entry.values() if isinstance(v, str) and v.startswith("<function ")}
     if not module.startswith("stable_baselines3.") or len(names) != 1:
-        raise CheckpointError(f"{path}: cannot resolve {key} from module {module!r}; only stable_baselines3 classes load safely")
+        raise CheckpointError(
+            f"{path}: cannot resolve {key} from module {module!r}; only stable_baselines3 classes load safely"
+        )
     return getattr(importlib.import_module(module), names.pop())
 
 
@@ -241,7 +255,9 @@ def load_sb3_model(path: str | Path, algo: str | None, ctx: PolicyContext) -> An
         module = str(data.get("policy_class", {}).get("__module__", ""))
         algo = module.split(".")[1] if module.startswith("stable_baselines3.") else None
         if algo not in algorithms:
-            raise CheckpointError(f"{path}: cannot tell the algorithm from the zip; use 'sb3:ALGO:{path}' with ALGO in {sorted(algorithms)}")
+            raise CheckpointError(
+                f"{path}: cannot tell the algorithm from the zip; use 'sb3:ALGO:{path}' with ALGO in {sorted(algorithms)}"
+            )
     if algo not in algorithms:
         raise CheckpointError(f"unknown Stable-Baselines3 algorithm {algo!r}; known: {sorted(algorithms)}")
     spaces_by_key = {"observation_space": ctx.observation_space, "action_space": ctx.action_space}
@@ -261,8 +277,13 @@ def load_sb3_model(path: str | Path, algo: str | None, ctx: PolicyContext) -> An
 
 # Training-only entries of an SB3 zip, replaced by values its `_setup_model` accepts (never unpickled).
 SB3_TRAINING_DEFAULTS: dict[str, Any] = {
-    "lr_schedule": 0.0, "clip_range": 0.2, "clip_range_vf": None, "train_freq": 1,
-    "replay_buffer_class": None, "rollout_buffer_class": None, "action_noise": None,
+    "lr_schedule": 0.0,
+    "clip_range": 0.2,
+    "clip_range_vf": None,
+    "train_freq": 1,
+    "replay_buffer_class": None,
+    "rollout_buffer_class": None,
+    "action_noise": None,
 }
 
 
@@ -347,5 +368,7 @@ def make_policy(spec: str, ctx: PolicyContext, epsilon: float = 0.0) -> Policy:
     elif sep and arg:
         policy = _build_callable(spec, ctx)
     else:
-        raise ConfigError(f"unknown policy {spec!r}; use one of {sorted(POLICIES)}, 'sb3:PATH.zip' or 'module.path:function'")
+        raise ConfigError(
+            f"unknown policy {spec!r}; use one of {sorted(POLICIES)}, 'sb3:PATH.zip' or 'module.path:function'"
+        )
     return EpsilonMix(policy, ctx.action_space, epsilon, ctx.seed) if epsilon > 0 else policy

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Sequence, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,9 @@ class DatasetMeta:
 def load_v3_meta(root: Path, info: dict[str, Any]) -> DatasetMeta:
     episodes = read_episodes_table(root)
     if not episodes and info.get("total_episodes", 0):
-        raise DatasetFormatError(f"{root / 'meta/episodes'} holds no episodes parquet but info.json says {info['total_episodes']}")
+        raise DatasetFormatError(
+            f"{root / 'meta/episodes'} holds no episodes parquet but info.json says {info['total_episodes']}"
+        )
     data_paths = [
         root / info["data_path"].format(chunk_index=e["data/chunk_index"], file_index=e["data/file_index"])
         for e in episodes
@@ -144,7 +146,9 @@ def load_v2_meta(root: Path, info: dict[str, Any]) -> DatasetMeta:
     tasks = [t["task"] for t in sorted(_read_jsonl(root / "meta/tasks.jsonl"), key=lambda t: t["task_index"])]
 
     def fmt(template: str, e: dict[str, Any], **kw: Any) -> Path:
-        return root / template.format(episode_chunk=e["episode_index"] // chunks, episode_index=e["episode_index"], **kw)
+        return root / template.format(
+            episode_chunk=e["episode_index"] // chunks, episode_index=e["episode_index"], **kw
+        )
 
     data_paths = [fmt(info["data_path"], e) for e in episodes]
     videos = {
@@ -268,7 +272,9 @@ class LeRobotDatasetReader:
         """Positions in ``episodes`` of the episodes holding global frame ``indices``."""
         indices = np.asarray(indices, dtype=np.int64)
         k = np.searchsorted(self._starts, indices, side="right") - 1
-        bad = (k < 0) | (indices >= self._ends[np.clip(k, 0, None)]) if len(self._starts) else np.ones_like(indices, bool)
+        bad = (
+            (k < 0) | (indices >= self._ends[np.clip(k, 0, None)]) if len(self._starts) else np.ones_like(indices, bool)
+        )
         if np.any(bad):
             raise IndexError(f"frame indices {indices[bad][:5].tolist()} are outside every episode of {self.root}")
         return self._order[k]
@@ -289,7 +295,9 @@ class LeRobotDatasetReader:
             if table is None:
                 raise DatasetFormatError(f"{path} has no column {key!r}")
             if table.num_rows < rows:
-                raise DatasetFormatError(f"{path} has {table.num_rows} rows; the episodes table expects at least {rows}")
+                raise DatasetFormatError(
+                    f"{path} has {table.num_rows} rows; the episodes table expects at least {rows}"
+                )
             out.append((start, table.column(0).slice(0, rows), path))
         return out
 
@@ -375,8 +383,10 @@ class LeRobotDatasetReader:
         return item
 
     def __repr__(self) -> str:
-        return (f"LeRobotDatasetReader({str(self.root)!r}, v={self.info['codebase_version']}, fps={self.fps}, "
-                f"episodes={self.num_episodes}, frames={self.num_frames})")
+        return (
+            f"LeRobotDatasetReader({str(self.root)!r}, v={self.info['codebase_version']}, fps={self.fps}, "
+            f"episodes={self.num_episodes}, frames={self.num_frames})"
+        )
 
 
 _FRAME_READERS: dict[str, Callable[[LeRobotDatasetReader, str, np.ndarray], np.ndarray]] = {
@@ -410,7 +420,9 @@ def _to_numpy(arr: pa.ChunkedArray, shape: tuple[int, ...], dtype: Any, where: s
     return values.reshape(n, *shape).astype(dtype, copy=False)
 
 
-def _decode_image(struct: dict[str, Any] | None, path: Path, root: Path, shape: tuple[int, ...], key: str) -> np.ndarray:
+def _decode_image(
+    struct: dict[str, Any] | None, path: Path, root: Path, shape: tuple[int, ...], key: str
+) -> np.ndarray:
     from PIL import Image
 
     if struct is None or (struct.get("bytes") is None and not struct.get("path")):

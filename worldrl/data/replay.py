@@ -57,7 +57,7 @@ class ReplayBuffer:
             "episode": np.asarray(self._episode, np.int64),
         }
 
-    def windows(self, window: int, episodes: np.ndarray | None = None) -> "ReplayWindows":
+    def windows(self, window: int, episodes: np.ndarray | None = None) -> ReplayWindows:
         return ReplayWindows(self.arrays(), window, episodes)
 
     def sample_obs(self, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -20,10 +20,15 @@ from worldrl.data.reader import LeRobotDatasetReader
 from worldrl.data.stats import stats_arrays, vector_stats
 from worldrl.errors import ConfigError
 
+
 def default_keys(reader: LeRobotDatasetReader) -> dict[str, str | None]:
     """obs/action/reward/terminated as worldrl names them; reward and terminated are None when absent."""
-    keys: dict[str, str | None] = {"obs": "observation.state", "action": "action", "reward": "next.reward",
-                                   "terminated": termination_key(reader)}
+    keys: dict[str, str | None] = {
+        "obs": "observation.state",
+        "action": "action",
+        "reward": "next.reward",
+        "terminated": termination_key(reader),
+    }
     if "next.reward" not in reader.features:
         warnings.warn(f"{reader.root} has no 'next.reward': window key 'reward' will be zeros", stacklevel=3)
         keys["reward"] = None
@@ -38,7 +43,9 @@ def window_offsets(delta_timestamps: Sequence[float], fps: int, name: str) -> np
     frames = np.rint(deltas * fps)
     off_grid = np.abs(frames / fps - deltas) > 1e-4
     if off_grid.any():
-        raise ConfigError(f"delta_timestamps[{name!r}] = {deltas[off_grid].tolist()} are not multiples of 1/fps = {1 / fps:.6f}s")
+        raise ConfigError(
+            f"delta_timestamps[{name!r}] = {deltas[off_grid].tolist()} are not multiples of 1/fps = {1 / fps:.6f}s"
+        )
     return frames.astype(np.int64)
 
 
@@ -67,17 +74,24 @@ class WindowDataset(Dataset):
         self.keys = dict(keys) if keys is not None else default_keys(reader)
         for name, key in self.keys.items():
             if key is not None and key not in reader.features:
-                raise KeyError(f"window key {name!r} -> {key!r} is not a feature of {reader.root} (features: {list(reader.features)})")
+                raise KeyError(
+                    f"window key {name!r} -> {key!r} is not a feature of {reader.root} (features: {list(reader.features)})"
+                )
         self.offsets = {name: np.arange(window) for name in self.keys}
         self.delta_names = set(delta_timestamps or {})
         for name, deltas in (delta_timestamps or {}).items():
             if name not in self.keys:
-                raise KeyError(f"delta_timestamps names {name!r}, which is not one of the window keys {list(self.keys)}")
+                raise KeyError(
+                    f"delta_timestamps names {name!r}, which is not one of the window keys {list(self.keys)}"
+                )
             self.offsets[name] = window_offsets(deltas, reader.fps, name)
         self.episodes = list(episodes) if episodes is not None else [int(e["episode_index"]) for e in reader.episodes]
         self._anchors, self._ep_lo, self._ep_hi, self._ep_idx = self._build_index()
-        self._columns = {key: reader.column(key) for key in self.keys.values()
-                         if key is not None and reader.features[key]["dtype"] not in ("image", "video")}
+        self._columns = {
+            key: reader.column(key)
+            for key in self.keys.values()
+            if key is not None and reader.features[key]["dtype"] not in ("image", "video")
+        }
 
     def _build_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         anchors, lo, hi, ep_ids = [], [], [], []
@@ -147,7 +161,9 @@ def is_scalar_signal(key: str, feature: dict) -> bool:
     return key.startswith("next.") and tuple(feature["shape"]) == (1,)
 
 
-def split_episodes(episode_indices: Sequence[int], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:
+def split_episodes(
+    episode_indices: Sequence[int], val_fraction: float = 0.1, seed: int = 0
+) -> tuple[list[int], list[int]]:
     """Random train/validation split of episodes; at least one validation episode when there are >= 2."""
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -160,4 +176,3 @@ def split_episodes(episode_indices: Sequence[int], val_fraction: float = 0.1, se
     val = sorted(eps[j] for j in perm[:n_val])
     train = sorted(eps[j] for j in perm[n_val:])
     return train, val
-

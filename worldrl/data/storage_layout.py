@@ -85,8 +85,7 @@ def check_storable(env_id: str, observation_space: spaces.Space, action_space: s
         state_dim = len(state_names)
     else:
         raise UnsupportedSpaceError(
-            f"env {env_id!r}: observation space {observation_space} cannot be stored; "
-            "expected a Box or a Dict of Boxes"
+            f"env {env_id!r}: observation space {observation_space} cannot be stored; expected a Box or a Dict of Boxes"
         )
     if isinstance(action_space, spaces.Box):
         action_shape, action_dim, action_dtype = action_space.shape, int(np.prod(action_space.shape)), "float32"

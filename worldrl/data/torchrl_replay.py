@@ -41,8 +41,9 @@ def replay_from_torchrl(source: Any, obs_key: Any = "observation", capacity: int
         if key not in td.keys(True):
             raise KeyError(f"the TorchRL rows have no {key!r} entry (keys: {sorted(map(str, td.keys(True, True)))})")
     n = td.shape[0]
-    flag = lambda key: td.get(("next", key)).reshape(n).bool().cpu().numpy() if ("next", key) in td.keys(True) \
-        else np.zeros(n, bool)  # noqa: E731
+    flag = lambda key: (
+        td.get(("next", key)).reshape(n).bool().cpu().numpy() if ("next", key) in td.keys(True) else np.zeros(n, bool)
+    )  # noqa: E731
     terminated, truncated = flag("terminated"), flag("truncated")
     done = flag("done") | terminated | truncated
     if ("collector", "traj_ids") in td.keys(True):
@@ -58,8 +59,15 @@ def replay_from_torchrl(source: Any, obs_key: Any = "observation", capacity: int
     reward = td.get(("next", "reward")).float().cpu().numpy().reshape(n)
     replay = ReplayBuffer(tuple(obs.shape[1:]), action.shape[1], capacity=capacity or max(n, 1))
     for i in range(n):
-        replay.add(obs[i], action[i], reward[i], terminated[i], truncated[i] and not terminated[i], next_obs[i],
-                   int(episode[i]))
+        replay.add(
+            obs[i],
+            action[i],
+            reward[i],
+            terminated[i],
+            truncated[i] and not terminated[i],
+            next_obs[i],
+            int(episode[i]),
+        )
     return replay
 
 

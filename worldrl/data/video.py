@@ -152,7 +152,9 @@ def probe_video_info(path: Path) -> dict[str, Any]:
             "video.codec": s.codec_context.codec.name if s.codec_context.codec.name != "libdav1d" else "av1",
             "video.pix_fmt": s.codec_context.pix_fmt,
             "video.is_depth_map": False,
-            "video.fps": int(s.average_rate) if s.average_rate and s.average_rate.denominator == 1 else float(s.average_rate or 0),
+            "video.fps": int(s.average_rate)
+            if s.average_rate and s.average_rate.denominator == 1
+            else float(s.average_rate or 0),
             "video.channels": 3,
             "has_audio": any(True for _ in c.streams.audio),
         }
@@ -235,7 +237,9 @@ class FrameCache:
         times, frames = hit
         idx = np.abs(times[None, :] - np.asarray(wanted)[:, None]).argmin(axis=1)
         if (np.abs(times[idx] - wanted) > tolerance_s).any():
-            raise DatasetFormatError(f"{path}: timestamps {np.asarray(wanted).tolist()[:3]}... fall outside the episode segment")
+            raise DatasetFormatError(
+                f"{path}: timestamps {np.asarray(wanted).tolist()[:3]}... fall outside the episode segment"
+            )
         return frames[idx]
 
     def _put(self, key: tuple, item: tuple[np.ndarray, np.ndarray]) -> None:

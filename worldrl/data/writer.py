@@ -82,8 +82,10 @@ def lock_dataset(root: Path) -> FileLock:
         return FileLock(root / LOCK_FILE).acquire()
     except LockHeldError as err:
         who = f"process {err.holder}" if err.holder else "another process"
-        raise DatasetLockedError(f"{root}: another writer ({who}) holds this dataset; wait for it to finish "
-                                 f"or stop it (a killed writer releases it)") from None
+        raise DatasetLockedError(
+            f"{root}: another writer ({who}) holds this dataset; wait for it to finish "
+            f"or stop it (a killed writer releases it)"
+        ) from None
 
 
 def _write_meta_json(path: Path, data: dict[str, Any]) -> None:
@@ -108,9 +110,11 @@ class DatasetSummary:
     """Wall time from create to finalize."""
 
     def __str__(self) -> str:
-        return (f"{self.root}: {self.num_episodes} episodes, {self.num_frames} frames "
-                f"(+{self.episodes_added} episodes, +{self.frames_added} frames, "
-                f"{self.bytes_written / 1e6:.2f} MB in {self.seconds:.1f}s)")
+        return (
+            f"{self.root}: {self.num_episodes} episodes, {self.num_frames} frames "
+            f"(+{self.episodes_added} episodes, +{self.frames_added} frames, "
+            f"{self.bytes_written / 1e6:.2f} MB in {self.seconds:.1f}s)"
+        )
 
 
 @dataclass
@@ -194,8 +198,9 @@ class LeRobotDatasetWriter:
                 writer = cls._resume(root, int(fps), features, settings)
             else:
                 _prepare_empty_root(root, overwrite)
-                info = _new_info(int(fps), features, robot_type, chunks_size, data_files_size_in_mb,
-                                 video_files_size_in_mb)
+                info = _new_info(
+                    int(fps), features, robot_type, chunks_size, data_files_size_in_mb, video_files_size_in_mb
+                )
                 writer = cls(root, info, settings)
                 _write_meta_json(root / INFO_PATH, info)
         except BaseException:
@@ -213,8 +218,9 @@ class LeRobotDatasetWriter:
     def _resume(cls, root: Path, fps: int, features: dict[str, Any], settings: VideoSettings) -> LeRobotDatasetWriter:
         info = read_info(root)
         if info["codebase_version"] != CODEBASE_VERSION:
-            raise DatasetFormatError(f"{root / INFO_PATH}: cannot append to a {info['codebase_version']} dataset; "
-                                     "convert it to v3.0 first")
+            raise DatasetFormatError(
+                f"{root / INFO_PATH}: cannot append to a {info['codebase_version']} dataset; convert it to v3.0 first"
+            )
         if int(info["fps"]) != fps:
             raise DatasetFormatError(f"cannot resume {root}: it was recorded at fps {info['fps']}, not {fps}")
         diffs = feature_differences(info["features"], features)
@@ -382,8 +388,12 @@ class LeRobotDatasetWriter:
         self._dirty_data = True
         write_parquet(path, [*cur.tables, table], data_schema(self.features))
         start = self.num_frames
-        return {"data/chunk_index": cur.chunk, "data/file_index": cur.file,
-                "dataset_from_index": start, "dataset_to_index": start + table.num_rows}
+        return {
+            "data/chunk_index": cur.chunk,
+            "data/file_index": cur.file,
+            "dataset_from_index": start,
+            "dataset_to_index": start + table.num_rows,
+        }
 
     def _write_video(self, key: str, staged: Path, n: int) -> dict[str, Any]:
         cur = self._videos[key]
@@ -401,8 +411,12 @@ class LeRobotDatasetWriter:
                 start = concatenate_videos([path, staged], tmp)[1]
         if "info" not in self.features[key]:
             self.features[key]["info"] = probe_video_info(path)
-        return {f"videos/{key}/chunk_index": cur.chunk, f"videos/{key}/file_index": cur.file,
-                f"videos/{key}/from_timestamp": start, f"videos/{key}/to_timestamp": start + n / self.fps}
+        return {
+            f"videos/{key}/chunk_index": cur.chunk,
+            f"videos/{key}/file_index": cur.file,
+            f"videos/{key}/from_timestamp": start,
+            f"videos/{key}/to_timestamp": start + n / self.fps,
+        }
 
     def _commit(self, row: dict[str, Any], table: pa.Table, tasks: list[str], ep_stats: dict, n: int) -> None:
         """The episode becomes part of the dataset (in memory; ``_write_metadata`` then mirrors it)."""
@@ -423,8 +437,12 @@ class LeRobotDatasetWriter:
         self.tasks = tasks
         self.stats = aggregate_stats([self.stats, ep_stats]) if self.stats else ep_stats
         total = self.num_episodes + 1
-        self.info.update(total_episodes=total, total_frames=self.num_frames + n, total_tasks=len(tasks),
-                         splits={"train": f"0:{total}"})
+        self.info.update(
+            total_episodes=total,
+            total_frames=self.num_frames + n,
+            total_tasks=len(tasks),
+            splits={"train": f"0:{total}"},
+        )
 
     def _write_metadata(self) -> None:
         """Mirror the committed state into tasks, episodes table, stats and info (in that order)."""
@@ -448,8 +466,11 @@ class LeRobotDatasetWriter:
         if self._finalized is not None:
             return self._finalized
         if self._buffer.size:
-            warnings.warn(f"finalize: dropping the unfinished episode ({self._buffer.size} frames); "
-                          "call save_episode() to keep it", stacklevel=2)
+            warnings.warn(
+                f"finalize: dropping the unfinished episode ({self._buffer.size} frames); "
+                "call save_episode() to keep it",
+                stacklevel=2,
+            )
         self.clear_episode()
         try:
             self._repair()
@@ -460,9 +481,13 @@ class LeRobotDatasetWriter:
                 self._lock.release()
         added = (self.num_episodes - self._start_counts[0], self.num_frames - self._start_counts[1])
         self._finalized = DatasetSummary(
-            root=self.root, num_episodes=self.num_episodes, num_frames=self.num_frames,
-            bytes_written=max(_dir_bytes(self.root) - self._start_bytes, 0), episodes_added=added[0],
-            frames_added=added[1], seconds=time.time() - self._start_time,
+            root=self.root,
+            num_episodes=self.num_episodes,
+            num_frames=self.num_frames,
+            bytes_written=max(_dir_bytes(self.root) - self._start_bytes, 0),
+            episodes_added=added[0],
+            frames_added=added[1],
+            seconds=time.time() - self._start_time,
         )
         return self._finalized
 
@@ -507,8 +532,9 @@ class LeRobotDatasetWriter:
 # ----------------------------------------------------------------------------------------------- module helpers
 
 
-def _new_info(fps: int, features: dict[str, Any], robot_type: str | None, chunks_size: int,
-              data_mb: float, video_mb: float) -> dict[str, Any]:
+def _new_info(
+    fps: int, features: dict[str, Any], robot_type: str | None, chunks_size: int, data_mb: float, video_mb: float
+) -> dict[str, Any]:
     return {
         "codebase_version": CODEBASE_VERSION,
         "robot_type": robot_type,
@@ -529,8 +555,9 @@ def _new_info(fps: int, features: dict[str, Any], robot_type: str | None, chunks
 def _prepare_empty_root(root: Path, overwrite: bool) -> None:
     if has_dataset(root):
         if not overwrite:
-            raise DatasetExistsError(f"{root} already holds a dataset; pass overwrite=True to replace it "
-                                     "or resume=True to append")
+            raise DatasetExistsError(
+                f"{root} already holds a dataset; pass overwrite=True to replace it or resume=True to append"
+            )
         for child in root.iterdir():  # everything but the lock this writer holds
             if child.name != LOCK_FILE:
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
@@ -568,8 +595,13 @@ def _restore_committed(root: Path, info: dict[str, Any], episodes: list[dict[str
         if not pc.all(committed).as_py():
             write_parquet(path, table.filter(committed), table.schema)
     for key in keys_of_dtype(info["features"], "video"):
-        referenced = {root / info["video_path"].format(video_key=key, chunk_index=ep[f"videos/{key}/chunk_index"],
-                                                       file_index=ep[f"videos/{key}/file_index"]) for ep in episodes}
+        referenced = {
+            root
+            / info["video_path"].format(
+                video_key=key, chunk_index=ep[f"videos/{key}/chunk_index"], file_index=ep[f"videos/{key}/file_index"]
+            )
+            for ep in episodes
+        }
         folder = root / "videos" / key
         for path in folder.rglob("*.mp4") if folder.is_dir() else []:
             if path not in referenced:
@@ -615,7 +647,22 @@ def _png_bytes(img: np.ndarray) -> bytes:
 _STORE = {
     "image": LeRobotDatasetWriter._store_image,
     "video": LeRobotDatasetWriter._store_video,
-    **{d: LeRobotDatasetWriter._store_value for d in ("string", "bool", "float16", "float32", "float64", "int8",
-                                                      "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                                                      "uint64")},
+    **{
+        d: LeRobotDatasetWriter._store_value
+        for d in (
+            "string",
+            "bool",
+            "float16",
+            "float32",
+            "float64",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "uint8",
+            "uint16",
+            "uint32",
+            "uint64",
+        )
+    },
 }

@@ -63,7 +63,12 @@ def record_real_episode(
 
 
 def _record(
-    env: gym.Env, act_fn: Callable[[np.ndarray], np.ndarray], tmp: Path, seed: int, max_steps: int | None, desc: str,
+    env: gym.Env,
+    act_fn: Callable[[np.ndarray], np.ndarray],
+    tmp: Path,
+    seed: int,
+    max_steps: int | None,
+    desc: str,
     progress: bool,
 ) -> tuple[float, int]:
     """Play and encode the episode into ``tmp``; ``(return, steps)``. The encoder is aborted on any error."""

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -224,7 +225,7 @@ class FidelityReport:
         return _finite_or_none(data)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "FidelityReport":
+    def from_dict(cls, data: Mapping[str, Any]) -> FidelityReport:
         data = dict(data)
         data["horizons"] = [HorizonMetrics(**h) for h in data.get("horizons", [])]
         data["curve"] = [HorizonMetrics(**h) for h in data.get("curve", [])]
@@ -238,7 +239,7 @@ class FidelityReport:
         return text
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "FidelityReport":
+    def from_json(cls, path: str | Path) -> FidelityReport:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (json.JSONDecodeError, TypeError) as err:
@@ -251,8 +252,11 @@ class FidelityReport:
     @property
     def is_latent(self) -> bool:
         """Scored in the model's latent space (a latent-only family)."""
-        return any(h.latent_error is not None for h in self.horizons) and not self.is_pixel and not any(
-            h.nrmse is not None for h in self.horizons)
+        return (
+            any(h.latent_error is not None for h in self.horizons)
+            and not self.is_pixel
+            and not any(h.nrmse is not None for h in self.horizons)
+        )
 
     @property
     def error_name(self) -> str:
@@ -294,7 +298,9 @@ class FidelityReport:
         """The report's notes plus where the baselines' dataset mean comes from."""
         notes = list(self.notes)
         if self.baselines and self.baseline_mean_from:
-            notes.append(f"trivial baselines on the same starts; the dataset mean is taken over {self.baseline_mean_from}")
+            notes.append(
+                f"trivial baselines on the same starts; the dataset mean is taken over {self.baseline_mean_from}"
+            )
         return notes
 
     def to_markdown(self) -> str:
@@ -344,8 +350,10 @@ def compare_reports(reports: Mapping[str, FidelityReport], horizons: Sequence[in
         cells.append(_fmt(last.termination_accuracy if last else None))
         rows.append("| " + " | ".join(cells) + " |")
     rows += _baseline_rows(reports, horizons)
-    legend = ("\nobs err: nRMSE (RMSE / dataset std, mean over dimensions; lower is better), PSNR in dB for pixels, "
-              "or the latent distance to the embedding of the real future for latent-only families.")
+    legend = (
+        "\nobs err: nRMSE (RMSE / dataset std, mean over dimensions; lower is better), PSNR in dB for pixels, "
+        "or the latent distance to the embedding of the real future for latent-only families."
+    )
     return "\n".join(rows) + "\n" + legend + "\n"
 
 
@@ -436,7 +444,9 @@ class _Windows:
     step_valid: np.ndarray  # [B, H] bool: transition t+h-1 recorded
 
 
-def _windows(starts: list[tuple[int, int]], ranges: Mapping[int, tuple[int, int]], context: int, horizon: int) -> _Windows:
+def _windows(
+    starts: list[tuple[int, int]], ranges: Mapping[int, tuple[int, int]], context: int, horizon: int
+) -> _Windows:
     lo = np.array([ranges[ep][0] for ep, _ in starts])
     last = np.array([ranges[ep][1] - 1 for ep, _ in starts])
     t = lo + np.array([s for _, s in starts])
@@ -460,8 +470,9 @@ class _Data:
         self.action = np.asarray(reader.column(ACTION_KEY), np.float32).reshape(reader.num_frames, -1)
         self.reward = _flat_column(reader, REWARD_KEY)
         self.terminated = _flat_column(reader, term_key)
-        self.columns = {key: np.asarray(reader.column(key), np.float32) for key in task.obs_keys
-                        if not _is_image(task, key)}
+        self.columns = {
+            key: np.asarray(reader.column(key), np.float32) for key in task.obs_keys if not _is_image(task, key)
+        }
 
     def observations(self, indices: np.ndarray, key: str | None = None) -> np.ndarray:
         """One key's observations at ``indices`` (any shape) in task units (the task's first key by default)."""
@@ -517,8 +528,11 @@ class _KeyAccumulator:
         if count <= 0:
             return {}
         if self.pixel:
-            return {"frame_mse": float(self.frame_mse[h] / count), "psnr": float(self.psnr[h] / count),
-                    "ssim": float(self.ssim[h] / count)}
+            return {
+                "frame_mse": float(self.frame_mse[h] / count),
+                "psnr": float(self.psnr[h] / count),
+                "ssim": float(self.ssim[h] / count),
+            }
         per_dim = normalized_rmse(self.obs_sq[h : h + 1], np.array([count]), std)[0]
         return {"nrmse": float(per_dim.mean()), "nrmse_per_dim": per_dim.tolist()}
 
@@ -535,8 +549,15 @@ class _Accumulator:
         self.reward_abs = np.zeros(horizon)
         self.term_correct = np.zeros(horizon)
 
-    def add(self, valid: np.ndarray, step_valid: np.ndarray, obs: Mapping[str, tuple] | None = None,
-            latent: np.ndarray | None = None, reward: tuple | None = None, term: tuple | None = None) -> None:
+    def add(
+        self,
+        valid: np.ndarray,
+        step_valid: np.ndarray,
+        obs: Mapping[str, tuple] | None = None,
+        latent: np.ndarray | None = None,
+        reward: tuple | None = None,
+        term: tuple | None = None,
+    ) -> None:
         """One batch: ``obs`` maps key -> (prediction, truth) ``[B, H, ...]``; ``latent`` is distances ``[B, H]``."""
         self.count += valid.sum(0)
         self.step_count += step_valid.sum(0)
@@ -552,23 +573,33 @@ class _Accumulator:
             correct = (term[0] > TERMINAL_THRESHOLD) == (term[1] > 0.5)
             self.term_correct += np.where(step_valid, correct, 0.0).sum(0)
 
-    def metrics(self, stds: Mapping[str, np.ndarray | None], has: dict[str, bool], primary: str | None) -> list[HorizonMetrics]:
+    def metrics(
+        self, stds: Mapping[str, np.ndarray | None], has: dict[str, bool], primary: str | None
+    ) -> list[HorizonMetrics]:
         out = []
         for h in range(len(self.count)):
             n, k = self.count[h], self.step_count[h]
             per_key = {key: acc.metrics(h, n, stds.get(key)) for key, acc in self.keys.items()}
             top = per_key.get(primary, {}) if primary else {}
-            out.append(HorizonMetrics(
-                horizon=h + 1, count=int(n), step_count=int(k),
-                nrmse=top.get("nrmse"), nrmse_per_dim=top.get("nrmse_per_dim"),
-                frame_mse=top.get("frame_mse"), psnr=top.get("psnr"), ssim=top.get("ssim"),
-                latent_error=float(self.latent[h] / n) if has.get("latent") and n > 0 else None,
-                reward_rmse=float(np.sqrt(self.reward_sq[h] / k)) if has["reward"] and k > 0 else None,
-                reward_mae=float(self.reward_abs[h] / k) if has["reward"] and k > 0 else None,
-                termination_accuracy=float(self.term_correct[h] / k) if has["term"] and k > 0 else None,
-                per_key={key: {f: v for f, v in m.items() if f != "nrmse_per_dim"} for key, m in per_key.items()}
-                if len(per_key) > 1 else None,
-            ))
+            out.append(
+                HorizonMetrics(
+                    horizon=h + 1,
+                    count=int(n),
+                    step_count=int(k),
+                    nrmse=top.get("nrmse"),
+                    nrmse_per_dim=top.get("nrmse_per_dim"),
+                    frame_mse=top.get("frame_mse"),
+                    psnr=top.get("psnr"),
+                    ssim=top.get("ssim"),
+                    latent_error=float(self.latent[h] / n) if has.get("latent") and n > 0 else None,
+                    reward_rmse=float(np.sqrt(self.reward_sq[h] / k)) if has["reward"] and k > 0 else None,
+                    reward_mae=float(self.reward_abs[h] / k) if has["reward"] and k > 0 else None,
+                    termination_accuracy=float(self.term_correct[h] / k) if has["term"] and k > 0 else None,
+                    per_key={key: {f: v for f, v in m.items() if f != "nrmse_per_dim"} for key, m in per_key.items()}
+                    if len(per_key) > 1
+                    else None,
+                )
+            )
         return out
 
 
@@ -604,8 +635,14 @@ def _predict(
     out: dict[str, Any] = {}
     if has["obs"]:
         decoded = model.decode(flat)
-        out["obs"] = {key: (decoded[key] if model.task.is_keyed else decoded).reshape(
-            batch, horizon, *model.task.key_space(key).shape).float().cpu().numpy() for key in model.task.obs_keys}
+        out["obs"] = {
+            key: (decoded[key] if model.task.is_keyed else decoded)
+            .reshape(batch, horizon, *model.task.key_space(key).shape)
+            .float()
+            .cpu()
+            .numpy()
+            for key in model.task.obs_keys
+        }
     if has["latent"]:
         real = model.embed(data.model_input(fut.reshape(-1), device))
         distance = model.distance(model.state_embedding(flat).float(), real.float())
@@ -740,12 +777,15 @@ def _has_latent_targets(model: WorldModel) -> bool:
     return type(model).latent is not WorldModel.latent or type(model).embed is not WorldModel.embed
 
 
-def _what_to_measure(task: TaskSpec, caps, data: _Data, term_key: str | None, notes: list[str],
-                     latent_targets: bool = True) -> dict[str, bool]:
+def _what_to_measure(
+    task: TaskSpec, caps, data: _Data, term_key: str | None, notes: list[str], latent_targets: bool = True
+) -> dict[str, bool]:
     has = {"obs": caps.can_decode, "latent": not caps.can_decode and latent_targets}
     if has["latent"]:
-        notes.append("the model cannot decode observations (capabilities.can_decode=False): observation error is "
-                     "the latent distance to the model's embedding of the real future")
+        notes.append(
+            "the model cannot decode observations (capabilities.can_decode=False): observation error is "
+            "the latent distance to the model's embedding of the real future"
+        )
     elif not caps.can_decode:
         notes.append("the model cannot decode observations and has no latent targets: reward/termination only")
     has["reward"] = caps.predicts_reward and data.reward is not None
@@ -777,14 +817,23 @@ def _accumulate(acc: _Accumulator, data: _Data, win: _Windows, idx: np.ndarray, 
 class _Baselines:
     """The trivial baselines (``BASELINES``) on the same starts: per observation key, or in the model's latent."""
 
-    def __init__(self, model: WorldModel, reader: Any, data: _Data, evaluated: Mapping[int, tuple[int, int]],
-                 keys: Mapping[str, tuple[int, bool]], has: dict, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: WorldModel,
+        reader: Any,
+        data: _Data,
+        evaluated: Mapping[int, tuple[int, int]],
+        keys: Mapping[str, tuple[int, bool]],
+        has: dict,
+        device: torch.device,
+    ) -> None:
         self.model, self.data, self.keys, self.device = model, data, keys, device
         others = [ep for ep in range(reader.num_episodes) if ep not in evaluated]
         episodes = others or list(range(reader.num_episodes))
         rows = np.concatenate([np.arange(*reader.episode_range(ep)) for ep in episodes])
-        self.mean_from = (f"the {len(episodes)} episodes not evaluated" if others
-                          else f"all {len(episodes)} episodes (none held out)")
+        self.mean_from = (
+            f"the {len(episodes)} episodes not evaluated" if others else f"all {len(episodes)} episodes (none held out)"
+        )
         self.means = {key: mean_observation(lambda i, k=key: data.observations(i, k), rows) for key in keys}
         self.latent = has["latent"]
         if self.latent:  # the mean embedding of the same rows (at most 1024, evenly spaced)
@@ -801,8 +850,11 @@ class _Baselines:
             obs = {}
             for key in self.keys:
                 real = self.data.observations(future, key)
-                pred = (repeat_last_prediction(self.data.observations(last, key), horizon) if name == "repeat_last"
-                        else mean_prediction(self.means[key], batch, horizon))
+                pred = (
+                    repeat_last_prediction(self.data.observations(last, key), horizon)
+                    if name == "repeat_last"
+                    else mean_prediction(self.means[key], batch, horizon)
+                )
                 obs[key] = (np.asarray(pred, np.float64), real)
             latent = self._latent(name, future, last) if self.latent else None
             self._accs[name].add(win.valid[idx], win.step_valid[idx], obs=obs, latent=latent)
@@ -816,7 +868,9 @@ class _Baselines:
             pred = self.mean_embedding.expand(batch * horizon, -1)
         return self.model.distance(pred, real).reshape(batch, horizon).double().cpu().numpy()
 
-    def metrics(self, stds: Mapping[str, np.ndarray], horizons: Sequence[int], primary: str | None) -> dict[str, list[HorizonMetrics]]:
+    def metrics(
+        self, stds: Mapping[str, np.ndarray], horizons: Sequence[int], primary: str | None
+    ) -> dict[str, list[HorizonMetrics]]:
         has = {"reward": False, "term": False, "latent": self.latent}
         out = {}
         for name, acc in (self._accs or {}).items():

@@ -11,8 +11,8 @@ import io
 import json
 import math
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -56,7 +56,9 @@ def plot_trajectories(
             colour = f"C{i % 10}"
             label = f"ep {examples.episode[i]} t={examples.start[i]}" if d == 0 else None
             ax.plot(x, real[i, :, d], color=colour, lw=1.4, label=label)
-            ax.plot(x[: examples.length[i] + 1], imagined[i, : examples.length[i] + 1, d], color=colour, lw=1.2, ls="--")
+            ax.plot(
+                x[: examples.length[i] + 1], imagined[i, : examples.length[i] + 1, d], color=colour, lw=1.2, ls="--"
+            )
         ax.set_title(names[d], fontsize=9)
         ax.set_xlabel("steps after start", fontsize=8)
         ax.tick_params(labelsize=7)

@@ -7,8 +7,9 @@ otherwise finish first and be over-counted. Copy i is seeded with ``seed + i``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -56,7 +57,9 @@ def _make_vector_env(env_id: str, num_envs: int, **env_kwargs: Any) -> gym.vecto
     try:
         from worldrl.tasks.real_envs import make_real_vector_env
     except ImportError:  # the real-env factory is optional here; plain gymnasium ids work without it
-        return gym.make_vec(env_id, num_envs, vectorization_mode="sync", vector_kwargs={"autoreset_mode": same_step}, **env_kwargs)
+        return gym.make_vec(
+            env_id, num_envs, vectorization_mode="sync", vector_kwargs={"autoreset_mode": same_step}, **env_kwargs
+        )
     return make_real_vector_env(env_id, num_envs, "sync", autoreset_mode=same_step, **env_kwargs)
 
 
@@ -114,5 +117,8 @@ def evaluate_on_real_env(
     s = summarize(flat)
     return ReturnStats(
         **asdict(s),
-        returns=flat, lengths=[n for per_env in lengths for n in per_env], episodes=len(flat), env_id=env_id,
+        returns=flat,
+        lengths=[n for per_env in lengths for n in per_env],
+        episodes=len(flat),
+        env_id=env_id,
     )

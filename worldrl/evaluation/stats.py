@@ -7,9 +7,9 @@ integrated with Simpson's rule and the CDF inverted by bisection (accurate to ~1
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Sequence
 
 import numpy as np
 

@@ -60,16 +60,19 @@ class OnlineConfig:
     (the online loop cannot resume a run)."""
 
     def __post_init__(self) -> None:
-        check_fields(self, {
-            "real_steps": (self.real_steps >= 1, ">= 1"),
-            "initial_random_steps": (self.initial_random_steps is None or self.initial_random_steps >= 0, ">= 0"),
-            "steps_per_iteration": (self.steps_per_iteration >= 1, ">= 1"),
-            "model_steps": (self.model_steps >= 1, ">= 1"),
-            "eval_every": (self.eval_every >= 1, ">= 1"),
-            "eval_episodes": (self.eval_episodes >= 1, ">= 1"),
-            "agent_options": (isinstance(self.agent_options, dict), "a mapping"),
-            "agent": (self.agent in available_agents(), f"a known agent {available_agents()} (unknown agent)"),
-        })
+        check_fields(
+            self,
+            {
+                "real_steps": (self.real_steps >= 1, ">= 1"),
+                "initial_random_steps": (self.initial_random_steps is None or self.initial_random_steps >= 0, ">= 0"),
+                "steps_per_iteration": (self.steps_per_iteration >= 1, ">= 1"),
+                "model_steps": (self.model_steps >= 1, ">= 1"),
+                "eval_every": (self.eval_every >= 1, ">= 1"),
+                "eval_episodes": (self.eval_episodes >= 1, ">= 1"),
+                "agent_options": (isinstance(self.agent_options, dict), "a mapping"),
+                "agent": (self.agent in available_agents(), f"a known agent {available_agents()} (unknown agent)"),
+            },
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OnlineConfig:

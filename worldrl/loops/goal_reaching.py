@@ -38,13 +38,21 @@ class GoalReachingConfig:
     """Success threshold on the tracked body's final distance (m)."""
     tracked_body: str = "fingertip"
     """MuJoCo body whose position defines success (skipped when the model has none)."""
-    planner: dict[str, Any] = field(default_factory=lambda: {"horizon": 2, "num_samples": 32, "num_elites": 4,
-                                                              "iterations": 2})
+    planner: dict[str, Any] = field(
+        default_factory=lambda: {"horizon": 2, "num_samples": 32, "num_elites": 4, "iterations": 2}
+    )
     """CEM settings of the ``mpc-goal`` agent."""
 
     def __post_init__(self) -> None:
-        check_fields(self, {"episodes": (self.episodes >= 1, ">= 1"), "steps": (self.steps >= 1, ">= 1"),
-                            "goal_steps": (self.goal_steps >= 1, ">= 1"), "success": (self.success > 0, "> 0")})
+        check_fields(
+            self,
+            {
+                "episodes": (self.episodes >= 1, ">= 1"),
+                "steps": (self.steps >= 1, ">= 1"),
+                "goal_steps": (self.goal_steps >= 1, ">= 1"),
+                "success": (self.success > 0, "> 0"),
+            },
+        )
 
 
 def _body(env: Any, name: str) -> np.ndarray | None:
@@ -106,8 +114,12 @@ def run_goal_reaching(model: Any, config: GoalReachingConfig, progress: bool = F
             entry[f"final {config.tracked_body} distance"] = float(np.mean(body[name]))
             entry["success"] = float(np.mean(np.asarray(body[name]) < config.success))
         results[name] = entry
-    return {"agents": results, "plan_seconds_per_action": seconds / max(calls, 1), "episodes": config.episodes,
-            "planner": dict(config.planner)}
+    return {
+        "agents": results,
+        "plan_seconds_per_action": seconds / max(calls, 1),
+        "episodes": config.episodes,
+        "planner": dict(config.planner),
+    }
 
 
 __all__ = ["GoalReachingConfig", "run_goal_reaching"]

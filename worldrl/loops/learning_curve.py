@@ -82,8 +82,10 @@ def plot_curve(path: Path, records: list[EvalRecord], title: str) -> Path:
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
     with path.open("a") as f:
-        f.write(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                            for k, v in row.items()}) + "\n")
+        f.write(
+            json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()})
+            + "\n"
+        )
 
 
 __all__ = ["EvalRecord", "append_jsonl", "plot_curve", "write_curve_csv"]

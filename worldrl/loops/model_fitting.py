@@ -30,15 +30,22 @@ def task_for_env(env: gym.Env, env_id: str) -> TaskSpec:
     if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
         raise EnvError(f"{env_id} observes {obs_space}; the online loop needs a flat Box state observation")
     spec = getattr(env, "spec", None)
-    return TaskSpec(obs_space, act_space, task_id=env_id, fps=float(env_fps(env)),
-                    max_episode_steps=spec.max_episode_steps if spec is not None else None)
+    return TaskSpec(
+        obs_space,
+        act_space,
+        task_id=env_id,
+        fps=float(env_fps(env)),
+        max_episode_steps=spec.max_episode_steps if spec is not None else None,
+    )
 
 
 def check_action_space(agent: str, env_id: str, space: gym.Space) -> None:
     """Every agent here samples or squashes continuous actions: discrete spaces get a clear refusal."""
     if not isinstance(space, gym.spaces.Box) or not np.issubdtype(space.dtype, np.floating):
-        raise EnvError(f"agent {agent!r} needs a continuous Box action space, but {env_id} has {space}; "
-                         "discrete actions are not supported by the world-model agents")
+        raise EnvError(
+            f"agent {agent!r} needs a continuous Box action space, but {env_id} has {space}; "
+            "discrete actions are not supported by the world-model agents"
+        )
 
 
 def build_world_model(config: OnlineConfig, task: TaskSpec, spec: ModelSpec, device: torch.device) -> WorldModel:
@@ -49,8 +56,10 @@ def build_world_model(config: OnlineConfig, task: TaskSpec, spec: ModelSpec, dev
         return build_model(options.pop("family"), options, task).to(device)
     model = load_pretrained(config.model, device=device)
     if model.task.task_id != config.env_id:
-        raise ConfigError(f"the world model at {config.model} was trained for task {model.task.task_id!r}, "
-                         f"not --env {config.env_id!r}")
+        raise ConfigError(
+            f"the world model at {config.model} was trained for task {model.task.task_id!r}, "
+            f"not --env {config.env_id!r}"
+        )
     model.task.check_compatible(task.observation_space, task.action_space)
     return model
 
@@ -98,8 +107,9 @@ def trainer_config(spec: ModelSpec, config: OnlineConfig, iteration: int, device
         raise ConfigError(f"{spec.source}: trainer: {' '.join(str(err).split())}") from None
 
 
-def fit_model(model: WorldModel, replay: ReplayBuffer, spec: ModelSpec, config: OnlineConfig, iteration: int,
-              workdir: Path) -> dict[str, float]:
+def fit_model(
+    model: WorldModel, replay: ReplayBuffer, spec: ModelSpec, config: OnlineConfig, iteration: int, workdir: Path
+) -> dict[str, float]:
     """Fine-tune ``model`` in place on all real windows; returns the fit's final losses."""
     from worldrl.training import Trainer
 
@@ -118,7 +128,10 @@ def fit_model(model: WorldModel, replay: ReplayBuffer, spec: ModelSpec, config: 
     for old in workdir.glob("fit_*"):
         if old != fit_dir:
             shutil.rmtree(old, ignore_errors=True)
-    return {"model/train_loss": _nan_if_none(result.final_train_loss), "model/val_loss": _nan_if_none(result.final_val_loss)}
+    return {
+        "model/train_loss": _nan_if_none(result.final_train_loss),
+        "model/val_loss": _nan_if_none(result.final_val_loss),
+    }
 
 
 def _nan_if_none(value: float | None) -> float:
@@ -126,26 +139,33 @@ def _nan_if_none(value: float | None) -> float:
 
 
 @torch.no_grad()
-def check_imagination(model: WorldModel, starts: np.ndarray, action_space: gym.spaces.Box, horizon: int = 10,
-                      seed: int = 0) -> None:
+def check_imagination(
+    model: WorldModel, starts: np.ndarray, action_space: gym.spaces.Box, horizon: int = 10, seed: int = 0
+) -> None:
     """Roll random actions from real states through the model; ``FloatingPointError`` if anything is non-finite."""
     device = model.device
     gen = torch.Generator(device=device).manual_seed(seed)
     obs = torch.as_tensor(starts, dtype=torch.float32, device=device)
     batch = obs.shape[0]
-    state = model.observe_last(obs[:, None], torch.zeros(batch, 1, model.task.action_dim, device=device),
-                               torch.ones(batch, 1, dtype=torch.bool, device=device))
+    state = model.observe_last(
+        obs[:, None],
+        torch.zeros(batch, 1, model.task.action_dim, device=device),
+        torch.ones(batch, 1, dtype=torch.bool, device=device),
+    )
     low = torch.as_tensor(action_space.low, dtype=torch.float32, device=device).reshape(-1)
     high = torch.as_tensor(action_space.high, dtype=torch.float32, device=device).reshape(-1)
     actions = low + (high - low) * torch.rand(batch, horizon, low.numel(), generator=gen, device=device)
     states = model.rollout(state, actions, gen)
     readouts = {"reward": model.reward(states)}
     readouts["observation" if model.capabilities.can_decode else "latent"] = (
-        model.decode(states) if model.capabilities.can_decode else model.latent(states))
+        model.decode(states) if model.capabilities.can_decode else model.latent(states)
+    )
     for name, value in readouts.items():
         if not bool(torch.isfinite(value).all()):
-            raise FloatingPointError(f"the world model's imagined {name} is NaN/inf within {horizon} steps of real "
-                                     "states: the model diverged")
+            raise FloatingPointError(
+                f"the world model's imagined {name} is NaN/inf within {horizon} steps of real "
+                "states: the model diverged"
+            )
 
 
 def check_finite(metrics: dict[str, float], what: str) -> None:

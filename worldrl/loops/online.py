@@ -80,8 +80,9 @@ class OnlineResult:
         lines = [f"{'real steps':>10}  {'return':>10}  {'95% CI':>22}  {'train return':>12}  {'time':>8}"]
         for r in self.evaluations:
             ci = "n/a" if math.isnan(r.ci95_low) else f"[{r.ci95_low:.1f}, {r.ci95_high:.1f}]"
-            lines.append(f"{r.real_steps:>10d}  {r.mean:>10.1f}  {ci:>22}  {r.train_return:>12.1f}  "
-                         f"{r.wall_clock_s:>7.0f}s")
+            lines.append(
+                f"{r.real_steps:>10d}  {r.mean:>10.1f}  {ci:>22}  {r.train_return:>12.1f}  {r.wall_clock_s:>7.0f}s"
+            )
         lines.append(f"model: {self.model_path}\nagent: {self.agent_path}\ncurve: {self.curve_csv}, {self.curve_png}")
         if self.video_path is not None:
             lines.append(f"video: {self.video_path}")
@@ -126,9 +127,13 @@ def evaluate_agent(agent: Any, config: OnlineConfig) -> Any:
 
     agent.reset()
     try:
-        return evaluate_on_real_env(lambda obs: agent.act(obs, deterministic=True), config.env_id,
-                                    episodes=config.eval_episodes, seed=config.seed + 10_000,
-                                    num_envs=config.eval_episodes)
+        return evaluate_on_real_env(
+            lambda obs: agent.act(obs, deterministic=True),
+            config.env_id,
+            episodes=config.eval_episodes,
+            seed=config.seed + 10_000,
+            num_envs=config.eval_episodes,
+        )
     finally:
         agent.reset()  # the collection env's episode continues with a fresh agent memory
 
@@ -142,8 +147,18 @@ def save_state(directory: Path, model: WorldModel, agent: Any, info: dict[str, A
     return directory
 
 
-RUN_OUTPUTS = ("model", "agent", "checkpoints", "data", "model_fits", "learning_curve.csv", "learning_curve.png",
-               "iterations.jsonl", "model_fits.log", "final_episode.mp4")
+RUN_OUTPUTS = (
+    "model",
+    "agent",
+    "checkpoints",
+    "data",
+    "model_fits",
+    "learning_curve.csv",
+    "learning_curve.png",
+    "iterations.jsonl",
+    "model_fits.log",
+    "final_episode.mp4",
+)
 """What a run writes into its output directory (and what ``overwrite`` removes)."""
 
 
@@ -153,8 +168,10 @@ def prepare_output_dir(out: Path, overwrite: bool) -> None:
         raise OutputExistsError(f"--out {out} is a file, not a directory")
     found = [name for name in RUN_OUTPUTS if (out / name).exists()]
     if found and not overwrite:
-        raise OutputExistsError(f"{out} already holds a train-agent run ({', '.join(found)}); pass --overwrite to "
-                                "replace it or choose another --out (train-agent cannot resume a run)")
+        raise OutputExistsError(
+            f"{out} already holds a train-agent run ({', '.join(found)}); pass --overwrite to "
+            "replace it or choose another --out (train-agent cannot resume a run)"
+        )
     for name in found:
         path = out / name
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
@@ -189,8 +206,9 @@ class OnlineRun:
         for stale in ("iterations.jsonl", "model_fits.log"):
             (self.out / stale).unlink(missing_ok=True)
         episode = self.task.max_episode_steps or config.steps_per_iteration
-        self.random_steps = min(config.real_steps, config.initial_random_steps
-                                if config.initial_random_steps is not None else episode)
+        self.random_steps = min(
+            config.real_steps, config.initial_random_steps if config.initial_random_steps is not None else episode
+        )
 
     def fail(self, what: str, err: BaseException | str) -> OnlineTrainingError:
         where = self.checkpoint if self.has_checkpoint else "none written yet"
@@ -209,8 +227,9 @@ class OnlineRun:
         try:
             metrics = fit_model(self.model, self.replay, self.spec, self.config, index, self.out / "model_fits")
             check_finite(metrics, "world-model training")
-            check_imagination(self.model, self.replay.sample_obs(64, self.rng), self.task.action_space,
-                              seed=self.config.seed + index)
+            check_imagination(
+                self.model, self.replay.sample_obs(64, self.rng), self.task.action_space, seed=self.config.seed + index
+            )
         except (TrainingDivergedError, FloatingPointError) as err:
             # the trainer's own "last good checkpoint" is a per-fit scratch directory: name ours instead
             reason = err.reason if isinstance(err, TrainingDivergedError) else str(err)
@@ -229,9 +248,16 @@ class OnlineRun:
     def evaluate(self) -> EvalRecord:
         stats = evaluate_agent(self.agent, self.config)
         train = self.collector.pop_returns()
-        record = EvalRecord(len(self.replay), stats.mean, stats.ci95_low, stats.ci95_high, stats.std,
-                            stats.episodes, float(np.mean(train)) if train else float("nan"),
-                            time.perf_counter() - self.start)
+        record = EvalRecord(
+            len(self.replay),
+            stats.mean,
+            stats.ci95_low,
+            stats.ci95_high,
+            stats.std,
+            stats.episodes,
+            float(np.mean(train)) if train else float("nan"),
+            time.perf_counter() - self.start,
+        )
         self.records.append(record)
         self.last_returns = list(stats.returns)
         write_curve_csv(self.out / "learning_curve.csv", self.records)
@@ -239,9 +265,18 @@ class OnlineRun:
         return record
 
     def save_checkpoint(self, index: int) -> None:
-        save_state(self.checkpoint, self.model, self.agent,
-                   {"iteration": index, "real_steps": len(self.replay), "agent": self.config.agent,
-                    "env_id": self.config.env_id, "config": dataclasses.asdict(self.config)})
+        save_state(
+            self.checkpoint,
+            self.model,
+            self.agent,
+            {
+                "iteration": index,
+                "real_steps": len(self.replay),
+                "agent": self.config.agent,
+                "env_id": self.config.env_id,
+                "config": dataclasses.asdict(self.config),
+            },
+        )
         self.has_checkpoint = True
 
     def finish(self) -> OnlineResult:
@@ -252,9 +287,19 @@ class OnlineRun:
         shutil.rmtree(self.out / "model_fits", ignore_errors=True)
         self.env.close()
         video = self.record_video() if self.config.video else None
-        return OnlineResult(self.out, self.out / "model", self.out / "agent", self.checkpoint,
-                            self.out / "learning_curve.csv", self.out / "learning_curve.png", self.records,
-                            len(self.replay), time.perf_counter() - self.start, self.last_returns, video)
+        return OnlineResult(
+            self.out,
+            self.out / "model",
+            self.out / "agent",
+            self.checkpoint,
+            self.out / "learning_curve.csv",
+            self.out / "learning_curve.png",
+            self.records,
+            len(self.replay),
+            time.perf_counter() - self.start,
+            self.last_returns,
+            video,
+        )
 
     def record_video(self) -> Path | None:
         """The final agent's first evaluation episode, rendered; a rendering failure (no GL, no pygame) only
@@ -263,8 +308,12 @@ class OnlineRun:
 
         self.agent.reset()
         try:
-            return record_real_episode(lambda obs: self.agent.act(obs, deterministic=True), self.config.env_id,
-                                       self.out / "final_episode.mp4", seed=self.config.seed + 10_000).path
+            return record_real_episode(
+                lambda obs: self.agent.act(obs, deterministic=True),
+                self.config.env_id,
+                self.out / "final_episode.mp4",
+                seed=self.config.seed + 10_000,
+            ).path
         except Exception as err:  # noqa: BLE001 - any renderer error: report it and keep the run's results
             tqdm.write(f"warning: could not record final_episode.mp4 ({type(err).__name__}: {err})", file=sys.stderr)
             return None
@@ -288,8 +337,11 @@ def train_agent(config: OnlineConfig) -> OnlineResult:
                 record = run.evaluate()
                 row["time/eval_s"] = time.perf_counter() - clock
                 next_eval = (len(run.replay) // config.eval_every + 1) * config.eval_every
-                row.update(real_return=record.mean, real_return_ci95_low=record.ci95_low,
-                           real_return_ci95_high=record.ci95_high)
+                row.update(
+                    real_return=record.mean,
+                    real_return_ci95_low=record.ci95_low,
+                    real_return_ci95_high=record.ci95_high,
+                )
                 bar.set_postfix(real_return=f"{record.mean:.1f}", refresh=False)
             append_jsonl(run.out / "iterations.jsonl", row)
             run.save_checkpoint(index)

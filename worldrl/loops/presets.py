@@ -22,8 +22,14 @@ PRESETS_PACKAGE = "worldrl.configs"
 
 GENERIC_MODEL: dict[str, Any] = {
     "data": {"window": 2},
-    "model": {"family": "ensemble", "num_members": 5, "num_elites": 3, "hidden_dims": [200, 200, 200],
-              "predict_delta": True, "predict_terminal": True},
+    "model": {
+        "family": "ensemble",
+        "num_members": 5,
+        "num_elites": 3,
+        "hidden_dims": [200, 200, 200],
+        "predict_delta": True,
+        "predict_terminal": True,
+    },
     "trainer": {"batch_size": 256, "lr": 1.0e-3, "weight_decay": 1.0e-5, "grad_clip": 10.0},
 }
 """The small probabilistic ensemble used when a task has no ``configs/ensemble_<task>.yaml`` preset."""

@@ -61,7 +61,7 @@ class WorldModelConfig:
         return {}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "model") -> "WorldModelConfig":
+    def from_dict(cls, data: dict[str, Any], where: str = "model") -> WorldModelConfig:
         """The config from ``to_dict`` output or a YAML ``model`` section (strict: ``config_from_dict``)."""
         return config_from_dict(cls, {k: v for k, v in data.items() if k != "family"}, where)
 
@@ -121,8 +121,10 @@ class WorldModel(nn.Module, abc.ABC):
         keys = list(requested) if requested else ["observation.state"]
         missing = [key for key in keys if key not in features]
         if missing:
-            raise ValueError(f"the dataset has no feature(s) {missing}; observation features: "
-                             f"{sorted(k for k in features if k.startswith('observation'))}")
+            raise ValueError(
+                f"the dataset has no feature(s) {missing}; observation features: "
+                f"{sorted(k for k in features if k.startswith('observation'))}"
+            )
         return keys
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
@@ -263,7 +265,7 @@ class WorldModel(nn.Module, abc.ABC):
     @classmethod
     def from_pretrained(
         cls, directory_or_hub_id: str, device: str | torch.device = "cpu", revision: str | None = None
-    ) -> "WorldModel":
+    ) -> WorldModel:
         """A checkpoint directory or a Hub repo id (at ``revision``: a branch, tag or commit; default main)."""
         from worldrl.models.checkpoint import load_pretrained
 

@@ -17,8 +17,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tensordict import TensorDict
 
-from worldrl.io import atomic_directory, read_json, write_json
 from worldrl.errors import CheckpointError
+from worldrl.io import atomic_directory, read_json, write_json
 from worldrl.models.base import WorldModel, build_model, get_family
 from worldrl.models.external import weights_sha256
 from worldrl.models.task_spec import TaskSpec
@@ -43,11 +43,19 @@ def save_pretrained(model: WorldModel, directory: str | os.PathLike) -> Path:
         write_json(tmp / TASK_NAME, model.task.to_dict())
         external = model.external_weights()
         if external:
-            write_json(tmp / EXTERNAL_NAME, {name: {"prefix": part.prefix, "source": part.source, "sha256": part.sha256()}
-                                             for name, part in external.items()})
+            write_json(
+                tmp / EXTERNAL_NAME,
+                {
+                    name: {"prefix": part.prefix, "source": part.source, "sha256": part.sha256()}
+                    for name, part in external.items()
+                },
+            )
         prefixes = tuple(part.prefix for part in external.values())
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-                   if not (prefixes and k.startswith(prefixes))}
+        tensors = {
+            k: v.detach().cpu().contiguous()
+            for k, v in model.state_dict().items()
+            if not (prefixes and k.startswith(prefixes))
+        }
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"family": model.config.family})
         if model.start_states is not None:
             save_file(start_state_tensors(model.start_states), str(tmp / STARTS_NAME))
@@ -124,8 +132,10 @@ def _verify_external(model: WorldModel, directory: Path) -> tuple[str, ...]:
     recorded = read_json(path, CheckpointError) if path.exists() else {}
     present = model.external_weights()
     if set(recorded) != set(present):
-        raise CheckpointError(f"{path} references {sorted(recorded)} but the model built from config.json loads "
-                              f"external weights {sorted(present)}")
+        raise CheckpointError(
+            f"{path} references {sorted(recorded)} but the model built from config.json loads "
+            f"external weights {sorted(present)}"
+        )
     for name, part in present.items():
         entry = recorded[name]
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
@@ -201,7 +211,9 @@ def _load_state_strict(
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{path} does not match its config.json: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise CheckpointError(
+            f"{path} does not match its config.json: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     for key, value in state.items():
         if value.shape != expected[key].shape:
             raise CheckpointError(

@@ -34,8 +34,12 @@ FIDELITY_PATH = "eval/fidelity.json"
 RUN_CONFIG = "config.yaml"
 """The trainer's resolved config, in the run directory that holds the checkpoint (``<run>/model``)."""
 BASE_TAGS = ("worldrl", "world-model", "model-based-reinforcement-learning", "reinforcement-learning")
-_METRICS = (("nrmse", "nRMSE", True), ("psnr", "PSNR (dB)", False), ("ssim", "SSIM", False),
-            ("latent_error", "latent error", True))
+_METRICS = (
+    ("nrmse", "nRMSE", True),
+    ("psnr", "PSNR (dB)", False),
+    ("ssim", "SSIM", False),
+    ("latent_error", "latent error", True),
+)
 """(report field, display name, lower is better) of the per-horizon observation errors."""
 
 
@@ -82,8 +86,15 @@ def push_to_hub(
             (staging / FIDELITY_PATH).parent.mkdir(parents=True, exist_ok=True)
             (staging / FIDELITY_PATH).write_text(json.dumps(report, indent=2) + "\n")
         data = run_config.get("data") or {}
-        card = model_card(staging, repo_id, dataset=dataset or data.get("root"), collect=data.get("collect"),
-                          fidelity=report, tags=tags, revision=revision)
+        card = model_card(
+            staging,
+            repo_id,
+            dataset=dataset or data.get("root"),
+            collect=data.get("collect"),
+            fidelity=report,
+            tags=tags,
+            revision=revision,
+        )
         (staging / CARD_NAME).write_text(card)
         api = HfApi(endpoint=endpoint, token=token)
         try:
@@ -91,7 +102,11 @@ def push_to_hub(
             if revision is not None and not create_pr:
                 api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
             return api.upload_folder(  # a branch starts as a copy of main: drop what this upload does not hold
-                repo_id=repo_id, folder_path=staging, repo_type="model", revision=revision, create_pr=create_pr,
+                repo_id=repo_id,
+                folder_path=staging,
+                repo_type="model",
+                revision=revision,
+                create_pr=create_pr,
                 delete_patterns=[*CHECKPOINT_FILES, FIDELITY_PATH],
                 commit_message=commit_message or f"Upload {_describe(staging)} world model with worldrl",
             )
@@ -104,8 +119,14 @@ def push_to_hub(
 
 
 def model_card(
-    checkpoint: str | os.PathLike, repo_id: str, *, dataset: str | None = None, collect: dict[str, Any] | None = None,
-    fidelity: dict[str, Any] | None = None, tags: tuple[str, ...] | list[str] = (), revision: str | None = None,
+    checkpoint: str | os.PathLike,
+    repo_id: str,
+    *,
+    dataset: str | None = None,
+    collect: dict[str, Any] | None = None,
+    fidelity: dict[str, Any] | None = None,
+    tags: tuple[str, ...] | list[str] = (),
+    revision: str | None = None,
 ) -> str:
     """The ``README.md`` of a pushed checkpoint: YAML metadata (huggingface_hub's ``ModelCardData``) and a body."""
     from huggingface_hub import ModelCardData
@@ -128,26 +149,38 @@ def model_card(
     )
     load = f'"{repo_id}"' + (f', revision="{revision}"' if revision else "")
     lines = [
-        "---", data.to_yaml(), "---", "",
-        f"# {repo_id.split('/')[-1]}", "",
+        "---",
+        data.to_yaml(),
+        "---",
+        "",
+        f"# {repo_id.split('/')[-1]}",
+        "",
         f"A learned simulator of **{task_id}** (worldrl's `{family}` family). It serves as a Gymnasium environment "
-        "(`WorldModel-v0`) with the real task's observation and action spaces, and as a TorchRL environment.", "",
+        "(`WorldModel-v0`) with the real task's observation and action spaces, and as a TorchRL environment.",
+        "",
         "```python",
         "import gymnasium as gym",
         "import worldrl  # registers WorldModel-v0",
-        "from worldrl.models import load_pretrained", "",
+        "from worldrl.models import load_pretrained",
+        "",
         f"model = load_pretrained({load})",
         'env = gym.make("WorldModel-v0", model=model)',
         "obs, info = env.reset(seed=0)",
-        "```", "",
-        "## Model", "",
+        "```",
+        "",
+        "## Model",
+        "",
         f"- family: `{family}`",
         f"- task: `{task_id}` (observations {', '.join(f'`{k}`' for k in data.observation_keys)}"
         + (f"; {task.max_episode_steps} steps per episode" if task.max_episode_steps else "")
-        + (f" at {task.fps:g} steps/s" if task.fps else "") + ")",
-        f"- config: `{CONFIG_NAME}`; weights: `model.safetensors` (no pickle)", "",
-        "## Training data", "",
-        _data_line(dataset, collect), "",
+        + (f" at {task.fps:g} steps/s" if task.fps else "")
+        + ")",
+        f"- config: `{CONFIG_NAME}`; weights: `model.safetensors` (no pickle)",
+        "",
+        "## Training data",
+        "",
+        _data_line(dataset, collect),
+        "",
     ]
     if fidelity:
         lines += ["## Open-loop fidelity", "", *_fidelity_table(fidelity), ""]
@@ -186,12 +219,17 @@ def _eval_results(report: dict[str, Any], task_id: str, dataset: str | None) -> 
     for horizon in report.get("horizons", []):
         for key, name, _ in _METRICS:
             if horizon.get(key) is not None:
-                results.append(EvalResult(
-                    task_type="world-modeling", task_name=f"open-loop prediction of {task_id}",
-                    dataset_type=dataset or task_id, dataset_name=dataset or f"{task_id} held-out episodes",
-                    metric_type=key, metric_name=f"{name} at horizon {horizon['horizon']}",
-                    metric_value=float(horizon[key]),
-                ))
+                results.append(
+                    EvalResult(
+                        task_type="world-modeling",
+                        task_name=f"open-loop prediction of {task_id}",
+                        dataset_type=dataset or task_id,
+                        dataset_name=dataset or f"{task_id} held-out episodes",
+                        metric_type=key,
+                        metric_name=f"{name} at horizon {horizon['horizon']}",
+                        metric_value=float(horizon[key]),
+                    )
+                )
     return results
 
 
@@ -209,8 +247,12 @@ def _fidelity_table(report: dict[str, Any]) -> list[str]:
         rows.append("| " + " | ".join(cells) + " |")
     where = f"{report.get('num_starts')} starts of episodes {_episodes(report.get('episodes'))}"
     mode = "sampled" if report.get("stochastic") else "mean prediction"
-    return [*rows, "", f"`{report.get('obs_key')}`, after {report.get('context')} observed step(s), {mode}, "
-            f"{where}; baselines: the same error of trivial predictors. From `{FIDELITY_PATH}` (`worldrl evaluate`)."]
+    return [
+        *rows,
+        "",
+        f"`{report.get('obs_key')}`, after {report.get('context')} observed step(s), {mode}, "
+        f"{where}; baselines: the same error of trivial predictors. From `{FIDELITY_PATH}` (`worldrl evaluate`).",
+    ]
 
 
 def _data_line(dataset: str | None, collect: dict[str, Any] | None) -> str:

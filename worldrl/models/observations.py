@@ -58,13 +58,17 @@ def flat_stats(stats: dict[str, Any], task: TaskSpec, role: str = "obs") -> dict
     if role in stats or not task.is_keyed or not all(name in stats for name in names):
         return dict(stats)
     fields = set.intersection(*(set(stats[name]) for name in names)) & {"mean", "std", "min", "max"}
-    joined = {field: np.concatenate([np.asarray(stats[name][field], np.float64).reshape(-1) for name in names])
-              for field in fields}
+    joined = {
+        field: np.concatenate([np.asarray(stats[name][field], np.float64).reshape(-1) for name in names])
+        for field in fields
+    }
     rest = {k: v for k, v in stats.items() if k not in names}
     return {**rest, role: joined}
 
 
-def to_torch(obs: Any, task: TaskSpec, device: torch.device | str, batch_dims: int, what: str = "observation") -> Observation:
+def to_torch(
+    obs: Any, task: TaskSpec, device: torch.device | str, batch_dims: int, what: str = "observation"
+) -> Observation:
     """numpy/torch input (a mapping for keyed tasks) -> float tensors on ``device``, shapes checked by key.
 
     ``batch_dims`` leading dims are batch; the rest must equal each key's space shape. Raises ``ValueError``
@@ -76,12 +80,16 @@ def to_torch(obs: Any, task: TaskSpec, device: torch.device | str, batch_dims: i
         missing = [key for key in task.obs_keys if key not in obs.keys()]
         if missing:
             raise ValueError(f"{what} lacks the key(s) {missing}; expected {task.obs_keys}")
-        tensors = {key: _one_key(obs[key], task.key_space(key).shape, device, batch_dims, f"{what}[{key!r}]")
-                   for key in task.obs_keys}
+        tensors = {
+            key: _one_key(obs[key], task.key_space(key).shape, device, batch_dims, f"{what}[{key!r}]")
+            for key in task.obs_keys
+        }
         batch = next(iter(tensors.values())).shape[:batch_dims]
         for key, tensor in tensors.items():
             if tensor.shape[:batch_dims] != batch:
-                raise ValueError(f"{what}[{key!r}] has batch shape {tuple(tensor.shape[:batch_dims])}, others {tuple(batch)}")
+                raise ValueError(
+                    f"{what}[{key!r}] has batch shape {tuple(tensor.shape[:batch_dims])}, others {tuple(batch)}"
+                )
         return TensorDict(tensors, batch_size=batch, device=device)
     return _one_key(obs, task.obs_shape, device, batch_dims, what)
 

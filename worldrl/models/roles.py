@@ -31,9 +31,13 @@ class Encoder(Protocol):
 class Dynamics(Protocol):
     """The learned transition: one step, or an open-loop rollout of an action sequence."""
 
-    def imagine(self, state: TensorDict, action: torch.Tensor, generator: torch.Generator | None = None) -> TensorDict: ...
+    def imagine(
+        self, state: TensorDict, action: torch.Tensor, generator: torch.Generator | None = None
+    ) -> TensorDict: ...
 
-    def rollout(self, state: TensorDict, actions: torch.Tensor, generator: torch.Generator | None = None) -> TensorDict: ...
+    def rollout(
+        self, state: TensorDict, actions: torch.Tensor, generator: torch.Generator | None = None
+    ) -> TensorDict: ...
 
 
 @runtime_checkable

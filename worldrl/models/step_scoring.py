@@ -35,7 +35,7 @@ class StepScoring:
     """The task's ``TaskFunctions`` when a source is ``"task"``."""
 
     @classmethod
-    def resolve(cls, model: Any, reward: str | None = None, termination: str | None = None) -> "StepScoring":
+    def resolve(cls, model: Any, reward: str | None = None, termination: str | None = None) -> StepScoring:
         """Pick defaults from the model's capabilities and refuse combinations it cannot serve (``ValueError``)."""
         from worldrl.tasks.rules import has_task
 
@@ -60,18 +60,23 @@ class StepScoring:
         """Whether scoring reads decoded observations (the task's rules)."""
         return self.task_functions is not None
 
-    def reward(self, obs: Any, action: torch.Tensor, next_obs: Any, next_state: TensorDict,
-               goal: torch.Tensor | None = None) -> torch.Tensor:
+    def reward(
+        self, obs: Any, action: torch.Tensor, next_obs: Any, next_state: TensorDict, goal: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Rewards ``[N]`` of transitions (flat batches); ``goal [N, D]`` is the goal embedding for ``"goal"``."""
         if self.reward_source == "task":
             return self.task_functions.reward(obs, action, next_obs).reshape(-1)
         if self.reward_source == "goal":
             if goal is None:
-                raise ValueError("reward='goal' needs a goal: env.reset(options={'goal': obs}) or goal= at construction")
+                raise ValueError(
+                    "reward='goal' needs a goal: env.reset(options={'goal': obs}) or goal= at construction"
+                )
             return -self.model.distance(self.model.state_embedding(next_state), goal).reshape(-1)
         return self.model.reward(next_state).reshape(-1)
 
-    def termination_probability(self, obs: Any, action: torch.Tensor, next_obs: Any, next_state: TensorDict) -> torch.Tensor:
+    def termination_probability(
+        self, obs: Any, action: torch.Tensor, next_obs: Any, next_state: TensorDict
+    ) -> torch.Tensor:
         """Probability ``[N]`` that each transition ended the episode (the task's rule gives 0 or 1)."""
         if self.termination_source == "task":
             return self.task_functions.terminated(obs, action, next_obs).reshape(-1).float()
@@ -86,17 +91,23 @@ def task_functions(model: Any) -> Any:
 
     task = model.task
     if not has_task(task.task_id):
-        raise ValueError(f"reward/termination='task' needs the task's functions, but none are registered for "
-                         f"{task.task_id!r} (known: {available_tasks()}); use 'model'")
+        raise ValueError(
+            f"reward/termination='task' needs the task's functions, but none are registered for "
+            f"{task.task_id!r} (known: {available_tasks()}); use 'model'"
+        )
     functions = get_task(task.task_id)
     can_decode = model.capabilities.can_decode
     if not can_decode or task.is_keyed or tuple(task.obs_shape) != (functions.obs_dim,):
         shape = task.obs_keys if task.is_keyed else tuple(task.obs_shape)
-        raise ValueError(f"reward/termination='task' applies {task.task_id}'s functions to decoded state vectors of "
-                         f"length {functions.obs_dim}; this model observes {shape} (can_decode={can_decode}); use 'model'")
+        raise ValueError(
+            f"reward/termination='task' applies {task.task_id}'s functions to decoded state vectors of "
+            f"length {functions.obs_dim}; this model observes {shape} (can_decode={can_decode}); use 'model'"
+        )
     if task.action_dim != functions.action_dim:
-        raise ValueError(f"task functions of {task.task_id!r} expect {functions.action_dim} action dims, "
-                         f"the model has {task.action_dim}")
+        raise ValueError(
+            f"task functions of {task.task_id!r} expect {functions.action_dim} action dims, "
+            f"the model has {task.action_dim}"
+        )
     return functions
 
 

@@ -52,7 +52,7 @@ class TaskSpec:
             raise TypeError(f"TaskSpec.observation_space must be a gymnasium Box or Dict, got {type(space).__name__}")
 
     @classmethod
-    def from_env_id(cls, task_id: str, **fields: Any) -> "TaskSpec":
+    def from_env_id(cls, task_id: str, **fields: Any) -> TaskSpec:
         """The spec of a registered Gymnasium task: its spaces and time limit, read from a fresh env."""
         env = gym.make(task_id)
         try:
@@ -62,10 +62,10 @@ class TaskSpec:
             env.close()
 
     @classmethod
-    def keyed(cls, spaces: dict[str, gym.spaces.Box], action_space: gym.spaces.Box, **fields: Any) -> "TaskSpec":
+    def keyed(cls, spaces: dict[str, gym.spaces.Box], action_space: gym.spaces.Box, **fields: Any) -> TaskSpec:
         """A task observed through several dataset keys (one key gives the plain single-key spec)."""
         if len(spaces) == 1:
-            (key, space), = spaces.items()
+            ((key, space),) = spaces.items()
             return cls(space, action_space, obs_key=key, **fields)
         return cls(gym.spaces.Dict(dict(spaces)), action_space, **fields)
 
@@ -120,7 +120,7 @@ class TaskSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TaskSpec":
+    def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
         try:
             return cls(
                 observation_space=space_from_dict(data["observation_space"]),
@@ -191,7 +191,9 @@ def box_from_dict(data: dict[str, Any]) -> gym.spaces.Box:
 
 
 def _encode_bounds(values: np.ndarray) -> list[Any]:
-    return [v if np.isfinite(v) else ("inf" if v > 0 else "-inf") for v in np.asarray(values, np.float64).ravel().tolist()]
+    return [
+        v if np.isfinite(v) else ("inf" if v > 0 else "-inf") for v in np.asarray(values, np.float64).ravel().tolist()
+    ]
 
 
 def _decode_bounds(values: list[Any]) -> list[float]:

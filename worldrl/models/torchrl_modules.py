@@ -60,7 +60,7 @@ class _Encode(nn.Module):
     def forward(self, observation, action: torch.Tensor | None = None, is_init: torch.Tensor | None = None):
         obs = observation
         task = self.model.task
-        batch = obs.batch_size if isinstance(obs, TensorDictBase) else obs.shape[:obs.dim() - len(task.obs_shape)]
+        batch = obs.batch_size if isinstance(obs, TensorDictBase) else obs.shape[: obs.dim() - len(task.obs_shape)]
         if action is None:  # a policy's input: no action yet, each step encoded as an episode start
             action = torch.zeros(*batch, task.action_dim, device=self.model.device)
             is_init = None
@@ -129,8 +129,9 @@ class _Decode(nn.Module):
 
 
 def encoder_module(model: WorldModel) -> TensorDictModule:
-    return TensorDictModule(_Encode(model), in_keys=[OBSERVATION, ACTION, IS_INIT],
-                            out_keys=[STATE, BELIEF], strict=False)
+    return TensorDictModule(
+        _Encode(model), in_keys=[OBSERVATION, ACTION, IS_INIT], out_keys=[STATE, BELIEF], strict=False
+    )
 
 
 def transition_module(model: WorldModel, generator: torch.Generator | None = None) -> TensorDictModule:
@@ -143,8 +144,9 @@ def reward_module(model: WorldModel, state_key=NEXT_STATE, reward_key=NEXT_REWAR
 
 def termination_module(model: WorldModel, state_key=NEXT_STATE) -> TensorDictModule:
     prefix = state_key[:-1] if isinstance(state_key, tuple) else ()
-    return TensorDictModule(_Termination(model), in_keys=[state_key],
-                            out_keys=[(*prefix, "terminated"), (*prefix, "done")])
+    return TensorDictModule(
+        _Termination(model), in_keys=[state_key], out_keys=[(*prefix, "terminated"), (*prefix, "done")]
+    )
 
 
 def decoder_module(model: WorldModel, state_key=STATE, observation_key=OBSERVATION) -> TensorDictModule:
@@ -187,9 +189,11 @@ def initial_tensordict(model: WorldModel, observation, action_dim: int | None = 
     """A ``[B]`` tensordict with ``state`` and ``belief`` encoded from observations ``[B, ...]`` (episode starts)."""
     batch = observation.batch_size[0] if isinstance(observation, TensorDictBase) else observation.shape[0]
     device = model.device
-    td = TensorDict({OBSERVATION: observation,
-                     ACTION: torch.zeros(batch, action_dim or model.task.action_dim, device=device)},
-                    batch_size=[batch], device=device)
+    td = TensorDict(
+        {OBSERVATION: observation, ACTION: torch.zeros(batch, action_dim or model.task.action_dim, device=device)},
+        batch_size=[batch],
+        device=device,
+    )
     return encoder_module(model)(td).exclude(ACTION)
 
 

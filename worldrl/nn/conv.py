@@ -41,7 +41,9 @@ class ConvEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"ConvEncoder expects {self.image_size}x{self.image_size} images, got {tuple(images.shape)}")
+            raise ValueError(
+                f"ConvEncoder expects {self.image_size}x{self.image_size} images, got {tuple(images.shape)}"
+            )
         return self.net(images)
 
 
@@ -62,9 +64,17 @@ class ConvDecoder(nn.Module):
         channels = base_channels * 2**stages
         self.grid, self.channels, self.cond_channels = grid, channels, cond_channels
         self.fc = nn.Linear(in_dim, channels * grid * grid)
-        layers: list[nn.Module] = [nn.Conv2d(channels + cond_channels, channels, 3, padding=1), _norm(channels), nn.SiLU()]
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels + cond_channels, channels, 3, padding=1),
+            _norm(channels),
+            nn.SiLU(),
+        ]
         for _ in range(stages):
-            layers += [nn.ConvTranspose2d(channels, channels // 2, 4, stride=2, padding=1), _norm(channels // 2), nn.SiLU()]
+            layers += [
+                nn.ConvTranspose2d(channels, channels // 2, 4, stride=2, padding=1),
+                _norm(channels // 2),
+                nn.SiLU(),
+            ]
             channels //= 2
         layers.append(nn.Conv2d(channels, out_channels, 3, padding=1))
         self.net = nn.Sequential(*layers)
@@ -74,6 +84,8 @@ class ConvDecoder(nn.Module):
         if self.cond_channels:
             if cond is None or cond.shape[1:] != (self.cond_channels, self.grid, self.grid):
                 got = None if cond is None else tuple(cond.shape)
-                raise ValueError(f"ConvDecoder needs cond [N, {self.cond_channels}, {self.grid}, {self.grid}], got {got}")
+                raise ValueError(
+                    f"ConvDecoder needs cond [N, {self.cond_channels}, {self.grid}, {self.grid}], got {got}"
+                )
             feat = torch.cat([feat, cond], dim=1)
         return self.net(feat)

@@ -26,8 +26,16 @@ class DMCEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
 
     def __init__(
-        self, domain: str, task: str, *, render_mode: str | None = None, width: int = 64, height: int = 64,
-        camera: str | int | None = None, task_kwargs: dict | None = None, environment_kwargs: dict | None = None,
+        self,
+        domain: str,
+        task: str,
+        *,
+        render_mode: str | None = None,
+        width: int = 64,
+        height: int = 64,
+        camera: str | int | None = None,
+        task_kwargs: dict | None = None,
+        environment_kwargs: dict | None = None,
     ):
         try:
             from dm_control import suite
@@ -60,7 +68,8 @@ class DMCEnv(gym.Env):
         act = self._env.action_spec()
         self.action_space = spaces.Box(
             np.broadcast_to(act.minimum, act.shape).astype(np.float32),
-            np.broadcast_to(act.maximum, act.shape).astype(np.float32), dtype=np.float32,
+            np.broadcast_to(act.maximum, act.shape).astype(np.float32),
+            dtype=np.float32,
         )
 
     @property
@@ -75,7 +84,9 @@ class DMCEnv(gym.Env):
 
     def _load(self, random: Any):
         return self._suite.load(
-            self.domain, self.task, task_kwargs={**self._task_kwargs, "random": random},
+            self.domain,
+            self.task,
+            task_kwargs={**self._task_kwargs, "random": random},
             environment_kwargs=self._env_kwargs,
         )
 
@@ -93,7 +104,13 @@ class DMCEnv(gym.Env):
         step = self._env.step(np.asarray(action, np.float64))
         ended = step.last()
         terminated = bool(ended and step.discount == 0.0)
-        return self._flatten(step.observation), float(step.reward or 0.0), terminated, bool(ended and not terminated), {}
+        return (
+            self._flatten(step.observation),
+            float(step.reward or 0.0),
+            terminated,
+            bool(ended and not terminated),
+            {},
+        )
 
     def render(self):
         if self.render_mode != "rgb_array":

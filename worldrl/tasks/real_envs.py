@@ -37,8 +37,9 @@ def _make_dmc(name: str, *, render_mode, width, height, camera, **kwargs) -> gym
 
     domain, sep, task = name.partition("-")
     if not sep or not task:
-        raise UnknownEnvError("dm_control id must look like 'dmc:domain-task' (e.g. 'dmc:cartpole-swingup'), "
-                              f"got 'dmc:{name}'")
+        raise UnknownEnvError(
+            f"dm_control id must look like 'dmc:domain-task' (e.g. 'dmc:cartpole-swingup'), got 'dmc:{name}'"
+        )
     if importlib.util.find_spec("dm_control") is None:
         raise MissingDependencyError(DMC_INSTALL_HINT)
     return DMCEnv(domain, task, render_mode=render_mode, width=width, height=height, camera=camera, **kwargs)
@@ -84,8 +85,9 @@ def _make_gym(env_id: str, *, render_mode, width, height, camera, **kwargs) -> g
         if camera is not None:
             kwargs["camera_name"] = camera
     elif render_mode is not None and importlib.util.find_spec("pygame") is None:
-        raise MissingDependencyError(f"rendering {env_id!r} needs pygame, which is not installed: "
-                                     f"{PYGAME_INSTALL_HINT}")
+        raise MissingDependencyError(
+            f"rendering {env_id!r} needs pygame, which is not installed: {PYGAME_INSTALL_HINT}"
+        )
     elif render_mode == "rgb_array" and not os.environ.get("DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # offscreen pygame: no display, no XDG_RUNTIME_DIR noise
     if render_mode is not None:  # envs without rendering may not accept the argument at all
@@ -113,8 +115,16 @@ BACKENDS: dict[str, Callable[..., gym.Env]] = {"dmc": _make_dmc}
 
 
 def make_real_env(
-    env_id: str, *, render_mode: str | None = None, width: int = 64, height: int = 64, camera: str | None = None,
-    max_episode_steps: int | None = None, pixels: bool = False, render_effects: bool = True, **kwargs: Any,
+    env_id: str,
+    *,
+    render_mode: str | None = None,
+    width: int = 64,
+    height: int = 64,
+    camera: str | None = None,
+    max_episode_steps: int | None = None,
+    pixels: bool = False,
+    render_effects: bool = True,
+    **kwargs: Any,
 ) -> gym.Env:
     """A real environment by id: any Gymnasium id, or ``"dmc:domain-task"`` for dm_control.
 
@@ -158,8 +168,12 @@ VECTORIZATION: dict[str, Callable[..., gym.vector.VectorEnv]] = {
 
 
 def make_real_vector_env(
-    env_id: str, num_envs: int, vectorization: str = "sync", *,
-    autoreset_mode: gym.vector.AutoresetMode = gym.vector.AutoresetMode.NEXT_STEP, **kwargs: Any,
+    env_id: str,
+    num_envs: int,
+    vectorization: str = "sync",
+    *,
+    autoreset_mode: gym.vector.AutoresetMode = gym.vector.AutoresetMode.NEXT_STEP,
+    **kwargs: Any,
 ) -> gym.vector.VectorEnv:
     """``num_envs`` copies of ``make_real_env(env_id, **kwargs)`` in a gymnasium vector env.
 

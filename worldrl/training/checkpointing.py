@@ -98,7 +98,9 @@ def list_checkpoints(checkpoints_dir: str | os.PathLike) -> list[Path]:
     root = Path(checkpoints_dir)
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and (p / STATE_JSON).exists()]
+    found = [
+        (int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and (p / STATE_JSON).exists()
+    ]
     return [p for _, p in sorted(found)]
 
 

@@ -100,12 +100,22 @@ class TrainerConfig:
         require(self, "min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]")
         require(self, "grad_clip", self.grad_clip is None or self.grad_clip > 0, "> 0 or null")
         require(self, "grad_accum_steps", self.grad_accum_steps >= 1, ">= 1")
-        require(self, "grad_accum_steps", self.batch_size % self.grad_accum_steps == 0, f"divide batch_size={self.batch_size}")
+        require(
+            self,
+            "grad_accum_steps",
+            self.batch_size % self.grad_accum_steps == 0,
+            f"divide batch_size={self.batch_size}",
+        )
         require(self, "precision", self.precision in PRECISIONS, f"one of {list(PRECISIONS)}")
         require(self, "ema_decay", self.ema_decay is None or 0 < self.ema_decay < 1, "in (0, 1) or null")
         require(self, "eval_every", self.eval_every >= 0, ">= 0")
         require(self, "val_batches", self.val_batches is None or self.val_batches >= 1, ">= 1 or null")
-        require(self, "early_stopping_patience", self.early_stopping_patience is None or self.early_stopping_patience >= 1, ">= 1 or null")
+        require(
+            self,
+            "early_stopping_patience",
+            self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+            ">= 1 or null",
+        )
         require(self, "checkpoint_every", self.checkpoint_every >= 0, ">= 0")
         require(self, "keep_last", self.keep_last >= 1, ">= 1")
         require(self, "log_every", self.log_every >= 1, ">= 1")

@@ -173,7 +173,13 @@ class RGBCombiner:
             return
         flat = torch.stack([_flatten([_or_zeros(g[j], params[j]) for j in shared]) for g in per_task])
         combined, self.consensus, self.alpha = rgb_combine(
-            flat, self.consensus, self.alpha, mu=self.mu, lambd=self.lambd, alpha_steps=self.alpha_steps, lr=self.inner_lr
+            flat,
+            self.consensus,
+            self.alpha,
+            mu=self.mu,
+            lambd=self.lambd,
+            alpha_steps=self.alpha_steps,
+            lr=self.inner_lr,
         )
         for j, piece in zip(shared, _unflatten(combined, [params[j] for j in shared])):
             _add_grad(params[j], piece)

@@ -50,7 +50,9 @@ class JsonlLogger:
 class WandbLogger:
     """Weights & Biases run in ``output_dir``; offline unless ``WANDB_MODE`` or ``WANDB_API_KEY`` say otherwise."""
 
-    def __init__(self, output_dir: Path, config: dict[str, Any] | None = None, project: str = "worldrl", **_: Any) -> None:
+    def __init__(
+        self, output_dir: Path, config: dict[str, Any] | None = None, project: str = "worldrl", **_: Any
+    ) -> None:
         try:
             import wandb
         except ImportError as err:
@@ -94,7 +96,9 @@ LOGGERS: dict[str, Callable[..., MetricLogger]] = {
 class MultiLogger:
     """Fans every event out to the configured sinks; JSONL is always among them."""
 
-    def __init__(self, names: list[str], output_dir: Path, config: dict[str, Any] | None = None, project: str = "worldrl"):
+    def __init__(
+        self, names: list[str], output_dir: Path, config: dict[str, Any] | None = None, project: str = "worldrl"
+    ):
         unknown = sorted(set(names) - set(LOGGERS))
         if unknown:
             raise ConfigError(f"unknown logger(s) {unknown}; known: {sorted(LOGGERS)}")

@@ -198,8 +198,9 @@ def infer_task(reader: Any, obs_keys: str | list[str], task_id: str | None) -> T
     return TaskSpec.keyed(spaces, action_space, **fields)
 
 
-def _key_space(feature: dict[str, Any], key: str, real: TaskSpec | None, task_id: str | None,
-               single: bool) -> gym.spaces.Box:
+def _key_space(
+    feature: dict[str, Any], key: str, real: TaskSpec | None, task_id: str | None, single: bool
+) -> gym.spaces.Box:
     """One key's Box: uint8 frames for images, the real env's space for its state vector, else unbounded."""
     shape = tuple(int(s) for s in feature["shape"])
     if feature["dtype"] in ("image", "video"):
@@ -289,9 +290,19 @@ def _available_stats(dataset: Any, roles: list[str]) -> dict[str, dict[str, Any]
 
 
 RESUMABLE_KEYS = (
-    "output_dir", "trainer.max_steps", "trainer.eval_every", "trainer.val_batches", "trainer.early_stopping_patience",
-    "trainer.checkpoint_every", "trainer.keep_last", "trainer.log_every", "trainer.progress", "trainer.loggers",
-    "trainer.num_workers", "trainer.device", "trainer.wandb_project",
+    "output_dir",
+    "trainer.max_steps",
+    "trainer.eval_every",
+    "trainer.val_batches",
+    "trainer.early_stopping_patience",
+    "trainer.checkpoint_every",
+    "trainer.keep_last",
+    "trainer.log_every",
+    "trainer.progress",
+    "trainer.loggers",
+    "trainer.num_workers",
+    "trainer.device",
+    "trainer.wandb_project",
 )
 """Settings ``--resume`` may change (how long the run goes and how it is observed); other changes are refused."""
 
@@ -312,8 +323,10 @@ def accept_run(cfg: dict[str, Any], resume: bool) -> list[str]:
     if latest_checkpoint(output_dir / "checkpoints") is None:
         return []
     if not resume:
-        raise OutputExistsError(f"{output_dir} already holds checkpoints of a run; resume it (--resume / "
-                                "fit(resume=True)) or choose another output_dir")
+        raise OutputExistsError(
+            f"{output_dir} already holds checkpoints of a run; resume it (--resume / "
+            "fit(resume=True)) or choose another output_dir"
+        )
     saved = output_dir / "config.yaml"
     if not saved.is_file():
         return []
@@ -321,9 +334,11 @@ def accept_run(cfg: dict[str, Any], resume: bool) -> list[str]:
     changed = {k: (old.get(k), new.get(k)) for k in sorted({*old, *new}) if old.get(k) != new.get(k)}
     refused = [f"{k} ({a!r} -> {b!r})" for k, (a, b) in changed.items() if k not in RESUMABLE_KEYS]
     if refused:
-        raise ConfigError(f"--resume of {output_dir} changes {', '.join(refused)}, which a resumed run cannot "
-                          f"change (it may change {', '.join(RESUMABLE_KEYS)}); restore them or train into a "
-                          "new output_dir")
+        raise ConfigError(
+            f"--resume of {output_dir} changes {', '.join(refused)}, which a resumed run cannot "
+            f"change (it may change {', '.join(RESUMABLE_KEYS)}); restore them or train into a "
+            "new output_dir"
+        )
     return [f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()]
 
 

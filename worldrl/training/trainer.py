@@ -136,7 +136,9 @@ def collate_windows(items: list[dict[str, Any]]) -> TensorDict:
         if value.ndim == 1:
             value = value[:, None].expand(batch_size)
         elif tuple(value.shape[:2]) != batch_size:
-            raise DatasetError(f"dataset key {key!r} has shape {tuple(value.shape[1:])} per window, expected [T={batch_size[1]}, ...]")
+            raise DatasetError(
+                f"dataset key {key!r} has shape {tuple(value.shape[1:])} per window, expected [T={batch_size[1]}, ...]"
+            )
         out[key] = value
     return nest_keyed(TensorDict(out, batch_size=batch_size))
 
@@ -215,7 +217,9 @@ def checked_parameter_groups(model: WorldModel, lr: float) -> list[dict[str, Any
     for group in groups:
         for param in group["params"]:
             if not param.requires_grad:
-                raise ValueError(f"{type(model).__name__}.parameter_groups puts a frozen parameter in {group.get('name')!r}")
+                raise ValueError(
+                    f"{type(model).__name__}.parameter_groups puts a frozen parameter in {group.get('name')!r}"
+                )
             if id(param) in seen:
                 raise ValueError(f"{type(model).__name__}.parameter_groups lists a parameter twice")
             seen.add(id(param))
@@ -223,7 +227,9 @@ def checked_parameter_groups(model: WorldModel, lr: float) -> list[dict[str, Any
     if not trainable:
         raise ValueError(f"{type(model).__name__} has no trainable parameters")
     if seen != trainable:
-        raise ValueError(f"{type(model).__name__}.parameter_groups leaves {len(trainable - seen)} trainable parameter(s) out")
+        raise ValueError(
+            f"{type(model).__name__}.parameter_groups leaves {len(trainable - seen)} trainable parameter(s) out"
+        )
     return groups
 
 
@@ -307,8 +313,14 @@ class Trainer:
         window: dict[str, list[float]] = {}
         last_train_loss: float | None = None
         stopped_early = False
-        bar = tqdm(total=cfg.max_steps, initial=self.progress.step, desc="train", unit="step", dynamic_ncols=True,
-                   disable=not cfg.progress)
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.progress.step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            disable=not cfg.progress,
+        )
         try:
             while self.progress.step < cfg.max_steps and not stopped_early:
                 metrics = self._train_step(batches)

@@ -73,13 +73,16 @@ class QAConfig:
         self.scenes = tuple(self.scenes)
         for kind in self.scenes:
             check_kind(kind)
-        check_fields(self, {
-            "items": (self.items >= 1, ">= 1"),
-            "scenes": (len(self.scenes) >= 1, "at least one scene kind"),
-            "steps": (self.steps >= Q.CONTEXT_FRAMES + 10, f">= {Q.CONTEXT_FRAMES + 10}"),
-            "image_size": (self.image_size >= 16 and self.image_size % 2 == 0, "an even number >= 16"),
-            "max_scenes": (self.max_scenes is None or self.max_scenes >= 1, ">= 1 or None"),
-        })
+        check_fields(
+            self,
+            {
+                "items": (self.items >= 1, ">= 1"),
+                "scenes": (len(self.scenes) >= 1, "at least one scene kind"),
+                "steps": (self.steps >= Q.CONTEXT_FRAMES + 10, f">= {Q.CONTEXT_FRAMES + 10}"),
+                "image_size": (self.image_size >= 16 and self.image_size % 2 == 0, "an even number >= 16"),
+                "max_scenes": (self.max_scenes is None or self.max_scenes >= 1, ">= 1 or None"),
+            },
+        )
 
 
 def split_of(seed: int) -> str:
@@ -148,13 +151,18 @@ def _save_png(frame: np.ndarray, path: Path) -> None:
     Image.fromarray(frame).save(path)
 
 
-def _drafts(rollout: Rollout, budget: _Budget, rng: np.random.Generator, config: QAConfig, scene_id: str,
-            split: str) -> tuple[list[Q.Draft], dict[str, Any]]:
+def _drafts(
+    rollout: Rollout, budget: _Budget, rng: np.random.Generator, config: QAConfig, scene_id: str, split: str
+) -> tuple[list[Q.Draft], dict[str, Any]]:
     """The drafts of one scene that still fit the budget, and the impossible edits they need rendered."""
-    makers = {"predictive": lambda: Q.predictive(rollout, rng), "temporal": lambda: Q.temporal(rollout, rng),
-              "descriptive": lambda: Q.descriptive(rollout, rng), "explanatory": lambda: Q.explanatory(rollout, rng),
-              "counterfactual": lambda: Q.counterfactual(rollout, rng, config.steps),
-              "quantitative": lambda: Q.quantitative(rollout, rng)}
+    makers = {
+        "predictive": lambda: Q.predictive(rollout, rng),
+        "temporal": lambda: Q.temporal(rollout, rng),
+        "descriptive": lambda: Q.descriptive(rollout, rng),
+        "explanatory": lambda: Q.explanatory(rollout, rng),
+        "counterfactual": lambda: Q.counterfactual(rollout, rng, config.steps),
+        "quantitative": lambda: Q.quantitative(rollout, rng),
+    }
     kept, edits = [], {}
     for kind, make in makers.items():
         if budget.full(kind, split):
@@ -224,8 +232,10 @@ def _baselines(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             chance = float(np.mean([1.0 / len(r["choices"]) for r in rows]))
             majority = Counter(r["answer"] for r in train).most_common(1)[0][0]
             position = Counter(r["answer_index"] for r in train).most_common(1)[0][0]
-            guesses = [majority if majority in r["choices"] else r["choices"][min(position, len(r["choices"]) - 1)]
-                       for r in test]
+            guesses = [
+                majority if majority in r["choices"] else r["choices"][min(position, len(r["choices"]) - 1)]
+                for r in test
+            ]
             prior = float(np.mean([g == r["answer"] for g, r in zip(guesses, test)]))
             how = f"{majority!r} when offered, else choice {position}"
         out[kind] = {"chance": chance, "answer_prior": prior, "answer_prior_rule": how, "scored_on": len(test)}
@@ -238,19 +248,37 @@ def _balance(records: list[dict[str, Any]]) -> dict[str, Any]:
         for split in SPLITS:
             rows = [r for r in records if r["type"] == kind and r["split"] == split]
             key = "answer_index" if kind in Q.CHOICE_TYPES else "answer"
-            table.setdefault(kind, {})[split] = dict(sorted(Counter(str(r[key]) for r in rows).items())) \
-                if kind != "quantitative" else {"items": len(rows)}
+            table.setdefault(kind, {})[split] = (
+                dict(sorted(Counter(str(r[key]) for r in rows).items()))
+                if kind != "quantitative"
+                else {"items": len(rows)}
+            )
     return table
 
 
-SCHEMA = pa.schema([
-    ("id", pa.string()), ("split", pa.string()), ("type", pa.string()), ("question", pa.string()),
-    ("choices", pa.list_(pa.string())), ("answer", pa.string()), ("answer_index", pa.int32()),
-    ("tolerance", pa.float64()), ("target", pa.list_(pa.float64())), ("baseline", pa.list_(pa.float64())),
-    ("context_frames", pa.list_(pa.string())), ("clip", pa.string()), ("pair_id", pa.string()),
-    ("scene_kind", pa.string()), ("scene_seed", pa.int64()), ("scene", pa.string()), ("initial_state", pa.string()),
-    ("mjcf", pa.string()), ("evidence", pa.string()),
-])
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("split", pa.string()),
+        ("type", pa.string()),
+        ("question", pa.string()),
+        ("choices", pa.list_(pa.string())),
+        ("answer", pa.string()),
+        ("answer_index", pa.int32()),
+        ("tolerance", pa.float64()),
+        ("target", pa.list_(pa.float64())),
+        ("baseline", pa.list_(pa.float64())),
+        ("context_frames", pa.list_(pa.string())),
+        ("clip", pa.string()),
+        ("pair_id", pa.string()),
+        ("scene_kind", pa.string()),
+        ("scene_seed", pa.int64()),
+        ("scene", pa.string()),
+        ("initial_state", pa.string()),
+        ("mjcf", pa.string()),
+        ("evidence", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -295,19 +323,38 @@ def generate(config: QAConfig, *, progress: bool = False) -> QASummary:
         folder = out / "scenes" / scene_id
         context = _render_scene(rollout, edits, folder, config)
         qpos0 = rollout.qpos[0]
-        init = json.dumps({"qpos": qpos0.tolist(), "qvel": [float(v) for v in np.concatenate(
-            [np.asarray(o.velocity) for o in scene.objects])]})
+        init = json.dumps(
+            {
+                "qpos": qpos0.tolist(),
+                "qvel": [float(v) for v in np.concatenate([np.asarray(o.velocity) for o in scene.objects])],
+            }
+        )
         for j, d in enumerate(drafts):
             choices, index = _place_answer(d, positions[(d.type, split)], rng)
             positions[(d.type, split)] += 1
-            records.append({
-                "id": f"{scene_id}-{j}", "split": split, "type": d.type, "question": d.question,
-                "choices": choices, "answer": d.answer, "answer_index": index, "tolerance": d.tolerance,
-                "target": d.target, "baseline": d.baseline, "context_frames": context,
-                "clip": f"scenes/{scene_id}/{d.clip}.mp4", "pair_id": d.pair_id, "scene_kind": kind,
-                "scene_seed": seed, "scene": json.dumps(scene.to_dict()), "initial_state": init,
-                "mjcf": f"scenes/{scene_id}/scene.xml", "evidence": json.dumps(d.evidence),
-            })
+            records.append(
+                {
+                    "id": f"{scene_id}-{j}",
+                    "split": split,
+                    "type": d.type,
+                    "question": d.question,
+                    "choices": choices,
+                    "answer": d.answer,
+                    "answer_index": index,
+                    "tolerance": d.tolerance,
+                    "target": d.target,
+                    "baseline": d.baseline,
+                    "context_frames": context,
+                    "clip": f"scenes/{scene_id}/{d.clip}.mp4",
+                    "pair_id": d.pair_id,
+                    "scene_kind": kind,
+                    "scene_seed": seed,
+                    "scene": json.dumps(scene.to_dict()),
+                    "initial_state": init,
+                    "mjcf": f"scenes/{scene_id}/scene.xml",
+                    "evidence": json.dumps(d.evidence),
+                }
+            )
         if progress:
             print(f"\rscenes {scenes}  items {len(records)}/{config.items}", end="", flush=True)
     if progress:
@@ -320,12 +367,23 @@ def generate(config: QAConfig, *, progress: bool = False) -> QASummary:
     per_type = dict(Counter(r["type"] for r in records))
     short = {t: q - per_type.get(t, 0) for t, q in budget.quota.items() if per_type.get(t, 0) < q}
     # (a split whose quota is 0 for a type, e.g. val and test of a tiny set, is simply not asked for)
-    write_json(out / "meta.json", {
-        "items": len(records), "scenes_simulated": scenes, "scene_kinds": list(config.scenes), "seed": config.seed,
-        "context_frames": Q.CONTEXT_FRAMES, "fps": FPS, "seconds": seconds, "per_type": per_type, "short": short,
-        "balance": _balance(records), "baselines": _baselines(records),
-        "note": "answers are facts of the MuJoCo simulation; audio is not used here",
-    })
+    write_json(
+        out / "meta.json",
+        {
+            "items": len(records),
+            "scenes_simulated": scenes,
+            "scene_kinds": list(config.scenes),
+            "seed": config.seed,
+            "context_frames": Q.CONTEXT_FRAMES,
+            "fps": FPS,
+            "seconds": seconds,
+            "per_type": per_type,
+            "short": short,
+            "balance": _balance(records),
+            "baselines": _baselines(records),
+            "note": "answers are facts of the MuJoCo simulation; audio is not used here",
+        },
+    )
     return QASummary(out, len(records), scenes, seconds, per_type, short)
 
 

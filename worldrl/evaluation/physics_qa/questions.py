@@ -22,8 +22,15 @@ from worldrl.tasks.scenes.events import Event
 from worldrl.tasks.scenes.materials import COLOURS
 
 YES_NO = ("yes", "no")
-QUESTION_TYPES = ("predictive", "temporal", "descriptive", "explanatory", "counterfactual", "quantitative",
-                  "plausibility")
+QUESTION_TYPES = (
+    "predictive",
+    "temporal",
+    "descriptive",
+    "explanatory",
+    "counterfactual",
+    "quantitative",
+    "plausibility",
+)
 BINARY_TYPES = ("predictive", "counterfactual", "plausibility")
 CHOICE_TYPES = ("temporal", "descriptive", "explanatory")
 CONTEXT_FRAMES = 8
@@ -71,7 +78,7 @@ def _first_contacts(rollout: Rollout) -> list[Event]:
 def predictive(rollout: Rollout, rng: np.random.Generator) -> list[Draft]:
     start = CONTEXT_FRAMES * rollout.dt
     names, out = rollout.scene.names(), []
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     rng.shuffle(pairs)
     for a, b in pairs[:3]:
         t = rollout.contact_time(a, b)
@@ -79,31 +86,46 @@ def predictive(rollout: Rollout, rng: np.random.Generator) -> list[Draft]:
             continue  # already touching within the context: nothing to predict
         yes = t is not None and t <= start + HORIZON_S
         evidence = [e.to_dict() for e in rollout.events if e.kind == "contact" and set(e.objects) == {a, b}][:1]
-        out.append(Draft("predictive", f"Will {label(a)} touch {label(b)} within {HORIZON_S:g} second after the "
-                         "last context frame?", list(YES_NO), "yes" if yes else "no", evidence))
+        out.append(
+            Draft(
+                "predictive",
+                f"Will {label(a)} touch {label(b)} within {HORIZON_S:g} second after the last context frame?",
+                list(YES_NO),
+                "yes" if yes else "no",
+                evidence,
+            )
+        )
     return out
 
 
 def _phrase(e: Event) -> str:
     if e.kind == "contact":
         return f"{label(e.objects[0])} touches {label(e.objects[1])}"
-    return {"motion": f"{label(e.objects[0])} starts moving", "fall": f"{label(e.objects[0])} falls over",
-            "left_table": f"{label(e.objects[0])} leaves the table",
-            "entered_goal": f"{label(e.objects[0])} enters the goal zone"}[e.kind]
+    return {
+        "motion": f"{label(e.objects[0])} starts moving",
+        "fall": f"{label(e.objects[0])} falls over",
+        "left_table": f"{label(e.objects[0])} leaves the table",
+        "entered_goal": f"{label(e.objects[0])} enters the goal zone",
+    }[e.kind]
 
 
 def temporal(rollout: Rollout, rng: np.random.Generator) -> list[Draft]:
     events = [e for e in _first_contacts(rollout) if e.objects[0] != "floor" and e.objects[1] != "floor"]
     events += [e for e in rollout.events if e.kind in ("fall", "left_table", "motion")]
     gap = 2 * rollout.dt
-    pairs = [(x, y) for i, x in enumerate(events) for y in events[i + 1:]
-             if abs(x.time - y.time) >= gap and _phrase(x) != _phrase(y)]
+    pairs = [
+        (x, y)
+        for i, x in enumerate(events)
+        for y in events[i + 1 :]
+        if abs(x.time - y.time) >= gap and _phrase(x) != _phrase(y)
+    ]
     if not pairs:
         return []
     x, y = pairs[int(rng.integers(len(pairs)))]
     first = x if x.time < y.time else y
-    return [Draft("temporal", "Which happens first?", [_phrase(x), _phrase(y)], _phrase(first),
-                  [x.to_dict(), y.to_dict()])]
+    return [
+        Draft("temporal", "Which happens first?", [_phrase(x), _phrase(y)], _phrase(first), [x.to_dict(), y.to_dict()])
+    ]
 
 
 def _options(answer: str, pool: list[str], k: int, rng: np.random.Generator) -> list[str]:
@@ -117,15 +139,28 @@ def descriptive(rollout: Rollout, rng: np.random.Generator) -> list[Draft]:
     moved = [n for n in names if rollout.moved(n)]
     motion = [e.to_dict() for e in rollout.events if e.kind == "motion"]
     count = str(len(moved))
-    out = [Draft("descriptive", "How many objects move during the video?",
-                 _options(count, [str(i) for i in range(7)], 4, rng), count, motion)]
+    out = [
+        Draft(
+            "descriptive",
+            "How many objects move during the video?",
+            _options(count, [str(i) for i in range(7)], 4, rng),
+            count,
+            motion,
+        )
+    ]
     onsets = [e for e in rollout.events if e.kind == "motion"]
     if len(onsets) >= 2 and onsets[1].time - onsets[0].time >= 2 * rollout.dt:
         colour = rollout.scene.object(onsets[0].objects[0]).colour
         pool = [rollout.scene.object(n).colour for n in names] + list(COLOURS)
-        out.append(Draft("descriptive", "What colour is the object that starts moving first, among those at rest at "
-                         "the start?", _options(colour, pool, 4, rng), colour, [onsets[0].to_dict(),
-                                                                                onsets[1].to_dict()]))
+        out.append(
+            Draft(
+                "descriptive",
+                "What colour is the object that starts moving first, among those at rest at the start?",
+                _options(colour, pool, 4, rng),
+                colour,
+                [onsets[0].to_dict(), onsets[1].to_dict()],
+            )
+        )
     return out
 
 
@@ -133,15 +168,25 @@ def explanatory(rollout: Rollout, rng: np.random.Generator) -> list[Draft]:
     out = []
     for m in (e for e in rollout.events if e.kind == "motion"):
         x = m.objects[0]
-        causes = [e for e in rollout.events if e.kind == "contact" and x in e.objects
-                  and m.time - 0.1 <= e.time <= m.time + rollout.dt / 2]
+        causes = [
+            e
+            for e in rollout.events
+            if e.kind == "contact" and x in e.objects and m.time - 0.1 <= e.time <= m.time + rollout.dt / 2
+        ]
         movers = {o for e in causes for o in e.objects if o != x and _is_object(rollout, o)}
         if len(movers) != 1:
             continue
         cause = label(movers.pop())
         pool = [label(n) for n in rollout.scene.names() if n != x] + ["none of the objects", "the floor"]
-        out.append(Draft("explanatory", f"Which object made {label(x)} start moving?", _options(cause, pool, 3, rng),
-                         cause, [c.to_dict() for c in causes] + [m.to_dict()]))
+        out.append(
+            Draft(
+                "explanatory",
+                f"Which object made {label(x)} start moving?",
+                _options(cause, pool, 3, rng),
+                cause,
+                [c.to_dict() for c in causes] + [m.to_dict()],
+            )
+        )
     return out[:2]
 
 
@@ -149,8 +194,11 @@ def counterfactual(rollout: Rollout, rng: np.random.Generator, steps: int) -> li
     scene = rollout.scene
     if len(scene.objects) < 3:
         return []
-    moved = [n for n in scene.names() if rollout.moved(n) and any(e.kind == "motion" and e.objects == (n,)
-                                                                     for e in rollout.events)]
+    moved = [
+        n
+        for n in scene.names()
+        if rollout.moved(n) and any(e.kind == "motion" and e.objects == (n,) for e in rollout.events)
+    ]
     if not moved:
         return []
     b = moved[int(rng.integers(len(moved)))]
@@ -159,10 +207,18 @@ def counterfactual(rollout: Rollout, rng: np.random.Generator, steps: int) -> li
     alternative = simulate(scene.without(a), steps)
     still = alternative.moved(b)
     evidence = [e.to_dict() for e in rollout.events if e.kind == "motion" and e.objects == (b,)]
-    evidence += [{**e.to_dict(), "counterfactual": True} for e in alternative.events
-                 if e.kind == "motion" and e.objects == (b,)]
-    return [Draft("counterfactual", f"If {label(a)} were removed from the scene, would {label(b)} still move?",
-                  list(YES_NO), "yes" if still else "no", evidence)]
+    evidence += [
+        {**e.to_dict(), "counterfactual": True} for e in alternative.events if e.kind == "motion" and e.objects == (b,)
+    ]
+    return [
+        Draft(
+            "counterfactual",
+            f"If {label(a)} were removed from the scene, would {label(b)} still move?",
+            list(YES_NO),
+            "yes" if still else "no",
+            evidence,
+        )
+    ]
 
 
 def quantitative(rollout: Rollout, rng: np.random.Generator) -> list[Draft]:
@@ -174,11 +230,19 @@ def quantitative(rollout: Rollout, rng: np.random.Generator) -> list[Draft]:
     i = names.index(name)
     x, y = rollout.positions[t, i, :2]
     bx, by = rollout.positions[CONTEXT_FRAMES - 1, i, :2]
-    return [Draft("quantitative", f"Where will the centre of {label(name)} be {t - CONTEXT_FRAMES + 1} frames after "
-                  f"the last context frame ({(t - CONTEXT_FRAMES + 1) * rollout.dt:.2f} s)? Answer 'x, y' in metres "
-                  f"on the floor (x right, y away from the camera); within {TOLERANCE_M} m counts as right.", [],
-                  f"{x:.3f}, {y:.3f}", tolerance=TOLERANCE_M, target=[float(x), float(y)],
-                  baseline=[float(bx), float(by)])]
+    return [
+        Draft(
+            "quantitative",
+            f"Where will the centre of {label(name)} be {t - CONTEXT_FRAMES + 1} frames after "
+            f"the last context frame ({(t - CONTEXT_FRAMES + 1) * rollout.dt:.2f} s)? Answer 'x, y' in metres "
+            f"on the floor (x right, y away from the camera); within {TOLERANCE_M} m counts as right.",
+            [],
+            f"{x:.3f}, {y:.3f}",
+            tolerance=TOLERANCE_M,
+            target=[float(x), float(y)],
+            baseline=[float(bx), float(by)],
+        )
+    ]
 
 
 def plausibility_edits(rollout: Rollout, rng: np.random.Generator) -> list[tuple[str, Edit | tuple[str, str]]]:
@@ -202,11 +266,27 @@ def plausibility_edits(rollout: Rollout, rng: np.random.Generator) -> list[tuple
 def plausibility(rollout: Rollout, edit_name: str, edit: Any, pair_id: str) -> list[Draft]:
     q = "Is this video physically possible?"
     how = edit.__dict__ if isinstance(edit, Edit) else {"kind": "pass_through", "objects": list(edit)}
-    return [Draft("plausibility", q, list(YES_NO), "yes", [], clip="clip", pair_id=pair_id),
-            Draft("plausibility", q, list(YES_NO), "no", [{"edit": edit_name, **how}], clip=edit_name,
-                  pair_id=pair_id)]
+    return [
+        Draft("plausibility", q, list(YES_NO), "yes", [], clip="clip", pair_id=pair_id),
+        Draft("plausibility", q, list(YES_NO), "no", [{"edit": edit_name, **how}], clip=edit_name, pair_id=pair_id),
+    ]
 
 
-__all__ = ["BINARY_TYPES", "CHOICE_TYPES", "CONTEXT_FRAMES", "QUESTION_TYPES", "TOLERANCE_M", "YES_NO", "Draft",
-           "counterfactual", "descriptive", "explanatory", "label", "plausibility", "plausibility_edits",
-           "predictive", "quantitative", "temporal"]
+__all__ = [
+    "BINARY_TYPES",
+    "CHOICE_TYPES",
+    "CONTEXT_FRAMES",
+    "QUESTION_TYPES",
+    "TOLERANCE_M",
+    "YES_NO",
+    "Draft",
+    "counterfactual",
+    "descriptive",
+    "explanatory",
+    "label",
+    "plausibility",
+    "plausibility_edits",
+    "predictive",
+    "quantitative",
+    "temporal",
+]

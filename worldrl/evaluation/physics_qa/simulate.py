@@ -102,7 +102,7 @@ def render_clip(rollout: Rollout, size: int = 64, frames: int | None = None, edi
                 if edit.kind == "vanish":
                     model.geom_rgba[geom, 3] = 0.0
                 elif edit.kind == "teleport":
-                    data.qpos[adr:adr + 3] += edit.offset
+                    data.qpos[adr : adr + 3] += edit.offset
             mujoco.mj_kinematics(model, data)
             renderer.update_scene(data, camera=CAMERA)
             out[t] = renderer.render()

@@ -60,21 +60,30 @@ class EnsembleConfig(WorldModelConfig):
         self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
         self.layer_weight_decay = tuple(float(w) for w in self.layer_weight_decay)
         layers = len(self.hidden_dims) + 1
-        check_fields(self, {
-            "num_members": (self.num_members >= 1, ">= 1"),
-            "num_elites": (1 <= self.num_elites <= self.num_members, f"in [1, num_members={self.num_members}]"),
-            "hidden_dims": (bool(self.hidden_dims) and all(h >= 1 for h in self.hidden_dims),
-                            "a non-empty sequence of positive widths"),
-            "activation": (self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}"),
-            "init_min_logvar": (self.init_min_logvar < self.init_max_logvar,
-                                f"below init_max_logvar={self.init_max_logvar}"),
-            "logvar_bound_penalty": (self.logvar_bound_penalty >= 0, ">= 0"),
-            "reward_loss_weight": (self.reward_loss_weight >= 0, ">= 0"),
-            "terminal_loss_weight": (self.terminal_loss_weight >= 0, ">= 0"),
-            "layer_weight_decay": (not self.layer_weight_decay or (len(self.layer_weight_decay) == layers
-                                                                   and all(w >= 0 for w in self.layer_weight_decay)),
-                                   f"empty or {layers} values >= 0 (one per layer)"),
-        })
+        check_fields(
+            self,
+            {
+                "num_members": (self.num_members >= 1, ">= 1"),
+                "num_elites": (1 <= self.num_elites <= self.num_members, f"in [1, num_members={self.num_members}]"),
+                "hidden_dims": (
+                    bool(self.hidden_dims) and all(h >= 1 for h in self.hidden_dims),
+                    "a non-empty sequence of positive widths",
+                ),
+                "activation": (self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}"),
+                "init_min_logvar": (
+                    self.init_min_logvar < self.init_max_logvar,
+                    f"below init_max_logvar={self.init_max_logvar}",
+                ),
+                "logvar_bound_penalty": (self.logvar_bound_penalty >= 0, ">= 0"),
+                "reward_loss_weight": (self.reward_loss_weight >= 0, ">= 0"),
+                "terminal_loss_weight": (self.terminal_loss_weight >= 0, ">= 0"),
+                "layer_weight_decay": (
+                    not self.layer_weight_decay
+                    or (len(self.layer_weight_decay) == layers and all(w >= 0 for w in self.layer_weight_decay)),
+                    f"empty or {layers} values >= 0 (one per layer)",
+                ),
+            },
+        )
 
     @classmethod
     def tiny(cls) -> dict:

@@ -109,8 +109,11 @@ class EnsembleWorldModel(WorldModel):
         """The requested keys, else every vector ``observation.*`` feature of the dataset (state first)."""
         if requested:
             return super().observation_keys(features, requested)
-        vectors = sorted(key for key, f in features.items()
-                         if key.startswith("observation.") and f.get("dtype") not in ("image", "video"))
+        vectors = sorted(
+            key
+            for key, f in features.items()
+            if key.startswith("observation.") and f.get("dtype") not in ("image", "video")
+        )
         return vectors or super().observation_keys(features, None)
 
     # ----------------------------------------------------------------- network
@@ -189,9 +192,7 @@ class EnsembleWorldModel(WorldModel):
         obs = self._float(state["obs"])
         batch = obs.shape[0]
         if action.shape != (batch, self.action_dim):
-            raise ValueError(
-                f"imagine: action must be [B, A] = {(batch, self.action_dim)}, got {tuple(action.shape)}"
-            )
+            raise ValueError(f"imagine: action must be [B, A] = {(batch, self.action_dim)}, got {tuple(action.shape)}")
         action = self._float(action)
         member = state.get("member", None)  # states built by hand may omit it: treat as unassigned
         member = torch.full((batch,), UNSET_MEMBER, device=obs.device) if member is None else member.to(obs.device)

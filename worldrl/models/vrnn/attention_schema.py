@@ -54,7 +54,9 @@ class SlotAttention(nn.Module):
 class AttentionSchema(nn.Module):
     """Slot attention on frames plus a predictor of the maps from the recurrent state."""
 
-    def __init__(self, token_features: int, n_tokens: int, hidden_dim: int, num_slots: int, slot_dim: int, iterations: int) -> None:
+    def __init__(
+        self, token_features: int, n_tokens: int, hidden_dim: int, num_slots: int, slot_dim: int, iterations: int
+    ) -> None:
         super().__init__()
         self.num_slots, self.n_tokens = num_slots, n_tokens
         self.slots = SlotAttention(token_features, num_slots, slot_dim, iterations)

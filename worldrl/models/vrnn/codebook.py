@@ -17,7 +17,12 @@ class VectorQuantizer(nn.Module):
     """``forward(tokens [..., D]) -> (quantised [..., D], indices [...], loss [...])``."""
 
     def __init__(
-        self, codebook_size: int, dim: int, commitment_weight: float = 0.25, usage_decay: float = 0.99, dead_fraction: float = 0.03
+        self,
+        codebook_size: int,
+        dim: int,
+        commitment_weight: float = 0.25,
+        usage_decay: float = 0.99,
+        dead_fraction: float = 0.03,
     ) -> None:
         super().__init__()
         self.commitment_weight, self.usage_decay, self.dead_fraction = commitment_weight, usage_decay, dead_fraction
@@ -30,7 +35,9 @@ class VectorQuantizer(nn.Module):
         if self.training:
             self._track_and_restart(flat.detach(), indices)
         codes = self.codebook[indices].reshape(tokens.shape)
-        loss = (codes - tokens.detach()).pow(2).mean(-1) + self.commitment_weight * (tokens - codes.detach()).pow(2).mean(-1)
+        loss = (codes - tokens.detach()).pow(2).mean(-1) + self.commitment_weight * (tokens - codes.detach()).pow(
+            2
+        ).mean(-1)
         quantised = tokens + (codes - tokens).detach()  # straight-through estimator
         return quantised, indices.reshape(tokens.shape[:-1]), loss
 

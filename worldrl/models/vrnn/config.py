@@ -106,9 +106,19 @@ class VRNNConfig(WorldModelConfig):
             "feature_grid stick_kl_terms context_window"
         ).split()
         for name in positive:
-            _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "must be an integer >= 1", getattr(self, name))
+            _check(
+                isinstance(getattr(self, name), int) and getattr(self, name) >= 1,
+                name,
+                "must be an integer >= 1",
+                getattr(self, name),
+            )
         _check(self.max_components >= 2, "max_components", "must be >= 2 (K-1 sticks)", self.max_components)
-        _check(self.context_dim % self.num_heads == 0, "num_heads", f"must divide context_dim={self.context_dim}", self.num_heads)
+        _check(
+            self.context_dim % self.num_heads == 0,
+            "num_heads",
+            f"must divide context_dim={self.context_dim}",
+            self.num_heads,
+        )
         ratio = self.image_size // self.feature_grid
         _check(
             self.image_size % self.feature_grid == 0 and ratio & (ratio - 1) == 0,
@@ -117,20 +127,49 @@ class VRNNConfig(WorldModelConfig):
             self.image_size,
         )
         _check(self.recon_std > 0, "recon_std", "must be > 0", self.recon_std)
-        _check(0 <= self.codebook_dead_fraction < 1, "codebook_dead_fraction", "must be in [0, 1)", self.codebook_dead_fraction)
-        for name in ("beta", "free_nats", "kl_dyn_weight", "kl_rep_weight", "commitment_weight", "lambda_recon", "lambda_reward", "lambda_continue", "lambda_token",
-                     "lambda_att_dyn", "lambda_gram", "entropy_weight"):
+        _check(
+            0 <= self.codebook_dead_fraction < 1,
+            "codebook_dead_fraction",
+            "must be in [0, 1)",
+            self.codebook_dead_fraction,
+        )
+        for name in (
+            "beta",
+            "free_nats",
+            "kl_dyn_weight",
+            "kl_rep_weight",
+            "commitment_weight",
+            "lambda_recon",
+            "lambda_reward",
+            "lambda_continue",
+            "lambda_token",
+            "lambda_att_dyn",
+            "lambda_gram",
+            "entropy_weight",
+        ):
             _check(getattr(self, name) >= 0, name, "must be >= 0", getattr(self, name))
         _check(self.kl_anneal_steps >= 0, "kl_anneal_steps", "must be >= 0", self.kl_anneal_steps)
         _check(self.gamma_prior_shape > 0, "gamma_prior_shape", "must be > 0", self.gamma_prior_shape)
         _check(self.gamma_prior_rate > 0, "gamma_prior_rate", "must be > 0", self.gamma_prior_rate)
-        _check(self.logvar_min < self.logvar_max, "logvar_min", f"must be < logvar_max={self.logvar_max}", self.logvar_min)
+        _check(
+            self.logvar_min < self.logvar_max, "logvar_min", f"must be < logvar_max={self.logvar_max}", self.logvar_min
+        )
 
     @classmethod
     def tiny(cls) -> dict[str, Any]:
         """A few thousand parameters (the contract tests)."""
-        return {"latent_dim": 4, "hidden_dim": 16, "context_dim": 8, "max_components": 3, "num_latents": 2,
-                "num_heads": 1, "num_slots": 2, "slot_dim": 8, "token_dim": 8, "codebook_size": 8}
+        return {
+            "latent_dim": 4,
+            "hidden_dim": 16,
+            "context_dim": 8,
+            "max_components": 3,
+            "num_latents": 2,
+            "num_heads": 1,
+            "num_slots": 2,
+            "slot_dim": 8,
+            "token_dim": 8,
+            "codebook_size": 8,
+        }
 
 
 def _check(ok: bool, name: str, rule: str, value: Any) -> None:

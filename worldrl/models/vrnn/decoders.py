@@ -33,8 +33,12 @@ class PixelDecoder(nn.Module):
         super().__init__()
         self.grid = config.feature_grid
         self.conv = ConvDecoder(
-            config.hidden_dim + config.latent_dim, channels, config.decoder_base_channels, config.image_size,
-            config.feature_grid, num_slots,
+            config.hidden_dim + config.latent_dim,
+            channels,
+            config.decoder_base_channels,
+            config.image_size,
+            config.feature_grid,
+            num_slots,
         )
 
     def forward(self, feat: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:

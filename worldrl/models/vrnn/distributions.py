@@ -21,9 +21,13 @@ def diag_gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Te
     return -0.5 * (LOG_2PI + logvar + (x - mean).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
-def diag_gaussian_kl(mean_q: torch.Tensor, logvar_q: torch.Tensor, mean_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
+def diag_gaussian_kl(
+    mean_q: torch.Tensor, logvar_q: torch.Tensor, mean_p: torch.Tensor, logvar_p: torch.Tensor
+) -> torch.Tensor:
     """Closed-form KL(N_q || N_p) for diagonal Gaussians, summed over the last dimension."""
-    return 0.5 * (logvar_p - logvar_q + (torch.exp(logvar_q) + (mean_q - mean_p).pow(2)) * torch.exp(-logvar_p) - 1.0).sum(-1)
+    return 0.5 * (
+        logvar_p - logvar_q + (torch.exp(logvar_q) + (mean_q - mean_p).pow(2)) * torch.exp(-logvar_p) - 1.0
+    ).sum(-1)
 
 
 def mixture_log_prob(z: torch.Tensor, log_pi: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor) -> torch.Tensor:

@@ -57,7 +57,9 @@ _Z_CHECK_ROWS = 4  # sequences of the batch used for the "z used" diagnostic
 class DPGMMVRNNWorldModel(WorldModel):
     """The ``vrnn`` family (vector or pixel observations, chosen by the task's observation space)."""
 
-    capabilities = Capabilities(can_decode=True, predicts_reward=True, predicts_terminal=True, recurrent=True, stochastic=True)
+    capabilities = Capabilities(
+        can_decode=True, predicts_reward=True, predicts_terminal=True, recurrent=True, stochastic=True
+    )
     config: VRNNConfig
 
     def __init__(self, config: VRNNConfig, task: TaskSpec) -> None:
@@ -65,7 +67,9 @@ class DPGMMVRNNWorldModel(WorldModel):
         cfg = config
         self.is_pixel = task.is_pixel
         if not self.is_pixel and len(task.obs_shape) != 1:
-            raise ValueError(f"vrnn needs a vector (D,) or image (H, W, C) observation space, got shape {task.obs_shape}")
+            raise ValueError(
+                f"vrnn needs a vector (D,) or image (H, W, C) observation space, got shape {task.obs_shape}"
+            )
         hid, z_dim, ctx = cfg.hidden_dim, cfg.latent_dim, cfg.context_dim
         logvar_range = (cfg.logvar_min, cfg.logvar_max)
 
@@ -85,23 +89,28 @@ class DPGMMVRNNWorldModel(WorldModel):
         self.token_norm = nn.LayerNorm(ctx)
         self.codebook = (
             VectorQuantizer(cfg.codebook_size, ctx, cfg.commitment_weight, dead_fraction=cfg.codebook_dead_fraction)
-            if cfg.use_codebook else None
+            if cfg.use_codebook
+            else None
         )
         self.perceiver = CausalPerceiver(ctx, cfg.num_latents, cfg.num_heads, cfg.context_window)
         self.token_predictor = nn.Sequential(
-            mlp(hid, [hid], n_tok * _TOKEN_BOTTLENECK), nn.Unflatten(-1, (n_tok, _TOKEN_BOTTLENECK)),
+            mlp(hid, [hid], n_tok * _TOKEN_BOTTLENECK),
+            nn.Unflatten(-1, (n_tok, _TOKEN_BOTTLENECK)),
             nn.Linear(_TOKEN_BOTTLENECK, ctx),
         )
 
         # Generative model.
         self.posterior = PosteriorHead(hid, hid + ctx, z_dim, logvar_range)
         self.prior = DPGMMPrior(hid, z_dim, cfg.max_components, hid, logvar_range)
-        self.lstm = nn.LSTM(z_dim + task.action_dim, hid, num_layers=cfg.n_lstm_layers)  # weights; stepped by _lstm_step
+        self.lstm = nn.LSTM(
+            z_dim + task.action_dim, hid, num_layers=cfg.n_lstm_layers
+        )  # weights; stepped by _lstm_step
         if cfg.use_orthogonal:
             orthogonal_init_(self.lstm)
         self.schema = (
             AttentionSchema(tok_feat, n_tok, hid, cfg.num_slots, cfg.slot_dim, cfg.slot_iterations)
-            if cfg.use_attention_schema else None
+            if cfg.use_attention_schema
+            else None
         )
         slots = cfg.num_slots if cfg.use_attention_schema else 0
         if self.is_pixel:
@@ -130,7 +139,9 @@ class DPGMMVRNNWorldModel(WorldModel):
 
     def observe(self, obs: torch.Tensor, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
         self._check_sequence(obs, prev_action, is_first)
-        seq = self._filter(obs, self.action_norm(prev_action.float()), is_first.bool(), stochastic=False, generator=None)
+        seq = self._filter(
+            obs, self.action_norm(prev_action.float()), is_first.bool(), stochastic=False, generator=None
+        )
         h_top = seq["h"][..., -1, :]
         feat = torch.cat([h_top, seq["z"]], -1)
         state = {
@@ -147,9 +158,13 @@ class DPGMMVRNNWorldModel(WorldModel):
     # ================================================================= protocol: dynamics
     def imagine(self, state: TensorDict, action: torch.Tensor, generator: torch.Generator | None = None) -> TensorDict:
         if action.dim() != 2 or action.shape != (state.batch_size[0], self.task.action_dim):
-            raise ValueError(f"imagine: action must be [B={state.batch_size[0]}, {self.task.action_dim}], got {tuple(action.shape)}")
+            raise ValueError(
+                f"imagine: action must be [B={state.batch_size[0]}, {self.task.action_dim}], got {tuple(action.shape)}"
+            )
         stochastic = generator is not None
-        h, c = self._lstm_step(state["h"], state["c"], state["z"], self._lstm_input_gates(self.action_norm(action.float())))
+        h, c = self._lstm_step(
+            state["h"], state["c"], state["z"], self._lstm_input_gates(self.action_norm(action.float()))
+        )
         h_top = h[:, -1]
         prior = self.prior(h_top)
         z = prior.sample(prior.log_weights(stochastic, generator), generator, stochastic)
@@ -169,7 +184,11 @@ class DPGMMVRNNWorldModel(WorldModel):
     def decode(self, state: TensorDict) -> torch.Tensor:
         batch = tuple(state.batch_size)
         feat = self.latent(state).reshape(-1, self.latent_dim)
-        maps = state["attention"].reshape(feat.shape[0], self.config.num_slots, self.n_tokens) if self.schema is not None else None
+        maps = (
+            state["attention"].reshape(feat.shape[0], self.config.num_slots, self.n_tokens)
+            if self.schema is not None
+            else None
+        )
         x = self.decoder(feat, maps)
         if self.is_pixel:
             height, width, _ = self.task.obs_shape
@@ -254,11 +273,15 @@ class DPGMMVRNNWorldModel(WorldModel):
             "codebook": mm(out["vq_loss"].mean(-1), mask),
             "token_prediction": mm((out["token_pred"] - out["tokens"].detach()).pow(2).mean((-1, -2)), mask),
             "reward": mm((out["reward_pred"] - self.reward_norm(reward.float())).pow(2), mask),
-            "continuation": mm(F.binary_cross_entropy_with_logits(out["terminal_logit"], terminated.float(), reduction="none"), mask),
+            "continuation": mm(
+                F.binary_cross_entropy_with_logits(out["terminal_logit"], terminated.float(), reduction="none"), mask
+            ),
         }
         beta = cfg.beta * self.kl_scale
         kl_terms = cfg.kl_dyn_weight * losses["kl_dyn"] + cfg.kl_rep_weight * losses["kl_rep"]
-        losses["total_elbo"] = cfg.lambda_recon * losses["recon"] + beta * (kl_terms + losses["kl_sticks"] + losses["kl_gamma"])
+        losses["total_elbo"] = cfg.lambda_recon * losses["recon"] + beta * (
+            kl_terms + losses["kl_sticks"] + losses["kl_gamma"]
+        )
         losses["perceiver_loss"] = losses["codebook"] + cfg.lambda_token * losses["token_prediction"]
         predictive = cfg.lambda_reward * losses["reward"] + cfg.lambda_continue * losses["continuation"]
         if self.schema is not None:
@@ -277,7 +300,11 @@ class DPGMMVRNNWorldModel(WorldModel):
 
     def loss_groups(self, batch: TensorDict) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         losses, out = self.compute_total_loss(batch)
-        groups = {"elbo": losses["total_elbo"], "context": losses["perceiver_loss"], "predictive": losses["total_predictive"]}
+        groups = {
+            "elbo": losses["total_elbo"],
+            "context": losses["perceiver_loss"],
+            "predictive": losses["total_predictive"],
+        }
         metrics = {k: float(v.detach()) for k, v in losses.items()}
         with torch.no_grad():
             mask = out["mask"]
@@ -287,7 +314,9 @@ class DPGMMVRNNWorldModel(WorldModel):
             metrics["posterior_std"] = float(D.masked_mean(torch.exp(0.5 * out["post_logvar"]).mean(-1), mask))
             metrics["z_used"] = self.z_usage(out)
             if out["codes"] is not None:
-                metrics["codebook_perplexity"] = float(codebook_perplexity(out["codes"][mask], self.config.codebook_size))
+                metrics["codebook_perplexity"] = float(
+                    codebook_perplexity(out["codes"][mask], self.config.codebook_size)
+                )
         return groups, metrics
 
     @torch.no_grad()
@@ -297,7 +326,9 @@ class DPGMMVRNNWorldModel(WorldModel):
         About 1 means the decoder ignores z (the latent collapsed); the larger, the more the reconstruction needs it.
         """
         feat, target, mask = out["feat"][:rows], out["targets"][:rows], out["mask"][:rows]
-        zeroed = torch.cat([feat[..., : self.config.hidden_dim], torch.zeros_like(feat[..., self.config.hidden_dim :])], -1)
+        zeroed = torch.cat(
+            [feat[..., : self.config.hidden_dim], torch.zeros_like(feat[..., self.config.hidden_dim :])], -1
+        )
         maps = out["attention_log_pred"][:rows].exp().flatten(0, 1) if self.schema is not None else None
         recon = self.decoder(zeroed.flatten(0, 1), maps).reshape(target.shape)
         mse_zeroed = D.masked_mean((recon - target).pow(2).flatten(2).mean(-1), mask)
@@ -374,7 +405,9 @@ class DPGMMVRNNWorldModel(WorldModel):
             "vq_loss": vq_loss.reshape(B, T, -1),
         }
 
-    def _one_step(self, out: dict[str, Any], a_norm: torch.Tensor, stochastic: bool, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+    def _one_step(
+        self, out: dict[str, Any], a_norm: torch.Tensor, stochastic: bool, generator: torch.Generator | None
+    ) -> dict[str, torch.Tensor]:
         """What ``imagine(state_t, action_t)`` predicts for every t, batched over [B*T]."""
         B, T = a_norm.shape[:2]
         flat = lambda x: x.reshape(B * T, *x.shape[2:])  # noqa: E731
@@ -448,9 +481,13 @@ class DPGMMVRNNWorldModel(WorldModel):
     def _check_sequence(self, obs: torch.Tensor, actions: torch.Tensor, is_first: torch.Tensor) -> None:
         shape = self.task.obs_shape
         if obs.dim() != 2 + len(shape) or tuple(obs.shape[2:]) != shape:
-            raise ValueError(f"obs must be [B, T, {', '.join(map(str, shape))}] for task {self.task.task_id!r}, got {tuple(obs.shape)}")
+            raise ValueError(
+                f"obs must be [B, T, {', '.join(map(str, shape))}] for task {self.task.task_id!r}, got {tuple(obs.shape)}"
+            )
         if tuple(actions.shape) != (*obs.shape[:2], self.task.action_dim):
-            raise ValueError(f"action must be [B, T, {self.task.action_dim}] matching obs {tuple(obs.shape[:2])}, got {tuple(actions.shape)}")
+            raise ValueError(
+                f"action must be [B, T, {self.task.action_dim}] matching obs {tuple(obs.shape[:2])}, got {tuple(actions.shape)}"
+            )
         if tuple(is_first.shape) != tuple(obs.shape[:2]):
             raise ValueError(f"is_first must be [B, T] = {tuple(obs.shape[:2])}, got {tuple(is_first.shape)}")
 

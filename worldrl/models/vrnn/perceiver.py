@@ -33,7 +33,9 @@ def causal_windows(tokens: torch.Tensor, is_first: torch.Tensor, window: int) ->
     return torch.stack(frames, 2), torch.stack(valid, 2)
 
 
-def multihead_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, pad: torch.Tensor | None = None) -> torch.Tensor:
+def multihead_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, pad: torch.Tensor | None = None
+) -> torch.Tensor:
     """Softmax attention ``q [M or 1, L, D]`` over ``k, v [M, K, D]`` with ``heads`` heads; ``pad [M, K]`` True = ignore."""
     M, K, D = k.shape
     L, dh = q.shape[1], D // heads

@@ -46,9 +46,19 @@ ENV_ID = "worldrl/Playground-v0"
 class PlaygroundEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(round(1 / (TIMESTEP * FRAME_SKIP)))}
 
-    def __init__(self, scene: str | SceneDescription = "drop", *, scene_seed: int | None = None,
-                 n_objects: int | None = None, render_mode: str | None = None, width: int = 64, height: int = 64,
-                 pixels: bool = True, audio: bool = True, force_threshold: float = 1.0):
+    def __init__(
+        self,
+        scene: str | SceneDescription = "drop",
+        *,
+        scene_seed: int | None = None,
+        n_objects: int | None = None,
+        render_mode: str | None = None,
+        width: int = 64,
+        height: int = 64,
+        pixels: bool = True,
+        audio: bool = True,
+        force_threshold: float = 1.0,
+    ):
         if render_mode not in (None, "rgb_array"):
             raise EnvError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if width <= 0 or height <= 0:
@@ -147,7 +157,7 @@ class PlaygroundEnv(gym.Env):
             chunk = self.synth.render(self.samples_per_frame)
             self._chunks.append(chunk)
             mel = frame_log_mel(chunk, self.samples_per_frame, SAMPLE_RATE, context=self._context)[0]
-            self._context = chunk[-(self.samples_per_frame // 2):]
+            self._context = chunk[-(self.samples_per_frame // 2) :]
         reward, terminated = self._reward()
         return self._observation(mel), reward, terminated, False, self._info(new_events)
 
@@ -167,15 +177,19 @@ class PlaygroundEnv(gym.Env):
         return obs
 
     def _info(self, new_events: list[Event]) -> dict[str, Any]:
-        return {"events": [e.to_dict() for e in new_events], "event_log": self.events, "scene_seed": self.scene.seed,
-                "time": float(self.data.time)}
+        return {
+            "events": [e.to_dict() for e in new_events],
+            "event_log": self.events,
+            "scene_seed": self.scene.seed,
+            "time": float(self.data.time),
+        }
 
     def state(self) -> np.ndarray:
         out = np.zeros((MAX_OBJECTS, STATE_PER_OBJECT), np.float32)
         for i, joint in enumerate(self.slots):
             a, v = int(joint.qposadr[0]), int(joint.dofadr[0])
-            out[i, :7] = self.data.qpos[a:a + 7]
-            out[i, 7:] = self.data.qvel[v:v + 6]
+            out[i, :7] = self.data.qpos[a : a + 7]
+            out[i, 7:] = self.data.qvel[v : v + 6]
         return out.reshape(-1)
 
     def render_frame(self) -> np.ndarray:

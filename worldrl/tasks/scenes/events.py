@@ -65,9 +65,17 @@ class Slide:
 class EventDetector:
     """Turns the contact stream and object poses into events; ``reset`` at t=0, ``update`` after each step."""
 
-    def __init__(self, model: mujoco.MjModel, scene: SceneDescription, *, force_threshold: float = 1.0,
-                 speed_threshold: float = 0.1, tilt_threshold: float = math.radians(45), slide_speed: float = 0.05,
-                 min_gap: float = 0.02):
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        scene: SceneDescription,
+        *,
+        force_threshold: float = 1.0,
+        speed_threshold: float = 0.1,
+        tilt_threshold: float = math.radians(45),
+        slide_speed: float = 0.05,
+        min_gap: float = 0.02,
+    ):
         self.model, self.scene = model, scene
         self.force_threshold, self.speed_threshold = force_threshold, speed_threshold
         self.tilt_threshold, self.slide_speed, self.min_gap = tilt_threshold, slide_speed, min_gap

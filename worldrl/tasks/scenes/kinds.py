@@ -29,20 +29,40 @@ def _size(rng: np.random.Generator, shape: str) -> tuple[float, ...]:
     return (round(float(rng.uniform(0.04, 0.07)), 4), round(float(rng.uniform(0.04, 0.08)), 4))
 
 
-def _object(rng: np.random.Generator, colour: str, pos: tuple[float, float], *, shape: str | None = None,
-            z: float | None = None, size: tuple[float, ...] | None = None, material: str | None = None,
-            velocity: tuple[float, ...] = (0.0,) * 6) -> SceneObject:
+def _object(
+    rng: np.random.Generator,
+    colour: str,
+    pos: tuple[float, float],
+    *,
+    shape: str | None = None,
+    z: float | None = None,
+    size: tuple[float, ...] | None = None,
+    material: str | None = None,
+    velocity: tuple[float, ...] = (0.0,) * 6,
+) -> SceneObject:
     shape = shape or str(rng.choice(SHAPES))
     size = size or _size(rng, shape)
     material = material or str(rng.choice(OBJECT_MATERIALS))
     hh = size[0] if shape == "sphere" else size[-1]
     zz = hh - SINK if z is None else z
-    return SceneObject(shape, colour, material, size, (round(pos[0], 4), round(pos[1], 4), round(zz, 4)),
-                       velocity=tuple(float(v) for v in velocity))
+    return SceneObject(
+        shape,
+        colour,
+        material,
+        size,
+        (round(pos[0], 4), round(pos[1], 4), round(zz, 4)),
+        velocity=tuple(float(v) for v in velocity),
+    )
 
 
-def _spread(rng: np.random.Generator, n: int, low: float, high: float, gap: float,
-            taken: list[tuple[float, float]] | None = None) -> list[tuple[float, float]]:
+def _spread(
+    rng: np.random.Generator,
+    n: int,
+    low: float,
+    high: float,
+    gap: float,
+    taken: list[tuple[float, float]] | None = None,
+) -> list[tuple[float, float]]:
     """n xy points in a square, at least ``gap`` apart from each other and from ``taken``."""
     points = list(taken or [])
     start = len(points)
@@ -63,8 +83,9 @@ def _colours(rng: np.random.Generator, n: int) -> list[str]:
 
 def drop(rng: np.random.Generator, n: int, seed: int) -> SceneDescription:
     colours = _colours(rng, n)
-    objects = [_object(rng, c, p, z=float(rng.uniform(0.25, 0.9)))
-               for c, p in zip(colours, _spread(rng, n, -0.7, 0.7, 0.3))]
+    objects = [
+        _object(rng, c, p, z=float(rng.uniform(0.25, 0.9))) for c, p in zip(colours, _spread(rng, n, -0.7, 0.7, 0.3))
+    ]
     return SceneDescription("drop", seed, tuple(objects))
 
 
@@ -75,8 +96,14 @@ def collide(rng: np.random.Generator, n: int, seed: int) -> SceneDescription:
     angle = math.atan2(hit[1] - start[1], hit[0] - start[0]) + float(rng.uniform(-0.35, 0.35))
     speed = float(rng.uniform(1.5, 3.0))
     vx, vy, radius = speed * math.cos(angle), speed * math.sin(angle), float(rng.uniform(0.05, 0.09))
-    mover = _object(rng, colours[0], start, shape="sphere", size=(round(radius, 4),),  # rolling, not skidding
-                    velocity=(vx, vy, 0, -vy / radius, vx / radius, 0))
+    mover = _object(
+        rng,
+        colours[0],
+        start,
+        shape="sphere",
+        size=(round(radius, 4),),  # rolling, not skidding
+        velocity=(vx, vy, 0, -vy / radius, vx / radius, 0),
+    )
     struck = _object(rng, colours[1], hit)
     rest = _spread(rng, n - 2, -0.6, 0.9, 0.3, taken=[start, hit])
     return SceneDescription("collide", seed, (mover, struck, *[_object(rng, c, p) for c, p in zip(colours[2:], rest)]))
@@ -90,8 +117,9 @@ def roll(rng: np.random.Generator, n: int, seed: int) -> SceneDescription:
     along, normal = (math.cos(angle), -math.sin(angle)), (math.sin(angle), math.cos(angle))
     u, h = -0.75 * half_len, thick + radius + 0.002
     ball_pos = (x + u * along[0] + h * normal[0], 0.0)
-    ball = _object(rng, colours[0], ball_pos, shape="sphere", size=(round(radius, 4),),
-                   z=zc + u * along[1] + h * normal[1])
+    ball = _object(
+        rng, colours[0], ball_pos, shape="sphere", size=(round(radius, 4),), z=zc + u * along[1] + h * normal[1]
+    )
     rest = _spread(rng, n - 1, -0.2, 0.9, 0.28, taken=[(x, 0.0), (x + 0.4, 0.0)])
     if n > 1 and rng.random() < 0.6:  # often something sits in the ball's path
         rest[0] = (float(rng.uniform(0.0, 0.6)), float(rng.uniform(-0.1, 0.1)))
@@ -110,9 +138,16 @@ def dominoes(rng: np.random.Generator, n: int, seed: int) -> SceneDescription:
     for i, (c, x) in enumerate(zip(colours, xs)):
         size = tuple(round(v, 4) for v in half)
         if i == 0:
-            first = _object(rng, c, (float(x), 0.0), shape="box", size=size, material=material,
-                            z=size[2] * math.cos(tilt) + size[0] * math.sin(tilt),
-                            velocity=(0, 0, 0, 0, float(rng.uniform(1.0, 2.0)), 0))
+            first = _object(
+                rng,
+                c,
+                (float(x), 0.0),
+                shape="box",
+                size=size,
+                material=material,
+                z=size[2] * math.cos(tilt) + size[0] * math.sin(tilt),
+                velocity=(0, 0, 0, 0, float(rng.uniform(1.0, 2.0)), 0),
+            )
             objects.append(replace(first, quat=(math.cos(tilt / 2), 0.0, math.sin(tilt / 2), 0.0)))
         else:
             objects.append(_object(rng, c, (float(x), 0.0), shape="box", size=size, material=material))
@@ -128,8 +163,7 @@ def support(rng: np.random.Generator, n: int, seed: int) -> SceneDescription:
     for c in colours:
         half = float(rng.uniform(0.05, 0.08))
         size = (half, half, half)
-        objects.append(_object(rng, c, (x, 0.0), shape="box", size=tuple(round(v, 4) for v in size),
-                               z=z + half - SINK))
+        objects.append(_object(rng, c, (x, 0.0), shape="box", size=tuple(round(v, 4) for v in size), z=z + half - SINK))
         z += 2 * half - SINK
         x += float(rng.uniform(-1.3, 1.3)) * half  # offsets past the supporting edge topple the tower
     return SceneDescription("support", seed, tuple(objects), table=table)
@@ -141,8 +175,9 @@ def push(rng: np.random.Generator, n: int, seed: int) -> SceneDescription:
     agent = _object(rng, colours[0], agent_xy, shape="sphere", size=(0.08,), material="rubber")
     target = _object(rng, colours[1], target_xy, shape="box", size=(0.07, 0.07, 0.07), material="plastic")
     others = [_object(rng, c, p) for c, p in zip(colours[2:], rest)]
-    return SceneDescription("push", seed, (agent, target, *others), walls=True, goal=(*goal_xy, 0.15),
-                            agent=agent.name, target=target.name)
+    return SceneDescription(
+        "push", seed, (agent, target, *others), walls=True, goal=(*goal_xy, 0.15), agent=agent.name, target=target.name
+    )
 
 
 @dataclass(frozen=True)

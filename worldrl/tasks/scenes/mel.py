@@ -34,8 +34,9 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(mel, np.float64) / 2595.0) - 1.0)
 
 
-def mel_filter_bank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0.0,
-                    f_max: float | None = None) -> torch.Tensor:
+def mel_filter_bank(
+    n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None
+) -> torch.Tensor:
     """Triangular HTK-mel filters, ``[n_freqs, n_mels]`` float64, peak 1, unnormalised."""
     f_max = sample_rate / 2 if f_max is None else f_max
     fft_freqs = np.linspace(0, sample_rate / 2, n_freqs)
@@ -59,13 +60,24 @@ def one_thread() -> Iterator[None]:
 
 def mel_power(waveform: torch.Tensor, n_fft: int, hop: int, filters: torch.Tensor) -> torch.Tensor:
     """Mel power per window ``[windows, n_mels]`` (periodic Hann, no centring, power 2)."""
-    spec = torch.stft(waveform.double(), n_fft, hop_length=hop, window=torch.hann_window(n_fft, dtype=torch.float64),
-                      center=False, return_complex=True)
+    spec = torch.stft(
+        waveform.double(),
+        n_fft,
+        hop_length=hop,
+        window=torch.hann_window(n_fft, dtype=torch.float64),
+        center=False,
+        return_complex=True,
+    )
     return (spec.abs() ** 2).T @ filters
 
 
-def frame_log_mel(waveform: np.ndarray | torch.Tensor, samples_per_frame: int, sample_rate: int,
-                  n_mels: int = N_MELS, context: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
+def frame_log_mel(
+    waveform: np.ndarray | torch.Tensor,
+    samples_per_frame: int,
+    sample_rate: int,
+    n_mels: int = N_MELS,
+    context: np.ndarray | torch.Tensor | None = None,
+) -> np.ndarray:
     """One log10-mel vector per video frame, ``[len(waveform) // samples_per_frame, n_mels]`` float32.
 
     ``context``: the ``samples_per_frame // 2`` samples before ``waveform`` (zeros at the start of an episode).
@@ -75,9 +87,10 @@ def frame_log_mel(waveform: np.ndarray | torch.Tensor, samples_per_frame: int, s
     frames = wave.numel() // samples_per_frame
     if frames == 0:
         return np.zeros((0, n_mels), np.float32)
-    before = torch.zeros(hop, dtype=torch.float64) if context is None else torch.as_tensor(
-        np.asarray(context, np.float64))
-    wave = torch.cat([before, wave[:frames * samples_per_frame]])
+    before = (
+        torch.zeros(hop, dtype=torch.float64) if context is None else torch.as_tensor(np.asarray(context, np.float64))
+    )
+    wave = torch.cat([before, wave[: frames * samples_per_frame]])
     if not bool(wave.any()):
         return np.tile(silence(n_mels), (frames, 1))
     filters = _filters(samples_per_frame // 2 + 1, n_mels, sample_rate)

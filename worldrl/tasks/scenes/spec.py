@@ -120,8 +120,10 @@ class SceneDescription:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SceneDescription:
         try:
-            objects = tuple(SceneObject(**{k: tuple(v) if isinstance(v, list) else v for k, v in o.items()})
-                            for o in data["objects"])
+            objects = tuple(
+                SceneObject(**{k: tuple(v) if isinstance(v, list) else v for k, v in o.items()})
+                for o in data["objects"]
+            )
             rest = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "objects"}
             return cls(objects=objects, **rest)
         except (KeyError, TypeError) as err:
@@ -144,15 +146,32 @@ def check_object(o: SceneObject) -> None:
         raise ConfigError(f"{o.name}: pos needs 3 numbers, quat 4, velocity 6")
 
 
-GEOM_TYPES = {"sphere": mujoco.mjtGeom.mjGEOM_SPHERE, "box": mujoco.mjtGeom.mjGEOM_BOX,
-              "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER}
+GEOM_TYPES = {
+    "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
+    "box": mujoco.mjtGeom.mjGEOM_BOX,
+    "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER,
+}
 
 
-def _static(spec: mujoco.MjSpec, name: str, gtype: Any, size: list[float], pos: list[float],
-            rgba: list[float], quat: list[float] | None = None) -> None:
+def _static(
+    spec: mujoco.MjSpec,
+    name: str,
+    gtype: Any,
+    size: list[float],
+    pos: list[float],
+    rgba: list[float],
+    quat: list[float] | None = None,
+) -> None:
     m = MATERIALS[STATIC_MATERIAL]
-    geom = spec.worldbody.add_geom(name=name, type=gtype, size=size, pos=pos, rgba=rgba,
-                                   friction=[m.friction, 0.005, 0.0001], solref=list(m.solref))
+    geom = spec.worldbody.add_geom(
+        name=name,
+        type=gtype,
+        size=size,
+        pos=pos,
+        rgba=rgba,
+        friction=[m.friction, 0.005, 0.0001],
+        solref=list(m.solref),
+    )
     if quat is not None:
         geom.quat = quat
 
@@ -165,8 +184,14 @@ def build_spec(scene: SceneDescription) -> mujoco.MjSpec:
     spec.worldbody.add_light(name="sun", pos=[0, -0.5, 3.0], dir=[0, 0.2, -1], castshadow=False)
     _static(spec, "floor", mujoco.mjtGeom.mjGEOM_PLANE, [FLOOR_HALF, FLOOR_HALF, 0.05], [0, 0, 0], [0.55, 0.55, 0.5, 1])
     if scene.walls:
-        for i, (x, y, hx, hy) in enumerate([(FLOOR_HALF, 0, 0.05, FLOOR_HALF), (-FLOOR_HALF, 0, 0.05, FLOOR_HALF),
-                                            (0, FLOOR_HALF, FLOOR_HALF, 0.05), (0, -FLOOR_HALF, FLOOR_HALF, 0.05)]):
+        for i, (x, y, hx, hy) in enumerate(
+            [
+                (FLOOR_HALF, 0, 0.05, FLOOR_HALF),
+                (-FLOOR_HALF, 0, 0.05, FLOOR_HALF),
+                (0, FLOOR_HALF, FLOOR_HALF, 0.05),
+                (0, -FLOOR_HALF, FLOOR_HALF, 0.05),
+            ]
+        ):
             _static(spec, f"wall_{i}", mujoco.mjtGeom.mjGEOM_BOX, [hx, hy, 0.15], [x, y, 0.15], [0.7, 0.7, 0.7, 1])
     if scene.table is not None:
         x, y, hx, hy, top = scene.table
@@ -176,19 +201,33 @@ def build_spec(scene: SceneDescription) -> mujoco.MjSpec:
         thick = 0.02
         z = half_len * math.sin(angle) + thick
         quat = [math.cos(angle / 2), 0.0, math.sin(angle / 2), 0.0]  # rotate about +y: high end at -x
-        _static(spec, "ramp", mujoco.mjtGeom.mjGEOM_BOX, [half_len, half_w, thick], [x, 0, z], [0.6, 0.6, 0.65, 1],
-                quat)
+        _static(
+            spec, "ramp", mujoco.mjtGeom.mjGEOM_BOX, [half_len, half_w, thick], [x, 0, z], [0.6, 0.6, 0.65, 1], quat
+        )
     if scene.goal is not None:
         gx, gy, r = scene.goal
-        spec.worldbody.add_geom(name="goal", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[r, 0.002, 0],
-                                pos=[gx, gy, 0.002], rgba=[0.2, 0.9, 0.3, 0.5], contype=0, conaffinity=0)
+        spec.worldbody.add_geom(
+            name="goal",
+            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+            size=[r, 0.002, 0],
+            pos=[gx, gy, 0.002],
+            rgba=[0.2, 0.9, 0.3, 0.5],
+            contype=0,
+            conaffinity=0,
+        )
     for o in scene.objects:
         mat = MATERIALS[o.material]
         body = spec.worldbody.add_body(name=o.name, pos=list(o.pos), quat=list(o.quat))
         body.add_freejoint(name=o.name)
-        body.add_geom(name=o.name, type=GEOM_TYPES[o.shape], size=list(o.size) + [0.0] * (3 - len(o.size)),
-                      rgba=[*COLOURS[o.colour], 1.0], mass=o.resolved_mass(),
-                      friction=[mat.friction, 0.005, 0.0001], solref=list(mat.solref))
+        body.add_geom(
+            name=o.name,
+            type=GEOM_TYPES[o.shape],
+            size=list(o.size) + [0.0] * (3 - len(o.size)),
+            rgba=[*COLOURS[o.colour], 1.0],
+            mass=o.resolved_mass(),
+            friction=[mat.friction, 0.005, 0.0001],
+            solref=list(mat.solref),
+        )
     spec.worldbody.add_camera(name=CAMERA, pos=[0.0, -2.6, 1.9], xyaxes=[1, 0, 0, 0, 0.6, 0.8])
     return spec
 
@@ -207,10 +246,21 @@ def initial_state(scene: SceneDescription, model: mujoco.MjModel) -> tuple[np.nd
     for o in scene.objects:
         joint = model.joint(o.name)
         a, v = int(joint.qposadr[0]), int(joint.dofadr[0])
-        qpos[a:a + 3], qpos[a + 3:a + 7] = o.pos, o.quat
-        qvel[v:v + 6] = o.velocity
+        qpos[a : a + 3], qpos[a + 3 : a + 7] = o.pos, o.quat
+        qvel[v : v + 6] = o.velocity
     return qpos, qvel
 
 
-__all__ = ["CAMERA", "FRAME_SKIP", "MAX_OBJECTS", "MIN_OBJECTS", "TIMESTEP", "SceneDescription", "SceneObject",
-           "build_spec", "check_object", "compile_scene", "initial_state"]
+__all__ = [
+    "CAMERA",
+    "FRAME_SKIP",
+    "MAX_OBJECTS",
+    "MIN_OBJECTS",
+    "TIMESTEP",
+    "SceneDescription",
+    "SceneObject",
+    "build_spec",
+    "check_object",
+    "compile_scene",
+    "initial_state",
+]
