@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from worldrl.errors import ConfigError
+from worldrl.config_loading import check_fields, require
 from worldrl.models.base import WorldModelConfig
 
 
@@ -106,53 +106,30 @@ class VRNNConfig(WorldModelConfig):
             "feature_grid stick_kl_terms context_window"
         ).split()
         for name in positive:
-            _check(
-                isinstance(getattr(self, name), int) and getattr(self, name) >= 1,
-                name,
-                "must be an integer >= 1",
-                getattr(self, name),
-            )
-        _check(self.max_components >= 2, "max_components", "must be >= 2 (K-1 sticks)", self.max_components)
-        _check(
-            self.context_dim % self.num_heads == 0,
-            "num_heads",
-            f"must divide context_dim={self.context_dim}",
-            self.num_heads,
-        )
+            value = getattr(self, name)
+            require(self, name, isinstance(value, int) and value >= 1, "an integer >= 1")
+        non_negative = (
+            "beta free_nats kl_dyn_weight kl_rep_weight commitment_weight lambda_recon lambda_reward lambda_continue "
+            "lambda_token lambda_att_dyn lambda_gram entropy_weight kl_anneal_steps"
+        ).split()
+        for name in non_negative:
+            require(self, name, getattr(self, name) >= 0, ">= 0")
         ratio = self.image_size // self.feature_grid
-        _check(
-            self.image_size % self.feature_grid == 0 and ratio & (ratio - 1) == 0,
-            "image_size",
-            f"must be feature_grid={self.feature_grid} times a power of two",
-            self.image_size,
-        )
-        _check(self.recon_std > 0, "recon_std", "must be > 0", self.recon_std)
-        _check(
-            0 <= self.codebook_dead_fraction < 1,
-            "codebook_dead_fraction",
-            "must be in [0, 1)",
-            self.codebook_dead_fraction,
-        )
-        for name in (
-            "beta",
-            "free_nats",
-            "kl_dyn_weight",
-            "kl_rep_weight",
-            "commitment_weight",
-            "lambda_recon",
-            "lambda_reward",
-            "lambda_continue",
-            "lambda_token",
-            "lambda_att_dyn",
-            "lambda_gram",
-            "entropy_weight",
-        ):
-            _check(getattr(self, name) >= 0, name, "must be >= 0", getattr(self, name))
-        _check(self.kl_anneal_steps >= 0, "kl_anneal_steps", "must be >= 0", self.kl_anneal_steps)
-        _check(self.gamma_prior_shape > 0, "gamma_prior_shape", "must be > 0", self.gamma_prior_shape)
-        _check(self.gamma_prior_rate > 0, "gamma_prior_rate", "must be > 0", self.gamma_prior_rate)
-        _check(
-            self.logvar_min < self.logvar_max, "logvar_min", f"must be < logvar_max={self.logvar_max}", self.logvar_min
+        check_fields(
+            self,
+            {
+                "max_components": (self.max_components >= 2, ">= 2 (K-1 sticks)"),
+                "num_heads": (self.context_dim % self.num_heads == 0, f"a divisor of context_dim={self.context_dim}"),
+                "image_size": (
+                    self.image_size % self.feature_grid == 0 and ratio & (ratio - 1) == 0,
+                    f"feature_grid={self.feature_grid} times a power of two",
+                ),
+                "recon_std": (self.recon_std > 0, "> 0"),
+                "codebook_dead_fraction": (0 <= self.codebook_dead_fraction < 1, "in [0, 1)"),
+                "gamma_prior_shape": (self.gamma_prior_shape > 0, "> 0"),
+                "gamma_prior_rate": (self.gamma_prior_rate > 0, "> 0"),
+                "logvar_min": (self.logvar_min < self.logvar_max, f"< logvar_max={self.logvar_max}"),
+            },
         )
 
     @classmethod
@@ -170,8 +147,3 @@ class VRNNConfig(WorldModelConfig):
             "token_dim": 8,
             "codebook_size": 8,
         }
-
-
-def _check(ok: bool, name: str, rule: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"VRNNConfig.{name} {rule}, got {value!r}")
