@@ -16,3 +16,22 @@ def tiny_model(task_id: str = "Pendulum-v1") -> WorldModel:
         torch.manual_seed(0)
         _MODELS[task_id] = build_model("ensemble", TINY, TaskSpec.from_env_id(task_id))
     return _MODELS[task_id]
+
+
+VRNN_TINY = {
+    "latent_dim": 4,
+    "hidden_dim": 32,
+    "context_dim": 16,
+    "max_components": 4,
+    "num_latents": 2,
+    "num_heads": 2,
+    "codebook_size": 8,
+    "num_slots": 3,
+    "slot_dim": 8,
+    "token_dim": 8,
+    "encoder_base_channels": 4,
+    "decoder_base_channels": 4,
+    "image_size": 16,
+    "feature_grid": 8,
+}
+"""A vrnn of a few thousand parameters for state and 16x16 pixel tests."""

@@ -6,28 +6,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from _models import VRNN_TINY
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import worldrl  # noqa: F401
 from worldrl.models import TaskSpec, build_model, save_pretrained
 
-TINY = dict(
-    latent_dim=4,
-    hidden_dim=32,
-    context_dim=16,
-    max_components=4,
-    num_latents=2,
-    num_heads=2,
-    codebook_size=8,
-    num_slots=3,
-    slot_dim=8,
-    token_dim=8,
-    encoder_base_channels=4,
-    decoder_base_channels=4,
-    image_size=16,
-    feature_grid=8,
-)
+TINY = VRNN_TINY
 
 
 def _checkpoint(tmp_path, pixels: bool) -> str:

@@ -6,27 +6,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from _models import VRNN_TINY
 from tensordict import TensorDict
 
 from worldrl.models import TaskSpec, build_model, get_family, load_pretrained, save_pretrained
 from worldrl.models.vrnn import DPGMMVRNNWorldModel, VRNNConfig
 
-TINY = dict(
-    latent_dim=4,
-    hidden_dim=32,
-    context_dim=16,
-    max_components=4,
-    num_latents=2,
-    num_heads=2,
-    codebook_size=8,
-    num_slots=3,
-    slot_dim=8,
-    token_dim=8,
-    encoder_base_channels=4,
-    decoder_base_channels=4,
-    image_size=16,
-    feature_grid=8,
-)
+TINY = VRNN_TINY
 B, T, A = 2, 5, 2
 
 

@@ -7,6 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from _models import VRNN_TINY
 from tensordict import TensorDict
 
 from worldrl.models import TaskSpec, build_model
@@ -14,18 +15,7 @@ from worldrl.models.vrnn.codebook import VectorQuantizer, codebook_perplexity
 from worldrl.models.vrnn.perceiver import CausalPerceiver, causal_windows, multihead_attention
 from worldrl.training.gradient_balancing import RGBCombiner
 
-TINY = dict(
-    latent_dim=4,
-    hidden_dim=32,
-    context_dim=16,
-    max_components=4,
-    num_latents=2,
-    num_heads=2,
-    num_slots=2,
-    slot_dim=8,
-    token_dim=8,
-    stick_kl_terms=10,
-)
+TINY = {**VRNN_TINY, "num_slots": 2, "stick_kl_terms": 10}
 
 
 def _oscillator_batch(batch: int, steps: int, generator: torch.Generator) -> TensorDict:

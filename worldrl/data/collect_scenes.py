@@ -28,6 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from worldrl.data.policies import PolicyContext, make_policy
+from worldrl.data.storage_layout import StorageLayout
 from worldrl.data.writer import LeRobotDatasetWriter
 from worldrl.errors import ConfigError, WorldRLError
 from worldrl.io import atomic_write_bytes, atomic_write_text, write_json
@@ -91,22 +92,12 @@ def save_extras(root: str | Path, episode: int, env: PlaygroundEnv, audio: bool)
 
 
 def scene_features(env: PlaygroundEnv, config: Any) -> dict[str, dict[str, Any]]:
+    """``worldrl collect``'s features for the scene's state and planar force, plus the synthetic audio."""
+    from worldrl.data.collect import build_features
+
     state_dim = env.observation_space["state"].shape[0]
-    features: dict[str, dict[str, Any]] = {
-        "observation.state": {"dtype": "float32", "shape": [state_dim], "names": None},
-        "action": {"dtype": "float32", "shape": [2], "names": ["force_x", "force_y"]},
-        "next.reward": {"dtype": "float32", "shape": [1], "names": None},
-        "next.done": {"dtype": "bool", "shape": [1], "names": None},
-        "next.terminated": {"dtype": "bool", "shape": [1], "names": None},
-        "next.truncated": {"dtype": "bool", "shape": [1], "names": None},
-    }
-    if config.pixels:
-        h, w = config.image_size
-        features[config.camera_key] = {
-            "dtype": config.image_storage,
-            "shape": [h, w, 3],
-            "names": ["height", "width", "channels"],
-        }
+    layout = StorageLayout(state_dim, None, None, (2,), 2, "float32", ["force_x", "force_y"])
+    features = build_features(layout, config)
     if config.audio:
         features[AUDIO_KEY] = {"dtype": "float32", "shape": [N_MELS], "names": None, "description": AUDIO_DESCRIPTION}
     return features

@@ -44,6 +44,7 @@ from worldrl.data.lerobot_format import (
     DEFAULT_VIDEO_FILE_SIZE_MB,
     EPISODES_PATH,
     INFO_PATH,
+    NUMERIC_DTYPES,
     STATS_PATH,
     TASKS_PATH,
     VIDEO_PATH,
@@ -647,22 +648,5 @@ def _png_bytes(img: np.ndarray) -> bytes:
 _STORE = {
     "image": LeRobotDatasetWriter._store_image,
     "video": LeRobotDatasetWriter._store_video,
-    **{
-        d: LeRobotDatasetWriter._store_value
-        for d in (
-            "string",
-            "bool",
-            "float16",
-            "float32",
-            "float64",
-            "int8",
-            "int16",
-            "int32",
-            "int64",
-            "uint8",
-            "uint16",
-            "uint32",
-            "uint64",
-        )
-    },
+    **{d: LeRobotDatasetWriter._store_value for d in ("string", *NUMERIC_DTYPES)},
 }
