@@ -59,7 +59,7 @@ def frame_features(model, frames: np.ndarray) -> np.ndarray:
 
     key, out = model.cameras[0], []
     for i in range(0, len(frames), 256):
-        clip = torch.as_tensor(frames[i:i + 256])[:, None]
+        clip = torch.as_tensor(frames[i : i + 256])[:, None]
         obs = TensorDict({key: clip}, batch_size=clip.shape[:2]) if model.task.is_keyed else clip
         out.append(model.encode_frames(obs)[:, 0].flatten(1).numpy())
     return np.concatenate(out)
@@ -112,16 +112,31 @@ def main() -> None:
     out: dict = {"model": args.model, "dataset": args.dataset, "held_out_episodes": test_eps}
     out["probe_r2"] = probe(model, reader, train_eps, test_eps)
     print("linear probe R^2:", out["probe_r2"])
-    report = evaluate_fidelity(model, reader, test_eps, horizons=(1, 2, 4, 8), context=model.config.context_frames,
-                               num_starts=256)
-    out["latent_l1"] = {"model": [h.latent_error for h in report.horizons],
-                        **{k: [h.latent_error for h in v] for k, v in report.baselines.items()}}
+    report = evaluate_fidelity(
+        model, reader, test_eps, horizons=(1, 2, 4, 8), context=model.config.context_frames, num_starts=256
+    )
+    out["latent_l1"] = {
+        "model": [h.latent_error for h in report.horizons],
+        **{k: [h.latent_error for h in v] for k, v in report.baselines.items()},
+    }
     print("latent error at 1, 2, 4, 8 steps:", out["latent_l1"])
-    planner = {"horizon": args.horizon, "num_samples": args.samples, "num_elites": max(args.samples // 8, 2),
-               "iterations": args.iterations}
-    goal = run_goal_reaching(model, GoalReachingConfig(env_id=args.env, episodes=args.episodes, steps=args.steps,
-                                                       goal_steps=args.goal_steps, success=args.success,
-                                                       planner=planner))
+    planner = {
+        "horizon": args.horizon,
+        "num_samples": args.samples,
+        "num_elites": max(args.samples // 8, 2),
+        "iterations": args.iterations,
+    }
+    goal = run_goal_reaching(
+        model,
+        GoalReachingConfig(
+            env_id=args.env,
+            episodes=args.episodes,
+            steps=args.steps,
+            goal_steps=args.goal_steps,
+            success=args.success,
+            planner=planner,
+        ),
+    )
     out["goal_reaching"], out["plan_seconds_per_action"] = goal["agents"], goal["plan_seconds_per_action"]
     out["planner"] = planner
     print("goal reaching:", out["goal_reaching"], "plan s/action:", out["plan_seconds_per_action"])

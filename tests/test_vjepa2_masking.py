@@ -34,15 +34,23 @@ def test_context_and_target_partition_the_grid(grid, strategy, ratio, seed) -> N
 
 
 @settings(max_examples=40, deadline=None)
-@given(grid=grids, strategy=st.sampled_from(["block", "random", "temporal", "spatial"]),
-       ratio=st.floats(0.2, 0.8), seed=st.integers(0, 2**31))
+@given(
+    grid=grids,
+    strategy=st.sampled_from(["block", "random", "temporal", "spatial"]),
+    ratio=st.floats(0.2, 0.8),
+    seed=st.integers(0, 2**31),
+)
 def test_masked_fraction_is_within_tolerance(grid, strategy, ratio, seed) -> None:
     t, h, w = grid
     pair = VideoMaskGenerator(grid, strategy, ratio)(torch.Generator().manual_seed(seed))[0]
     fraction = len(pair.target) / (t * h * w)
     # the grid's granularity bounds how closely a count of slots, tubes or a rectangle can match the ratio
-    tolerance = {"temporal": 0.5 / t, "random": 0.5 / (h * w) + 1e-9, "spatial": 0.5 * max(h, w) / (h * w) + 0.05,
-                 "block": 0.5 * max(h, w) / (h * w) + 0.5 / t + 0.05}[strategy]
+    tolerance = {
+        "temporal": 0.5 / t,
+        "random": 0.5 / (h * w) + 1e-9,
+        "spatial": 0.5 * max(h, w) / (h * w) + 0.05,
+        "block": 0.5 * max(h, w) / (h * w) + 0.5 / t + 0.05,
+    }[strategy]
     if strategy == "temporal":  # at least one slot each side
         ratio = min(max(ratio, 1 / t), 1 - 1 / t)
     assert abs(fraction - ratio) <= tolerance, (fraction, ratio)
@@ -87,10 +95,16 @@ def test_batches_are_cut_to_equal_counts_and_stay_disjoint() -> None:
             assert len(set(ctx[row].tolist())) == ctx.shape[1]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"mask_ratio": 0.0}, "mask_ratio"), ({"mask_ratio": 1.0}, "mask_ratio"), ({"strategy": "tube"}, "strategy"),
-    ({"grid": (1, 4, 4), "strategy": "temporal"}, "time slots"), ({"grid": (0, 4, 4)}, "grid"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"mask_ratio": 0.0}, "mask_ratio"),
+        ({"mask_ratio": 1.0}, "mask_ratio"),
+        ({"strategy": "tube"}, "strategy"),
+        ({"grid": (1, 4, 4), "strategy": "temporal"}, "time slots"),
+        ({"grid": (0, 4, 4)}, "grid"),
+    ],
+)
 def test_bad_settings_are_refused(kwargs, match) -> None:
     args = {"grid": (2, 4, 4), "strategy": "random", "mask_ratio": 0.5, **kwargs}
     with pytest.raises(ValueError, match=match):

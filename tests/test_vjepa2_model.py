@@ -45,17 +45,29 @@ def activate(model: VJEPA2WorldModel) -> VJEPA2WorldModel:
 
 def make_obs(batch: int, steps: int, seed: int = 0) -> TensorDict:
     g = torch.Generator().manual_seed(seed)
-    return TensorDict({"observation.images.front": torch.randint(0, 256, (batch, steps, IMG, IMG, 3), generator=g,
-                                                                 dtype=torch.uint8),
-                       "observation.state": torch.randn(batch, steps, 4, generator=g)}, batch_size=[batch, steps])
+    return TensorDict(
+        {
+            "observation.images.front": torch.randint(
+                0, 256, (batch, steps, IMG, IMG, 3), generator=g, dtype=torch.uint8
+            ),
+            "observation.state": torch.randn(batch, steps, 4, generator=g),
+        },
+        batch_size=[batch, steps],
+    )
 
 
 def make_batch(batch: int = 3, steps: int = 4) -> TensorDict:
-    return TensorDict({"obs": make_obs(batch, steps), "action": torch.rand(batch, steps, 2) * 2 - 1,
-                       "mask": torch.ones(batch, steps, dtype=torch.bool),
-                       "is_first": torch.zeros(batch, steps, dtype=torch.bool),
-                       "reward": torch.zeros(batch, steps), "terminated": torch.zeros(batch, steps, dtype=torch.bool)},
-                      batch_size=[batch, steps])
+    return TensorDict(
+        {
+            "obs": make_obs(batch, steps),
+            "action": torch.rand(batch, steps, 2) * 2 - 1,
+            "mask": torch.ones(batch, steps, dtype=torch.bool),
+            "is_first": torch.zeros(batch, steps, dtype=torch.bool),
+            "reward": torch.zeros(batch, steps),
+            "terminated": torch.zeros(batch, steps, dtype=torch.bool),
+        },
+        batch_size=[batch, steps],
+    )
 
 
 def test_rope_3d_scores_depend_only_on_relative_positions() -> None:
@@ -145,9 +157,9 @@ def test_the_ac_predictor_learns_moving_shapes(tmp_path: Path) -> None:
 
     config = tmp_path / "c.yaml"
     config.write_text(f"""
-output_dir: {tmp_path / 'run'}
+output_dir: {tmp_path / "run"}
 seed: 0
-data: {{root: {tmp_path / 'shapes'}, window: 4, synthetic: {{episodes: 6, steps: 16, image_size: 16, square: 4}}}}
+data: {{root: {tmp_path / "shapes"}, window: 4, synthetic: {{episodes: 6, steps: 16, image_size: 16, square: 4}}}}
 model: {{family: vjepa2, encoder: {{image_size: 16, patch_size: 4, dim: 24, depth: 1, num_heads: 2}},
         predictor: {{dim: 12, depth: 1, num_heads: 2}}, action_predictor: {{dim: 24, depth: 1, num_heads: 2}},
         masking: {{strategy: random, mask_ratio: 0.5}}, ema_momentum: 0.99, train_encoder: false}}
@@ -168,8 +180,10 @@ trainer: {{max_steps: 150, batch_size: 8, lr: 3.0e-3, eval_every: 150, log_every
     keys = {f"obs/{k}": k for k in model.task.obs_keys} | {"action": "action"}
     ds = WindowDataset(reader, keys=keys, window=4)
     items = [ds[i] for i in range(0, len(ds), 3)]
-    obs = TensorDict({k: torch.stack([torch.as_tensor(it[f"obs/{k}"]) for it in items]) for k in model.task.obs_keys},
-                     batch_size=[len(items), 4])
+    obs = TensorDict(
+        {k: torch.stack([torch.as_tensor(it[f"obs/{k}"]) for it in items]) for k in model.task.obs_keys},
+        batch_size=[len(items), 4],
+    )
     action = torch.stack([torch.as_tensor(it["action"]) for it in items])
     with torch.no_grad():
         tokens = model.encode_frames(obs)
@@ -199,8 +213,13 @@ def test_bad_input_gives_one_line_errors() -> None:
     model = make_model()
     with pytest.raises(ValueError, match="shorter than a tubelet"):
         model.jepa_loss(make_obs(2, 1), torch.Generator())
-    wrong = TensorDict({"observation.images.front": torch.zeros(2, 2, 8, 8, 3, dtype=torch.uint8),
-                        "observation.state": torch.zeros(2, 2, 4)}, batch_size=[2, 2])
+    wrong = TensorDict(
+        {
+            "observation.images.front": torch.zeros(2, 2, 8, 8, 3, dtype=torch.uint8),
+            "observation.state": torch.zeros(2, 2, 4),
+        },
+        batch_size=[2, 2],
+    )
     with pytest.raises(ValueError, match=r"'observation.images.front' has shape \(8, 8, 3\)"):
         model.observe(wrong, torch.zeros(2, 2, 2), torch.zeros(2, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match="has shape"):
@@ -210,8 +229,11 @@ def test_bad_input_gives_one_line_errors() -> None:
     with pytest.raises(ValueError, match="mask_ratio"):
         VJEPA2Config.from_dict({"masking": {"mask_ratio": 1.5}})
     with pytest.raises(ValueError, match="camera"):
-        build_model("vjepa2", VJEPA2Config.tiny(), TaskSpec(gym.spaces.Box(-1, 1, (3,), np.float32),
-                                                             gym.spaces.Box(-1, 1, (1,), np.float32)))
+        build_model(
+            "vjepa2",
+            VJEPA2Config.tiny(),
+            TaskSpec(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Box(-1, 1, (1,), np.float32)),
+        )
 
 
 def test_a_checkpoint_of_another_family_is_refused(tmp_path: Path) -> None:
@@ -243,9 +265,9 @@ def test_masked_prediction_learns_without_collapsing(tmp_path: Path) -> None:
 
     config = tmp_path / "c.yaml"
     config.write_text(f"""
-output_dir: {tmp_path / 'run'}
+output_dir: {tmp_path / "run"}
 seed: 0
-data: {{root: {tmp_path / 'shapes'}, window: 4, synthetic: {{episodes: 6, steps: 16, image_size: 16, square: 4}}}}
+data: {{root: {tmp_path / "shapes"}, window: 4, synthetic: {{episodes: 6, steps: 16, image_size: 16, square: 4}}}}
 model: {{family: vjepa2, encoder: {{image_size: 16, patch_size: 4, dim: 24, depth: 1, num_heads: 2}},
         predictor: {{dim: 12, depth: 1, num_heads: 2}}, action_predictor: {{dim: 24, depth: 1, num_heads: 2}},
         masking: {{strategy: random, mask_ratio: 0.5}}}}
@@ -256,8 +278,9 @@ trainer: {{max_steps: 100, batch_size: 8, lr: 3.0e-3, eval_every: 100, log_every
     train = [r["metrics"]["jepa_l1"] for r in rows if r["split"] == "train"]
     assert train[-1] < 0.5 * train[0]
     model = load_pretrained(tmp_path / "run" / "model")
-    frames = torch.as_tensor(LeRobotDatasetReader(tmp_path / "shapes").frames("observation.images.front",
-                                                                              list(range(0, 90, 3))))[:, None]
+    frames = torch.as_tensor(
+        LeRobotDatasetReader(tmp_path / "shapes").frames("observation.images.front", list(range(0, 90, 3)))
+    )[:, None]
     obs = TensorDict({"observation.images.front": frames}, batch_size=frames.shape[:2])
     torch.manual_seed(0)
     untrained = build_model("vjepa2", model.config.to_dict(), model.task)
@@ -268,25 +291,38 @@ trainer: {{max_steps: 100, batch_size: 8, lr: 3.0e-3, eval_every: 100, log_every
 
 
 def test_several_cameras_are_encoded_separately_and_tagged() -> None:
-    spaces = {"observation.images.top": gym.spaces.Box(0, 255, (IMG, IMG, 3), np.uint8),
-              "observation.images.wrist": gym.spaces.Box(0, 255, (20, 24, 3), np.uint8),
-              "observation.state": gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)}
+    spaces = {
+        "observation.images.top": gym.spaces.Box(0, 255, (IMG, IMG, 3), np.uint8),
+        "observation.images.wrist": gym.spaces.Box(0, 255, (20, 24, 3), np.uint8),
+        "observation.state": gym.spaces.Box(-np.inf, np.inf, (4,), np.float32),
+    }
     task = TaskSpec.keyed(spaces, gym.spaces.Box(-1, 1, (2,), np.float32))
     model = build_model("vjepa2", VJEPA2Config.tiny(), task)
     assert model.cameras == ["observation.images.top", "observation.images.wrist"]
-    assert model.tokens_per_frame == 2 * model.encoder.grid_hw ** 2
+    assert model.tokens_per_frame == 2 * model.encoder.grid_hw**2
     assert model.action_predictor.camera_embed.shape[0] == 2
     g = torch.Generator().manual_seed(0)
-    obs = TensorDict({"observation.images.top": torch.randint(0, 256, (2, 4, IMG, IMG, 3), generator=g, dtype=torch.uint8),
-                      "observation.images.wrist": torch.randint(0, 256, (2, 4, 20, 24, 3), generator=g,
-                                                                dtype=torch.uint8),
-                      "observation.state": torch.randn(2, 4, 4, generator=g)}, batch_size=[2, 4])
-    batch = TensorDict({"obs": obs, "action": torch.zeros(2, 4, 2), "mask": torch.ones(2, 4, dtype=torch.bool),
-                        "is_first": torch.zeros(2, 4, dtype=torch.bool)}, batch_size=[2, 4])
+    obs = TensorDict(
+        {
+            "observation.images.top": torch.randint(0, 256, (2, 4, IMG, IMG, 3), generator=g, dtype=torch.uint8),
+            "observation.images.wrist": torch.randint(0, 256, (2, 4, 20, 24, 3), generator=g, dtype=torch.uint8),
+            "observation.state": torch.randn(2, 4, 4, generator=g),
+        },
+        batch_size=[2, 4],
+    )
+    batch = TensorDict(
+        {
+            "obs": obs,
+            "action": torch.zeros(2, 4, 2),
+            "mask": torch.ones(2, 4, dtype=torch.bool),
+            "is_first": torch.zeros(2, 4, dtype=torch.bool),
+        },
+        batch_size=[2, 4],
+    )
     groups, _ = model.loss_groups(batch)
     assert set(groups) == {"jepa", "ac"} and all(torch.isfinite(v) for v in groups.values())
     with torch.no_grad():
-        top_only = model.encode_frames(obs)[:, :, :model.encoder.grid_hw ** 2]
+        top_only = model.encode_frames(obs)[:, :, : model.encoder.grid_hw**2]
         alone = model.frozen_encoder(model._clips(obs, "observation.images.top")[:, :1].expand(-1, 2, -1, -1, -1))
     assert torch.allclose(top_only[:, 0], torch.nn.functional.layer_norm(alone, alone.shape[-1:]), atol=1e-5)
     chosen = build_model("vjepa2", {**VJEPA2Config.tiny(), "cameras": ["observation.images.wrist"]}, task)
@@ -303,7 +339,7 @@ def test_surprise_is_the_masked_prediction_error_of_the_later_slots() -> None:
     assert torch.equal(surprise, model.surprise(obs))  # no randomness: fixed temporal masks
     with torch.no_grad():  # by hand: context = slot 0, target = slot 1 of the 2-slot clip
         x = model._clips(obs, "observation.images.front")
-        per_slot = model.encoder.grid_hw ** 2
+        per_slot = model.encoder.grid_hw**2
         ctx = torch.arange(per_slot)[None].expand(3, -1)
         tgt = torch.arange(per_slot, 2 * per_slot)[None].expand(3, -1)
         pred = model.predictor(model.encoder(x, keep=ctx), ctx, tgt, model.encoder.grid(4))

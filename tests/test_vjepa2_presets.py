@@ -11,8 +11,15 @@ from worldrl.cli import main as worldrl_main
 from worldrl.cli.configs import presets
 from worldrl.training.run import validate_config
 
-VJEPA2_PRESETS = ["vjepa2_debug", "vjepa2_full", "vjepa2_low_mem", "vjepa2_libero", "vjepa2_aloha",
-                  "vjepa2_inverted_pendulum", "vjepa2_reacher"]
+VJEPA2_PRESETS = [
+    "vjepa2_debug",
+    "vjepa2_full",
+    "vjepa2_low_mem",
+    "vjepa2_libero",
+    "vjepa2_aloha",
+    "vjepa2_inverted_pendulum",
+    "vjepa2_reacher",
+]
 
 
 @pytest.mark.parametrize("name", VJEPA2_PRESETS)
@@ -45,10 +52,28 @@ def test_configs_command_lists_and_shows(capsys) -> None:
 
 def test_the_debug_preset_trains_by_name(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert worldrl_main(["train", "--config", "vjepa2_debug", f"output_dir={tmp_path / 'run'}",
-                         f"data.root={tmp_path / 'shapes'}", "data.synthetic.episodes=4", "data.synthetic.steps=8",
-                         "model.encoder.dim=24", "model.encoder.num_heads=2", "model.predictor.dim=12",
-                         "model.predictor.num_heads=2", "model.action_predictor.dim=12",
-                         "model.action_predictor.num_heads=2", "trainer.max_steps=2", "trainer.eval_every=2",
-                         "trainer.warmup_steps=0", "trainer.progress=false"]) == 0
+    assert (
+        worldrl_main(
+            [
+                "train",
+                "--config",
+                "vjepa2_debug",
+                f"output_dir={tmp_path / 'run'}",
+                f"data.root={tmp_path / 'shapes'}",
+                "data.synthetic.episodes=4",
+                "data.synthetic.steps=8",
+                "model.encoder.dim=24",
+                "model.encoder.num_heads=2",
+                "model.predictor.dim=12",
+                "model.predictor.num_heads=2",
+                "model.action_predictor.dim=12",
+                "model.action_predictor.num_heads=2",
+                "trainer.max_steps=2",
+                "trainer.eval_every=2",
+                "trainer.warmup_steps=0",
+                "trainer.progress=false",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "run" / "model" / "config.json").exists()

@@ -31,17 +31,31 @@ CROP = 32
 def checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hf") / "tiny-vjepa2"
     torch.manual_seed(0)
-    config = HFConfig(crop_size=CROP, patch_size=16, frames_per_clip=4, tubelet_size=2, hidden_size=64,
-                      num_attention_heads=4, num_hidden_layers=2, pred_hidden_size=32, pred_num_attention_heads=4,
-                      pred_num_hidden_layers=2, num_pooler_layers=1)
+    config = HFConfig(
+        crop_size=CROP,
+        patch_size=16,
+        frames_per_clip=4,
+        tubelet_size=2,
+        hidden_size=64,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        pred_hidden_size=32,
+        pred_num_attention_heads=4,
+        pred_num_hidden_layers=2,
+        num_pooler_layers=1,
+    )
     VJEPA2Model(config).eval().save_pretrained(root)
     return root
 
 
 def make_model(source: str, frame: int = 40):
-    task = TaskSpec.keyed({"observation.images.front": gym.spaces.Box(0, 255, (frame, frame + 8, 3), np.uint8),
-                           "observation.state": gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)},
-                          gym.spaces.Box(-1, 1, (2,), np.float32))
+    task = TaskSpec.keyed(
+        {
+            "observation.images.front": gym.spaces.Box(0, 255, (frame, frame + 8, 3), np.uint8),
+            "observation.state": gym.spaces.Box(-np.inf, np.inf, (3,), np.float32),
+        },
+        gym.spaces.Box(-1, 1, (2,), np.float32),
+    )
     return build_model("vjepa2", {**VJEPA2Config.tiny(), "encoder": {"pretrained": source}}, task)
 
 
@@ -52,7 +66,7 @@ def test_features_equal_transformers_forward(checkpoint: Path) -> None:
     x = frames_to_input(frames, CROP)
     # an exact crop_size square: the centre crop of the wider frame, scaled to [0, 1] and ImageNet-normalised
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    manual = (frames[..., :, 4:4 + CROP, :].float().div(255).permute(0, 1, 4, 2, 3) - mean) / std
+    manual = (frames[..., :, 4 : 4 + CROP, :].float().div(255).permute(0, 1, 4, 2, 3) - mean) / std
     assert x.shape == (2, 4, 3, CROP, CROP) and torch.allclose(x, manual, atol=1e-6)
     with torch.no_grad():
         ours = model.encoder(x)
@@ -70,8 +84,9 @@ def test_frames_of_other_sizes_are_resized_and_cropped_in_torch(checkpoint: Path
     with torch.no_grad():
         embedded = model.embed(obs)
         clip = frames_to_input(frame, CROP)[:, None].expand(-1, 2, -1, -1, -1)
-        direct = target_norm(VJEPA2Model.from_pretrained(checkpoint)(pixel_values_videos=clip,
-                                                                     skip_predictor=True).last_hidden_state)
+        direct = target_norm(
+            VJEPA2Model.from_pretrained(checkpoint)(pixel_values_videos=clip, skip_predictor=True).last_hidden_state
+        )
     assert torch.allclose(embedded[:, :-3], direct.flatten(1), atol=1e-5)
     with pytest.raises(ValueError, match="crop_size"):
         model.encoder(torch.zeros(1, 2, 3, 24, 24))
@@ -82,8 +97,13 @@ def test_checkpoints_reference_the_pretrained_encoder(checkpoint: Path, tmp_path
 
     checkpoint = Path(shutil.copytree(checkpoint, tmp_path / "encoder"))  # this test swaps its weights
     model = make_model(str(checkpoint))
-    model.start_states = TensorDict({"observation.images.front": torch.zeros(2, 40, 48, 3, dtype=torch.uint8),
-                                     "observation.state": torch.zeros(2, 3)}, batch_size=[2])
+    model.start_states = TensorDict(
+        {
+            "observation.images.front": torch.zeros(2, 40, 48, 3, dtype=torch.uint8),
+            "observation.state": torch.zeros(2, 3),
+        },
+        batch_size=[2],
+    )
     model.save_pretrained(str(tmp_path / "ckpt"))
     stored = load_file(str(tmp_path / "ckpt" / "model.safetensors"))
     assert not any(k.startswith("encoder.") for k in stored) and any(k.startswith("action_predictor.") for k in stored)

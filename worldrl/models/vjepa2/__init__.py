@@ -8,5 +8,11 @@ from worldrl.models.vjepa2.model import VJEPA2WorldModel
 
 register_family("vjepa2", VJEPA2Config, VJEPA2WorldModel)
 
-__all__ = ["EncoderConfig", "MaskingConfig", "PredictorConfig", "VJEPA2Config", "VJEPA2WorldModel",
-           "VideoMaskGenerator"]
+__all__ = [
+    "EncoderConfig",
+    "MaskingConfig",
+    "PredictorConfig",
+    "VJEPA2Config",
+    "VJEPA2WorldModel",
+    "VideoMaskGenerator",
+]

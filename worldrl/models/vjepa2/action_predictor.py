@@ -26,9 +26,20 @@ def block_causal_mask(frames: int, tokens_per_frame: int, device: torch.device |
 
 
 class ActionConditionedPredictor(nn.Module):
-    def __init__(self, encoder_dim: int, dim: int, depth: int, num_heads: int, action_dim: int, state_dim: int,
-                 grid_hw: int, num_cameras: int = 1, mlp_ratio: float = 4.0, checkpointing: bool = False,
-                 residual: bool = True) -> None:
+    def __init__(
+        self,
+        encoder_dim: int,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        action_dim: int,
+        state_dim: int,
+        grid_hw: int,
+        num_cameras: int = 1,
+        mlp_ratio: float = 4.0,
+        checkpointing: bool = False,
+        residual: bool = True,
+    ) -> None:
         super().__init__()
         self.residual = residual
         self.grid_hw, self.num_cameras, self.state_dim = grid_hw, num_cameras, state_dim
@@ -49,8 +60,13 @@ class ActionConditionedPredictor(nn.Module):
     def num_conditions(self) -> int:
         return 2 if self.state_dim else 1
 
-    def forward(self, tokens: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None,
-                valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        actions: torch.Tensor,
+        states: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``tokens [B, F, N, De]`` (N = cameras x h x w), ``actions [B, F, A]``, ``states [B, F, S]`` ->
         predicted next tokens ``[B, F, N, De]`` and next states ``[B, F, S]`` (None without a state token).
         ``valid [B, F]`` marks real history frames: no token attends to an invalid frame but its own."""

@@ -33,14 +33,24 @@ class EncoderConfig:
     """Attention heads; ``dim / num_heads`` must be at least 6 (3D RoPE rotates a third per axis)."""
 
     def __post_init__(self) -> None:
-        check_fields(self, {
-            "image_size": (self.image_size > 0 and self.patch_size > 0 and self.image_size % self.patch_size == 0,
-                           "a positive multiple of patch_size"),
-            "tubelet": (self.tubelet >= 1, "at least 1"),
-            "dim": (self.dim > 0 and self.num_heads > 0 and self.dim % self.num_heads == 0
-                    and self.dim // self.num_heads >= 6, "divisible by num_heads with at least 6 per head"),
-            "depth": (self.depth >= 1, "at least 1"),
-        })
+        check_fields(
+            self,
+            {
+                "image_size": (
+                    self.image_size > 0 and self.patch_size > 0 and self.image_size % self.patch_size == 0,
+                    "a positive multiple of patch_size",
+                ),
+                "tubelet": (self.tubelet >= 1, "at least 1"),
+                "dim": (
+                    self.dim > 0
+                    and self.num_heads > 0
+                    and self.dim % self.num_heads == 0
+                    and self.dim // self.num_heads >= 6,
+                    "divisible by num_heads with at least 6 per head",
+                ),
+                "depth": (self.depth >= 1, "at least 1"),
+            },
+        )
 
 
 @dataclass
@@ -55,11 +65,19 @@ class PredictorConfig:
     """Attention heads (at least 6 dims per head)."""
 
     def __post_init__(self) -> None:
-        check_fields(self, {
-            "dim": (self.dim > 0 and self.num_heads > 0 and self.dim % self.num_heads == 0
-                    and self.dim // self.num_heads >= 6, "divisible by num_heads with at least 6 per head"),
-            "depth": (self.depth >= 1, "at least 1"),
-        })
+        check_fields(
+            self,
+            {
+                "dim": (
+                    self.dim > 0
+                    and self.num_heads > 0
+                    and self.dim % self.num_heads == 0
+                    and self.dim // self.num_heads >= 6,
+                    "divisible by num_heads with at least 6 per head",
+                ),
+                "depth": (self.depth >= 1, "at least 1"),
+            },
+        )
 
 
 @dataclass
@@ -74,12 +92,17 @@ class MaskingConfig:
     """Range of block aspect ratios (width / height)."""
 
     def __post_init__(self) -> None:
-        check_fields(self, {
-            "strategy": (self.strategy in STRATEGIES, f"one of {STRATEGIES}"),
-            "mask_ratio": (0.0 < self.mask_ratio < 1.0, "in (0, 1)"),
-            "aspect_ratio": (len(self.aspect_ratio) == 2 and 0 < self.aspect_ratio[0] <= self.aspect_ratio[1],
-                             "(low, high) with 0 < low <= high"),
-        })
+        check_fields(
+            self,
+            {
+                "strategy": (self.strategy in STRATEGIES, f"one of {STRATEGIES}"),
+                "mask_ratio": (0.0 < self.mask_ratio < 1.0, "in (0, 1)"),
+                "aspect_ratio": (
+                    len(self.aspect_ratio) == 2 and 0 < self.aspect_ratio[0] <= self.aspect_ratio[1],
+                    "(low, high) with 0 < low <= high",
+                ),
+            },
+        )
 
 
 @dataclass
@@ -128,23 +151,29 @@ class VJEPA2Config(WorldModelConfig):
     """Recompute transformer activations in the backward pass (the low-memory preset)."""
 
     def __post_init__(self) -> None:
-        check_fields(self, {
-            "ema_momentum": (0.0 <= self.ema_momentum < 1.0, "in [0, 1)"),
-            "ema_momentum_end": (self.ema_momentum_end is None or 0.0 <= self.ema_momentum_end <= 1.0, "in [0, 1]"),
-            "ema_ramp_steps": (self.ema_ramp_steps >= 0, ">= 0"),
-            "rollout_steps": (self.rollout_steps >= 0, ">= 0"),
-            "context_frames": (self.context_frames >= 1, ">= 1"),
-            "jepa_weight": (self.jepa_weight >= 0, ">= 0"),
-            "ac_weight": (self.ac_weight > 0, "> 0"),
-            "encoder_lr_scale": (self.encoder_lr_scale > 0, "> 0"),
-        })
+        check_fields(
+            self,
+            {
+                "ema_momentum": (0.0 <= self.ema_momentum < 1.0, "in [0, 1)"),
+                "ema_momentum_end": (self.ema_momentum_end is None or 0.0 <= self.ema_momentum_end <= 1.0, "in [0, 1]"),
+                "ema_ramp_steps": (self.ema_ramp_steps >= 0, ">= 0"),
+                "rollout_steps": (self.rollout_steps >= 0, ">= 0"),
+                "context_frames": (self.context_frames >= 1, ">= 1"),
+                "jepa_weight": (self.jepa_weight >= 0, ">= 0"),
+                "ac_weight": (self.ac_weight > 0, "> 0"),
+                "encoder_lr_scale": (self.encoder_lr_scale > 0, "> 0"),
+            },
+        )
 
     @classmethod
     def tiny(cls) -> dict[str, Any]:
-        return {"encoder": {"image_size": 16, "patch_size": 8, "dim": 24, "depth": 1, "num_heads": 2},
-                "predictor": {"dim": 12, "depth": 1, "num_heads": 2},
-                "action_predictor": {"dim": 12, "depth": 1, "num_heads": 2},
-                "masking": {"strategy": "random"}, "context_frames": 2}
+        return {
+            "encoder": {"image_size": 16, "patch_size": 8, "dim": 24, "depth": 1, "num_heads": 2},
+            "predictor": {"dim": 12, "depth": 1, "num_heads": 2},
+            "action_predictor": {"dim": 12, "depth": 1, "num_heads": 2},
+            "masking": {"strategy": "random"},
+            "context_frames": 2,
+        }
 
 
 __all__ = ["EncoderConfig", "MaskingConfig", "PredictorConfig", "VJEPA2Config"]

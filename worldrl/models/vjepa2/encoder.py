@@ -15,14 +15,24 @@ from worldrl.models.vjepa2.transformer import Transformer
 
 
 class VideoViT(nn.Module):
-    def __init__(self, image_size: int, patch_size: int, tubelet: int, dim: int, depth: int, num_heads: int,
-                 mlp_ratio: float = 4.0, checkpointing: bool = False) -> None:
+    def __init__(
+        self,
+        image_size: int,
+        patch_size: int,
+        tubelet: int,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        checkpointing: bool = False,
+    ) -> None:
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
         self.image_size, self.patch_size, self.tubelet, self.dim = image_size, patch_size, tubelet, dim
-        self.patch_embed = nn.Conv3d(3, dim, kernel_size=(tubelet, patch_size, patch_size),
-                                     stride=(tubelet, patch_size, patch_size))
+        self.patch_embed = nn.Conv3d(
+            3, dim, kernel_size=(tubelet, patch_size, patch_size), stride=(tubelet, patch_size, patch_size)
+        )
         self.transformer = Transformer(dim, depth, num_heads, mlp_ratio, checkpointing)
 
     @property

@@ -44,8 +44,9 @@ def _randint(generator: torch.Generator, high: int) -> int:
     return int(torch.randint(high, (), generator=generator))
 
 
-def rectangle(area: float, height: int, width: int, aspect: tuple[float, float],
-              generator: torch.Generator) -> tuple[int, int]:
+def rectangle(
+    area: float, height: int, width: int, aspect: tuple[float, float], generator: torch.Generator
+) -> tuple[int, int]:
     """(h, w) with ``h*w`` as close to ``area`` as the grid allows, preferring aspect ratios ``w/h`` in range.
 
     A random aspect ratio in range picks among the closest-area candidates, so blocks vary in shape."""
@@ -65,9 +66,15 @@ def rectangle(area: float, height: int, width: int, aspect: tuple[float, float],
 class VideoMaskGenerator:
     """Context/target token indices for a ``grid = (t, h, w)`` of tokens (see the module doc for strategies)."""
 
-    def __init__(self, grid: tuple[int, int, int], strategy: str = "multiblock", mask_ratio: float = 0.5,
-                 aspect_ratio: tuple[float, float] = (0.75, 1.5),
-                 multiblock_sets: tuple[tuple[int, float], ...] = MULTIBLOCK_SETS, min_context: int = 1) -> None:
+    def __init__(
+        self,
+        grid: tuple[int, int, int],
+        strategy: str = "multiblock",
+        mask_ratio: float = 0.5,
+        aspect_ratio: tuple[float, float] = (0.75, 1.5),
+        multiblock_sets: tuple[tuple[int, float], ...] = MULTIBLOCK_SETS,
+        min_context: int = 1,
+    ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown masking strategy {strategy!r}; choose one of {STRATEGIES}")
         if not 0.0 < mask_ratio < 1.0:
@@ -101,7 +108,7 @@ class VideoMaskGenerator:
         bh, bw = rectangle(area, h, w, self.aspect_ratio, generator)
         top, left = _randint(generator, h - bh + 1), _randint(generator, w - bw + 1)
         mask = torch.zeros(h, w, dtype=torch.bool)
-        mask[top:top + bh, left:left + bw] = True
+        mask[top : top + bh, left : left + bw] = True
         return mask
 
     def _blocks(self, num_blocks: int, scale: float, generator: torch.Generator) -> torch.Tensor:
@@ -123,7 +130,7 @@ class VideoMaskGenerator:
         best = min(lengths, key=lambda n: abs(n * _closest_area(total / n, h, w) - total))
         start = _randint(generator, t - best + 1)
         mask = torch.zeros(t, h, w, dtype=torch.bool)
-        mask[start:start + best] = self._rect(total / best, generator)
+        mask[start : start + best] = self._rect(total / best, generator)
         return mask
 
     def _random(self, generator: torch.Generator) -> torch.Tensor:
@@ -138,7 +145,7 @@ class VideoMaskGenerator:
         t, h, w = self.grid
         count = min(max(round(self.mask_ratio * t), 1), t - 1)
         mask = torch.zeros(t, h, w, dtype=torch.bool)
-        mask[t - count:] = True
+        mask[t - count :] = True
         return mask
 
     # ----------------------------------------------------------------- indices
@@ -150,8 +157,9 @@ class VideoMaskGenerator:
             flat[target_idx[torch.randperm(len(target_idx), generator=generator)[:missing]]] = False
         if not flat.any():  # nothing to predict: take one context token as the target
             flat[_randint(generator, len(flat))] = True
-        return MaskPair(context=(~flat).nonzero().squeeze(1), target=flat.nonzero().squeeze(1),
-                        masked=flat.view(self.grid))
+        return MaskPair(
+            context=(~flat).nonzero().squeeze(1), target=flat.nonzero().squeeze(1), masked=flat.view(self.grid)
+        )
 
     def batch(self, batch_size: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per mask set, ``(context [B, Kc], target [B, Kt])`` for ``batch_size`` clips, each drawn on its own and

@@ -48,8 +48,9 @@ def target_norm(tokens: torch.Tensor) -> torch.Tensor:
 
 
 class VJEPA2WorldModel(WorldModel):
-    capabilities = Capabilities(can_decode=False, predicts_reward=False, predicts_terminal=False, recurrent=True,
-                                stochastic=False)
+    capabilities = Capabilities(
+        can_decode=False, predicts_reward=False, predicts_terminal=False, recurrent=True, stochastic=False
+    )
 
     def __init__(self, config: VJEPA2Config, task: TaskSpec) -> None:
         super().__init__(config, task)
@@ -62,8 +63,9 @@ class VJEPA2WorldModel(WorldModel):
             if unknown:
                 raise ValueError(f"model.cameras {unknown} are not camera keys of the task ({self.cameras})")
             self.cameras = list(config.cameras)
-        self.state_key = config.state_key if config.state_key in spaces and config.state_key not in self.cameras \
-            else None
+        self.state_key = (
+            config.state_key if config.state_key in spaces and config.state_key not in self.cameras else None
+        )
         self.state_dim = int(np.prod(spaces[self.state_key].shape)) if self.state_key else 0
         enc, ckpt = config.encoder, config.activation_checkpointing
         self.pretrained_dir = ""
@@ -73,8 +75,9 @@ class VJEPA2WorldModel(WorldModel):
             self.pretrained_dir = resolve_source(enc.pretrained)
             self.encoder: nn.Module = PretrainedVJEPA2Encoder(self.pretrained_dir)
         else:
-            self.encoder = VideoViT(enc.image_size, enc.patch_size, enc.tubelet, enc.dim, enc.depth, enc.num_heads,
-                                    checkpointing=ckpt)
+            self.encoder = VideoViT(
+                enc.image_size, enc.patch_size, enc.tubelet, enc.dim, enc.depth, enc.num_heads, checkpointing=ckpt
+            )
         self.image_size, self.tubelet, self.dim = self.encoder.image_size, self.encoder.tubelet, self.encoder.dim
         self.learns_encoder = config.train_encoder and not enc.pretrained and config.jepa_weight > 0
         if self.learns_encoder:
@@ -85,9 +88,18 @@ class VJEPA2WorldModel(WorldModel):
             self.encoder.requires_grad_(False)
         a = config.action_predictor
         self.action_predictor = ActionConditionedPredictor(
-            self.dim, a.dim, a.depth, a.num_heads, task.action_dim, self.state_dim, self.encoder.grid_hw,
-            num_cameras=len(self.cameras), checkpointing=ckpt, residual=config.residual_prediction)
-        self.tokens_per_frame = len(self.cameras) * self.encoder.grid_hw ** 2
+            self.dim,
+            a.dim,
+            a.depth,
+            a.num_heads,
+            task.action_dim,
+            self.state_dim,
+            self.encoder.grid_hw,
+            num_cameras=len(self.cameras),
+            checkpointing=ckpt,
+            residual=config.residual_prediction,
+        )
+        self.tokens_per_frame = len(self.cameras) * self.encoder.grid_hw**2
         self.register_buffer("state_mean", torch.zeros(self.state_dim))
         self.register_buffer("state_std", torch.ones(self.state_dim))
         self.register_buffer("action_mean", torch.zeros(task.action_dim))
@@ -100,18 +112,24 @@ class VJEPA2WorldModel(WorldModel):
         """The requested keys, else every camera (``observation.images.*``) and ``observation.state`` if present."""
         if requested:
             return super().observation_keys(features, requested)
-        cameras = sorted(k for k, f in features.items() if k.startswith("observation.images.")
-                         and f.get("dtype") in ("image", "video"))
+        cameras = sorted(
+            k
+            for k, f in features.items()
+            if k.startswith("observation.images.") and f.get("dtype") in ("image", "video")
+        )
         if not cameras:
-            raise ValueError(f"vjepa2 needs camera frames (observation.images.*); dataset features: "
-                             f"{sorted(k for k in features if k.startswith('observation'))}")
+            raise ValueError(
+                f"vjepa2 needs camera frames (observation.images.*); dataset features: "
+                f"{sorted(k for k in features if k.startswith('observation'))}"
+            )
         return cameras + (["observation.state"] if "observation.state" in features else [])
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
         groups = []
         if self.learns_encoder:
-            groups.append({"params": list(self.encoder.parameters()), "lr": lr * self.config.encoder_lr_scale,
-                           "name": "encoder"})
+            groups.append(
+                {"params": list(self.encoder.parameters()), "lr": lr * self.config.encoder_lr_scale, "name": "encoder"}
+            )
             groups.append({"params": list(self.predictor.parameters()), "lr": lr, "name": "predictor"})
         groups.append({"params": list(self.action_predictor.parameters()), "lr": lr, "name": "action_predictor"})
         return groups
@@ -119,8 +137,9 @@ class VJEPA2WorldModel(WorldModel):
     def external_weights(self) -> dict[str, ExternalWeights]:
         if not self.pretrained_dir:
             return {}
-        return {"encoder": ExternalWeights("encoder.", source=self.config.encoder.pretrained,
-                                           local_dir=self.pretrained_dir)}
+        return {
+            "encoder": ExternalWeights("encoder.", source=self.config.encoder.pretrained, local_dir=self.pretrained_dir)
+        }
 
     def fit_normalization(self, stats: dict[str, dict[str, Any]]) -> None:
         def fit(entry: dict[str, Any] | None, mean: torch.Tensor, std: torch.Tensor) -> None:
@@ -176,9 +195,11 @@ class VJEPA2WorldModel(WorldModel):
     # ----------------------------------------------------------------- states
     def initial_state(self, batch_size: int) -> TensorDict:
         w, d = self.config.context_frames, self.device
-        entries = {"tokens": torch.zeros(batch_size, w, self.tokens_per_frame, self.dim, device=d),
-                   "actions": torch.zeros(batch_size, w, self.task.action_dim, device=d),
-                   "valid": torch.zeros(batch_size, w, dtype=torch.bool, device=d)}
+        entries = {
+            "tokens": torch.zeros(batch_size, w, self.tokens_per_frame, self.dim, device=d),
+            "actions": torch.zeros(batch_size, w, self.task.action_dim, device=d),
+            "valid": torch.zeros(batch_size, w, dtype=torch.bool, device=d),
+        }
         if self.state_dim:
             entries["proprio"] = torch.zeros(batch_size, w, self.state_dim, device=d)
         return TensorDict(entries, batch_size=[batch_size], device=d)
@@ -207,9 +228,11 @@ class VJEPA2WorldModel(WorldModel):
         actions[:, -1] = self._norm_action(action)
         proprio = state.get("proprio", None)
         tokens, next_proprio = self.action_predictor(state["tokens"], actions, proprio, state["valid"])
-        entries = {"tokens": torch.cat([state["tokens"][:, 1:], tokens[:, -1:]], dim=1),
-                   "actions": torch.cat([actions[:, 1:], torch.zeros_like(actions[:, :1])], dim=1),
-                   "valid": torch.cat([state["valid"][:, 1:], torch.ones_like(state["valid"][:, :1])], dim=1)}
+        entries = {
+            "tokens": torch.cat([state["tokens"][:, 1:], tokens[:, -1:]], dim=1),
+            "actions": torch.cat([actions[:, 1:], torch.zeros_like(actions[:, :1])], dim=1),
+            "valid": torch.cat([state["valid"][:, 1:], torch.ones_like(state["valid"][:, :1])], dim=1),
+        }
         if proprio is not None:
             entries["proprio"] = torch.cat([proprio[:, 1:], next_proprio[:, -1:]], dim=1)
         return TensorDict(entries, batch_size=state.batch_size, device=state.device)
@@ -246,8 +269,9 @@ class VJEPA2WorldModel(WorldModel):
     def _mask_generator(self, frames: int) -> VideoMaskGenerator:
         if frames not in self._mask_generators:
             m = self.config.masking
-            self._mask_generators[frames] = VideoMaskGenerator(self.encoder.grid(frames), m.strategy, m.mask_ratio,
-                                                               tuple(m.aspect_ratio))
+            self._mask_generators[frames] = VideoMaskGenerator(
+                self.encoder.grid(frames), m.strategy, m.mask_ratio, tuple(m.aspect_ratio)
+            )
         return self._mask_generators[frames]
 
     def jepa_loss(self, obs: Observation, generator: torch.Generator) -> torch.Tensor:
@@ -270,14 +294,16 @@ class VJEPA2WorldModel(WorldModel):
                 losses.append((pred - target).abs().mean())
         return torch.stack(losses).mean()
 
-    def ac_losses(self, tokens: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None,
-                  valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def ac_losses(
+        self, tokens: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forcing and rollout L1 over a window: ``tokens [B, T, N, D]`` (targets), normalised ``actions
         [B, T, A]``, ``proprio [B, T, S]``, ``valid [B, T-1]`` (transition t -> t+1 is real)."""
         b, t = tokens.shape[:2]
         weight = valid.float()
-        pred, pred_p = self.action_predictor(tokens[:, :-1], actions[:, :-1], None if proprio is None else
-                                             proprio[:, :-1])
+        pred, pred_p = self.action_predictor(
+            tokens[:, :-1], actions[:, :-1], None if proprio is None else proprio[:, :-1]
+        )
         err = (pred - tokens[:, 1:]).abs().mean((-1, -2))
         if proprio is not None:
             err = err + (pred_p - proprio[:, 1:]).abs().mean(-1)
@@ -287,11 +313,11 @@ class VJEPA2WorldModel(WorldModel):
             return teacher, torch.zeros((), device=tokens.device)
         ctx, ctx_p, rolled = tokens[:, :1], None if proprio is None else proprio[:, :1], []
         for k in range(steps):
-            out, out_p = self.action_predictor(ctx, actions[:, :k + 1], ctx_p)
+            out, out_p = self.action_predictor(ctx, actions[:, : k + 1], ctx_p)
             step_err = (out[:, -1] - tokens[:, k + 1]).abs().mean((-1, -2))
             if proprio is not None:
                 step_err = step_err + (out_p[:, -1] - proprio[:, k + 1]).abs().mean(-1)
-            alive = weight[:, :k + 1].prod(1)  # every transition up to k+1 is real
+            alive = weight[:, : k + 1].prod(1)  # every transition up to k+1 is real
             rolled.append((step_err * alive).sum() / alive.sum().clamp_min(1.0))
             ctx = torch.cat([ctx, out[:, -1:]], dim=1)
             if proprio is not None:
@@ -338,7 +364,7 @@ class VJEPA2WorldModel(WorldModel):
             per_slot, b = grid[1] * grid[2], x.shape[0]
             ctx = torch.arange(keep * per_slot, device=x.device)[None].expand(b, -1)
             tgt = torch.arange(keep * per_slot, grid[0] * per_slot, device=x.device)[None].expand(b, -1)
-            targets = target_norm(self.target_encoder(x[:, :t]))[:, keep * per_slot:]
+            targets = target_norm(self.target_encoder(x[:, :t]))[:, keep * per_slot :]
             pred = self.predictor(self.encoder(x[:, :t], keep=ctx), ctx, tgt, grid)
             errors.append((pred - targets).abs().mean((1, 2)))
         return torch.stack(errors).mean(0)
@@ -346,8 +372,11 @@ class VJEPA2WorldModel(WorldModel):
     def on_train_step_end(self, step: int) -> None:
         if self.learns_encoder:
             c = self.config
-            ema_update(self.target_encoder, self.encoder, ema_momentum(step, c.ema_momentum, c.ema_momentum_end,
-                                                                       c.ema_ramp_steps))
+            ema_update(
+                self.target_encoder,
+                self.encoder,
+                ema_momentum(step, c.ema_momentum, c.ema_momentum_end, c.ema_ramp_steps),
+            )
 
 
 __all__ = ["VJEPA2WorldModel", "is_camera", "target_norm"]

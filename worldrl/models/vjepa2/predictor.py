@@ -12,16 +12,24 @@ from worldrl.models.vjepa2.transformer import Transformer
 
 
 class MaskedPredictor(nn.Module):
-    def __init__(self, encoder_dim: int, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
-                 checkpointing: bool = False) -> None:
+    def __init__(
+        self,
+        encoder_dim: int,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        checkpointing: bool = False,
+    ) -> None:
         super().__init__()
         self.embed = nn.Linear(encoder_dim, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.transformer = Transformer(dim, depth, num_heads, mlp_ratio, checkpointing)
         self.out = nn.Linear(dim, encoder_dim)
 
-    def forward(self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
-                grid: tuple[int, int, int]) -> torch.Tensor:
+    def forward(
+        self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor, grid: tuple[int, int, int]
+    ) -> torch.Tensor:
         """``context [B, Kc, De]`` at token indices ``context_idx [B, Kc]`` -> predictions ``[B, Kt, De]`` at
         ``target_idx [B, Kt]`` of a token ``grid``."""
         b, kt = target_idx.shape

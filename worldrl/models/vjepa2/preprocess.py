@@ -22,7 +22,7 @@ def frames_to_input(frames: torch.Tensor, size: int) -> torch.Tensor:
         rh, rw = max(size, round(h * scale)), max(size, round(w * scale))
         x = F.interpolate(x, size=(rh, rw), mode="bilinear", antialias=True, align_corners=False)
         top, left = (rh - size) // 2, (rw - size) // 2
-        x = x[..., top:top + size, left:left + size]
+        x = x[..., top : top + size, left : left + size]
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return ((x - mean) / std).reshape(*lead, 3, size, size)

@@ -19,8 +19,10 @@ def resolve_source(source: str) -> str:
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise InputNotFoundError(f"encoder.pretrained={source}: the directory has no config.json "
-                                     "(expected a transformers VJEPA2Model checkpoint)")
+            raise InputNotFoundError(
+                f"encoder.pretrained={source}: the directory has no config.json "
+                "(expected a transformers VJEPA2Model checkpoint)"
+            )
         return str(path)
     if path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise InputNotFoundError(f"encoder.pretrained={source}: no such directory (and not a Hub id owner/name)")
@@ -38,7 +40,8 @@ def resolve_source(source: str) -> str:
             raise InputNotFoundError(
                 f"encoder.pretrained={source}: not a local directory, and the Hub id could not be downloaded nor "
                 f"found in the local cache ({type(online_error).__name__}); download it where there is a network "
-                "and pass the directory") from None
+                "and pass the directory"
+            ) from None
 
 
 class PretrainedVJEPA2Encoder(nn.Module):
@@ -69,8 +72,9 @@ class PretrainedVJEPA2Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         if x.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"frames of {tuple(x.shape[-2:])} given to a V-JEPA 2 checkpoint of crop_size "
-                             f"{self.image_size}")
+            raise ValueError(
+                f"frames of {tuple(x.shape[-2:])} given to a V-JEPA 2 checkpoint of crop_size {self.image_size}"
+            )
         if x.shape[1] < self.tubelet:
             raise ValueError(f"a clip of {x.shape[1]} frame(s) is shorter than a tubelet of {self.tubelet}")
         t = x.shape[1] - x.shape[1] % self.tubelet

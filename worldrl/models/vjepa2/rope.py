@@ -30,14 +30,15 @@ def apply_rope_3d(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.
     """``x [B, heads, N, head_dim]`` rotated by ``positions [B or 1, N, 3]`` (t, h, w; float or int)."""
     d = axis_dim(x.shape[-1])
     pos = positions[:, None]  # [B, 1, N, 3]
-    parts = [_rotate(x[..., i * d:(i + 1) * d], pos[..., i], base) for i in range(3)]
-    return torch.cat([*parts, x[..., 3 * d:]], dim=-1)
+    parts = [_rotate(x[..., i * d : (i + 1) * d], pos[..., i], base) for i in range(3)]
+    return torch.cat([*parts, x[..., 3 * d :]], dim=-1)
 
 
 def grid_positions(t: int, h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
     """``[t*h*w, 3]`` coordinates of a (t, h, w) token grid in raster order (time slowest)."""
-    tt, hh, ww = torch.meshgrid(torch.arange(t, device=device), torch.arange(h, device=device),
-                                torch.arange(w, device=device), indexing="ij")
+    tt, hh, ww = torch.meshgrid(
+        torch.arange(t, device=device), torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij"
+    )
     return torch.stack([tt, hh, ww], dim=-1).reshape(-1, 3)
 
 

@@ -45,8 +45,9 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """``depth`` blocks and a final LayerNorm; ``checkpointing`` recomputes activations in the backward pass."""
 
-    def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
-                 checkpointing: bool = False) -> None:
+    def __init__(
+        self, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0, checkpointing: bool = False
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
