@@ -29,7 +29,7 @@ from torchrl.data import Bounded
 from torchrl.modules import MLP, ProbabilisticActor, TanhNormal
 from torchrl.objectives.dreamer import DreamerActorLoss, DreamerValueLoss
 
-from worldrl.data.torchrl_replay import replay_from_torchrl, replay_stats
+from worldrl.data.torchrl_replay import replay_from_torchrl
 from worldrl.envs.torchrl_model_based import WorldModelDreamerEnv
 from worldrl.models.base import WorldModel
 from worldrl.models.torchrl_modules import BELIEF, STATE, encoder_module, initial_tensordict
@@ -47,7 +47,7 @@ def fit_from_torchrl(
     from worldrl.training import Trainer, TrainerConfig
 
     replay = replay_from_torchrl(buffer, obs_key)
-    model.fit_normalization(replay_stats(replay))
+    model.fit_normalization(replay.stats())
     options = {
         "progress": False,
         "checkpoint_every": 0,

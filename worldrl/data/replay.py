@@ -66,8 +66,13 @@ class ReplayBuffer:
         return np.stack([self._obs[i] for i in idx])
 
     def stats(self) -> dict[str, dict[str, np.ndarray]]:
+        """``fit_normalization`` statistics of the rows: obs, action, reward, and ``delta`` (next obs - obs) for
+        delta-predicting models."""
         a = self.arrays()
-        return {k: {"mean": a[k].mean(0), "std": a[k].std(0)} for k in ("obs", "action", "reward")}
+        stats = {k: {"mean": a[k].mean(0), "std": a[k].std(0)} for k in ("obs", "action", "reward")}
+        delta = a["next_obs"] - a["obs"]
+        stats["delta"] = {"mean": delta.mean(0), "std": delta.std(0)}
+        return stats
 
     def to_lerobot(self, root: str | Path, fps: int, task: str, overwrite: bool = True):
         """Write the real experience as a LeRobot v3.0 dataset (state features only)."""

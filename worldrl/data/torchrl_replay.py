@@ -71,13 +71,4 @@ def replay_from_torchrl(source: Any, obs_key: Any = "observation", capacity: int
     return replay
 
 
-def replay_stats(replay: ReplayBuffer) -> dict[str, dict[str, np.ndarray]]:
-    """``fit_normalization`` statistics of the rows: obs, action, reward, and ``delta`` (next obs - obs)."""
-    stats = replay.stats()
-    a = replay.arrays()
-    delta = a["next_obs"] - a["obs"]
-    stats["delta"] = {"mean": delta.mean(0), "std": delta.std(0)}
-    return stats
-
-
-__all__ = ["replay_from_torchrl", "replay_stats"]
+__all__ = ["replay_from_torchrl"]

@@ -64,15 +64,6 @@ def build_world_model(config: OnlineConfig, task: TaskSpec, spec: ModelSpec, dev
     return model
 
 
-def buffer_stats(replay: ReplayBuffer) -> dict[str, dict[str, np.ndarray]]:
-    """Normalisation statistics of the real data, plus ``delta`` (next obs - obs) for delta-predicting models."""
-    stats = replay.stats()
-    a = replay.arrays()
-    delta = a["next_obs"] - a["obs"]
-    stats["delta"] = {"mean": delta.mean(0), "std": delta.std(0)}
-    return stats
-
-
 def split_episodes_for_fit(replay: ReplayBuffer, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
     """Train/validation episodes: a random 10% held out once there are 4+ episodes (elites need validation)."""
     episodes = np.unique(replay.arrays()["episode"])
@@ -116,7 +107,7 @@ def fit_model(
     train_eps, val_eps = split_episodes_for_fit(replay, np.random.default_rng([config.seed, iteration]))
     train = replay.windows(spec.window, train_eps)
     val = replay.windows(spec.window, val_eps) if val_eps is not None else train
-    model.fit_normalization(buffer_stats(replay))
+    model.fit_normalization(replay.stats())
     fit_dir = workdir / f"fit_{iteration:04d}"
     shutil.rmtree(fit_dir, ignore_errors=True)
     trainer = Trainer(model, train, val, trainer_config(spec, config, iteration, model.device), fit_dir)
