@@ -28,7 +28,7 @@ import yaml
 
 from worldrl.data import LeRobotDatasetReader, split_episodes
 from worldrl.evaluation import evaluate_fidelity
-from worldrl.loops.goal_reaching import GoalReachingConfig, run_goal_reaching
+from worldrl.loops.goal_reaching import GoalReachingConfig, cem_settings, run_goal_reaching
 from worldrl.models import build_model, load_pretrained
 
 
@@ -120,12 +120,7 @@ def main() -> None:
         **{k: [h.latent_error for h in v] for k, v in report.baselines.items()},
     }
     print("latent error at 1, 2, 4, 8 steps:", out["latent_l1"])
-    planner = {
-        "horizon": args.horizon,
-        "num_samples": args.samples,
-        "num_elites": max(args.samples // 8, 2),
-        "iterations": args.iterations,
-    }
+    planner = cem_settings(args.samples, args.horizon, args.iterations)
     goal = run_goal_reaching(
         model,
         GoalReachingConfig(

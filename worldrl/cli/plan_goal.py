@@ -23,18 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from worldrl.errors import ConfigError
-    from worldrl.loops.goal_reaching import GoalReachingConfig, run_goal_reaching
+    from worldrl.loops.goal_reaching import GoalReachingConfig, cem_settings, run_goal_reaching
     from worldrl.models import load_pretrained
 
     model = load_pretrained(args.model).eval()
     if getattr(model, "cameras", None) is None:
         raise ConfigError(f"{args.model} is a {type(model).__name__}: plan-goal needs a camera model (vjepa2)")
-    planner = {
-        "horizon": args.horizon,
-        "num_samples": args.samples,
-        "num_elites": max(args.samples // 8, 2),
-        "iterations": args.iterations,
-    }
+    planner = cem_settings(args.samples, args.horizon, args.iterations)
     config = GoalReachingConfig(
         env_id=args.env,
         episodes=args.episodes,

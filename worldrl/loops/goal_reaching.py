@@ -55,6 +55,11 @@ class GoalReachingConfig:
         )
 
 
+def cem_settings(samples: int, horizon: int, iterations: int) -> dict[str, Any]:
+    """The planner settings of a CEM search of ``samples`` candidates (elites: an eighth, at least 2)."""
+    return {"horizon": horizon, "num_samples": samples, "num_elites": max(samples // 8, 2), "iterations": iterations}
+
+
 def _body(env: Any, name: str) -> np.ndarray | None:
     try:
         return np.array(env.unwrapped.get_body_com(name)[:2], np.float64)  # a copy: MuJoCo reuses the buffer

@@ -11,6 +11,19 @@ from worldrl.models.base import WorldModelConfig
 from worldrl.models.vjepa2.masking import STRATEGIES
 
 
+def transformer_rules(config: Any) -> dict[str, tuple[bool, str]]:
+    """``check_fields`` rules every transformer config shares: 3D RoPE rotates a third of each head per axis, so a
+    head needs at least 6 dims."""
+    dim, heads = config.dim, config.num_heads
+    return {
+        "dim": (
+            dim > 0 and heads > 0 and dim % heads == 0 and dim // heads >= 6,
+            "divisible by num_heads with at least 6 per head",
+        ),
+        "depth": (config.depth >= 1, "at least 1"),
+    }
+
+
 @dataclass
 class EncoderConfig:
     """The video ViT over 3D tubelets (or a pretrained V-JEPA 2 checkpoint in its place)."""
@@ -41,14 +54,7 @@ class EncoderConfig:
                     "a positive multiple of patch_size",
                 ),
                 "tubelet": (self.tubelet >= 1, "at least 1"),
-                "dim": (
-                    self.dim > 0
-                    and self.num_heads > 0
-                    and self.dim % self.num_heads == 0
-                    and self.dim // self.num_heads >= 6,
-                    "divisible by num_heads with at least 6 per head",
-                ),
-                "depth": (self.depth >= 1, "at least 1"),
+                **transformer_rules(self),
             },
         )
 
@@ -68,14 +74,7 @@ class PredictorConfig:
         check_fields(
             self,
             {
-                "dim": (
-                    self.dim > 0
-                    and self.num_heads > 0
-                    and self.dim % self.num_heads == 0
-                    and self.dim // self.num_heads >= 6,
-                    "divisible by num_heads with at least 6 per head",
-                ),
-                "depth": (self.depth >= 1, "at least 1"),
+                **transformer_rules(self),
             },
         )
 
