@@ -16,7 +16,7 @@ import torch
 from tensordict import TensorDict
 
 from worldrl.errors import EnvError
-from worldrl.models.observations import batch_size_of
+from worldrl.models.observations import batch_size_of, episode_start_observations
 from worldrl.models.task_spec import TaskSpec
 
 Pool = np.ndarray | dict[str, np.ndarray]
@@ -26,10 +26,7 @@ def dataset_episode_starts(root: str | os.PathLike, task: TaskSpec) -> Pool:
     """The first frame of every episode of a LeRobot dataset, for each observed key (state, PNG or video)."""
     from worldrl.data import LeRobotDatasetReader
 
-    reader = LeRobotDatasetReader(root)
-    if not task.is_keyed:
-        return reader.episode_starts(task.obs_key)
-    return {key: reader.episode_starts(key) for key in task.obs_keys}
+    return episode_start_observations(LeRobotDatasetReader(root), task)
 
 
 def real_env_starts(task: TaskSpec, count: int) -> np.ndarray:

@@ -126,6 +126,13 @@ def row(obs: Any, index: int | slice) -> Any:
     return obs[index]
 
 
+def episode_start_observations(reader: Any, task: TaskSpec, episodes: Any = None) -> np.ndarray | dict[str, np.ndarray]:
+    """The first observation of each episode of a dataset reader: an array, or one per key of a keyed task."""
+    if not task.is_keyed:
+        return reader.episode_starts(task.obs_key, episodes)
+    return {key: reader.episode_starts(key, episodes) for key in task.obs_keys}
+
+
 def batch_size_of(obs: Any) -> int:
     if isinstance(obs, Mapping | TensorDict):
         return len(next(iter(obs.values())))
@@ -135,6 +142,7 @@ def batch_size_of(obs: Any) -> int:
 __all__ = [
     "Observation",
     "batch_size_of",
+    "episode_start_observations",
     "flat_obs_dim",
     "flat_stats",
     "flatten_observation",

@@ -35,6 +35,7 @@ from worldrl.config_loading import config_from_dict, load_yaml
 from worldrl.errors import ConfigError
 from worldrl.io import atomic_write_bytes
 from worldrl.models.base import WorldModel, build_model, get_family
+from worldrl.models.observations import episode_start_observations
 from worldrl.models.task_spec import TaskSpec
 from worldrl.training.config import TrainerConfig
 from worldrl.training.trainer import Trainer, TrainResult, seed_everything
@@ -272,10 +273,10 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
 
 def episode_starts(reader: Any, task: TaskSpec, episodes: list[int]) -> torch.Tensor | TensorDict:
     """The first observation of each episode: a tensor, or a TensorDict with one entry per key of a keyed task."""
+    starts = episode_start_observations(reader, task, episodes)
     if not task.is_keyed:
-        return torch.as_tensor(reader.episode_starts(task.obs_key, episodes))
-    entries = {key: torch.as_tensor(reader.episode_starts(key, episodes)) for key in task.obs_keys}
-    return TensorDict(entries, batch_size=[len(episodes)])
+        return torch.as_tensor(starts)
+    return TensorDict({key: torch.as_tensor(value) for key, value in starts.items()}, batch_size=[len(episodes)])
 
 
 def _available_stats(dataset: Any, roles: list[str]) -> dict[str, dict[str, Any]]:
