@@ -21,9 +21,17 @@ from worldrl.models import observations as keyed
 from worldrl.training.run import train_from_config
 
 STATE, ENV_STATE = "observation.state", "observation.environment_state"
+EPISODES, VAL_FRACTION = 12, 0.2
 
 
-def record_keyed_pendulum(root: Path, episodes: int = 12, steps: int = 60) -> None:
+def held_out_episodes() -> list[int]:
+    """The episodes the trainer kept out of training (its own split: seed 0, ``VAL_FRACTION``)."""
+    from worldrl.data import split_episodes
+
+    return split_episodes(list(range(EPISODES)), VAL_FRACTION, 0)[1]
+
+
+def record_keyed_pendulum(root: Path, episodes: int = EPISODES, steps: int = 60) -> None:
     """Real Pendulum-v1 rollouts stored as two keys, as LeRobot splits agent and environment state:
     ``observation.state`` = (cos, sin) of the angle, ``observation.environment_state`` = angular velocity."""
     env = gym.make("Pendulum-v1")
@@ -62,7 +70,7 @@ def keyed_model(tmp_path_factory) -> tuple[Path, Path]:
     record_keyed_pendulum(tmp / "data")
     cfg = {
         "output_dir": str(tmp / "run"),
-        "data": {"root": str(tmp / "data"), "window": 2},
+        "data": {"root": str(tmp / "data"), "window": 2, "val_fraction": VAL_FRACTION},
         "model": {"family": "ensemble", "num_members": 3, "num_elites": 2, "hidden_dims": [64, 64]},
         "trainer": {"max_steps": 400, "batch_size": 64, "lr": 3e-3, "eval_every": 400, "progress": False},
     }
@@ -84,7 +92,8 @@ def test_keyed_model_predicts_better_than_repeating_the_last_observation(keyed_m
     from worldrl.data import LeRobotDatasetReader
 
     model, reader = load_pretrained(path), LeRobotDatasetReader(data)
-    rows = np.arange(0, 50)  # inside episode 0: consecutive rows are consecutive steps
+    start, end = reader.episode_range(held_out_episodes()[0])  # never trained on
+    rows = np.arange(start, end)  # consecutive rows of one episode are consecutive steps
     obs = TensorDict({k: torch.as_tensor(reader.column(k)[rows]) for k in (STATE, ENV_STATE)}, batch_size=[len(rows)])
     action = torch.as_tensor(reader.column("action")[rows]).reshape(-1, 1)
     with torch.no_grad():
@@ -142,7 +151,7 @@ def test_fidelity_scores_every_key_beside_the_trivial_baselines(keyed_model) -> 
 
     path, data = keyed_model
     report = evaluate_fidelity(
-        load_pretrained(path), LeRobotDatasetReader(data), episodes=[10, 11], horizons=(1, 5), num_starts=None
+        load_pretrained(path), LeRobotDatasetReader(data), episodes=held_out_episodes(), horizons=(1, 5), num_starts=None
     )
     one = report.horizons[0]
     assert set(one.per_key) == {STATE, ENV_STATE} and all("nrmse" in v for v in one.per_key.values())

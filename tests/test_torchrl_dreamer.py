@@ -68,4 +68,5 @@ def test_dreamer_actor_trained_in_a_worldrl_model_beats_random_on_the_real_env(t
 
     trained = sum(_real_return(real_env_policy(model, actor), seed) for seed in SEEDS) / len(SEEDS)
     random = sum(_real_return(None, seed) for seed in SEEDS) / len(SEEDS)
+    print(f"Dreamer actor {trained:.1f} vs random {random:.1f} on real Pendulum-v1 seeds {list(SEEDS)}")
     assert trained > random + 100, (trained, random)
