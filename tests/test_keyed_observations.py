@@ -151,7 +151,11 @@ def test_fidelity_scores_every_key_beside_the_trivial_baselines(keyed_model) -> 
 
     path, data = keyed_model
     report = evaluate_fidelity(
-        load_pretrained(path), LeRobotDatasetReader(data), episodes=held_out_episodes(), horizons=(1, 5), num_starts=None
+        load_pretrained(path),
+        LeRobotDatasetReader(data),
+        episodes=held_out_episodes(),
+        horizons=(1, 5),
+        num_starts=None,
     )
     one = report.horizons[0]
     assert set(one.per_key) == {STATE, ENV_STATE} and all("nrmse" in v for v in one.per_key.values())
