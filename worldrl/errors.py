@@ -46,7 +46,21 @@ class MissingDependencyError(WorldRLError, ImportError):
     """An optional dependency is not installed; the message names the ``pip install`` that adds it."""
 
 
-class DivergedError(WorldRLError, RuntimeError):
+class ModelConfigurationError(ConfigError):
+    """A model's constructor arguments or inputs that do not fit together (shapes, sizes, ranges); names them."""
+
+
+class DataLoadingError(DatasetError):
+    """Data that cannot be loaded for training or evaluation (missing files, offline Hub ids, bad layouts)."""
+
+
+class TrainingError(WorldRLError, RuntimeError):
+    """A training run that cannot go on (bad trainer state, impossible schedule); not bad data nor NaN."""
+
+    exit_code = 1
+
+
+class DivergedError(TrainingError):
     """Training produced NaN or inf: a failed run rather than bad input, hence exit code 1."""
 
     exit_code = 1
@@ -55,11 +69,14 @@ class DivergedError(WorldRLError, RuntimeError):
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "DataLoadingError",
     "DatasetError",
     "DivergedError",
     "EnvError",
     "InputNotFoundError",
+    "ModelConfigurationError",
     "MissingDependencyError",
     "OutputExistsError",
+    "TrainingError",
     "WorldRLError",
 ]
