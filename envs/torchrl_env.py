@@ -8,7 +8,8 @@ candidate action sequences and roll it out.
 
 Keys: ``observation`` (decoded observation or latent, see ``obs_mode``), ``wm_state``, optionally
 ``decoded_observation``, and with ``reward="goal"`` ``goal_embedding`` (set at reset from a ``goal_observation``
-entry or the env's ``goal=``); ``action``; ``reward [..., 1]``; ``done``/``terminated``/``truncated [..., 1]`` (never
+entry or the env's ``goal=``); ``model_diverged [..., 1]`` (bool: the model predicted NaN or inf this step, as the
+Gymnasium env's ``info["model_diverged"]``; the value was replaced by 0 and the episode terminates); ``action``; ``reward [..., 1]``; ``done``/``terminated``/``truncated [..., 1]`` (never
 truncated: add ``torchrl.envs.transforms.StepCounter(max_steps)`` for time limits). Reset draws start states as
 ``WorldModelEnv`` does, or starts from ``reset(TensorDict({"start_observation": obs}, batch))``. Seeding
 (``set_seed``) seeds the start draws and the imagination ``torch.Generator`` (used when ``sample=True``).
@@ -37,6 +38,8 @@ START_KEY = "start_observation"
 """Reset tensordict entry that starts episodes from given observations ``[*batch, *obs_shape]``."""
 GOAL_OBS_KEY = "goal_observation"
 """Reset tensordict entry with goal observations ``[*batch, *obs_shape]`` (``reward="goal"``)."""
+DIVERGED_KEY = "model_diverged"
+"""Per-step flag ``[*batch, 1]``: a non-finite prediction (observation, reward or termination) in this row."""
 GOAL_KEY = "goal_embedding"
 """The goal's embedding ``[*batch, D]``: carried from step to step with ``reward="goal"`` (the env is stateless)."""
 
@@ -95,7 +98,12 @@ class WorldModelTorchRLEnv(EnvBase):
     def _make_specs(self) -> None:
         reference = self.sim.start(keyed.row(self._pool, slice(0, 1)))
         self._state_keys = list(reference.state.keys(True, True))
-        observation = {"observation": self._view_spec(), "wm_state": state_spec(reference.state, self.device)}
+        flag = Categorical(2, shape=(1,), dtype=torch.bool, device=self.device)
+        observation = {
+            "observation": self._view_spec(),
+            "wm_state": state_spec(reference.state, self.device),
+            DIVERGED_KEY: flag.clone(),
+        }
         if self.keeps_decoded:
             task_space = self.task.observation_space
             observation["decoded_observation"] = Unbounded(task_space.shape, dtype=torch.float32, device=self.device)
@@ -106,7 +114,6 @@ class WorldModelTorchRLEnv(EnvBase):
         action = self.sim.single_action_space
         self.action_spec = box_spec(action.low, action.high, torch.float32, self.device)
         self.reward_spec = Unbounded(shape=(1,), dtype=torch.float32, device=self.device)
-        flag = Categorical(2, shape=(1,), dtype=torch.bool, device=self.device)
         self.done_spec = Composite(done=flag, terminated=flag.clone(), truncated=flag.clone(), shape=())
 
     def _view_spec(self) -> TensorSpec:
@@ -153,6 +160,8 @@ class WorldModelTorchRLEnv(EnvBase):
         flat = tensordict.reshape(-1)
         if "action" not in flat.keys():
             raise EnvError("the step tensordict has no 'action' entry")
+        if "wm_state" not in flat.keys():
+            raise EnvError("the step tensordict has no 'wm_state' entry: step the tensordict that reset() returned")
         action = self.sim.check_action_tensor(flat.get("action"))
         state = flat.get("wm_state").to(self.sim.device)
         goal = flat.get(GOAL_KEY) if self.sim.uses_goal else None
@@ -175,6 +184,7 @@ class WorldModelTorchRLEnv(EnvBase):
             "reward": t.reward.reshape(count, 1).float(),
             "terminated": terminated,
             "done": terminated.clone(),
+            DIVERGED_KEY: t.diverged.reshape(count, 1).bool(),
             "truncated": torch.zeros_like(terminated),
         }
         if self.keeps_decoded:

@@ -133,3 +133,42 @@ def test_torchrl_mppi_planner_runs_on_the_env() -> None:
     trajectory = env.rollout(2, planner)
     assert trajectory["action"].shape == (2, 1)
     assert isinstance(planner, TensorDictModule)
+
+
+def test_non_finite_predictions_are_flagged_diverged_per_row() -> None:
+    """As the Gymnasium envs' ``info["model_diverged"]``: the row is flagged, its values zeroed, its episode ends."""
+    model = tiny_model()
+    env = WorldModelTorchRLEnv(model, termination="none")
+    td = env.reset(TensorDict({"start_observation": torch.zeros(3, 3)}, [3]))
+    assert not td["model_diverged"].any()
+    td["action"] = torch.zeros(3, 1)
+    healthy = env.step(td.clone())["next"]
+    assert not healthy["model_diverged"].any() and not healthy["done"].any()
+    original = model.imagine
+
+    def nan_in_row_one(state, action, generator=None):
+        out = original(state, action, generator)
+        out["obs"][1] = float("nan")
+        return out
+
+    model.imagine = nan_in_row_one
+    try:
+        out = env.step(td.clone())["next"]
+    finally:
+        del model.imagine
+    assert out["model_diverged"].reshape(-1).tolist() == [False, True, False]
+    assert out["terminated"].reshape(-1).tolist() == [False, True, False] and out["done"][1].item()
+    assert torch.isfinite(out["observation"]).all() and torch.isfinite(out["reward"]).all()
+
+
+def test_missing_entries_and_wrong_action_shapes_are_named() -> None:
+    from worldrl.errors import EnvError
+
+    env = WorldModelTorchRLEnv(tiny_model())
+    td = env.reset(TensorDict({}, [2]))
+    with pytest.raises(EnvError, match="no 'action' entry"):
+        env.step(td.clone())
+    with pytest.raises(EnvError, match="no 'wm_state' entry"):
+        env.step(td.clone().exclude("wm_state").set("action", torch.zeros(2, 1)))
+    with pytest.raises(ValueError, match=r"action has shape \(2, 3\), expected \(\.\.\., 1\)"):
+        env.step(td.clone().set("action", torch.zeros(2, 3)))
