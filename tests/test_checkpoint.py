@@ -169,3 +169,121 @@ def test_task_spec_rejects_other_spaces():
         task.check_compatible(gym.spaces.Box(-1, 1, (4,)), task.action_space)
     with pytest.raises(TypeError, match="Box"):
         TaskSpec(observation_space=gym.spaces.Discrete(3), action_space=task.action_space)
+
+
+def _ensemble(tmp_path):
+    from worldrl.models import build_model, get_family
+
+    model = build_model("ensemble", get_family("ensemble").config_class.tiny(), TaskSpec.from_env_id("Pendulum-v1"))
+    model.save_pretrained(tmp_path / "ens")
+    return tmp_path / "ens"
+
+
+def _rewrite_tensor(path, key, change):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    tensors[key] = change(tensors[key].clone())
+    save_file(tensors, str(path), metadata={"family": "ensemble"})
+
+
+@pytest.mark.parametrize(
+    ("key", "change", "message"),
+    [
+        ("obs_norm.std", lambda t: t.fill_(float("nan")), r"'obs_norm.std' holds 3 NaN/inf values.*diverged"),
+        ("obs_norm.std", lambda t: t.fill_(0.0), r"'obs_norm.std' is a normalisation std with values <= 0"),
+        ("delta_norm.std", lambda t: -t, r"values <= 0 \(min -1\)"),
+        ("elite_idx", lambda t: t + 7, r"elite indices \[7, 8\].*\[0, num_members=3\)"),
+        ("elite_idx", lambda t: t * 0, r"elite indices \[0, 0\]; they must be distinct"),
+    ],
+    ids=["nan-std", "zero-std", "negative-std", "elite-range", "elite-duplicate"],
+)
+def test_tensor_values_out_of_range_are_refused(tmp_path, key, change, message):
+    ckpt = _ensemble(tmp_path)
+    _rewrite_tensor(ckpt / "model.safetensors", key, change)
+    with pytest.raises(CheckpointError, match=message):
+        load_pretrained(ckpt)
+
+
+def test_nan_weights_are_reported_as_diverged_by_every_loader(tmp_path):
+    """A model whose training diverged is refused when loaded, so `evaluate` and the envs fail instead of scoring NaN."""
+    import subprocess
+    import sys
+
+    ckpt = _ensemble(tmp_path)
+    weight = next(k for k in load_pretrained(ckpt).state_dict() if k.endswith("weight"))
+    _rewrite_tensor(ckpt / "model.safetensors", weight, lambda t: t.index_fill_(0, torch.tensor([0]), float("nan")))
+    with pytest.raises(CheckpointError, match=f"{weight}.*NaN/inf.*diverged"):
+        gym.make("WorldModel-v0", model=str(ckpt))
+    dataset = tmp_path / "absent-data"
+    cli = [sys.executable, "-m", "worldrl", "evaluate", "--model", str(ckpt), "--dataset", str(dataset)]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "diverged" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("format_version", 99, "format_version 99 is newer than this worldrl reads"),
+        ("format_version", "1", "format_version must be a positive integer, got '1'"),
+        ("format_version", 0, "format_version must be a positive integer"),
+    ],
+)
+def test_unknown_format_versions_are_refused(model, tmp_path, field, value, message):
+    model.save_pretrained(tmp_path / "ckpt")
+    path = tmp_path / "ckpt" / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+    with pytest.raises(CheckpointError, match=message):
+        load_pretrained(tmp_path / "ckpt")
+
+
+@pytest.mark.parametrize("fps", [-30, float("nan")])
+def test_negative_or_nan_fps_is_refused(model, tmp_path, fps):
+    model.save_pretrained(tmp_path / "ckpt")
+    path = tmp_path / "ckpt" / "task.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "fps": fps}))
+    with pytest.raises(CheckpointError, match="fps must be a finite number >= 0"):
+        load_pretrained(tmp_path / "ckpt")
+
+
+def test_non_finite_start_states_are_refused(model, tmp_path):
+    model.start_states = torch.zeros(4, 3)
+    model.start_states[2, 1] = float("inf")
+    model.save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match="start states 'observations' hold NaN or inf"):
+        load_pretrained(tmp_path / "ckpt")
+
+
+def test_a_huge_file_is_refused_from_its_header(tmp_path):
+    """Only the first bytes are read to tell a pickle from anything else (a sparse 64 GB file)."""
+    import time
+
+    big = tmp_path / "weights.safetensors"
+    with big.open("wb") as file:
+        file.truncate(64 * 2**30)
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError, match="is a file; a worldrl checkpoint is a directory"):
+        load_pretrained(big)
+    assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("cuda:99", "device 'cuda:99'"),
+        ("gpu", "device 'gpu' is not a torch device"),
+        ("xla", "device 'xla' is not available on this machine"),
+    ],
+)
+def test_a_device_that_does_not_exist_is_one_line(model, tmp_path, device, message):
+    from worldrl.errors import ConfigError
+    from worldrl.models.checkpoint import resolve_device
+
+    model.save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(ConfigError, match=message):
+        load_pretrained(tmp_path / "ckpt", device=device)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="device 'cuda' is not available on this machine: use --device cpu"):
+            resolve_device("cuda")

@@ -8,7 +8,9 @@ instead of copied; loading verifies the hash. Start states of keyed tasks are st
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tensordict import TensorDict
 
-from worldrl.errors import CheckpointError
+from worldrl.errors import CheckpointError, ConfigError
 from worldrl.io import atomic_directory, read_json, write_json
 from worldrl.models.base import WorldModel, build_model, get_family
 from worldrl.models.external import weights_sha256
@@ -84,19 +86,45 @@ def load_pretrained(
     except KeyError as err:
         raise CheckpointError(f"{directory / CONFIG_NAME}: {err.args[0]}") from None
     task = TaskSpec.from_dict(read_json(directory / TASK_NAME, CheckpointError))
-    config.pop("format_version", None)
+    _check_task(task, directory / TASK_NAME)
+    _check_format_version(config.pop("format_version", 1), directory / CONFIG_NAME)
     _check_architecture(config.pop("architecture_version", 1), reg.config_class, directory / CONFIG_NAME)
     model = build_model(family, reg.config_class.from_dict(config), task)
     external = _verify_external(model, directory)
     state = _read_weights(directory / WEIGHTS_NAME)
     _load_state_strict(model, state, directory / WEIGHTS_NAME, external)
+    check_tensor_values(model, state, directory / WEIGHTS_NAME)
     if (directory / STARTS_NAME).exists():
         model.start_states = _read_start_states(directory / STARTS_NAME, task)
-    return model.to(device).eval()
+    return model.to(resolve_device(device)).eval()
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """A torch device that exists on this machine (``"auto"``: CUDA if there is one, else CPU); one-line error else."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"device {name!r} is not a torch device (examples: cpu, cuda, cuda:1, mps, auto)") from None
+    available = {
+        "cpu": lambda: 1,
+        "cuda": torch.cuda.device_count,
+        "mps": lambda: int(torch.backends.mps.is_available()),
+    }
+    count = available.get(device.type, lambda: 0)()
+    if count == 0:
+        raise ConfigError(f"device {str(device)!r} is not available on this machine: use --device cpu (or auto)")
+    if device.index is not None and device.index >= count and device.type != "cpu":
+        raise ConfigError(f"device {str(device)!r} does not exist: this machine has {count} {device.type} device(s)")
+    return device
 
 
 def _read_start_states(path: Path, task: TaskSpec) -> Any:
     tensors = _read_weights(path)
+    for key, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path}: start states {key!r} hold NaN or inf")
     if not task.is_keyed:
         starts = tensors.get("observations")
         if starts is None or tuple(starts.shape[1:]) != task.obs_shape or starts.shape[0] == 0:
@@ -114,6 +142,63 @@ def _read_start_states(path: Path, task: TaskSpec) -> Any:
     if len(counts) != 1:
         raise CheckpointError(f"{path}: the start states of the keys {task.obs_keys} have different counts {counts}")
     return TensorDict(entries, batch_size=[counts.pop()])
+
+
+def _check_format_version(recorded: Any, path: Path) -> None:
+    """Checkpoints without the field are version 1; a newer one was written by a newer worldrl."""
+    if type(recorded) is not int or recorded < 1:
+        raise CheckpointError(f"{path}: format_version must be a positive integer, got {recorded!r}")
+    if recorded > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format_version {recorded} is newer than this worldrl reads ({FORMAT_VERSION}): upgrade worldrl"
+        )
+
+
+def _check_task(task: TaskSpec, path: Path) -> None:
+    if not math.isfinite(task.fps) or task.fps < 0:
+        raise CheckpointError(f"{path}: fps must be a finite number >= 0 (0: unknown), got {task.fps!r}")
+
+
+# Value rules for the tensors of a checkpoint, by name: (applies to key?, what is wrong or None).
+TensorRule = tuple[Callable[[str], bool], Callable[[WorldModel, torch.Tensor], str | None]]
+
+
+def _finite(model: WorldModel, value: torch.Tensor) -> str | None:
+    if not value.is_floating_point() or bool(torch.isfinite(value).all()):
+        return None
+    bad = int((~torch.isfinite(value)).sum())
+    return f"holds {bad} NaN/inf values of {value.numel()}: the model diverged in training; retrain it or load an earlier checkpoint"
+
+
+def _positive_std(model: WorldModel, value: torch.Tensor) -> str | None:
+    if not value.is_floating_point() or bool((value > 0).all()):
+        return None
+    return f"is a normalisation std with values <= 0 (min {float(value.min()):g}); a std must be positive"
+
+
+def _elite_indices(model: WorldModel, value: torch.Tensor) -> str | None:
+    members = int(getattr(model.config, "num_members", 0))
+    values = value.reshape(-1).tolist()
+    if all(0 <= i < members for i in values) and len(set(values)) == len(values):
+        return None
+    return f"holds elite indices {values}; they must be distinct members in [0, num_members={members})"
+
+
+TENSOR_RULES: tuple[TensorRule, ...] = (
+    (lambda key: True, _finite),
+    (lambda key: key.rsplit(".", 1)[-1] in ("std", "state_std", "action_std"), _positive_std),
+    (lambda key: key.rsplit(".", 1)[-1] == "elite_idx", _elite_indices),
+)
+"""What every loaded checkpoint is checked for: finite weights, positive normalisation stds, valid elite indices."""
+
+
+def check_tensor_values(model: WorldModel, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse a checkpoint whose tensors hold values no trained model has (``TENSOR_RULES``), naming the tensor."""
+    for key, value in state.items():
+        for applies, rule in TENSOR_RULES:
+            problem = rule(model, value) if applies(key) else None
+            if problem:
+                raise CheckpointError(f"{path}: tensor {key!r} {problem}")
 
 
 def _check_architecture(recorded: Any, config_class: Any, path: Path) -> None:
@@ -185,7 +270,8 @@ def _download_from_hub(repo_id: str, revision: str | None = None) -> Path:
 
 
 def _refuse_non_directory(path: Path) -> None:
-    head = path.read_bytes()[:4]
+    with path.open("rb") as file:  # the header only: the file may be gigabytes
+        head = file.read(4)
     if head[:1] == b"\x80" or head[:2] == b"PK" or path.suffix in _PICKLE_SUFFIXES:
         raise CheckpointError(
             f"{path} looks like a pickle/torch.save file: refused, because loading it would run code. "
