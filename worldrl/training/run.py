@@ -32,11 +32,13 @@ import yaml
 from tensordict import TensorDict
 
 from worldrl.config_loading import config_from_dict, load_yaml
+from worldrl.data.suite_layouts import check_dataset_task
 from worldrl.errors import ConfigError
 from worldrl.io import atomic_write_bytes
 from worldrl.models.base import WorldModel, build_model, get_family
 from worldrl.models.observations import episode_start_observations
 from worldrl.models.task_spec import TaskSpec
+from worldrl.tasks.suites import suite_of
 from worldrl.training.config import TrainerConfig
 from worldrl.training.trainer import Trainer, TrainResult, seed_everything
 
@@ -190,9 +192,13 @@ def infer_task(reader: Any, obs_keys: str | list[str], task_id: str | None) -> T
     for key in (*keys, "action"):
         if key not in features:
             raise ConfigError(f"dataset {reader.root} has no feature {key!r}; features: {sorted(features)}")
-    if task_id is None and reader.info.get("robot_type") in gym.registry:
-        task_id = reader.info["robot_type"]
-    real = TaskSpec.from_env_id(task_id) if task_id is not None and task_id in gym.registry else None
+    check_dataset_task(reader.info.get("robot_type"), task_id)  # a PushT recording is no model of FetchPush
+    recorded = reader.info.get("robot_type")
+    if task_id is None and recorded is not None and (recorded in gym.registry or suite_of(recorded) is not None):
+        task_id = recorded
+    # suite recordings (PushT, ALOHA, Fetch) use LeRobot's keys, not the env's default observation: spaces from data
+    known = task_id is not None and task_id in gym.registry and suite_of(task_id) is None
+    real = TaskSpec.from_env_id(task_id) if known else None
     spaces = {key: _key_space(features[key], key, real, task_id, single=len(keys) == 1) for key in keys}
     action_space = real.action_space if real is not None else _action_box_from_stats(reader)
     fields = {"task_id": task_id, "fps": float(reader.fps), "max_episode_steps": real and real.max_episode_steps}
@@ -208,6 +214,10 @@ def _key_space(
         return gym.spaces.Box(0, 255, shape, np.uint8)
     if real is not None and (single or key == "observation.state"):
         space = real.observation_space
+        if isinstance(space, gym.spaces.Dict):  # keyed real env (Playground-v0): its entry of the same name
+            space = space.spaces.get(key.removeprefix("observation."))
+            if space is None:
+                return gym.spaces.Box(-np.inf, np.inf, shape, np.float32)
         if tuple(space.shape or ()) != shape:
             raise ConfigError(f"data key {key!r} has shape {shape} but {task_id} observations have {space.shape}")
         return space
