@@ -1,0 +1,44 @@
+"""The ``multimodal`` family: a video + audio (+ state) transformer world model over learned frame codes.
+
+Public pieces: ``TransformerWorldModel`` (the document's ``nn.Module``), its components ``MultiheadAttention``,
+``CrossModalAttention``, ``SpatioTemporalEncoding``, the ``FrameTokenizer`` (conv autoencoder + FSQ), the
+``PhysicsHead``, ``MultimodalLoss`` and the worldrl family ``MultimodalWorldModel`` (``WorldModel-v0`` serves it).
+
+Sampling interface (what a generator calls; all on ``TransformerWorldModel``, reachable from the family as
+``family_model.net``):
+
+* ``net.encode_frames(video [B, T, C, H, W] float in [0, 1]) -> (codes [B, T, N] long, quantized [B, T, N, d])``
+  with ``N = net.tokens_per_frame = (img_size / patch_size)^2`` and codes in ``[0, net.vocab_size)``.
+* ``net.next_token_logits(codes [B, T, N], audio [B, T, F], actions=None [B, T, A], state=None [B, T, S])
+  -> NextStep(logits [B, N, V], audio [B, F], state [B, S] | None, latent [B, latent_dim])``: the categorical
+  distribution of each patch's code in frame T (the N codes are independent given the context, so a frame's
+  log-likelihood is the sum of the chosen codes' log-softmax), plus the next audio features (a point prediction)
+  and next normalised state. ``actions[:, t]`` is the action taken at step t (so ``actions[:, -1]`` drives the
+  predicted frame); None means zeros. Contexts longer than ``config.audio_seq_len`` steps must be cropped.
+* ``net.decode_codes(codes [B, T, N]) -> video [B, T, C, H, W]`` in [0, 1].
+* ``sample_codes(logits, generator)``: argmax without a generator, a categorical draw with one.
+* ``net(video, audio, future_steps=K)`` rolls K frames out greedily (``future_video``, ``future_audio``).
+
+The family's normalisation: ``family_model.frames_to_model(uint8 [.., H, W, C]) -> [.., C, img, img]`` and
+``family_model.model_to_frames`` invert each other; audio features are fed as recorded (log10 mel); states are
+normalised with ``family_model.state_norm``.
+"""
+
+from worldrl.models.multimodal.attention import CrossModalAttention, MultiheadAttention
+from worldrl.models.multimodal.config import MultimodalConfig
+from worldrl.models.multimodal.physics import PhysicsHead
+from worldrl.models.multimodal.positional import SpatioTemporalEncoding
+from worldrl.models.multimodal.tokenizer import FrameTokenizer
+from worldrl.models.multimodal.transformer_world_model import NextStep, TransformerWorldModel, sample_codes
+
+__all__ = [
+    "CrossModalAttention",
+    "FrameTokenizer",
+    "MultiheadAttention",
+    "MultimodalConfig",
+    "NextStep",
+    "PhysicsHead",
+    "SpatioTemporalEncoding",
+    "TransformerWorldModel",
+    "sample_codes",
+]

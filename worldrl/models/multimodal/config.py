@@ -1,0 +1,161 @@
+"""``MultimodalConfig``: the multimodal transformer family's hyperparameters (defaults = the document's)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from worldrl.config_loading import check_fields
+from worldrl.models.base import WorldModelConfig
+
+
+@dataclass
+class MultimodalConfig(WorldModelConfig):
+    """Video + audio (+ state) transformer world model over the codes of a learned FSQ frame tokenizer."""
+
+    img_size: int = 256
+    """Side of the square frames the model sees (dataset frames are resized to it and back)."""
+    patch_size: int = 16
+    """Side of one image patch = the tokenizer's downsampling factor; (img_size/patch_size)^2 codes per frame."""
+    in_channels: int = 3
+    """Image channels."""
+    audio_dim: int = 128
+    """Audio features per frame (mel bins); must equal the dataset's ``observation.audio`` width."""
+    audio_seq_len: int = 256
+    """Longest sequence (time steps) the temporal positional encoding covers."""
+    embed_dim: int = 768
+    """Width D of every transformer token."""
+    depth: int = 12
+    """Blocks of the causal temporal transformer over the per-step latent tokens."""
+    num_heads: int = 12
+    """Attention heads everywhere; must divide ``embed_dim``."""
+    mlp_ratio: float = 4.0
+    """Hidden width of the transformer MLPs as a multiple of ``embed_dim``."""
+    latent_dim: int = 512
+    """Width of the flat state feature (``WorldModel.latent``) read by the reward, terminal and physics heads."""
+    num_latent_tokens: int = 32
+    """Learned queries that summarise one step's patches, audio and state (cross-attention) for the temporal model."""
+    decode_depth: int = 8
+    """Blocks of the next-frame predictor: patch queries attend to the step's latent tokens and predict code logits."""
+    drop_rate: float = 0.0
+    """Dropout on token activations."""
+    attn_drop_rate: float = 0.0
+    """Dropout on attention weights."""
+    use_physics_loss: bool = True
+    """Physics head: next object states from the latent, supervised by ``observation.state`` (+ consistency)."""
+    physics_embed_dim: int = 128
+    """Hidden width of the physics head."""
+    fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
+    """Finite scalar quantisation levels per code dimension; the code vocabulary is their product."""
+    tokenizer_channels: int = 64
+    """Channels of the tokenizer's conv encoder/decoder at full resolution (doubled at each downsampling)."""
+    context_length: int = 8
+    """Steps of history the simulator state keeps (the transformer's context when serving as an env)."""
+    learnable_positions: bool = True
+    """Learned spatio-temporal position embeddings (False: fixed sinusoids)."""
+    cross_modal_temperature: float = 1.0
+    """Softmax temperature of the audio <-> vision cross-modal attention."""
+    recon_weight: float = 1.0
+    """Weight of the tokenizer's frame reconstruction error (MultimodalLoss ``reconstruction``)."""
+    prediction_weight: float = 1.0
+    """Weight of the next-frame code cross-entropy (the generative objective)."""
+    audio_weight: float = 1.0
+    """Weight of the next-step audio feature error."""
+    perceptual_weight: float = 0.1
+    """MultimodalLoss ``perceptual_weight`` (active only when a frozen feature network is attached)."""
+    temporal_weight: float = 0.05
+    """MultimodalLoss ``temporal_weight``: reconstructed frame differences match the real ones."""
+    physics_weight: float = 0.1
+    """MultimodalLoss ``physics_weight``: next-state error plus the velocity/position consistency term."""
+    spectral_weight: float = 0.05
+    """MultimodalLoss ``spectral_weight``: log-magnitude error of the predicted audio spectrogram."""
+    consistency_weight: float = 0.1
+    """Share of the physics term given to velocity/position consistency (layouts with known positions only)."""
+
+    def __post_init__(self) -> None:
+        self.fsq_levels = [int(v) for v in self.fsq_levels]
+        check_fields(
+            self,
+            {
+                "img_size": (self.img_size >= 4, ">= 4"),
+                "patch_size": (
+                    self.patch_size >= 1 and self.img_size % self.patch_size == 0,
+                    f"a divisor of img_size={self.img_size}",
+                ),
+                "in_channels": (self.in_channels >= 1, ">= 1"),
+                "audio_dim": (self.audio_dim >= 1, ">= 1"),
+                "audio_seq_len": (self.audio_seq_len >= 2, ">= 2"),
+                "embed_dim": (self.embed_dim >= 8, ">= 8"),
+                "depth": (self.depth >= 1, ">= 1"),
+                "num_heads": (
+                    self.num_heads >= 1 and self.embed_dim % self.num_heads == 0,
+                    f"a divisor of embed_dim={self.embed_dim}",
+                ),
+                "mlp_ratio": (self.mlp_ratio > 0, "> 0"),
+                "latent_dim": (self.latent_dim >= 1, ">= 1"),
+                "num_latent_tokens": (self.num_latent_tokens >= 1, ">= 1"),
+                "decode_depth": (self.decode_depth >= 1, ">= 1"),
+                "drop_rate": (0 <= self.drop_rate < 1, "in [0, 1)"),
+                "attn_drop_rate": (0 <= self.attn_drop_rate < 1, "in [0, 1)"),
+                "physics_embed_dim": (self.physics_embed_dim >= 1, ">= 1"),
+                "fsq_levels": (
+                    len(self.fsq_levels) >= 1 and all(v >= 2 for v in self.fsq_levels),
+                    "a non-empty list of levels >= 2",
+                ),
+                "tokenizer_channels": (self.tokenizer_channels >= 4, ">= 4"),
+                "context_length": (
+                    1 <= self.context_length <= self.audio_seq_len,
+                    f"in [1, audio_seq_len={self.audio_seq_len}]",
+                ),
+                "cross_modal_temperature": (self.cross_modal_temperature > 0, "> 0"),
+                "consistency_weight": (self.consistency_weight >= 0, ">= 0"),
+                **{
+                    name: (getattr(self, name) >= 0, ">= 0")
+                    for name in (
+                        "recon_weight",
+                        "prediction_weight",
+                        "audio_weight",
+                        "perceptual_weight",
+                        "temporal_weight",
+                        "physics_weight",
+                        "spectral_weight",
+                    )
+                },
+            },
+        )
+
+    @property
+    def vocab_size(self) -> int:
+        return math.prod(self.fsq_levels)
+
+    @property
+    def grid_size(self) -> int:
+        return self.img_size // self.patch_size
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.grid_size**2
+
+    @classmethod
+    def tiny(cls) -> dict[str, Any]:
+        return {
+            "img_size": 32,
+            "patch_size": 8,
+            "audio_dim": 8,
+            "audio_seq_len": 16,
+            "embed_dim": 32,
+            "depth": 1,
+            "num_heads": 2,
+            "mlp_ratio": 2.0,
+            "latent_dim": 16,
+            "num_latent_tokens": 2,
+            "decode_depth": 1,
+            "physics_embed_dim": 16,
+            "fsq_levels": [4, 3],
+            "tokenizer_channels": 8,
+            "context_length": 3,
+        }
+
+
+__all__ = ["MultimodalConfig"]

@@ -1,0 +1,407 @@
+"""``TransformerWorldModel``: the document's video + audio transformer, over codes of a learned FSQ frame tokenizer.
+
+Per step t the model sees the frame's codes (one per patch), the audio features, optionally the normalised state
+vector and the previous action a_{t-1}:
+
+1. ``encode_vision``: codes -> patch tokens ``[B, T*N, D]`` (FSQ vector -> linear, + spatio-temporal position);
+   ``encode_audio``: features -> ``[B, T, D]``.
+2. Audio and vision are fused by two ``CrossModalAttention`` layers (audio attends to the step's patches, patches
+   attend to the audio token).
+3. ``num_latent_tokens`` learned queries summarise each step's tokens (patches, audio, state, previous action).
+4. A causal temporal transformer (``depth`` blocks) runs over the latent tokens of all steps: step t sees steps
+   <= t only. Its output at t, ``h_t [B, L, D]``, is the model's state.
+5. Read-outs from ``h_t`` and the action a_t: the next frame's code logits (``decode_depth`` blocks of patch
+   queries attending to ``h_t``), the next audio features, the next (normalised) state (physics head); and the
+   reconstruction of step t's audio. The frame reconstruction is the tokenizer's decode of step t's codes.
+
+Time alignment: ``actions[:, t]`` is the action taken at step t; the prediction made at t is for step t+1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldrl.errors import ConfigError, ModelConfigurationError
+from worldrl.models.multimodal import fsq
+from worldrl.models.multimodal.attention import CrossModalAttention
+from worldrl.models.multimodal.blocks import TransformerBlock, block_causal_mask
+from worldrl.models.multimodal.config import MultimodalConfig
+from worldrl.models.multimodal.physics import PhysicsHead
+from worldrl.models.multimodal.positional import SpatioTemporalEncoding
+from worldrl.models.multimodal.tokenizer import FrameTokenizer
+from worldrl.nn.mlp import mlp
+
+
+@dataclass
+class NextStep:
+    """What the model predicts for the step after a context (the generator's sampling interface)."""
+
+    logits: torch.Tensor
+    """``[B, N, V]`` unnormalised log-probabilities of each patch's code in the next frame (independent given
+    the context)."""
+    audio: torch.Tensor
+    """``[B, F]`` the next step's audio features (the conditional mean)."""
+    state: torch.Tensor | None
+    """``[B, S]`` the next normalised state (physics head), when the model has one."""
+    latent: torch.Tensor
+    """``[B, latent_dim]`` the context's state feature."""
+
+
+class TransformerWorldModel(nn.Module):
+    """The document's constructor, plus ``action_dim`` / ``state_dim`` (0 = none) for action conditioning and the
+    physics head, and the tokenizer/encoding knobs of ``MultimodalConfig``."""
+
+    def __init__(
+        self,
+        img_size: int = 256,
+        patch_size: int = 16,
+        in_channels: int = 3,
+        audio_dim: int = 128,
+        audio_seq_len: int = 256,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        latent_dim: int = 512,
+        num_latent_tokens: int = 32,
+        decode_depth: int = 8,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        use_physics_loss: bool = True,
+        physics_embed_dim: int = 128,
+        *,
+        action_dim: int = 0,
+        state_dim: int = 0,
+        **extra: Any,
+    ) -> None:
+        super().__init__()
+        try:
+            cfg = MultimodalConfig(
+                img_size=img_size,
+                patch_size=patch_size,
+                in_channels=in_channels,
+                audio_dim=audio_dim,
+                audio_seq_len=audio_seq_len,
+                embed_dim=embed_dim,
+                depth=depth,
+                num_heads=num_heads,
+                mlp_ratio=mlp_ratio,
+                latent_dim=latent_dim,
+                num_latent_tokens=num_latent_tokens,
+                decode_depth=decode_depth,
+                drop_rate=drop_rate,
+                attn_drop_rate=attn_drop_rate,
+                use_physics_loss=use_physics_loss,
+                physics_embed_dim=physics_embed_dim,
+                **extra,
+            )
+        except (ConfigError, TypeError) as err:
+            raise ModelConfigurationError(str(err).replace("MultimodalConfig.", "TransformerWorldModel ")) from None
+        if action_dim < 0 or state_dim < 0:
+            raise ModelConfigurationError(f"action_dim and state_dim must be >= 0, got {action_dim}, {state_dim}")
+        self.config, self.action_dim, self.state_dim = cfg, action_dim, state_dim
+        D, heads, drop, attn_drop = cfg.embed_dim, cfg.num_heads, cfg.drop_rate, cfg.attn_drop_rate
+        L, g = cfg.num_latent_tokens, cfg.grid_size
+
+        def block(cross: bool = False) -> TransformerBlock:
+            return TransformerBlock(D, heads, cfg.mlp_ratio, drop, attn_drop, cross=cross)
+
+        self.tokenizer = FrameTokenizer(cfg.in_channels, cfg.patch_size, cfg.fsq_levels, cfg.tokenizer_channels)
+        self.code_embed = nn.Linear(len(cfg.fsq_levels), D)
+        self.audio_embed = nn.Linear(cfg.audio_dim, D)
+        self.state_embed = nn.Linear(state_dim, D) if state_dim else None
+        self.prev_action_embed = nn.Linear(action_dim, D) if action_dim else None
+        self.action_embed = nn.Linear(action_dim, D) if action_dim else None
+        self.positions = SpatioTemporalEncoding(D, cfg.audio_seq_len, max(g, L + 3), learnable=cfg.learnable_positions)
+        self.audio_to_vision = CrossModalAttention(D, heads, attn_drop, cfg.cross_modal_temperature)
+        self.vision_to_audio = CrossModalAttention(D, heads, attn_drop, cfg.cross_modal_temperature)
+        self.latent_queries = nn.Parameter(torch.randn(L, D) * 0.02)
+        self.summarizer = block(cross=True)
+        self.temporal = nn.ModuleList([block() for _ in range(cfg.depth)])
+        self.temporal_norm = nn.LayerNorm(D)
+        self.to_latent = nn.Sequential(nn.Linear(D, cfg.latent_dim), nn.LayerNorm(cfg.latent_dim))
+        self.patch_queries = nn.Parameter(torch.randn(cfg.tokens_per_frame, D) * 0.02)
+        self.predictor = nn.ModuleList([block(cross=True) for _ in range(cfg.decode_depth)])
+        self.code_head = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, cfg.vocab_size))
+        head_in = cfg.latent_dim + D
+        self.audio_next = mlp(head_in, [D], cfg.audio_dim)
+        self.audio_recon = mlp(cfg.latent_dim, [D], cfg.audio_dim)
+        self.physics = (
+            PhysicsHead(head_in, cfg.physics_embed_dim, state_dim) if cfg.use_physics_loss and state_dim else None
+        )
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def vocab_size(self) -> int:
+        """Codes per patch (product of the FSQ levels)."""
+        return self.config.vocab_size
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.config.tokens_per_frame
+
+    # ------------------------------------------------------------------ input checks
+    def check_inputs(self, video: torch.Tensor, audio: torch.Tensor | None = None) -> None:
+        """One-line ``ModelConfigurationError`` for a video of the wrong rank/size or audio that does not match."""
+        cfg = self.config
+        want = f"[B, T, {cfg.in_channels}, {cfg.img_size}, {cfg.img_size}]"
+        if video.dim() != 5:
+            raise ModelConfigurationError(f"video must be {want} (rank 5), got shape {tuple(video.shape)}")
+        if tuple(video.shape[2:]) != (cfg.in_channels, cfg.img_size, cfg.img_size):
+            raise ModelConfigurationError(
+                f"video frames must be {want} for img_size={cfg.img_size}, patch_size={cfg.patch_size}, "
+                f"got {tuple(video.shape)}"
+            )
+        if audio is not None:
+            self.check_audio(audio, video.shape[:2])
+
+    def check_audio(self, audio: torch.Tensor, batch_steps: Any) -> None:
+        b, t = tuple(batch_steps)
+        if audio.dim() != 3 or audio.shape[-1] != self.config.audio_dim:
+            raise ModelConfigurationError(
+                f"audio must be [B, T, {self.config.audio_dim}] (audio_dim), got shape {tuple(audio.shape)}"
+            )
+        if tuple(audio.shape[:2]) != (b, t):
+            raise ModelConfigurationError(
+                f"audio has {tuple(audio.shape[:2])} (batch, frames) but the video has {(b, t)}: one audio "
+                "feature vector per video frame"
+            )
+
+    # ------------------------------------------------------------------ tokenizer
+    def encode_frames(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``video [B, T, C, H, W]`` in [0, 1] -> (codes ``[B, T, N]`` long, quantised ``[B, T, N, d]``)."""
+        self.check_inputs(video)
+        b, t = video.shape[:2]
+        codes, q = self.tokenizer.encode(video.flatten(0, 1))
+        return codes.reshape(b, t, -1), q.reshape(b, t, -1, q.shape[-1])
+
+    def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """``codes [B, T, N]`` -> frames ``[B, T, C, H, W]`` in [0, 1]."""
+        g = self.config.grid_size
+        frames = self.tokenizer.decode_codes(codes.reshape(-1, g, g))
+        return frames.reshape(*codes.shape[:-1], *frames.shape[1:])
+
+    def decode_quantized(self, q: torch.Tensor) -> torch.Tensor:
+        """Quantised (or soft) code vectors ``[B, T, N, d]`` -> frames ``[B, T, C, H, W]``."""
+        g = self.config.grid_size
+        frames = self.tokenizer.decode(q.reshape(-1, g, g, q.shape[-1]))
+        return frames.reshape(*q.shape[:2], *frames.shape[1:])
+
+    def quantized(self, codes: torch.Tensor) -> torch.Tensor:
+        return fsq.quantized_from_codes(codes, self.config.fsq_levels, self.code_embed.weight.dtype)
+
+    # ------------------------------------------------------------------ encoders
+    def _vision_tokens(self, q: torch.Tensor, timesteps: torch.Tensor | None) -> torch.Tensor:
+        g = self.config.grid_size
+        return self.positions(self.code_embed(q), timesteps, grid=(g, g))
+
+    def encode_vision(self, x: torch.Tensor, timesteps: torch.Tensor | None = None) -> torch.Tensor:
+        """``video [B, T, C, H, W]`` -> patch tokens ``[B, T*N, D]`` (of the tokenizer's quantised codes)."""
+        _, q = self.encode_frames(x)
+        return self._vision_tokens(q, timesteps).flatten(1, 2)
+
+    def encode_audio(self, audio: torch.Tensor, timesteps: torch.Tensor | None = None) -> torch.Tensor:
+        """``audio [B, T, F]`` -> ``[B, T, D]``."""
+        self.check_audio(audio, audio.shape[:2])
+        return self.positions(self.audio_embed(audio)[:, :, None], timesteps).squeeze(2)
+
+    # ------------------------------------------------------------------ the causal context
+    def context(
+        self,
+        q: torch.Tensor,
+        audio: torch.Tensor,
+        state: torch.Tensor | None = None,
+        prev_actions: torch.Tensor | None = None,
+        timesteps: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``h [B, T, L, D]``: step t's latent tokens after the causal temporal transformer (sees steps <= t).
+
+        ``q [B, T, N, d]`` quantised codes, ``audio [B, T, F]``, ``state [B, T, S]`` (normalised),
+        ``prev_actions [B, T, A]`` (a_{t-1}, zero at episode starts), ``valid [B, T]`` (False: padding).
+        """
+        b, t, n, _ = q.shape
+        D = self.config.embed_dim
+        patches = self._vision_tokens(q, timesteps).flatten(0, 1)  # [BT, N, D]
+        sound = self.encode_audio(audio, timesteps).reshape(b * t, 1, D)
+        sound = self.audio_to_vision(sound, patches)
+        patches = self.vision_to_audio(patches, sound)
+        extra = [sound]
+        if self.state_embed is not None:
+            extra.append(self.state_embed(self._need(state, "state", (b, t, self.state_dim))).reshape(b * t, 1, D))
+        if self.prev_action_embed is not None:
+            acts = self._need(prev_actions, "prev_actions", (b, t, self.action_dim))
+            extra.append(self.prev_action_embed(acts).reshape(b * t, 1, D))
+        tokens = torch.cat([patches, *extra], 1)
+        latents = self.summarizer(self.latent_queries.expand(b * t, -1, -1), context=tokens)
+        L = latents.shape[1]
+        x = self.positions(latents.reshape(b, t, L, D), timesteps).reshape(b, t * L, D)
+        mask = block_causal_mask(t, L, valid).to(x.device)
+        for blk in self.temporal:
+            x = blk(x, mask=mask)
+        return self.temporal_norm(x).reshape(b, t, L, D)
+
+    def _need(self, value: torch.Tensor | None, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        if value is None:
+            return torch.zeros(shape, device=self.latent_queries.device)
+        if tuple(value.shape) != shape:
+            raise ModelConfigurationError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
+        return value.to(self.latent_queries.dtype)
+
+    def latent(self, h: torch.Tensor) -> torch.Tensor:
+        """The flat state feature ``[..., latent_dim]`` of latent tokens ``[..., L, D]``."""
+        return self.to_latent(h.mean(-2))
+
+    # ------------------------------------------------------------------ read-outs
+    def predict_next(self, h: torch.Tensor, actions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Predictions for step t+1 from ``h [B, T, L, D]`` and ``actions [B, T, A]`` (a_t): ``logits [B, T, N, V]``,
+        ``audio [B, T, F]``, ``state [B, T, S]`` (with a physics head), ``latent [B, T, latent_dim]``."""
+        b, t, L, D = h.shape
+        latent = self.latent(h)
+        if self.action_embed is not None:
+            act = self.action_embed(self._need(actions, "actions", (b, t, self.action_dim)))
+        else:
+            act = torch.zeros(b, t, D, device=h.device, dtype=h.dtype)
+        context = torch.cat([h, act[:, :, None]], 2).flatten(0, 1)  # [BT, L+1, D]
+        g = self.config.grid_size
+        queries = self.positions(self.patch_queries.expand(b, t, -1, -1), grid=(g, g)).flatten(0, 1)
+        queries = queries + act.flatten(0, 1)[:, None]
+        for blk in self.predictor:
+            queries = blk(queries, context=context)
+        out = {"logits": self.code_head(queries).reshape(b, t, g * g, -1), "latent": latent}
+        feature = torch.cat([latent, act], -1)
+        out["audio"] = self.audio_next(feature)
+        if self.physics is not None:
+            out["state"] = self.physics(feature)
+        return out
+
+    def next_token_logits(
+        self,
+        codes: torch.Tensor,
+        audio: torch.Tensor,
+        actions: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+        timesteps: torch.Tensor | None = None,
+    ) -> NextStep:
+        """The distribution of the next frame's codes given a context (see ``worldrl.models.multimodal``)."""
+        if codes.dim() != 3 or codes.shape[-1] != self.tokens_per_frame:
+            raise ModelConfigurationError(
+                f"codes must be [B, T, {self.tokens_per_frame}] (tokens per frame), got {tuple(codes.shape)}"
+            )
+        self.check_audio(audio, codes.shape[:2])
+        acts = self._need(actions, "actions", (*codes.shape[:2], self.action_dim)) if self.action_dim else None
+        prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
+        h = self.context(self.quantized(codes), audio, state, prev, timesteps)[:, -1:]
+        out = self.predict_next(h, None if acts is None else acts[:, -1:])
+        return NextStep(
+            logits=out["logits"][:, 0],
+            audio=out["audio"][:, 0],
+            state=out["state"][:, 0] if "state" in out else None,
+            latent=out["latent"][:, 0],
+        )
+
+    # ------------------------------------------------------------------ the document's forward
+    def forward(
+        self,
+        video: torch.Tensor,
+        audio: torch.Tensor,
+        future_steps: int = 0,
+        timesteps: torch.Tensor | None = None,
+        return_intermediates: bool = False,
+        actions: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+        future_actions: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Any]:
+        """``video [B, T, C, H, W]`` in [0, 1], ``audio [B, T, F]`` -> a dict:
+
+        * ``reconstruction``: ``{"video": [B, T, C, H, W], "audio": [B, T, F]}`` (tokenizer decode of the frame's
+          codes; audio read back from the step's latent);
+        * ``next``: one-step predictions for steps 1..T (``logits``, ``audio``, ``state``, ``latent``);
+        * ``codes`` ``[B, T, N]`` and ``quantized`` ``[B, T, N, d]``: the tokenizer's encoding (training targets);
+        * ``future_video`` ``[B, K, C, H, W]`` / ``future_audio`` ``[B, K, F]`` (and ``future_state``) when
+          ``future_steps = K > 0``: an autoregressive rollout after the last frame with ``future_actions [B, K, A]``
+          (zeros when None), greedy codes unless a ``generator`` is given (then sampled);
+        * ``physics`` (with a physics head): ``{"next_state": [B, T, S]}`` normalised;
+        * ``intermediates`` when asked: ``h`` ``[B, T, L, D]``, ``vision_tokens`` ``[B, T*N, D]``.
+
+        ``actions [B, T, A]`` are the actions taken at each step, ``state [B, T, S]`` the normalised state.
+        """
+        self.check_inputs(video, audio)
+        if future_steps < 0:
+            raise ModelConfigurationError(f"future_steps must be >= 0, got {future_steps}")
+        b, t = video.shape[:2]
+        codes, q = self.encode_frames(video)
+        acts = self._need(actions, "actions", (b, t, self.action_dim)) if self.action_dim else None
+        prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
+        h = self.context(q, audio, state, prev, timesteps, valid)
+        nxt = self.predict_next(h, acts)
+        out: dict[str, Any] = {
+            "reconstruction": {"video": self.decode_quantized(q), "audio": self.audio_recon(nxt["latent"])},
+            "next": nxt,
+            "codes": codes,
+            "quantized": q,
+        }
+        if "state" in nxt:
+            out["physics"] = {"next_state": nxt["state"]}
+        if future_steps:
+            out.update(self._rollout(codes, audio, acts, state, future_steps, future_actions, generator))
+        if return_intermediates:
+            out["intermediates"] = {"h": h, "vision_tokens": self._vision_tokens(q, timesteps).flatten(1, 2)}
+        return out
+
+    @torch.no_grad()
+    def _rollout(
+        self,
+        codes: torch.Tensor,
+        audio: torch.Tensor,
+        actions: torch.Tensor | None,
+        state: torch.Tensor | None,
+        steps: int,
+        future_actions: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> dict[str, torch.Tensor]:
+        b = codes.shape[0]
+        if self.action_dim:
+            future = self._need(future_actions, "future_actions", (b, steps, self.action_dim))
+            actions = torch.cat([actions, future], 1)
+        if self.state_dim and state is None:
+            state = torch.zeros(*codes.shape[:2], self.state_dim, device=codes.device)
+        window = self.config.audio_seq_len
+        frames, sounds, states = [], [], []
+        for _ in range(steps):
+            lo = max(0, codes.shape[1] - window)
+            acts = None if actions is None else actions[:, lo : codes.shape[1]]
+            st = None if state is None else state[:, lo:]
+            nxt = self.next_token_logits(codes[:, lo:], audio[:, lo:], acts, st)
+            new = sample_codes(nxt.logits, generator)
+            codes = torch.cat([codes, new[:, None]], 1)
+            audio = torch.cat([audio, nxt.audio[:, None]], 1)
+            if state is not None:
+                guess = nxt.state if nxt.state is not None else state[:, -1]
+                state = torch.cat([state, guess[:, None]], 1)
+                states.append(guess)
+            frames.append(new)
+            sounds.append(nxt.audio)
+        out = {"future_video": self.decode_codes(torch.stack(frames, 1)), "future_audio": torch.stack(sounds, 1)}
+        if states:
+            out["future_state"] = torch.stack(states, 1)
+        return out
+
+
+def sample_codes(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Codes ``[..., N]`` from logits ``[..., N, V]``: argmax without a generator, else a categorical sample."""
+    if generator is None:
+        return logits.argmax(-1)
+    probs = F.softmax(logits.float(), -1)
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).reshape(logits.shape[:-1])
+
+
+__all__ = ["NextStep", "TransformerWorldModel", "sample_codes"]
