@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from worldrl.data.lerobot_format import (
     INFO_PATH,
     LEGACY_VERSIONS,
     STATS_PATH,
+    SUPPORTED_DTYPES,
     TASKS_PATH,
     DatasetFormatError,
     keys_of_dtype,
@@ -183,10 +185,51 @@ def read_info(root: Path) -> dict[str, Any]:
             "Convert older datasets with lerobot's converter "
             "(`python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=...`) on a machine with lerobot."
         )
+    if not isinstance(info["features"], dict) or not info["features"]:
+        raise DatasetFormatError(f"{path}: 'features' must be a non-empty object {{name: {{dtype, shape}}}}")
     for key, ft in info["features"].items():
         if not isinstance(ft, dict) or "dtype" not in ft or "shape" not in ft:
             raise DatasetFormatError(f"{path}: feature {key!r} needs 'dtype' and 'shape'")
+        if ft["dtype"] not in SUPPORTED_DTYPES:
+            raise DatasetFormatError(
+                f"{path}: feature {key!r} has dtype {ft['dtype']!r}, not one of {SUPPORTED_DTYPES}"
+            )
+        shape = ft["shape"]
+        if not isinstance(shape, list) or not shape or not all(_is_int(d) and d > 0 for d in shape):
+            raise DatasetFormatError(f"{path}: feature {key!r} has shape {shape!r}; a non-empty list of positive ints")
+    for field_name, rule in INFO_FIELD_RULES.items():
+        if field_name in info and (problem := rule(info[field_name])):
+            raise DatasetFormatError(f"{path}: {field_name!r} is {info[field_name]!r}; {problem}")
     return info
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_number(value: Any) -> str | None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return None if number and math.isfinite(value) and value > 0 else "it must be a positive number"
+
+
+def _count(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 0 else "it must be an integer >= 0"
+
+
+def _template(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, str) and value) else "it must be a path template string"
+
+
+INFO_FIELD_RULES: dict[str, Callable[[Any], str | None]] = {
+    "fps": _positive_number,
+    "total_episodes": _count,
+    "total_frames": _count,
+    "total_tasks": _count,
+    "chunks_size": lambda v: None if _is_int(v) and v > 0 else "it must be a positive integer",
+    "data_path": lambda v: None if isinstance(v, str) and v else "it must be a path template string",
+    "video_path": _template,
+}
+"""Checks of ``meta/info.json``'s scalar fields (each returns what is wrong, or None)."""
 
 
 # ----------------------------------------------------------------------------------------------- reader
@@ -319,8 +362,27 @@ class LeRobotDatasetReader:
         out = np.zeros((size, *shape), dtype=dtype)
         for start, arr, path in self._read_column(key):
             out[start : start + len(arr)] = _to_numpy(arr, shape, dtype, f"{path} column {key!r}")
+        self._check_finite(key, out)
         self._columns[key] = out
         return out
+
+    def _check_finite(self, key: str, values: np.ndarray) -> None:
+        """NaN or inf in a float column is refused when the column is loaded, naming the episode and frame."""
+        if values.dtype.kind != "f":
+            return
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        covered = np.zeros(len(values), bool)  # rows no episode covers (gaps between episodes) are never read
+        for lo, hi in zip(self._starts, self._ends):
+            covered[lo:hi] = True
+        bad &= covered
+        if bad.any():
+            first = int(np.argmax(bad))
+            episode = self.episodes[int(self.episode_of(np.array([first]))[0])]["episode_index"]
+            lo = self.episode_range(episode)[0]
+            raise DatasetFormatError(
+                f"{self.root}: column {key!r} holds NaN or inf in {int(bad.sum())} frame(s), first in episode "
+                f"{episode} at frame {first - lo} (global index {first}); clean or drop those episodes"
+            )
 
     def frames(self, key: str, indices: np.ndarray | list[int]) -> np.ndarray:
         """Frames of an image or video feature at global ``indices``: ``[n, H, W, C]`` uint8."""
