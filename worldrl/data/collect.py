@@ -32,6 +32,7 @@ from worldrl.errors import WorldRLError
 from worldrl.tasks.real_envs import env_fps, make_real_env, make_real_vector_env, observation_names
 from worldrl.tasks.scenes.env import ENV_ID as SCENE_ENV_ID
 from worldrl.tasks.scenes.kinds import check_kind
+from worldrl.tasks.suites import suite_of
 
 IMAGE_STORAGE = ("video", "image")
 VECTORIZATIONS = ("sync", "async")
@@ -361,6 +362,10 @@ def collect(
         raise ValueError(f"unsupported autoreset_mode {autoreset_mode}; use one of {list(AUTORESET_RULES)}")
     if is_scene_env(config.env_id):  # physics scenes: audio, event logs and scene files (collect_scenes.py)
         return collect_scenes(config, progress=progress)
+    if suite_of(config.env_id) is not None:  # PushT, ALOHA, Gymnasium-Robotics: LeRobot's layouts (collect_suites.py)
+        from worldrl.data.collect_suites import collect_suite
+
+        return collect_suite(config, progress=progress, autoreset_mode=autoreset_mode)
     start = time.time()
     probe = make_real_env(config.env_id, max_episode_steps=config.max_episode_steps)
     fps, names = env_fps(probe), observation_names(probe)

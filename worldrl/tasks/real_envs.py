@@ -23,6 +23,7 @@ import gymnasium as gym
 
 from worldrl.errors import EnvError, MissingDependencyError
 from worldrl.tasks.render_wrappers import PixelObservation, ResizeRender, disable_render_effects
+from worldrl.tasks.suites import import_suite
 
 PYGAME_INSTALL_HINT = "`pip install pygame` (or `pip install gymnasium[classic-control]`)"
 
@@ -54,6 +55,8 @@ def _resolve_gym_id(env_id: str) -> str:
             importlib.import_module(module)
         except ImportError as err:
             raise UnknownEnvError(f"env id {env_id!r}: cannot import module {module!r} ({err})") from err
+    if name not in gym.registry:  # an optional suite's id (gym_pusht/..., FetchPush-v4) or a typo
+        import_suite(name)
     if name not in gym.registry:
         close = difflib.get_close_matches(name, list(gym.registry.keys()), n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""

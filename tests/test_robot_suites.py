@@ -1,0 +1,139 @@
+"""Robot-learning suites (PushT, ALOHA, Gymnasium-Robotics): install hints, LeRobot layouts, suite mismatch.
+
+The first tests run in the base install. Those that record or train from a suite need ``worldrl[robot]``
+(``pytest.importorskip``): they run in an environment where the extra is installed and skip elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from worldrl.data.suite_layouts import (
+    LAYOUTS,
+    check_dataset_task,
+    dict_sources,
+    keyed_features,
+    keyed_observations,
+    suite_layout,
+)
+from worldrl.errors import DatasetError, MissingDependencyError
+from worldrl.tasks.real_envs import UnknownEnvError, make_real_env
+from worldrl.tasks.suites import suite_of
+
+SUITE_IDS = {
+    "gym_pusht/PushT-v0": "gym-pusht",
+    "gym_aloha/AlohaInsertion-v0": "gym-aloha",
+    "FetchPush-v4": "gymnasium-robotics",
+    "FrankaKitchen-v1": "gymnasium-robotics",
+}
+
+
+@pytest.mark.parametrize("env_id", sorted(SUITE_IDS))
+def test_missing_suite_names_the_extra(env_id, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    module = suite_of(env_id).module
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == module else real_find_spec(name, *a)
+    )
+    with pytest.raises(MissingDependencyError, match=r"needs .*pip install worldrl\[robot\]") as err:
+        make_real_env(env_id)
+    assert SUITE_IDS[env_id] in str(err.value) and "\n" not in str(err.value)
+
+
+def test_suite_ids_are_recognised_and_others_are_not():
+    assert {env_id: suite_of(env_id).name for env_id in SUITE_IDS} == SUITE_IDS
+    assert suite_of("Pendulum-v1") is None and suite_of("InvertedPendulum-v5") is None
+    with pytest.raises(UnknownEnvError, match="Pendulum-v1"):  # typos of core ids still get suggestions
+        make_real_env("Pendulm-v1")
+
+
+def test_cli_collect_without_the_suite_prints_one_line(tmp_path, capsys):
+    if importlib.util.find_spec("gym_pusht") is not None:
+        pytest.skip("gym-pusht is installed here")
+    from worldrl.cli import main
+
+    code = main(["collect", "--env", "gym_pusht/PushT-v0", "--episodes", "1", "--out", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.strip().count("\n") == 0 and "pip install worldrl[robot]" in err
+
+
+def test_goal_conditioned_dict_becomes_keyed_features():
+    box = lambda n: spaces.Box(-np.inf, np.inf, (n,), np.float64)  # noqa: E731
+    space = spaces.Dict({"achieved_goal": box(3), "desired_goal": box(3), "observation": box(25)})
+    sources = dict_sources(space)
+    assert sources == {
+        "observation.achieved_goal": ("achieved_goal",),
+        "observation.desired_goal": ("desired_goal",),
+        "observation.state": ("observation",),
+    }
+    layout = suite_layout("FetchPush-v4", space)
+    features = keyed_features(layout, space, pixels=False, image_storage="video")
+    assert {k: v["shape"] for k, v in features.items()} == {
+        "observation.achieved_goal": [3],
+        "observation.desired_goal": [3],
+        "observation.state": [25],
+    }
+    batch = {k: np.arange(2 * s.shape[0], dtype=np.float64).reshape(2, -1) for k, s in space.spaces.items()}
+    rows = keyed_observations(layout, batch, pixels=False)
+    assert rows["observation.state"].dtype == np.float32 and rows["observation.state"].shape == (2, 25)
+
+
+def test_pusht_layout_is_lerobots():
+    pixel_keys = LAYOUTS["gym-pusht"].keys(pixels=True)
+    assert set(pixel_keys) == {"observation.image", "observation.state"}
+    assert LAYOUTS["gym-pusht"].pixel_env_kwargs["observation_width"] == 96
+    assert set(LAYOUTS["gym-aloha"].keys(pixels=True)) == {"observation.images.top", "observation.state"}
+
+
+def test_dataset_of_one_suite_is_refused_for_another_task():
+    with pytest.raises(DatasetError, match=r"'gym_pusht/PushT-v0'.*'FetchPush-v4'"):
+        check_dataset_task("gym_pusht/PushT-v0", "FetchPush-v4")
+    with pytest.raises(DatasetError, match=r"'Pendulum-v1'.*'gym_aloha/AlohaInsertion-v0'"):
+        check_dataset_task("Pendulum-v1", "gym_aloha/AlohaInsertion-v0")
+    check_dataset_task("gym_pusht/PushT-v0", "gym_pusht/PushT-v0")
+    check_dataset_task("gym_pusht/PushT-v0", None)
+
+
+# --------------------------------------------------------------------------- with worldrl[robot] installed
+
+
+def _info(root):
+    return json.loads((root / "meta" / "info.json").read_text())
+
+
+def test_pusht_pixels_recorded_in_lerobots_layout(tmp_path):
+    pytest.importorskip("gym_pusht")
+    from worldrl.data import LeRobotDatasetReader
+    from worldrl.data.collect import CollectConfig, collect
+
+    root = tmp_path / "pusht"
+    collect(
+        CollectConfig("gym_pusht/PushT-v0", root, episodes=2, pixels=True, max_episode_steps=6, image_storage="image"),
+        progress=False,
+    )
+    info = _info(root)
+    features = info["features"]
+    assert info["fps"] == 10 and info["robot_type"] == "gym_pusht/PushT-v0"
+    assert features["observation.image"]["shape"] == [96, 96, 3]
+    assert features["observation.state"]["shape"] == [2] and features["action"]["shape"] == [2]
+    assert {"next.reward", "next.success", "next.done"} <= set(features)
+    reader = LeRobotDatasetReader(root)
+    assert reader.num_frames == 12
+
+
+def test_fetch_goal_conditioned_recorded_as_keyed_features(tmp_path):
+    pytest.importorskip("gymnasium_robotics")
+    from worldrl.data.collect import CollectConfig, collect
+
+    root = tmp_path / "fetch"
+    collect(CollectConfig("FetchReach-v4", root, episodes=1, max_episode_steps=5), progress=False)
+    features = _info(root)["features"]
+    assert features["observation.state"]["shape"] == [10]
+    assert features["observation.achieved_goal"]["shape"] == [3]
+    assert features["observation.desired_goal"]["shape"] == [3]
