@@ -284,6 +284,7 @@ class _Registration:
 _REGISTRY: dict[str, _Registration] = {}
 _LAZY_FAMILIES = {
     "ensemble": "worldrl.models.ensemble",
+    "multimodal": "worldrl.models.multimodal",
     "vrnn": "worldrl.models.vrnn",
     "vjepa2": "worldrl.models.vjepa2",
 }

@@ -24,18 +24,25 @@ The family's normalisation: ``family_model.frames_to_model(uint8 [.., H, W, C]) 
 normalised with ``family_model.state_norm``.
 """
 
+from worldrl.models.base import register_family
 from worldrl.models.multimodal.attention import CrossModalAttention, MultiheadAttention
 from worldrl.models.multimodal.config import MultimodalConfig
+from worldrl.models.multimodal.loss import MultimodalLoss
+from worldrl.models.multimodal.model import MultimodalWorldModel
 from worldrl.models.multimodal.physics import PhysicsHead
 from worldrl.models.multimodal.positional import SpatioTemporalEncoding
 from worldrl.models.multimodal.tokenizer import FrameTokenizer
 from worldrl.models.multimodal.transformer_world_model import NextStep, TransformerWorldModel, sample_codes
+
+register_family("multimodal", MultimodalConfig, MultimodalWorldModel)
 
 __all__ = [
     "CrossModalAttention",
     "FrameTokenizer",
     "MultiheadAttention",
     "MultimodalConfig",
+    "MultimodalLoss",
+    "MultimodalWorldModel",
     "NextStep",
     "PhysicsHead",
     "SpatioTemporalEncoding",

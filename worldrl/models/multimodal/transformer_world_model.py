@@ -260,7 +260,8 @@ class TransformerWorldModel(nn.Module):
     # ------------------------------------------------------------------ read-outs
     def predict_next(self, h: torch.Tensor, actions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Predictions for step t+1 from ``h [B, T, L, D]`` and ``actions [B, T, A]`` (a_t): ``logits [B, T, N, V]``,
-        ``audio [B, T, F]``, ``state [B, T, S]`` (with a physics head), ``latent [B, T, latent_dim]``."""
+        ``audio [B, T, F]``, ``state [B, T, S]`` (with a physics head), ``latent [B, T, latent_dim]`` and the
+        heads' input ``feature [B, T, latent_dim + D]`` (latent and action embedding)."""
         b, t, L, D = h.shape
         latent = self.latent(h)
         if self.action_embed is not None:
@@ -275,6 +276,7 @@ class TransformerWorldModel(nn.Module):
             queries = blk(queries, context=context)
         out = {"logits": self.code_head(queries).reshape(b, t, g * g, -1), "latent": latent}
         feature = torch.cat([latent, act], -1)
+        out["feature"] = feature
         out["audio"] = self.audio_next(feature)
         if self.physics is not None:
             out["state"] = self.physics(feature)
@@ -340,7 +342,8 @@ class TransformerWorldModel(nn.Module):
         codes, q = self.encode_frames(video)
         acts = self._need(actions, "actions", (b, t, self.action_dim)) if self.action_dim else None
         prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
-        h = self.context(q, audio, state, prev, timesteps, valid)
+        # the tokenizer learns from reconstruction only: the dynamics must not bend the codes toward predictability
+        h = self.context(q.detach(), audio, state, prev, timesteps, valid)
         nxt = self.predict_next(h, acts)
         out: dict[str, Any] = {
             "reconstruction": {"video": self.decode_quantized(q), "audio": self.audio_recon(nxt["latent"])},
