@@ -94,3 +94,17 @@ def test_oversized_yaml_and_bombs_in_options_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="alias bomb"):
         parse_override(f"trainer.lr={flow}")
     assert load_yaml("a: &x {b: 1}\nc: *x\n", "ok.yaml") == {"a": {"b": 1}, "c": {"b": 1}}  # plain aliases still work
+
+
+@pytest.mark.parametrize("policy", ["greedy", "no_such_module_xyz:act", "sb3:/nonexistent/model.zip"])
+def test_a_bad_policy_is_refused_before_the_dataset_exists(tmp_path, capsys, policy):
+    """The corrected rerun must not find an empty dataset in its way."""
+    from worldrl.cli import main
+
+    out = tmp_path / "ds"
+    args = ["collect", "--env", "Pendulum-v1", "--episodes", "1", "--max-episode-steps", "5", "--out", str(out)]
+    assert main([*args, "--policy", policy, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("policy" in err[0].lower() or "nonexistent" in err[0]), err
+    assert not out.exists()
+    assert main([*args, "--policy", "random", "--quiet"]) == 0  # the corrected rerun, no --overwrite needed

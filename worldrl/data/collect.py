@@ -392,6 +392,9 @@ def _collect_into(
     start: float,
     progress: bool,
 ) -> CollectSummary:
+    # a bad --policy fails here, before a dataset exists that would block the corrected rerun (issue 19)
+    probe_ctx = PolicyContext(config.env_id, obs_space, envs.single_action_space, config.num_envs, config.seed)
+    make_policy(config.policy, probe_ctx, epsilon=config.epsilon)
     writer = LeRobotDatasetWriter.create(
         config.out,
         fps,
