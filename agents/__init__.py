@@ -1,5 +1,5 @@
 """Agents that plan in or learn from a world model: CEM/MPPI planners, the MPC agent, the imagination
-actor-critic, and the registry ``make_agent(name, **kwargs)`` ("mpc-cem", "mpc-mppi", "dreamer"; "mbpo" is
+actor-critic, and the registry ``make_agent(name, **kwargs)`` ("mpc-cem", "mpc-mppi", "mpc-ac", "dreamer"; "mbpo" is
 reserved for the model-based SAC module). The TorchRL bridge lives in ``worldrl.agents.torchrl_planning``
 (imported on demand: it pulls in TorchRL).
 """

@@ -1,7 +1,9 @@
 """Dreamer-style actor-critic learned purely in imagination on a world model's latent states.
 
 From given start states the actor is rolled out ``horizon`` steps through ``model.imagine``; rewards come from
-``model.reward`` and continuation from ``1 - model.terminal``. A slow (EMA) target critic supplies the values
+``model.reward`` (clipped to the real rewards' range and minus an ensemble-disagreement penalty,
+``worldrl.agents.uncertainty``, so the actor stops chasing rewards far outside the data) and continuation from
+``1 - model.terminal``. A slow (EMA) target critic supplies the values
 inside the TD(lambda) returns (DreamerV2's slow critic), the critic regresses onto those returns, and the actor
 maximises them, scaled by DreamerV3's return range ``max(1, P95 - P5)`` (EMA), plus an entropy bonus.
 
@@ -50,6 +52,7 @@ from worldrl.agents.protocol import (
 )
 from worldrl.agents.returns import ReturnNormalizer, alive_weights, discounted_return, lambda_returns
 from worldrl.agents.start_states import observed_start_states
+from worldrl.agents.uncertainty import clip_reward, data_reward_bounds, disagreement_fn, penalised_reward
 from worldrl.config_loading import check_fields, config_from_dict
 from worldrl.errors import CheckpointError, EnvError
 from worldrl.io import atomic_write_bytes, read_json, write_json
@@ -105,6 +108,12 @@ class ActorCriticConfig:
     """``update(replay)``: real windows per update whose observed states start the imagined rollouts."""
     start_window: int = 2
     """``update(replay)``: length of those real windows (the model observes them before imagining)."""
+    uncertainty_penalty: float = 1.0
+    """MOPO-style penalty: imagined rewards minus this times the ensemble's disagreement (``agents.uncertainty``;
+    in data stds, ~0.05 on the data); 0 turns it off; families without a disagreement measure are not penalised."""
+    reward_range_margin: float | None = 0.0
+    """``update(replay)``: clip imagined rewards to the real rewards' range widened by this fraction of its width;
+    None turns the cut-off off."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -129,6 +138,8 @@ class ActorCriticConfig:
             "updates_per_real_step": (self.updates_per_real_step >= 0, ">= 0"),
             "start_batch": (self.start_batch >= 1, ">= 1"),
             "start_window": (self.start_window >= 1, ">= 1"),
+            "uncertainty_penalty": (self.uncertainty_penalty >= 0, ">= 0"),
+            "reward_range_margin": (self.reward_range_margin is None or self.reward_range_margin >= 0, ">= 0 or null"),
         }
         check_fields(self, checks)
 
@@ -231,12 +242,14 @@ def frozen(module: nn.Module) -> Iterator[None]:
 # ----------------------------------------------------------------------------- the learner
 @dataclass
 class Imagined:
-    """One imagined batch: latents ``[B, H + 1, L]``, pre-tanh actions, rewards and continues ``[B, H]``."""
+    """One imagined batch: latents ``[B, H + 1, L]``, pre-tanh actions, rewards (penalised and clipped) and
+    continues ``[B, H]``, and the model's disagreement per step ``[B, H]`` (None when its family has none)."""
 
     latents: torch.Tensor
     raw_actions: torch.Tensor
     rewards: torch.Tensor
     continues: torch.Tensor
+    uncertainty: torch.Tensor | None = None
 
 
 class ImaginationActorCritic(nn.Module):
@@ -278,6 +291,8 @@ class ImaginationActorCritic(nn.Module):
         self.updates = 0
         self.seen_steps = 0  # replay rows already accounted for by update(replay)
         self.rng = np.random.default_rng(seed)  # which real windows start the imagination
+        self.disagreement = disagreement_fn(model) if config.uncertainty_penalty > 0 else None
+        self.reward_bounds: tuple[float, float] | None = None  # set from the replay buffer by update(replay)
 
     # ----------------------------------------------------------------- learning
     def imagine(self, start: TensorDict, grad: bool) -> Imagined:
@@ -286,16 +301,23 @@ class ImaginationActorCritic(nn.Module):
         with torch.set_grad_enabled(grad):
             state = start
             latents = [self.model.latent(state)]
-            raws, rewards, continues = [], [], []
+            raws, rewards, continues, doubts = [], [], [], []
             for _ in range(self.config.horizon):
                 action, raw = self.actor.sample(latents[-1], self.generator)
+                doubt = self.disagreement(self.model, state, action) if self.disagreement is not None else None
                 state = self.model.imagine(state, action, gen)
                 latents.append(self.model.latent(state))
                 raws.append(raw)
-                rewards.append(self.model.reward(state).reshape(-1))
+                # clip first: the penalty must still count where the data's rewards are all alike (+1 per step)
+                reward = clip_reward(self.model.reward(state).reshape(-1), self.reward_bounds)
+                rewards.append(penalised_reward(reward, doubt, self.config.uncertainty_penalty))
                 continues.append(1.0 - self.model.terminal(state).reshape(-1))
+                if doubt is not None:
+                    doubts.append(doubt.reshape(-1))
         stack = lambda xs: torch.stack(xs, dim=1)  # noqa: E731
-        return Imagined(stack(latents), stack(raws), stack(rewards), stack(continues))
+        return Imagined(
+            stack(latents), stack(raws), stack(rewards), stack(continues), stack(doubts).detach() if doubts else None
+        )
 
     def update(self, replay: Any) -> dict[str, float]:
         """The learner update of the online loop (every learner's ``update(replay)``): ``updates_per_real_step``
@@ -303,6 +325,8 @@ class ImaginationActorCritic(nn.Module):
         new_steps, self.seen_steps = len(replay) - self.seen_steps, len(replay)
         updates = max(1, round(self.config.updates_per_real_step * new_steps))
         windows = replay.windows(self.config.start_window)
+        if self.config.reward_range_margin is not None:
+            self.reward_bounds = data_reward_bounds(replay.arrays()["reward"], self.config.reward_range_margin)
         totals: dict[str, float] = {}
         for _ in range(updates):
             starts = observed_start_states(self.model, windows, self.config.start_batch, self.rng)
@@ -346,6 +370,8 @@ class ImaginationActorCritic(nn.Module):
             "return_scale": float(scale),
             "entropy": float(entropy.detach().mean()),
         }
+        if traj.uncertainty is not None:
+            metrics["uncertainty"] = float(traj.uncertainty.mean())
         return loss, returns, metrics
 
     def _critic_loss(self, latents: torch.Tensor, returns: torch.Tensor, continues: torch.Tensor) -> torch.Tensor:

@@ -59,6 +59,7 @@ _LAZY_AGENTS: dict[str, str] = {
     "mpc-mppi": "worldrl.agents.mpc",
     "mpc-goal": "worldrl.agents.goal_mpc",
     "dreamer": "worldrl.agents.actor_critic",
+    "mpc-ac": "worldrl.agents.mpc_ac",
     "mbpo": "worldrl.agents.mbpo",  # reserved: model-based SAC registers itself from its own module
 }
 

@@ -38,7 +38,7 @@ from worldrl.io import atomic_write_bytes
 from worldrl.loops import OnlineConfig, train_agent
 
 SECTION = "control"  # the marked section of docs/benchmarks.md this script owns
-AGENTS = ["mpc-cem", "mpc-mppi", "dreamer", "mbpo"]
+AGENTS = ["mpc-cem", "mpc-mppi", "mpc-ac", "dreamer", "mbpo"]
 VARIANTS = {"mpc-cem+rules": ("mpc-cem", {"reward": "task", "termination": "task"})}
 """Agents with extra prior knowledge, reported apart: ``+rules`` plans with the task's KNOWN reward and
 termination rules (``worldrl.tasks.rules``) on the model's predicted states, as PETS does; SAC never sees them,
@@ -79,6 +79,17 @@ QUICK_AGENT_OPTIONS = {
     "mpc-cem": {"num_samples": 16, "num_elites": 4, "horizon": 4, "iterations": 1},
     "mpc-mppi": {"num_samples": 16, "num_elites": 16, "horizon": 4, "iterations": 1},
     "dreamer": {"horizon": 4, "actor_hidden": [16, 16], "critic_hidden": [16, 16], "updates_per_real_step": 0.05},
+    "mpc-ac": {
+        "num_samples": 16,
+        "num_prior_samples": 4,
+        "num_elites": 4,
+        "horizon": 3,
+        "iterations": 1,
+        "ac_horizon": 4,
+        "ac_actor_hidden": [16, 16],
+        "ac_critic_hidden": [16, 16],
+        "ac_updates_per_real_step": 0.05,
+    },
     "mbpo": {"num_rollouts": 16, "batch_size": 16, "net_arch": [16, 16], "gradient_steps_per_real_step": 1},
 }
 

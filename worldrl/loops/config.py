@@ -13,6 +13,9 @@ DEFAULT_AGENT_OPTIONS: dict[str, dict[str, Any]] = {
     "mpc-cem": {"horizon": 12, "num_samples": 200, "num_elites": 20, "iterations": 2},
     "mpc-mppi": {"horizon": 12, "num_samples": 200, "num_elites": 50, "iterations": 2},
     "dreamer": {"actor_lr": 1e-4, "critic_lr": 3e-4},
+    # the actor-critic as the planner's prior and value; half an update per real step keeps the CPU cost at
+    # dreamer's level once planning is added
+    "mpc-ac": {"ac_actor_lr": 1e-4, "ac_critic_lr": 3e-4, "ac_updates_per_real_step": 0.5},
     "mbpo": {},
 }
 """Agent settings the loop starts from; ``OnlineConfig.agent_options`` override them key by key."""
@@ -23,7 +26,7 @@ class OnlineConfig:
     """One online run: which agent on which real env, for how many real steps, and how to fit the model."""
 
     agent: str = "mpc-cem"
-    """Registered agent name (``worldrl.agents.available_agents()``): mpc-cem, mpc-mppi, dreamer, mbpo."""
+    """Registered agent name (``worldrl.agents.available_agents()``): mpc-cem, mpc-mppi, mpc-ac, dreamer, mbpo."""
     env_id: str = "Pendulum-v1"
     """The real environment (a Gymnasium id or ``dmc:domain-task``); actions must be a continuous Box."""
     real_steps: int = 5000
