@@ -275,6 +275,52 @@ def open_simulator(options: EnvOptions) -> SimulatorSetup:
     return SimulatorSetup(model, sim, pool, goal)
 
 
+BATCH_MEMORY_HEADROOM = 4
+"""Multiple of the measured per-env bytes a batch may need at once (step intermediates, copies, numpy outputs)."""
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Free bytes on ``device`` (host RAM for the CPU), or None where the platform does not say."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _nbytes(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    return sum(_nbytes(v) for v in value.values(include_nested=True, leaves_only=True))
+
+
+def bytes_per_env(sim: LearnedSimulator, pool: Any) -> int:
+    """Bytes one env row holds, measured on one start: model state, observation, view, and its spaces' bounds."""
+    first = sim.start(keyed.row(pool, slice(0, 1)))
+    spaces = [sim.single_observation_space, sim.single_action_space]
+    boxes = [b for s in spaces for b in (s.spaces.values() if isinstance(s, gym.spaces.Dict) else [s])]
+    bounds = sum(2 * b.low.nbytes for b in boxes)
+    return _nbytes(first.state) + _nbytes(first.obs) + _nbytes(first.view) + bounds
+
+
+def check_batch_fits(sim: LearnedSimulator, pool: Any, num_envs: int) -> None:
+    """Refuse ``num_envs`` rows (``pool``: start observations) that cannot fit in the device's free memory."""
+    free = available_memory(sim.device)
+    if free is None:
+        return
+    per_env = bytes_per_env(sim, pool)
+    need = BATCH_MEMORY_HEADROOM * per_env * int(num_envs)
+    if need > free:
+        raise EnvError(
+            f"num_envs={num_envs} needs about {need / 2**30:.1f} GiB ({per_env * BATCH_MEMORY_HEADROOM} bytes per env), "
+            f"more than the {free / 2**30:.1f} GiB free on {sim.device}; "
+            f"at most about {free // (per_env * BATCH_MEMORY_HEADROOM)} envs fit"
+        )
+
+
 def batched(obs: Any) -> Any:
     """One observation (keyed or not) as a batch of one."""
     if isinstance(obs, dict | TensorDict):
@@ -312,6 +358,7 @@ __all__ = [
     "SimulatorOptions",
     "Transition",
     "capabilities_of",
+    "check_batch_fits",
     "merge_rows",
     "open_simulator",
     "put_rows",

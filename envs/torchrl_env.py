@@ -29,7 +29,7 @@ from torchrl.data import Bounded, Categorical, Composite, TensorSpec, Unbounded
 from torchrl.envs import EnvBase
 
 from worldrl.envs.options import EnvOptions
-from worldrl.envs.simulator import Transition, open_simulator
+from worldrl.envs.simulator import Transition, check_batch_fits, open_simulator
 from worldrl.errors import EnvError
 from worldrl.models import observations as keyed
 from worldrl.models.base import WorldModel
@@ -92,6 +92,7 @@ class WorldModelTorchRLEnv(EnvBase):
         self._pool = keyed.to_torch(setup.pool, self.task, "cpu", 1, what="start states")
         self._start_generator = torch.Generator()
         self._generator = self.sim.make_generator()
+        self._checked_batch = 1
         self._make_specs()
 
     # ----------------------------------------------------------------- specs
@@ -131,6 +132,9 @@ class WorldModelTorchRLEnv(EnvBase):
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs: Any) -> TensorDictBase:
         batch = tensordict.batch_size if tensordict is not None else self.batch_size
         count = math.prod(batch)
+        if count > self._checked_batch:  # a batch-unlocked env takes any batch: refuse one beyond memory
+            check_batch_fits(self.sim, self._pool, count)
+            self._checked_batch = count
         if tensordict is not None and START_KEY in tensordict.keys():
             starts = (
                 keyed.to_torch(tensordict.get(START_KEY).reshape(count), self.task, self.device, 1, START_KEY)

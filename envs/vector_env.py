@@ -32,7 +32,7 @@ from gymnasium.vector.utils import batch_space
 
 from worldrl.envs.options import EnvOptions
 from worldrl.envs.rendering import Renderer, Size, make_renderer
-from worldrl.envs.simulator import Transition, merge_rows, open_simulator, put_rows
+from worldrl.envs.simulator import Transition, check_batch_fits, merge_rows, open_simulator, put_rows
 from worldrl.envs.world_model_env import RESET_OPTIONS
 from worldrl.errors import EnvError
 from worldrl.models import observations as keyed
@@ -65,6 +65,7 @@ class WorldModelVectorEnv(VectorEnv):
         if model is not None:
             option_fields["model"] = model
         setup = open_simulator(EnvOptions.from_kwargs(options, option_fields))
+        check_batch_fits(setup.sim, setup.pool, num_envs)  # before batch_space allocates num_envs bounds
         self.model, self.sim, self._pool, self._default_goal = setup.model, setup.sim, setup.pool, setup.goal
         self.task = self.model.task
         self.task_id = self.task.task_id
