@@ -59,7 +59,7 @@ def collect_suite(
     kwargs = layout.kwargs(config.pixels)
     probe.close()
     probe = make_real_env(config.env_id, max_episode_steps=config.max_episode_steps, **kwargs)
-    fps, obs_space = env_fps(probe), probe.observation_space
+    fps, obs_space = layout.fps or env_fps(probe), probe.observation_space
     probe.close()
     envs = make_real_vector_env(
         config.env_id,

@@ -44,6 +44,9 @@ class SuiteLayout:
     """Constructor arguments for ``--pixels`` recordings."""
     success_info: str | None = "is_success"
     """The ``info`` entry recorded as ``next.success`` (None: the suite reports none)."""
+    fps: int | None = None
+    """The control rate of the published dataset (PushT's ``dt`` is its physics substep, not its 10 Hz control
+    rate); None: the env's own (``worldrl.tasks.real_envs.env_fps``)."""
 
     def keys(self, pixels: bool) -> dict[str, Path]:
         if not pixels:
@@ -85,6 +88,7 @@ LAYOUTS: dict[str, SuiteLayout] = {
         pixel_sources={"observation.image": ("pixels",), "observation.state": ("agent_pos",)},
         env_kwargs={"obs_type": "environment_state_agent_pos", **PUSHT_KWARGS},
         pixel_env_kwargs={"obs_type": "pixels_agent_pos", **PUSHT_KWARGS},
+        fps=10,
     ),
     "gym-aloha": SuiteLayout(
         reference="lerobot/aloha_sim_insertion_human, lerobot/aloha_sim_transfer_cube_human",
@@ -92,6 +96,7 @@ LAYOUTS: dict[str, SuiteLayout] = {
         pixel_sources={"observation.images.top": ("pixels", "top"), "observation.state": ("agent_pos",)},
         env_kwargs={"obs_type": "pixels_agent_pos"},  # gym-aloha has no state-only observation
         pixel_env_kwargs={"obs_type": "pixels_agent_pos"},
+        fps=50,
     ),
 }
 GOAL_CONDITIONED = "gymnasium-robotics"
