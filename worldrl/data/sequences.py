@@ -3,6 +3,10 @@
 All index arithmetic is precomputed: item ``i`` is an anchor frame; its window is ``anchor + offsets``,
 clamped to the anchor's episode. Steps past the episode end repeat the last frame and are marked
 False in ``mask``, so a model can ignore them (DreamerV3/TD-MPC2 style padded batches).
+
+``frame_step`` samples every k-th frame (``frame_step_for`` picks k from a dataset's fps and the fps a model
+should see, as V-JEPA 2-AC trains on 4 fps clips of 15 fps DROID videos). Every key is subsampled alike, so the
+action of a model step is the first action of its k recorded steps: a model trained so acts with action repeat k.
 """
 
 from __future__ import annotations
@@ -49,6 +53,21 @@ def window_offsets(delta_timestamps: Sequence[float], fps: int, name: str) -> np
     return frames.astype(np.int64)
 
 
+def frame_step_for(fps: float, target_fps: float | None) -> int:
+    """Frames to skip so ``fps`` recordings play at ``target_fps`` (None: 1); it must divide ``fps`` exactly."""
+    if target_fps is None:
+        return 1
+    if not target_fps > 0 or target_fps > fps:
+        raise ConfigError(f"target fps must be in (0, {fps:g}] (the dataset's fps), got {target_fps!r}")
+    step = round(fps / target_fps)
+    if abs(fps / step - target_fps) > 1e-6 * fps:
+        raise ConfigError(
+            f"target fps {target_fps:g} is not the dataset's {fps:g} fps divided by a whole number "
+            f"(nearest: {fps / step:g} with frame_step {step})"
+        )
+    return step
+
+
 class WindowDataset(Dataset):
     """``ds[i]`` -> ``{name: [T, *shape], "mask": [T], "is_first": [T], "episode_index": ()}`` (see module doc)."""
 
@@ -62,7 +81,10 @@ class WindowDataset(Dataset):
         delta_timestamps: Mapping[str, Sequence[float]] | None = None,
         image_format: Literal["uint8", "float"] = "uint8",
         pad_end: bool = True,
+        frame_step: int = 1,
     ) -> None:
+        if frame_step < 1:
+            raise ConfigError(f"frame_step must be >= 1, got {frame_step}")
         if window < 1:
             raise ConfigError(f"window must be >= 1, got {window}")
         if stride < 1:
@@ -70,6 +92,7 @@ class WindowDataset(Dataset):
         if image_format not in ("uint8", "float"):
             raise ConfigError(f"image_format must be 'uint8' or 'float', got {image_format!r}")
         self.reader, self.window, self.stride, self.pad_end = reader, window, stride, pad_end
+        self.frame_step = frame_step
         self.image_format = image_format
         self.keys = dict(keys) if keys is not None else default_keys(reader)
         for name, key in self.keys.items():
@@ -77,14 +100,14 @@ class WindowDataset(Dataset):
                 raise KeyError(
                     f"window key {name!r} -> {key!r} is not a feature of {reader.root} (features: {list(reader.features)})"
                 )
-        self.offsets = {name: np.arange(window) for name in self.keys}
+        self.offsets = {name: np.arange(window) * frame_step for name in self.keys}
         self.delta_names = set(delta_timestamps or {})
         for name, deltas in (delta_timestamps or {}).items():
             if name not in self.keys:
                 raise KeyError(
                     f"delta_timestamps names {name!r}, which is not one of the window keys {list(self.keys)}"
                 )
-            self.offsets[name] = window_offsets(deltas, reader.fps, name)
+            self.offsets[name] = window_offsets(deltas, reader.fps, name)  # seconds: fps-aware already
         self.episodes = list(episodes) if episodes is not None else [int(e["episode_index"]) for e in reader.episodes]
         self._anchors, self._ep_lo, self._ep_hi, self._ep_idx = self._build_index()
         self._columns = {
@@ -97,7 +120,7 @@ class WindowDataset(Dataset):
         anchors, lo, hi, ep_ids = [], [], [], []
         for ep in self.episodes:
             start, end = self.reader.episode_range(ep)
-            last_start = end - 1 if self.pad_end else end - self.window
+            last_start = end - 1 if self.pad_end else end - 1 - (self.window - 1) * self.frame_step
             a = np.arange(start, last_start + 1, self.stride, dtype=np.int64)
             anchors.append(a)
             lo.append(np.full(len(a), start))
@@ -113,7 +136,7 @@ class WindowDataset(Dataset):
         if not -len(self) <= i < len(self):
             raise IndexError(f"window {i} out of range ({len(self)} windows)")
         anchor, lo, hi = self._anchors[i], self._ep_lo[i], self._ep_hi[i]
-        base = anchor + np.arange(self.window)
+        base = anchor + np.arange(self.window) * self.frame_step
         out: dict[str, torch.Tensor] = {
             "mask": torch.from_numpy(base < hi),
             "is_first": torch.from_numpy(base == lo),
