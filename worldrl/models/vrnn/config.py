@@ -61,6 +61,10 @@ class VRNNConfig(WorldModelConfig):
     """Square side the pixel model works at; frames of another size are resized in and out."""
     feature_grid: int = 8
     """Side of the conv feature map = resolution of the attention maps (8x8 at 64x64 in the document)."""
+    reference_frame: bool = False
+    """Pixel models: the decoder paints a frame and a keep-mask at ``image_size`` that are blended, at the task's
+    resolution, with the last real frame observed (``worldrl.models.vrnn.reference``), so the static background
+    is copied sharp instead of re-generated. Off by default (checkpoints without the mask plane keep loading)."""
     beta: float = 1.0
     """Final weight of all KL terms (mixture, sticks, Gamma)."""
     free_nats: float = 1.0

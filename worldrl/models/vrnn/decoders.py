@@ -29,12 +29,15 @@ class VectorDecoder(nn.Module):
 
 
 class PixelDecoder(nn.Module):
+    """``channels`` colour planes, plus one keep-mask logit plane when ``config.reference_frame`` is set
+    (blended with a real frame by ``worldrl.models.vrnn.reference.composite``)."""
+
     def __init__(self, channels: int, num_slots: int, config: VRNNConfig) -> None:
         super().__init__()
         self.grid = config.feature_grid
         self.conv = ConvDecoder(
             config.hidden_dim + config.latent_dim,
-            channels,
+            channels + int(config.reference_frame),
             config.decoder_base_channels,
             config.image_size,
             config.feature_grid,

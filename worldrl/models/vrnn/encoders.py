@@ -64,10 +64,11 @@ class PosteriorHead(nn.Module):
         return mean, logvar.clamp(*self.logvar_range)
 
 
-def pixels_to_model(obs: torch.Tensor, image_size: int) -> torch.Tensor:
-    """``[N, H, W, C]`` frames in [0, 255] (uint8 or float) -> float ``[N, C, S, S]`` in [0, 1], resized if needed."""
+def pixels_to_model(obs: torch.Tensor, image_size: int | None) -> torch.Tensor:
+    """``[N, H, W, C]`` frames in [0, 255] (uint8 or float) -> float ``[N, C, S, S]`` in [0, 1], resized if needed
+    (``image_size=None``: kept at ``H x W``)."""
     x = obs.float().div(255.0).permute(0, 3, 1, 2)
-    if x.shape[-2:] != (image_size, image_size):
+    if image_size is not None and x.shape[-2:] != (image_size, image_size):
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
     return x
 

@@ -45,6 +45,7 @@ from worldrl.models.vrnn.decoders import PixelDecoder, VectorDecoder
 from worldrl.models.vrnn.encoders import PixelEncoder, PosteriorHead, VectorEncoder, model_to_pixels, pixels_to_model
 from worldrl.models.vrnn.perceiver import CausalPerceiver
 from worldrl.models.vrnn.prior import DPGMMPrior
+from worldrl.models.vrnn.reference import composite, reference_frames
 from worldrl.nn.mlp import mlp, orthogonal_init_
 from worldrl.nn.normalizer import Normalizer
 
@@ -66,6 +67,7 @@ class DPGMMVRNNWorldModel(WorldModel):
         super().__init__(config, task)
         cfg = config
         self.is_pixel = task.is_pixel
+        self.uses_reference = self.is_pixel and config.reference_frame
         if not self.is_pixel and len(task.obs_shape) != 1:
             raise ValueError(
                 f"vrnn needs a vector (D,) or image (H, W, C) observation space, got shape {task.obs_shape}"
@@ -135,6 +137,9 @@ class DPGMMVRNNWorldModel(WorldModel):
         }
         if self.schema is not None:
             state["attention"] = self.schema.predict_log_maps(zeros[:, -1]).exp()
+        if self.uses_reference:  # no real frame seen yet: decoded frames are painted whole
+            state["reference"] = torch.zeros(batch_size, *self.task.obs_shape, dtype=torch.uint8, device=dev)
+            state["has_reference"] = torch.zeros(batch_size, dtype=torch.bool, device=dev)
         return TensorDict(state, batch_size=[batch_size])
 
     def observe(self, obs: torch.Tensor, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
@@ -153,6 +158,9 @@ class DPGMMVRNNWorldModel(WorldModel):
         }
         if self.schema is not None:
             state["attention"] = self.schema.predict_log_maps(h_top).exp()
+        if self.uses_reference:  # the frame just observed is the reference of what is imagined from here
+            state["reference"] = obs.float().round().clamp(0, 255).to(torch.uint8)
+            state["has_reference"] = torch.ones(obs.shape[:2], dtype=torch.bool, device=obs.device)
         return TensorDict(state, batch_size=list(obs.shape[:2]))
 
     # ================================================================= protocol: dynamics
@@ -178,6 +186,8 @@ class DPGMMVRNNWorldModel(WorldModel):
         }
         if self.schema is not None:
             out["attention"] = self.schema.predict_log_maps(h_top).exp()
+        if self.uses_reference:
+            out["reference"], out["has_reference"] = state["reference"], state["has_reference"]
         return TensorDict(out, batch_size=state.batch_size)
 
     # ================================================================= protocol: read-outs
@@ -189,7 +199,11 @@ class DPGMMVRNNWorldModel(WorldModel):
             if self.schema is not None
             else None
         )
-        x = self.decoder(feat, maps)
+        reference = has_reference = None
+        if self.uses_reference:
+            reference = state["reference"].reshape(-1, *self.task.obs_shape).float().div(255.0).permute(0, 3, 1, 2)
+            has_reference = state["has_reference"].reshape(-1)
+        x = self._decode(feat, maps, reference, has_reference)
         if self.is_pixel:
             height, width, _ = self.task.obs_shape
             return model_to_pixels(x, height, width).reshape(*batch, *self.task.obs_shape)
@@ -236,7 +250,15 @@ class DPGMMVRNNWorldModel(WorldModel):
             out["attention_log_pred"] = self.schema.predict_log_maps(h_top)
             maps = out["attention_log_pred"].exp()
         out["feat"] = torch.cat([h_top, out["z"]], -1)
-        recon = self.decoder(out["feat"].flatten(0, 1), None if maps is None else maps.flatten(0, 1))
+        reference = has_reference = None
+        if self.uses_reference:  # the loss is taken at the task's resolution, where the blend happens
+            out["targets"] = pixels_to_model(obs.flatten(0, 1), None).reshape(B, T, *obs.shape[-1:], *obs.shape[2:4])
+            reference, has_reference = reference_frames(out["targets"], is_first.bool())
+            out["reference"], out["has_reference"] = reference, has_reference
+            reference, has_reference = reference.flatten(0, 1), has_reference.flatten(0, 1)
+        recon = self._decode(
+            out["feat"].flatten(0, 1), None if maps is None else maps.flatten(0, 1), reference, has_reference
+        )
         out["reconstructions"] = recon.reshape(B, T, *recon.shape[1:])
         out["token_pred"] = self.token_predictor(h_top)
         out.update(self._one_step(out, a_norm, stochastic, generator))
@@ -259,13 +281,12 @@ class DPGMMVRNNWorldModel(WorldModel):
         mm = D.masked_mean
         sq_err = (out["reconstructions"] - out["targets"]).pow(2).flatten(2)
         z, mean, logvar = out["z"], out["post_mean"], out["post_logvar"]
-        kl_mix = D.mixture_kl_mc(z, mean, logvar, out["log_pi"], prior.means, prior.logvars)
         kl_dyn = D.mixture_kl_mc(z.detach(), mean.detach(), logvar.detach(), out["log_pi"], prior.means, prior.logvars)
         kl_rep = D.mixture_kl_mc(z, mean, logvar, out["log_pi"].detach(), prior.means.detach(), prior.logvars.detach())
         losses = {
             "recon": mm(sq_err.sum(-1), mask) / (2.0 * cfg.recon_std**2),
             "recon_mse": mm(sq_err.mean(-1), mask),
-            "kl_mixture": mm(kl_mix, mask),
+            "kl_mixture": mm(kl_dyn.detach(), mask),  # the same value as KL(q || p); only the gradients differ
             "kl_dyn": mm(kl_dyn.clamp(min=cfg.free_nats), mask),
             "kl_rep": mm(kl_rep.clamp(min=cfg.free_nats), mask),
             "kl_sticks": mm(prior.stick_kl(cfg.stick_kl_terms), mask),
@@ -330,7 +351,10 @@ class DPGMMVRNNWorldModel(WorldModel):
             [feat[..., : self.config.hidden_dim], torch.zeros_like(feat[..., self.config.hidden_dim :])], -1
         )
         maps = out["attention_log_pred"][:rows].exp().flatten(0, 1) if self.schema is not None else None
-        recon = self.decoder(zeroed.flatten(0, 1), maps).reshape(target.shape)
+        reference = has_reference = None
+        if self.uses_reference:
+            reference, has_reference = out["reference"][:rows].flatten(0, 1), out["has_reference"][:rows].flatten(0, 1)
+        recon = self._decode(zeroed.flatten(0, 1), maps, reference, has_reference).reshape(target.shape)
         mse_zeroed = D.masked_mean((recon - target).pow(2).flatten(2).mean(-1), mask)
         mse = D.masked_mean((out["reconstructions"][:rows] - target).pow(2).flatten(2).mean(-1), mask)
         return float(mse_zeroed / mse.clamp_min(1e-12))
@@ -374,26 +398,28 @@ class DPGMMVRNNWorldModel(WorldModel):
         if stochastic:
             noise = torch.randn(B, T, cfg.latent_dim, generator=generator, device=obs.device, dtype=projected.dtype)
 
-        h = projected.new_zeros(B, cfg.n_lstm_layers, cfg.hidden_dim)  # the initial state (see initial_state)
-        c, z = torch.zeros_like(h), projected.new_zeros(B, cfg.latent_dim)
+        # the initial state (see initial_state), one [B, H] tensor per layer: no per-step indexing of [B, L, H]
+        h = [projected.new_zeros(B, cfg.hidden_dim) for _ in range(cfg.n_lstm_layers)]
+        c, z = [torch.zeros_like(x) for x in h], projected.new_zeros(B, cfg.latent_dim)
         keep = (~is_first).to(projected.dtype)[..., None]
         action_gates = self._lstm_input_gates(prev_action * keep)  # no previous action at an episode start
         weights = self._lstm_weights()
         resets = set((is_first[:, 1:].any(0).nonzero().squeeze(-1) + 1).tolist())  # t = 0 starts from zeros anyway
         hs, cs, zs, means, logvars = [], [], [], [], []
         for t in range(T):
-            if t in resets:
+            if t in resets:  # episode start: the initial (zero) state
                 k = keep[:, t]
-                h, c, z = h * k[..., None], c * k[..., None], z * k  # episode start: the initial (zero) state
-            h, c = self._lstm_step(h, c, z, action_gates[:, t], weights)
-            mean, logvar = self.posterior(h[:, -1], projected[:, t])
+                h, c, z = [x * k for x in h], [x * k for x in c], z * k
+            h, c = self._lstm_cells(h, c, z, action_gates[:, t], weights)
+            mean, logvar = self.posterior(h[-1], projected[:, t])
             z = mean if noise is None else mean + torch.exp(0.5 * logvar) * noise[:, t]
             for store, value in ((hs, h), (cs, c), (zs, z), (means, mean), (logvars, logvar)):
                 store.append(value)
         stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
+        by_layer = lambda xs: torch.stack([stack([x[i] for x in xs]) for i in range(len(h))], 2)  # noqa: E731
         return {
-            "h": stack(hs),
-            "c": stack(cs),
+            "h": by_layer(hs),
+            "c": by_layer(cs),
             "z": stack(zs),
             "post_mean": stack(means),
             "post_logvar": stack(logvars),
@@ -427,40 +453,55 @@ class DPGMMVRNNWorldModel(WorldModel):
         return F.linear(action, w_ih, self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
 
     def _lstm_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Per layer, the weight on ``[input, h_{t-1}]`` (layer 0: input = z only) and the summed bias (layer 0: None,
-        its bias is in the action gates). Built once per sequence, not once per step."""
+        """Per layer, the transposed weight on ``[input, h_{t-1}]`` (layer 0: input = z only) and the summed bias
+        (layer 0: None, its bias is in the action gates). Built once per sequence, not once per step."""
         z_dim, weights = self.config.latent_dim, []
         for layer in range(self.config.n_lstm_layers):
             w_ih, w_hh = getattr(self.lstm, f"weight_ih_l{layer}"), getattr(self.lstm, f"weight_hh_l{layer}")
             if layer == 0:
-                weights.append((torch.cat([w_ih[:, :z_dim], w_hh], 1), None))
+                weights.append((torch.cat([w_ih[:, :z_dim], w_hh], 1).t(), None))
             else:
                 bias = getattr(self.lstm, f"bias_ih_l{layer}") + getattr(self.lstm, f"bias_hh_l{layer}")
-                weights.append((torch.cat([w_ih, w_hh], 1), bias))
+                weights.append((torch.cat([w_ih, w_hh], 1).t(), bias))
         return weights
 
-    def _lstm_step(
-        self, h: torch.Tensor, c: torch.Tensor, z: torch.Tensor, action_gates: torch.Tensor, weights: list | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of the (stacked) LSTM on ``[z, a]``, with the action's gates precomputed; states ``[B, layers, H]``.
+    def _lstm_cells(
+        self, h: list[torch.Tensor], c: list[torch.Tensor], z: torch.Tensor, action_gates: torch.Tensor, weights: list
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """One step of the (stacked) LSTM on ``[z, a]`` with per-layer states ``[B, H]`` (the time loop's form).
 
-        Same weights and maths as ``self.lstm`` (gate order i, f, g, o); the input and h_{t-1} share one matmul.
+        Same weights and maths as ``self.lstm``; the input and h_{t-1} share one matmul, the bias (layer 0: the
+        precomputed action gates) is fused into it, and the gates are split once (cheap to differentiate).
         """
-        weights = self._lstm_weights() if weights is None else weights
-        hidden = h.shape[-1]
         inp, hs, cs = z, [], []
-        for layer, (weight, bias) in enumerate(weights):
-            gates = F.linear(torch.cat([inp, h[:, layer]], -1), weight, bias)
-            gates = gates + action_gates if layer == 0 else gates
-            act = torch.sigmoid(gates)  # one call for i, f and o (the g slice is recomputed with tanh below)
-            i, f, o = act[:, :hidden], act[:, hidden : 2 * hidden], act[:, 3 * hidden :]
-            c_new = f * c[:, layer] + i * torch.tanh(gates[:, 2 * hidden : 3 * hidden])
-            inp = o * torch.tanh(c_new)
+        for (weight_t, bias), h_prev, c_prev in zip(weights, h, c):
+            base = action_gates if bias is None else bias
+            gates = torch.addmm(base, torch.cat([inp, h_prev], -1), weight_t)
+            inp, c_new = lstm_cell(gates, c_prev)
             hs.append(inp)
             cs.append(c_new)
-        if len(hs) == 1:
-            return hs[0].unsqueeze(1), cs[0].unsqueeze(1)
+        return hs, cs
+
+    def _lstm_step(
+        self, h: torch.Tensor, c: torch.Tensor, z: torch.Tensor, action_gates: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``_lstm_cells`` on states ``[B, layers, H]`` (imagination and the batched one-step predictions)."""
+        hs, cs = self._lstm_cells(list(h.unbind(1)), list(c.unbind(1)), z, action_gates, self._lstm_weights())
         return torch.stack(hs, 1), torch.stack(cs, 1)
+
+    def _decode(
+        self,
+        feat: torch.Tensor,
+        maps: torch.Tensor | None,
+        reference: torch.Tensor | None,
+        has_reference: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Decoder mean for flat ``feat [N, H+Z]``: model space, or with a reference frame ``[N, C, H, W]`` ([0, 1],
+        task resolution) the painted frame blended with it."""
+        x = self.decoder(feat, maps)
+        if reference is None:
+            return x
+        return composite(x[:, :-1], x[:, -1:], reference, has_reference)
 
     def _encode(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Observations ``[N, *obs_shape]`` in task units -> (model-space target, frame tokens, embedding)."""
@@ -501,3 +542,10 @@ class DPGMMVRNNWorldModel(WorldModel):
             if tuple(batch[key].shape) != bt:
                 raise ValueError(f"batch[{key!r}] must be [B, T] = {bt}, got {tuple(batch[key].shape)}")
         return obs, action, batch["reward"], batch["terminated"], batch["is_first"].bool(), batch["mask"].bool()
+
+
+def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LSTM update from pre-activation ``gates [B, 4H]`` (torch's order i, f, g, o) and ``c [B, H]``: (h, c)."""
+    i, f, g, o = gates.chunk(4, -1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_new), c_new
