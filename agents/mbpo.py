@@ -13,6 +13,9 @@ the SB3 adapter. ``learn`` would interleave one env step with each update and co
 SAC itself unmodified. The SB3 ``VecEnv`` adapter (``sb3_vec_env.SB3VecEnv``) still gives SAC its spaces and
 lets ``sac.learn`` run on the learned simulator directly when wanted.
 
+Model rewards are clipped to the real rewards' range and penalised by the ensemble's disagreement (MOPO; see
+``worldrl.agents.uncertainty``), so SAC does not learn from rewards far outside the data.
+
 Weights save as ``agent.safetensors`` + ``agent.json`` (no pickle; SB3's zip format pickles, so it is not used).
 """
 
@@ -43,6 +46,7 @@ from worldrl.agents.protocol import (
     register_agent,
 )
 from worldrl.agents.sb3_vec_env import SB3VecEnv
+from worldrl.agents.uncertainty import data_reward_bounds, disagreement_fn, observation_disagreement
 from worldrl.config_loading import check_fields, config_from_dict
 from worldrl.errors import CheckpointError, ConfigError, EnvError
 from worldrl.io import atomic_write_bytes, read_json, write_json
@@ -98,6 +102,11 @@ class MBPOConfig:
     """Sampled imagination (one ensemble member per rollout, PETS's TS-inf); False uses mean predictions."""
     real_buffer_size: int = 1_000_000
     """Capacity of the real part of the replay buffer (oldest rows are overwritten)."""
+    uncertainty_penalty: float = 1.0
+    """MOPO's penalty: model rewards minus this times the ensemble's disagreement (``agents.uncertainty``, in data
+    stds); 0 turns it off; families without a disagreement measure are not penalised."""
+    reward_range_margin: float | None = 0.0
+    """Clip model rewards to the real rewards' range widened by this fraction of its width; None: no clipping."""
 
     def __post_init__(self) -> None:
         self.net_arch = tuple(int(h) for h in self.net_arch)
@@ -129,6 +138,8 @@ class MBPOConfig:
                 "'auto' or > 0",
             ),
             "real_buffer_size": (self.real_buffer_size >= 1, ">= 1"),
+            "uncertainty_penalty": (self.uncertainty_penalty >= 0, ">= 0"),
+            "reward_range_margin": (self.reward_range_margin is None or self.reward_range_margin >= 0, ">= 0 or null"),
         }
         check_fields(self, checks)
 
@@ -323,6 +334,8 @@ class MBPOAgent:
         self.sac.replay_buffer = self.buffer
         self.sac.set_logger(Logger(folder=None, output_formats=[]))
         self.synced = 0  # rows of the worldrl ReplayBuffer already copied into the real part
+        self.disagreement = disagreement_fn(model) if config.uncertainty_penalty > 0 else None
+        self.reward_bounds: tuple[float, float] | None = None  # the real rewards' range, from _sync
         self.updates = 0
 
     # ----------------------------------------------------------------- learning
@@ -356,7 +369,10 @@ class MBPOAgent:
             raise ValueError(f"the replay buffer shrank from {self.synced} to {len(replay)} rows")
         if len(replay) == self.synced:
             return 0
-        a = {k: v[self.synced :] for k, v in replay.arrays().items()}
+        arrays = replay.arrays()
+        if self.config.reward_range_margin is not None:
+            self.reward_bounds = data_reward_bounds(arrays["reward"], self.config.reward_range_margin)
+        a = {k: v[self.synced :] for k, v in arrays.items()}
         self.buffer.add_real(a["obs"], a["next_obs"], self._scaled(a["action"]), a["reward"], a["terminated"])
         new, self.synced = len(replay) - self.synced, len(replay)
         return new
@@ -373,10 +389,13 @@ class MBPOAgent:
         """One round of ``num_rollouts`` branched rollouts of ``length`` steps into the model buffer."""
         obs, _ = self.env.reset(options={"observation": self.sample_starts(self.config.num_rollouts)})
         alive = np.ones(self.env.num_envs, bool)
-        rows, rewards = 0, []
+        rows, rewards, doubts = 0, [], []
         for _ in range(length):
             action, _ = self.sac.policy.predict(obs, deterministic=False)
             next_obs, reward, terminated, _, _ = self.env.step(action)
+            reward, doubt = self._guarded(obs, action, np.asarray(reward, np.float64))
+            if doubt is not None:
+                doubts.append(doubt[alive])
             self.buffer.add_model(
                 obs[alive], next_obs[alive], self._scaled(action[alive]), reward[alive], terminated[alive]
             )
@@ -387,7 +406,19 @@ class MBPOAgent:
             if not alive.any():
                 break
         reward_mean = float(np.concatenate(rewards).mean()) if rows else float("nan")
-        return {"mbpo/model_rows": float(self.buffer.model_part.size()), "mbpo/rollout_reward": reward_mean}
+        metrics = {"mbpo/model_rows": float(self.buffer.model_part.size()), "mbpo/rollout_reward": reward_mean}
+        if doubts and rows:
+            metrics["mbpo/uncertainty"] = float(np.concatenate(doubts).mean())
+        return metrics
+
+    def _guarded(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model rewards clipped to the real range, minus the disagreement penalty (``agents.uncertainty``)."""
+        if self.reward_bounds is not None:
+            reward = np.clip(reward, *self.reward_bounds)
+        if self.disagreement is None:
+            return reward, None
+        doubt = observation_disagreement(self.model, self.disagreement, obs, action)
+        return reward - self.config.uncertainty_penalty * doubt, doubt
 
     def _scaled(self, action: np.ndarray) -> np.ndarray:
         """Env-unit actions -> the ``[-1, 1]`` box SB3 stores and learns in."""

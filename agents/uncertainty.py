@@ -51,6 +51,22 @@ def disagreement_fn(model: Any) -> DisagreementFn | None:
     return None
 
 
+@torch.no_grad()
+def observation_disagreement(model: Any, fn: DisagreementFn, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
+    """``u [N]`` of transitions given as observations ``[N, *obs_shape]`` and actions ``[N, A]`` (each observation
+    encoded as an episode start: exact for Markov families such as the ensemble, the ones that measure ``u``)."""
+    device = model.device
+    obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device)
+    batch = obs_t.shape[0]
+    state = model.observe_last(
+        obs_t[:, None],
+        torch.zeros(batch, 1, model.task.action_dim, device=device),
+        torch.ones(batch, 1, dtype=torch.bool, device=device),
+    )
+    action_t = torch.as_tensor(np.asarray(action), dtype=torch.float32, device=device).reshape(batch, -1)
+    return fn(model, state, action_t).detach().cpu().numpy()
+
+
 def penalised_reward(reward: torch.Tensor, uncertainty: torch.Tensor | None, penalty: float) -> torch.Tensor:
     """MOPO's ``r - penalty * u``; unchanged without an uncertainty estimate or with ``penalty == 0``."""
     if uncertainty is None or penalty == 0.0:
@@ -81,5 +97,6 @@ __all__ = [
     "data_reward_bounds",
     "disagreement_fn",
     "ensemble_disagreement",
+    "observation_disagreement",
     "penalised_reward",
 ]

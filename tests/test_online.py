@@ -34,6 +34,17 @@ AGENT_OPTIONS = {
     "mpc-cem": ["num_samples=16", "num_elites=4", "horizon=4", "iterations=2"],
     "mpc-mppi": ["num_samples=16", "num_elites=16", "horizon=4", "iterations=2"],
     "dreamer": ["horizon=4", "actor_hidden=[16,16]", "critic_hidden=[16,16]", "updates_per_real_step=0.05"],
+    "mpc-ac": [
+        "num_samples=16",
+        "num_prior_samples=4",
+        "num_elites=4",
+        "horizon=3",
+        "iterations=1",
+        "ac_horizon=4",
+        "ac_actor_hidden=[16,16]",
+        "ac_critic_hidden=[16,16]",
+        "ac_updates_per_real_step=0.05",
+    ],
     "mbpo": ["num_rollouts=16", "batch_size=16", "net_arch=[16,16]", "gradient_steps_per_real_step=1"],
 }
 
@@ -78,7 +89,7 @@ def tiny_args(agent: str, out: Path, model_config: Path, real_steps: int = 250) 
 
 
 # --------------------------------------------------------------------------- end to end, one per agent
-@pytest.mark.parametrize("agent", ["mpc-cem", "mpc-mppi", "dreamer", "mbpo"])
+@pytest.mark.parametrize("agent", ["mpc-cem", "mpc-mppi", "mpc-ac", "dreamer", "mbpo"])
 def test_train_agent_end_to_end(agent, tmp_path, tiny_yaml, capsys):
     out = tmp_path / agent
     assert main(tiny_args(agent, out, tiny_yaml)) == 0
@@ -197,6 +208,41 @@ def test_preset_lookup_and_config_errors(tmp_path):
         load_model_spec(bad, "Pendulum-v1")
     with pytest.raises(ValueError, match="eval_episodes"):
         OnlineConfig(eval_episodes=0)
+
+
+def test_model_family_picks_its_preset_and_must_agree_with_the_config(tmp_path, tiny_yaml):
+    assert load_model_spec(None, "Pendulum-v1", "vrnn").model["family"] == "vrnn"
+    assert load_model_spec(None, "Pendulum-v1", "vrnn").source.endswith("vrnn_pendulum.yaml")
+    assert load_model_spec(None, "Pendulum-v1", "ensemble").source.endswith("ensemble_pendulum.yaml")
+    with pytest.raises(ValueError, match="no packaged vrnn preset for Acrobot-v1"):
+        load_model_spec(None, "Acrobot-v1", "vrnn")
+    with pytest.raises(ValueError, match="configures model.family 'ensemble', but --model-family is 'vrnn'"):
+        load_model_spec(tiny_yaml, "Pendulum-v1", "vrnn")
+    with pytest.raises(ValueError, match="unknown model family 'nope'"):
+        load_model_spec(None, "Pendulum-v1", "nope")
+
+
+VRNN_YAML = """\
+data: {window: 4}
+model: {family: vrnn, latent_dim: 4, hidden_dim: 32, context_dim: 16, max_components: 4, num_latents: 2,
+        num_heads: 2, num_slots: 3, slot_dim: 8, token_dim: 8, context_window: 2}
+trainer: {batch_size: 16, lr: 1.0e-3}
+"""
+
+
+@pytest.mark.parametrize("agent", ["dreamer", "mpc-ac"])
+def test_any_agent_runs_online_on_the_vrnn_latent_state(agent, tmp_path, capsys):
+    """``--model-family vrnn``: the loop fits the recurrent model and the agent imagines in its latent state."""
+    config = tmp_path / "vrnn.yaml"
+    config.write_text(VRNN_YAML)
+    out = tmp_path / agent
+    args = tiny_args(agent, out, config) + ["--model-family", "vrnn", "--no-video"]
+    assert main(args) == 0
+    model = load_pretrained(out / "model")
+    assert type(model).__name__ == "DPGMMVRNNWorldModel" and model.capabilities.recurrent
+    rows = [json.loads(line) for line in (out / "iterations.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["dreamer/actor_loss"]) for r in rows)  # it learned in the vrnn's imagination
+    assert "dreamer/uncertainty" not in rows[-1]  # the vrnn has no ensemble disagreement: only the reward range
 
 
 # --------------------------------------------------------------------------- divergence

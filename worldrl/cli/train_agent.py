@@ -1,4 +1,4 @@
-"""``worldrl train-agent --agent {mpc-cem,mpc-mppi,dreamer,mbpo} --env ID --real-steps N``: the online loop.
+"""``worldrl train-agent --agent {mpc-cem,mpc-mppi,mpc-ac,dreamer,mbpo} --env ID --real-steps N``: the online loop.
 
 Collect real steps, fit the world model, improve the agent in imagination, evaluate on the real env every
 ``--eval-every`` steps; curves (CSV + PNG), checkpoints and the final model and agent go to ``--out``.
@@ -13,13 +13,18 @@ from worldrl.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--agent", required=True, help="mpc-cem, mpc-mppi, dreamer or mbpo")
+    parser.add_argument("--agent", required=True, help="mpc-cem, mpc-mppi, mpc-ac, dreamer or mbpo")
     parser.add_argument("--env", required=True, dest="env_id", help="real env id, e.g. Pendulum-v1")
     parser.add_argument("--real-steps", type=int, required=True, help="total real environment steps")
     parser.add_argument(
         "--model-config",
         default=None,
         help="YAML with model/trainer sections (default: configs/ensemble_<task>.yaml if present)",
+    )
+    parser.add_argument(
+        "--model-family",
+        default=None,
+        help="world-model family (ensemble, vrnn, ...): its packaged preset <family>_<task>.yaml (default: ensemble)",
     )
     parser.add_argument("--model", default=None, help="pretrained world-model checkpoint to start from")
     parser.add_argument("--seed", type=int, default=0)
@@ -76,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         initial_random_steps=args.initial_random_steps,
         steps_per_iteration=args.steps_per_iteration,
         model_config=args.model_config,
+        model_family=args.model_family,
         model=args.model,
         model_steps=args.model_steps,
         eval_every=args.eval_every,

@@ -40,6 +40,9 @@ class OnlineConfig:
     model_config: str | None = None
     """YAML with ``model``/``trainer``/``data.window`` sections (``worldrl train`` layout); None:
     the packaged preset ``ensemble_<task>.yaml`` when one exists, else a small generic ensemble."""
+    model_family: str | None = None
+    """World-model family (``ensemble``, ``vrnn``, ...): picks the packaged preset ``<family>_<task>.yaml`` when
+    ``model_config`` is None, and must match ``model_config``'s family otherwise; None: the ensemble."""
     model: str | None = None
     """A pretrained world-model checkpoint to start from (must be trained for ``env_id``); None: fresh model."""
     model_steps: int = 100

@@ -1,8 +1,9 @@
 """The world-model half of an online run: which ``model``/``trainer`` sections it fits, from which YAML.
 
-An explicit ``--model-config`` path wins; otherwise the task's preset ``ensemble_<task>.yaml`` shipped in the
-package (``worldrl.configs``, the repository's ``configs/``), so presets work from an installed wheel; otherwise a
-small generic ensemble.
+An explicit ``--model-config`` path wins; otherwise the task's preset ``<family>_<task>.yaml`` (family
+``ensemble`` unless ``--model-family`` names another, e.g. ``vrnn_pendulum.yaml``) shipped in the package
+(``worldrl.configs``, the repository's ``configs/``), so presets work from an installed wheel; otherwise, for the
+ensemble, a small generic ensemble.
 """
 
 from __future__ import annotations
@@ -52,21 +53,28 @@ def preset_names(env_id: str) -> list[str]:
     return list(dict.fromkeys([snake, snake.replace("_", "")]))
 
 
-def default_model_config(env_id: str) -> Path | None:
-    """The packaged preset ``ensemble_<task>.yaml`` for ``env_id`` (package data, so an installed wheel has it)."""
+def default_model_config(env_id: str, family: str = "ensemble") -> Path | None:
+    """The packaged preset ``<family>_<task>.yaml`` for ``env_id`` (package data, so an installed wheel has it)."""
     presets = resources.files(PRESETS_PACKAGE)
     for name in preset_names(env_id):
-        preset = presets / f"ensemble_{name}.yaml"
+        preset = presets / f"{family}_{name}.yaml"
         if preset.is_file():
             return Path(str(preset))
     return None
 
 
-def load_model_spec(path: str | os.PathLike | None, env_id: str) -> ModelSpec:
-    """Model and trainer sections from ``path`` (or the task's preset, or the generic ensemble)."""
+def load_model_spec(path: str | os.PathLike | None, env_id: str, family: str | None = None) -> ModelSpec:
+    """Model and trainer sections from ``path`` (or the task's preset of ``family``, or the generic ensemble);
+    ``family`` given with ``path`` must be the family the file names."""
+    from worldrl.models.base import available_families
     from worldrl.training.run import coerce_numbers
 
-    path = Path(path) if path is not None else default_model_config(env_id)
+    if family is not None and family not in available_families():
+        raise ConfigError(f"unknown model family {family!r}; known families: {available_families()}")
+    path = Path(path) if path is not None else default_model_config(env_id, family or "ensemble")
+    if path is None and family not in (None, "ensemble"):
+        names = " or ".join(f"{family}_{name}.yaml" for name in preset_names(env_id))
+        raise ConfigError(f"no packaged {family} preset for {env_id} ({names}); pass --model-config with its YAML")
     if path is None:
         cfg, source = GENERIC_MODEL, "generic ensemble"
     else:
@@ -77,6 +85,8 @@ def load_model_spec(path: str | os.PathLike | None, env_id: str) -> ModelSpec:
     model = dict(cfg.get("model") or {})
     if not model.get("family"):
         raise ConfigError(f"{source}: model.family is required (e.g. ensemble, vrnn)")
+    if family is not None and model["family"] != family:
+        raise ConfigError(f"{source} configures model.family {model['family']!r}, but --model-family is {family!r}")
     window = int((cfg.get("data") or {}).get("window", 2))
     if window < 2:
         raise ConfigError(f"{source}: data.window must be >= 2 (a transition needs two steps), got {window}")
