@@ -1,7 +1,7 @@
 """``WorldModelDreamerEnv``: TorchRL's model-based env (``torchrl.envs.model_based.DreamerEnv``) on worldrl modules.
 
 Built from a model's TorchRL modules (``worldrl.models.torchrl_modules``): its ``world_model`` is the imagination
-step (``TensorDictSequential``: transition, reward, termination), so it is what TorchRL's Dreamer losses
+step as TorchRL's ``WorldModelWrapper`` (transition and termination, then reward), so it is what TorchRL's Dreamer losses
 (``torchrl.objectives.dreamer.DreamerActorLoss``) roll actors out in. Keys as the modules': ``state`` (the family's
 nested state), ``belief`` (``model.latent(state)``, what actors read), ``action``, ``reward [..., 1]``,
 ``done``/``terminated [..., 1]`` (the model's termination head; imagination rollouts of the Dreamer loss run their
@@ -49,7 +49,7 @@ class WorldModelDreamerEnv(DreamerEnv):
             )
         device = modules.model.device
         super().__init__(
-            modules.step,
+            modules.world_model,
             prior_shape=(),
             belief_shape=(modules.model.latent_dim,),
             obs_decoder=modules.decoder,

@@ -97,3 +97,38 @@ def test_dreamer_losses_update_an_actor_inside_a_vrnn() -> None:
     assert all(np.isfinite(v) for v in metrics.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, actor.parameters()))
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_the_env_is_a_model_based_env_on_torchrl_world_model_wrapper() -> None:
+    """TorchRL's own classes: ``ModelBasedEnvBase`` driven by a ``WorldModelWrapper`` of worldrl's modules."""
+    from torchrl.envs.model_based import ModelBasedEnvBase
+    from torchrl.modules import WorldModelWrapper
+
+    from worldrl.models.torchrl_modules import torchrl_modules
+
+    model = tiny_model("Pendulum-v1").eval()
+    modules = torchrl_modules(model)
+    env = WorldModelDreamerEnv(modules, start_observations=torch.randn(8, 3))
+    assert isinstance(env, ModelBasedEnvBase) and isinstance(env.world_model, WorldModelWrapper)
+    assert env.world_model.get_reward_operator() is modules.reward
+    assert modules.transition in list(env.world_model.get_transition_model_operator().module)
+    check_env_specs(env)
+    rollout = env.rollout(4, auto_reset=True, break_when_any_done=False)
+    assert rollout.batch_size == (4,) and rollout["next", "reward"].shape == (4, 1)
+    with torch.no_grad():  # every step is the model's imagination from the previous state
+        expected = model.imagine(rollout["state"], rollout["action"])
+    torch.testing.assert_close(rollout["next", "belief"], model.latent(expected))
+
+
+def test_dreamer_decoder_transform_decodes_imagined_states() -> None:
+    """TorchRL's ``DreamerDecoder`` transform writes the worldrl decoder's observations next to each state."""
+    from torchrl.envs.model_based.dreamer import DreamerDecoder
+
+    model = tiny_model("Pendulum-v1").eval()
+    env = WorldModelDreamerEnv(model, start_observations=torch.randn(8, 3)).append_transform(DreamerDecoder())
+    env.set_seed(0)
+    rollout = env.rollout(3, auto_reset=True, break_when_any_done=False)
+    with torch.no_grad():
+        torch.testing.assert_close(rollout["next", "observation"], model.decode(rollout["next", "state"]))
+        torch.testing.assert_close(rollout["observation"], model.decode(rollout["state"]))
+    assert rollout["next", "observation"].shape == (3, 3)

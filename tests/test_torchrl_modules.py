@@ -124,3 +124,25 @@ def test_sampling_follows_the_generator() -> None:
     ]
     torch.testing.assert_close(draws[0], draws[1])
     assert not torch.equal(draws[0], draws[2])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_is_init_starts_a_new_episode_mid_sequence(family: str) -> None:
+    """``InitTracker``'s ``is_init`` inside a [B, T] batch: the steps after it are encoded as a fresh episode (no
+    memory of the earlier one, no previous action carried over), exactly as if encoded on their own."""
+    model = _build(family)
+    encoder = torchrl_modules(model).encoder
+    steps, cut = 5, 2
+    obs = _obs(model.task, B, steps)
+    action = torch.rand(B, steps, model.task.action_dim) * 2 - 1
+    is_init = torch.zeros(B, steps, 1, dtype=torch.bool)
+    is_init[:, cut] = True
+    with torch.no_grad():
+        joined = encoder(TensorDict(observation=obs, action=action, is_init=is_init, batch_size=[B, steps]))
+        alone = encoder(TensorDict(observation=obs[:, cut:], action=action[:, cut:], batch_size=[B, steps - cut]))
+        default = encoder(TensorDict(observation=obs, action=action, batch_size=[B, steps]))
+    torch.testing.assert_close(joined["belief"][:, cut:], alone["belief"])
+    torch.testing.assert_close(joined["belief"][:, :cut], default["belief"][:, :cut])
+    if family == "vrnn":  # without is_init its recurrent state carries memory across the cut (a vjepa2 belief is
+        # the current frame's embedding, so there is no memory to check)
+        assert not torch.allclose(joined["belief"][:, cut:], default["belief"][:, cut:])

@@ -16,6 +16,7 @@ reward         ``("next", "state")``                                  ``("next",
 termination    ``("next", "state")``                                  ``("next", "terminated")``, ``("next", "done")``
 decoder        ``state``                                              ``observation``
 step           ``state``, ``action``                                  transition + reward + termination out_keys
+world_model    as ``step`` (TorchRL's ``WorldModelWrapper``)          as ``step``
 =============  =====================================================  ==========================================
 
 * ``state``: the family's own state, a nested TensorDict (its entries are the family's business, as in
@@ -32,6 +33,9 @@ step           ``state``, ``action``                                  transition
 * The decoder exists for families that decode (``capabilities.can_decode``); the reward head for those that
   predict rewards (``capabilities.predicts_reward``).
 * Imagination is the mean prediction unless the modules get a ``torch.Generator`` (``generator=``): then it samples.
+* ``world_model`` is ``torchrl.modules.WorldModelWrapper(transition + termination, reward)``: what
+  ``torchrl.envs.model_based.ModelBasedEnvBase`` (and ``DreamerEnv``) take as ``world_model``; ``None`` without a
+  reward head.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
+from torchrl.modules import WorldModelWrapper
 
 from worldrl.models.base import WorldModel
 
@@ -165,6 +170,8 @@ class WorldModelModules:
     decoder: TensorDictModule | None
     step: TensorDictSequential
     """One imagination step: ``state``, ``action`` -> ``("next", state/belief/reward/terminated/done)``."""
+    world_model: WorldModelWrapper | None = None
+    """The same step as TorchRL's ``WorldModelWrapper`` (transition operator, reward operator)."""
 
 
 def torchrl_modules(model: WorldModel, generator: torch.Generator | None = None) -> WorldModelModules:
@@ -174,6 +181,7 @@ def torchrl_modules(model: WorldModel, generator: torch.Generator | None = None)
     reward = reward_module(model) if caps.predicts_reward else None
     termination = termination_module(model)
     heads = [transition, *([reward] if reward is not None else []), termination]
+    wrapper = WorldModelWrapper(TensorDictSequential(transition, termination), reward) if reward is not None else None
     return WorldModelModules(
         model=model,
         encoder=encoder_module(model),
@@ -182,6 +190,7 @@ def torchrl_modules(model: WorldModel, generator: torch.Generator | None = None)
         termination=termination,
         decoder=decoder_module(model) if caps.can_decode else None,
         step=TensorDictSequential(*heads),
+        world_model=wrapper,
     )
 
 
