@@ -13,6 +13,9 @@ common overrides (every field of the config's sections can be set; see README.md
                                trainer.wandb_project=NAME names its project; tensorboard writes
                                OUTPUT_DIR/tensorboard)
   trainer.device=cuda          torch device (default: auto)
+  trainer.strategy=ddp         several processes: none | ddp | fsdp (FSDP2), launched with
+                               torchrun --nproc_per_node N -m worldrl train --config ...;
+                               trainer.batch_size is the global batch, split over the processes
   output_dir=runs/NAME         where checkpoints, metrics.jsonl and the final model go
 """
 
@@ -38,12 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from worldrl.training.distributed import destroy_distributed, process_info
     from worldrl.training.run import accept_run, build_trainer, load_config, write_resolved_config
 
     cfg = load_config(args.config, args.overrides)
     for change in accept_run(cfg, args.resume):  # refused before anything is written (config.yaml included)
-        print(f"worldrl train: resuming with changed {change}", file=sys.stderr)
-    trainer = build_trainer(cfg)
-    write_resolved_config(cfg, trainer.output_dir)
-    trainer.fit(resume=args.resume)  # a diverged loss exits 1 (DivergedError), an existing run 2
+        if process_info().is_main:
+            print(f"worldrl train: resuming with changed {change}", file=sys.stderr)
+    try:
+        trainer = build_trainer(cfg)  # under torchrun with trainer.strategy=ddp|fsdp: joins the process group
+        write_resolved_config(cfg, trainer.output_dir)
+        trainer.fit(resume=args.resume)  # a diverged loss exits 1 (DivergedError), an existing run 2
+    finally:
+        destroy_distributed()
     return 0

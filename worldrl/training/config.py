@@ -75,7 +75,13 @@ class TrainerConfig:
     num_workers: int = 0
     """DataLoader worker processes for the training windows."""
     device: str = "auto"
-    """Torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...); ``"auto"`` picks CUDA when available."""
+    """Torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...); ``"auto"`` picks CUDA when available. Under
+    ``torchrun`` each process takes ``cuda:LOCAL_RANK``."""
+    strategy: str = "none"
+    """How processes share the work (``distributed.py``): ``"none"`` (one process), ``"ddp"`` (a replica per
+    process, gradients averaged) or ``"fsdp"`` (FSDP2: parameters, gradients and optimizer state sharded).
+    Launch several processes with ``torchrun --nproc_per_node N``; ``batch_size`` stays the global batch, split
+    evenly over the processes."""
     seed: int = 0
     """Seed of the sampler and of the global RNGs at the start of a fresh run."""
     compile: bool = False
@@ -130,6 +136,9 @@ class TrainerConfig:
         require(self, "rgb_inner_lr", self.rgb_inner_lr > 0, "> 0")
         require(self, "rgb_every", isinstance(self.rgb_every, int) and self.rgb_every >= 1, "an integer >= 1")
         require(self, "num_workers", self.num_workers >= 0, ">= 0")
+        from worldrl.training.distributed import STRATEGIES
+
+        require(self, "strategy", self.strategy in STRATEGIES, f"one of {sorted(STRATEGIES)}")
 
     def _check_types(self) -> None:
         """Numbers must be numbers (YAML reads ``lr: 3e-4`` as a string); ints are accepted for floats."""

@@ -40,7 +40,8 @@ from worldrl.models.observations import episode_start_observations
 from worldrl.models.task_spec import TaskSpec
 from worldrl.tasks.suites import suite_of
 from worldrl.training.config import TrainerConfig
-from worldrl.training.trainer import Trainer, TrainResult, seed_everything
+from worldrl.training.distributed import main_process_first, process_info
+from worldrl.training.trainer import Trainer, TrainResult, resolve_device, seed_everything
 
 TOP_KEYS = ("output_dir", "seed", "data", "model", "trainer")
 MAX_SAVED_STARTS = 1024
@@ -242,14 +243,10 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
     seed = int(cfg.get("seed", 0))
     data = {**DATA_DEFAULTS, **(cfg.get("data") or {})}
     root = data["root"]
-    if data["collect"] and not (Path(root) / "meta" / "info.json").exists():
-        from worldrl.data.collect import collect
-
-        collect(collect_config(data["collect"], root))
-    if data["synthetic"] is not None and not (Path(root) / "meta" / "info.json").exists():
-        from worldrl.data.moving_shapes import MovingShapesConfig, write_moving_shapes
-
-        write_moving_shapes(root, config_from_dict(MovingShapesConfig, data["synthetic"] or {}, "data.synthetic"))
+    trainer_cfg = TrainerConfig.from_dict({"seed": seed, **(cfg.get("trainer") or {})})
+    # under torchrun one process records a missing dataset; the others read it once it is there
+    with main_process_first(trainer_cfg.strategy, resolve_device(trainer_cfg.device)):
+        prepare_dataset(data, root)
     reader = LeRobotDatasetReader(root)
     family = get_family(cfg["model"]["family"]).model_class
     try:
@@ -270,7 +267,6 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
     train_ds = WindowDataset(reader, keys=keys, window=window, episodes=train_eps)
     val_ds = WindowDataset(reader, keys=keys, window=window, episodes=val_eps) if len(val_eps) else None
 
-    trainer_cfg = TrainerConfig.from_dict({"seed": seed, **(cfg.get("trainer") or {})})
     seed_everything(seed)  # model initialisation is part of the run's reproducibility
     model_cfg = dict(cfg["model"])
     model = build_model(model_cfg.pop("family"), model_cfg, task)
@@ -279,6 +275,18 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
     model.start_states = episode_starts(reader, task, train_eps[:MAX_SAVED_STARTS])
     output_dir = Path(cfg.get("output_dir") or "runs/default")
     return Trainer(model, train_ds, val_ds, trainer_cfg, output_dir)
+
+
+def prepare_dataset(data: dict[str, Any], root: str) -> None:
+    """Record (``data.collect``) or synthesise (``data.synthetic``) the dataset ``root`` when it is missing."""
+    if data["collect"] and not (Path(root) / "meta" / "info.json").exists():
+        from worldrl.data.collect import collect
+
+        collect(collect_config(data["collect"], root))
+    if data["synthetic"] is not None and not (Path(root) / "meta" / "info.json").exists():
+        from worldrl.data.moving_shapes import MovingShapesConfig, write_moving_shapes
+
+        write_moving_shapes(root, config_from_dict(MovingShapesConfig, data["synthetic"] or {}, "data.synthetic"))
 
 
 def episode_starts(reader: Any, task: TaskSpec, episodes: list[int]) -> torch.Tensor | TensorDict:
@@ -360,10 +368,11 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def write_resolved_config(cfg: dict[str, Any], output_dir: Path) -> Path:
-    """Keep the exact config (overrides applied) next to the run, for reproducibility."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+    """Keep the exact config (overrides applied) next to the run, for reproducibility (rank 0 writes it)."""
     path = output_dir / "config.yaml"
-    atomic_write_bytes(path, yaml.safe_dump(cfg, sort_keys=False).encode())
+    if process_info().is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, yaml.safe_dump(cfg, sort_keys=False).encode())
     return path
 
 

@@ -35,6 +35,7 @@ from worldrl.training.checkpointing import (
     step_dir_name,
 )
 from worldrl.training.config import TrainerConfig
+from worldrl.training.distributed import LossModule, build_strategy, check_batch_divides
 from worldrl.training.ema import EMA
 from worldrl.training.gradient_balancing import SumCombiner, build_combiner
 from worldrl.training.metrics_logging import METRICS_FILE, MultiLogger, truncate_metrics
@@ -100,12 +101,21 @@ def epoch_permutation(num_items: int, seed: int, epoch: int) -> np.ndarray:
 
 
 class InfiniteBatchSampler:
-    """Endless batches of indices from consecutive seeded permutations, starting at sample ``start``."""
+    """Endless batches of indices from consecutive seeded permutations, starting at sample ``start``.
 
-    def __init__(self, num_items: int, batch_size: int, seed: int, start: int = 0) -> None:
+    With ``world_size`` > 1 each batch is the same global batch on every rank, of which rank ``rank`` yields
+    its own contiguous slice: the ranks together see each window of the stream exactly once, as one process
+    would (a ``DistributedSampler`` over the endless stream)."""
+
+    def __init__(
+        self, num_items: int, batch_size: int, seed: int, start: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         if num_items < 1:
             raise DatasetError("the training dataset has no windows (check the episode split and window length)")
+        if batch_size % world_size:
+            raise ValueError(f"batch_size={batch_size} does not split over {world_size} ranks")
         self.num_items, self.batch_size, self.seed, self.start = num_items, batch_size, seed, start
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self) -> Iterator[list[int]]:
         position = self.start
@@ -121,7 +131,8 @@ class InfiniteBatchSampler:
                     epoch, offset = epoch + 1, 0
                     order = epoch_permutation(self.num_items, self.seed, epoch)
             position += self.batch_size
-            yield batch
+            share = self.batch_size // self.world_size
+            yield batch[self.rank * share : (self.rank + 1) * share]
 
 
 def collate_windows(items: list[dict[str, Any]]) -> TensorDict:
@@ -233,6 +244,16 @@ def checked_parameter_groups(model: WorldModel, lr: float) -> list[dict[str, Any
     return groups
 
 
+class _NullLogger:
+    """The sink of ranks other than 0: only rank 0 writes metrics."""
+
+    def log(self, step: int, split: str, metrics: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class _Progress:
     step: int = 0
@@ -257,7 +278,9 @@ class Trainer:
     ) -> None:
         self.config = config
         self.output_dir = Path(output_dir)
-        self.device = resolve_device(config.device)
+        self.strategy = build_strategy(config.strategy, resolve_device(config.device))
+        self.device, self.process = self.strategy.device, self.strategy.info
+        check_batch_divides(config.micro_batch_size, self.process, config.batch_size, config.grad_accum_steps)
         if config.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError(
                 f"TrainerConfig.precision='fp16' needs a CUDA device (GradScaler), but the device is {self.device}; "
@@ -265,6 +288,21 @@ class Trainer:
             )
         self.model = model.to(self.device)
         self.train_dataset, self.val_dataset = train_dataset, val_dataset
+        self.ema = EMA(self.model, config.ema_decay) if config.ema_decay is not None else None  # before sharding
+        self.combiner = build_combiner(
+            config.gradient_balancing,
+            mu=config.rgb_mu,
+            lambd=config.rgb_lambd,
+            alpha_steps=config.rgb_alpha_steps,
+            inner_lr=config.rgb_inner_lr,
+            interval=config.rgb_every,
+        )
+        loss_fn = torch.compile(self.model.loss) if config.compile else self.model.loss
+        groups_fn = torch.compile(self.model.loss_groups) if config.compile else self.model.loss_groups
+        # the optimiser takes the parameters as the strategy leaves them (FSDP2 replaces them by shards)
+        self.loss_module = self.strategy.wrap(
+            LossModule(self.model, loss_fn, groups_fn), manual_grad_sync=not isinstance(self.combiner, SumCombiner)
+        )
         groups = checked_parameter_groups(self.model, config.lr)
         self.params = [p for group in groups for p in group["params"]]
         self.optimizer = torch.optim.AdamW(
@@ -278,17 +316,6 @@ class Trainer:
             min_lr_ratio=config.min_lr_ratio,
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
-        self.ema = EMA(self.model, config.ema_decay) if config.ema_decay is not None else None
-        self.combiner = build_combiner(
-            config.gradient_balancing,
-            mu=config.rgb_mu,
-            lambd=config.rgb_lambd,
-            alpha_steps=config.rgb_alpha_steps,
-            inner_lr=config.rgb_inner_lr,
-            interval=config.rgb_every,
-        )
-        self._loss_fn = torch.compile(self.model.loss) if config.compile else self.model.loss
-        self._groups_fn = torch.compile(self.model.loss_groups) if config.compile else self.model.loss_groups
         self.progress = _Progress()
 
     # ------------------------------------------------------------------ paths
@@ -308,7 +335,12 @@ class Trainer:
         cfg, start_time = self.config, time.perf_counter()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._start(resume, resume_from)
-        logger = MultiLogger(cfg.loggers, self.output_dir, config=cfg.to_dict(), project=cfg.wandb_project)
+        main = self.process.is_main  # only rank 0 logs and writes files
+        logger = (
+            MultiLogger(cfg.loggers, self.output_dir, config=cfg.to_dict(), project=cfg.wandb_project)
+            if main
+            else _NullLogger()
+        )
         batches = self._train_batches()
         window: dict[str, list[float]] = {}
         last_train_loss: float | None = None
@@ -319,7 +351,7 @@ class Trainer:
             desc="train",
             unit="step",
             dynamic_ncols=True,
-            disable=not cfg.progress,
+            disable=not (cfg.progress and main),
         )
         try:
             while self.progress.step < cfg.max_steps and not stopped_early:
@@ -330,7 +362,7 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{metrics['loss']:.4g}", lr=f"{metrics['lr']:.2e}", refresh=False)
                 if step % cfg.log_every == 0 or step == cfg.max_steps:
-                    means = {k: float(np.mean(v)) for k, v in window.items()}
+                    means = self.strategy.mean_metrics({k: float(np.mean(v)) for k, v in window.items()})
                     last_train_loss = means["loss"]
                     logger.log(step, "train", means)
                     window = {}
@@ -341,7 +373,8 @@ class Trainer:
             if self.progress.last_val_step != self.progress.step:
                 self._validate(logger)
             last = self._checkpoint()
-            self.eval_model.save_pretrained(str(self.output_dir / "model"))
+            self._save_eval_model("model")
+            self.strategy.barrier()  # every rank returns once the files exist
         finally:
             bar.close()
             logger.close()
@@ -360,8 +393,18 @@ class Trainer:
             last_checkpoint=last,
             metrics_path=self.output_dir / METRICS_FILE,
         )
-        tqdm.write(result.summary())
+        if main:
+            tqdm.write(result.summary())
         return result
+
+    def _full_eval_model(self) -> WorldModel:
+        """``eval_model`` with whole weights (every rank calls it: FSDP gathers the shards)."""
+        return self.ema.module if self.ema is not None else self.strategy.full_model(self.model)
+
+    def _save_eval_model(self, name: str) -> None:
+        model = self._full_eval_model()
+        if self.process.is_main:
+            model.save_pretrained(str(self.output_dir / name))
 
     # ------------------------------------------------------------------ start / resume
     def _start(self, resume: bool, resume_from: str | Path | None) -> None:
@@ -370,22 +413,26 @@ class Trainer:
             checkpoint = latest_checkpoint(self.checkpoints_dir)
         if checkpoint is not None:
             self._restore(checkpoint)
-            # what the abandoned branch wrote after this point must not mix with the continuation
-            truncate_metrics(self.output_dir / METRICS_FILE, self.progress.step)
-            remove_checkpoints_after(self.checkpoints_dir, self.progress.step)
+            self.strategy.barrier()  # all ranks have read the checkpoint before rank 0 prunes anything
+            if self.process.is_main:
+                # what the abandoned branch wrote after this point must not mix with the continuation
+                truncate_metrics(self.output_dir / METRICS_FILE, self.progress.step)
+                remove_checkpoints_after(self.checkpoints_dir, self.progress.step)
             return
         if latest_checkpoint(self.checkpoints_dir) is not None:
             raise OutputExistsError(
                 f"{self.output_dir} already holds checkpoints of a run; resume it (--resume / fit(resume=True)) "
                 "or choose another output_dir"
             )
-        (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
-        seed_everything(self.config.seed)
+        if self.process.is_main:
+            (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
+        seed_everything(self.config.seed + self.process.rank)  # ranks draw different noise for their windows
 
     def _restore(self, directory: Path) -> None:
         model_state, state = load_checkpoint(directory)
-        self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.strategy.check_resumable(state.get("distributed"), str(directory))
+        self.strategy.load_model_state(self.model, model_state)
+        self.strategy.load_optimizer_state(self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
@@ -394,27 +441,44 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.combiner.load_state_dict(state["combiner"])
         self.progress = _Progress(**state["progress"])
-        set_rng_state(state["rng"])
+        set_rng_state(state["rng_ranks"][self.process.rank] if "rng_ranks" in state else state["rng"])
 
     def _checkpoint(self) -> Path:
+        """Write a resumable checkpoint (rank 0 writes; every rank takes part in gathering the state)."""
+        optimizer_state = self.strategy.optimizer_state(self.optimizer)
+        rng_ranks = self.strategy.gather_objects(rng_state())
+        model = self.strategy.full_model(self.model)
+        path = self.checkpoints_dir / step_dir_name(self.progress.step)
+        if not self.process.is_main:
+            return path
         state = {
             "progress": vars(self.progress).copy(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer_state,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "combiner": self.combiner.state_dict(),
-            "rng": rng_state(),
+            "rng": rng_ranks[0],
             "config": self.config.to_dict(),
+            "distributed": self.strategy.describe(),
         }
-        path = save_checkpoint(self.checkpoints_dir / step_dir_name(self.progress.step), self.model, state)
+        if len(rng_ranks) > 1:
+            state["rng_ranks"] = rng_ranks
+        save_checkpoint(path, model, state)
         prune_checkpoints(self.checkpoints_dir, self.config.keep_last)
         return path
 
     # ------------------------------------------------------------------ training
     def _train_batches(self) -> Iterator[TensorDict]:
         cfg = self.config
-        sampler = InfiniteBatchSampler(len(self.train_dataset), cfg.micro_batch_size, cfg.seed, self.progress.position)
+        sampler = InfiniteBatchSampler(
+            len(self.train_dataset),
+            cfg.micro_batch_size,
+            cfg.seed,
+            self.progress.position,
+            rank=self.process.rank,
+            world_size=self.process.world_size,
+        )
         loader = DataLoader(
             self.train_dataset,
             batch_sampler=sampler,
@@ -437,26 +501,32 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
-        for _ in range(cfg.grad_accum_steps):
+        for micro in range(cfg.grad_accum_steps):
             batch = to_task_shapes(next(batches), self.model.task).to(self.device, non_blocking=True)
-            with self._autocast():
-                losses, metrics = self._losses(batch)
-            total = torch.stack([loss.float() for loss in losses]).sum()
-            if not torch.isfinite(total):
-                self._diverged(float(total.detach()))
-            self.combiner.backward([self.scaler.scale(loss / cfg.grad_accum_steps) for loss in losses], self.params)
+            with self.strategy.no_sync(last_micro_batch=micro == cfg.grad_accum_steps - 1):
+                with self._autocast():
+                    losses, metrics = self._losses(batch)
+                total = torch.stack([loss.float() for loss in losses]).sum()
+                overall = self.strategy.all_mean(total.detach())  # every rank stops together on a bad loss
+                if not torch.isfinite(overall):
+                    self._diverged(float(overall))
+                self.combiner.backward([self.scaler.scale(loss / cfg.grad_accum_steps) for loss in losses], self.params)
             metrics = {**metrics, "loss": float(total.detach())}
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + float(value) / cfg.grad_accum_steps
+        self.strategy.sync_grads(self.params)
         self.scaler.unscale_(self.optimizer)
         max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+        if hasattr(grad_norm, "full_tensor"):  # FSDP2: the norm over all shards
+            grad_norm = grad_norm.full_tensor()
         lr = self.optimizer.param_groups[0]["lr"]
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        self.strategy.sync_buffers(self.model)
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self.strategy.full_model(self.model))
         self.progress.step += 1
         self.progress.position += cfg.batch_size
         self.model.on_train_step_end(self.progress.step)
@@ -464,9 +534,9 @@ class Trainer:
 
     def _losses(self, batch: TensorDict) -> tuple[list[torch.Tensor], dict[str, float]]:
         if isinstance(self.combiner, SumCombiner):
-            total, metrics = self._loss_fn(batch)
+            total, metrics = self.loss_module(batch)
             return [total], metrics
-        groups, metrics = self._groups_fn(batch)
+        groups, metrics = self.loss_module(batch, groups=True)
         return list(groups.values()), {**metrics, **{f"loss/{k}": float(v.detach()) for k, v in groups.items()}}
 
     def _diverged(self, value: float) -> None:
@@ -475,20 +545,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
     def _val_batches(self) -> Iterator[TensorDict]:
+        """This rank's share of the validation batches (batch i goes to rank i mod world size)."""
         loader = DataLoader(
             self.val_dataset, batch_size=self.config.micro_batch_size, shuffle=False, collate_fn=collate_windows
         )
         for i, batch in enumerate(loader):
             if self.config.val_batches is not None and i >= self.config.val_batches:
                 return
-            yield to_task_shapes(batch, self.model.task).to(self.device, non_blocking=True)
+            if i % self.process.world_size == self.process.rank:
+                yield to_task_shapes(batch, self.model.task).to(self.device, non_blocking=True)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float] | None:
-        """Validation metrics of ``eval_model`` averaged over the validation windows (None without any)."""
+        """Validation metrics of ``eval_model`` averaged over the validation windows (None without any);
+        the ranks split the batches and add up their sums."""
         if self.val_dataset is None or len(self.val_dataset) == 0:
             return None
-        model = self.eval_model
+        model = self._full_eval_model()
         was_training = model.training
         model.eval()
         sums: dict[str, float] = {}
@@ -501,6 +574,13 @@ class Trainer:
                 sums[key] = sums.get(key, 0.0) + float(value) * size
             count += size
         model.train(was_training)
+        if self.process.world_size > 1:
+            # every rank holds the same metric names once one batch ran; a rank without batches learns them here
+            keys = sorted(set().union(*(set(names) for names in self.strategy.gather_objects(sorted(sums)))))
+            totals = self.strategy.all_sum(
+                torch.tensor([sums.get(k, 0.0) for k in keys] + [count], dtype=torch.float64)
+            )
+            sums, count = dict(zip(keys, totals[:-1].tolist())), int(totals[-1])
         return {k: v / count for k, v in sums.items()} if count else None
 
     def _validate(self, logger: MultiLogger) -> bool:
@@ -520,7 +600,7 @@ class Trainer:
         )
         if improved:
             progress.best_val_loss, progress.best_step, progress.bad_evals = metrics["loss"], progress.step, 0
-            self.eval_model.save_pretrained(str(self.output_dir / "best"))
+            self._save_eval_model("best")
         else:
             progress.bad_evals += 1
         patience = self.config.early_stopping_patience
