@@ -34,29 +34,34 @@ class _Res(nn.Module):
 
 
 class FrameTokenizer(nn.Module):
-    """Conv encoder -> FSQ (``levels``) -> conv decoder; ``channels`` at full resolution, doubled per stage (max 4x)."""
+    """Conv encoder -> FSQ (``levels``) -> conv decoder. Resolution halves per stage while channels double from
+    ``channels`` (max 4x); residual blocks run only at the coarsest grid, so full-resolution work is one strided
+    conv in and one transposed conv out (cheap enough for CPU training)."""
 
     def __init__(self, in_channels: int, patch_size: int, levels: list[int], channels: int) -> None:
         super().__init__()
         self.levels = list(levels)
         factors = _factors(patch_size)
-        widths = [channels * min(2**i, 4) for i in range(len(factors) + 1)]
-        enc: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, padding=1)]
+        widths = [in_channels] + [channels * min(2**i, 4) for i in range(len(factors))]
+        enc: list[nn.Module] = []
         for i, f in enumerate(factors):
             down = nn.Conv2d(widths[i], widths[i + 1], 4, 2, 1) if f == 2 else nn.Conv2d(widths[i], widths[i + 1], f, f)
-            enc += [_Res(widths[i]), down]
-        enc += [_Res(widths[-1]), nn.GroupNorm(min(8, widths[-1]), widths[-1]), nn.SiLU()]
-        enc += [nn.Conv2d(widths[-1], len(levels), 1)]
+            enc += [down, nn.SiLU()] if i < len(factors) - 1 else [down]
+        top = widths[-1] if factors else channels
+        if not factors:
+            enc = [nn.Conv2d(in_channels, top, 3, padding=1)]
+        enc += [_Res(top), _Res(top), nn.GroupNorm(min(8, top), top), nn.SiLU(), nn.Conv2d(top, len(levels), 1)]
         self.encoder = nn.Sequential(*enc)
-        dec: list[nn.Module] = [nn.Conv2d(len(levels), widths[-1], 3, padding=1), _Res(widths[-1])]
+        dec: list[nn.Module] = [nn.Conv2d(len(levels), top, 3, padding=1), _Res(top), _Res(top)]
+        if not factors:
+            dec += [nn.SiLU(), nn.Conv2d(top, in_channels, 3, padding=1)]
         for i, f in reversed(list(enumerate(factors))):
             up = (
                 nn.ConvTranspose2d(widths[i + 1], widths[i], 4, 2, 1)
                 if f == 2
                 else nn.ConvTranspose2d(widths[i + 1], widths[i], f, f)
             )
-            dec += [up, _Res(widths[i])]
-        dec += [nn.GroupNorm(min(8, widths[0]), widths[0]), nn.SiLU(), nn.Conv2d(widths[0], in_channels, 3, padding=1)]
+            dec += [nn.SiLU(), up]
         self.decoder = nn.Sequential(*dec)
 
     @property
