@@ -1,0 +1,358 @@
+"""Robot-learning suites benchmark: PushT (LeRobot's gym-pusht) and the DeepMind Control suite, on the CPU.
+
+Needs ``pip install worldrl[robot,dmc]`` (mujoco 3.x; see the README). Each command prints a table and rewrites its
+part of the "Robot-learning suites" section of ``--doc`` (``<!-- robot:start -->`` ... ``<!-- robot:end -->``);
+raw results go to ``<out>/<command>.json``.
+
+    python scripts/benchmark_robot.py pusht --episodes 50      # state world model + MPC vs random and scripted
+    python scripts/benchmark_robot.py dmc --tasks pendulum-swingup cartpole-swingup --real-steps 3000
+    python scripts/benchmark_robot.py report                   # rebuild the doc section from saved results
+
+``pusht``: records ``--train-episodes`` PushT episodes in LeRobot's ``pusht_keypoints`` layout (agent xy as
+``observation.state``, the block's 16 keypoint coordinates as ``observation.environment_state``) with an
+Ornstein-Uhlenbeck policy, trains the probabilistic ensemble on both keys (a keyed task) and its reward head on
+``next.reward`` (coverage / 0.95, clipped), then runs on the REAL env, from the same seeds: uniform random actions,
+a scripted pusher (goes behind the block and pushes it toward the goal; it reads the simulator's block position)
+and MPC (CEM planning in the learned model with its predicted reward). It reports success rate (coverage > 95%),
+mean final and mean best coverage.
+
+``dmc``: the online loop (``worldrl.loops.train_agent``, MPC-CEM in an ensemble) on ``dmc:<task>`` at a small real-
+step budget, with the return of uniform random actions beside it and TD-MPC2's, SAC's and DreamerV3's published
+100k-step returns (REFERENCE.md; theirs are at 20-30x our budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldrl.evaluation.report import describe_machine, update_doc_section
+from worldrl.io import atomic_write_bytes
+
+SECTION = "robot"
+PUSHT = "gym_pusht/PushT-v0"
+PUSHT_GOAL = np.array([256.0, 256.0])
+PUBLISHED_100K = {  # TD-MPC2 repository results, DMC, 100k env steps, 3 seeds (docs: REFERENCE.md)
+    "pendulum-swingup": (724, 96, 699),
+    "cartpole-swingup": (839, 835, 677),
+    "reacher-easy": (937, 540, 872),
+    "cheetah-run": (519, 310, 336),
+}
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_bytes(path, json.dumps(data, indent=2).encode())
+
+
+# --------------------------------------------------------------------------- PushT
+def scripted_pusht(env) -> np.ndarray:
+    """Go behind the block (seen from the goal) and push it toward the goal; reads the simulator's block pose."""
+    base = env.unwrapped
+    block, agent = np.array(base.block.position), np.array(base.agent.position)
+    to_goal = PUSHT_GOAL - block
+    direction = to_goal / (np.linalg.norm(to_goal) + 1e-6)
+    behind = block - 70.0 * direction
+    if np.linalg.norm(agent - behind) > 25.0 and np.dot(agent - block, direction) > -40.0:
+        # not behind yet: circle around the block at a safe distance, then come in from behind
+        side = np.array([-direction[1], direction[0]])
+        side = side if np.dot(agent - block, side) >= 0 else -side
+        target = block + 90.0 * side - 40.0 * direction if np.linalg.norm(agent - behind) > 60 else behind
+    else:
+        target = block + 40.0 * direction
+    return np.clip(target, 0.0, 512.0).astype(np.float32)
+
+
+def keyed_obs(obs: dict) -> dict[str, np.ndarray]:
+    """gym-pusht's ``environment_state_agent_pos`` observation under LeRobot's dataset keys."""
+    return {
+        "observation.state": np.asarray(obs["agent_pos"], np.float32),
+        "observation.environment_state": np.asarray(obs["environment_state"], np.float32),
+    }
+
+
+class KeyedMPC:
+    """MPC (CEM in the learned model) from keyed observations of several envs at once."""
+
+    def __init__(self, model, horizon: int, samples: int, iterations: int, seed: int):
+        from tensordict import TensorDict
+
+        from worldrl.agents.mpc import MPCAgent
+
+        self.td, self.model = TensorDict, model
+        self.agent = MPCAgent(
+            model, "cem", horizon=horizon, num_samples=samples, num_elites=max(4, samples // 10), iterations=iterations
+        )
+        self.agent.seed(seed)
+
+    def __call__(self, observations: list[dict[str, np.ndarray]]) -> np.ndarray:
+        n = len(observations)
+        obs = self.td(
+            {k: torch.as_tensor(np.stack([o[k] for o in observations]))[:, None] for k in observations[0]},
+            batch_size=[n, 1],
+        )
+        with torch.no_grad():
+            state = self.model.observe_last(
+                obs, torch.zeros(n, 1, self.model.task.action_dim), torch.ones(n, 1, dtype=torch.bool)
+            )
+            result = self.agent.plan(state)
+        return result.action.cpu().numpy()
+
+
+def run_pusht_episodes(policy: str, seeds: list[int], steps: int, mpc: KeyedMPC | None = None) -> dict:
+    """Episodes on the real PushT from ``seeds`` (lock-step, batched for MPC): success, final and best coverage."""
+    from worldrl.tasks.real_envs import make_real_env
+
+    envs = [make_real_env(PUSHT, obs_type="environment_state_agent_pos", max_episode_steps=steps + 1) for _ in seeds]
+    obs = [keyed_obs(env.reset(seed=s)[0]) for env, s in zip(envs, seeds)]
+    rng = np.random.default_rng(seeds[0])
+    done, success = np.zeros(len(seeds), bool), np.zeros(len(seeds), bool)
+    final, best = np.zeros(len(seeds)), np.zeros(len(seeds))
+    if mpc is not None:
+        mpc.agent.reset()
+    for _ in range(steps):
+        live = np.flatnonzero(~done)
+        if live.size == 0:
+            break
+        if policy == "random":
+            actions = rng.uniform(0, 512, (live.size, 2)).astype(np.float32)
+        elif policy == "scripted":
+            actions = np.stack([scripted_pusht(envs[i]) for i in live])
+        else:
+            actions = mpc([obs[i] for i in live]) if live.size == len(seeds) else mpc(obs)[live]
+        for a, i in zip(actions, live):
+            o, _, terminated, truncated, info = envs[i].step(a)
+            obs[i] = keyed_obs(o)
+            final[i] = info["coverage"]
+            best[i] = max(best[i], info["coverage"])
+            success[i] |= bool(info["is_success"])
+            done[i] = terminated or truncated
+    for env in envs:
+        env.close()
+    return {
+        "policy": policy,
+        "episodes": len(seeds),
+        "success_rate": float(success.mean()),
+        "final_coverage": float(final.mean()),
+        "best_coverage": float(best.mean()),
+        "final_coverage_per_episode": final.tolist(),
+    }
+
+
+def pusht(args: argparse.Namespace) -> dict:
+    from worldrl.data.collect import CollectConfig, collect
+    from worldrl.models.base import WorldModel
+    from worldrl.training.run import train_from_config
+
+    out = Path(args.out) / "pusht"
+    data = out / "data"
+    t0 = time.time()
+    if not (data / "meta" / "info.json").exists():
+        collect(
+            CollectConfig(
+                PUSHT,
+                data,
+                episodes=args.train_episodes,
+                policy="ou:theta=0.3,sigma=0.6",
+                seed=1000,
+                max_episode_steps=args.steps,
+                num_envs=1,
+            ),
+            progress=True,
+        )
+    collect_s = time.time() - t0
+    cfg = {
+        "output_dir": str(out / "model_run"),
+        "seed": 0,
+        "data": {"root": str(data), "window": 2, "val_fraction": 0.1},
+        "model": {
+            "family": "ensemble",
+            "num_members": 5,
+            "num_elites": 3,
+            "hidden_dims": [200, 200, 200],
+            "activation": "silu",
+            "predict_delta": True,
+            "predict_terminal": False,
+        },
+        "trainer": {
+            "max_steps": args.model_steps,
+            "batch_size": 256,
+            "lr": 1e-3,
+            "weight_decay": 1e-5,
+            "warmup_steps": 50,
+            "schedule": "cosine",
+            "eval_every": 500,
+            "log_every": 100,
+            "checkpoint_every": 100000,
+            "val_batches": 8,
+        },
+    }
+    t0 = time.time()
+    if not (out / "model_run" / "model").exists():
+        train_from_config(cfg)
+    model = WorldModel.from_pretrained(str(out / "model_run" / "model"), device="cpu")
+    train_s = time.time() - t0
+    seeds = list(range(100_000, 100_000 + args.episodes))
+    results, seconds = {}, {}
+    for name in ("random", "scripted", "mpc"):
+        t0 = time.time()
+        mpc = KeyedMPC(model, args.horizon, args.samples, args.iterations, seed=0) if name == "mpc" else None
+        results[name] = run_pusht_episodes(name, seeds, args.steps, mpc)
+        seconds[name] = time.time() - t0
+        print(
+            f"{name:9s} success {results[name]['success_rate']:.2f}  final coverage "
+            f"{results[name]['final_coverage']:.3f}  best {results[name]['best_coverage']:.3f}  ({seconds[name]:.0f}s)"
+        )
+    summary = {
+        "args": vars(args),
+        "results": results,
+        "seconds": {**seconds, "collect": collect_s, "train": train_s},
+        "model_task": model.task.to_dict(),
+    }
+    write_json(Path(args.out) / "pusht.json", summary)
+    return summary
+
+
+# --------------------------------------------------------------------------- DeepMind Control
+def random_return(env_id: str, episodes: int, seed: int) -> float:
+    from worldrl.tasks.real_envs import make_real_env
+
+    env, returns = make_real_env(env_id), []
+    env.action_space.seed(seed)
+    for e in range(episodes):
+        env.reset(seed=seed + e)
+        total, done = 0.0, False
+        while not done:
+            _, r, terminated, truncated, _ = env.step(env.action_space.sample())
+            total, done = total + r, terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def dmc(args: argparse.Namespace) -> dict:
+    from worldrl.loops import OnlineConfig, train_agent
+
+    path = Path(args.out) / "dmc.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for task in args.tasks:
+        env_id = f"dmc:{task}"
+        t0 = time.time()
+        run = train_agent(
+            OnlineConfig(
+                agent="mpc-cem",
+                env_id=env_id,
+                real_steps=args.real_steps,
+                initial_random_steps=1000,
+                steps_per_iteration=500,
+                eval_every=args.real_steps,
+                eval_episodes=args.eval_episodes,
+                model_steps=args.model_steps,
+                output_dir=str(Path(args.out) / "dmc" / task),
+                overwrite=True,
+                video=False,
+                save_dataset=False,
+                device="cpu",
+            )
+        )
+        curve = (run.curve_csv).read_text().strip().splitlines()
+        header, last = curve[0].split(","), curve[-1].split(",")
+        row = dict(zip(header, last))
+        results[task] = {
+            "real_steps": args.real_steps,
+            "mpc_return": float(row["mean"]),
+            "random_return": random_return(env_id, args.eval_episodes, seed=1),
+            "seconds": time.time() - t0,
+            "eval_episodes": args.eval_episodes,
+        }
+        print(task, results[task])
+        write_json(path, results)
+    return results
+
+
+# --------------------------------------------------------------------------- report
+def pusht_table(summary: dict) -> str:
+    a, r = summary["args"], summary["results"]
+    lines = [
+        f"**PushT** (`{PUSHT}`, state world model): {a['train_episodes']} recorded episodes x {a['steps']} steps "
+        f"(OU policy), ensemble trained {a['model_steps']} steps on the keyed observation `observation.state` + "
+        f"`observation.environment_state`; {a['episodes']} real episodes of {a['steps']} steps from the same seeds "
+        f"per policy; MPC = CEM in the model (horizon {a['horizon']}, {a['samples']} samples, {a['iterations']} "
+        "iterations) with the model's reward.",
+        "",
+        "| policy | success rate | final coverage | best coverage | seconds |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in ("random", "scripted", "mpc"):
+        x = r[name]
+        label = {"random": "random (uniform actions)", "scripted": "scripted pusher", "mpc": "**MPC in the model**"}
+        lines.append(
+            f"| {label[name]} | {x['success_rate']:.2f} | {x['final_coverage']:.3f} | {x['best_coverage']:.3f} | "
+            f"{summary['seconds'][name]:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def dmc_table(results: dict) -> str:
+    lines = [
+        "**DeepMind Control** through the `dmc:` adapter: the online loop (MPC-CEM in an ensemble) at a CPU budget, "
+        "final mean return over the evaluation episodes, next to uniform random actions and the published 100k-step "
+        "returns (TD-MPC2 repository, 3 seeds; REFERENCE.md).",
+        "",
+        "| task | real steps | MPC-CEM (ours) | random | TD-MPC2 @100k | SAC @100k | DreamerV3 @100k |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for task, x in results.items():
+        tdmpc, sac, dreamer = PUBLISHED_100K.get(task, ("n/a",) * 3)
+        lines.append(
+            f"| {task} | {x['real_steps']} | {x['mpc_return']:.1f} | {x['random_return']:.1f} | {tdmpc} | {sac} | "
+            f"{dreamer} |"
+        )
+    return "\n".join(lines)
+
+
+def report(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    parts = ["## Robot-learning suites", "", f"Machine: {describe_machine()}. `python scripts/benchmark_robot.py`."]
+    if (out / "pusht.json").exists():
+        parts += ["", pusht_table(json.loads((out / "pusht.json").read_text()))]
+    if (out / "dmc.json").exists():
+        parts += ["", dmc_table(json.loads((out / "dmc.json").read_text()))]
+    if args.notes:
+        parts += ["", Path(args.notes).read_text().strip()]
+    update_doc_section(args.doc, SECTION, "\n".join(parts))
+    print("\n".join(parts))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {"pusht": pusht, "dmc": dmc, "report": report}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("--out", default="outputs/benchmark_robot")
+    parser.add_argument("--doc", default="docs/benchmarks.md")
+    parser.add_argument("--notes", default=None, help="a markdown file appended to the section (findings)")
+    parser.add_argument("--episodes", type=int, default=50, help="pusht: real evaluation episodes per policy")
+    parser.add_argument("--train-episodes", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=100, help="pusht: steps per episode (10 s at 10 fps)")
+    parser.add_argument("--model-steps", type=int, default=2000)
+    parser.add_argument("--horizon", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--tasks", nargs="+", default=["cartpole-swingup", "pendulum-swingup"])
+    parser.add_argument("--real-steps", type=int, default=3000)
+    parser.add_argument("--eval-episodes", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    COMMANDS[args.command](args)
+    if args.command != "report":
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
