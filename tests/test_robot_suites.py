@@ -137,3 +137,56 @@ def test_fetch_goal_conditioned_recorded_as_keyed_features(tmp_path):
     assert features["observation.state"]["shape"] == [10]
     assert features["observation.achieved_goal"]["shape"] == [3]
     assert features["observation.desired_goal"]["shape"] == [3]
+
+
+def _train_tiny(root, out, **data):
+    from worldrl.training.run import train_from_config
+
+    cfg = {
+        "output_dir": str(out),
+        "seed": 0,
+        "data": {"root": str(root), "window": 2, "val_fraction": 0.0, **data},
+        "model": {"family": "ensemble", "num_members": 2, "num_elites": 2, "hidden_dims": [32, 32]},
+        "trainer": {"max_steps": 5, "batch_size": 16, "eval_every": 100, "log_every": 100, "checkpoint_every": 100},
+    }
+    return train_from_config(cfg)
+
+
+@pytest.fixture(scope="module")
+def pusht_state_dataset(tmp_path_factory):
+    pytest.importorskip("gym_pusht")
+    from worldrl.data.collect import CollectConfig, collect
+
+    root = tmp_path_factory.mktemp("pusht_state") / "data"
+    collect(CollectConfig("gym_pusht/PushT-v0", root, episodes=3, max_episode_steps=8, policy="ou"), progress=False)
+    return root
+
+
+def test_world_model_env_serves_a_pusht_model_with_keyed_observations(pusht_state_dataset, tmp_path):
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    import worldrl  # noqa: F401  (registers WorldModel-v0)
+
+    features = _info(pusht_state_dataset)["features"]
+    assert features["observation.environment_state"]["shape"] == [16]  # lerobot/pusht_keypoints
+    result = _train_tiny(pusht_state_dataset, tmp_path / "run")
+    env = gym.make("WorldModel-v0", model=str(result.model_path))
+    base = env.unwrapped
+    assert base.task_id == "gym_pusht/PushT-v0"
+    assert {k: s.shape for k, s in env.observation_space.spaces.items()} == {
+        "observation.environment_state": (16,),
+        "observation.state": (2,),
+    }
+    check_env(base, skip_render_check=True)
+    sb3_check_env(base, warn=False)
+    action = np.array([300.0, 200.0], np.float32)
+    runs = [[env.reset(seed=3)[0], env.step(action)[0]] for _ in range(2)]  # deterministic for a seed
+    for a, b in zip(*runs):
+        assert all(np.array_equal(a[k], b[k]) for k in a) and set(a) == set(env.observation_space.spaces)
+
+
+def test_pusht_dataset_refused_for_another_task(pusht_state_dataset, tmp_path):
+    with pytest.raises(DatasetError, match=r"'gym_pusht/PushT-v0'.*'FetchPush-v4'"):
+        _train_tiny(pusht_state_dataset, tmp_path / "run", task_id="FetchPush-v4")
