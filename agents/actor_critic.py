@@ -304,7 +304,7 @@ class ImaginationActorCritic(nn.Module):
             raws, rewards, continues, doubts = [], [], [], []
             for _ in range(self.config.horizon):
                 action, raw = self.actor.sample(latents[-1], self.generator)
-                doubt = self.disagreement(self.model, state, action) if self.disagreement is not None else None
+                doubt = self._doubt(state, action)
                 state = self.model.imagine(state, action, gen)
                 latents.append(self.model.latent(state))
                 raws.append(raw)
@@ -318,6 +318,15 @@ class ImaginationActorCritic(nn.Module):
         return Imagined(
             stack(latents), stack(raws), stack(rewards), stack(continues), stack(doubts).detach() if doubts else None
         )
+
+    def _doubt(self, state: TensorDict, action: torch.Tensor) -> torch.Tensor | None:
+        """The ensemble's disagreement on this imagined step, without gradient: every elite member's forward pass
+        would otherwise be backpropagated too (5x the cost on CPU); the penalty still reaches the actor through
+        the critic, whose targets include it."""
+        if self.disagreement is None:
+            return None
+        with torch.no_grad():
+            return self.disagreement(self.model, state.detach(), action.detach())
 
     def update(self, replay: Any) -> dict[str, float]:
         """The learner update of the online loop (every learner's ``update(replay)``): ``updates_per_real_step``
