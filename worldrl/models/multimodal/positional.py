@@ -57,8 +57,12 @@ class SpatioTemporalEncoding(nn.Module):
             raise ModelConfigurationError(
                 f"timesteps must lie in [0, {self.max_seq_len}) (max_seq_len), got up to {int(timesteps.max())}"
             )
-        space = (self.row[:rows, None] + self.col[None, :cols]).reshape(tokens, -1)
-        return x + self.time[timesteps.long()][:, :, None] + space[None, None]
+        return x + self.time[timesteps.long()][:, :, None] + self.spatial((rows, cols))[None, None]
+
+    def spatial(self, grid: tuple[int, int]) -> torch.Tensor:
+        """The position-only part ``[rows * cols, D]`` (for queries that belong to no time step)."""
+        rows, cols = grid
+        return (self.row[:rows, None] + self.col[None, :cols]).reshape(rows * cols, -1)
 
 
 __all__ = ["SpatioTemporalEncoding", "sinusoid_table"]

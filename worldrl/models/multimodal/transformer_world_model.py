@@ -270,8 +270,8 @@ class TransformerWorldModel(nn.Module):
             act = torch.zeros(b, t, D, device=h.device, dtype=h.dtype)
         context = torch.cat([h, act[:, :, None]], 2).flatten(0, 1)  # [BT, L+1, D]
         g = self.config.grid_size
-        queries = self.positions(self.patch_queries.expand(b, t, -1, -1), grid=(g, g)).flatten(0, 1)
-        queries = queries + act.flatten(0, 1)[:, None]
+        # the same queries at every step (no time position: a prediction depends on its context, not its index)
+        queries = (self.patch_queries + self.positions.spatial((g, g)))[None] + act.flatten(0, 1)[:, None]
         for blk in self.predictor:
             queries = blk(queries, context=context)
         out = {"logits": self.code_head(queries).reshape(b, t, g * g, -1), "latent": latent}

@@ -1,0 +1,256 @@
+"""Multimodal family (issue 15) on Playground scenes: held-out fidelity against trivial baselines, and throughput.
+
+Trains the CPU preset when its run directory has no model yet (``worldrl train --config
+configs/multimodal_playground_cpu.yaml``), then, on the run's *validation* episodes (never trained on), starts from
+real contexts of ``--context`` steps and rolls the model out open-loop with the recorded actions (mode prediction:
+argmax codes). Reports, per horizon:
+
+* video: PSNR / SSIM (torchmetrics) of the predicted frame vs the truth, against "repeat the last context frame"
+  and against the tokenizer's own reconstruction of the true frame (the ceiling any code prediction has);
+* audio: log-mel MSE (log10 mel units) against silence and against "repeat the last frame's audio";
+* physics head: mean position error (m) of present objects against constant-velocity extrapolation from the last
+  context state (and constant position);
+
+plus training throughput (windows/s of the preset's training step, one thread). Prints a table, writes
+``--out``/frames.png (truth vs prediction) and replaces the "Multimodal family" section of docs/benchmarks.md
+with ``--write-docs``.
+
+    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu --write-docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from worldrl.data import LeRobotDatasetReader, split_episodes
+from worldrl.models import load_pretrained
+from worldrl.models.multimodal.model import AUDIO_KEY, STATE_KEY
+from worldrl.models.multimodal.physics import positions, velocities
+from worldrl.tasks.scenes.mel import silence
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESET = ROOT / "configs" / "multimodal_playground_cpu.yaml"
+SECTION = "## Multimodal family"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", default="runs/multimodal_playground_cpu", help="run directory of the CPU preset")
+    p.add_argument("--config", default=str(PRESET), help="preset trained when the run has no model")
+    p.add_argument("--dataset", default=None, help="dataset root (default: the run's data.root)")
+    p.add_argument("--context", type=int, default=8)
+    p.add_argument("--horizons", type=int, nargs="+", default=[1, 5, 10, 20])
+    p.add_argument("--starts-per-episode", type=int, default=4)
+    p.add_argument("--out", default="outputs/benchmark_multimodal")
+    p.add_argument("--write-docs", action="store_true")
+    return p.parse_args()
+
+
+def ensure_trained(run: Path, config: str, dataset: str | None) -> dict:
+    if not (run / "model" / "config.json").exists():
+        overrides = [f"output_dir={run}"] + ([f"data.root={dataset}"] if dataset else [])
+        cmd = [sys.executable, "-m", "worldrl", "train", "--config", config, *overrides]
+        print("training:", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+def held_out_starts(reader: LeRobotDatasetReader, cfg: dict, context: int, horizon: int, per_episode: int):
+    """(episode, first context row) pairs on the run's validation episodes, evenly spaced."""
+    data = cfg["data"]
+    episodes = [int(e["episode_index"]) for e in reader.episodes]
+    _, val = split_episodes(episodes, float(data.get("val_fraction", 0.1)), int(cfg.get("seed", 0)))
+    starts = []
+    for ep in val:
+        lo, hi = reader.episode_range(ep)
+        last = hi - lo - context - horizon
+        if last < 0:
+            continue
+        for offset in np.linspace(0, last, per_episode).round().astype(int):
+            starts.append((ep, lo + int(offset)))
+    return val, starts
+
+
+def load_window(reader: LeRobotDatasetReader, camera: str, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    return {
+        camera: torch.as_tensor(reader.frames(camera, rows)),
+        AUDIO_KEY: torch.as_tensor(reader.column(AUDIO_KEY)[rows]),
+        STATE_KEY: torch.as_tensor(reader.column(STATE_KEY)[rows]),
+        "action": torch.as_tensor(reader.column("action")[rows]),
+    }
+
+
+def image_scores(pred: torch.Tensor, true: torch.Tensor) -> tuple[float, float]:
+    """PSNR (dB) and SSIM of uint8 frames ``[N, H, W, C]``, averaged over N."""
+    p = pred.permute(0, 3, 1, 2).float() / 255
+    t = true.permute(0, 3, 1, 2).float() / 255
+    psnr = peak_signal_noise_ratio(p, t, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    ssim = structural_similarity_index_measure(p, t, data_range=1.0, reduction="none")
+    return float(psnr.mean()), float(ssim.mean())
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(1)
+    run = Path(args.run)
+    cfg = ensure_trained(run, args.config, args.dataset)
+    reader = LeRobotDatasetReader(args.dataset or cfg["data"]["root"])
+    model = load_pretrained(run / "model").eval()
+    horizon = max(args.horizons)
+    val, starts = held_out_starts(reader, cfg, args.context, horizon, args.starts_per_episode)
+    print(f"held-out episodes {val}: {len(starts)} starts, context {args.context}, horizon {horizon}", flush=True)
+    t0 = time.perf_counter()
+    results = score(model, reader, starts, args.context, args.horizons)
+    rollout_s = time.perf_counter() - t0
+    throughput = training_throughput(model, reader, cfg)
+    table = render(results, throughput, len(starts), val, args, rollout_s, horizon)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"rows": results, "throughput": throughput}, indent=1))
+    if args.write_docs:
+        write_docs(table)
+
+
+@torch.no_grad()
+def score(model, reader, starts, context: int, horizons: list[int]) -> list[dict]:
+    from tensordict import TensorDict
+
+    camera, horizon = model.image_key, max(horizons)
+    layout = model.layout
+    quiet = torch.as_tensor(silence(model.config.audio_dim))
+    acc: dict[int, dict[str, list[float]]] = {h: {} for h in horizons}
+    strip = []
+
+    def add(h: int, name: str, value: float) -> None:
+        acc[h].setdefault(name, []).append(value)
+
+    for i, (_, row) in enumerate(starts):
+        rows = np.arange(row, row + context + horizon)
+        w = load_window(reader, camera, rows)
+        obs = TensorDict({k: w[k][:context][None] for k in (camera, AUDIO_KEY, STATE_KEY)}, batch_size=[1, context])
+        prev = torch.cat([torch.zeros(1, 1, w["action"].shape[-1]), w["action"][None, : context - 1]], 1)
+        is_first = torch.zeros(1, context, dtype=torch.bool)
+        is_first[:, 0] = True
+        state = model.observe_last(obs, prev, is_first)
+        decoded = model.decode(model.rollout(state, w["action"][None, context - 1 : context - 1 + horizon]))
+        truth = w[camera][context:]
+        codes, _ = model.net.encode_frames(model.frames_to_model(truth[None]))
+        recon = model.model_to_frames(model.net.decode_codes(codes))[0]
+        last_frame = w[camera][context - 1]
+        s_last = w[STATE_KEY][context - 1]
+        present = s_last.reshape(-1, layout.per_object).abs().sum(-1) > 0 if layout else None
+        if i == 0:
+            strip = [truth, decoded[camera][0]]
+        for h in horizons:
+            k = h - 1
+            for name, frame in (("model", decoded[camera][0, k]), ("repeat", last_frame), ("tokenizer", recon[k])):
+                psnr, ssim = image_scores(frame[None], truth[k][None])
+                add(h, f"psnr_{name}", psnr)
+                add(h, f"ssim_{name}", ssim)
+            a_true = w[AUDIO_KEY][context + k]
+            add(h, "audio_model", float((decoded[AUDIO_KEY][0, k] - a_true).pow(2).mean()))
+            add(h, "audio_silence", float((quiet - a_true).pow(2).mean()))
+            add(h, "audio_repeat", float((w[AUDIO_KEY][context - 1] - a_true).pow(2).mean()))
+            if layout is not None and present.any():
+                p_true = positions(w[STATE_KEY][context + k], layout)[present]
+                p_model = positions(decoded[STATE_KEY][0, k], layout)[present]
+                p0, v0 = positions(s_last, layout)[present], velocities(s_last, layout)[present]
+                p_cv = p0 + v0 * layout.dt * h
+                add(h, "pos_model", float((p_model - p_true).norm(dim=-1).mean()))
+                add(h, "pos_constvel", float((p_cv - p_true).norm(dim=-1).mean()))
+                add(h, "pos_static", float((p0 - p_true).norm(dim=-1).mean()))
+    save_strip(strip, horizons)
+    return [{"h": h, **{k: float(np.mean(v)) for k, v in acc[h].items()}} for h in horizons]
+
+
+def save_strip(strip: list[torch.Tensor], horizons: list[int], out: str = "outputs/benchmark_multimodal") -> None:
+    from PIL import Image
+
+    if not strip:
+        return
+    truth, pred = strip
+    cols = [h - 1 for h in horizons]
+    top = np.concatenate([truth[k].numpy() for k in cols], 1)
+    bottom = np.concatenate([pred[k].numpy() for k in cols], 1)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(np.concatenate([top, bottom], 0).astype(np.uint8)).resize(
+        (top.shape[1] * 3, top.shape[0] * 6), Image.NEAREST
+    )
+    img.save(Path(out) / "frames.png")
+
+
+def training_throughput(model, reader, cfg: dict, steps: int = 4) -> dict[str, float]:
+    """Median seconds of one training step (forward + backward + AdamW) of the preset's batch, one thread."""
+    from worldrl.data import WindowDataset
+    from worldrl.training.trainer import collate_windows, to_task_shapes
+
+    data, batch_size = cfg["data"], int(cfg["trainer"]["batch_size"])
+    keys = {f"obs/{k}": k for k in model.task.obs_keys}
+    keys.update({"action": "action", "reward": "next.reward", "terminated": "next.terminated"})
+    ds = WindowDataset(reader, keys=keys, window=int(data["window"]))
+    batch = to_task_shapes(collate_windows([ds[i * 7] for i in range(batch_size)]), model.task)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), 1e-6)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        groups, _ = model.loss_groups(batch)
+        sum(groups.values()).backward()
+        opt.step()
+        opt.zero_grad()
+        times.append(time.perf_counter() - start)
+    model.eval()
+    step = float(np.median(times))
+    window = int(data["window"])
+    return {"step_s": step, "windows_per_s": batch_size / step, "frames_per_s": batch_size * window / step}
+
+
+def render(rows, throughput, n_starts, val, args, rollout_s, horizon) -> str:
+    lines = [
+        f"Held-out validation episodes {val} ({n_starts} starts), context {args.context} real steps, open-loop "
+        f"rollout with the recorded actions (argmax codes). Rollout time {rollout_s:.1f}s for {n_starts} x {horizon} "
+        "steps.",
+        "",
+        "| steps | PSNR model | PSNR repeat-last | PSNR tokenizer ceiling | SSIM model | SSIM repeat-last "
+        "| audio log-mel MSE model | silence | repeat-last audio | position err model (m) | const-velocity | static |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['h']} | {r['psnr_model']:.2f} | {r['psnr_repeat']:.2f} | {r['psnr_tokenizer']:.2f} | "
+            f"{r['ssim_model']:.3f} | {r['ssim_repeat']:.3f} | {r['audio_model']:.3f} | {r['audio_silence']:.3f} | "
+            f"{r['audio_repeat']:.3f} | {r.get('pos_model', float('nan')):.4f} | "
+            f"{r.get('pos_constvel', float('nan')):.4f} | {r.get('pos_static', float('nan')):.4f} |"
+        )
+    lines += [
+        "",
+        f"Training step of the preset batch (one thread, median of 4): {throughput['step_s']:.2f}s = "
+        f"{throughput['windows_per_s']:.1f} windows/s = {throughput['frames_per_s']:.0f} frames/s.",
+    ]
+    return "\n".join(lines)
+
+
+def write_docs(table: str, path: Path = ROOT / "docs" / "benchmarks.md") -> None:
+    text = path.read_text()
+    body = f"{SECTION} (issue 15: video + audio transformer on Playground scenes, CPU)\n\n{table}\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(body + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + body
+    from worldrl.io import atomic_write_text
+
+    atomic_write_text(path, text)
+
+
+if __name__ == "__main__":
+    main()
