@@ -124,13 +124,14 @@ class LearnedSimulator:
         expected = (*batch_shape, *self.single_action_space.shape)
         array = np.asarray(action)
         if array.dtype.kind not in "fiub":
-            raise TypeError(f"action must be numeric, got dtype {array.dtype} ({action!r})")
+            raise TypeError(f"action must be numeric, got dtype {array.dtype} (shape {array.shape})")
         if array.shape != expected:
             space = self.single_action_space
             raise ValueError(f"action has shape {array.shape}, expected {expected} (the action space is {space})")
         array = array.astype(np.float64)
         if not np.isfinite(array).all():
-            raise ValueError(f"action contains NaN or inf: {action!r}")
+            bad = (~np.isfinite(array)).reshape(-1, self.task.action_dim).any(-1).nonzero()[0]
+            raise ValueError(f"action contains NaN or inf (rows {bad[:5].tolist()} of the batch)")
         array = self._bound(array, action)
         return torch.as_tensor(array.reshape(-1, self.task.action_dim), dtype=torch.float32, device=self.device)
 
@@ -139,17 +140,26 @@ class LearnedSimulator:
         if action.shape[-1:] != (self.task.action_dim,):
             raise ValueError(f"action has shape {tuple(action.shape)}, expected (..., {self.task.action_dim})")
         if not torch.isfinite(action).all():
-            raise ValueError(f"action contains NaN or inf: {action}")
+            bad = (~torch.isfinite(action)).reshape(-1, action.shape[-1]).any(-1).nonzero().reshape(-1)
+            raise ValueError(f"action contains NaN or inf (rows {bad[:5].tolist()} of the flattened batch)")
         low = torch.as_tensor(self.action_low, dtype=action.dtype, device=action.device).reshape(-1)
         high = torch.as_tensor(self.action_high, dtype=action.dtype, device=action.device).reshape(-1)
         if self.options.action_policy == "error" and ((action < low) | (action > high)).any():
-            raise ValueError(f"action outside the action space [{low.tolist()}, {high.tolist()}]: {action}")
+            worst = float(torch.maximum(low - action, action - high).max()) if action.numel() else 0.0
+            raise ValueError(
+                f"action outside the action space [{low.tolist()}, {high.tolist()}] (by up to {worst:.4g}); "
+                "action_policy='clip' clips instead"
+            )
         return torch.clamp(action, low, high).to(device=self.device, dtype=torch.float32)
 
     def _bound(self, array: np.ndarray, original: Any) -> np.ndarray:
         low, high = self.action_low, self.action_high
         if self.options.action_policy == "error" and ((array < low) | (array > high)).any():
-            raise ValueError(f"action {original!r} is outside the action space {self.single_action_space}")
+            worst = float(np.maximum(low - array, array - high).max())
+            raise ValueError(
+                f"action is outside the action space {self.single_action_space} (by up to {worst:.4g}); "
+                "action_policy='clip' clips instead"
+            )
         return np.clip(array, low, high)
 
     # ----------------------------------------------------------------- goals
