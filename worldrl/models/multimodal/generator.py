@@ -112,7 +112,8 @@ class VideoGenerator:
         ``prompt_video``: float ``[B, T, C, H, W]`` in [0, 1] (the document's form), uint8 frames ``[B, T, H, W, C]``
         or ``[T, H, W, C]``, or a path to a video file (its audio features are read from a WAV of the same stem when
         there is one). ``prompt_audio`` ``[B, T, F]`` and ``prompt_state`` ``[B, T, S]`` are raw features (silence /
-        the data mean when missing); ``actions`` ``[B, num_frames, A]`` raw actions of the generated steps (zeros).
+        the data mean when missing); ``actions``: raw actions ``[B, num_frames, A]`` of the generated steps, or
+        ``[B, T + num_frames - 1, A]`` with the prompt's steps' too (zeros when missing).
         """
         if isinstance(prompt_video, str | Path):
             prompt_video, wav_audio = read_prompt_file(Path(prompt_video), self.model_io)
@@ -351,19 +352,25 @@ class ModelIO:
         return self.model.state_norm.denormalize(state).float().cpu().numpy()
 
     def actions(self, actions: Any, B: int, T: int, num_frames: int, device: torch.device) -> torch.Tensor | None:
-        """Normalised actions ``[B, T + num_frames - 1, A]``: zeros for the prompt's steps, then ``actions``."""
+        """Normalised actions ``[B, T + num_frames - 1, A]`` from raw ``actions``: ``[B, num_frames, A]`` (the
+        generated steps'; the prompt's steps get zeros) or ``[B, T + num_frames - 1, A]`` (the prompt's too)."""
         if not self.action_dim:
             return None
-        future = torch.zeros(B, num_frames, self.action_dim)
+        full = T + num_frames - 1
+        raw = torch.zeros(B, full, self.action_dim)
         if actions is not None:
-            future = torch.as_tensor(np.asarray(actions), dtype=torch.float32)
-            if tuple(future.shape) != (B, num_frames, self.action_dim):
+            given = torch.as_tensor(np.asarray(actions), dtype=torch.float32)
+            if given.dim() != 3 or given.shape[0] != B or given.shape[1] not in (num_frames, full):
                 raise ModelConfigurationError(
-                    f"actions must be [B={B}, num_frames={num_frames}, {self.action_dim}], got {tuple(future.shape)}"
+                    f"actions must be [B={B}, num_frames={num_frames} or prompt + num_frames - 1 = {full}, "
+                    f"{self.action_dim}], got {tuple(given.shape)}"
                 )
+            raw[:, full - given.shape[1] :] = given[:, -full:]
         norm = self.model.action_norm if self.family else (lambda a: a)
-        past = torch.zeros(B, T - 1, self.action_dim, device=device)
-        return torch.cat([past, norm(future.to(device))], 1)
+        normalised = norm(raw.to(device))
+        if actions is None or given.shape[1] == num_frames:
+            normalised[:, : T - 1] = 0.0  # unknown past actions: the "no action" of an episode start
+        return normalised
 
     # ------------------------------------------------------------------ the model's step
     def step_function(self, actions: torch.Tensor | None) -> Any:
