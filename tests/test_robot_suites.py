@@ -190,3 +190,16 @@ def test_world_model_env_serves_a_pusht_model_with_keyed_observations(pusht_stat
 def test_pusht_dataset_refused_for_another_task(pusht_state_dataset, tmp_path):
     with pytest.raises(DatasetError, match=r"'gym_pusht/PushT-v0'.*'FetchPush-v4'"):
         _train_tiny(pusht_state_dataset, tmp_path / "run", task_id="FetchPush-v4")
+
+
+def test_aloha_recorded_in_lerobots_layout(tmp_path):
+    pytest.importorskip("gym_aloha")
+    from worldrl.data.collect import CollectConfig, collect
+
+    root = tmp_path / "aloha"
+    config = CollectConfig("gym_aloha/AlohaInsertion-v0", root, episodes=1, max_episode_steps=2, image_storage="image")
+    collect(config, progress=False)
+    info = _info(root)
+    assert info["fps"] == 50
+    assert info["features"]["observation.images.top"]["shape"] == [480, 640, 3]
+    assert info["features"]["observation.state"]["shape"] == [14] and info["features"]["action"]["shape"] == [14]
