@@ -187,6 +187,26 @@ def test_world_model_env_serves_a_pusht_model_with_keyed_observations(pusht_stat
         assert all(np.array_equal(a[k], b[k]) for k in a) and set(a) == set(env.observation_space.spaces)
 
 
+def test_world_model_env_serves_a_goal_conditioned_fetch_model(tmp_path):
+    pytest.importorskip("gymnasium_robotics")
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    import worldrl  # noqa: F401
+    from worldrl.data.collect import CollectConfig, collect
+
+    root = tmp_path / "fetch"
+    collect(CollectConfig("FetchReach-v4", root, episodes=3, max_episode_steps=6, policy="ou"), progress=False)
+    env = gym.make("WorldModel-v0", model=str(_train_tiny(root, tmp_path / "run").model_path))
+    assert env.unwrapped.task_id == "FetchReach-v4"
+    assert {k: s.shape for k, s in env.observation_space.spaces.items()} == {
+        "observation.achieved_goal": (3,),
+        "observation.desired_goal": (3,),
+        "observation.state": (10,),
+    }
+    check_env(env.unwrapped, skip_render_check=True)
+
+
 def test_pusht_dataset_refused_for_another_task(pusht_state_dataset, tmp_path):
     with pytest.raises(DatasetError, match=r"'gym_pusht/PushT-v0'.*'FetchPush-v4'"):
         _train_tiny(pusht_state_dataset, tmp_path / "run", task_id="FetchPush-v4")
