@@ -44,6 +44,8 @@ VARIANTS = {"mpc-cem+rules": ("mpc-cem", {"reward": "task", "termination": "task
 termination rules (``worldrl.tasks.rules``) on the model's predicted states, as PETS does; SAC never sees them,
 so these rows do not count toward the "best worldrl agent beats SAC" verdict."""
 SAC_10X_TASK = "Pendulum-v1"
+RANDOM = "random actions"
+"""The zero point of the table's gain columns: uniform random actions on the same evaluation starts."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class Entry:
     real_steps: int
     returns: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
+    """CPU seconds per seed (the process's user + system time; NaN for runs that did not record it)."""
     seeds: list[int] = field(default_factory=list)
     per_seed: dict[int, list[float]] = field(default_factory=dict)
 
@@ -135,7 +139,11 @@ def seeds_text(seeds: list[int]) -> str:
 
 
 # ----------------------------------------------------------------------------- runs
-def run_agent(task: Task, method: str, seed: int, steps: int, args: argparse.Namespace) -> tuple[list[float], float]:
+RunResult = tuple[list[float], float, float]
+"""A finished run: final evaluation returns, wall-clock seconds, CPU seconds."""
+
+
+def run_agent(task: Task, method: str, seed: int, steps: int, args: argparse.Namespace) -> RunResult:
     quick = args.quick
     agent, options = VARIANTS.get(method, (method, {}))
     config = OnlineConfig(
@@ -158,18 +166,19 @@ def run_agent(task: Task, method: str, seed: int, steps: int, args: argparse.Nam
             **options,
         },
     )
+    cpu = time.process_time()
     result = train_agent(config)
-    return result.final_returns, result.seconds
+    return result.final_returns, result.seconds, time.process_time() - cpu
 
 
-def run_sac(task: Task, seed: int, steps: int, args: argparse.Namespace) -> tuple[list[float], float]:
+def run_sac(task: Task, seed: int, steps: int, args: argparse.Namespace) -> RunResult:
     """SB3 SAC with its defaults on the real env, evaluated like the worldrl agents."""
     from stable_baselines3 import SAC
     from stable_baselines3.common.logger import Logger
 
     from worldrl.tasks.real_envs import make_real_env
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     env = make_real_env(task.env_id)
     kwargs = {"policy_kwargs": {"net_arch": [16, 16]}, "batch_size": 16} if args.quick else {}
     sac = SAC("MlpPolicy", env, seed=seed, device=args.device, verbose=0, **kwargs)
@@ -183,10 +192,27 @@ def run_sac(task: Task, seed: int, steps: int, args: argparse.Namespace) -> tupl
         num_envs=1 if args.quick else task.eval_episodes,
     )
     env.close()
-    return list(stats.returns), time.perf_counter() - start
+    return list(stats.returns), time.perf_counter() - start, time.process_time() - cpu
 
 
-def finished_or_run(run_dir: Path, resume: bool, run) -> tuple[list[float], float] | None:
+def random_returns(task: Task, seed: int, args: argparse.Namespace) -> list[float]:
+    """Uniform random actions on the evaluation starts of ``seed``: the zero point of "gain" in the table."""
+    from worldrl.tasks.real_envs import make_real_env
+
+    space = make_real_env(task.env_id).action_space
+    rng = np.random.default_rng(seed)
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        batch = obs.shape[0] if obs.ndim > 1 else None
+        shape = space.shape if batch is None else (batch, *space.shape)
+        return rng.uniform(space.low, space.high, shape).astype(space.dtype)
+
+    episodes = 1 if args.quick else task.eval_episodes
+    stats = evaluate_on_real_env(policy, task.env_id, episodes=episodes, seed=seed + 10_000, num_envs=episodes)
+    return list(stats.returns)
+
+
+def finished_or_run(run_dir: Path, resume: bool, run) -> RunResult | None:
     """Run one (task, method, seed) and keep its final returns in ``final.json``; with ``--resume`` a finished
     run is read back instead of repeated, so an interrupted benchmark continues where it stopped. ``run=None``
     (``--report-only``) only reads: a run that never finished gives None."""
@@ -194,13 +220,15 @@ def finished_or_run(run_dir: Path, resume: bool, run) -> tuple[list[float], floa
     if resume and path.exists():
         done = json.loads(path.read_text())
         print(f"   (--resume: read {path})", flush=True)
-        return [float(r) for r in done["returns"]], float(done["seconds"])
+        cpu = float(done.get("cpu_seconds", math.nan))  # runs from before CPU time was recorded have none
+        return [float(r) for r in done["returns"]], float(done["seconds"]), cpu
     if run is None:
         return None
-    returns, seconds = run()
+    returns, seconds, cpu = run()
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, json.dumps({"returns": list(map(float, returns)), "seconds": seconds}).encode())
-    return returns, seconds
+    record = {"returns": list(map(float, returns)), "seconds": seconds, "cpu_seconds": cpu}
+    atomic_write_bytes(path, json.dumps(record).encode())
+    return returns, seconds, cpu
 
 
 def collect(tasks: list[Task], args: argparse.Namespace) -> list[Entry]:
@@ -229,14 +257,41 @@ def collect(tasks: list[Task], args: argparse.Namespace) -> list[Entry]:
                 if done is None:
                     print("   (--report-only: not run, left out)", flush=True)
                     continue
-                returns, seconds = done
+                returns, seconds, cpu = done
                 entry.returns += returns
                 entry.per_seed[seed] = list(returns)
                 entry.seconds.append(seconds)
+                entry.cpu_seconds.append(cpu)
                 entry.seeds.append(seed)
             if entry.seeds:
                 entries.append(entry)
+        used = sorted({s for e in entries if e.task == task.env_id for s in e.seeds})
+        if used:
+            entries.append(random_entry(task, used, steps, args))
     return entries
+
+
+def random_entry(task: Task, seeds: list[int], steps: int, args: argparse.Namespace) -> Entry:
+    """Random actions on each seed's evaluation starts (cached in ``final.json`` like the runs)."""
+    entry = Entry(task.env_id, RANDOM, steps)
+    for seed in seeds:
+        run = lambda s=seed: (random_returns(task, s, args), 0.0, 0.0)  # noqa: E731
+        returns, _, _ = finished_or_run(args.out / task.env_id / "random" / f"seed{seed}", True, run)
+        entry.returns += returns
+        entry.per_seed[seed] = list(returns)
+        entry.seeds.append(seed)
+        entry.seconds.append(0.0)  # an evaluation only: no training time
+    return entry
+
+
+def gains(entry: Entry, random: Entry | None) -> tuple[float, float]:
+    """Return gained over random actions (same seeds, same starts) per 1000 real steps and per CPU hour."""
+    if random is None or entry.method == RANDOM:
+        return math.nan, math.nan
+    gain = entry.mean_on(entry.seeds) - random.mean_on(entry.seeds)
+    cpu_hours = float(np.mean(entry.cpu_seconds)) / 3600.0 if entry.cpu_seconds else math.nan
+    per_hour = gain / cpu_hours if cpu_hours > 0 else math.nan
+    return 1000.0 * gain / entry.real_steps, per_hour
 
 
 # ----------------------------------------------------------------------------- targets
@@ -340,11 +395,15 @@ def section(
         "",
         (
             "Return: mean undiscounted return of the final evaluation on the REAL env, pooled over all episodes of all "
-            "seeds, with its 95% Student-t CI. Wall-clock: mean seconds per seed (training + evaluations)."
+            "seeds, with its 95% Student-t CI. Wall-clock: mean seconds per seed (training + evaluations). CPU: "
+            "mean CPU seconds per seed (the process's user + system time, one torch thread). Budget honesty: "
+            f"gain is the return above {RANDOM} on the same seeds' evaluation starts, per 1000 real steps and per "
+            "CPU hour (the raw return per hour means nothing for tasks whose returns are negative)."
         ),
         "",
-        "| task | method | real steps | seeds (ids) | return | 95% CI | wall-clock (s) |",
-        "|---|---|---:|---:|---:|---|---:|",
+        "| task | method | real steps | seeds (ids) | return | 95% CI | wall-clock (s) | CPU (s) "
+        "| gain / 1k real steps | gain / CPU hour |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for e in entries:
         mean, low, high = e.stats
@@ -352,9 +411,14 @@ def section(
         seeds = f"{len(e.seeds)} ({', '.join(map(str, e.seeds))})" + (
             f" of {planned} planned" if len(e.seeds) < planned and not args.quick else ""
         )
+        random = next((r for r in entries if r.task == e.task and r.method == RANDOM), None)
+        per_step, per_hour = gains(e, random)
+        cpu = float(np.mean(e.cpu_seconds)) if e.cpu_seconds else math.nan
+        if e.method == RANDOM:
+            seeds = f"{len(e.seeds)} ({', '.join(map(str, e.seeds))})"
         lines.append(
             f"| {e.task} | {e.method} | {e.real_steps} | {seeds} | {fmt(mean)} | "
-            f"[{fmt(low)}, {fmt(high)}] | {np.mean(e.seconds):.0f} |"
+            f"[{fmt(low)}, {fmt(high)}] | {np.mean(e.seconds):.0f} | {fmt(cpu)} | {fmt(per_step)} | {fmt(per_hour)} |"
         )
     lines += ["", "| target | result | numbers |", "|---|---|---|"]
     lines += [
@@ -420,7 +484,7 @@ def plot_curves(entries: list[Entry], out: Path, path: Path) -> Path:
     for ax, task in zip(axes, tasks):
         for i, e in enumerate(e for e in entries if e.task == task):
             color = f"C{i}"
-            if e.method.startswith("SAC"):
+            if e.method.startswith("SAC") or e.method == RANDOM:
                 ax.axhline(e.stats[0], color=color, ls="--", lw=1.2, label=f"{e.method} @ {e.real_steps}")
                 continue
             curves = [c for c in (read_curve(out / task / e.method / f"seed{s}") for s in e.seeds) if c is not None]

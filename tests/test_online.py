@@ -337,6 +337,11 @@ def test_benchmark_quick_rewrites_only_its_section(tmp_path, monkeypatch):
     # --report-only rebuilds the table from finished runs: seed 0 is read back, seed 1 never ran and is left out
     finished = tmp_path / "runs" / "Pendulum-v1" / "mpc-cem" / "seed0" / "final.json"
     stamp = finished.stat().st_mtime_ns
+    # budget honesty: CPU seconds recorded per run; gain over random actions per real step and per CPU hour
+    assert json.loads(finished.read_text())["cpu_seconds"] > 0
+    assert "| Pendulum-v1 | random actions | 200 |" in section and "gain / CPU hour" in section
+    row = next(line for line in section.splitlines() if line.startswith("| Pendulum-v1 | mpc-cem |"))
+    assert all(cell.strip() != "n/a" for cell in row.split("|")[8:11])
     assert (
         benchmark.main(
             [
