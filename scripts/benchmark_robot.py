@@ -218,6 +218,32 @@ def pusht(args: argparse.Namespace) -> dict:
     return summary
 
 
+def pusht_fidelity(args: argparse.Namespace) -> dict:
+    """Open-loop fidelity of the PushT model on freshly recorded held-out episodes, with the trivial baselines."""
+    from worldrl.data import LeRobotDatasetReader
+    from worldrl.data.collect import CollectConfig, collect
+    from worldrl.evaluation.fidelity import evaluate_fidelity
+    from worldrl.models.base import WorldModel
+
+    out = Path(args.out) / "pusht"
+    heldout = out / "heldout"
+    if not (heldout / "meta" / "info.json").exists():
+        collect(
+            CollectConfig(
+                PUSHT, heldout, episodes=20, policy="ou:theta=0.3,sigma=0.6", seed=777, max_episode_steps=args.steps
+            ),
+            progress=False,
+        )
+    model = WorldModel.from_pretrained(str(out / "model_run" / "model"), device="cpu")
+    reader = LeRobotDatasetReader(heldout)
+    episodes = [int(e["episode_index"]) for e in reader.episodes]
+    report = evaluate_fidelity(model, reader, episodes, horizons=(1, 5, 10), num_starts=256, seed=0)
+    markdown = report.to_markdown()
+    atomic_write_bytes(Path(args.out) / "pusht_fidelity.md", markdown.encode())
+    print(markdown)
+    return {"markdown": markdown}
+
+
 # --------------------------------------------------------------------------- DeepMind Control
 def random_return(env_id: str, episodes: int, seed: int) -> float:
     from worldrl.tasks.real_envs import make_real_env
@@ -320,6 +346,13 @@ def report(args: argparse.Namespace) -> None:
     parts = ["## Robot-learning suites", "", f"Machine: {describe_machine()}. `python scripts/benchmark_robot.py`."]
     if (out / "pusht.json").exists():
         parts += ["", pusht_table(json.loads((out / "pusht.json").read_text()))]
+    if (out / "pusht_fidelity.md").exists():
+        parts += [
+            "",
+            "Open-loop fidelity of that PushT model on 20 held-out OU episodes (trivial baselines beside):",
+            "",
+        ]
+        parts += [(out / "pusht_fidelity.md").read_text().strip()]
     if (out / "dmc.json").exists():
         parts += ["", dmc_table(json.loads((out / "dmc.json").read_text()))]
     if args.notes:
@@ -328,7 +361,12 @@ def report(args: argparse.Namespace) -> None:
     print("\n".join(parts))
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {"pusht": pusht, "dmc": dmc, "report": report}
+COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {
+    "pusht": pusht,
+    "pusht-fidelity": pusht_fidelity,
+    "dmc": dmc,
+    "report": report,
+}
 
 
 def main() -> None:
