@@ -1,8 +1,15 @@
-"""``worldrl evaluate``: open-loop fidelity of a saved world model on held-out episodes of a dataset.
+"""``worldrl evaluate``: open-loop quality of a saved world model on held-out episodes of a dataset.
 
-Writes ``fidelity.json``, ``fidelity.md`` and PNG plots into ``--out`` (default ``<model dir>/eval``). The default
-episode selection ``val`` repeats the trainer's split (``split_episodes`` with the same ``--val-fraction`` and
-``--seed``), so with the training run's values these are episodes the model never trained on.
+Every family gets the fidelity report: ``fidelity.json``, ``fidelity.md`` and PNG plots in ``--out`` (default
+``<model dir>/eval``). A ``multimodal`` checkpoint gets the benchmark suite instead (the document's form)::
+
+    worldrl evaluate --checkpoint DIR --dataset DATA --metrics psnr ssim frechet contact_onsets --output-dir DIR
+
+(``worldrl.evaluation.benchmark_suite``: video, audio and physics metrics per horizon beside their trivial
+baselines, ``benchmarks.json`` / ``benchmarks.md`` and an example mp4/wav/png). ``--checkpoint`` and
+``--output-dir`` are the document's spellings of ``--model`` and ``--out``. The default episode selection ``val``
+repeats the trainer's split (``split_episodes`` with the same ``--val-fraction`` and ``--seed``), so with the
+training run's values these are episodes the model never trained on.
 """
 
 from __future__ import annotations
@@ -20,19 +27,47 @@ EPISODE_SELECTORS = ("val", "all")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", required=True, help="checkpoint directory (config.json, model.safetensors, task.json)"
+        "--model",
+        "--checkpoint",
+        dest="model",
+        required=True,
+        help="checkpoint directory (config.json, model.safetensors, task.json)",
     )
     parser.add_argument("--dataset", required=True, help="LeRobot v3.0 dataset directory or Hub id")
-    parser.add_argument("--horizons", type=int, nargs="+", default=[1, 10, 50], help="open-loop horizons to report")
+    parser.add_argument(
+        "--horizons",
+        type=int,
+        nargs="+",
+        default=None,
+        help="open-loop horizons (default 1 10 50; multimodal 1 5 10 20)",
+    )
     parser.add_argument("--episodes", default="val", help="'val' (held-out split), 'all', or indices like 0,3,5")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction of the trainer's split")
     parser.add_argument("--seed", type=int, default=0, help="seed of the trainer's split and of start sampling")
-    parser.add_argument("--context", type=int, default=1, help="real steps observed before imagining")
+    parser.add_argument(
+        "--context",
+        type=int,
+        default=None,
+        help="real steps observed before imagining (default 1; multimodal: its context)",
+    )
     parser.add_argument("--num-starts", type=int, default=256, help="start steps sampled (0 = every start)")
     parser.add_argument("--batch-size", type=int, default=64, help="starts per rollout call")
     parser.add_argument("--sample", action="store_true", help="sample the dynamics (seeded) instead of the mean")
     parser.add_argument("--device", default="cpu", help="torch device for the model")
-    parser.add_argument("--out", default=None, help="output directory (default: <model dir>/eval)")
+    parser.add_argument(
+        "--out", "--output-dir", dest="out", default=None, help="output directory (default: <model dir>/eval)"
+    )
+    suite = parser.add_argument_group("multimodal checkpoints (the benchmark suite)")
+    suite.add_argument("--metrics", nargs="+", default=None, help="metric names (default: all that need no weights)")
+    suite.add_argument(
+        "--temperature", type=float, default=0.0, help="sampling temperature of the rollouts (0 = greedy)"
+    )
+    suite.add_argument(
+        "--feature-encoder", default=None, help="a worldrl checkpoint observing one camera (e.g. vjepa2)"
+    )
+    suite.add_argument("--lpips-weights", default=None, help="local TorchScript LPIPS network (no download)")
+    suite.add_argument("--fvd-weights", default=None, help="local TorchScript I3D feature network (no download)")
+    suite.add_argument("--save-predictions", action="store_true", help="write an example mp4/wav/png")
 
 
 def parse_episodes(spec: str, num_episodes: int, val_fraction: float, seed: int) -> list[int]:
@@ -66,6 +101,11 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, list[int]]:
     if not 0.0 < args.val_fraction < 1.0:
         raise ConfigError(f"--val-fraction must lie in (0, 1), got {args.val_fraction}")
     model = load_pretrained(args.model, device=args.device)
+    if getattr(args, "metrics", None) is not None and model.config.family != "multimodal":
+        raise ConfigError(
+            f"--metrics selects the benchmark suite of multimodal checkpoints; {args.model} is a "
+            f"{model.config.family} model, whose report is the fidelity table (drop --metrics)"
+        )
     reader = LeRobotDatasetReader(args.dataset)
     check_dataset_matches(model.task, reader)
     episodes = parse_episodes(args.episodes, reader.num_episodes, args.val_fraction, args.seed)
@@ -119,6 +159,10 @@ def run(args: argparse.Namespace) -> int:
     from worldrl.evaluation.fidelity import evaluate_fidelity
 
     model, reader, episodes = _load(args)
+    if model.config.family == "multimodal":
+        return _run_suite(args, model, reader, episodes)
+    args.horizons = args.horizons or [1, 10, 50]
+    args.context = 1 if args.context is None else args.context
     generator = torch.Generator(device=args.device).manual_seed(args.seed) if args.sample else None
     report = evaluate_fidelity(
         model,
@@ -137,4 +181,32 @@ def run(args: argparse.Namespace) -> int:
     _print_table(report)
     written = _write_outputs(report, out, Path(args.model))
     print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def _run_suite(args: argparse.Namespace, model: Any, reader: Any, episodes: list[int]) -> int:
+    """The benchmark suite of a multimodal checkpoint on windows of the selected episodes."""
+    from worldrl.evaluation.benchmark_suite import BenchmarkSuite, checkpoint_encoder, results_markdown, scene_windows
+
+    torch.manual_seed(args.seed)
+    encoder = checkpoint_encoder(args.feature_encoder, args.device) if args.feature_encoder else None
+    suite = BenchmarkSuite(
+        model,
+        args.device,
+        metrics=args.metrics,
+        save_predictions=args.save_predictions,
+        output_dir=Path(args.out) if args.out else Path(args.model) / "eval",
+        horizons=args.horizons or (1, 5, 10, 20),
+        context=args.context,
+        temperature=args.temperature,
+        feature_encoder=encoder,
+        lpips_weights=args.lpips_weights,
+        fvd_weights=args.fvd_weights,
+        progress=True,
+    )
+    windows = scene_windows(reader.root, episodes, suite.window_length, max(suite.horizons), args.batch_size)
+    results = suite.run_all_benchmarks(windows)
+    print(f"benchmark suite: multimodal model {args.model} on {len(episodes)} episode(s) of {reader.root}")
+    print(results_markdown(results), end="")
+    print(f"wrote {suite.output_dir / 'benchmarks.json'}, {suite.output_dir / 'benchmarks.md'}")
     return 0
