@@ -28,6 +28,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "qa": ("worldrl.cli.qa", "physics questions with exact answers from MuJoCo scenes (generate, show)"),
     "configs": ("worldrl.cli.configs", "list the YAML presets shipped in the package, or show one"),
     "plan-goal": ("worldrl.cli.plan_goal", "plan toward goal images in a latent model (mpc-goal) on the real env"),
+    "train-vlm": ("worldrl.cli.train_vlm", "fine-tune a Gemma 3 fusion model (world tokens) on a question set"),
+    "evaluate-vlm": ("worldrl.cli.evaluate_vlm", "VLM accuracy per question type with CIs and baselines"),
 }
 
 

@@ -15,6 +15,7 @@ STAGES: dict[str, dict[str, bool]] = {
     "vision": {"freeze_gemma_vision": False, "freeze_gemma_language": True, "freeze_world": True},
     "language": {"freeze_gemma_vision": True, "freeze_gemma_language": False, "freeze_world": True},
     "world": {"freeze_gemma_vision": True, "freeze_gemma_language": True, "freeze_world": False},
+    "gemma": {"freeze_gemma_vision": False, "freeze_gemma_language": False, "freeze_world": True},
     "all": {"freeze_gemma_vision": False, "freeze_gemma_language": False, "freeze_world": False},
 }
 """Training stages (TheWorld's progressive unfreezing) as the three freeze flags they set."""
