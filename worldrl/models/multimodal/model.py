@@ -6,7 +6,8 @@ audio/state it is keyed (``TaskSpec.keyed``) and exchanges TensorDicts.
 
 The simulator state (batch ``[B]``) is a window of the last ``context_length`` steps: frame ``codes [C, N]``,
 normalised ``audio [C, F]``, ``phys [C, S]`` and previous actions ``prev_action [C, A]``, ``valid [C]`` (False
-before the episode start), plus the transformer's output at the newest step ``h [L, D]`` and the ``reward`` /
+before the episode start), plus the transformer's output at the newest step ``h [L, D]``, the newest frame
+``frame [C, img, img]`` (observed, or decoded over the previous one: ``reference_frame``) and the ``reward`` /
 ``terminal_logit`` of the transition that led here. ``imagine(state_t, a_t)`` reads the next frame's code
 distribution from ``(h_t, a_t)``, samples it with the generator (argmax without one), appends the step and reruns
 the causal transformer over the window for ``h_{t+1}``. Reward and termination of transition t are read from
@@ -164,6 +165,7 @@ class MultimodalWorldModel(WorldModel):
             "prev_action": torch.zeros(batch_size, C, self.task.action_dim, device=dev),
             "valid": torch.zeros(batch_size, C, dtype=torch.bool, device=dev),
             "h": torch.zeros(batch_size, cfg.num_latent_tokens, cfg.embed_dim, device=dev),
+            "frame": torch.zeros(batch_size, cfg.in_channels, cfg.img_size, cfg.img_size, device=dev),
             "reward": torch.zeros(batch_size, device=dev),
             "terminal_logit": torch.full((batch_size,), _NO_TERMINAL_LOGIT, device=dev),
         }
@@ -198,6 +200,7 @@ class MultimodalWorldModel(WorldModel):
         flat = {k: v.flatten(0, 1) for k, v in state.items()}
         h = self._context(flat)[:, -1].reshape(B, T, *self.net.latent_queries.shape)
         state["h"] = h
+        state["frame"] = frames  # the observed frame (model space): the reference the next frame is decoded over
         # transition t-1 -> t: read from (h_{t-1}, a_{t-1}); nothing led to an episode's first step
         feature = self.net.predict_next(torch.cat([h[:, :1], h[:, :-1]], 1), prev)["feature"]
         first = is_first.bool()
@@ -241,6 +244,8 @@ class MultimodalWorldModel(WorldModel):
             guess = nxt["state"][:, 0] if "state" in nxt else state["phys"][:, -1]
             out["phys"] = push(state["phys"], guess)
         out["h"] = self._context(out)[:, -1]
+        q = self.net.quantized(codes)[:, None]
+        out["frame"] = self.net.decode_quantized(q, state["frame"][:, None])[:, 0]
         out["reward"] = self.reward_norm.denormalize(self.reward_head(feature).squeeze(-1))
         out["terminal_logit"] = self.terminal_head(feature).squeeze(-1)
         return TensorDict(out, batch_size=state.batch_size)
@@ -248,8 +253,7 @@ class MultimodalWorldModel(WorldModel):
     # ================================================================= protocol: read-outs
     def decode(self, state: TensorDict) -> Any:
         batch = tuple(state.batch_size)
-        codes = state["codes"][..., -1, :].reshape(-1, 1, self.config.tokens_per_frame)
-        frames = self.model_to_frames(self.net.decode_codes(codes)[:, 0]).reshape(*batch, *self.frame_hw, -1)
+        frames = self.model_to_frames(state["frame"]).reshape(*batch, *self.frame_hw, -1)
         if not self.task.is_keyed:
             return frames
         out = {self.image_key: frames}
@@ -350,6 +354,7 @@ _NET_FIELDS = (
     "tokenizer_channels",
     "learnable_positions",
     "cross_modal_temperature",
+    "reference_frame",
 )
 """Config fields that shape ``TransformerWorldModel`` (the rest are loss weights and the env's context)."""
 

@@ -1,7 +1,9 @@
 """The learned frame tokenizer: a conv autoencoder whose bottleneck is FSQ-quantised into one code per patch.
 
 ``encode(frames [N, C, H, W] in [0, 1]) -> (codes [N, g, g] long, quantised [N, g, g, d])`` with ``g = H / patch``,
-``decode(quantised [N, g, g, d]) -> frames [N, C, H, W]`` (logits of [0, 1] pixels are squashed by a sigmoid).
+``decode(quantised [N, g, g, d], reference=None) -> frames [N, C, H, W]``. The decoder paints colours and a keep
+mask: with a ``reference`` frame (the previous frame) the output is ``alpha * paint + (1 - alpha) * reference``,
+so what does not change is copied exactly and the codes only have to carry what moves; without one, the paint.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class FrameTokenizer(nn.Module):
         self.levels = list(levels)
         factors = _factors(patch_size)
         widths = [in_channels] + [channels * min(2**i, 4) for i in range(len(factors))]
+        self.channels = in_channels
         enc: list[nn.Module] = []
         for i, f in enumerate(factors):
             down = nn.Conv2d(widths[i], widths[i + 1], 4, 2, 1) if f == 2 else nn.Conv2d(widths[i], widths[i + 1], f, f)
@@ -54,12 +57,13 @@ class FrameTokenizer(nn.Module):
         self.encoder = nn.Sequential(*enc)
         dec: list[nn.Module] = [nn.Conv2d(len(levels), top, 3, padding=1), _Res(top), _Res(top)]
         if not factors:
-            dec += [nn.SiLU(), nn.Conv2d(top, in_channels, 3, padding=1)]
+            dec += [nn.SiLU(), nn.Conv2d(top, in_channels + 1, 3, padding=1)]
+        out_widths = [in_channels + 1, *widths[1:]]  # the last layer also paints the keep mask
         for i, f in reversed(list(enumerate(factors))):
             up = (
-                nn.ConvTranspose2d(widths[i + 1], widths[i], 4, 2, 1)
+                nn.ConvTranspose2d(widths[i + 1], out_widths[i], 4, 2, 1)
                 if f == 2
-                else nn.ConvTranspose2d(widths[i + 1], widths[i], f, f)
+                else nn.ConvTranspose2d(widths[i + 1], out_widths[i], f, f)
             )
             dec += [nn.SiLU(), up]
         self.decoder = nn.Sequential(*dec)
@@ -73,12 +77,17 @@ class FrameTokenizer(nn.Module):
         q = fsq.quantize(z, self.levels)
         return fsq.codes_from_quantized(q.detach(), self.levels), q
 
-    def decode(self, quantized: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decoder(quantized.permute(0, 3, 1, 2)))
+    def decode(self, quantized: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.decoder(quantized.permute(0, 3, 1, 2))
+        paint = torch.sigmoid(out[:, : self.channels])
+        if reference is None:
+            return paint
+        alpha = torch.sigmoid(out[:, self.channels :])
+        return alpha * paint + (1 - alpha) * reference
 
-    def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        """Frames ``[N, C, H, W]`` of integer codes ``[N, g, g]``."""
-        return self.decode(fsq.quantized_from_codes(codes, self.levels, self.decoder[0].weight.dtype))
+    def decode_codes(self, codes: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """Frames ``[N, C, H, W]`` of integer codes ``[N, g, g]`` (over ``reference [N, C, H, W]`` when given)."""
+        return self.decode(fsq.quantized_from_codes(codes, self.levels, self.decoder[0].weight.dtype), reference)
 
 
 __all__ = ["FrameTokenizer"]

@@ -180,17 +180,32 @@ class TransformerWorldModel(nn.Module):
         codes, q = self.tokenizer.encode(video.flatten(0, 1))
         return codes.reshape(b, t, -1), q.reshape(b, t, -1, q.shape[-1])
 
-    def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        """``codes [B, T, N]`` -> frames ``[B, T, C, H, W]`` in [0, 1]."""
-        g = self.config.grid_size
-        frames = self.tokenizer.decode_codes(codes.reshape(-1, g, g))
-        return frames.reshape(*codes.shape[:-1], *frames.shape[1:])
+    def decode_codes(self, codes: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """``codes [B, T, N]`` -> frames ``[B, T, C, H, W]`` in [0, 1].
 
-    def decode_quantized(self, q: torch.Tensor) -> torch.Tensor:
-        """Quantised (or soft) code vectors ``[B, T, N, d]`` -> frames ``[B, T, C, H, W]``."""
+        With ``reference [B, C, H, W]`` (the frame before the first one; ``config.reference_frame``), frames are
+        decoded in order, each over the previous decoded frame: unchanged regions are copied exactly.
+        """
+        return self.decode_quantized(self.quantized(codes), reference, chain=True)
+
+    def decode_quantized(
+        self, q: torch.Tensor, reference: torch.Tensor | None = None, chain: bool = False
+    ) -> torch.Tensor:
+        """Quantised (or soft) code vectors ``[B, T, N, d]`` -> frames ``[B, T, C, H, W]``. ``reference``: None
+        (paint only), ``[B, T, C, H, W]`` (one reference per frame) or, with ``chain``, ``[B, C, H, W]`` (the frame
+        before the first; each decoded frame is the next one's reference)."""
         g = self.config.grid_size
-        frames = self.tokenizer.decode(q.reshape(-1, g, g, q.shape[-1]))
-        return frames.reshape(*q.shape[:2], *frames.shape[1:])
+        if not self.config.reference_frame:
+            reference = None
+        if reference is None or not chain:
+            ref = None if reference is None else reference.flatten(0, 1)
+            frames = self.tokenizer.decode(q.reshape(-1, g, g, q.shape[-1]), ref)
+            return frames.reshape(*q.shape[:2], *frames.shape[1:])
+        out = []
+        for t in range(q.shape[1]):
+            reference = self.tokenizer.decode(q[:, t].reshape(-1, g, g, q.shape[-1]), reference)
+            out.append(reference)
+        return torch.stack(out, 1)
 
     def quantized(self, codes: torch.Tensor) -> torch.Tensor:
         return fsq.quantized_from_codes(codes, self.config.fsq_levels, self.code_embed.weight.dtype)
@@ -324,7 +339,7 @@ class TransformerWorldModel(nn.Module):
         """``video [B, T, C, H, W]`` in [0, 1], ``audio [B, T, F]`` -> a dict:
 
         * ``reconstruction``: ``{"video": [B, T, C, H, W], "audio": [B, T, F]}`` (tokenizer decode of the frame's
-          codes; audio read back from the step's latent);
+          codes, over the real previous frame with ``config.reference_frame``; audio read back from the latent);
         * ``next``: one-step predictions for steps 1..T (``logits``, ``audio``, ``state``, ``latent``);
         * ``codes`` ``[B, T, N]`` and ``quantized`` ``[B, T, N, d]``: the tokenizer's encoding (training targets);
         * ``future_video`` ``[B, K, C, H, W]`` / ``future_audio`` ``[B, K, F]`` (and ``future_state``) when
@@ -346,7 +361,7 @@ class TransformerWorldModel(nn.Module):
         h = self.context(q.detach(), audio, state, prev, timesteps, valid)
         nxt = self.predict_next(h, acts)
         out: dict[str, Any] = {
-            "reconstruction": {"video": self.decode_quantized(q), "audio": self.audio_recon(nxt["latent"])},
+            "reconstruction": {"video": self._reconstruct(q, video), "audio": self.audio_recon(nxt["latent"])},
             "next": nxt,
             "codes": codes,
             "quantized": q,
@@ -354,10 +369,18 @@ class TransformerWorldModel(nn.Module):
         if "state" in nxt:
             out["physics"] = {"next_state": nxt["state"]}
         if future_steps:
-            out.update(self._rollout(codes, audio, acts, state, future_steps, future_actions, generator))
+            rolled = self._rollout(codes, audio, acts, state, future_steps, future_actions, generator, video[:, -1])
+            out.update(rolled)
         if return_intermediates:
             out["intermediates"] = {"h": h, "vision_tokens": self._vision_tokens(q, timesteps).flatten(1, 2)}
         return out
+
+    def _reconstruct(self, q: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+        """Step t's frame decoded over the real frame t-1 (the first frame is painted without a reference)."""
+        if not self.config.reference_frame or q.shape[1] == 1:
+            return self.decode_quantized(q)
+        first = self.decode_quantized(q[:, :1])
+        return torch.cat([first, self.decode_quantized(q[:, 1:], video[:, :-1])], 1)
 
     @torch.no_grad()
     def _rollout(
@@ -369,6 +392,7 @@ class TransformerWorldModel(nn.Module):
         steps: int,
         future_actions: torch.Tensor | None,
         generator: torch.Generator | None,
+        last_frame: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         b = codes.shape[0]
         if self.action_dim:
@@ -392,7 +416,8 @@ class TransformerWorldModel(nn.Module):
                 states.append(guess)
             frames.append(new)
             sounds.append(nxt.audio)
-        out = {"future_video": self.decode_codes(torch.stack(frames, 1)), "future_audio": torch.stack(sounds, 1)}
+        video = self.decode_codes(torch.stack(frames, 1), reference=last_frame)
+        out = {"future_video": video, "future_audio": torch.stack(sounds, 1)}
         if states:
             out["future_state"] = torch.stack(states, 1)
         return out
