@@ -21,7 +21,7 @@ from worldrl.data.suite_layouts import (
     keyed_observations,
     suite_layout,
 )
-from worldrl.errors import DatasetError, MissingDependencyError
+from worldrl.errors import ConfigError, DatasetError, MissingDependencyError
 from worldrl.tasks.real_envs import UnknownEnvError, make_real_env
 from worldrl.tasks.suites import suite_of
 
@@ -125,6 +125,8 @@ def test_pusht_pixels_recorded_in_lerobots_layout(tmp_path):
     assert {"next.reward", "next.success", "next.done"} <= set(features)
     reader = LeRobotDatasetReader(root)
     assert reader.num_frames == 12
+    with pytest.raises(ConfigError, match="camera"):
+        collect(CollectConfig("gym_pusht/PushT-v0", tmp_path / "x", episodes=1, camera="top"), progress=False)
 
 
 def test_fetch_goal_conditioned_recorded_as_keyed_features(tmp_path):

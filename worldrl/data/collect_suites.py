@@ -31,7 +31,7 @@ from worldrl.data.collect import (
 from worldrl.data.policies import PolicyContext, make_policy
 from worldrl.data.suite_layouts import SuiteLayout, keyed_features, keyed_observations, policy_input, suite_layout
 from worldrl.data.writer import LeRobotDatasetWriter
-from worldrl.errors import WorldRLError
+from worldrl.errors import ConfigError, WorldRLError
 from worldrl.tasks.real_envs import env_fps, make_real_env, make_real_vector_env
 
 STEP_FEATURES: dict[str, dict[str, Any]] = {
@@ -53,6 +53,8 @@ def collect_suite(
     config: CollectConfig, *, progress: bool = True, autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP
 ) -> CollectSummary:
     """``collect`` for a suite env: the same episodes and summary, rows in the suite's layout."""
+    if config.camera is not None:
+        raise ConfigError(f"CollectConfig.camera does not apply to {config.env_id}: its layout fixes the cameras")
     start = time.time()
     probe = make_real_env(config.env_id, max_episode_steps=config.max_episode_steps)
     layout = suite_layout(config.env_id, probe.observation_space)
