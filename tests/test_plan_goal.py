@@ -60,6 +60,8 @@ def test_plan_goal_runs_on_a_trained_checkpoint(tmp_path: Path) -> None:
                 "1",
                 "--iterations",
                 "1",
+                "--save-goals",
+                str(tmp_path / "goals"),
                 "--out",
                 str(out),
             ]
@@ -71,3 +73,39 @@ def test_plan_goal_runs_on_a_trained_checkpoint(tmp_path: Path) -> None:
     for entry in results["agents"].values():
         assert entry["final latent distance"] >= 0 and 0 <= entry["success"] <= 1
     assert results["plan_seconds_per_action"] > 0
+
+    # the saved goal frame, given back as a goal image file: planned toward, scored in latent space only
+    goal_png = tmp_path / "goals" / "goal_000.png"
+    assert goal_png.is_file()
+    model_args = ["plan-goal", "--model", str(tmp_path / "run" / "model"), "--env", "InvertedPendulum-v5"]
+    small = ["--episodes", "1", "--steps", "1", "--samples", "8", "--horizon", "1", "--iterations", "1"]
+    out2 = tmp_path / "goal_file.json"
+    assert worldrl_main([*model_args, *small, "--goal-image", str(goal_png), "--out", str(out2)]) == 0
+    agents = json.loads(out2.read_text())["agents"]
+    assert all("success" not in a and a["final latent distance"] >= 0 for a in agents.values())
+
+
+def test_plan_goal_refuses_goal_images_of_another_size_or_camera(tmp_path: Path, capsys) -> None:
+    import gymnasium as gym
+    import numpy as np
+    from PIL import Image
+
+    from worldrl.models import TaskSpec, build_model
+    from worldrl.models.checkpoint import save_pretrained
+
+    key = "observation.images.front"
+    task = TaskSpec.keyed({key: gym.spaces.Box(0, 255, (16, 16, 3), np.uint8)}, gym.spaces.Box(-1, 1, (1,)))
+    save_pretrained(build_model("vjepa2", VJEPA2Config.tiny(), task), tmp_path / "m")
+    Image.fromarray(np.zeros((20, 16, 3), np.uint8)).save(tmp_path / "big.png")
+    (tmp_path / "not.png").write_text("hello")
+    base = ["plan-goal", "--model", str(tmp_path / "m"), "--env", "InvertedPendulum-v5", "--episodes", "1"]
+    cases = [
+        (["--goal-image", str(tmp_path / "big.png")], "is 16x20 but camera 'observation.images.front'"),
+        (["--goal-image", str(tmp_path / "not.png")], "is not an image PIL can read"),
+        (["--goal-image", str(tmp_path / "none.png")], "does not exist"),
+        (["--goal-image", str(tmp_path / "big.png"), "--goal-camera", "wrist"], "not one of the model's cameras"),
+    ]
+    for extra, message in cases:
+        assert worldrl_main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1

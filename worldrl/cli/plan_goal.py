@@ -18,12 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=32, help="CEM samples")
     parser.add_argument("--horizon", type=int, default=2, help="CEM horizon")
     parser.add_argument("--iterations", type=int, default=2, help="CEM iterations")
+    parser.add_argument("--goal-image", default=None, help="PNG/JPEG goal frame for every episode (camera's size)")
+    parser.add_argument("--goal-camera", default=None, help="camera key the goal image is for (default: first)")
+    parser.add_argument("--save-goals", default=None, help="write each episode's goal frame here as PNG")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
 
 
 def run(args: argparse.Namespace) -> int:
     from worldrl.errors import ConfigError
-    from worldrl.loops.goal_reaching import GoalReachingConfig, cem_settings, run_goal_reaching
+    from worldrl.loops.goal_reaching import GoalReachingConfig, cem_settings, load_goal_image, run_goal_reaching
     from worldrl.models import load_pretrained
 
     model = load_pretrained(args.model).eval()
@@ -38,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         success=args.success,
         tracked_body=args.body,
         planner=planner,
+        goal_image=load_goal_image(args.goal_image, model, args.goal_camera) if args.goal_image else None,
+        save_goals=args.save_goals,
     )
     results = run_goal_reaching(model, config)
     text = json.dumps(results, indent=2)

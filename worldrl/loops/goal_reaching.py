@@ -42,6 +42,10 @@ class GoalReachingConfig:
         default_factory=lambda: {"horizon": 2, "num_samples": 32, "num_elites": 4, "iterations": 2}
     )
     """CEM settings of the ``mpc-goal`` agent."""
+    goal_image: np.ndarray | None = None
+    """``[H, W, 3]`` uint8 goal frame for every episode (``load_goal_image``); None: rendered goals."""
+    save_goals: str | None = None
+    """Directory to write each episode's goal frame to (PNG); None: not written."""
 
     def __post_init__(self) -> None:
         check_fields(
@@ -58,6 +62,42 @@ class GoalReachingConfig:
 def cem_settings(samples: int, horizon: int, iterations: int) -> dict[str, Any]:
     """The planner settings of a CEM search of ``samples`` candidates (elites: an eighth, at least 2)."""
     return {"horizon": horizon, "num_samples": samples, "num_elites": max(samples // 8, 2), "iterations": iterations}
+
+
+def load_goal_image(path: str, model: Any, camera: str | None = None) -> np.ndarray:
+    """A PNG/JPEG goal as ``[H, W, 3]`` uint8 for ``camera`` (default: the model's first); one-line errors for a
+    file that is not an image, another size than the camera's, or a camera the model does not have."""
+    from PIL import Image, UnidentifiedImageError
+
+    from worldrl.errors import ConfigError, InputNotFoundError
+
+    cameras = list(getattr(model, "cameras", None) or [])
+    camera = camera or (cameras[0] if cameras else None)
+    if camera not in cameras:
+        raise ConfigError(f"goal camera {camera!r} is not one of the model's cameras {cameras}")
+    try:
+        with Image.open(path) as img:
+            frame = np.array(img.convert("RGB"), np.uint8)  # a writable copy
+    except FileNotFoundError as err:
+        raise InputNotFoundError(f"goal image {path} does not exist") from err
+    except (UnidentifiedImageError, OSError) as err:
+        raise ConfigError(f"goal image {path} is not an image PIL can read ({err})") from err
+    expected = tuple(model.task.key_space(camera).shape[:2])
+    if frame.shape[:2] != expected:
+        raise ConfigError(
+            f"goal image {path} is {frame.shape[1]}x{frame.shape[0]} but camera {camera!r} of the model sees "
+            f"{expected[1]}x{expected[0]} frames"
+        )
+    return frame
+
+
+def _save_goal(frame: np.ndarray, directory: str, episode: int) -> None:
+    from pathlib import Path
+
+    from PIL import Image
+
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(frame)).save(Path(directory) / f"goal_{episode:03d}.png")
 
 
 def _body(env: Any, name: str) -> np.ndarray | None:
@@ -85,9 +125,14 @@ def run_goal_reaching(model: Any, config: GoalReachingConfig, progress: bool = F
     for ep in range(config.episodes):
         rng = np.random.default_rng(1000 + ep)
         obs, _ = env.reset(seed=ep)
-        for _ in range(config.goal_steps):
-            obs, *_ = env.step(rng.uniform(env.action_space.low, env.action_space.high).astype(np.float32))
-        goal, goal_body = _observation(obs, model), _body(env, config.tracked_body)
+        if config.goal_image is not None:
+            goal, goal_body = _observation({**obs, "pixels": config.goal_image}, model), None
+        else:
+            for _ in range(config.goal_steps):
+                obs, *_ = env.step(rng.uniform(env.action_space.low, env.action_space.high).astype(np.float32))
+            goal, goal_body = _observation(obs, model), _body(env, config.tracked_body)
+        if config.save_goals:
+            _save_goal(obs["pixels"] if config.goal_image is None else config.goal_image, config.save_goals, ep)
         goal_embedding = model.embed(keyed.to_torch(goal, model.task, model.device, 0).unsqueeze(0))
         for name in names:
             obs, _ = env.reset(seed=ep)
@@ -127,4 +172,4 @@ def run_goal_reaching(model: Any, config: GoalReachingConfig, progress: bool = F
     }
 
 
-__all__ = ["GoalReachingConfig", "run_goal_reaching"]
+__all__ = ["GoalReachingConfig", "load_goal_image", "run_goal_reaching"]
