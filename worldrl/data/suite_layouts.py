@@ -25,7 +25,8 @@ from gymnasium import spaces
 from worldrl.errors import DatasetError, EnvError
 from worldrl.tasks.suites import suite_of
 
-Path = tuple[str, ...]
+KeyPath = tuple[str, ...]
+"""Where an array sits inside a nested observation: the dict keys leading to it."""
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,9 @@ class SuiteLayout:
 
     reference: str
     """The published LeRobot dataset whose keys, shapes and fps this layout reproduces."""
-    sources: dict[str, Path]
+    sources: dict[str, KeyPath]
     """Dataset key -> path of the array in the env's observation (state recordings)."""
-    pixel_sources: dict[str, Path] | None = None
+    pixel_sources: dict[str, KeyPath] | None = None
     """The same for ``--pixels`` recordings; None: this suite records no frames."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Constructor arguments giving the observation the ``sources`` read."""
@@ -48,7 +49,7 @@ class SuiteLayout:
     """The control rate of the published dataset (PushT's ``dt`` is its physics substep, not its 10 Hz control
     rate); None: the env's own (``worldrl.tasks.real_envs.env_fps``)."""
 
-    def keys(self, pixels: bool) -> dict[str, Path]:
+    def keys(self, pixels: bool) -> dict[str, KeyPath]:
         if not pixels:
             return self.sources
         if self.pixel_sources is None:
@@ -59,21 +60,21 @@ class SuiteLayout:
         return self.pixel_env_kwargs if pixels else self.env_kwargs
 
 
-def lookup(obs: Any, path: Path) -> Any:
+def lookup(obs: Any, path: KeyPath) -> Any:
     """The array at ``path`` inside a nested observation (``()``: the observation itself)."""
     for part in path:
         obs = obs[part]
     return obs
 
 
-def dict_sources(space: spaces.Space, path: Path = ()) -> dict[str, Path]:
+def dict_sources(space: spaces.Space, path: KeyPath = ()) -> dict[str, KeyPath]:
     """Every Box inside a (nested) Dict space as its own key: ``observation`` -> ``observation.state``, others
     ``observation.<key>[.<subkey>]`` (goal-conditioned envs: ``observation.achieved_goal``, ...)."""
     if isinstance(space, spaces.Box):
         name = ".".join(path)
         return {"observation.state" if name in ("", "observation") else f"observation.{name}": path}
     if isinstance(space, spaces.Dict):
-        out: dict[str, Path] = {}
+        out: dict[str, KeyPath] = {}
         for key, sub in space.spaces.items():
             out.update(dict_sources(sub, (*path, key)))
         return out
