@@ -47,7 +47,7 @@ def world_clip(item: VLMItem, frames: int) -> torch.Tensor:
     clip = item.frames[-frames:]
     if len(clip) < frames:
         clip = np.concatenate([np.repeat(clip[:1], frames - len(clip), axis=0), clip])
-    return torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return torch.from_numpy(np.array(clip)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 def pad_stack(rows: list[torch.Tensor], value: int) -> torch.Tensor:
