@@ -256,6 +256,7 @@ class BenchmarkSuite:
                     f"windows have {window.frames.shape[1]} steps; context {self.context} + horizon "
                     f"{max(self.horizons)} needs {self.window_length}"
                 )
+            acc.windows += window.frames.shape[0]
             start = time.perf_counter()
             out = self._rollout(window)
             seconds += time.perf_counter() - start
@@ -299,7 +300,6 @@ class BenchmarkSuite:
         true = w.frames[:, C : C + H]
         pred = torch.from_numpy(out.generated)
         last = w.frames[:, C - 1 : C].expand_as(true)
-        acc.windows += true.shape[0]
         for h in self.horizons:
             for name, guess in (("model", pred), ("repeat_last", last)):
                 p, t = _unit(guess[:, h - 1]), _unit(true[:, h - 1])
