@@ -6,7 +6,8 @@ real contexts of ``--context`` steps and rolls the model out open-loop with the 
 argmax codes). Reports, per horizon:
 
 * video: PSNR / SSIM (torchmetrics) of the predicted frame vs the truth, against "repeat the last context frame"
-  and against the tokenizer's own reconstruction of the true frame (the ceiling any code prediction has);
+  and against the tokenizer's decode of the true frames' codes from the same last context frame (the ceiling any
+  code prediction has);
 * audio: log-mel MSE (log10 mel units) against silence and against "repeat the last frame's audio";
 * physics head: mean position error (m) of present objects against constant-velocity extrapolation from the last
   context state (and constant position);
@@ -147,8 +148,9 @@ def score(model, reader, starts, context: int, horizons: list[int]) -> list[dict
         decoded = model.decode(model.rollout(state, w["action"][None, context - 1 : context - 1 + horizon]))
         truth = w[camera][context:]
         codes, _ = model.net.encode_frames(model.frames_to_model(truth[None]))
-        recon = model.model_to_frames(model.net.decode_codes(codes))[0]
         last_frame = w[camera][context - 1]
+        reference = model.frames_to_model(last_frame[None])
+        recon = model.model_to_frames(model.net.decode_codes(codes, reference=reference))[0]
         s_last = w[STATE_KEY][context - 1]
         present = s_last.reshape(-1, layout.per_object).abs().sum(-1) > 0 if layout else None
         if i == 0:
