@@ -2,7 +2,8 @@
 
 The model predicts, for the frame after a context, one categorical distribution per patch over the frame
 tokenizer's codes (``TransformerWorldModel.next_token_logits``), plus the next audio features and state, which are
-fed back as context. Each new frame is chosen by temperature / top-k / top-p sampling (temperature 0 = greedy) or,
+fed back as context; the generated codes are decoded in order, each frame over the one before, starting from the
+last prompt frame (the tokenizer's ``reference_frame``). Each new frame is chosen by temperature / top-k / top-p sampling (temperature 0 = greedy) or,
 with ``beam_size > 1``, by beam search over whole frames (``sampling.beam_search``: never less likely than greedy).
 
 Three ways to start, as the document's API:
@@ -187,7 +188,7 @@ class VideoGenerator:
         else:
             codes, side, log_prob = self._sample(step, codes, side, num_frames, generator)
         seconds = time.perf_counter() - start
-        generated = mio.to_user_frames(net.decode_codes(codes[:, T:]))
+        generated = mio.to_user_frames(net.decode_codes(codes[:, T:], reference=frames[:, -1]))
         prompt = mio.to_user_frames(frames)
         return GeneratedVideo(
             frames=np.concatenate([prompt, generated], axis=1),
