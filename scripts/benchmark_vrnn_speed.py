@@ -3,7 +3,8 @@
 One update = what the trainer does per step: ``loss_groups`` -> the combiner's backward -> gradient clipping ->
 AdamW step, on a fixed batch of B x T windows (random observations of the task's shape; the cost does not depend
 on the values). All variants run in the same process, interleaved in rounds, so the ratios are measured under the
-same machine load; the median over rounds is reported.
+same machine load; the median over rounds is reported, as wall-clock time and as the CPU time of the (single)
+computing thread, which other processes sharing the cores inflate much less than the wall clock.
 
     .venv/bin/python scripts/benchmark_vrnn_speed.py                       # Pendulum preset, batch 8 x 16
     .venv/bin/python scripts/benchmark_vrnn_speed.py --batch 64 --doc docs/benchmarks.md
@@ -68,6 +69,15 @@ def make_batch(b: int, t: int, obs_dim: int, action_dim: int) -> TensorDict:
     )
 
 
+def count_ops(fn) -> int:
+    """Torch operator calls (``aten::`` events) of one call of ``fn``: a load-independent measure of loop overhead."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -98,19 +108,29 @@ def main() -> None:
         for _ in range(3):
             update(combiner)
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.rounds):
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    for i in range(args.rounds):
         for name, combiner in variants.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             for _ in range(args.updates):
                 update(combiner)
+            cpu[name].append((time.thread_time() - start_cpu) / args.updates * 1000)
             times[name].append((time.perf_counter() - start) / args.updates * 1000)
-    plain = statistics.median(times["plain sum"])
-    rows = ["| update | median ms | min ms | ratio to plain sum |", "|---|---:|---:|---:|"]
+        print(f"round {i + 1}/{args.rounds}: " + ", ".join(f"{n} {times[n][-1]:.1f} ms" for n in variants), flush=True)
+    plain, plain_cpu = statistics.median(times["plain sum"]), statistics.median(cpu["plain sum"])
+    rows = [
+        "| update | median ms (wall) | min ms (wall) | median ms (thread CPU) | ratio to plain sum (wall / CPU) |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, values in times.items():
-        med = statistics.median(values)
-        rows.append(f"| {name} | {med:.1f} | {min(values):.1f} | {med / plain:.2f} |")
+        med, med_cpu = statistics.median(values), statistics.median(cpu[name])
+        rows.append(
+            f"| {name} | {med:.1f} | {min(values):.1f} | {med_cpu:.1f} | {med / plain:.2f} / {med_cpu / plain_cpu:.2f} |"
+        )
     table = "\n".join(rows)
+    ops = count_ops(lambda: update(variants["plain sum"]))
     header = (
+        f"{ops} torch ops per plain-sum update. "
         f"vrnn update time, `{args.preset}`, batch {args.batch} x {args.window}, {args.threads} thread(s), "
         f"{args.rounds} rounds x {args.updates} updates per variant (interleaved):\n\n"
     )

@@ -59,8 +59,15 @@ class PosteriorHead(nn.Module):
     def project(self, obs_features: torch.Tensor) -> torch.Tensor:
         return self.from_obs(obs_features)
 
-    def forward(self, h: torch.Tensor, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.out(torch.addmm(projected, h, self.from_h.weight.t())).chunk(2, dim=-1)
+    def h_weight(self) -> torch.Tensor:
+        """The transposed weight on h (taken once per sequence by the time loop)."""
+        return self.from_h.weight.t()
+
+    def forward(
+        self, h: torch.Tensor, projected: torch.Tensor, h_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h_weight = self.h_weight() if h_weight is None else h_weight
+        mean, logvar = self.out(torch.addmm(projected, h, h_weight)).chunk(2, dim=-1)
         return mean, logvar.clamp(*self.logvar_range)
 
 

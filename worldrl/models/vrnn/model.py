@@ -53,6 +53,7 @@ _TOKEN_BOTTLENECK = 16  # per-token width inside the token predictor: keeps it s
 _NO_TERMINAL_LOGIT = -20.0  # the initial state is not terminal
 _BATCH_KEYS = ("obs", "action", "reward", "terminated", "is_first", "mask")
 _Z_CHECK_ROWS = 4  # sequences of the batch used for the "z used" diagnostic
+_DECODE_CHUNK = 1024  # frames decoded at once: a 50-step rollout of 256 starts would need ~20 GB in one call
 
 
 class DPGMMVRNNWorldModel(WorldModel):
@@ -193,7 +194,15 @@ class DPGMMVRNNWorldModel(WorldModel):
     # ================================================================= protocol: read-outs
     def decode(self, state: TensorDict) -> torch.Tensor:
         batch = tuple(state.batch_size)
-        feat = self.latent(state).reshape(-1, self.latent_dim)
+        flat = state.reshape(-1)
+        if self.is_pixel and flat.shape[0] > _DECODE_CHUNK:  # frames: bound the conv activations' memory
+            parts = [self._decode_state(flat[i : i + _DECODE_CHUNK]) for i in range(0, flat.shape[0], _DECODE_CHUNK)]
+            return torch.cat(parts).reshape(*batch, *self.task.obs_shape)
+        return self._decode_state(flat).reshape(*batch, *self.task.obs_shape)
+
+    def _decode_state(self, state: TensorDict) -> torch.Tensor:
+        """``decode`` of a flat state ``[N]``: ``[N, *obs_shape]`` in task units."""
+        feat = self.latent(state)
         maps = (
             state["attention"].reshape(feat.shape[0], self.config.num_slots, self.n_tokens)
             if self.schema is not None
@@ -201,13 +210,13 @@ class DPGMMVRNNWorldModel(WorldModel):
         )
         reference = has_reference = None
         if self.uses_reference:
-            reference = state["reference"].reshape(-1, *self.task.obs_shape).float().div(255.0).permute(0, 3, 1, 2)
-            has_reference = state["has_reference"].reshape(-1)
+            reference = state["reference"].float().div(255.0).permute(0, 3, 1, 2)
+            has_reference = state["has_reference"]
         x = self._decode(feat, maps, reference, has_reference)
         if self.is_pixel:
             height, width, _ = self.task.obs_shape
-            return model_to_pixels(x, height, width).reshape(*batch, *self.task.obs_shape)
-        return self.obs_norm.denormalize(x).reshape(*batch, *self.task.obs_shape)
+            return model_to_pixels(x, height, width)
+        return self.obs_norm.denormalize(x)
 
     def latent(self, state: TensorDict) -> torch.Tensor:
         return torch.cat([state["h"][..., -1, :], state["z"]], -1)
@@ -278,7 +287,9 @@ class DPGMMVRNNWorldModel(WorldModel):
         cfg = self.config
         out = self.forward_sequence(obs, action, is_first, stochastic, generator)
         prior: Any = out["prior"]
-        mm = D.masked_mean
+        weight = mask.to(out["z"].dtype)
+        weight = weight / weight.sum().clamp_min(1.0)
+        mm = lambda x, _mask: (x * weight).sum()  # noqa: E731  D.masked_mean with the mask's weights built once
         sq_err = (out["reconstructions"] - out["targets"]).pow(2).flatten(2)
         z, mean, logvar = out["z"], out["post_mean"], out["post_logvar"]
         kl_dyn = D.mixture_kl_mc(z.detach(), mean.detach(), logvar.detach(), out["log_pi"], prior.means, prior.logvars)
@@ -403,16 +414,19 @@ class DPGMMVRNNWorldModel(WorldModel):
         c, z = [torch.zeros_like(x) for x in h], projected.new_zeros(B, cfg.latent_dim)
         keep = (~is_first).to(projected.dtype)[..., None]
         action_gates = self._lstm_input_gates(prev_action * keep)  # no previous action at an episode start
-        weights = self._lstm_weights()
+        weights, post_weight = self._lstm_weights(), self.posterior.h_weight()
         resets = set((is_first[:, 1:].any(0).nonzero().squeeze(-1) + 1).tolist())  # t = 0 starts from zeros anyway
+        # per-step views by one unbind each: a single cheap backward (stack), not a zero-filled copy per step
+        step_gates, step_projected = action_gates.unbind(1), projected.unbind(1)
+        step_noise = None if noise is None else noise.unbind(1)
         hs, cs, zs, means, logvars = [], [], [], [], []
         for t in range(T):
             if t in resets:  # episode start: the initial (zero) state
                 k = keep[:, t]
                 h, c, z = [x * k for x in h], [x * k for x in c], z * k
-            h, c = self._lstm_cells(h, c, z, action_gates[:, t], weights)
-            mean, logvar = self.posterior(h[-1], projected[:, t])
-            z = mean if noise is None else mean + torch.exp(0.5 * logvar) * noise[:, t]
+            h, c = self._lstm_cells(h, c, z, step_gates[t], weights)
+            mean, logvar = self.posterior(h[-1], step_projected[t], post_weight)
+            z = mean if step_noise is None else mean + torch.exp(0.5 * logvar) * step_noise[t]
             for store, value in ((hs, h), (cs, c), (zs, z), (means, mean), (logvars, logvar)):
                 store.append(value)
         stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
