@@ -175,11 +175,13 @@ def read_info(root: Path) -> dict[str, Any]:
     if not path.exists():
         raise DatasetFormatError(f"{path} is missing: not a LeRobot dataset (expected meta/info.json)")
     info = read_json(path, DatasetFormatError)
+    if not isinstance(info, dict):
+        raise DatasetFormatError(f"{path} must hold a JSON object, got {type(info).__name__}")
     missing = [k for k in ("codebase_version", "fps", "features", "data_path") if k not in info]
     if missing:
         raise DatasetFormatError(f"{path} lacks {missing}")
     version = info["codebase_version"]
-    if version not in META_LOADERS:
+    if not isinstance(version, str) or version not in META_LOADERS:
         raise DatasetFormatError(
             f"{path}: codebase_version {version!r} is not supported (supported: {sorted(META_LOADERS)}). "
             "Convert older datasets with lerobot's converter "
@@ -359,9 +361,14 @@ class LeRobotDatasetReader:
         size = int(self._ends.max()) if len(self._ends) else 0
         shape = tuple(ft["shape"])
         dtype = object if ft["dtype"] == "string" else np.dtype(ft["dtype"])
+        # each file's values are checked against the declared shape before the whole column is allocated
+        parts = [
+            (start, _to_numpy(arr, shape, dtype, f"{path} column {key!r}"))
+            for start, arr, path in self._read_column(key)
+        ]
         out = np.zeros((size, *shape), dtype=dtype)
-        for start, arr, path in self._read_column(key):
-            out[start : start + len(arr)] = _to_numpy(arr, shape, dtype, f"{path} column {key!r}")
+        for start, values in parts:
+            out[start : start + len(values)] = values
         self._check_finite(key, out)
         self._columns[key] = out
         return out

@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tensordict import TensorDict
 
-from worldrl.errors import CheckpointError, ConfigError
+from worldrl.errors import CheckpointError, ConfigError, WorldRLError
 from worldrl.io import atomic_directory, read_json, write_json
 from worldrl.models.base import WorldModel, build_model, get_family
 from worldrl.models.external import weights_sha256
@@ -77,19 +77,18 @@ def load_pretrained(
     """Load a checkpoint directory (or a Hub repo id at ``revision``: a branch, tag or commit; default main);
     runs no code from the checkpoint."""
     directory = resolve_checkpoint_dir(directory_or_hub_id, revision)
-    config = read_json(directory / CONFIG_NAME, CheckpointError)
+    config = _read_object(directory / CONFIG_NAME)
     family = config.get("family")
-    if not family:
-        raise CheckpointError(f"{directory / CONFIG_NAME} has no 'family' field")
+    if not family or not isinstance(family, str):
+        raise CheckpointError(f"{directory / CONFIG_NAME} has no 'family' field (a family name string)")
     try:
         reg = get_family(family)
     except KeyError as err:
         raise CheckpointError(f"{directory / CONFIG_NAME}: {err.args[0]}") from None
-    task = TaskSpec.from_dict(read_json(directory / TASK_NAME, CheckpointError))
-    _check_task(task, directory / TASK_NAME)
+    task = _read_task(directory / TASK_NAME)
     _check_format_version(config.pop("format_version", 1), directory / CONFIG_NAME)
     _check_architecture(config.pop("architecture_version", 1), reg.config_class, directory / CONFIG_NAME)
-    model = build_model(family, reg.config_class.from_dict(config), task)
+    model = _build(family, reg, config, task, directory / CONFIG_NAME)
     external = _verify_external(model, directory)
     state = _read_weights(directory / WEIGHTS_NAME)
     _load_state_strict(model, state, directory / WEIGHTS_NAME, external)
@@ -142,6 +141,39 @@ def _read_start_states(path: Path, task: TaskSpec) -> Any:
     if len(counts) != 1:
         raise CheckpointError(f"{path}: the start states of the keys {task.obs_keys} have different counts {counts}")
     return TensorDict(entries, batch_size=[counts.pop()])
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    data = read_json(path, CheckpointError)
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _read_task(path: Path) -> TaskSpec:
+    """task.json as a TaskSpec; any value of the wrong type or range is a CheckpointError naming the file."""
+    try:
+        task = TaskSpec.from_dict(_read_object(path))
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as err:
+        raise CheckpointError(
+            f"{path} holds a value of the wrong type or range ({type(err).__name__}: {err})"
+        ) from None
+    _check_task(task, path)
+    return task
+
+
+def _build(family: str, reg: Any, config: dict[str, Any], task: TaskSpec, path: Path) -> WorldModel:
+    """The model ``config.json`` describes; fields that do not build one are a CheckpointError naming the file."""
+    try:
+        return build_model(family, reg.config_class.from_dict(config), task)
+    except WorldRLError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RuntimeError) as err:
+        raise CheckpointError(
+            f"{path} does not describe a valid {family!r} model ({type(err).__name__}: {err})"
+        ) from None
 
 
 def _check_format_version(recorded: Any, path: Path) -> None:
