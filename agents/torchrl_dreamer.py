@@ -11,8 +11,8 @@ The usual TorchRL model-based script with worldrl's pieces in place of ``torchrl
 4. ``real_env_policy(model, actor)``: encoder + actor, a policy for the real env (``torchrl.envs.GymEnv``).
 
 The world model is frozen while the actor learns (``hold_out_net`` inside TorchRL's loss, and no optimiser holds
-its parameters). The real-env policy encodes each observation as an episode start, which suits Markov families
-(``ensemble``); a recurrent family acting on the real env would carry its state between steps.
+its parameters). On the real env a Markov family (``ensemble``) encodes each observation on its own; a recurrent
+family (``vrnn``) carries its posterior along the episode (``RecurrentRealEnvPolicy``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
-from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictSequential
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictModuleBase, TensorDictSequential
 from torch import nn
 from torchrl.data import Bounded
 from torchrl.modules import MLP, ProbabilisticActor, TanhNormal
@@ -32,7 +32,14 @@ from torchrl.objectives.dreamer import DreamerActorLoss, DreamerValueLoss
 from worldrl.data.torchrl_replay import replay_from_torchrl
 from worldrl.envs.torchrl_model_based import WorldModelDreamerEnv
 from worldrl.models.base import WorldModel
-from worldrl.models.torchrl_modules import BELIEF, STATE, encoder_module, initial_tensordict
+from worldrl.models.torchrl_modules import (
+    BELIEF,
+    IS_INIT,
+    OBSERVATION,
+    STATE,
+    encoder_module,
+    initial_tensordict,
+)
 
 
 def fit_from_torchrl(
@@ -135,9 +142,78 @@ class DreamerLearner:
         }
 
 
-def real_env_policy(model: WorldModel, actor: ProbabilisticActor) -> TensorDictSequential:
-    """``observation`` -> ``action``: the model's encoder, then the actor (for ``GymEnv.rollout`` or collectors)."""
+def real_env_policy(model: WorldModel, actor: ProbabilisticActor) -> TensorDictModuleBase:
+    """``observation`` -> ``action`` on the real env (``GymEnv.rollout`` or collectors).
+
+    A Markov family (``ensemble``): the encoder reads each observation on its own, then the actor. A recurrent
+    family (``vrnn``): a ``RecurrentRealEnvPolicy``, which filters the model's posterior along the episode."""
+    if getattr(model.capabilities, "recurrent", False):
+        return RecurrentRealEnvPolicy(model, actor)
     return TensorDictSequential(encoder_module(model), actor)
 
 
-__all__ = ["DreamerLearner", "dreamer_actor_value", "fit_from_torchrl", "real_env_policy"]
+class RecurrentRealEnvPolicy(TensorDictModuleBase):
+    """A recurrent world model's posterior carried along real episodes, and the actor acting on its ``belief``.
+
+    Each call appends the observation (and the action the policy took before it) to a window of the last
+    ``memory`` steps per batch row and runs ``model.observe_last`` over it, so the actor reads the same kind of
+    belief it was trained on in imagination (a filtered state, not an episode start). Episodes restart where
+    ``is_init`` is set (``torchrl.envs.InitTracker``), at the first call, and after ``reset()``. Writes ``action``
+    and ``belief``. Memory older than ``memory`` steps is forgotten (a window, not an unbounded history).
+    """
+
+    in_keys = [OBSERVATION, IS_INIT]
+    out_keys = ["action", BELIEF]
+
+    def __init__(self, model: WorldModel, actor: ProbabilisticActor, memory: int = 16) -> None:
+        super().__init__()
+        if memory < 1:
+            raise ValueError(f"memory must be >= 1, got {memory}")
+        if model.task.is_keyed:
+            raise NotImplementedError("RecurrentRealEnvPolicy reads single-key observations")
+        self.model, self.actor, self.memory = model, actor, memory
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every row's episode: the next call starts new ones."""
+        self._window: dict[str, torch.Tensor] | None = None
+
+    def _start(self, rows: int, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        steps, action_dim = self.memory, self.model.task.action_dim
+        return {
+            "obs": obs.new_zeros(rows, steps, *obs.shape[1:]),
+            "prev_action": obs.new_zeros(rows, steps, action_dim),
+            "is_first": torch.ones(rows, steps, dtype=torch.bool, device=obs.device),  # padding: one-step episodes
+            "last_action": obs.new_zeros(rows, action_dim),
+        }
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        batch = tensordict.batch_size
+        obs_shape = self.model.task.obs_shape
+        obs = tensordict.get(OBSERVATION).reshape(-1, *obs_shape).to(self.model.device).float()
+        rows = obs.shape[0]
+        fresh = self._window is None or self._window["obs"].shape[0] != rows
+        window = self._start(rows, obs) if fresh else self._window
+        init = torch.full((rows,), fresh, dtype=torch.bool, device=obs.device)
+        if IS_INIT in tensordict.keys():
+            init = init | tensordict.get(IS_INIT).reshape(rows).to(obs.device).bool()
+        window = {
+            "obs": torch.cat([window["obs"][:, 1:], obs[:, None]], 1),
+            "prev_action": torch.cat(
+                [window["prev_action"][:, 1:], (window["last_action"] * (~init)[:, None])[:, None]], 1
+            ),
+            "is_first": torch.cat([window["is_first"][:, 1:], init[:, None]], 1),
+        }
+        with torch.no_grad():
+            belief = self.model.latent(
+                self.model.observe_last(window["obs"], window["prev_action"], window["is_first"])
+            )
+        acting = self.actor(TensorDict({BELIEF: belief}, batch_size=[rows], device=belief.device))
+        action = acting.get("action")
+        self._window = {**window, "last_action": action.detach()}
+        tensordict.set("action", action.reshape(*batch, -1))
+        tensordict.set(BELIEF, belief.reshape(*batch, -1))
+        return tensordict
+
+
+__all__ = ["DreamerLearner", "RecurrentRealEnvPolicy", "dreamer_actor_value", "fit_from_torchrl", "real_env_policy"]

@@ -132,3 +132,36 @@ def test_dreamer_decoder_transform_decodes_imagined_states() -> None:
         torch.testing.assert_close(rollout["next", "observation"], model.decode(rollout["next", "state"]))
         torch.testing.assert_close(rollout["observation"], model.decode(rollout["state"]))
     assert rollout["next", "observation"].shape == (3, 3)
+
+
+def test_recurrent_real_env_policy_filters_the_posterior_along_episodes() -> None:
+    """The vrnn's real-env policy reads the belief ``model.observe`` gives for the episode so far (with the actions
+    the policy took), restarting where ``is_init`` is set; a window of ``memory`` steps bounds the work."""
+    from worldrl.agents.torchrl_dreamer import RecurrentRealEnvPolicy, dreamer_actor_value, real_env_policy
+    from worldrl.models import TaskSpec, build_model, get_family
+
+    torch.manual_seed(0)
+    model = build_model("vrnn", get_family("vrnn").config_class.tiny(), TaskSpec.from_env_id("Pendulum-v1")).eval()
+    actor, _ = dreamer_actor_value(model, hidden=8)
+    policy = real_env_policy(model, actor)
+    assert isinstance(policy, RecurrentRealEnvPolicy)
+    steps, rows = 5, 2
+    obs = torch.randn(rows, steps, 3)
+    is_init = torch.zeros(rows, steps, dtype=torch.bool)
+    is_init[:, 0] = True
+    is_init[1, 3] = True  # row 1 starts a new episode at step 3
+    beliefs, actions = [], []
+    for t in range(steps):
+        out = policy(TensorDict(observation=obs[:, t], is_init=is_init[:, t, None], batch_size=[rows]))
+        beliefs.append(out["belief"])
+        actions.append(out["action"])
+    actions = torch.stack(actions, 1)
+    prev = torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], 1) * (~is_init)[..., None]
+    with torch.no_grad():
+        expected = model.latent(model.observe(obs, prev, is_init))
+    torch.testing.assert_close(torch.stack(beliefs, 1), expected)
+    low, high = model.task.action_space.low[0], model.task.action_space.high[0]
+    assert actions.min() >= low and actions.max() <= high and actions.shape == (rows, steps, 1)
+    policy.reset()  # a fresh episode again: the same first belief
+    again = policy(TensorDict(observation=obs[:, 0], batch_size=[rows]))["belief"]
+    torch.testing.assert_close(again, beliefs[0])
