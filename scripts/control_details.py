@@ -4,10 +4,13 @@
     python scripts/control_details.py runs/benchmark_control --zero-action Reacher-v5 --seeds 0 1 2 --episodes 10
     python scripts/control_details.py runs/benchmark_control \\
         --strip runs/benchmark_control/HalfCheetah-v5/mpc-cem/seed0 docs/control_halfcheetah_final_episode.png
+    python scripts/control_details.py runs/benchmark_control --imagination runs/dreamer_ip/guarded_s0 RUN2 ...
 
 The phase table reads each run's ``iterations.jsonl`` (one row per 250-step iteration of the online loop).
 ``--zero-action`` evaluates the all-zero action on the same real starts the loop evaluates on (seed + 10000).
 ``--strip`` draws frames of a run's ``final_episode.mp4`` (the first final-evaluation episode).
+``--imagination`` sets what an imagination learner believed beside what it got: per real-env evaluation, the
+mean imagined reward per step and the ensemble disagreement of the updates since the previous evaluation.
 """
 
 from __future__ import annotations
@@ -52,6 +55,56 @@ def phases_table(rows: list[tuple[str, str, str, list[float], list[float]]]) -> 
             + "/".join(f"{t:.0f}" for t in totals)
             + " |"
         )
+    return "\n".join(lines)
+
+
+def imagination_rows(run_dir: Path) -> list[tuple[int | None, float, float, float]]:
+    """``(real steps, real return, imagined reward per step, disagreement)`` at each evaluation of a run so far:
+    the learner's metrics averaged over the iterations since the previous evaluation (NaN where not logged); a
+    run still going adds a row ``(None, nan, ...)`` for the iterations after its last evaluation."""
+    import csv
+
+    records = [json.loads(line) for line in (run_dir / "iterations.jsonl").read_text().splitlines() if line.strip()]
+    curve_path = run_dir / "learning_curve.csv"
+    curve = []
+    if curve_path.is_file():
+        with curve_path.open() as f:
+            curve = [(int(r["real_steps"]), float(r["mean"])) for r in csv.DictReader(f)]
+    ends = [i + 1 for i, r in enumerate(records) if "time/eval_s" in r][: len(curve)]
+    rows, start = [], 0
+    for (steps, real), end in zip(curve, ends):
+        window = records[start:end]
+        rows.append(
+            (steps, real, window_mean(window, "dreamer/imagined_reward"), window_mean(window, "dreamer/uncertainty"))
+        )
+        start = end
+    if start < len(records):
+        window = records[start:]
+        rows.append(
+            (
+                None,
+                float("nan"),
+                window_mean(window, "dreamer/imagined_reward"),
+                window_mean(window, "dreamer/uncertainty"),
+            )
+        )
+    return rows
+
+
+def window_mean(records: list[dict], key: str) -> float:
+    values = [r[key] for r in records if key in r]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def imagination_table(runs: list[Path]) -> str:
+    lines = [
+        "| run | real steps | real return | imagined reward / step | disagreement |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        for steps, real, imagined, doubt in imagination_rows(run):
+            when = "since last eval" if steps is None else str(steps)
+            lines.append(f"| {run.name} | {when} | {real:.1f} | {imagined:.2f} | {doubt:.2f} |")
     return "\n".join(lines)
 
 
@@ -110,8 +163,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--strip", nargs=2, type=Path, metavar=("RUN_DIR", "PNG"))
+    parser.add_argument("--imagination", nargs="+", type=Path, metavar="RUN_DIR", help="imagined vs real, per eval")
     args = parser.parse_args()
     print(phases_table(phase_rows(args.root)))
+    if args.imagination:
+        print(imagination_table(args.imagination))
     if args.zero_action:
         zero_action_returns(args.zero_action, args.seeds, args.episodes)
     if args.strip:

@@ -394,6 +394,24 @@ def test_control_details_phase_table_takes_medians_and_totals_per_run(tmp_path):
     )
 
 
+def test_control_details_sets_imagined_rewards_beside_real_returns(tmp_path):
+    spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
+    details = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(details)
+    records = [
+        {"dreamer/imagined_reward": -1.0, "dreamer/uncertainty": 2.0},
+        {"dreamer/imagined_reward": -3.0, "dreamer/uncertainty": 4.0, "time/eval_s": 1.0},
+        {"dreamer/imagined_reward": 0.5, "time/eval_s": 1.0},
+        {"dreamer/imagined_reward": 0.9},
+    ]
+    (tmp_path / "iterations.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    (tmp_path / "learning_curve.csv").write_text("real_steps,mean\n500,12.0\n750,30.0\n")
+    rows = details.imagination_rows(tmp_path)
+    assert rows[:2] == [(500, 12.0, -2.0, 3.0), (750, 30.0, 0.5, pytest.approx(math.nan, nan_ok=True))]
+    assert rows[2][0] is None and rows[2][2] == 0.9  # the iterations after the last evaluation of a live run
+    assert f"| {tmp_path.name} | 500 | 12.0 | -2.00 | 3.00 |" in details.imagination_table([tmp_path])
+
+
 def test_a_diverged_fit_is_reported_with_the_loops_checkpoint(tmp_path, tiny_yaml, monkeypatch):
     """The loop catches the trainer's typed error and names its own checkpoint, not the fit's scratch one."""
     from worldrl.loops import online
