@@ -158,3 +158,27 @@ def test_batches_of_create_dataloaders_are_accepted(dataset, model):
     suite = BenchmarkSuite(model, metrics=["psnr", "contact_onsets"], horizons=HORIZONS, context=CONTEXT)
     results = suite.benchmark_physics_consistency([batch])
     assert any("no contact flags" in note for note in results["notes"])
+
+
+def test_a_local_checkpoint_is_a_named_feature_encoder(dataset, model, tmp_path):
+    """Fréchet and feature distances on another local worldrl model (a tiny vrnn observing one 16x16 camera),
+    reported under that model's name; a checkpoint that does not observe one camera is refused in one line."""
+    import gymnasium as gym
+    from _models import VRNN_TINY
+    from _models import tiny_model as tiny_ensemble
+
+    from worldrl.evaluation.benchmark_suite import checkpoint_encoder
+    from worldrl.models import TaskSpec, build_model, save_pretrained
+
+    camera = gym.spaces.Box(0, 255, (SIZE, SIZE, 3), np.uint8)
+    task = TaskSpec(camera, gym.spaces.Box(-1, 1, (2,), np.float32), obs_key="observation.images.front")
+    encoder = checkpoint_encoder(save_pretrained(build_model("vrnn", VRNN_TINY, task), tmp_path / "enc"))
+    assert encoder.name == "vrnn:enc"
+    suite = BenchmarkSuite(
+        model, metrics=["frechet", "feature_distance"], horizons=HORIZONS, context=CONTEXT, feature_encoder=encoder
+    )
+    results = suite.benchmark_video_quality(scene_windows(dataset, None, suite.window_length, stride=6))
+    assert set(results["frechet[vrnn:enc]"]) == {"model", "repeat_last"}
+    assert "feature_distance[vrnn:enc]" in results and not any("tokenizer" in k for k in results)
+    with pytest.raises(ConfigError, match="must observe one camera"):
+        checkpoint_encoder(save_pretrained(tiny_ensemble(), tmp_path / "ensemble"))

@@ -179,8 +179,7 @@ def checkpoint_encoder(directory: str | Path, device: str = "cpu") -> FrameEncod
             x = x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1)
         return encoder.embed(x).flatten(1).float()
 
-    family = type(encoder).__name__.replace("WorldModel", "").lower() or "model"
-    return FrameEncoder(f"{family}:{Path(directory).name}", encode)
+    return FrameEncoder(f"{encoder.config.family}:{Path(directory).name}", encode)
 
 
 # ====================================================================== the suite
