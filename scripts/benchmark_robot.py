@@ -144,6 +144,11 @@ def run_pusht_episodes(policy: str, seeds: list[int], steps: int, mpc: KeyedMPC 
     }
 
 
+def best_checkpoint(run: Path) -> Path:
+    """The checkpoint with the lowest validation loss (the trainer's ``best``), else the final one."""
+    return run / "best" if (run / "best").exists() else run / "model"
+
+
 def pusht(args: argparse.Namespace) -> dict:
     from worldrl.data.collect import CollectConfig, collect
     from worldrl.models.base import WorldModel
@@ -186,7 +191,8 @@ def pusht(args: argparse.Namespace) -> dict:
             "weight_decay": 1e-5,
             "warmup_steps": 50,
             "schedule": "cosine",
-            "eval_every": 500,
+            "eval_every": 250,
+            "early_stopping_patience": 3,  # the validation loss turns up after ~500 steps (20k frames)
             "log_every": 100,
             "checkpoint_every": 100000,
             "val_batches": 8,
@@ -195,7 +201,7 @@ def pusht(args: argparse.Namespace) -> dict:
     t0 = time.time()
     if not (out / "model_run" / "model").exists():
         train_from_config(cfg)
-    model = WorldModel.from_pretrained(str(out / "model_run" / "model"), device="cpu")
+    model = WorldModel.from_pretrained(str(best_checkpoint(out / "model_run")), device="cpu")
     train_s = time.time() - t0
     seeds = list(range(100_000, 100_000 + args.episodes))
     results, seconds = {}, {}
@@ -234,7 +240,7 @@ def pusht_fidelity(args: argparse.Namespace) -> dict:
             ),
             progress=False,
         )
-    model = WorldModel.from_pretrained(str(out / "model_run" / "model"), device="cpu")
+    model = WorldModel.from_pretrained(str(best_checkpoint(out / "model_run")), device="cpu")
     reader = LeRobotDatasetReader(heldout)
     episodes = [int(e["episode_index"]) for e in reader.episodes]
     report = evaluate_fidelity(model, reader, episodes, horizons=(1, 5, 10), num_starts=256, seed=0)
