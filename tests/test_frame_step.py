@@ -41,3 +41,23 @@ def test_frame_step_for_divides_the_recording_fps() -> None:
         frame_step_for(10, 20)
     with pytest.raises(ConfigError, match="frame_step must be >= 1"):
         WindowDataset.__new__(WindowDataset).__init__(None, frame_step=0)
+
+
+def test_train_with_target_fps_steps_the_model_at_that_rate(lerobot_fixture: Path, tmp_path: Path, capsys) -> None:
+    import yaml
+
+    from worldrl.cli import main as worldrl_main
+    from worldrl.models import load_pretrained
+
+    config = {
+        "output_dir": str(tmp_path / "run"),
+        "data": {"root": str(lerobot_fixture), "window": 2, "target_fps": 5, "val_fraction": 0.34},
+        "model": {"family": "ensemble", "num_members": 2, "hidden_dims": [8], "num_elites": 1},
+        "trainer": {"max_steps": 2, "batch_size": 4, "eval_every": 2, "progress": False},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert worldrl_main(["train", "--config", str(path)]) == 0
+    assert load_pretrained(tmp_path / "run" / "model").task.fps == 5.0  # the fixture is recorded at 10 fps
+    assert worldrl_main(["train", "--config", str(path), "data.target_fps=3", f"output_dir={tmp_path / 'r2'}"]) == 2
+    assert "target fps 3 is not the dataset's 10 fps divided by a whole number" in capsys.readouterr().err

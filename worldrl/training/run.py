@@ -4,12 +4,13 @@ Config layout (every section optional except ``data.root`` and ``model.family``)
 
     output_dir: runs/ensemble_pendulum
     seed: 0
-    data: {root, obs_key | obs_keys, window, val_fraction, task_id, collect: {...CollectConfig fields...},
+    data: {root, obs_key | obs_keys, window, val_fraction, task_id, target_fps, collect: {...CollectConfig fields...},
           synthetic: {...MovingShapesConfig fields: a moving-square video written when root is missing...}}
 
 ``data.obs_key`` (one dataset key) or ``data.obs_keys`` (several) choose what the model observes; when neither is
 set the family decides from the dataset's features (``WorldModel.observation_keys``: the ensemble reads every
-vector ``observation.*`` key, other families ``observation.state``).
+vector ``observation.*`` key, other families ``observation.state``). ``data.target_fps`` trains on every k-th
+frame (``k = dataset fps / target_fps``, a whole number): the model then steps at ``target_fps`` with action repeat k.
     model: {family: ensemble, ...that family's config fields...}
     trainer: {...TrainerConfig fields...}
 
@@ -53,6 +54,7 @@ DATA_DEFAULTS: dict[str, Any] = {
     "window": 2,
     "val_fraction": 0.1,
     "task_id": None,
+    "target_fps": None,
     "collect": None,
     "synthetic": None,
 }
@@ -237,6 +239,7 @@ def _action_box_from_stats(reader: Any) -> gym.spaces.Box:
 def build_trainer(cfg: dict[str, Any]) -> Trainer:
     """Everything ``train_from_config`` does before ``fit``: data, split, task, model, normalisation, trainer."""
     from worldrl.data import LeRobotDatasetReader, WindowDataset, split_episodes, termination_key
+    from worldrl.data.sequences import frame_step_for
 
     cfg = coerce_numbers(cfg)
     validate_config(cfg)
@@ -264,8 +267,12 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
     episodes = [int(e["episode_index"]) for e in reader.episodes]
     train_eps, val_eps = split_episodes(episodes, float(data["val_fraction"]), seed)
     window = int(data["window"])
-    train_ds = WindowDataset(reader, keys=keys, window=window, episodes=train_eps)
-    val_ds = WindowDataset(reader, keys=keys, window=window, episodes=val_eps) if len(val_eps) else None
+    step = frame_step_for(float(reader.fps), data["target_fps"])
+    task.fps = float(reader.fps) / step  # the model's step spans `step` recorded frames
+    train_ds = WindowDataset(reader, keys=keys, window=window, episodes=train_eps, frame_step=step)
+    val_ds = (
+        WindowDataset(reader, keys=keys, window=window, episodes=val_eps, frame_step=step) if len(val_eps) else None
+    )
 
     seed_everything(seed)  # model initialisation is part of the run's reproducibility
     model_cfg = dict(cfg["model"])
