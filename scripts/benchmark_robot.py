@@ -6,6 +6,7 @@ raw results go to ``<out>/<command>.json``.
 
     python scripts/benchmark_robot.py pusht --episodes 50      # state world model + MPC vs random and scripted
     python scripts/benchmark_robot.py dmc --tasks pendulum-swingup cartpole-swingup --real-steps 3000
+    python scripts/benchmark_robot.py dmc --real-steps 100000 --eval-episodes 10 --device cuda   # published budget
     python scripts/benchmark_robot.py report                   # rebuild the doc section from saved results
 
 ``pusht``: records ``--train-episodes`` PushT episodes in LeRobot's ``pusht_keypoints`` layout (agent xy as
@@ -288,7 +289,7 @@ def dmc(args: argparse.Namespace) -> dict:
                 overwrite=True,
                 video=False,
                 save_dataset=False,
-                device="cpu",
+                device=args.device,
             )
         )
         curve = (run.curve_csv).read_text().strip().splitlines()
@@ -391,6 +392,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["cartpole-swingup", "pendulum-swingup"])
     parser.add_argument("--real-steps", type=int, default=3000)
     parser.add_argument("--eval-episodes", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="dmc: torch device of model and planner (cuda on a GPU)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     COMMANDS[args.command](args)
