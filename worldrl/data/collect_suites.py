@@ -43,6 +43,13 @@ STEP_FEATURES: dict[str, dict[str, Any]] = {
 }
 
 
+def _vectorization(config: CollectConfig) -> str:
+    """``sync`` or ``async``; ``auto`` (where collect offers it) is a worker process per env when there are several."""
+    if config.vectorization in ("sync", "async"):
+        return config.vectorization
+    return "async" if config.num_envs > 1 else "sync"
+
+
 def _success(info: dict[str, Any], key: str | None, n: int) -> np.ndarray:
     if key is None or key not in info:
         return np.zeros(n, bool)
@@ -66,7 +73,7 @@ def collect_suite(
     envs = make_real_vector_env(
         config.env_id,
         config.num_envs,
-        config.vectorization,
+        _vectorization(config),
         autoreset_mode=autoreset_mode,
         max_episode_steps=config.max_episode_steps,
         **kwargs,
