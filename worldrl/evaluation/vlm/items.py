@@ -7,6 +7,7 @@ sees the last context frame, the world branch the context clip. ``blink``: BLINK
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ class VLMItem:
                 values = [float(v) for v in response.replace("(", "").replace(")", "").split(",")]
             except ValueError:
                 return False
-            return len(values) == len(self.target) and float(np.dist(values, self.target)) <= self.tolerance
+            return len(values) == len(self.target) and math.dist(values, self.target) <= self.tolerance
         return response.strip().lower() == self.answer.strip().lower()
 
 
