@@ -183,6 +183,7 @@ def evaluate(model, reader, val, family: str, args: argparse.Namespace) -> dict:
             name=name,
             seed=args.seed,
             num_examples=16 if model.task.is_pixel else 4,  # pixels: more candidates for a strip where the pole moves
+            batch_size=32 if model.task.is_pixel else 256,  # frames x 50 steps x SSIM: bound the memory per batch
         )
     return reports
 

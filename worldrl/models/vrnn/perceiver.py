@@ -22,15 +22,14 @@ def causal_windows(tokens: torch.Tensor, is_first: torch.Tensor, window: int) ->
     Slot ``w`` holds frame ``t - w`` (age w). It is valid when that frame lies in the sequence and in the same
     episode as t (no ``is_first`` in ``t-w+1 .. t``); invalid slots hold zeros and are masked out.
     """
-    B, T = tokens.shape[:2]
+    T = tokens.shape[1]
     segment = is_first.long().cumsum(1)  # episode index within the sequence
-    frames, valid = [], []
-    for age in range(window):
-        shifted = torch.cat([tokens.new_zeros(B, age, *tokens.shape[2:]), tokens[:, : T - age]], 1)[:, :T]
-        seg = torch.cat([segment.new_full((B, age), -1), segment[:, : T - age]], 1)[:, :T]
-        frames.append(shifted)
-        valid.append(seg == segment)
-    return torch.stack(frames, 2), torch.stack(valid, 2)
+    padded = torch.cat([tokens.new_zeros(tokens.shape[0], window - 1, *tokens.shape[2:]), tokens], 1)
+    seg = torch.cat([segment.new_full((segment.shape[0], window - 1), -1), segment], 1)
+    # unfold puts frames t-W+1 .. t on a last axis; flipped so that slot w is age w
+    frames = padded.unfold(1, window, 1).movedim(-1, 2).flip(2)  # [B, T, W, ...]
+    valid = seg.unfold(1, window, 1).flip(-1) == segment[..., None]
+    return frames[:, :T], valid[:, :T]
 
 
 def multihead_attention(
@@ -71,31 +70,21 @@ class CausalPerceiver(nn.Module):
     def forward(self, tokens: torch.Tensor, is_first: torch.Tensor) -> torch.Tensor:
         """``tokens [B, T, N, D]`` of a sequence (``is_first [B, T]`` marks episode starts) -> ``context [B, T, D]``.
 
-        Exact cross-attention of the latents over the window's W*N tokens, computed frame by frame: because the
-        queries are constants, each frame's attention output o_f and log-normaliser lse_f are computed once, and a
-        window's result is the mix of its frames' o_f weighted by softmax_f(lse_f + age bias) (log-sum-exp
-        merging). A learned age embedding is added to every key and value of a frame W steps back.
+        Keys and values are projected once per frame; each step's window of W*N of them (a learned age
+        embedding added to the keys and values of a frame W steps back, frames outside the window's episode
+        masked) is gathered by one unfold, and the latents attend over it in one batched matmul.
         """
         B, T, N, D = tokens.shape
         W, H, L = self.window, self.heads, self.latents.shape[0]
         dh = D // H
-        k, v = self.cross_kv(self.norm_tokens(tokens)).reshape(B, T, N, 2, H, dh).unbind(3)
-        q = self.cross_q(self.norm_latents(self.latents)).reshape(L, H, dh) * dh**-0.5
-        scores = torch.einsum("lhd,btnhd->bthln", q, k)  # [B, T, H, L, N]
-        top = scores.amax(-1, keepdim=True).detach()
-        weights = (scores - top).exp()
-        norm = weights.sum(-1, keepdim=True)
-        per_frame = torch.einsum("bthln,btnhd->bthld", weights / norm, v)  # [B, T, H, L, dh]
-        lse = (top + norm.log()).squeeze(-1)  # [B, T, H, L]
-        age_k, age_v = self.age.reshape(W, 2, H, dh).unbind(1)
-        age_bias = torch.einsum("lhd,whd->whl", q, age_k)  # q . age_k[w]: the same for every token of the frame
-        outs, valid = causal_windows(per_frame, is_first, W)  # [B, T, W, H, L, dh]
-        lses, _ = causal_windows(lse, is_first, W)
-        outside = torch.zeros(valid.shape, dtype=lses.dtype, device=lses.device).masked_fill_(~valid, float("-inf"))
-        logits = lses + age_bias + outside[..., None, None]
-        mix = softmax(logits, dim=2)  # over the window's frames
-        attended = (mix.unsqueeze(-1) * (outs + age_v[:, :, None])).sum(2)  # [B, T, H, L, dh]
-        attended = attended.permute(0, 1, 3, 2, 4).reshape(B * T, L, D)
+        kv, valid = causal_windows(self.cross_kv(self.norm_tokens(tokens)), is_first, W)  # [B, T, W, N, 2D]
+        kv = (kv + self.age[:, None]).reshape(B * T, W * N, 2, H, dh)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # [B*T, H, W*N, dh]
+        q = self.cross_q(self.norm_latents(self.latents)).reshape(L, H, dh).transpose(0, 1) * dh**-0.5
+        scores = q @ k.transpose(-1, -2)  # [B*T, H, L, W*N]
+        outside = torch.zeros(valid.shape, dtype=scores.dtype, device=scores.device).masked_fill_(~valid, float("-inf"))
+        scores = scores + outside.repeat_interleave(N, dim=-1).reshape(B * T, 1, 1, W * N)
+        attended = (softmax(scores, -1) @ v).transpose(1, 2).reshape(B * T, L, D)
         memory = self.latents + self.cross_out(attended)
         memory = memory + self.ff(self.norm_mlp(memory))
         k, v = self.read_kv(self.norm_read(memory)).chunk(2, -1)
