@@ -8,11 +8,10 @@ import cloudpickle
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.vector import AutoresetMode
 
 from worldrl.cli import main
 from worldrl.data import DatasetExistsError, LeRobotDatasetReader
-from worldrl.data.collect import CollectConfig, CollectionInterrupted, collect
+from worldrl.data.collect import CollectConfig, CollectionInterrupted, collect, episode_seed
 from worldrl.data.policies import OUParams, PolicyContext, make_policy, ou_step
 from worldrl.data.storage_layout import UnsupportedSpaceError
 from worldrl.tasks.real_envs import UnknownEnvError, make_real_env
@@ -37,18 +36,17 @@ def test_pendulum_state_dataset_matches_a_replay(tmp_path):
     term, trunc, done = (reader.column(k)[:, 0] for k in ("next.terminated", "next.truncated", "next.done"))
     assert not term.any() and trunc.sum() == 3 and np.array_equal(done, trunc)
     assert all(episode_rows(reader, "next.truncated", ep)[-1, 0] for ep in range(3))
-    # Both envs end at step 20 together: episodes 0 and 2 are env 0's (seed 7, then its own autoreset),
-    # episode 1 is env 1's (seed 8). The autoreset step must not appear as a row.
+    # Episode k is reset with episode_seed(7, k), whichever env records it; a reset is never a row.
     env = make_real_env("Pendulum-v1", max_episode_steps=20)
-    for ep, seed in [(0, 7), (2, None)]:
-        obs, _ = env.reset(seed=seed)
+    for ep in (0, 2):
+        obs, _ = env.reset(seed=episode_seed(7, ep))
         states, actions = episode_rows(reader, "observation.state", ep), episode_rows(reader, "action", ep)
         rewards = episode_rows(reader, "next.reward", ep)[:, 0]
         for t in range(20):
             np.testing.assert_allclose(states[t], obs, rtol=0, atol=1e-6)
             obs, reward, *_ = env.step(actions[t])
             assert reward == pytest.approx(rewards[t], abs=1e-4)
-    env.reset(seed=8)
+    env.reset(seed=episode_seed(7, 1))
     np.testing.assert_allclose(episode_rows(reader, "observation.state", 1)[0], env.unwrapped._get_obs(), atol=1e-6)
     for ep in range(3):
         assert summary.returns[ep] == pytest.approx(float(episode_rows(reader, "next.reward", ep).sum()), abs=1e-3)
@@ -69,8 +67,8 @@ def test_inverted_pendulum_pixels_terminate_and_match_a_replay(tmp_path, storage
     frames = reader.frames(key, np.arange(reader.num_frames))
     assert frames.shape == (reader.num_frames, 64, 64, 3)
     env = make_real_env("InvertedPendulum-v5", pixels=True, max_episode_steps=30)
-    for ep, seed in [(0, 3), (1, None)]:  # one env: episode 1 follows episode 0's autoreset
-        obs, _ = env.reset(seed=seed)
+    for ep in (0, 1):  # each episode is reset with its own seed
+        obs, _ = env.reset(seed=episode_seed(3, ep))
         lo, hi = reader.episode_range(ep)
         actions = reader.column("action")[lo:hi]
         for t, row in enumerate(range(lo, hi)):
@@ -81,20 +79,6 @@ def test_inverted_pendulum_pixels_terminate_and_match_a_replay(tmp_path, storage
             assert reader.column("next.terminated")[row, 0] == terminated
             assert reader.column("next.truncated")[row, 0] == truncated
         assert terminated  # a random policy drops the pole long before 30 steps
-
-
-def test_autoreset_modes_record_the_same_transitions(tmp_path):
-    columns = {}
-    for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
-        config = CollectConfig(
-            "Pendulum-v1", tmp_path / mode.value, episodes=3, num_envs=2, policy="scripted", max_episode_steps=6, seed=2
-        )
-        collect(config, progress=False, autoreset_mode=mode)
-        reader = LeRobotDatasetReader(tmp_path / mode.value)
-        columns[mode] = {k: reader.column(k) for k in ("observation.state", "action", "next.reward", "next.done")}
-    assert len(columns[AutoresetMode.SAME_STEP]["action"]) == 18
-    for key, value in columns[AutoresetMode.NEXT_STEP].items():
-        np.testing.assert_array_equal(value, columns[AutoresetMode.SAME_STEP][key])
 
 
 def test_unknown_env_id(tmp_path):

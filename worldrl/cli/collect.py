@@ -33,15 +33,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="MuJoCo frames without shadows and reflections (about 10x faster on CPU)",
     )
-    parser.add_argument("--num-envs", type=int, default=1, help="envs stepped in parallel")
     parser.add_argument(
-        "--async",
-        dest="vectorization",
-        action="store_const",
-        const="async",
-        default="sync",
-        help="one worker process per env (default: all in this process)",
+        "--num-envs",
+        type=int,
+        default=1,
+        help="envs stepped in parallel, one worker process each (Gymnasium's AsyncVectorEnv); the dataset is "
+        "the same for any N",
     )
+    vector = parser.add_mutually_exclusive_group()
+    for flag, mode, text in (
+        ("--async", "async", "one worker process per env (the default when --num-envs > 1)"),
+        ("--sync", "sync", "step all envs in this process"),
+    ):
+        vector.add_argument(flag, dest="vectorization", action="store_const", const=mode, default="auto", help=text)
     parser.add_argument("--pixels", action="store_true", help="also record offscreen camera frames")
     parser.add_argument(
         "--camera", default=None, help="camera name (default: the env's default camera, stored as 'front')"

@@ -3,11 +3,16 @@
 Row t of an episode holds o_t (``observation.state`` and, with pixels, the camera frame rendered
 at o_t), the action a_t taken there, ``next.reward`` = r_{t+1} and the ``next.terminated`` /
 ``next.truncated`` / ``next.done`` flags of that step; the final observation o_T is not stored
-(LeRobot's convention). N envs run in a gymnasium vector env; each finished real episode becomes
-one dataset episode, in the order episodes finish, and exactly ``episodes`` are saved (episodes
-still running then are dropped). Gymnasium 1.x vector envs autoreset on the step *after* an
-episode ends (NEXT_STEP): that step returns the reset observation, ignores the action and is
-never recorded.
+(LeRobot's convention).
+
+N envs run in a gymnasium vector env (``AsyncVectorEnv``: one worker process per env, when N > 1) and the
+dataset does not depend on N: episode k of a run is reset with its own seed (``episode_seed``) and acted in by
+its own policy instance seeded the same way, each env takes the next episode index when it finishes one, and
+finished episodes are written in index order (held back until the ones before them are written). So N = 1 and
+N = 4 write the same dataset, every episode whole, and exactly ``episodes`` are started. The vector env runs
+without autoreset; collect resets the finished envs itself, with their next episode's seed.
+
+(``AUTORESET_RULES`` and ``_Recorder`` serve loops that step autoresetting vector envs, as the robot suites'.)
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from worldrl.tasks.scenes.kinds import check_kind
 from worldrl.tasks.suites import suite_of
 
 IMAGE_STORAGE = ("video", "image")
-VECTORIZATIONS = ("sync", "async")
+VECTORIZATIONS = ("auto", "sync", "async")
 DEFAULT_CAMERA = "front"
 
 
@@ -52,9 +57,9 @@ class CollectConfig:
     policy: str = "random"
     """Policy spec: ``random``, ``ou[:k=v,...]``, ``scripted``, ``sb3:[ALGO:]PATH.zip`` or ``module:function``."""
     num_envs: int = 1
-    """Envs stepped in parallel."""
-    vectorization: str = "sync"
-    """``"sync"`` (one process) or ``"async"`` (a worker process per env)."""
+    """Envs stepped in parallel; the dataset is the same for every value (see the module doc)."""
+    vectorization: str = "auto"
+    """``"sync"`` (one process), ``"async"`` (a worker process per env) or ``"auto"`` (async when num_envs > 1)."""
     pixels: bool = False
     """Also record camera frames rendered offscreen at each observation."""
     camera: str | None = None
@@ -64,7 +69,7 @@ class CollectConfig:
     image_storage: str = "video"
     """``"video"`` (mp4 files) or ``"image"`` (PNG inside the parquet)."""
     seed: int = 0
-    """Seeds env i with ``seed + i`` and the policy; a resumed run derives fresh seeds from it."""
+    """Seeds episode k's env reset and policy with ``episode_seed(seed, k)``; a resumed run derives fresh seeds."""
     max_episode_steps: int | None = None
     """Time limit overriding the registered one (episodes hitting it are truncated, not terminated)."""
     task: str | None = None
@@ -118,6 +123,13 @@ class CollectConfig:
     @property
     def camera_key(self) -> str:
         return f"observation.images.{self.camera or DEFAULT_CAMERA}"
+
+    @property
+    def vector_mode(self) -> str:
+        """``vectorization`` with ``"auto"`` resolved."""
+        if self.vectorization != "auto":
+            return self.vectorization
+        return "async" if self.num_envs > 1 else "sync"
 
 
 @dataclass(frozen=True)
@@ -259,6 +271,12 @@ def run_seed(seed: int, stored_episodes: int) -> int:
     return int(np.random.SeedSequence([seed, stored_episodes]).generate_state(1)[0])
 
 
+def episode_seed(seed: int, episode: int) -> int:
+    """The seed of a run's ``episode``-th episode (its env reset and its policy): a pure function of the two, so
+    which env records the episode, and how many envs there are, does not matter."""
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -288,6 +306,10 @@ class _Recorder:
 
     def finish(self, i: int) -> None:
         rows, self.buffers[i] = self.buffers[i], []
+        self.write(rows)
+
+    def write(self, rows: list[dict[str, np.ndarray]]) -> None:
+        """Save one whole episode (ignored once ``target`` episodes are saved)."""
         if self.done:
             return
         for row in rows:
@@ -300,23 +322,62 @@ class _Recorder:
         self.bar.set_postfix(frames=sum(self.lengths), last_return=f"{self.returns[-1]:.2f}")
 
 
-def _record(
-    envs: gym.vector.VectorEnv, policy: Policy, layout: StorageLayout, rec: _Recorder, config: CollectConfig, seed: int
+@dataclass
+class _EpisodeSlots:
+    """Which episode each env records (-1: idle, no episodes left to start) and the finished ones held back
+    until every lower index is written."""
+
+    target: int
+    episode: np.ndarray
+    next_episode: int = 0
+    next_to_write: int = 0
+    held: dict[int, list[dict[str, np.ndarray]]] = field(default_factory=dict)
+
+    def assign(self, envs: np.ndarray) -> None:
+        for i in envs:
+            self.episode[i] = self.next_episode if self.next_episode < self.target else -1
+            self.next_episode += int(self.episode[i] >= 0)
+
+    def finished(self, episode: int, rows: list[dict[str, np.ndarray]]) -> list[list[dict[str, np.ndarray]]]:
+        """Hold ``episode``; return the episodes now writable, in index order."""
+        self.held[episode] = rows
+        ready = []
+        while self.next_to_write in self.held:
+            ready.append(self.held.pop(self.next_to_write))
+            self.next_to_write += 1
+        return ready
+
+
+def _record_in_order(
+    envs: gym.vector.VectorEnv,
+    make_episode_policy: Callable[[int], Policy],
+    layout: StorageLayout,
+    rec: _Recorder,
+    config: CollectConfig,
+    seed: int,
 ) -> None:
-    mode = AutoresetMode(envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
-    if mode not in AUTORESET_RULES:
-        raise ValueError(f"unsupported vector autoreset mode {mode}; use one of {list(AUTORESET_RULES)}")
-    rule, n = AUTORESET_RULES[mode], envs.num_envs
-    obs, _ = envs.reset(seed=seed)
+    """Record ``rec.target`` episodes, N-independent (module doc); the vector env must not autoreset."""
+    n = envs.num_envs
+    slots = _EpisodeSlots(rec.target, np.full(n, -1))
+    slots.assign(np.arange(n))
+    policies = {int(k): make_episode_policy(episode_seed(seed, int(k))) for k in slots.episode if k >= 0}
+    obs, _ = envs.reset(seed=[episode_seed(seed, int(k)) if k >= 0 else None for k in slots.episode])
     state, frames = split_observation(obs, layout, config.pixels)
-    policy.reset(np.ones(n, bool))
-    prev_done = np.zeros(n, bool)
+    buffers: list[list[dict[str, np.ndarray]]] = [[] for _ in range(n)]
     while not rec.done:
-        actions = checked_actions(policy(state), envs.single_action_space, n, config.policy)
+        active = np.flatnonzero(slots.episode >= 0)
+        chosen = {
+            int(i): checked_actions(
+                policies[int(slots.episode[i])](state[i : i + 1]), envs.single_action_space, 1, config.policy
+            )[0]
+            for i in active
+        }
+        # idle envs (no episode left to start) step with any valid action; nothing of theirs is recorded
+        actions = np.stack([chosen.get(i, chosen[int(active[0])]) for i in range(n)])
         obs, reward, term, trunc, _ = envs.step(actions)
         term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)
         done, stored = term | trunc, layout.store_action(actions)
-        for i in np.flatnonzero(rule.recorded(prev_done)):
+        for i in active:
             row = {
                 "observation.state": state[i],
                 "action": stored[i],
@@ -327,14 +388,33 @@ def _record(
             }
             if frames is not None:
                 row[config.camera_key] = frames[i]
-            rec.add(i, row)
-            if done[i]:
-                rec.finish(i)
-        started = rule.started(done, prev_done)
-        if started.any():
-            policy.reset(started)
+            buffers[i].append(row)
         state, frames = split_observation(obs, layout, config.pixels)
-        prev_done = done
+        if not done.any():
+            continue
+        ended = np.flatnonzero(done)
+        for i in ended:
+            if slots.episode[i] >= 0:
+                policies.pop(int(slots.episode[i]))
+                for rows in slots.finished(int(slots.episode[i]), buffers[i]):
+                    rec.write(rows)
+                buffers[i] = []
+        slots.assign(ended)
+        policies.update(
+            {
+                int(slots.episode[i]): make_episode_policy(episode_seed(seed, int(slots.episode[i])))
+                for i in ended
+                if slots.episode[i] >= 0
+            }
+        )
+        seeds = [
+            episode_seed(seed, int(slots.episode[i])) if done[i] and slots.episode[i] >= 0 else None for i in range(n)
+        ]
+        obs, _ = envs.reset(seed=seeds, options={"reset_mask": done})
+        fresh_state, fresh_frames = split_observation(obs, layout, config.pixels)
+        state[done] = fresh_state[done]
+        if frames is not None:
+            frames[done] = fresh_frames[done]
 
 
 def _env_kwargs(config: CollectConfig) -> dict[str, Any]:
@@ -349,29 +429,24 @@ def _env_kwargs(config: CollectConfig) -> dict[str, Any]:
     }
 
 
-def collect(
-    config: CollectConfig, *, progress: bool = True, autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP
-) -> CollectSummary:
+def collect(config: CollectConfig, *, progress: bool = True) -> CollectSummary:
     """Record ``config.episodes`` episodes into ``config.out``; prints a summary table when ``progress``.
 
-    ``autoreset_mode`` picks the vector env's mode (NEXT_STEP or SAME_STEP); both record the same
-    transitions. Raises ``CollectionInterrupted`` (with ``episodes_kept``) when stopped by Ctrl-C or
-    an error after the dataset was opened; the finished episodes stay readable.
+    Raises ``CollectionInterrupted`` (with ``episodes_kept``) when stopped by Ctrl-C or an error after the
+    dataset was opened; the finished episodes stay readable.
     """
-    if autoreset_mode not in AUTORESET_RULES:
-        raise ValueError(f"unsupported autoreset_mode {autoreset_mode}; use one of {list(AUTORESET_RULES)}")
     if is_scene_env(config.env_id):  # physics scenes: audio, event logs and scene files (collect_scenes.py)
         return collect_scenes(config, progress=progress)
     if suite_of(config.env_id) is not None:  # PushT, ALOHA, Gymnasium-Robotics: LeRobot's layouts (collect_suites.py)
         from worldrl.data.collect_suites import collect_suite
 
-        return collect_suite(config, progress=progress, autoreset_mode=autoreset_mode)
+        return collect_suite(config, progress=progress)
     start = time.time()
     probe = make_real_env(config.env_id, max_episode_steps=config.max_episode_steps)
     fps, names = env_fps(probe), observation_names(probe)
     probe.close()
     envs = make_real_vector_env(
-        config.env_id, config.num_envs, config.vectorization, autoreset_mode=autoreset_mode, **_env_kwargs(config)
+        config.env_id, config.num_envs, config.vector_mode, autoreset_mode=AutoresetMode.DISABLED, **_env_kwargs(config)
     )
     try:
         obs_space = envs.single_observation_space["state"] if config.pixels else envs.single_observation_space
@@ -405,13 +480,16 @@ def _collect_into(
         vcodec=config.vcodec,
     )
     seed = run_seed(config.seed, writer.num_episodes)
-    ctx = PolicyContext(config.env_id, obs_space, envs.single_action_space, config.num_envs, seed)
     bar = tqdm(total=config.episodes, unit="ep", desc=f"collect {config.env_id}", disable=not progress)
     rec = _Recorder(writer, config.task or config.env_id, config.episodes, config.num_envs, bar)
+
+    def episode_policy(policy_seed: int) -> Policy:  # one env's policy for one episode
+        ctx = PolicyContext(config.env_id, obs_space, envs.single_action_space, 1, policy_seed)
+        return make_policy(config.policy, ctx, epsilon=config.epsilon)
+
     try:
         with writer, bar:
-            policy = make_policy(config.policy, ctx, epsilon=config.epsilon)
-            _record(envs, policy, layout, rec, config, seed)
+            _record_in_order(envs, episode_policy, layout, rec, config, seed)
     except (Exception, KeyboardInterrupt) as err:
         if isinstance(err, WorldRLError) and not rec.returns:
             raise  # a bad option (the policy spec) found before any episode: report it as itself
