@@ -7,22 +7,26 @@ from pathlib import Path
 from worldrl.errors import InputNotFoundError
 
 
-def resolve_local_dir(source: str, what: str) -> str:
-    """The directory holding ``source``'s files: the path itself, or the Hub snapshot (downloaded when the network
-    allows, else the local cache); one line naming ``what`` when neither has it."""
+def resolve_local_dir(source: str, what: str, subfolder: str | None = None) -> str:
+    """The directory holding ``source``'s files (its ``subfolder`` only, when given: a pipeline repo's ``vae/``):
+    the path itself, or the Hub snapshot (downloaded when the network allows, else the local cache); one line naming
+    ``what`` when neither has it."""
     path = Path(source).expanduser()
     if path.is_dir():
-        return str(path)
+        return str(path / subfolder) if subfolder else str(path)
     if path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise InputNotFoundError(f"{what}={source}: no such directory (and not a Hub id owner/name)")
     from huggingface_hub import snapshot_download
 
     patterns = ["*.json", "*.safetensors", "*.model", "*.jinja", "*.txt"]
+    if subfolder:
+        patterns = [f"{subfolder}/{p}" for p in patterns]
+    inside = (lambda root: str(Path(root) / subfolder)) if subfolder else str
     try:
-        return snapshot_download(source, allow_patterns=patterns)
+        return inside(snapshot_download(source, allow_patterns=patterns))
     except Exception as online_error:  # noqa: BLE001 - any Hub/network failure: try the cache, then say which
         try:
-            return snapshot_download(source, allow_patterns=patterns, local_files_only=True)
+            return inside(snapshot_download(source, allow_patterns=patterns, local_files_only=True))
         except Exception:  # noqa: BLE001
             raise InputNotFoundError(
                 f"{what}={source}: not a local directory, and the Hub id could not be downloaded nor found in the "

@@ -86,8 +86,7 @@ class DiffusersVideoVAE(WorldEncoder):
         if cls is None or not hasattr(cls, "encode"):
             raise ModelConfigurationError(f"world.model_class={spec.model_class!r} is not a diffusers autoencoder")
         self.spec, self.local_dir = spec, local_dir
-        kwargs = {"subfolder": spec.subfolder} if spec.subfolder else {}
-        self.vae = cls.from_pretrained(local_dir, **kwargs).eval()
+        self.vae = cls.from_pretrained(local_dir).eval()  # local_dir is the subfolder already
         cfg = self.vae.config
         if hasattr(cfg, "temperal_downsample"):  # Wan: [False, True, True] -> 4x in time, 2**(levels) in space
             self.temporal_ratio = 2 ** sum(bool(x) for x in cfg.temperal_downsample)
@@ -187,7 +186,7 @@ WORLD_ENCODERS: dict[str, Callable[[WorldSpec, str], WorldEncoder]] = {
 
 def load_world_encoder(spec: WorldSpec) -> WorldEncoder:
     """The world branch named by ``spec`` (its source resolved to a local directory)."""
-    return WORLD_ENCODERS[spec.kind](spec, resolve_local_dir(spec.source, "world.source"))
+    return WORLD_ENCODERS[spec.kind](spec, resolve_local_dir(spec.source, "world.source", spec.subfolder))
 
 
 __all__ = [
