@@ -1,0 +1,95 @@
+"""Reference-frame compositing of the vrnn pixel decoder: which real frame is copied, where, and when not."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+from _models import VRNN_TINY
+
+from worldrl.models import TaskSpec, build_model
+from worldrl.models.vrnn.reference import composite, reference_frames, segment_start_indices
+
+A = 2
+
+
+def _model(side: int = 32, keep_bias: float | None = None):
+    """A tiny pixel vrnn with reference frames (model at 16x16, task at ``side``); ``keep_bias`` forces the mask."""
+    torch.manual_seed(0)
+    task = TaskSpec(
+        gym.spaces.Box(0, 255, (side, side, 3), np.uint8), gym.spaces.Box(-1, 1, (A,), np.float32), task_id="Tiny-v0"
+    )
+    model = build_model("vrnn", {**VRNN_TINY, "reference_frame": True}, task)
+    if keep_bias is not None:
+        last = model.decoder.conv.net[-1]
+        with torch.no_grad():
+            last.weight[-1].zero_()
+            last.bias[-1] = keep_bias
+    return model.eval()
+
+
+def _frames(b: int, t: int, side: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (b, t, side, side, 3), generator=g, dtype=torch.uint8)
+
+
+def test_reference_is_the_first_frame_of_the_episode_segment():
+    is_first = torch.tensor([[True, False, False, True, False], [False, False, True, False, False]])
+    assert segment_start_indices(is_first).tolist() == [[0, 0, 0, 3, 3], [0, 0, 2, 2, 2]]
+    frames = torch.arange(10.0).reshape(2, 5, 1)
+    ref, has = reference_frames(frames, is_first)
+    assert ref.squeeze(-1).tolist() == [[0, 0, 0, 3, 3], [5, 5, 7, 7, 7]]
+    assert has.tolist() == [[False, True, True, False, True], [False, True, False, True, True]]
+
+
+def test_composite_blends_at_the_reference_resolution():
+    paint = torch.rand(3, 3, 8, 8)
+    reference = torch.rand(3, 3, 16, 16)
+    has = torch.tensor([True, True, False])
+    keep = torch.tensor([30.0, -30.0, 30.0]).reshape(3, 1, 1, 1).expand(3, 1, 8, 8)
+    out = composite(paint, keep, reference, has)
+    assert out.shape == (3, 3, 16, 16)
+    up = torch.nn.functional.interpolate(paint, size=(16, 16), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(out[0], reference[0])  # keep everything: the reference, sharp
+    torch.testing.assert_close(out[1], up[1])  # keep nothing: the painted frame
+    torch.testing.assert_close(out[2], up[2])  # no reference: painted whatever the mask says
+
+
+def test_training_copies_the_segment_start_never_the_frame_itself():
+    model = _model(keep_bias=50.0)  # the mask keeps the reference everywhere it exists
+    obs = _frames(2, 4, 32)
+    is_first = torch.zeros(2, 4, dtype=torch.bool)
+    is_first[:, 0] = True
+    out = model.forward_sequence(obs, torch.zeros(2, 4, A), is_first)
+    assert out["reconstructions"].shape == out["targets"].shape == (2, 4, 3, 32, 32)  # scored at task resolution
+    first = obs[:, 0].float().div(255).permute(0, 3, 1, 2)
+    for t in (1, 2, 3):  # later steps copy frame 0, not their own (different) frame
+        torch.testing.assert_close(out["reconstructions"][:, t], first)
+    assert not torch.allclose(out["reconstructions"][:, 0], first, atol=0.05)  # frame 0 itself is painted
+
+
+def test_imagination_carries_the_last_observed_frame():
+    model = _model(side=32, keep_bias=50.0)
+    obs = _frames(2, 3, 32, seed=1)
+    is_first = torch.zeros(2, 3, dtype=torch.bool)
+    is_first[:, 0] = True
+    with torch.no_grad():
+        state = model.observe_last(obs, torch.zeros(2, 3, A), is_first)
+        rollout = model.rollout(state, torch.zeros(2, 4, A))
+        frames = model.decode(rollout)
+    assert frames.shape == (2, 4, 32, 32, 3) and frames.dtype == torch.uint8
+    assert torch.equal(frames, obs[:, -1:].expand(2, 4, 32, 32, 3))  # the last real frame, exactly
+    start = model.decode(model.initial_state(2))  # nothing observed yet: painted, not the zero reference
+    assert start.shape == (2, 32, 32, 3) and start.float().mean() > 0
+
+
+def test_decoding_many_frames_in_chunks_matches_one_call():
+    model = _model(side=16)
+    obs = _frames(1, 2, 16, seed=2)
+    is_first = torch.tensor([[True, False]])
+    with torch.no_grad():
+        state = model.observe_last(obs, torch.zeros(1, 2, A), is_first)
+        rollout = model.rollout(state.expand(600), torch.rand(600, 2, A) * 2 - 1)  # 1200 frames > one chunk
+        whole = model.decode(rollout)
+        rows = torch.cat([model.decode(rollout[i : i + 100]) for i in range(0, 600, 100)])
+    assert torch.equal(whole, rows)
