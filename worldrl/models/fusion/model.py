@@ -24,14 +24,12 @@ from worldrl.errors import ModelConfigurationError
 from worldrl.models.fusion.config import FusionConfig, WorldSpec
 from worldrl.models.fusion.freezing import apply_freezing, describe_trainable, stage_flags
 from worldrl.models.fusion.projection import WorldProjector, token_count
-from worldrl.models.fusion.sequence import insert_world_slots, remove_world_slots
+from worldrl.models.fusion.sequence import FILL_VALUES, insert_world_slots, remove_world_slots
 from worldrl.models.fusion.sources import resolve_local_dir
 from worldrl.models.fusion.world_encoders import WorldEncoder, load_world_encoder
 
 WORLD_TOKENS = ("<start_of_world>", "<world_soft_token>", "<end_of_world>")
 """Added special tokens: start, the placeholder of each world token, end."""
-FILL_VALUES = {"attention_mask": 1, "labels": -100, "token_type_ids": 0}
-"""What the other per-token tensors hold at world positions (world tokens attend causally and carry no loss)."""
 
 
 def add_world_tokens(processor: Any, gemma: nn.Module) -> list[int]:
@@ -249,4 +247,4 @@ class WorldGemma(nn.Module):
         return self.gemma.get_input_embeddings().weight.device
 
 
-__all__ = ["FILL_VALUES", "WORLD_TOKENS", "WorldGemma", "add_world_tokens"]
+__all__ = ["WORLD_TOKENS", "WorldGemma", "add_world_tokens"]

@@ -8,15 +8,19 @@ import torch
 
 from worldrl.errors import ModelConfigurationError
 
+FILL_VALUES = {"attention_mask": 1, "labels": -100, "token_type_ids": 0}
+"""What the other per-token tensors hold at world positions (world tokens attend causally and carry no loss)."""
+
 
 def insert_world_slots(
-    tensors: dict[str, torch.Tensor], bos_id: int, slot_ids: torch.Tensor, fills: dict[str, int]
+    tensors: dict[str, torch.Tensor], bos_id: int, slot_ids: torch.Tensor, fills: dict[str, int] | None = None
 ) -> dict[str, torch.Tensor]:
     """Insert ``slot_ids [N]`` after the first ``<bos>`` of every row of ``tensors["input_ids"]``.
 
-    The other ``[B, L]`` tensors get ``fills[name]`` there (attention 1, labels -100, token type 0). Rows keep one
-    length, so left-padded batches stay rectangular.
+    The other ``[B, L]`` tensors get ``fills[name]`` there (default ``FILL_VALUES``; 0 for other names). Rows keep
+    one length, so left-padded batches stay rectangular.
     """
+    fills = FILL_VALUES if fills is None else fills
     ids = tensors["input_ids"]
     is_bos = ids == bos_id
     if not bool(is_bos.any(dim=1).all()):
@@ -42,4 +46,4 @@ def remove_world_slots(sequences: torch.Tensor, world_ids: torch.Tensor, count: 
     return sequences[keep].view(sequences.shape[0], -1)
 
 
-__all__ = ["insert_world_slots", "remove_world_slots"]
+__all__ = ["FILL_VALUES", "insert_world_slots", "remove_world_slots"]
