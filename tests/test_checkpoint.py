@@ -205,20 +205,19 @@ def test_tensor_values_out_of_range_are_refused(tmp_path, key, change, message):
         load_pretrained(ckpt)
 
 
-def test_nan_weights_are_reported_as_diverged_by_every_loader(tmp_path):
+def test_nan_weights_are_reported_as_diverged_by_every_loader(tmp_path, capsys):
     """A model whose training diverged is refused when loaded, so `evaluate` and the envs fail instead of scoring NaN."""
-    import subprocess
-    import sys
+    from worldrl.cli import main
 
     ckpt = _ensemble(tmp_path)
     weight = next(k for k in load_pretrained(ckpt).state_dict() if k.endswith("weight"))
     _rewrite_tensor(ckpt / "model.safetensors", weight, lambda t: t.index_fill_(0, torch.tensor([0]), float("nan")))
     with pytest.raises(CheckpointError, match=f"{weight}.*NaN/inf.*diverged"):
         gym.make("WorldModel-v0", model=str(ckpt))
-    dataset = tmp_path / "absent-data"
-    cli = [sys.executable, "-m", "worldrl", "evaluate", "--model", str(ckpt), "--dataset", str(dataset)]
-    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "diverged" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(ckpt), "--dataset", str(tmp_path / "absent-data")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("worldrl evaluate: error:") and "diverged" in err[0], err
 
 
 @pytest.mark.parametrize(
