@@ -15,10 +15,10 @@ Sampling interface (what a generator calls; all on ``TransformerWorldModel``, re
   log-likelihood is the sum of the chosen codes' log-softmax), plus the next audio features (a point prediction)
   and next normalised state. ``actions[:, t]`` is the action taken at step t (so ``actions[:, -1]`` drives the
   predicted frame); None means zeros. Contexts longer than ``config.audio_seq_len`` steps must be cropped.
-* ``net.decode_codes(codes [B, T, N], reference=None) -> video [B, T, C, H, W]`` in [0, 1]. With
-  ``reference [B, C, H, W]`` (the last real frame before the codes) each frame is decoded over the previous one
-  (keep mask, ``config.reference_frame``): pass it whenever a previous frame exists, static content then stays
-  exact; without it every frame is painted from its codes alone.
+* ``net.decode_codes(codes [B, T, N], reference=None) -> video [B, T, C, H, W]`` in [0, 1]. Pass
+  ``reference [B, C, H, W]``, the last real frame before the codes (prompt's last frame), whenever there is one:
+  every frame is then decoded over it with a keep mask (``config.reference_frame``), so static content stays exact;
+  without it frames are painted from their codes alone.
 * ``sample_codes(logits, generator)``: argmax without a generator, a categorical draw with one.
 * ``net(video, audio, future_steps=K)`` rolls K frames out greedily (``future_video``, ``future_audio``).
 

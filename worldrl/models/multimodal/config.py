@@ -51,8 +51,8 @@ class MultimodalConfig(WorldModelConfig):
     tokenizer_channels: int = 64
     """Channels of the tokenizer's conv encoder/decoder at full resolution (doubled at each downsampling)."""
     reference_frame: bool = True
-    """The tokenizer decodes a frame over the previous one (keep mask): static content is copied exactly and the
-    codes carry what changes. Off: every frame is painted from its codes alone."""
+    """The tokenizer decodes a frame over an earlier real frame (keep mask; in the env, the last observed one):
+    static content is copied exactly and the codes carry what changed. Off: frames are painted from codes alone."""
     context_length: int = 8
     """Steps of history the simulator state keeps (the transformer's context when serving as an env)."""
     learnable_positions: bool = True

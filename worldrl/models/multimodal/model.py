@@ -7,7 +7,7 @@ audio/state it is keyed (``TaskSpec.keyed``) and exchanges TensorDicts.
 The simulator state (batch ``[B]``) is a window of the last ``context_length`` steps: frame ``codes [C, N]``,
 normalised ``audio [C, F]``, ``phys [C, S]`` and previous actions ``prev_action [C, A]``, ``valid [C]`` (False
 before the episode start), plus the transformer's output at the newest step ``h [L, D]``, the newest frame
-``frame [C, img, img]`` (observed, or decoded over the previous one: ``reference_frame``) and the ``reward`` /
+``frame [C, img, img]`` (observed, or decoded over ``anchor``, the last observed frame: ``reference_frame``) and the ``reward`` /
 ``terminal_logit`` of the transition that led here. ``imagine(state_t, a_t)`` reads the next frame's code
 distribution from ``(h_t, a_t)``, samples it with the generator (argmax without one), appends the step and reruns
 the causal transformer over the window for ``h_{t+1}``. Reward and termination of transition t are read from
@@ -166,6 +166,7 @@ class MultimodalWorldModel(WorldModel):
             "valid": torch.zeros(batch_size, C, dtype=torch.bool, device=dev),
             "h": torch.zeros(batch_size, cfg.num_latent_tokens, cfg.embed_dim, device=dev),
             "frame": torch.zeros(batch_size, cfg.in_channels, cfg.img_size, cfg.img_size, device=dev),
+            "anchor": torch.zeros(batch_size, cfg.in_channels, cfg.img_size, cfg.img_size, device=dev),
             "reward": torch.zeros(batch_size, device=dev),
             "terminal_logit": torch.full((batch_size,), _NO_TERMINAL_LOGIT, device=dev),
         }
@@ -200,7 +201,8 @@ class MultimodalWorldModel(WorldModel):
         flat = {k: v.flatten(0, 1) for k, v in state.items()}
         h = self._context(flat)[:, -1].reshape(B, T, *self.net.latent_queries.shape)
         state["h"] = h
-        state["frame"] = frames  # the observed frame (model space): the reference the next frame is decoded over
+        state["frame"] = frames  # the observed frame (model space)
+        state["anchor"] = frames  # the last real frame: imagined frames are decoded over it
         # transition t-1 -> t: read from (h_{t-1}, a_{t-1}); nothing led to an episode's first step
         feature = self.net.predict_next(torch.cat([h[:, :1], h[:, :-1]], 1), prev)["feature"]
         first = is_first.bool()
@@ -245,7 +247,8 @@ class MultimodalWorldModel(WorldModel):
             out["phys"] = push(state["phys"], guess)
         out["h"] = self._context(out)[:, -1]
         q = self.net.quantized(codes)[:, None]
-        out["frame"] = self.net.decode_quantized(q, state["frame"][:, None])[:, 0]
+        out["frame"] = self.net.decode_quantized(q, state["anchor"][:, None])[:, 0]
+        out["anchor"] = state["anchor"]
         out["reward"] = self.reward_norm.denormalize(self.reward_head(feature).squeeze(-1))
         out["terminal_logit"] = self.terminal_head(feature).squeeze(-1)
         return TensorDict(out, batch_size=state.batch_size)

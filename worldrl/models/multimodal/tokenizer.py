@@ -2,7 +2,7 @@
 
 ``encode(frames [N, C, H, W] in [0, 1]) -> (codes [N, g, g] long, quantised [N, g, g, d])`` with ``g = H / patch``,
 ``decode(quantised [N, g, g, d], reference=None) -> frames [N, C, H, W]``. The decoder paints colours and a keep
-mask: with a ``reference`` frame (the previous frame) the output is ``alpha * paint + (1 - alpha) * reference``,
+mask: with a ``reference`` frame (an earlier real frame) the output is ``alpha * paint + (1 - alpha) * reference``,
 so what does not change is copied exactly and the codes only have to carry what moves; without one, the paint.
 """
 

@@ -183,29 +183,20 @@ class TransformerWorldModel(nn.Module):
     def decode_codes(self, codes: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """``codes [B, T, N]`` -> frames ``[B, T, C, H, W]`` in [0, 1].
 
-        With ``reference [B, C, H, W]`` (the frame before the first one; ``config.reference_frame``), frames are
-        decoded in order, each over the previous decoded frame: unchanged regions are copied exactly.
+        ``reference [B, C, H, W]``: a real frame from before the codes (the last one observed); every frame is
+        decoded over it (``config.reference_frame``), so content that has not changed is copied exactly and errors
+        do not accumulate from one decoded frame to the next. None: frames are painted from their codes alone.
         """
-        return self.decode_quantized(self.quantized(codes), reference, chain=True)
+        ref = None if reference is None else reference[:, None].expand(-1, codes.shape[1], *reference.shape[1:])
+        return self.decode_quantized(self.quantized(codes), ref)
 
-    def decode_quantized(
-        self, q: torch.Tensor, reference: torch.Tensor | None = None, chain: bool = False
-    ) -> torch.Tensor:
-        """Quantised (or soft) code vectors ``[B, T, N, d]`` -> frames ``[B, T, C, H, W]``. ``reference``: None
-        (paint only), ``[B, T, C, H, W]`` (one reference per frame) or, with ``chain``, ``[B, C, H, W]`` (the frame
-        before the first; each decoded frame is the next one's reference)."""
+    def decode_quantized(self, q: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """Quantised (or soft) code vectors ``[B, T, N, d]`` -> frames ``[B, T, C, H, W]``, each over its
+        ``reference [B, T, C, H, W]`` (None: painted only)."""
         g = self.config.grid_size
-        if not self.config.reference_frame:
-            reference = None
-        if reference is None or not chain:
-            ref = None if reference is None else reference.flatten(0, 1)
-            frames = self.tokenizer.decode(q.reshape(-1, g, g, q.shape[-1]), ref)
-            return frames.reshape(*q.shape[:2], *frames.shape[1:])
-        out = []
-        for t in range(q.shape[1]):
-            reference = self.tokenizer.decode(q[:, t].reshape(-1, g, g, q.shape[-1]), reference)
-            out.append(reference)
-        return torch.stack(out, 1)
+        ref = reference.flatten(0, 1) if reference is not None and self.config.reference_frame else None
+        frames = self.tokenizer.decode(q.reshape(-1, g, g, q.shape[-1]), ref)
+        return frames.reshape(*q.shape[:2], *frames.shape[1:])
 
     def quantized(self, codes: torch.Tensor) -> torch.Tensor:
         return fsq.quantized_from_codes(codes, self.config.fsq_levels, self.code_embed.weight.dtype)
@@ -339,7 +330,8 @@ class TransformerWorldModel(nn.Module):
         """``video [B, T, C, H, W]`` in [0, 1], ``audio [B, T, F]`` -> a dict:
 
         * ``reconstruction``: ``{"video": [B, T, C, H, W], "audio": [B, T, F]}`` (tokenizer decode of the frame's
-          codes, over the real previous frame with ``config.reference_frame``; audio read back from the latent);
+          codes, over the window's first real frame with ``config.reference_frame``; audio read back from the
+          latent);
         * ``next``: one-step predictions for steps 1..T (``logits``, ``audio``, ``state``, ``latent``);
         * ``codes`` ``[B, T, N]`` and ``quantized`` ``[B, T, N, d]``: the tokenizer's encoding (training targets);
         * ``future_video`` ``[B, K, C, H, W]`` / ``future_audio`` ``[B, K, F]`` (and ``future_state``) when
@@ -376,11 +368,13 @@ class TransformerWorldModel(nn.Module):
         return out
 
     def _reconstruct(self, q: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-        """Step t's frame decoded over the real frame t-1 (the first frame is painted without a reference)."""
+        """Frames 1..T-1 decoded over the window's first real frame (1 to T-1 steps old: the gaps a rollout decodes
+        over); the first frame is painted without a reference."""
         if not self.config.reference_frame or q.shape[1] == 1:
             return self.decode_quantized(q)
         first = self.decode_quantized(q[:, :1])
-        return torch.cat([first, self.decode_quantized(q[:, 1:], video[:, :-1])], 1)
+        anchor = video[:, :1].expand(-1, q.shape[1] - 1, *video.shape[2:])
+        return torch.cat([first, self.decode_quantized(q[:, 1:], anchor)], 1)
 
     @torch.no_grad()
     def _rollout(
