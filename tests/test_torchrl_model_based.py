@@ -165,3 +165,29 @@ def test_recurrent_real_env_policy_filters_the_posterior_along_episodes() -> Non
     policy.reset()  # a fresh episode again: the same first belief
     again = policy(TensorDict(observation=obs[:, 0], batch_size=[rows]))["belief"]
     torch.testing.assert_close(again, beliefs[0])
+
+
+def test_replay_from_torchrl_refuses_missing_entries_empty_buffers_and_nan_in_one_line() -> None:
+    from torchrl.data import LazyTensorStorage, ReplayBuffer
+
+    from worldrl.errors import DatasetError
+
+    n = 4
+    rows = TensorDict(
+        {
+            "observation": torch.zeros(n, 3),
+            "action": torch.zeros(n, 1),
+            ("next", "observation"): torch.zeros(n, 3),
+            ("next", "reward"): torch.zeros(n, 1),
+        },
+        batch_size=[n],
+    )
+    with pytest.raises(DatasetError, match=r"no 'action' entry"):
+        replay_from_torchrl(rows.exclude("action"))
+    with pytest.raises(DatasetError, match="replay buffer is empty"):
+        replay_from_torchrl(ReplayBuffer(storage=LazyTensorStorage(8)))
+    rows[("next", "reward")][2] = float("nan")
+    with pytest.raises(
+        DatasetError, match=r"\('next', 'reward'\) entry holds NaN or inf in 1 row\(s\), first at row 2"
+    ):
+        replay_from_torchrl(rows)

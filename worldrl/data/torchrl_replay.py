@@ -19,6 +19,7 @@ import torch
 from tensordict import TensorDictBase
 
 from worldrl.data.replay import ReplayBuffer
+from worldrl.errors import DatasetError
 
 
 def _rows(source: Any) -> TensorDictBase:
@@ -27,11 +28,22 @@ def _rows(source: Any) -> TensorDictBase:
     else:  # a torchrl.data.ReplayBuffer: its storage's rows, in storage order
         td = source[: len(source)] if len(source) else None
         if td is None:
-            raise ValueError("the TorchRL replay buffer is empty")
+            raise DatasetError("the TorchRL replay buffer is empty: collect into it first")
     if td.batch_dims > 1:  # [envs, time]: one env's rows after another
         td = td.reshape(-1, td.shape[-1]).unbind(0)
         td = torch.cat(list(td), 0)
     return td
+
+
+def _check_finite(columns: dict[Any, np.ndarray]) -> None:
+    """NaN or inf in the rows would train a model on garbage: refused up front, naming the entry and the row."""
+    for key, values in columns.items():
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            raise DatasetError(
+                f"the TorchRL rows' {key!r} entry holds NaN or inf in {int(bad.sum())} row(s), first at row "
+                f"{int(np.argmax(bad))} (storage order)"
+            )
 
 
 def replay_from_torchrl(source: Any, obs_key: Any = "observation", capacity: int | None = None) -> ReplayBuffer:
@@ -39,7 +51,9 @@ def replay_from_torchrl(source: Any, obs_key: Any = "observation", capacity: int
     td = _rows(source)
     for key in (obs_key, "action", ("next", "reward"), ("next", obs_key)):
         if key not in td.keys(True):
-            raise KeyError(f"the TorchRL rows have no {key!r} entry (keys: {sorted(map(str, td.keys(True, True)))})")
+            raise DatasetError(
+                f"the TorchRL rows have no {key!r} entry (keys: {sorted(map(str, td.keys(True, True)))})"
+            )
     n = td.shape[0]
     flag = lambda key: (
         td.get(("next", key)).reshape(n).bool().cpu().numpy() if ("next", key) in td.keys(True) else np.zeros(n, bool)
@@ -57,6 +71,7 @@ def replay_from_torchrl(source: Any, obs_key: Any = "observation", capacity: int
     next_obs = td.get(("next", obs_key)).float().cpu().numpy()
     action = td.get("action").float().cpu().numpy().reshape(n, -1)
     reward = td.get(("next", "reward")).float().cpu().numpy().reshape(n)
+    _check_finite({"observation": obs, "action": action, ("next", "reward"): reward, ("next", "observation"): next_obs})
     replay = ReplayBuffer(tuple(obs.shape[1:]), action.shape[1], capacity=capacity or max(n, 1))
     for i in range(n):
         replay.add(
