@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from tests._models import VRNN_TINY
+from worldrl.errors import ModelConfigurationError
 from worldrl.models import TaskSpec, build_model
 from worldrl.models.fusion import WorldGemma
-from worldrl.models.fusion.tiny import build_tiny_gemma
+from worldrl.models.fusion.tiny import build_tiny_cosmos_vae, build_tiny_gemma
 
 torch.set_num_threads(1)
 
@@ -22,7 +23,8 @@ def sources(tmp_path_factory):
     task = TaskSpec(gym.spaces.Box(0, 255, (16, 16, 3), np.uint8), gym.spaces.Box(-1, 1, (2,), np.float32))
     torch.manual_seed(0)
     build_model("vrnn", VRNN_TINY, task).save_pretrained(str(root / "vrnn"))
-    return str(gemma), str(root / "vrnn")
+    build_tiny_cosmos_vae(root / "cosmos")
+    return str(gemma), str(root / "vrnn"), str(root / "cosmos")
 
 
 def _world(sources, steps: int):
@@ -51,3 +53,12 @@ def test_generate_with_a_rollout(sources):
     )
     out = model.generate(**inputs, world_frames=torch.zeros(1, 2, 3, 32, 32), max_new_tokens=3, do_sample=False)
     assert out.shape[1] == inputs["input_ids"].shape[1] + 3
+
+
+def test_cosmos_tokenizer_as_world_branch(sources):
+    spec = {"kind": "diffusers", "source": sources[2], "model_class": "AutoencoderKLCosmos"}
+    model = WorldGemma.from_pretrained(sources[0], world=spec, verbose=False)
+    assert model.world.temporal_ratio == 8
+    assert model.world_rows(world_frames=torch.zeros(1, 9, 3, 32, 32)).shape == (1, 2 * 16 + 2, 64)
+    with pytest.raises(ModelConfigurationError, match=r"1 \+ k\*8"):  # 5 frames: Cosmos would keep one
+        model.world_rows(world_frames=torch.zeros(1, 5, 3, 32, 32))

@@ -150,6 +150,24 @@ def build_tiny_wan_vae(directory: str | Path, seed: int = 0) -> Path:
     return Path(directory)
 
 
+def build_tiny_cosmos_vae(directory: str | Path, seed: int = 0) -> Path:
+    """A random ``AutoencoderKLCosmos`` (the Cosmos tokenizer layout: Haar wavelet input, 16 channels, 8x time and
+    space) saved here."""
+    from diffusers import AutoencoderKLCosmos
+
+    torch.manual_seed(seed)
+    AutoencoderKLCosmos(
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decode_block_out_channels=(8, 8, 8, 8),
+        attention_resolutions=(),
+        resolution=32,
+        num_layers=1,
+        latents_mean=None,
+        latents_std=None,
+    ).save_pretrained(directory)
+    return Path(directory)
+
+
 GEMMA3_4B = {
     "text": {
         "hidden_size": 2560,
@@ -194,6 +212,7 @@ __all__ = [
     "CHAT_TEMPLATE",
     "GEMMA3_4B",
     "TinyGemmaSize",
+    "build_tiny_cosmos_vae",
     "build_tiny_gemma",
     "build_tiny_wan_vae",
     "meta_gemma3_4b",
