@@ -108,3 +108,29 @@ def test_a_bad_policy_is_refused_before_the_dataset_exists(tmp_path, capsys, pol
     assert len(err) == 1 and ("policy" in err[0].lower() or "nonexistent" in err[0]), err
     assert not out.exists()
     assert main([*args, "--policy", "random", "--quiet"]) == 0  # the corrected rerun, no --overwrite needed
+
+
+def test_ctrl_c_during_train_says_where_it_stopped_and_how_to_resume(lerobot_fixture, tmp_path, capsys, monkeypatch):
+    """SIGINT raises KeyboardInterrupt in the training loop: one line with the step and the resume command."""
+    from pathlib import Path
+
+    from worldrl.cli import main
+    from worldrl.training.trainer import Trainer
+
+    original = Trainer._train_step
+
+    def interrupted_at_step_3(self, batches):
+        metrics = original(self, batches)
+        if self.progress.step == 3:
+            raise KeyboardInterrupt
+        return metrics
+
+    config = Path(__file__).parents[1] / "configs" / "debug.yaml"
+    args = ["train", "--config", str(config), f"data.root={lerobot_fixture}", f"output_dir={tmp_path / 'run'}"]
+    monkeypatch.setattr(Trainer, "_train_step", interrupted_at_step_3)
+    assert main(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("worldrl train: stopped at step 3; resume with: worldrl train --config"), err
+    assert err[-1].endswith("--resume") and "Traceback" not in "\n".join(err)
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    assert main([*args, "--resume"]) == 0  # the command it printed finishes the run

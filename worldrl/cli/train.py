@@ -48,10 +48,17 @@ def run(args: argparse.Namespace) -> int:
     for change in accept_run(cfg, args.resume):  # refused before anything is written (config.yaml included)
         if process_info().is_main:
             print(f"worldrl train: resuming with changed {change}", file=sys.stderr)
+    trainer = None
     try:
         trainer = build_trainer(cfg)  # under torchrun with trainer.strategy=ddp|fsdp: joins the process group
         write_resolved_config(cfg, trainer.output_dir)
         trainer.fit(resume=args.resume)  # a diverged loss exits 1 (DivergedError), an existing run 2
+    except KeyboardInterrupt:  # Ctrl-C: where it stopped and how to go on, not a traceback (issue 19)
+        if trainer is None or not process_info().is_main:
+            raise
+        again = " ".join(["worldrl train --config", str(args.config), *args.overrides, "--resume"])
+        print(f"worldrl train: stopped at step {trainer.progress.step}; resume with: {again}", file=sys.stderr)
+        return 130  # the shell's Ctrl-C status
     finally:
         destroy_distributed()
     return 0
