@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", action="store_true", help="only write the table from the finished variants")
     parser.add_argument("--doc", default=None, help="write the Fusion family section of this markdown file")
+    parser.add_argument("--notes", default=None, help="markdown file appended to the section (what the numbers say)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = Path(args.work)
@@ -169,6 +170,8 @@ def main() -> None:
 
         body = DOC_TEMPLATE.format(accuracy=accuracy, speed=speed, machine=machine, steps=args.steps,
                                    batch=args.batch_size, questions=" ".join(args.questions))  # fmt: skip
+        if args.notes:
+            body += "\n" + Path(args.notes).read_text()
         update_doc_section(args.doc, "fusion", body)
 
 

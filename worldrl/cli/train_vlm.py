@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     summary = train_vlm(config, resume=args.resume, progress=not args.quiet)
     if "model" in summary:
         print(
-            f"trained {summary['steps']} steps in {summary['seconds']:.1f}s; loss {summary['first_loss']:.3f} -> "
+            f"trained {summary['steps']} steps in {summary['seconds']:.1f}s ({summary['processes']} process(es)); loss {summary['first_loss']:.3f} -> "
             f"{summary['last_loss']:.3f}; {summary['trainable']:,} trainable of {summary['parameters']:,} "
             f"({100 * summary['trainable_share']:.2f}%) -> {summary['model']}"
         )

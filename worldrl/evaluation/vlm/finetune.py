@@ -244,7 +244,7 @@ def train_vlm(config: VLMTrainConfig, resume: bool = False, progress: bool = Tru
             save_checkpoint(checkpoints / step_dir_name(step), model, state)
             prune_checkpoints(checkpoints, config.keep_last)
     final = ema.module if ema is not None else model
-    summary: dict[str, Any] = {"steps": step, "seconds": time.perf_counter() - start}
+    summary: dict[str, Any] = {"steps": step, "seconds": time.perf_counter() - start, "processes": dist.world_size}
     if dist.main:
         final.save_pretrained(out / "model")
         trainable, total_params, share = trainable_summary(model)
