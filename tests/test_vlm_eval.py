@@ -103,3 +103,12 @@ def test_train_vlm_resume_and_evaluate_vlm(tmp_path, capsys):
     lines = (out / "model" / "eval-test" / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[0])["prediction"] in ("A is closer", "B is closer")
     assert (out / "model" / "eval-test" / "accuracy.png").stat().st_size > 1000
+
+
+def test_free_form_numeric_answers_are_right_within_tolerance():
+    from worldrl.evaluation.vlm.items import VLMItem
+
+    item = VLMItem("q", "test", "quantitative", "Where?", [], "0.100, 0.200", [], np.zeros((1, 2, 2, 3), np.uint8))
+    item.target, item.tolerance = [0.1, 0.2], 0.1
+    assert item.is_correct("0.15, 0.25") and item.is_correct("(0.1, 0.2)")
+    assert not item.is_correct("0.3, 0.2") and not item.is_correct("near the wall") and not item.is_correct("0.1")
