@@ -204,7 +204,8 @@ class MultimodalWorldModel(WorldModel):
         state["frame"] = frames  # the observed frame (model space)
         state["anchor"] = frames  # the last real frame: imagined frames are decoded over it
         # transition t-1 -> t: read from (h_{t-1}, a_{t-1}); nothing led to an episode's first step
-        feature = self.net.predict_next(torch.cat([h[:, :1], h[:, :-1]], 1), prev)["feature"]
+        shifted = None if phys is None else torch.cat([phys[:, :1], phys[:, :-1]], 1)
+        feature = self.net.predict_next(torch.cat([h[:, :1], h[:, :-1]], 1), prev, shifted)["feature"]
         first = is_first.bool()
         reward = self.reward_norm.denormalize(self.reward_head(feature).squeeze(-1))
         state["reward"] = torch.where(first, torch.zeros_like(reward), reward)
@@ -229,7 +230,8 @@ class MultimodalWorldModel(WorldModel):
         if action.dim() != 2 or tuple(action.shape) != (B, self.task.action_dim):
             raise ValueError(f"imagine: action must be [B={B}, {self.task.action_dim}], got {tuple(action.shape)}")
         a = self.action_norm(action.float())
-        nxt = self.net.predict_next(state["h"][:, None], a[:, None])
+        phys = state["phys"][:, -1:] if self.state_dim else None
+        nxt = self.net.predict_next(state["h"][:, None], a[:, None], phys)
         codes = sample_codes(nxt["logits"][:, 0], generator)
         feature = nxt["feature"][:, 0]
 

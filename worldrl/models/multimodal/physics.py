@@ -1,7 +1,7 @@
 """The physics head and the state layouts it understands.
 
-The head predicts the next step's object states (normalised ``observation.state``) from the state feature and the
-action. Where the task's state layout is known (``STATE_LAYOUTS``: Playground scenes store, per object slot,
+The head predicts the change of the object states (normalised ``observation.state``) to the next step from the
+state feature, the action and the current state. Where the task's state layout is known (``STATE_LAYOUTS``: Playground scenes store, per object slot,
 position xyz, orientation quaternion, linear and angular velocity), the predicted positions and velocities are read
 out of it and a consistency term asks that predicted velocities agree with the differences of predicted positions.
 """
@@ -64,7 +64,7 @@ def velocity_consistency(states: torch.Tensor, layout: StateLayout, mask: torch.
 
 
 class PhysicsHead(nn.Module):
-    """``(feature [.., latent_dim], action feature [.., D]) -> next normalised state [.., state_dim]``."""
+    """``[feature (latent_dim + D), current normalised state (S)] -> change of the normalised state [.., S]``."""
 
     def __init__(self, in_dim: int, hidden: int, state_dim: int) -> None:
         super().__init__()

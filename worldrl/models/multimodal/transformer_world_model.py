@@ -132,7 +132,9 @@ class TransformerWorldModel(nn.Module):
         self.audio_next = mlp(head_in, [D], cfg.audio_dim)
         self.audio_recon = mlp(cfg.latent_dim, [D], cfg.audio_dim)
         self.physics = (
-            PhysicsHead(head_in, cfg.physics_embed_dim, state_dim) if cfg.use_physics_loss and state_dim else None
+            PhysicsHead(head_in + state_dim, cfg.physics_embed_dim, state_dim)
+            if cfg.use_physics_loss and state_dim
+            else None
         )
 
     # ------------------------------------------------------------------ sizes
@@ -264,8 +266,11 @@ class TransformerWorldModel(nn.Module):
         return self.to_latent(h.mean(-2))
 
     # ------------------------------------------------------------------ read-outs
-    def predict_next(self, h: torch.Tensor, actions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Predictions for step t+1 from ``h [B, T, L, D]`` and ``actions [B, T, A]`` (a_t): ``logits [B, T, N, V]``,
+    def predict_next(
+        self, h: torch.Tensor, actions: torch.Tensor | None = None, state: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Predictions for step t+1 from ``h [B, T, L, D]``, ``actions [B, T, A]`` (a_t) and the normalised state
+        ``state [B, T, S]`` (s_t, which the physics head updates): ``logits [B, T, N, V]``,
         ``audio [B, T, F]``, ``state [B, T, S]`` (with a physics head), ``latent [B, T, latent_dim]`` and the
         heads' input ``feature [B, T, latent_dim + D]`` (latent and action embedding)."""
         b, t, L, D = h.shape
@@ -285,7 +290,9 @@ class TransformerWorldModel(nn.Module):
         out["feature"] = feature
         out["audio"] = self.audio_next(feature)
         if self.physics is not None:
-            out["state"] = self.physics(feature)
+            # the head predicts the change of the (normalised) state from the current one
+            current = self._need(state, "state", (b, t, self.state_dim))
+            out["state"] = current + self.physics(torch.cat([feature, current], -1))
         return out
 
     def next_token_logits(
@@ -305,7 +312,7 @@ class TransformerWorldModel(nn.Module):
         acts = self._need(actions, "actions", (*codes.shape[:2], self.action_dim)) if self.action_dim else None
         prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
         h = self.context(self.quantized(codes), audio, state, prev, timesteps)[:, -1:]
-        out = self.predict_next(h, None if acts is None else acts[:, -1:])
+        out = self.predict_next(h, None if acts is None else acts[:, -1:], None if state is None else state[:, -1:])
         return NextStep(
             logits=out["logits"][:, 0],
             audio=out["audio"][:, 0],
@@ -351,7 +358,7 @@ class TransformerWorldModel(nn.Module):
         prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
         # the tokenizer learns from reconstruction only: the dynamics must not bend the codes toward predictability
         h = self.context(q.detach(), audio, state, prev, timesteps, valid)
-        nxt = self.predict_next(h, acts)
+        nxt = self.predict_next(h, acts, state)
         out: dict[str, Any] = {
             "reconstruction": {"video": self._reconstruct(q, video), "audio": self.audio_recon(nxt["latent"])},
             "next": nxt,
