@@ -17,6 +17,7 @@ without autoreset; collect resets the finished envs itself, with their next epis
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,6 +151,8 @@ class CollectSummary:
     """Episodes in the dataset afterwards (more than ``episodes`` after a resume)."""
     return_stats: dict[str, float] = field(default_factory=dict)
     length_stats: dict[str, float] = field(default_factory=dict)
+    recording_seconds: float = float("nan")
+    """Time spent stepping envs and writing episodes (``seconds`` less env start-up and finalising)."""
 
     @classmethod
     def build(
@@ -489,7 +492,9 @@ def _collect_into(
 
     try:
         with writer, bar:
+            recording = time.perf_counter()
             _record_in_order(envs, episode_policy, layout, rec, config, seed)
+            recording = time.perf_counter() - recording
     except (Exception, KeyboardInterrupt) as err:
         if isinstance(err, WorldRLError) and not rec.returns:
             raise  # a bad option (the policy spec) found before any episode: report it as itself
@@ -504,6 +509,7 @@ def _collect_into(
         time.time() - start,
         result.num_episodes,
     )
+    summary = dataclasses.replace(summary, recording_seconds=recording)
     if progress:
         print_summary(summary)
     return summary
