@@ -110,6 +110,33 @@ def run_variant(name: str, questions: list[str], work: Path, base: dict[str, str
     return record
 
 
+def time_steps(work: Path, questions: list[str], names: list[str], batch_size: int, repeats: int) -> dict[str, float]:
+    """Median seconds of one training step (forward + backward, batch ``batch_size``) per trained variant, measured
+    round-robin in one process so that the machine's load hits every variant alike."""
+    import statistics
+
+    from worldrl.evaluation.vlm.items import read_vlm_items
+    from worldrl.evaluation.vlm.prompting import build_batch
+    from worldrl.evaluation.vlm.scoring import world_frame_count
+    from worldrl.models.fusion import WorldGemma
+
+    items = read_vlm_items(questions, "train")[:batch_size]
+    models = {n: WorldGemma.from_pretrained(str(work / n / "model"), verbose=False).train() for n in names}
+    batches = {
+        n: build_batch(m.processor, [(i, i.answer) for i in items], world_frame_count(m, items), 0)
+        for n, m in models.items()
+    }
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats + 1):  # the first round warms up
+        for n, model in models.items():
+            start = time.perf_counter()
+            model(**batches[n]).loss.backward()
+            model.zero_grad(set_to_none=True)
+            if r:
+                times[n].append(time.perf_counter() - start)
+    return {n: statistics.median(v) for n, v in times.items()}
+
+
 def _cell(row: dict) -> str:
     return f"{row['accuracy']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
 
@@ -132,13 +159,16 @@ def report(work: Path, args: argparse.Namespace) -> str:
         chance = "-" if math.isnan(row["chance"]) else f"{row['chance']:.2f}"
         cells = " | ".join(_cell(records[n]["per_type"][kind]) for n in names)
         lines.append(f"| {kind} | {row['n']} | {chance} | {row['answer_prior']:.2f} | {cells} |")
-    speed = ["| variant | train loss first -> last | s / step | step time vs off |", "|---|---|---:|---:|"]
-    off = records.get("off", {}).get("seconds_per_step")
+    step = time_steps(work, args.questions, names, args.batch_size, args.timing_repeats)
+    speed = [
+        f"| variant | train loss first -> last | step time (median of {args.timing_repeats}, side by side) | vs off |",
+        "|---|---|---:|---:|",
+    ]
     for n in names:
         r = records[n]
-        ratio = f"{r['seconds_per_step'] / off:.2f}x" if off else "-"
+        ratio = f"{step[n] / step['off']:.2f}x" if "off" in step else "-"
         speed.append(
-            f"| {n}: {LABELS[n]} | {r['first_loss']:.2f} -> {r['last_loss']:.2f} | {r['seconds_per_step']:.2f} | {ratio} |"
+            f"| {n}: {LABELS[n]} | {r['first_loss']:.2f} -> {r['last_loss']:.2f} | {1000 * step[n]:.0f} ms | {ratio} |"
         )
     return "\n".join(lines), "\n".join(speed), describe_machine()
 
@@ -152,6 +182,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timing-repeats", type=int, default=10)
     parser.add_argument("--report", action="store_true", help="only write the table from the finished variants")
     parser.add_argument("--doc", default=None, help="write the Fusion family section of this markdown file")
     parser.add_argument("--notes", default=None, help="markdown file appended to the section (what the numbers say)")
