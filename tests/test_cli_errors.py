@@ -45,6 +45,12 @@ def bad_inputs(tmp) -> dict[str, list[list[str]]]:
         ],
         "configs": [["show", "no_such_preset"]],
         "plan-goal": [["--model", missing]],
+        "generate": [
+            ["--checkpoint", missing, "--prompt", missing, "--output", str(tmp / "g.mp4")],
+            ["--checkpoint", missing, "--scene", "collide", "--output", str(tmp / "g.mp4"), "--top-p", "1.5"],
+        ],
+        "train-vlm": [["--config", str(tmp / "missing.yaml")]],
+        "evaluate-vlm": [["--model", missing, "--questions", missing]],
     }
 
 

@@ -30,7 +30,12 @@ CONFIGS: dict[type, tuple[dict[str, Any], str, Any]] = {
     CollectConfig: ({"env_id": "Pendulum-v1", "out": "unused", "episodes": 1}, "episodes", 0),
     MovingShapesConfig: ({}, "steps", 1),
 }
-FAMILY_BAD_FIELDS = {"ensemble": ("num_elites", 99), "vrnn": ("max_components", 1), "vjepa2": ("rollout_steps", -1)}
+FAMILY_BAD_FIELDS = {
+    "ensemble": ("num_elites", 99),
+    "vrnn": ("max_components", 1),
+    "vjepa2": ("rollout_steps", -1),
+    "multimodal": ("patch_size", 7),
+}
 for _family, (_field, _bad) in FAMILY_BAD_FIELDS.items():
     CONFIGS[get_family(_family).config_class] = ({}, _field, _bad)
 
