@@ -37,6 +37,13 @@ from worldrl.evaluation.report import describe_machine, update_doc_section
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "scale-out"
+WHERE_THE_TIME_GOES = [
+    "Where the time goes (cProfile of a one-env state run of 2,000 frames, 2026-12-02): the dataset writer's",
+    "`save_episode` (parquet and metadata, once per episode) took 9.1 of the 12.8 s, stepping HalfCheetah under",
+    "1 s. State collection is writer-bound, so more env processes cannot speed it up; pixel collection is",
+    "render-bound, which worker processes do parallelise when there are free cores to run them.",
+]
+"""A profile of the state collection (kept beside the numbers it explains)."""
 
 
 def time_collection(task: str, n: int, pixels: bool, episodes: int, steps: int, out: Path) -> float:
@@ -167,6 +174,8 @@ def render(args: argparse.Namespace, collection: list[dict], training: list[dict
         "| observation | N envs | frames/s | vs N=1 |",
         "|---|---:|---:|---:|",
         *[f"| {r['obs']} | {r['N']} | {r['fps']:.0f} | {r['ratio']:.2f}x |" for r in collection],
+        "",
+        *WHERE_THE_TIME_GOES,
         "",
         f"Training: a vrnn (hidden 128) on {args.task} windows of 8 steps, global batch {args.batch}, "
         f"{args.train_steps} steps;",
