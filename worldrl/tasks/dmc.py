@@ -1,4 +1,9 @@
-"""dm_control suite tasks as Gymnasium envs (``make_real_env("dmc:cartpole-swingup")``); needs ``worldrl[dmc]``."""
+"""dm_control suite tasks as Gymnasium envs (``make_real_env("dmc:cartpole-swingup")``); needs ``worldrl[dmc]``.
+
+The extra pins mujoco below 4: dm-control 1.0.50 with mujoco 4.0 fails in its generated bindings (a missing
+``MjModel`` field) before any task loads; with mujoco 3.17 (or 3.8.1 next to gym-aloha's dm-control 1.0.41) the
+benchmark tasks load and step (tests/test_dmc.py).
+"""
 
 from __future__ import annotations
 
@@ -57,7 +62,7 @@ class DMCEnv(gym.Env):
 
             raise MissingDependencyError(
                 f"dm_control cannot load 'dmc:{domain}-{task}' with mujoco {mujoco.__version__} ({err}); "
-                "install a dm-control release built for this mujoco version"
+                "no dm-control release loads its tasks with mujoco 4: `pip install worldrl[dmc]` (mujoco < 4)"
             ) from err
         self.dt = float(self._env.control_timestep())
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.dt)}
