@@ -280,3 +280,18 @@ def test_bad_inputs_are_named():
         build_model(
             "vrnn", TINY, TaskSpec(gym.spaces.Box(0, 1, (2, 3), np.float32), gym.spaces.Box(-1, 1, (A,), np.float32))
         )
+
+
+def test_one_step_prior_reconstruction_trains_the_prior_on_the_next_observation():
+    model = _model(False, lambda_prior_recon=1.0)
+    batch = _batch(False)
+    losses, _ = model.compute_total_loss(batch)
+    losses["prior_recon"].backward()
+    components = model.prior.components[-1].weight.grad  # the plain reconstruction never reaches the prior
+    assert components is not None and components.abs().sum() > 0
+    batch["mask"][:, 1:] = False  # no successor inside the data: nothing to score
+    assert float(model.compute_total_loss(batch)[0]["prior_recon"]) == 0.0
+    batch["mask"][:] = True
+    batch["is_first"][:, 1:] = True  # every successor starts a new episode: nothing to score either
+    assert float(model.compute_total_loss(batch)[0]["prior_recon"]) == 0.0
+    assert "prior_recon" not in _model(False).compute_total_loss(_batch(False))[0]  # off by default

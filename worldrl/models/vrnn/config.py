@@ -80,6 +80,10 @@ class VRNNConfig(WorldModelConfig):
     """Linear warm-up of beta from 0 over this many training steps (0 = no annealing)."""
     lambda_recon: float = 1.0
     """Weight of the reconstruction NLL."""
+    lambda_prior_recon: float = 0.0
+    """Weight of the one-step prior reconstruction: o_{t+1} decoded from the prior's mixture mean after one
+    imagined step from the posterior state of t (what open-loop imagination decodes). Trains the prior and the
+    decoder on the states imagination produces; 0 = off (the plain ELBO)."""
     lambda_reward: float = 1.0
     """Weight of the reward-head MSE (predictive group)."""
     lambda_continue: float = 1.0
@@ -113,7 +117,7 @@ class VRNNConfig(WorldModelConfig):
             value = getattr(self, name)
             require(self, name, isinstance(value, int) and value >= 1, "an integer >= 1")
         non_negative = (
-            "beta free_nats kl_dyn_weight kl_rep_weight commitment_weight lambda_recon lambda_reward lambda_continue "
+            "beta free_nats kl_dyn_weight kl_rep_weight commitment_weight lambda_recon lambda_prior_recon lambda_reward lambda_continue "
             "lambda_token lambda_att_dyn lambda_gram entropy_weight kl_anneal_steps"
         ).split()
         for name in non_negative:

@@ -314,6 +314,9 @@ class DPGMMVRNNWorldModel(WorldModel):
         losses["total_elbo"] = cfg.lambda_recon * losses["recon"] + beta * (
             kl_terms + losses["kl_sticks"] + losses["kl_gamma"]
         )
+        if cfg.lambda_prior_recon > 0:
+            losses["prior_recon"] = self._one_step_reconstruction(out, is_first, mask)
+            losses["total_elbo"] = losses["total_elbo"] + cfg.lambda_prior_recon * losses["prior_recon"]
         losses["perceiver_loss"] = losses["codebook"] + cfg.lambda_token * losses["token_prediction"]
         predictive = cfg.lambda_reward * losses["reward"] + cfg.lambda_continue * losses["continuation"]
         if self.schema is not None:
@@ -456,10 +459,29 @@ class DPGMMVRNNWorldModel(WorldModel):
         prior = self.prior(h_top)
         z = prior.sample(prior.log_weights(stochastic, generator), generator, stochastic)
         feat = torch.cat([h_top, z], -1)
-        return {
+        step = {
             "reward_pred": self.reward_head(feat).reshape(B, T),
             "terminal_logit": self.continue_head(feat).reshape(B, T),
         }
+        if self.config.lambda_prior_recon > 0:  # the state imagination decodes: the prior's mixture mean
+            z_mean = prior.sample(prior.log_weights(False), None, False)
+            step["one_step_feat"] = torch.cat([h_top, z_mean], -1).reshape(B, T, -1)
+        return step
+
+    def _one_step_reconstruction(self, out: dict[str, Any], is_first: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Gaussian NLL of o_{t+1} decoded from the one-step prior state of t (as imagination decodes it), averaged
+        over the steps whose successor lies in the same episode."""
+        feat = out["one_step_feat"][:, :-1]
+        maps = reference = has_reference = None
+        if self.schema is not None:
+            maps = self.schema.predict_log_maps(feat[..., : self.config.hidden_dim]).exp().flatten(0, 1)
+        if self.uses_reference:
+            reference, has_reference = out["reference"][:, 1:].flatten(0, 1), out["has_reference"][:, 1:].flatten(0, 1)
+        target = out["targets"][:, 1:]
+        recon = self._decode(feat.flatten(0, 1), maps, reference, has_reference).reshape(target.shape)
+        valid = (mask[:, 1:] & ~is_first[:, 1:]).to(recon.dtype)
+        sq_err = (recon - target).pow(2).flatten(2).sum(-1)
+        return (sq_err * valid).sum() / valid.sum().clamp_min(1.0) / (2.0 * self.config.recon_std**2)
 
     def _lstm_input_gates(self, action: torch.Tensor) -> torch.Tensor:
         """The action's part of layer 0's gates (with both biases): known up front, so batched over every step."""
