@@ -9,7 +9,9 @@ Wiring (a recurrent latent model in the PlaNet/Dreamer sense, with the AIME comp
                       call; only the h-dependent part of the posterior runs inside the time loop)
 * attention schema    slot-attention maps A_t of the frame (trained by their own losses) and maps predicted from
                       h_t; the decoder reads the *predicted* maps, in training and in imagination alike
-* read-outs           decoder p(o_t | h_t, z_t, Â_t); reward and continuation heads on (h, z)
+* read-outs           decoder p(o_t | h_t, z_t, Â_t); reward and continuation heads on (h, z). With
+                      ``reference_frame`` a pixel decoder paints a frame and a keep-mask that are blended with an
+                      earlier real frame (``worldrl.models.vrnn.reference``): never o_t itself
 
 Everything the decoder and the heads see passes either the recurrent state (built only from past latents and
 actions) or the KL-priced latent z_t: there is no side channel from o_t. The KL of the mixture is balanced as in
