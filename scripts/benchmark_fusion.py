@@ -200,7 +200,7 @@ def main() -> None:
         from worldrl.evaluation.report import update_doc_section
 
         body = DOC_TEMPLATE.format(accuracy=accuracy, speed=speed, machine=machine, steps=args.steps,
-                                   batch=args.batch_size, questions=" ".join(args.questions))  # fmt: skip
+                                   batch=args.batch_size, questions=" ".join(Path(q).name for q in args.questions))  # fmt: skip
         if args.notes:
             body += "\n" + Path(args.notes).read_text()
         update_doc_section(args.doc, "fusion", body)
@@ -209,7 +209,8 @@ def main() -> None:
 DOC_TEMPLATE = """\
 ## Fusion family: Gemma 3 with world tokens on the Playground's physics questions (CPU, tiny)
 
-`python scripts/benchmark_fusion.py --questions {questions} --steps {steps} --batch-size {batch}`, on {machine}.
+`python scripts/benchmark_fusion.py --questions {questions} --steps {steps} --batch-size {batch}` (question sets from
+`worldrl qa generate --items 280 --image-size 32 --seed N`, pooled), on {machine}.
 Tiny random Gemma 3 (text hidden 64, 2 layers; SigLIP 2 layers at 32 px; tokenizer trained on the train questions),
 the same base weights, steps ({steps} x batch {batch}) and batch order for every variant; Gemma and its vision tower
 train, the world branch stays frozen, the projector trains. Multiple choice is scored by the log-likelihood of each
