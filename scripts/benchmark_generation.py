@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument(
         "--stride", type=int, default=5, help="steps between window starts (each contact is met from several contexts)"
     )
+    parser.add_argument("--label", default="", help="what the checkpoint is (printed in the doc)")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (fewer frames and windows)")
     parser.add_argument("--doc", default="docs/benchmarks.md")
     parser.add_argument("--example-dir", default="docs", help="where multimodal_generation.mp4/.wav/.png go")
@@ -114,9 +115,10 @@ def main() -> None:
         "## Multimodal generation (`VideoGenerator`, `BenchmarkSuite` contact onsets)",
         "",
         f"`{command}` on {describe_machine()}; the CPUs were shared with other jobs. Checkpoint `{args.checkpoint}`"
-        f" ({model.config.embed_dim}-wide, depth {model.config.depth}, {model.config.img_size}px frames as "
+        f"{' (' + args.label + ')' if args.label else ''}: {model.config.embed_dim}-wide, depth "
+        f"{model.config.depth}, {model.config.img_size}px frames as "
         f"{model.config.tokens_per_frame} FSQ codes of a {model.config.vocab_size}-code vocabulary, context "
-        f"{model.config.context_length}), {len(held_out)} held-out episodes of `{args.dataset}` (the trainer's split).",
+        f"{model.config.context_length}; {len(held_out)} held-out episodes of `{args.dataset}` (the trainer's split).",
         "",
         f"Generation speed: {args.frames} new frames after an {model.config.context_length}-frame context, median of "
         f"{args.repeats}; one model call per frame (no key/value cache: the causal transformer reruns on the window).",
@@ -131,7 +133,9 @@ def main() -> None:
         f"Contact onsets in the open-loop audio ({results['setup']['windows']} windows starting every {stride} steps, "
         f"greedy rollouts of {max(H)} frames after {suite.context} real ones): spectral-flux onsets matched to the "
         "event log's contacts within one frame. The detector on the true audio is the ceiling; repeating the last "
-        "frame's audio predicts no onset.",
+        "frame's audio predicts no onset. The model's audio head predicts the next frame's log-mel as a point "
+        "(the conditional mean), so a contact whose timing is uncertain is spread over frames and seldom rises "
+        "5 dB within one; onsets in open-loop audio would need sampled audio, as the frames are sampled.",
         "",
         "| audio | precision | recall | onsets | true contacts |",
         "|---|---:|---:|---:|---:|",
