@@ -10,7 +10,9 @@ must agree to float32 reduction-order rounding (``atol=1e-5``, ``rtol=1e-4`` aft
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +76,7 @@ def worker(argv: list[str]) -> None:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    faulthandler.dump_traceback_later(360, exit=True)  # a hung rank shows where it waits before torchrun is killed
     world = int(os.environ["WORLD_SIZE"])
     for strategy in ("ddp", "fsdp"):
         if args.resume:  # fresh processes continue the interrupted runs
@@ -81,15 +84,26 @@ def worker(argv: list[str]) -> None:
             continue
         make_trainer(args.data, args.out / f"{strategy}_full", strategy, world * RANK_BATCH, STEPS).fit()
         make_trainer(args.data, args.out / f"{strategy}_half", strategy, world * RANK_BATCH, HALF).fit()
+    torch.distributed.barrier()  # leave together (see test_distributed_families.worker)
     destroy_distributed()
 
 
-def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+def torchrun(*args: str, nproc: int = 2, timeout: float = 420) -> str:
+    """Run ``torchrun`` on this machine; its output. A launch past ``timeout`` is killed with its worker
+    processes (its own session) and fails the test with what it printed so far."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    ) as proc:
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+            pytest.fail(f"torchrun ran past {timeout}s; its output:\n{output[-6000:]}")
+    assert proc.returncode == 0, output[-6000:]
+    return output
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:

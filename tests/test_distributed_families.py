@@ -7,6 +7,7 @@ per step), the checkpoint records the world size, and the model loads back.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -54,6 +55,7 @@ def worker(recording: Path, runs: Path) -> None:
     """Every family x strategy through the CLI; a failure is written next to the run, the others go on."""
     import torch.distributed as dist
 
+    faulthandler.dump_traceback_later(360, exit=True)  # a hung rank shows where it waits before torchrun is killed
     dist.init_process_group("gloo")  # one group for all runs (the CLI leaves a group it did not create alone)
     jobs = [(family, strategy, []) for family in FAMILIES for strategy in STRATEGIES]
     jobs += [("vrnn", f"{strategy}-rgb", ["trainer.gradient_balancing=rgb"]) for strategy in RGB_RUNS]
@@ -63,6 +65,7 @@ def worker(recording: Path, runs: Path) -> None:
         code = worldrl_main(["train", "--config", str(config), *overrides])
         if int(os.environ["RANK"]) == 0:
             (runs / f"{family}-{name}.exit").write_text(str(code))
+    dist.barrier()  # leave together: a rank must not tear the group down under one still in its last run
     dist.destroy_process_group()
 
 
