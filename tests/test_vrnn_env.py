@@ -16,7 +16,8 @@ from worldrl.models import TaskSpec, build_model, save_pretrained
 TINY = VRNN_TINY
 
 
-def _checkpoint(tmp_path, pixels: bool) -> str:
+def _checkpoint(tmp_path, pixels: bool | str) -> str:
+    """``pixels``: False (state), True, or "reference" (pixels with the reference-frame decoder)."""
     task = TaskSpec.from_env_id("InvertedPendulum-v5")
     if pixels:
         task = TaskSpec(
@@ -27,7 +28,7 @@ def _checkpoint(tmp_path, pixels: bool) -> str:
             max_episode_steps=task.max_episode_steps,
         )
     torch.manual_seed(0)
-    model = build_model("vrnn", TINY, task)
+    model = build_model("vrnn", {**TINY, "reference_frame": pixels == "reference"}, task)
     path = tmp_path / ("vrnn_pixels" if pixels else "vrnn_state")
     save_pretrained(model, path)
     return str(path)
@@ -40,12 +41,12 @@ def _env_kwargs(pixels: bool) -> dict:
     return {"start_states": starts}
 
 
-@pytest.mark.parametrize("pixels", [False, True], ids=["state", "pixels"])
+@pytest.mark.parametrize("pixels", [False, True, "reference"], ids=["state", "pixels", "pixels-reference"])
 def test_vrnn_checkpoint_passes_env_checkers(tmp_path, pixels):
     ckpt = _checkpoint(tmp_path, pixels)
     env = gym.make("WorldModel-v0", model=ckpt, **_env_kwargs(pixels))
     assert env.unwrapped.task_id == "InvertedPendulum-v5"
-    expected = (16, 16, 3) if pixels else (4,)
+    expected = (16, 16, 3) if pixels else (4,)  # "reference" is truthy: pixels
     assert env.observation_space.shape == expected
     check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(env.unwrapped)
@@ -55,7 +56,7 @@ def test_vrnn_checkpoint_passes_env_checkers(tmp_path, pixels):
         assert obs.dtype == np.uint8
 
 
-@pytest.mark.parametrize("pixels", [False, True], ids=["state", "pixels"])
+@pytest.mark.parametrize("pixels", [False, True, "reference"], ids=["state", "pixels", "pixels-reference"])
 def test_vrnn_env_is_deterministic_and_vectorises(tmp_path, pixels):
     ckpt = _checkpoint(tmp_path, pixels)
     actions = [np.array([0.5 * np.sin(t)], np.float32) for t in range(6)]
