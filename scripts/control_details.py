@@ -5,6 +5,7 @@
     python scripts/control_details.py runs/benchmark_control \\
         --strip runs/benchmark_control/HalfCheetah-v5/mpc-cem/seed0 docs/control_halfcheetah_final_episode.png
     python scripts/control_details.py runs/benchmark_control --imagination runs/dreamer_ip/guarded_s0 RUN2 ...
+    python scripts/control_details.py runs/benchmark_control --curves docs/control_guards.png RUN1 RUN2 ...
 
 The phase table reads each run's ``iterations.jsonl`` (one row per 250-step iteration of the online loop).
 ``--zero-action`` evaluates the all-zero action on the same real starts the loop evaluates on (seed + 10000).
@@ -108,6 +109,34 @@ def imagination_table(runs: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def plot_runs(out: Path, runs: list[Path]) -> Path:
+    """Real return vs real steps of the given runs (their ``learning_curve.csv`` so far), one line each."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from worldrl.io import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for run in runs:
+        with (run / "learning_curve.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        steps = [int(r["real_steps"]) for r in rows]
+        ax.plot(steps, [float(r["mean"]) for r in rows], marker="o", ms=3, label=f"{run.parent.name}/{run.name}")
+    ax.set_xlabel("real environment steps")
+    ax.set_ylabel("real return (eval)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    atomic_write_bytes(out, buffer.getvalue())
+    return out
+
+
 def zero_action_returns(env_id: str, seeds: list[int], episodes: int) -> None:
     import gymnasium as gym
 
@@ -164,8 +193,11 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--strip", nargs=2, type=Path, metavar=("RUN_DIR", "PNG"))
     parser.add_argument("--imagination", nargs="+", type=Path, metavar="RUN_DIR", help="imagined vs real, per eval")
+    parser.add_argument("--curves", nargs="+", type=Path, metavar="PNG RUN_DIR", help="plot these runs' curves")
     args = parser.parse_args()
     print(phases_table(phase_rows(args.root)))
+    if args.curves:
+        print(f"wrote {plot_runs(args.curves[0], args.curves[1:])}")
     if args.imagination:
         print(imagination_table(args.imagination))
     if args.zero_action:
