@@ -8,12 +8,16 @@ trained for the same steps on the same train split with the same batch order, th
 * ``wan``   - + world tokens from a (random, frozen) Cosmos-Predict2 VAE over the 5 last context frames
 * ``vrnn0`` - + world tokens from a worldrl vrnn over the 8 context frames (world_steps=0)
 * ``vrnn2`` - the same vrnn, + 2 imagined future latents (world_steps=2)
+* ``vjepa0`` / ``vjepa2`` - world tokens from a *trained* worldrl V-JEPA 2 (``--vjepa2 DIR``, a checkpoint of
+  ``worldrl train``), 8 context frames, + 0 / 2 imagined steps of its action-conditioned predictor (zero actions)
 
 Usage (variants can run in separate processes, then ``--report`` writes the table from what is there)::
 
     worldrl qa generate --items 280 --seed 1 --image-size 32 --out qa1   # (and --seed 2 --out qa2)
     python scripts/benchmark_fusion.py --questions qa1 qa2 --work runs/fusion_bench --variants off,wan
     python scripts/benchmark_fusion.py --questions qa1 qa2 --work runs/fusion_bench --variants vrnn0,vrnn2
+    python scripts/benchmark_fusion.py --questions qa1 qa2 --work runs/fusion_bench --variants vjepa0,vjepa2 \
+        --vjepa2 runs/vjepa2_playground/model
     python scripts/benchmark_fusion.py --questions qa1 qa2 --work runs/fusion_bench --report --doc docs/benchmarks.md
 """
 
@@ -32,12 +36,16 @@ VARIANTS = {
     "wan": {"enable_world": True, "world": "wan", "world_steps": 0},
     "vrnn0": {"enable_world": True, "world": "vrnn", "world_steps": 0},
     "vrnn2": {"enable_world": True, "world": "vrnn", "world_steps": 2},
+    "vjepa0": {"enable_world": True, "world": "vjepa2", "world_steps": 0},
+    "vjepa2": {"enable_world": True, "world": "vjepa2", "world_steps": 2},
 }
 LABELS = {
     "off": "Gemma 3 alone (last context frame)",
     "wan": "+ world tokens: Cosmos-Predict2 VAE (random, frozen), 5 frames",
     "vrnn0": "+ world tokens: worldrl vrnn (untrained), 8 frames, K=0",
     "vrnn2": "+ world tokens: same vrnn, K=2 imagined steps",
+    "vjepa0": "+ world tokens: worldrl V-JEPA 2 (trained on collide video), 8 frames, K=0",
+    "vjepa2": "+ world tokens: same V-JEPA 2, K=2 imagined steps",
 }
 
 
@@ -73,7 +81,9 @@ def run_variant(name: str, questions: list[str], work: Path, base: dict[str, str
     spec = VARIANTS[name]
     world = None
     if spec["enable_world"]:
-        kind = {"wan": "diffusers", "vrnn": "worldrl"}[spec["world"]]
+        kind = {"wan": "diffusers", "vrnn": "worldrl", "vjepa2": "worldrl"}[spec["world"]]
+        if spec["world"] not in base:
+            raise SystemExit(f"variant {name} needs --{spec['world']} (a trained worldrl checkpoint directory)")
         world = {"kind": kind, "source": base[spec["world"]], "image_size": 32}
     config = VLMTrainConfig(
         questions=questions,
@@ -183,6 +193,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timing-repeats", type=int, default=10)
+    parser.add_argument("--vjepa2", default=None, help="trained worldrl vjepa2 checkpoint for vjepa0/vjepa2")
     parser.add_argument("--report", action="store_true", help="only write the table from the finished variants")
     parser.add_argument("--doc", default=None, help="write the Fusion family section of this markdown file")
     parser.add_argument("--notes", default=None, help="markdown file appended to the section (what the numbers say)")
@@ -191,6 +202,8 @@ def main() -> None:
     work = Path(args.work)
     if not args.report:
         base = prepare_base(args.questions, work, args.seed)
+        if args.vjepa2:
+            base["vjepa2"] = args.vjepa2
         for name in args.variants.split(","):
             run_variant(name, args.questions, work, base, args)
     accuracy, speed, machine = report(work, args)

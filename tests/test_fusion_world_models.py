@@ -62,3 +62,36 @@ def test_cosmos_tokenizer_as_world_branch(sources):
     assert model.world_rows(world_frames=torch.zeros(1, 9, 3, 32, 32)).shape == (1, 2 * 16 + 2, 64)
     with pytest.raises(ModelConfigurationError, match=r"1 \+ k\*8"):  # 5 frames: Cosmos would keep one
         model.world_rows(world_frames=torch.zeros(1, 5, 3, 32, 32))
+
+
+def _vjepa2_source(root, cameras: int) -> str:
+    from worldrl.models.vjepa2 import VJEPA2Config
+
+    spaces = {f"observation.images.cam{i}": gym.spaces.Box(0, 255, (16, 16, 3), np.uint8) for i in range(cameras)}
+    spaces["observation.state"] = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    task = TaskSpec.keyed(spaces, gym.spaces.Box(-1, 1, (2,), np.float32))
+    torch.manual_seed(0)
+    model = build_model("vjepa2", VJEPA2Config.tiny(), task)
+    with torch.no_grad():  # its residual predictor starts as "repeat the last frame": give it dynamics to roll out
+        torch.nn.init.normal_(model.action_predictor.out.weight, std=0.5)
+    model.save_pretrained(str(root / f"vjepa2_{cameras}cam"))
+    return str(root / f"vjepa2_{cameras}cam")
+
+
+def test_keyed_vjepa2_as_world_branch(sources, tmp_path):
+    """A camera + state model (V-JEPA 2 on the Playground): frames feed the camera, the state key gets zeros."""
+    spec = {"kind": "worldrl", "source": _vjepa2_source(tmp_path, 1), "image_size": 32}
+    model = WorldGemma.from_pretrained(sources[0], world=spec, world_steps=2, verbose=False)
+    frames = torch.rand(2, 3, 3, 32, 32) * 2 - 1
+    assert model.world.latent_channels == 16 * 16 // 8**2 * model.world.model.dim + 4  # patch tokens + state
+    assert model.world_rows(world_frames=frames).shape == (2, 3 + 2 + 2, 64)
+    latents = model.world.predict(frames, 2)
+    assert torch.equal(latents[:, :, :3], model.world.encode(frames))
+    assert not torch.equal(latents[:, :, 0], latents[:, :, 1])  # the frames reach the encoder
+    assert not torch.equal(latents[:, :, 4], latents[:, :, 3])  # imagined steps move
+
+
+def test_world_model_with_two_cameras_is_refused(sources, tmp_path):
+    spec = {"kind": "worldrl", "source": _vjepa2_source(tmp_path, 2)}
+    with pytest.raises(ModelConfigurationError, match="one camera"):
+        WorldGemma.from_pretrained(sources[0], world=spec, verbose=False)

@@ -133,14 +133,31 @@ class WorldrlModelEncoder(WorldEncoder):
         self.spec, self.local_dir = spec, local_dir
         self.model = WorldModel.from_pretrained(local_dir)
         task = self.model.task
-        if not task.is_pixel:
+        cameras = task.image_keys if task.is_keyed else ([task.obs_key] if task.is_pixel else [])
+        if len(cameras) != 1:
             raise ModelConfigurationError(
-                f"world.source={spec.source}: a {type(self.model).__name__} observing {task.obs_shape} cannot read "
-                "frames; the fusion world branch needs a model of image observations"
+                f"world.source={spec.source}: a {type(self.model).__name__} observing {task.obs_keys} "
+                f"({len(cameras)} image keys) cannot read frames; the fusion world branch needs a model of one camera"
             )
-        self.obs_size = tuple(task.obs_shape[:2])
+        self.camera = cameras[0]
+        self.obs_size = tuple(task.key_space(self.camera).shape[:2])
         with torch.no_grad():
-            self._channels = int(self.model.embed(torch.zeros(1, *task.obs_shape)).shape[-1])
+            self._channels = int(self.model.embed(self._as_obs(torch.zeros(1, *self.obs_size, 3))).shape[-1])
+
+    def _as_obs(self, pixels: torch.Tensor):
+        """Frames in task units ``[*batch, H, W, 3]`` -> the model's observation. Keyed tasks (camera + state, as
+        V-JEPA 2 on the Playground) get zeros for the non-camera keys: the questions carry frames only."""
+        if not self.model.task.is_keyed:
+            return pixels
+        from tensordict import TensorDict
+
+        batch = pixels.shape[:-3]
+        entries = {
+            key: torch.zeros(*batch, *space.shape, device=pixels.device)
+            for key, space in self.model.task.key_spaces().items()
+            if key != self.camera
+        }
+        return TensorDict({self.camera: pixels, **entries}, batch_size=list(batch), device=pixels.device)
 
     @property
     def latent_channels(self) -> int:
@@ -159,7 +176,7 @@ class WorldrlModelEncoder(WorldEncoder):
         prev_action = torch.zeros(b, t, self.model.task.action_dim, device=device)
         is_first = torch.zeros(b, t, dtype=torch.bool, device=device)
         is_first[:, 0] = True
-        return self.model.observe(obs.to(device), prev_action, is_first)
+        return self.model.observe(self._as_obs(obs.to(device)), prev_action, is_first)
 
     @staticmethod
     def _as_latents(embeddings: torch.Tensor) -> torch.Tensor:
