@@ -1,5 +1,6 @@
 """The shared trainer: AdamW, schedules, AMP, EMA, accumulation, clipping, gradient balancing (sum/RGB),
-checkpoints without pickle, exact resume, early stopping and metric logging; plus ``train_from_config``."""
+checkpoints without pickle, exact resume, early stopping and metric logging, one process or several under
+``torchrun`` (``trainer.strategy``: ddp, fsdp; ``distributed.py``); plus ``train_from_config``."""
 
 from worldrl.training.config import TrainerConfig
 from worldrl.training.gradient_balancing import COMBINERS, RGBCombiner, SumCombiner, build_combiner, rgb_combine
