@@ -73,11 +73,17 @@ def alias_bomb(levels: int = 9) -> str:
 def test_train_refuses_hostile_yaml_quickly(tmp_path, name, text, message):
     path = tmp_path / name
     path.write_text(text)
-    cmd = [sys.executable, "-m", "worldrl", "train", "--config", str(path)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)  # unbounded before: minutes, then OOM
+    # the CLI in a child process (a regression would hang, then exhaust memory); it times the command itself, so
+    # the check does not depend on how long imports take on a loaded machine
+    timed = "import sys, time; from worldrl.cli import main; t = time.perf_counter(); rc = main(sys.argv[1:]); "
+    timed += "print(time.perf_counter() - t); sys.exit(rc)"
+    cmd = [sys.executable, "-c", timed, "train", "--config", str(path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # unbounded before: minutes, then OOM
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and message in lines[0], done.stderr
+    elapsed = float(done.stdout.strip().splitlines()[-1])
+    assert elapsed < 30.0, elapsed  # milliseconds on an idle machine; minutes (then OOM) before the limits
 
 
 def test_oversized_yaml_and_bombs_in_options_are_refused(tmp_path):
