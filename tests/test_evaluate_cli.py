@@ -93,7 +93,7 @@ def test_evaluate_end_to_end(dataset, tmp_path, capsys):
             "--horizons",
             "1",
             "5",
-            "20",
+            "14",
             "--num-starts",
             "0",
         ]
@@ -109,15 +109,15 @@ def test_evaluate_end_to_end(dataset, tmp_path, capsys):
         load_pretrained(model_dir),
         LeRobotDatasetReader(dataset),
         range(len(LENGTHS)),
-        horizons=(1, 5, 20),
+        horizons=(1, 5, 14),
         num_starts=None,
     )
     assert saved == json.loads(direct.to_json())
     by_h = {h["horizon"]: h for h in saved["horizons"]}
-    assert by_h[20]["count"] == 0 and by_h[20]["nrmse"] is None  # every episode is shorter than 21 steps
+    assert by_h[14]["count"] == 1 and by_h[14]["nrmse"] is not None  # only the 15-step episode reaches 14
     assert by_h[5]["count"] == sum(max(n - 5, 0) for n in LENGTHS) and by_h[1]["nrmse"] > 0
     assert 0.0 <= by_h[1]["termination_accuracy"] <= 1.0  # measured: the dataset records next.terminated
-    assert [b["horizon"] for b in saved["baselines"]["repeat_last"]] == [1, 5, 20]  # trivial baselines, same starts
+    assert [b["horizon"] for b in saved["baselines"]["repeat_last"]] == [1, 5, 14]  # trivial baselines, same starts
     assert saved["baselines"]["dataset_mean"][0]["nrmse"] > 0
     assert "predict the dataset mean" in (eval_dir / "fidelity.md").read_text()
 
@@ -202,3 +202,32 @@ def test_benchmark_quick_writes_its_section(tmp_path):
     rows = [line for line in section.splitlines() if line.startswith("| 1 |") or line.startswith("| 8 |")]
     assert len(rows) == 2 and all("x |" in row for row in rows)
     assert section.count("met") + section.count("missed") >= 2
+
+
+def test_horizons_beyond_the_longest_episode_are_refused_in_one_line(dataset, tmp_path, capsys):
+    """No step of such a horizon can be scored; a huge one would only cost time and memory (issue 19)."""
+    model_dir = _save_ensemble(tmp_path / "model")
+    args = ["evaluate", "--model", str(model_dir), "--dataset", str(dataset), "--episodes", "all"]
+    for horizon in ("15", "1000000000"):
+        assert main([*args, "--horizons", "1", horizon]) == 2
+        err = capsys.readouterr().err
+        assert f"--horizons {horizon} is beyond the longest evaluated episode (14 steps" in err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_train_on_a_device_that_does_not_exist_is_one_line(dataset, tmp_path, capsys):
+    import torch
+    import yaml
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the missing-device case cannot happen")
+    config = {
+        "output_dir": str(tmp_path / "run"),
+        "data": {"root": str(dataset), "window": 2},
+        "model": {"family": "ensemble", "num_members": 2, "num_elites": 1, "hidden_dims": [8]},
+        "trainer": {"max_steps": 1, "batch_size": 2, "device": "cuda"},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", "--config", str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "device 'cuda' is not available on this machine" in err and len(err.strip().splitlines()) == 1

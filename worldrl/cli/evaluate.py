@@ -155,13 +155,27 @@ def _write_outputs(report: Any, out: Path, model_dir: Path) -> list[Path]:
     return written
 
 
+def checked_horizons(horizons: list[int] | None, reader: Any, episodes: list[int]) -> list[int]:
+    """Asked horizons, refused when one is beyond the longest held-out episode (no step of it could be scored, and
+    a huge one would only cost time and memory); the defaults 1 10 50 stay (unscored ones are reported as such)."""
+    if horizons is None:
+        return [1, 10, 50]
+    longest = max(stop - start for start, stop in (reader.episode_range(e) for e in episodes)) - 1
+    if max(horizons) > longest:
+        raise ConfigError(
+            f"--horizons {max(horizons)} is beyond the longest evaluated episode ({longest} steps after its first "
+            f"observation); choose horizons <= {longest}"
+        )
+    return horizons
+
+
 def run(args: argparse.Namespace) -> int:
     from worldrl.evaluation.fidelity import evaluate_fidelity
 
     model, reader, episodes = _load(args)
     if model.config.family == "multimodal":
         return _run_suite(args, model, reader, episodes)
-    args.horizons = args.horizons or [1, 10, 50]
+    args.horizons = checked_horizons(args.horizons, reader, episodes)
     args.context = 1 if args.context is None else args.context
     generator = torch.Generator(device=args.device).manual_seed(args.seed) if args.sample else None
     report = evaluate_fidelity(

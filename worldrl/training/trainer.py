@@ -192,9 +192,10 @@ def to_task_shapes(batch: TensorDict, task: Any) -> TensorDict:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """``trainer.device`` as a torch device that exists here (``auto``: CUDA if present); one-line error else."""
+    from worldrl.models.checkpoint import resolve_device as existing_device
+
+    return existing_device(name)
 
 
 def seed_everything(seed: int) -> None:
