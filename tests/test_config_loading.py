@@ -101,3 +101,26 @@ def test_nested_dataclasses_and_optional_tuples_are_rebuilt():
         config_from_dict(Outer, {"inner": {"nope": 1}})
     with pytest.raises(ConfigError, match="must be a mapping"):
         config_from_dict(Outer, [1, 2])
+
+
+def test_scalar_fields_of_the_wrong_type_name_the_field_and_numbers_in_strings_convert():
+    from worldrl.training.config import TrainerConfig
+
+    with pytest.raises(ConfigError, match=r"TrainerConfig.max_steps must be int, got 'two'"):
+        config_from_dict(TrainerConfig, {"max_steps": "two"})
+    with pytest.raises(ConfigError, match=r"TrainerConfig.max_steps must be int, got 2.5"):
+        config_from_dict(TrainerConfig, {"max_steps": 2.5})
+    with pytest.raises(ConfigError, match=r"TrainerConfig.lr must be float, got True"):
+        config_from_dict(TrainerConfig, {"lr": True})
+    config = config_from_dict(TrainerConfig, {"lr": "1e-3", "max_steps": 10.0})  # YAML reads 1e-3 as a string
+    assert config.lr == 0.001 and isinstance(config.max_steps, int) and config.max_steps == 10
+
+
+def test_data_window_of_the_wrong_type_is_one_line(tmp_path, capsys):
+    from worldrl.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {root: nowhere, window: 2}\nmodel: {family: ensemble}\n")
+    assert main(["train", "--config", str(path), "data.window=two"]) == 2
+    err = capsys.readouterr().err
+    assert "data.window must be an integer >= 1, got 'two'" in err and len(err.strip().splitlines()) == 1

@@ -62,7 +62,46 @@ def _restore(value: Any, hint: Any, field: dataclasses.Field, where: str) -> Any
         return config_from_dict(nested, value, where)
     if isinstance(value, list) and (_is_tuple_type(hint) or isinstance(_default_of(field), tuple)):
         return tuple(value)
-    return value
+    return _checked_scalar(value, hint, where)
+
+
+_SCALARS = (bool, int, float, str)
+
+
+def _checked_scalar(value: Any, hint: Any, where: str) -> Any:
+    """A value for a field typed with plain scalars (``int``, ``float | None``, ...): numbers written as strings
+    (YAML reads ``1e-3`` as a string) become numbers, a whole float becomes an int; anything else of the wrong
+    type is a ``ConfigError`` naming the field, so ``data.window=two`` fails here and not deep inside a run."""
+    options = _options(hint)
+    if hint is None or not all(o in _SCALARS or o is type(None) for o in options):
+        return value  # not a plain scalar field (lists, mappings, Any, Literal...): the class checks it
+    if value is None and type(None) in options:
+        return value
+    for kind in (bool, int, float, str):
+        if kind in options:
+            converted = _as_scalar(value, kind)
+            if converted is not None:
+                return converted
+    names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
+    raise ConfigError(f"{where} must be {names}, got {value!r}")
+
+
+def _as_scalar(value: Any, kind: type) -> Any:
+    """``value`` as ``kind`` when it is one already or converts without loss; None otherwise."""
+    if kind is bool:
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool):
+        return None  # True is an int to Python, never a number here
+    if isinstance(value, str) and kind in (int, float):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if kind is int and isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if kind is float and isinstance(value, int | float):
+        return float(value)
+    return value if isinstance(value, kind) else None
 
 
 def _type_hints(cls: type) -> dict[str, Any]:

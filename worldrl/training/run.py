@@ -129,6 +129,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
     data = _section(cfg, "data")
     _known(data, "data.", DATA_DEFAULTS)
     requested_keys(data)
+    _check_data_values(data)
     if not data.get("root"):
         raise ConfigError("data.root is required (a LeRobot dataset directory or a Hub repo id)")
     if data.get("collect") is not None:
@@ -149,6 +150,30 @@ def validate_config(cfg: dict[str, Any]) -> None:
     # keys and values, before any data is read or collected (the strict loader names the bad field)
     config_class.from_dict(model, "model")
     TrainerConfig.from_dict(_section(cfg, "trainer"), "trainer")
+
+
+def _check_data_values(data: dict[str, Any]) -> None:
+    """The numeric ``data`` fields, typed and in range (a typo like ``data.window=two`` must not reach a loop)."""
+
+    def number(key: str, whole: bool) -> float | None:
+        value = data.get(key)
+        if value is None or isinstance(value, bool):
+            return None if value is None else float("nan")
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            return float("nan")
+        return x if not whole or x.is_integer() else float("nan")
+
+    window = number("window", whole=True)
+    if "window" in data and not (window is not None and window >= 1):
+        raise ConfigError(f"data.window must be an integer >= 1, got {data['window']!r}")
+    fraction = number("val_fraction", whole=False)
+    if "val_fraction" in data and not (fraction is not None and 0 <= fraction < 1):
+        raise ConfigError(f"data.val_fraction must be a number in [0, 1), got {data['val_fraction']!r}")
+    fps = number("target_fps", whole=False)
+    if data.get("target_fps") is not None and not (fps is not None and fps > 0):
+        raise ConfigError(f"data.target_fps must be a number > 0 or null, got {data['target_fps']!r}")
 
 
 def _section(cfg: dict[str, Any], key: str, name: str | None = None) -> dict[str, Any]:
