@@ -410,6 +410,7 @@ def test_control_details_sets_imagined_rewards_beside_real_returns(tmp_path):
     assert rows[:2] == [(500, 12.0, -2.0, 3.0), (750, 30.0, 0.5, pytest.approx(math.nan, nan_ok=True))]
     assert rows[2][0] is None and rows[2][2] == 0.9  # the iterations after the last evaluation of a live run
     assert f"| {tmp_path.name} | 500 | 12.0 | -2.00 | 3.00 |" in details.imagination_table([tmp_path])
+    assert details.plot_runs(tmp_path / "curves.png", [tmp_path]).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_diverged_fit_is_reported_with_the_loops_checkpoint(tmp_path, tiny_yaml, monkeypatch):
