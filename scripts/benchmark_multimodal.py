@@ -16,7 +16,7 @@ plus training throughput (windows/s of the preset's training step, one thread). 
 ``--out``/frames.png (truth vs prediction) and replaces the "Multimodal family" section of docs/benchmarks.md
 with ``--write-docs``.
 
-    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu --write-docs
+    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_cv --write-docs
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ SECTION = "## Multimodal family"
 SETUP = """Commands (one thread; the collection and training take about 5 and 30 minutes on a loaded 2-core machine):
 
     OMP_NUM_THREADS=1 worldrl train --config configs/multimodal_playground_cpu.yaml
-    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu --write-docs
+    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_cv --write-docs
 
 Data: 60 Playground "collide" episodes of 80 steps (50 Hz), random planar pushes, 64x64 frames, 32-bin log10-mel
 synthetic contact audio, 78-dim object states; 54 episodes train, 6 are held out (the run's validation split).
@@ -77,7 +77,13 @@ not: a loaded shared machine):
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", default="runs/multimodal_playground_cpu", help="run directory of the CPU preset")
+    p.add_argument("--run", default="runs/multimodal_playground_cpu_cv", help="run directory of the CPU preset")
+    p.add_argument(
+        "--weights",
+        choices=["best", "model"],
+        default="best",
+        help="best: the best-validation weights (run/best; falls back to run/model), model: the final weights",
+    )
     p.add_argument("--config", default=str(PRESET), help="preset trained when the run has no model")
     p.add_argument("--dataset", default=None, help="dataset root (default: the run's data.root)")
     p.add_argument("--context", type=int, default=8)
@@ -144,7 +150,9 @@ def main() -> None:
     run = Path(args.run)
     cfg = ensure_trained(run, args.config, args.dataset)
     reader = LeRobotDatasetReader(args.dataset or cfg["data"]["root"])
-    model = load_pretrained(run / "model").eval()
+    weights = run / args.weights if (run / args.weights / "config.json").exists() else run / "model"
+    print(f"weights: {weights}", flush=True)
+    model = load_pretrained(weights).eval()
     horizon = max(args.horizons)
     val, starts = held_out_starts(reader, cfg, args.context, horizon, args.starts_per_episode)
     print(f"held-out episodes {val}: {len(starts)} starts, context {args.context}, horizon {horizon}", flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from worldrl.config_loading import check_fields
 from worldrl.models.base import WorldModelConfig
@@ -13,6 +13,10 @@ from worldrl.models.base import WorldModelConfig
 @dataclass
 class MultimodalConfig(WorldModelConfig):
     """Video + audio (+ state) transformer world model over the codes of a learned FSQ frame tokenizer."""
+
+    architecture_version: ClassVar[int] = 2
+    """2: the physics head integrates its own velocities (state statistics buffers; zero residual = constant
+    velocity). Version-1 checkpoints are refused with a one-line error."""
 
     img_size: int = 256
     """Side of the square frames the model sees (dataset frames are resized to it and back)."""

@@ -94,7 +94,9 @@ class MultimodalWorldModel(WorldModel):
         self.layout: StateLayout | None = layout if layout is not None and layout.state_dim == state_dim else None
         fields = {k: v for k, v in config.to_dict().items() if k in MultimodalConfig.__dataclass_fields__}
         net_fields = {k: fields[k] for k in _NET_FIELDS}
-        self.net = TransformerWorldModel(**net_fields, action_dim=task.action_dim, state_dim=state_dim)
+        self.net = TransformerWorldModel(
+            **net_fields, action_dim=task.action_dim, state_dim=state_dim, state_layout=self.layout
+        )
         self.action_norm = Normalizer((task.action_dim,))
         self.audio_norm = Normalizer((config.audio_dim,))
         self.state_norm = Normalizer((max(state_dim, 1),))
@@ -336,6 +338,8 @@ class MultimodalWorldModel(WorldModel):
         for key, normalizer in targets.items():
             if key in stats:
                 normalizer.fit_stats(stats[key])
+        if self.net.physics is not None:  # the head integrates velocities in real units
+            self.net.physics.set_state_stats(self.state_norm.mean, self.state_norm.std + self.state_norm.eps)
 
 
 _NET_FIELDS = (

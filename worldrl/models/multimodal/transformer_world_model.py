@@ -31,7 +31,7 @@ from worldrl.models.multimodal import fsq
 from worldrl.models.multimodal.attention import CrossModalAttention
 from worldrl.models.multimodal.blocks import TransformerBlock, block_causal_mask
 from worldrl.models.multimodal.config import MultimodalConfig
-from worldrl.models.multimodal.physics import PhysicsHead
+from worldrl.models.multimodal.physics import PhysicsHead, StateLayout
 from worldrl.models.multimodal.positional import SpatioTemporalEncoding
 from worldrl.models.multimodal.tokenizer import FrameTokenizer
 from worldrl.nn.mlp import mlp
@@ -54,7 +54,8 @@ class NextStep:
 
 class TransformerWorldModel(nn.Module):
     """The document's constructor, plus ``action_dim`` / ``state_dim`` (0 = none) for action conditioning and the
-    physics head, and the tokenizer/encoding knobs of ``MultimodalConfig``."""
+    physics head, ``state_layout`` (where positions/velocities sit in the state: the physics head then integrates
+    velocities, zero residual = constant velocity) and the tokenizer/encoding knobs of ``MultimodalConfig``."""
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class TransformerWorldModel(nn.Module):
         *,
         action_dim: int = 0,
         state_dim: int = 0,
+        state_layout: StateLayout | None = None,
         **extra: Any,
     ) -> None:
         super().__init__()
@@ -132,7 +134,7 @@ class TransformerWorldModel(nn.Module):
         self.audio_next = mlp(head_in, [D], cfg.audio_dim)
         self.audio_recon = mlp(cfg.latent_dim, [D], cfg.audio_dim)
         self.physics = (
-            PhysicsHead(head_in + state_dim, cfg.physics_embed_dim, state_dim)
+            PhysicsHead(head_in + state_dim, cfg.physics_embed_dim, state_dim, state_layout)
             if cfg.use_physics_loss and state_dim
             else None
         )
@@ -290,9 +292,9 @@ class TransformerWorldModel(nn.Module):
         out["feature"] = feature
         out["audio"] = self.audio_next(feature)
         if self.physics is not None:
-            # the head predicts the change of the (normalised) state from the current one
+            # a residual on the current state (with a layout: a velocity change, integrated; zero = constant velocity)
             current = self._need(state, "state", (b, t, self.state_dim))
-            out["state"] = current + self.physics(torch.cat([feature, current], -1))
+            out["state"] = self.physics(feature, current)
         return out
 
     def next_token_logits(
