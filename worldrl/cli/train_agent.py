@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-episodes", type=int, default=5, help="real episodes per evaluation")
     parser.add_argument("--steps-per-iteration", type=int, default=250, help="real steps between model fits")
     parser.add_argument(
+        "--collect-envs", type=int, default=1, help="real envs stepped in parallel worker processes (AsyncVectorEnv)"
+    )
+    parser.add_argument(
         "--initial-random-steps", type=int, default=None, help="random-action warm-up steps (default: one episode)"
     )
     parser.add_argument("--model-steps", type=int, default=100, help="optimiser steps per model fit")
@@ -80,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         initial_random_steps=args.initial_random_steps,
         steps_per_iteration=args.steps_per_iteration,
+        collect_envs=args.collect_envs,
         model_config=args.model_config,
         model_family=args.model_family,
         model=args.model,

@@ -37,6 +37,9 @@ class OnlineConfig:
     """Real steps with uniform random actions before the agent acts; None: one episode of the task."""
     steps_per_iteration: int = 250
     """Real steps collected between two model fits / agent improvements (MBPO refits every 250)."""
+    collect_envs: int = 1
+    """Real envs stepped in parallel worker processes during collection (Gymnasium ``AsyncVectorEnv``); it must
+    divide ``real_steps`` and ``steps_per_iteration``. 1: one env in this process."""
     model_config: str | None = None
     """YAML with ``model``/``trainer``/``data.window`` sections (``worldrl train`` layout); None:
     the packaged preset ``ensemble_<task>.yaml`` when one exists, else a small generic ensemble."""
@@ -72,6 +75,12 @@ class OnlineConfig:
                 "real_steps": (self.real_steps >= 1, ">= 1"),
                 "initial_random_steps": (self.initial_random_steps is None or self.initial_random_steps >= 0, ">= 0"),
                 "steps_per_iteration": (self.steps_per_iteration >= 1, ">= 1"),
+                "collect_envs": (
+                    self.collect_envs >= 1
+                    and self.real_steps % self.collect_envs == 0
+                    and self.steps_per_iteration % self.collect_envs == 0,
+                    ">= 1 and a divisor of real_steps and steps_per_iteration",
+                ),
                 "model_steps": (self.model_steps >= 1, ">= 1"),
                 "eval_every": (self.eval_every >= 1, ">= 1"),
                 "eval_episodes": (self.eval_episodes >= 1, ">= 1"),

@@ -51,6 +51,7 @@ from worldrl.loops.model_fitting import (
     task_for_env,
 )
 from worldrl.loops.presets import load_model_spec
+from worldrl.loops.vector_collection import VectorRealCollector
 from worldrl.models.base import WorldModel
 
 
@@ -196,7 +197,11 @@ class OnlineRun:
         options = {**DEFAULT_AGENT_OPTIONS.get(config.agent, {}), **config.agent_options}
         self.agent = make_agent(config.agent, model=self.model, seed=config.seed, device=self.device, **options)
         self.replay = ReplayBuffer(self.task.obs_shape, self.task.action_dim, capacity=max(config.real_steps, 1))
-        self.collector = RealCollector(self.env, self.replay, config.seed)
+        self.collector = (
+            VectorRealCollector(config.env_id, config.collect_envs, self.replay, config.seed)
+            if config.collect_envs > 1
+            else RealCollector(self.env, self.replay, config.seed)
+        )
         self.rng = np.random.default_rng(config.seed)
         self.records: list[EvalRecord] = []
         self.last_returns: list[float] = []
@@ -209,6 +214,7 @@ class OnlineRun:
         self.random_steps = min(
             config.real_steps, config.initial_random_steps if config.initial_random_steps is not None else episode
         )
+        self.random_steps -= self.random_steps % config.collect_envs  # whole rounds of the parallel envs
 
     def fail(self, what: str, err: BaseException | str) -> OnlineTrainingError:
         where = self.checkpoint if self.has_checkpoint else "none written yet"
@@ -286,6 +292,8 @@ class OnlineRun:
             self.replay.to_lerobot(self.out / "data", fps=round(self.task.fps) or 30, task=self.config.env_id)
         shutil.rmtree(self.out / "model_fits", ignore_errors=True)
         self.env.close()
+        if isinstance(self.collector, VectorRealCollector):
+            self.collector.close()
         video = self.record_video() if self.config.video else None
         return OnlineResult(
             self.out,
@@ -348,6 +356,8 @@ def train_agent(config: OnlineConfig) -> OnlineResult:
             index += 1
     except BaseException:
         run.env.close()
+        if isinstance(run.collector, VectorRealCollector):
+            run.collector.close()
         raise
     finally:
         bar.close()
