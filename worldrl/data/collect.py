@@ -496,11 +496,25 @@ def _collect_into(
             _record_in_order(envs, episode_policy, layout, rec, config, seed)
             recording = time.perf_counter() - recording
     except (Exception, KeyboardInterrupt) as err:
-        if isinstance(err, WorldRLError) and not rec.returns:
-            raise  # a bad option (the policy spec) found before any episode: report it as itself
-        raise CollectionInterrupted(Path(config.out), len(rec.returns), err) from err
+        raise_interrupted(err, rec, config)
+    summary = dataclasses.replace(finish_recording(writer, rec, config, start), recording_seconds=recording)
+    if progress:
+        print_summary(summary)
+    return summary
+
+
+def raise_interrupted(err: BaseException, rec: _Recorder, config: CollectConfig) -> None:
+    """Re-raise a recording's failure: a bad option (the policy spec) found before any episode as itself, anything
+    later as ``CollectionInterrupted`` (which says how many episodes were kept)."""
+    if isinstance(err, WorldRLError) and not rec.returns:
+        raise err
+    raise CollectionInterrupted(Path(config.out), len(rec.returns), err) from err
+
+
+def finish_recording(writer: LeRobotDatasetWriter, rec: _Recorder, config: CollectConfig, start: float):
+    """Finalise the dataset and summarise what ``rec`` recorded since ``start`` (``time.time()``)."""
     result = writer.finalize()
-    summary = CollectSummary.build(
+    return CollectSummary.build(
         Path(config.out),
         rec.returns,
         rec.lengths,
@@ -509,10 +523,6 @@ def _collect_into(
         time.time() - start,
         result.num_episodes,
     )
-    summary = dataclasses.replace(summary, recording_seconds=recording)
-    if progress:
-        print_summary(summary)
-    return summary
 
 
 def print_summary(summary: CollectSummary, console: Any = None) -> None:

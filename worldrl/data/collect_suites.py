@@ -10,7 +10,6 @@ buffers, the same summary); what differs is the row: one feature per observation
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -21,11 +20,12 @@ from tqdm.auto import tqdm
 from worldrl.data.collect import (
     AUTORESET_RULES,
     CollectConfig,
-    CollectionInterrupted,
     CollectSummary,
     _Recorder,
     checked_actions,
+    finish_recording,
     print_summary,
+    raise_interrupted,
     run_seed,
 )
 from worldrl.data.policies import PolicyContext, make_policy
@@ -118,19 +118,8 @@ def _record_into(
             policy = make_policy(config.policy, ctx, epsilon=config.epsilon)
             _record(envs, policy, layout, rec, config, seed)
     except (Exception, KeyboardInterrupt) as err:
-        if isinstance(err, WorldRLError) and not rec.returns:
-            raise
-        raise CollectionInterrupted(Path(config.out), len(rec.returns), err) from err
-    result = writer.finalize()
-    summary = CollectSummary.build(
-        Path(config.out),
-        rec.returns,
-        rec.lengths,
-        rec.terminated,
-        result.bytes_written,
-        time.time() - start,
-        result.num_episodes,
-    )
+        raise_interrupted(err, rec, config)
+    summary = finish_recording(writer, rec, config, start)
     if progress:
         print_summary(summary)
     return summary
