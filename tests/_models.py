@@ -35,3 +35,23 @@ VRNN_TINY = {
     "feature_grid": 8,
 }
 """A vrnn of a few thousand parameters for state and 16x16 pixel tests."""
+
+
+def actor_loss_judge(learner, actor, value, starts, horizon: int):
+    """TorchRL's Dreamer actor loss on fixed ``starts`` against a frozen copy of the initial critic: a number that
+    falls only if the actor itself improved (the learner's own critic moves too, so its loss cannot tell)."""
+    import copy
+
+    from torchrl.objectives.dreamer import DreamerActorLoss
+
+    judge = DreamerActorLoss(
+        actor, copy.deepcopy(value).requires_grad_(False), learner.env, imagination_horizon=horizon
+    )
+    judge.make_value_estimator(gamma=0.99, lmbda=0.95)
+
+    def judged() -> float:
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return float(judge(starts.clone())[0]["loss_actor"])
+
+    return judged

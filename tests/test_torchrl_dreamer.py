@@ -4,17 +4,20 @@ the real env through TorchRL's GymEnv, beats a random policy on fixed seeds."""
 
 from __future__ import annotations
 
-import copy
+import sys
+from pathlib import Path
 
 import torch
 from torchrl.collectors import Collector
 from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.envs import GymEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
-from torchrl.objectives.dreamer import DreamerActorLoss
 
 from worldrl.agents.torchrl_dreamer import DreamerLearner, dreamer_actor_value, fit_from_torchrl, real_env_policy
 from worldrl.models import TaskSpec, build_model
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _models import actor_loss_judge  # noqa: E402
 
 torch.set_num_threads(1)
 SEEDS = (1, 2, 3)
@@ -52,13 +55,7 @@ def test_dreamer_actor_trained_in_a_worldrl_model_beats_random_on_the_real_env(t
     fixed = learner.starts(
         observations[torch.randperm(len(observations), generator=torch.Generator().manual_seed(0))[:256]]
     )
-    judge = DreamerActorLoss(actor, copy.deepcopy(value).requires_grad_(False), learner.env, imagination_horizon=10)
-    judge.make_value_estimator(gamma=0.99, lmbda=0.95)
-
-    def judged() -> float:
-        torch.manual_seed(1)
-        with torch.no_grad():
-            return float(judge(fixed.clone())[0]["loss_actor"])
+    judged = actor_loss_judge(learner, actor, value, fixed, horizon=10)
 
     before = judged()
     generator = torch.Generator().manual_seed(0)

@@ -16,7 +16,7 @@ from worldrl.envs.torchrl_model_based import WorldModelDreamerEnv
 from worldrl.errors import EnvError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _models import tiny_model  # noqa: E402
+from _models import actor_loss_judge, tiny_model  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -124,8 +124,10 @@ def test_dreamer_decoder_transform_decodes_imagined_states() -> None:
     """TorchRL's ``DreamerDecoder`` transform writes the worldrl decoder's observations next to each state."""
     from torchrl.envs.model_based.dreamer import DreamerDecoder
 
+    torch.manual_seed(0)
     model = tiny_model("Pendulum-v1").eval()
-    env = WorldModelDreamerEnv(model, start_observations=torch.randn(8, 3)).append_transform(DreamerDecoder())
+    starts = torch.rand(8, 3) * 2 - 1  # inside Pendulum's observation space (the model clips to it when it observes)
+    env = WorldModelDreamerEnv(model, start_observations=starts).append_transform(DreamerDecoder())
     env.set_seed(0)
     rollout = env.rollout(3, auto_reset=True, break_when_any_done=False)
     with torch.no_grad():
@@ -196,10 +198,6 @@ def test_replay_from_torchrl_refuses_missing_entries_empty_buffers_and_nan_in_on
 def test_dreamer_actor_loss_falls_inside_a_vrnn() -> None:
     """TorchRL's actor loss, judged against a frozen copy of the initial critic on fixed starts, falls as the actor
     learns the vrnn's imagined rewards (the real-env comparison is scripts/benchmark_torchrl_dreamer.py)."""
-    import copy
-
-    from torchrl.objectives.dreamer import DreamerActorLoss
-
     from worldrl.agents.torchrl_dreamer import DreamerLearner, dreamer_actor_value
     from worldrl.models import TaskSpec, build_model, get_family
 
@@ -209,13 +207,7 @@ def test_dreamer_actor_loss_falls_inside_a_vrnn() -> None:
     actor, value = dreamer_actor_value(model, hidden=16)
     learner = DreamerLearner(model, actor, value, horizon=5, actor_lr=1e-2)
     fixed = learner.starts(torch.randn(64, 3))
-    judge = DreamerActorLoss(actor, copy.deepcopy(value).requires_grad_(False), learner.env, imagination_horizon=5)
-    judge.make_value_estimator(gamma=0.99, lmbda=0.95)
-
-    def judged() -> float:
-        torch.manual_seed(1)
-        with torch.no_grad():
-            return float(judge(fixed.clone())[0]["loss_actor"])
+    judged = actor_loss_judge(learner, actor, value, fixed, horizon=5)
 
     before = judged()
     generator = torch.Generator().manual_seed(0)
