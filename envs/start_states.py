@@ -22,6 +22,31 @@ from worldrl.models.task_spec import TaskSpec
 Pool = np.ndarray | dict[str, np.ndarray]
 
 
+def check_in_space(obs: Any, task: TaskSpec, what: str = "options['observation']") -> None:
+    """Refuse start observations outside the task's observation space (each key's Box bounds; NaN/inf too): a model
+    started there imagines from states it never saw, and nothing downstream would say so."""
+    entries = (
+        [(key, obs[key], task.key_space(key)) for key in task.obs_keys]
+        if task.is_keyed
+        else [("", obs, task.observation_space)]
+    )
+    for key, value, space in entries:
+        if not isinstance(space, gym.spaces.Box):
+            continue
+        x = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        x = x.astype(np.float64)
+        name = f"{what}[{key!r}]" if key else what
+        if not np.isfinite(x).all():
+            raise EnvError(f"{name} holds NaN or inf")
+        # bounds broadcast over any leading batch dims; infinite bounds never bind
+        worst = float(np.max(np.maximum(space.low - x, x - space.high), initial=0.0))
+        if worst > 1e-6:
+            raise EnvError(
+                f"{name} is outside the observation space {space} (by up to {worst:.4g}); give observations the "
+                "task can produce"
+            )
+
+
 def dataset_episode_starts(root: str | os.PathLike, task: TaskSpec) -> Pool:
     """The first frame of every episode of a LeRobot dataset, for each observed key (state, PNG or video)."""
     from worldrl.data import LeRobotDatasetReader

@@ -33,6 +33,7 @@ from gymnasium.vector.utils import batch_space
 from worldrl.envs.options import EnvOptions
 from worldrl.envs.rendering import Renderer, Size, make_renderer
 from worldrl.envs.simulator import Transition, check_batch_fits, merge_rows, open_simulator, put_rows
+from worldrl.envs.start_states import check_in_space
 from worldrl.envs.world_model_env import RESET_OPTIONS
 from worldrl.errors import EnvError
 from worldrl.models import observations as keyed
@@ -133,6 +134,7 @@ class WorldModelVectorEnv(VectorEnv):
                 raise EnvError(
                     f"options['observation'] holds {keyed.batch_size_of(obs)} observations for {self.num_envs} envs"
                 )
+            check_in_space(obs, self.task)
             return obs
         size = keyed.batch_size_of(self._pool)
         index = self.np_random.integers(size, size=self.num_envs)

@@ -53,6 +53,7 @@ from worldrl.envs.simulator import (  # noqa: F401  (re-exported for users of th
     resolve_model,
     start_pool,
 )
+from worldrl.envs.start_states import check_in_space
 from worldrl.errors import EnvError
 from worldrl.models import observations as keyed
 from worldrl.models.base import WorldModel
@@ -114,6 +115,7 @@ class WorldModelEnv(gym.Env):
         """A batch of one start observation: the one given, else one drawn from the pool."""
         if "observation" in options:
             keyed.to_torch(options["observation"], self.task, "cpu", 0, what="options['observation']")
+            check_in_space(options["observation"], self.task)
             return batched(options["observation"])
         index = int(self.np_random.integers(keyed.batch_size_of(self._pool)))
         return keyed.row(self._pool, slice(index, index + 1))

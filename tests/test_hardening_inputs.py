@@ -140,3 +140,20 @@ def test_ctrl_c_during_train_says_where_it_stopped_and_how_to_resume(lerobot_fix
     assert err[-1].endswith("--resume") and "Traceback" not in "\n".join(err)
     monkeypatch.setattr(Trainer, "_train_step", original)
     assert main([*args, "--resume"]) == 0  # the command it printed finishes the run
+
+
+def test_a_start_observation_outside_the_observation_space_is_refused():
+    """Issue 19: a model started where the task never goes imagines from states it never saw; say so at reset."""
+    import gymnasium as gym
+    import numpy as np
+
+    from worldrl.errors import EnvError
+
+    env = gym.make("WorldModel-v0")  # the packaged Pendulum-v1 model: Box([-1, -1, -8], [1, 1, 8])
+    obs, _ = env.reset(options={"observation": np.array([0.6, 0.8, 1.0], np.float32)})
+    assert np.allclose(obs, [0.6, 0.8, 1.0])
+    with pytest.raises(EnvError, match=r"options\['observation'\] is outside the observation space .*by up to 4"):
+        env.reset(options={"observation": np.array([5.0, 0.0, 1.0], np.float32)})
+    vec = gym.make_vec("WorldModel-v0", num_envs=2)
+    with pytest.raises(EnvError, match="outside the observation space .*by up to 1"):
+        vec.reset(options={"observation": np.array([[0.6, 0.8, 1.0], [0.0, 1.0, 9.0]], np.float32)})
