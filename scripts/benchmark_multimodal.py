@@ -43,8 +43,8 @@ from worldrl.tasks.scenes.mel import silence
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "configs" / "multimodal_playground_cpu.yaml"
 SECTION = "## Multimodal family"
-SETUP = """Commands (one thread; the collection takes about 5 minutes, the training 4-15 minutes on a 2-core machine
-depending on its load):
+SETUP = """Commands (one thread; the collection takes about 5 minutes, the training 15-30 minutes on a loaded 2-core
+machine):
 
     OMP_NUM_THREADS=1 worldrl train --config configs/multimodal_playground_cpu.yaml
     OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_cv --write-docs
@@ -52,26 +52,29 @@ depending on its load):
 Data: 60 Playground "collide" episodes of 80 steps (50 Hz), random planar pushes, 64x64 frames, 32-bin log10-mel
 synthetic contact audio, 78-dim object states; 54 episodes train, 6 are held out (the run's validation split).
 Model: `configs/multimodal_playground_cpu.yaml` (FSQ tokenizer 8x8 patches, 1000 codes, 2+2 transformer blocks of
-width 128; 400 steps of 8 windows x 9 frames, validation every 100, early stopping; scored: the best-validation
-weights, `run/best`). The physics head integrates its own velocities (architecture version 2)."""
-NOTES = """Reading (2026-12-02 run, 400 steps, best validation loss 0.342 at step 400; numbers above are deterministic
-given the checkpoint, the timing is not: a loaded shared machine):
+width 128; 800 steps of 8 windows x 9 frames; scored: the final weights). The physics head integrates its own
+velocities (architecture version 2; version-1 checkpoints are refused with a one-line error)."""
+NOTES = """Reading (2026-12-02 run, 800 steps, physics_weight 0.1; numbers above are deterministic given the checkpoint,
+the timing is not: a loaded shared machine):
 
 * Physics head (changed): it now predicts a velocity change and integrates positions itself, p' = p + dt (v + v')/2
   in real units, so a zero output is exactly constant-velocity extrapolation (tests/test_multimodal_physics.py) and
   its output layer starts at zero. Position error vs the previous head (800-step run, residual on the normalised
-  state): 0.0150/0.0772/0.1533/0.3047 m at 1/5/10/20 steps -> 0.0001/0.0026/0.0085/0.0313 m. It now beats the
+  state): 0.0150/0.0772/0.1533/0.3047 m at 1/5/10/20 steps -> 0.0001/0.0026/0.0085/0.0318 m. It now beats the
   static baseline at every horizon (8x at 20 steps, >100x at 1) and matches constant velocity at 1 step (0.1 mm),
   but it is still NOT better than constant velocity from 5 steps on (1.7-1.9x its error): the learned velocity
-  changes do not generalise to held-out starts (the validation physics error stays ~0.0007 over this run and
-  rises to 0.0010-0.0017 when training goes on to 600 steps: the head overfits 54 episodes; rollouts also feed it
-  features of imagined frames). Making it beat constant velocity is not done.
-* Video: repeat-last is a strong baseline (nearly static scenes). The model is within 0.02 dB of the tokenizer
-  ceiling at every horizon; it loses at 1 and 5 steps and beats repeat-last at 10 and 20 steps (+0.18, +0.62 dB).
-  vs the previous 800-step run: 0.13-0.42 dB lower, all of it from the tokenizer (its ceiling fell by about as
-  much: 400 instead of 800 steps of reconstruction training), not from the physics change.
-* Audio: beats silence at every horizon; vs repeat-last audio: equal at 1 step, behind at 5 and 10, ahead at 20.
-  vs the previous run: worse at 1 step (1.194 vs 0.932), better at 5 and 20 (3.230 vs 3.576, 8.255 vs 9.365).
+  changes do not generalise to held-out starts (the validation physics error is lowest at step 200, 0.00063, and
+  0.0007-0.0017 after; rollouts also feed the head features of imagined frames). Making it beat constant velocity
+  is not done. Variants measured on the same starts (position error at 5/10/20 steps): 400 steps, best weights
+  0.0026/0.0085/0.0313; physics_weight 1.0, 800 steps, best (step 700) 0.0024/0.0076/0.0294 (but audio at 1 step
+  1.086) and final 0.0025/0.0081/0.0303 (audio 7.69/10.21 at 10/20 steps); physics_weight 0.1, best-validation
+  weights (step 600) 0.0029/0.0097/0.0365.
+* Video: repeat-last is a strong baseline (nearly static scenes). The model is within 0.05 dB of the tokenizer
+  ceiling at every horizon; it loses at 1 step (39.3 vs 40.8 dB) and beats repeat-last at 5, 10 and 20 steps
+  (+0.07, +0.36, +0.75 dB); SSIM below repeat-last up to 10 steps, above at 20. Equal to or above the previous run
+  (39.19/37.18/36.70/35.56 dB). The 400-step run was 0.13-0.50 dB lower (its tokenizer ceiling fell by as much).
+* Audio: beats silence at every horizon and repeat-last audio at 1 and 20 steps; behind it at 5 and 10 steps.
+  Better than the previous run at every horizon (0.917/3.289/6.385/8.271 vs 0.932/3.576/6.672/9.365).
 * The vrnn pixel model on the same data, and GPU preset numbers (no GPU was available), are not measured here.
   Generation speed and contact-onset precision/recall: the "Multimodal generation" section (scripts/
   benchmark_generation.py). Frames: outputs/benchmark_multimodal/frames.png (truth above, model below, at the
@@ -84,8 +87,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--weights",
         choices=["best", "model"],
-        default="best",
-        help="best: the best-validation weights (run/best; falls back to run/model), model: the final weights",
+        default="model",
+        help="model: the final weights, best: the best-validation weights (run/best; falls back to run/model)",
     )
     p.add_argument("--config", default=str(PRESET), help="preset trained when the run has no model")
     p.add_argument("--dataset", default=None, help="dataset root (default: the run's data.root)")
