@@ -163,7 +163,7 @@ def main() -> None:
     val, starts = held_out_starts(reader, cfg, args.context, horizon, args.starts_per_episode)
     print(f"held-out episodes {val}: {len(starts)} starts, context {args.context}, horizon {horizon}", flush=True)
     t0 = time.perf_counter()
-    results = score(model, reader, starts, args.context, args.horizons)
+    results = score(model, reader, starts, args.context, args.horizons, args.out)
     rollout_s = time.perf_counter() - t0
     throughput = training_throughput(model, reader, cfg)
     table = render(results, throughput, len(starts), val, args, rollout_s, horizon)
@@ -176,7 +176,9 @@ def main() -> None:
 
 
 @torch.no_grad()
-def score(model, reader, starts, context: int, horizons: list[int]) -> list[dict]:
+def score(
+    model, reader, starts, context: int, horizons: list[int], out: str = "outputs/benchmark_multimodal"
+) -> list[dict]:
     from tensordict import TensorDict
 
     camera, horizon = model.image_key, max(horizons)
@@ -230,7 +232,7 @@ def score(model, reader, starts, context: int, horizons: list[int]) -> list[dict
                 add(h, "pos_model", float((p_model - p_true).norm(dim=-1).mean()))
                 add(h, "pos_constvel", float((p_cv - p_true).norm(dim=-1).mean()))
                 add(h, "pos_static", float((p0 - p_true).norm(dim=-1).mean()))
-    save_strip(strip, horizons)
+    save_strip(strip, horizons, out)
     rows = [{"h": h, **{k: float(np.mean(v)) for k, v in acc[h].items()}} for h in horizons]
     for row in rows:
         for name in ("model", "repeat", "tokenizer"):
