@@ -51,8 +51,7 @@ def rectangle(
 
     A random aspect ratio in range picks among the closest-area candidates, so blocks vary in shape."""
     target_aspect = math.exp(_uniform(generator, math.log(aspect[0]), math.log(aspect[1])))
-    candidates = [(h, w) for h in range(1, height + 1) for w in range(1, width + 1)]
-    in_range = [(h, w) for h, w in candidates if aspect[0] <= w / h <= aspect[1]] or candidates
+    in_range = shapes(area, height, width, aspect)
 
     def key(hw: tuple[int, int]) -> tuple[float, float]:
         h, w = hw
@@ -61,6 +60,22 @@ def rectangle(
     best_area = min(abs(h * w - area) for h, w in in_range)
     close = [hw for hw in in_range if abs(hw[0] * hw[1] - area) <= best_area + 0.5]
     return min(close, key=key)
+
+
+def shapes(area: float, height: int, width: int, aspect: tuple[float, float]) -> list[tuple[int, int]]:
+    """The rectangles a block may take: those with aspect ratio ``w/h`` in range, unless the grid is too narrow
+    for any of them to come within 10% of ``area`` (a 9x4 grid holds no in-range rectangle above 16 cells): then
+    every rectangle, so the masked fraction still follows the configured ratio."""
+    candidates = [(h, w) for h in range(1, height + 1) for w in range(1, width + 1)]
+    in_range = [(h, w) for h, w in candidates if aspect[0] <= w / h <= aspect[1]]
+    if not in_range or min(abs(h * w - area) for h, w in in_range) > max(1.0, 0.1 * area):
+        return candidates
+    return in_range
+
+
+def achievable_area(area: float, height: int, width: int, aspect: tuple[float, float]) -> int:
+    """The cell count closest to ``area`` among the rectangles ``shapes`` allows."""
+    return min((h * w for h, w in shapes(area, height, width, aspect)), key=lambda a: abs(a - area))
 
 
 class VideoMaskGenerator:
@@ -127,7 +142,7 @@ class VideoMaskGenerator:
         total = self.mask_ratio * t * h * w
         lengths = [n for n in range(1, t + 1) if total / n <= h * w] or [t]
         # the time extent whose closest achievable rectangle makes the volume closest to the target
-        best = min(lengths, key=lambda n: abs(n * _closest_area(total / n, h, w) - total))
+        best = min(lengths, key=lambda n: abs(n * achievable_area(total / n, h, w, self.aspect_ratio) - total))
         start = _randint(generator, t - best + 1)
         mask = torch.zeros(t, h, w, dtype=torch.bool)
         mask[start : start + best] = self._rect(total / best, generator)
@@ -174,10 +189,6 @@ class VideoMaskGenerator:
             tgt = torch.stack([_subset(p.target, kt, generator) for p in pairs])
             out.append((ctx, tgt))
         return out
-
-
-def _closest_area(area: float, height: int, width: int) -> int:
-    return min((h * w for h in range(1, height + 1) for w in range(1, width + 1)), key=lambda a: abs(a - area))
 
 
 def _subset(idx: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
