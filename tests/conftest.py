@@ -16,6 +16,14 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+# Property tests draw the same examples on every run (`make test` and CI must not flip on a lucky draw);
+# HYPOTHESIS_PROFILE=explore draws new ones, to hunt for counterexamples on purpose.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("suite", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Test data written by the real tools (see tests/fixtures/README.md): a copy of shared/fixtures.
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
