@@ -55,3 +55,25 @@ def actor_loss_judge(learner, actor, value, starts, horizon: int):
             return float(judge(starts.clone())[0]["loss_actor"])
 
     return judged
+
+
+def record_pixel_pendulum(root, episodes: int = 3, steps: int = 20):
+    """A small real InvertedPendulum-v5 recording with 32x32 frames and state (the family tests' shared data)."""
+    from worldrl.data.collect import CollectConfig, collect
+
+    collect(
+        CollectConfig(
+            env_id="InvertedPendulum-v5",
+            out=root,
+            episodes=episodes,
+            policy="scripted",
+            epsilon=0.3,
+            pixels=True,
+            image_size=32,
+            max_episode_steps=steps,
+            fast_render=True,
+            seed=0,
+        ),
+        progress=False,
+    )
+    return root

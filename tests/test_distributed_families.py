@@ -73,25 +73,11 @@ def worker(recording: Path, runs: Path) -> None:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from test_distributed import torchrun
 
-    from worldrl.data.collect import CollectConfig, collect
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _models import record_pixel_pendulum
 
     base = tmp_path_factory.mktemp("families")
-    recording = base / "ip_pixels"
-    collect(
-        CollectConfig(
-            env_id="InvertedPendulum-v5",
-            out=recording,
-            episodes=3,
-            policy="scripted",
-            epsilon=0.3,
-            pixels=True,
-            image_size=32,
-            max_episode_steps=20,
-            fast_render=True,
-            seed=0,
-        ),
-        progress=False,
-    )
+    recording = record_pixel_pendulum(base / "ip_pixels")
     torchrun(__file__, str(recording), str(base))
     return base
 

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from _models import record_pixel_pendulum
 from gymnasium.utils.env_checker import check_env
 from tensordict import TensorDict
 from torchrl.envs.utils import check_env_specs
 
 from worldrl.cli import main as worldrl_main
-from worldrl.data.collect import CollectConfig, collect
 from worldrl.envs import WorldModelTorchRLEnv
 from worldrl.envs.world_model_env import WorldModelEnv
 from worldrl.models import available_families, get_family, load_pretrained
@@ -36,20 +36,7 @@ BATCH, SEQ, HORIZON = 3, 4, 5
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("contract") / "ip_pixels"
-    collect(
-        CollectConfig(
-            env_id="InvertedPendulum-v5",
-            out=root,
-            episodes=3,
-            policy="scripted",
-            epsilon=0.3,
-            pixels=True,
-            image_size=32,
-            max_episode_steps=20,
-            fast_render=True,
-            seed=0,
-        )
-    )
+    record_pixel_pendulum(root)
     return root
 
 
