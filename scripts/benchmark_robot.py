@@ -1,12 +1,11 @@
-"""Robot-learning suites benchmark: PushT (LeRobot's gym-pusht) and the DeepMind Control suite, on the CPU.
+"""Robot-learning suites benchmark: PushT (LeRobot's gym-pusht), on the CPU.
 
-Needs ``pip install worldrl[robot,dmc]`` (mujoco 3.x; see the README). Each command prints a table and rewrites its
+Needs ``pip install worldrl[robot]`` (mujoco 3.x; see the README). DeepMind Control and ALOHA have their own scripts
+(``scripts/benchmark_dmc.py``, ``scripts/benchmark_aloha.py``). Each command prints a table and rewrites its
 part of the "Robot-learning suites" section of ``--doc`` (``<!-- robot:start -->`` ... ``<!-- robot:end -->``);
 raw results go to ``<out>/<command>.json``.
 
     python scripts/benchmark_robot.py pusht --episodes 50      # state world model + MPC vs random and scripted
-    python scripts/benchmark_robot.py dmc --tasks pendulum-swingup cartpole-swingup --real-steps 3000
-    python scripts/benchmark_robot.py dmc --real-steps 100000 --eval-episodes 10 --device cuda   # published budget
     python scripts/benchmark_robot.py report                   # rebuild the doc section from saved results
 
 ``pusht``: records ``--train-episodes`` PushT episodes in LeRobot's ``pusht_keypoints`` layout (agent xy as
@@ -16,10 +15,6 @@ Ornstein-Uhlenbeck policy, trains the probabilistic ensemble on both keys (a key
 a scripted pusher (goes behind the block and pushes it toward the goal; it reads the simulator's block position)
 and MPC (CEM planning in the learned model with its predicted reward). It reports success rate (coverage > 95%),
 mean final and mean best coverage.
-
-``dmc``: the online loop (``worldrl.loops.train_agent``, MPC-CEM in an ensemble) on ``dmc:<task>`` at a small real-
-step budget, with the return of uniform random actions beside it and TD-MPC2's, SAC's and DreamerV3's published
-100k-step returns (REFERENCE.md; theirs are at 20-30x our budget).
 """
 
 from __future__ import annotations
@@ -39,12 +34,6 @@ from worldrl.io import atomic_write_bytes
 SECTION = "robot"
 PUSHT = "gym_pusht/PushT-v0"
 PUSHT_GOAL = np.array([256.0, 256.0])
-PUBLISHED_100K = {  # TD-MPC2 repository results, DMC, 100k env steps, 3 seeds (docs: REFERENCE.md)
-    "pendulum-swingup": (724, 96, 699),
-    "cartpole-swingup": (839, 835, 677),
-    "reacher-easy": (937, 540, 872),
-    "cheetah-run": (519, 310, 336),
-}
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -274,62 +263,6 @@ def pusht_fidelity(args: argparse.Namespace) -> dict:
     return {"markdown": markdown}
 
 
-# --------------------------------------------------------------------------- DeepMind Control
-def random_return(env_id: str, episodes: int, seed: int) -> float:
-    from worldrl.tasks.real_envs import make_real_env
-
-    env, returns = make_real_env(env_id), []
-    env.action_space.seed(seed)
-    for e in range(episodes):
-        env.reset(seed=seed + e)
-        total, done = 0.0, False
-        while not done:
-            _, r, terminated, truncated, _ = env.step(env.action_space.sample())
-            total, done = total + r, terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
-
-
-def dmc(args: argparse.Namespace) -> dict:
-    from worldrl.loops import OnlineConfig, train_agent
-
-    path = Path(args.out) / "dmc.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
-    for task in args.tasks:
-        env_id = f"dmc:{task}"
-        t0 = time.time()
-        run = train_agent(
-            OnlineConfig(
-                agent="mpc-cem",
-                env_id=env_id,
-                real_steps=args.real_steps,
-                initial_random_steps=1000,
-                steps_per_iteration=500,
-                eval_every=args.real_steps,
-                eval_episodes=args.eval_episodes,
-                model_steps=args.model_steps,
-                output_dir=str(Path(args.out) / "dmc" / task),
-                overwrite=True,
-                video=False,
-                save_dataset=False,
-                device=args.device,
-            )
-        )
-        curve = (run.curve_csv).read_text().strip().splitlines()
-        header, last = curve[0].split(","), curve[-1].split(",")
-        row = dict(zip(header, last))
-        results[task] = {
-            "real_steps": args.real_steps,
-            "mpc_return": float(row["mean"]),
-            "random_return": random_return(env_id, args.eval_episodes, seed=1),
-            "seconds": time.time() - t0,
-            "eval_episodes": args.eval_episodes,
-        }
-        print(task, results[task])
-        write_json(path, results)
-    return results
-
-
 # --------------------------------------------------------------------------- report
 def pusht_table(summary: dict) -> str:
     a, r = summary["args"], summary["results"]
@@ -353,31 +286,13 @@ def pusht_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def dmc_table(results: dict) -> str:
-    lines = [
-        "**DeepMind Control** through the `dmc:` adapter: the online loop (MPC-CEM in an ensemble) at a CPU budget, "
-        "final mean return over the evaluation episodes, next to uniform random actions and the published 100k-step "
-        "returns (TD-MPC2 repository, 3 seeds; REFERENCE.md).",
-        "",
-        "| task | real steps | MPC-CEM (ours) | random | TD-MPC2 @100k | SAC @100k | DreamerV3 @100k |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for task, x in results.items():
-        tdmpc, sac, dreamer = PUBLISHED_100K.get(task, ("n/a",) * 3)
-        lines.append(
-            f"| {task} | {x['real_steps']} | {x['mpc_return']:.1f} | {x['random_return']:.1f} | {tdmpc} | {sac} | "
-            f"{dreamer} |"
-        )
-    return "\n".join(lines)
-
-
 def report(args: argparse.Namespace) -> None:
     out = Path(args.out)
     parts = [
         "## Robot-learning suites",
         "",
         f"Machine: {describe_machine()}. Commands: `python scripts/benchmark_robot.py pusht --samples 128 "
-        "--iterations 2`, `... pusht-fidelity`, `... dmc --tasks cartpole-swingup --real-steps 2000 --eval-episodes 1`.",
+        "--iterations 2`, `... pusht-fidelity`.",
     ]
     if (out / "pusht.json").exists():
         parts += ["", pusht_table(json.loads((out / "pusht.json").read_text()))]
@@ -388,8 +303,6 @@ def report(args: argparse.Namespace) -> None:
             "",
         ]
         parts += [(out / "pusht_fidelity.md").read_text().strip()]
-    if (out / "dmc.json").exists():
-        parts += ["", dmc_table(json.loads((out / "dmc.json").read_text()))]
     if args.notes:
         parts += ["", Path(args.notes).read_text().strip()]
     update_doc_section(args.doc, SECTION, "\n".join(parts))
@@ -399,7 +312,6 @@ def report(args: argparse.Namespace) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {
     "pusht": pusht,
     "pusht-fidelity": pusht_fidelity,
-    "dmc": dmc,
     "report": report,
 }
 
@@ -417,10 +329,6 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=8)
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=3)
-    parser.add_argument("--tasks", nargs="+", default=["cartpole-swingup", "pendulum-swingup"])
-    parser.add_argument("--real-steps", type=int, default=3000)
-    parser.add_argument("--eval-episodes", type=int, default=2)
-    parser.add_argument("--device", default="cpu", help="dmc: torch device of model and planner (cuda on a GPU)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     COMMANDS[args.command](args)
