@@ -112,3 +112,15 @@ body = "\n".join([
 update_doc_section(doc, "gpu", body)
 print(f"wrote the gpu section of {doc}")
 EOF
+
+# DeepMind Control at the published 100k-step budget (needs worldrl[dmc]: dm-control with mujoco 3.x; DMC_PYTHON
+# names an env that has it). Several hours of env stepping per task: opt in with DMC_100K=1. Writes the dmc section.
+if [ "${DMC_100K:-0}" = 1 ]; then
+  DMC_PYTHON=${DMC_PYTHON:-$PYTHON}
+  echo "== DeepMind Control at 100k real steps (scripts/benchmark_dmc.py, cuda)"
+  for task in pendulum-swingup cartpole-swingup reacher-easy cheetah-run; do
+    "$DMC_PYTHON" scripts/benchmark_dmc.py dmc --tasks "$task" --agent mpc-cem --real-steps 100000 \
+      --eval-every 10000 --eval-episodes 10 --samples 512 --iterations 6 --device cuda \
+      --out "$WORK/dmc" --doc "$DOC"
+  done
+fi
