@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,13 +94,17 @@ class MPCAgent:
             self.generator.manual_seed(seed)
         self._seed = seed
 
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Plan from ``obs`` (``[*obs_shape]`` or ``[B, *obs_shape]``) and return the first planned action(s).
+    def act(self, obs: np.ndarray | Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
+        """Plan from ``obs`` (``[*obs_shape]`` or ``[B, *obs_shape]``; for a keyed task a dict of such arrays per
+        key, as a Dict-space env returns) and return the first planned action(s).
 
         The plan's mean is executed either way (``deterministic`` is accepted for the Agent protocol); randomness
         comes from the agent's seeded generator, so a run is reproducible for a seed.
         """
-        tensor, single = as_batch(obs, tuple(self.model.task.obs_shape), self.device)
+        if isinstance(obs, Mapping):
+            tensor, single = keyed_batch(obs, self.model.task, self.device)
+        else:
+            tensor, single = as_batch(obs, tuple(self.model.task.obs_shape), self.device)
         state = self.history.encode(tensor)
         result = self.plan(state)
         self.history.record_action(result.action)
@@ -174,6 +178,21 @@ class MPCAgent:
         self.planner_name = name
 
 
+def keyed_batch(obs: Mapping[str, Any], task: Any, device: torch.device) -> tuple[TensorDict, bool]:
+    """A keyed observation (one entry per ``task.obs_keys``, single or batched) as a ``TensorDict [B]``."""
+    if not task.is_keyed:
+        raise ValueError(f"got a keyed observation {sorted(obs)}; task {task.task_id!r} observes one array")
+    missing = [key for key in task.obs_keys if key not in obs]
+    if missing:
+        raise ValueError(f"keyed observation lacks {missing}; task {task.task_id!r} observes {task.obs_keys}")
+    entries = {key: as_batch(obs[key], tuple(task.key_space(key).shape), device) for key in task.obs_keys}
+    sizes = {key: (t.shape[0], single) for key, (t, single) in entries.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"keyed observation entries disagree on the batch: {sizes}")
+    batch, single = next(iter(sizes.values()))
+    return TensorDict({key: t for key, (t, _) in entries.items()}, batch_size=[batch]), single
+
+
 def _name_of(planner: SamplingPlanner) -> str:
     for name, entry in PLANNERS.items():
         if isinstance(planner, entry.planner_class):
@@ -184,4 +203,4 @@ def _name_of(planner: SamplingPlanner) -> str:
 register_agent("mpc-cem", functools.partial(MPCAgent, planner="cem"))
 register_agent("mpc-mppi", functools.partial(MPCAgent, planner="mppi"))
 
-__all__ = ["MPCAgent"]
+__all__ = ["MPCAgent", "keyed_batch"]

@@ -181,6 +181,8 @@ def test_world_model_env_serves_a_pusht_model_with_keyed_observations(pusht_stat
         "observation.environment_state": (16,),
         "observation.state": (2,),
     }
+    for space in env.observation_space.spaces.values():  # gym-pusht's own bounds, recorded in the features
+        assert np.all(space.low == 0.0) and np.all(space.high == 512.0)
     check_env(base, skip_render_check=True)
     sb3_check_env(base, warn=False)
     action = np.array([300.0, 200.0], np.float32)
@@ -225,3 +227,84 @@ def test_aloha_recorded_in_lerobots_layout(tmp_path):
     assert info["fps"] == 50
     assert info["features"]["observation.images.top"]["shape"] == [480, 640, 3]
     assert info["features"]["observation.state"]["shape"] == [14] and info["features"]["action"]["shape"] == [14]
+
+
+# --------------------------------------------------------------------------- PushT: scripted pusher, keyed MPC, bounds
+def test_block_pose_is_recovered_from_its_keypoints():
+    from worldrl.tasks.pusht_scripted import GOAL_POSE, KEYPOINTS_LOCAL, pose_from_keypoints, rotation
+
+    for pose in (GOAL_POSE, np.array([120.0, 380.0, -2.5]), np.array([300.0, 90.0, 3.0])):
+        keypoints = KEYPOINTS_LOCAL @ rotation(pose[2]).T + pose[:2]
+        found = pose_from_keypoints(keypoints.reshape(-1))
+        assert np.allclose(found[:2], pose[:2], atol=1e-6)
+        assert np.isclose(np.cos(found[2] - pose[2]), 1.0)
+
+
+def test_scripted_pusher_pushes_into_the_block_toward_the_goal():
+    from worldrl.tasks.pusht_scripted import GOAL_POSE, KEYPOINTS_LOCAL, PushTScriptedPolicy, rotation
+
+    policy = PushTScriptedPolicy()
+    at_goal = (KEYPOINTS_LOCAL @ rotation(GOAL_POSE[2]).T + GOAL_POSE[:2]).reshape(-1)
+    still = policy(np.concatenate([[60.0, 60.0], at_goal])[None])[0]
+    assert np.allclose(still, [60.0, 60.0])  # block at its goal: nothing to push, the pusher holds still
+    shifted = at_goal - np.tile([40.0, 0.0], 8)  # the block 40 px left of its goal: push it right
+    policy.reset()
+    agent = np.array([256.0 - 40.0 - 130.0, 256.0])
+    for _ in range(40):  # walk the pusher to its targets (no physics: the block stays where it is)
+        agent = policy(np.concatenate([agent, shifted])[None])[0].astype(np.float64)
+    push = policy(np.concatenate([agent, shifted])[None])[0] - agent
+    assert push[0] > 5.0 and abs(push[1]) < abs(push[0])
+
+
+def test_scripted_pusher_solves_pusht():
+    pytest.importorskip("gym_pusht")
+    from worldrl.tasks.pusht_scripted import PushTScriptedPolicy
+
+    env = make_real_env("gym_pusht/PushT-v0", obs_type="environment_state_agent_pos")
+    policy, solved = PushTScriptedPolicy(), []
+    for seed in (100_000, 100_001):
+        obs, _ = env.reset(seed=seed)
+        policy.reset()
+        for _ in range(300):
+            action = policy(np.concatenate([obs["agent_pos"], obs["environment_state"]])[None])[0]
+            obs, _, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                break
+        solved.append(bool(info["is_success"]))
+    assert all(solved)
+
+
+def test_space_bounds_are_recorded_only_when_finite():
+    from worldrl.data.suite_layouts import space_bounds
+
+    assert space_bounds(spaces.Box(0.0, 512.0, (2,))) == {"low": [0.0, 0.0], "high": [512.0, 512.0]}
+    assert space_bounds(spaces.Box(-np.inf, np.inf, (2,))) == {}
+
+
+def _keyed_ensemble():
+    import gymnasium as gym
+
+    from worldrl.models import TaskSpec
+    from worldrl.models.base import build_model
+
+    obs_spaces = {
+        "observation.environment_state": gym.spaces.Box(0.0, 512.0, (16,), np.float32),
+        "observation.state": gym.spaces.Box(0.0, 512.0, (2,), np.float32),
+    }
+    task = TaskSpec.keyed(obs_spaces, gym.spaces.Box(0.0, 512.0, (2,), np.float32), task_id="keyed-test")
+    config = {"num_members": 2, "num_elites": 2, "hidden_dims": [16]}
+    return build_model("ensemble", config, task)
+
+
+def test_mpc_agent_acts_on_keyed_observations():
+    from worldrl.agents.mpc import MPCAgent
+
+    agent = MPCAgent(_keyed_ensemble(), "cem", horizon=2, num_samples=8, num_elites=2, iterations=1)
+    one = {"observation.state": np.full(2, 100.0), "observation.environment_state": np.full(16, 200.0)}
+    action = agent.act(one)
+    assert action.shape == (2,) and np.all((action >= 0) & (action <= 512))
+    agent.reset()
+    batch = {k: np.stack([v, v + 1.0, v + 2.0]) for k, v in one.items()}
+    assert agent.act(batch).shape == (3, 2)
+    with pytest.raises(ValueError, match="lacks"):
+        agent.act({"observation.state": np.zeros(2)})

@@ -136,8 +136,19 @@ def keyed_features(
             }
         else:
             n = int(np.prod(space.shape))
-            features[key] = {"dtype": "float32", "shape": [n], "names": None}
+            features[key] = {"dtype": "float32", "shape": [n], "names": None, **space_bounds(space)}
     return features
+
+
+def space_bounds(space: spaces.Space) -> dict[str, list[float]]:
+    """The env's own finite bounds of a Box (``low``/``high``, flattened) for its feature entry; {} if unbounded.
+
+    Training reads them back (``worldrl.training.run``) so a served model's observation space is the env's, and
+    its predictions are clipped into it. LeRobot's loaders ignore the extra entries.
+    """
+    if not isinstance(space, spaces.Box) or not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+        return {}
+    return {"low": space.low.reshape(-1).astype(float).tolist(), "high": space.high.reshape(-1).astype(float).tolist()}
 
 
 def keyed_observations(layout: SuiteLayout, obs: Mapping[str, Any], pixels: bool) -> dict[str, np.ndarray]:
@@ -176,5 +187,6 @@ __all__ = [
     "keyed_observations",
     "lookup",
     "policy_input",
+    "space_bounds",
     "suite_layout",
 ]

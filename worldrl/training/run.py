@@ -236,7 +236,8 @@ def infer_task(reader: Any, obs_keys: str | list[str], task_id: str | None) -> T
 def _key_space(
     feature: dict[str, Any], key: str, real: TaskSpec | None, task_id: str | None, single: bool
 ) -> gym.spaces.Box:
-    """One key's Box: uint8 frames for images, the real env's space for its state vector, else unbounded."""
+    """One key's Box: uint8 frames for images, the real env's space for its state vector, the bounds recorded in
+    the feature (suite recordings), else unbounded."""
     shape = tuple(int(s) for s in feature["shape"])
     if feature["dtype"] in ("image", "video"):
         return gym.spaces.Box(0, 255, shape, np.uint8)
@@ -249,6 +250,9 @@ def _key_space(
         if tuple(space.shape or ()) != shape:
             raise ConfigError(f"data key {key!r} has shape {shape} but {task_id} observations have {space.shape}")
         return space
+    if "low" in feature and "high" in feature:  # the env's own bounds, recorded by collect (suite_layouts)
+        low, high = (np.asarray(feature[b], np.float32).reshape(shape) for b in ("low", "high"))
+        return gym.spaces.Box(low, high, shape, np.float32)
     return gym.spaces.Box(-np.inf, np.inf, shape, np.float32)
 
 
