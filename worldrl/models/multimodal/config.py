@@ -14,9 +14,10 @@ from worldrl.models.base import WorldModelConfig
 class MultimodalConfig(WorldModelConfig):
     """Video + audio (+ state) transformer world model over the codes of a learned FSQ frame tokenizer."""
 
-    architecture_version: ClassVar[int] = 2
-    """2: the physics head integrates its own velocities (state statistics buffers; zero residual = constant
-    velocity). Version-1 checkpoints are refused with a one-line error."""
+    architecture_version: ClassVar[int] = 3
+    """3: frames are decoded over the previous frame with a per-patch copy (a patch whose code equals the previous
+    frame's copies its pixels) and the next audio is a mixture (``audio_components``). 2: the physics head
+    integrates its own velocities. Older checkpoints are refused with a one-line error."""
 
     img_size: int = 256
     """Side of the square frames the model sees (dataset frames are resized to it and back)."""
@@ -55,8 +56,12 @@ class MultimodalConfig(WorldModelConfig):
     tokenizer_channels: int = 64
     """Channels of the tokenizer's conv encoder/decoder at full resolution (doubled at each downsampling)."""
     reference_frame: bool = True
-    """The tokenizer decodes a frame over an earlier real frame (keep mask; in the env, the last observed one):
-    static content is copied exactly and the codes carry what changed. Off: frames are painted from codes alone."""
+    """Each frame is decoded over the frame before it (observed or generated): a patch whose code equals the
+    previous frame's code copies its pixels, the others are painted with the tokenizer's keep mask over it; so static
+    content is exact and the codes carry what changed. Off: frames are painted from codes alone."""
+    audio_components: int = 8
+    """Components of the next-audio mixture (each a diagonal Gaussian around the current audio plus a learned
+    change); the generator samples the component like a frame code and feeds its mean back."""
     context_length: int = 8
     """Steps of history the simulator state keeps (the transformer's context when serving as an env)."""
     learnable_positions: bool = True
@@ -111,6 +116,7 @@ class MultimodalConfig(WorldModelConfig):
                     "a non-empty list of levels >= 2",
                 ),
                 "tokenizer_channels": (self.tokenizer_channels >= 4, ">= 4"),
+                "audio_components": (self.audio_components >= 1, ">= 1"),
                 "context_length": (
                     1 <= self.context_length <= self.audio_seq_len,
                     f"in [1, audio_seq_len={self.audio_seq_len}]",
@@ -161,6 +167,7 @@ class MultimodalConfig(WorldModelConfig):
             "physics_embed_dim": 16,
             "fsq_levels": [4, 3],
             "tokenizer_channels": 8,
+            "audio_components": 3,
             "context_length": 3,
         }
 

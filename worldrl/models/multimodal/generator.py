@@ -1,10 +1,12 @@
 """``VideoGenerator``: video (+ audio + state) generation from a ``multimodal`` model by sampling its frame codes.
 
 The model predicts, for the frame after a context, one categorical distribution per patch over the frame
-tokenizer's codes (``TransformerWorldModel.next_token_logits``), plus the next audio features and state, which are
-fed back as context; the generated codes are decoded in order, each frame over the one before, starting from the
-last prompt frame (the tokenizer's ``reference_frame``). Each new frame is chosen by temperature / top-k / top-p sampling (temperature 0 = greedy) or,
-with ``beam_size > 1``, by beam search over whole frames (``sampling.beam_search``: never less likely than greedy).
+tokenizer's codes (``TransformerWorldModel.next_token_logits``), a mixture over the next audio features and the next
+state, which are fed back as context; the generated codes are decoded in order, each frame over the one before
+(unchanged codes copy its patches), starting from the last prompt frame (``reference_frame``). Each new frame's
+codes and the audio mixture's component are chosen by temperature / top-k / top-p sampling (temperature 0 = greedy)
+or, with ``beam_size > 1``, the codes by beam search over whole frames (``sampling.beam_search``: never less likely
+than greedy; the audio then takes each step's most likely component, and ``log_prob`` counts the codes).
 
 Three ways to start, as the document's API:
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ import numpy as np
 import torch
 
 from worldrl.errors import DataLoadingError, ModelConfigurationError
+from worldrl.models.multimodal.audio_mixture import component_means
 from worldrl.models.multimodal.sampling import SamplingSettings, Side, beam_search, sample_codes
 
 PLAYGROUND_ID = "worldrl/Playground-v0"
@@ -181,14 +185,23 @@ class VideoGenerator:
         codes, _ = net.encode_frames(frames)
         side = mio.side_values(audio, state, B, T, self.device)
         acts = mio.actions(actions, B, T, num_frames, self.device)
-        step = mio.step_function(acts)
+        s = self.settings
+        # beams take the most likely audio component (deterministic given their codes); sampling samples it too
+        choose_audio = (
+            None
+            if s.beam_size > 1
+            else partial(sample_codes, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, generator=generator)
+        )
+        step = mio.step_function(acts, choose_audio)
         start = time.perf_counter()
         if self.settings.beam_size > 1:
             codes, side, log_prob = self._beam(step, codes, side, num_frames)
         else:
             codes, side, log_prob = self._sample(step, codes, side, num_frames, generator)
         seconds = time.perf_counter() - start
-        generated = mio.to_user_frames(net.decode_codes(codes[:, T:], reference=frames[:, -1]))
+        generated = mio.to_user_frames(
+            net.decode_codes(codes[:, T:], reference=frames[:, -1], reference_codes=codes[:, T - 1])
+        )
         prompt = mio.to_user_frames(frames)
         return GeneratedVideo(
             frames=np.concatenate([prompt, generated], axis=1),
@@ -374,9 +387,10 @@ class ModelIO:
         return normalised
 
     # ------------------------------------------------------------------ the model's step
-    def step_function(self, actions: torch.Tensor | None) -> Any:
+    def step_function(self, actions: torch.Tensor | None, choose_audio: Any = None) -> Any:
         """``step(codes [beams, t, N], side, row=None) -> (log-probs [beams, N, V], next side)`` over the last
-        ``window`` steps; ``row`` picks one sequence's actions for all beams (beam search)."""
+        ``window`` steps; ``row`` picks one sequence's actions for all beams (beam search). The next audio is the
+        mean of the mixture component ``choose_audio(logits [beams, K]) -> [beams]`` picks (None: the most likely)."""
         net, window = self.net, self.window
 
         def step(codes: torch.Tensor, side: Side, row: int | None = None) -> tuple[torch.Tensor, Side]:
@@ -387,7 +401,8 @@ class ModelIO:
                 acts = actions[:, lo:t] if row is None else actions[row : row + 1, lo:t].expand(codes.shape[0], -1, -1)
             state = side["state"][:, lo:] if "state" in side else None
             nxt = net.next_token_logits(codes[:, lo:], side["audio"][:, lo:], acts, state)
-            new = {"audio": nxt.audio}
+            index = nxt.audio_logits.argmax(-1) if choose_audio is None else choose_audio(nxt.audio_logits)
+            new = {"audio": component_means(nxt.audio_components, index)}
             if "state" in side:
                 new["state"] = nxt.state if nxt.state is not None else side["state"][:, -1]
             return nxt.logits.float().log_softmax(-1), new

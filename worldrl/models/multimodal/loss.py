@@ -4,7 +4,9 @@ Terms (masked means; ``pair_mask [B, T-1]`` marks steps t whose successor t+1 is
 
 * ``reconstruction``: frame MSE of the tokenizer's reconstruction + audio MSE of the audio read back from the latent;
 * ``prediction``: cross-entropy of the next frame's codes (the generative objective), weight ``prediction_weight``;
-* ``audio``: MSE of the predicted next audio features, weight ``audio_weight``;
+* ``audio``: negative log-likelihood (per feature) of the next audio features under the predicted mixture
+  (``audio_logits``/``audio_components``/``audio_log_scales``), or their MSE without one, weight ``audio_weight``;
+  ``audio_mse`` (logged) is the MSE of the predicted mean;
 * ``perceptual``: feature MSE of reconstructed vs real frames through a frozen network the user passes
   (``feature_net``: any local module mapping ``[N, C, H, W]`` in [0, 1] to features; never downloaded); 0 without;
 * ``temporal``: frame differences of the reconstruction match the real ones (motion is kept, not averaged away);
@@ -17,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from worldrl.models.multimodal.audio_mixture import mixture_nll
 
 LOG_FLOOR = 1e-10
 
@@ -39,7 +43,8 @@ class MultimodalLoss(nn.Module):
     """``loss(outputs, targets) -> (total, {term: value})``; see the module docstring for the terms.
 
     ``outputs``: ``recon_video [B,T,C,H,W]``, ``recon_audio [B,T,F]``, ``logits [B,T-1,N,V]``,
-    ``next_audio [B,T-1,F]``, optional ``next_state [B,T-1,S]`` and ``consistency`` (a scalar).
+    ``next_audio [B,T-1,F]``, optional ``next_state [B,T-1,S]``, ``consistency`` (a scalar) and the audio mixture
+    ``audio_logits [B,T-1,K]``, ``audio_components``/``audio_log_scales [B,T-1,K,F]``.
     ``targets``: ``video``, ``audio``, ``codes [B,T-1,N]`` (of frames 1..T-1), ``next_audio``, optional
     ``next_state``, and the masks ``mask [B,T]`` and ``pair_mask [B,T-1]``.
     """
@@ -85,7 +90,8 @@ class MultimodalLoss(nn.Module):
                 ).reshape(targets["codes"].shape),
                 pair,
             ),
-            "audio": masked_mean((outputs["next_audio"] - targets["next_audio"]).pow(2), pair),
+            "audio": self._audio_term(outputs, targets["next_audio"], pair),
+            "audio_mse": masked_mean((outputs["next_audio"] - targets["next_audio"]).pow(2), pair),
             "spectral": masked_mean(
                 log_magnitude_l1(outputs["next_audio"], targets["next_audio"], self.audio_is_log), pair
             ),
@@ -101,6 +107,13 @@ class MultimodalLoss(nn.Module):
                 physics = physics + self.consistency_weight * outputs["consistency"]
         terms["physics"] = physics
         return terms
+
+    @staticmethod
+    def _audio_term(outputs: dict, target: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
+        if "audio_logits" not in outputs:
+            return masked_mean((outputs["next_audio"] - target).pow(2), pair)
+        nll = mixture_nll(outputs["audio_logits"], outputs["audio_components"], outputs["audio_log_scales"], target)
+        return masked_mean(nll, pair)
 
     def _perceptual(self, recon: torch.Tensor, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         net = self.__dict__["feature_net"]

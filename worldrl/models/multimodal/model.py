@@ -7,10 +7,11 @@ audio/state it is keyed (``TaskSpec.keyed``) and exchanges TensorDicts.
 The simulator state (batch ``[B]``) is a window of the last ``context_length`` steps: frame ``codes [C, N]``,
 normalised ``audio [C, F]``, ``phys [C, S]`` and previous actions ``prev_action [C, A]``, ``valid [C]`` (False
 before the episode start), plus the transformer's output at the newest step ``h [L, D]``, the newest frame
-``frame [C, img, img]`` (observed, or decoded over ``anchor``, the last observed frame: ``reference_frame``) and the ``reward`` /
-``terminal_logit`` of the transition that led here. ``imagine(state_t, a_t)`` reads the next frame's code
-distribution from ``(h_t, a_t)``, samples it with the generator (argmax without one), appends the step and reruns
-the causal transformer over the window for ``h_{t+1}``. Reward and termination of transition t are read from
+``frame [C, img, img]`` (observed, or decoded over the previous one: ``reference_frame``), ``audio_mean [F]`` (the
+newest step's predicted mean audio; the observed audio after ``observe``) and the ``reward`` / ``terminal_logit`` of
+the transition that led here. ``imagine(state_t, a_t)`` reads the next frame's code distribution and audio mixture
+from ``(h_t, a_t)``, samples both with the generator (argmax without one), appends the step and reruns the causal
+transformer over the window for ``h_{t+1}``. Reward and termination of transition t are read from
 ``(h_t, a_t)`` too, so every recorded row (the last one of an episode included) trains them.
 """
 
@@ -28,7 +29,7 @@ from worldrl.models.base import Capabilities, WorldModel
 from worldrl.models.multimodal.config import MultimodalConfig
 from worldrl.models.multimodal.loss import MultimodalLoss, masked_mean
 from worldrl.models.multimodal.physics import STATE_LAYOUTS, StateLayout, velocity_consistency
-from worldrl.models.multimodal.transformer_world_model import TransformerWorldModel, sample_codes
+from worldrl.models.multimodal.transformer_world_model import TransformerWorldModel, sample_audio, sample_codes
 from worldrl.models.task_spec import TaskSpec
 from worldrl.nn.mlp import mlp
 from worldrl.nn.normalizer import Normalizer
@@ -168,7 +169,7 @@ class MultimodalWorldModel(WorldModel):
             "valid": torch.zeros(batch_size, C, dtype=torch.bool, device=dev),
             "h": torch.zeros(batch_size, cfg.num_latent_tokens, cfg.embed_dim, device=dev),
             "frame": torch.zeros(batch_size, cfg.in_channels, cfg.img_size, cfg.img_size, device=dev),
-            "anchor": torch.zeros(batch_size, cfg.in_channels, cfg.img_size, cfg.img_size, device=dev),
+            "audio_mean": torch.zeros(batch_size, cfg.audio_dim, device=dev),
             "reward": torch.zeros(batch_size, device=dev),
             "terminal_logit": torch.full((batch_size,), _NO_TERMINAL_LOGIT, device=dev),
         }
@@ -203,8 +204,8 @@ class MultimodalWorldModel(WorldModel):
         flat = {k: v.flatten(0, 1) for k, v in state.items()}
         h = self._context(flat)[:, -1].reshape(B, T, *self.net.latent_queries.shape)
         state["h"] = h
-        state["frame"] = frames  # the observed frame (model space)
-        state["anchor"] = frames  # the last real frame: imagined frames are decoded over it
+        state["frame"] = frames  # the observed frame (model space): the next imagined one is decoded over it
+        state["audio_mean"] = audio
         # transition t-1 -> t: read from (h_{t-1}, a_{t-1}); nothing led to an episode's first step
         shifted = None if phys is None else torch.cat([phys[:, :1], phys[:, :-1]], 1)
         feature = self.net.predict_next(torch.cat([h[:, :1], h[:, :-1]], 1), prev, shifted)["feature"]
@@ -233,8 +234,9 @@ class MultimodalWorldModel(WorldModel):
             raise ValueError(f"imagine: action must be [B={B}, {self.task.action_dim}], got {tuple(action.shape)}")
         a = self.action_norm(action.float())
         phys = state["phys"][:, -1:] if self.state_dim else None
-        nxt = self.net.predict_next(state["h"][:, None], a[:, None], phys)
+        nxt = self.net.predict_next(state["h"][:, None], a[:, None], phys, state["audio"][:, -1:])
         codes = sample_codes(nxt["logits"][:, 0], generator)
+        sound = sample_audio(nxt["audio_logits"][:, 0], nxt["audio_components"][:, 0], generator)
         feature = nxt["feature"][:, 0]
 
         def push(window: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -242,7 +244,7 @@ class MultimodalWorldModel(WorldModel):
 
         out = {
             "codes": push(state["codes"], codes),
-            "audio": push(state["audio"], nxt["audio"][:, 0]),
+            "audio": push(state["audio"], sound),
             "prev_action": push(state["prev_action"], a),
             "valid": push(state["valid"], torch.ones(B, dtype=torch.bool, device=a.device)),
         }
@@ -250,9 +252,8 @@ class MultimodalWorldModel(WorldModel):
             guess = nxt["state"][:, 0] if "state" in nxt else state["phys"][:, -1]
             out["phys"] = push(state["phys"], guess)
         out["h"] = self._context(out)[:, -1]
-        q = self.net.quantized(codes)[:, None]
-        out["frame"] = self.net.decode_quantized(q, state["anchor"][:, None])[:, 0]
-        out["anchor"] = state["anchor"]
+        out["frame"] = self.net.decode_step(codes, state["codes"][:, -1], state["frame"])
+        out["audio_mean"] = nxt["audio"][:, 0]
         out["reward"] = self.reward_norm.denormalize(self.reward_head(feature).squeeze(-1))
         out["terminal_logit"] = self.terminal_head(feature).squeeze(-1)
         return TensorDict(out, batch_size=state.batch_size)
@@ -294,6 +295,7 @@ class MultimodalWorldModel(WorldModel):
             "recon_audio": out["reconstruction"]["audio"],
             "logits": nxt["logits"][:, :-1],
             "next_audio": nxt["audio"][:, :-1],
+            **{k: nxt[k][:, :-1] for k in ("audio_logits", "audio_components", "audio_log_scales")},
         }
         targets = {
             "video": frames,
@@ -364,6 +366,7 @@ _NET_FIELDS = (
     "learnable_positions",
     "cross_modal_temperature",
     "reference_frame",
+    "audio_components",
 )
 """Config fields that shape ``TransformerWorldModel`` (the rest are loss weights and the env's context)."""
 

@@ -11,8 +11,9 @@ vector and the previous action a_{t-1}:
 4. A causal temporal transformer (``depth`` blocks) runs over the latent tokens of all steps: step t sees steps
    <= t only. Its output at t, ``h_t [B, L, D]``, is the model's state.
 5. Read-outs from ``h_t`` and the action a_t: the next frame's code logits (``decode_depth`` blocks of patch
-   queries attending to ``h_t``), the next audio features, the next (normalised) state (physics head); and the
-   reconstruction of step t's audio. The frame reconstruction is the tokenizer's decode of step t's codes.
+   queries attending to ``h_t``), the next audio as a mixture of ``audio_components`` spectra around the current
+   one (``audio_mixture``), the next (normalised) state (physics head); and the reconstruction of step t's audio.
+   The frame reconstruction is the tokenizer's decode of step t's codes over frame t-1 (``decode_step``).
 
 Time alignment: ``actions[:, t]`` is the action taken at step t; the prediction made at t is for step t+1.
 """
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldrl.errors import ConfigError, ModelConfigurationError
-from worldrl.models.multimodal import fsq
+from worldrl.models.multimodal import audio_mixture, fsq
 from worldrl.models.multimodal.attention import CrossModalAttention
 from worldrl.models.multimodal.blocks import TransformerBlock, block_causal_mask
 from worldrl.models.multimodal.config import MultimodalConfig
@@ -45,7 +46,11 @@ class NextStep:
     """``[B, N, V]`` unnormalised log-probabilities of each patch's code in the next frame (independent given
     the context)."""
     audio: torch.Tensor
-    """``[B, F]`` the next step's audio features (the conditional mean)."""
+    """``[B, F]`` the next step's audio features (the conditional mean of the mixture)."""
+    audio_logits: torch.Tensor
+    """``[B, K]`` unnormalised log-probabilities of the audio mixture's components."""
+    audio_components: torch.Tensor
+    """``[B, K, F]`` the components' means (sampling picks one; greedy the most likely)."""
     state: torch.Tensor | None
     """``[B, S]`` the next normalised state (physics head), when the model has one."""
     latent: torch.Tensor
@@ -131,7 +136,8 @@ class TransformerWorldModel(nn.Module):
         self.predictor = nn.ModuleList([block(cross=True) for _ in range(cfg.decode_depth)])
         self.code_head = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, cfg.vocab_size))
         head_in = cfg.latent_dim + D
-        self.audio_next = mlp(head_in, [D], cfg.audio_dim)
+        K, F_ = cfg.audio_components, cfg.audio_dim
+        self.audio_next = mlp(head_in, [D], K * (1 + 2 * F_))  # component logits, mean changes, log-scales
         self.audio_recon = mlp(cfg.latent_dim, [D], cfg.audio_dim)
         self.physics = (
             PhysicsHead(head_in + state_dim, cfg.physics_embed_dim, state_dim, state_layout)
@@ -184,15 +190,40 @@ class TransformerWorldModel(nn.Module):
         codes, q = self.tokenizer.encode(video.flatten(0, 1))
         return codes.reshape(b, t, -1), q.reshape(b, t, -1, q.shape[-1])
 
-    def decode_codes(self, codes: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    def decode_codes(
+        self, codes: torch.Tensor, reference: torch.Tensor | None = None, reference_codes: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``codes [B, T, N]`` -> frames ``[B, T, C, H, W]`` in [0, 1].
 
-        ``reference [B, C, H, W]``: a real frame from before the codes (the last one observed); every frame is
-        decoded over it (``config.reference_frame``), so content that has not changed is copied exactly and errors
-        do not accumulate from one decoded frame to the next. None: frames are painted from their codes alone.
+        ``reference [B, C, H, W]``: the frame before the codes (the last one observed) with its codes
+        ``reference_codes [B, N]`` (encoded from it when None). With ``config.reference_frame`` each frame is decoded
+        over the one before it (``decode_step``): unchanged codes copy the previous frame's patch. None: frames are
+        painted from their codes alone.
         """
-        ref = None if reference is None else reference[:, None].expand(-1, codes.shape[1], *reference.shape[1:])
-        return self.decode_quantized(self.quantized(codes), ref)
+        if reference is None or not self.config.reference_frame:
+            return self.decode_quantized(self.quantized(codes))
+        if reference_codes is None:
+            reference_codes = self.tokenizer.encode(reference)[0].flatten(1)
+        frames, frame, previous = [], reference, reference_codes
+        for t in range(codes.shape[1]):
+            frame = self.decode_step(codes[:, t], previous, frame)
+            frames.append(frame)
+            previous = codes[:, t]
+        return torch.stack(frames, 1)
+
+    def decode_step(self, codes: torch.Tensor, prev_codes: torch.Tensor, prev_frame: torch.Tensor) -> torch.Tensor:
+        """Frame ``[B, C, H, W]`` of ``codes [B, N]`` after ``prev_frame`` (whose codes are ``prev_codes``): a patch
+        whose code did not change copies ``prev_frame``'s pixels; the others are painted over it (keep mask)."""
+        g = self.config.grid_size
+        painted = self.tokenizer.decode(
+            self.quantized(codes).reshape(-1, g, g, len(self.config.fsq_levels)), prev_frame
+        )
+        return torch.where(self.patch_mask(codes == prev_codes), prev_frame, painted)
+
+    def patch_mask(self, per_patch: torch.Tensor) -> torch.Tensor:
+        """``[B, N]`` bool per patch -> ``[B, 1, H, W]`` per pixel."""
+        g, p = self.config.grid_size, self.config.patch_size
+        return per_patch.reshape(-1, 1, g, g).repeat_interleave(p, -2).repeat_interleave(p, -1)
 
     def decode_quantized(self, q: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """Quantised (or soft) code vectors ``[B, T, N, d]`` -> frames ``[B, T, C, H, W]``, each over its
@@ -269,12 +300,18 @@ class TransformerWorldModel(nn.Module):
 
     # ------------------------------------------------------------------ read-outs
     def predict_next(
-        self, h: torch.Tensor, actions: torch.Tensor | None = None, state: torch.Tensor | None = None
+        self,
+        h: torch.Tensor,
+        actions: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Predictions for step t+1 from ``h [B, T, L, D]``, ``actions [B, T, A]`` (a_t) and the normalised state
-        ``state [B, T, S]`` (s_t, which the physics head updates): ``logits [B, T, N, V]``,
-        ``audio [B, T, F]``, ``state [B, T, S]`` (with a physics head), ``latent [B, T, latent_dim]`` and the
-        heads' input ``feature [B, T, latent_dim + D]`` (latent and action embedding)."""
+        """Predictions for step t+1 from ``h [B, T, L, D]``, ``actions [B, T, A]`` (a_t), the normalised state
+        ``state [B, T, S]`` (s_t, which the physics head updates) and the current audio ``audio [B, T, F]`` (a_t's
+        sound, which the audio mixture changes): ``logits [B, T, N, V]``, the audio mixture (``audio_logits
+        [B, T, K]``, ``audio_components [B, T, K, F]``, ``audio_log_scales [B, T, K, F]``) and its mean ``audio
+        [B, T, F]``, ``state [B, T, S]`` (with a physics head), ``latent [B, T, latent_dim]`` and the heads' input
+        ``feature [B, T, latent_dim + D]`` (latent and action embedding)."""
         b, t, L, D = h.shape
         latent = self.latent(h)
         if self.action_embed is not None:
@@ -290,12 +327,25 @@ class TransformerWorldModel(nn.Module):
         out = {"logits": self.code_head(queries).reshape(b, t, g * g, -1), "latent": latent}
         feature = torch.cat([latent, act], -1)
         out["feature"] = feature
-        out["audio"] = self.audio_next(feature)
+        out.update(self._audio_mixture(feature, self._need(audio, "audio", (b, t, self.config.audio_dim))))
         if self.physics is not None:
             # a residual on the current state (with a layout: a velocity change, integrated; zero = constant velocity)
             current = self._need(state, "state", (b, t, self.state_dim))
             out["state"] = self.physics(feature, current)
         return out
+
+    def _audio_mixture(self, feature: torch.Tensor, current: torch.Tensor) -> dict[str, torch.Tensor]:
+        K, F_ = self.config.audio_components, self.config.audio_dim
+        raw = self.audio_next(feature)
+        logits = raw[..., :K]
+        means = current[..., None, :] + raw[..., K : K + K * F_].unflatten(-1, (K, F_))
+        log_scales = audio_mixture.bounded_log_scales(raw[..., K + K * F_ :].unflatten(-1, (K, F_)))
+        return {
+            "audio_logits": logits,
+            "audio_components": means,
+            "audio_log_scales": log_scales,
+            "audio": audio_mixture.mixture_mean(logits, means),
+        }
 
     def next_token_logits(
         self,
@@ -314,10 +364,14 @@ class TransformerWorldModel(nn.Module):
         acts = self._need(actions, "actions", (*codes.shape[:2], self.action_dim)) if self.action_dim else None
         prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
         h = self.context(self.quantized(codes), audio, state, prev, timesteps)[:, -1:]
-        out = self.predict_next(h, None if acts is None else acts[:, -1:], None if state is None else state[:, -1:])
+        out = self.predict_next(
+            h, None if acts is None else acts[:, -1:], None if state is None else state[:, -1:], audio[:, -1:]
+        )
         return NextStep(
             logits=out["logits"][:, 0],
             audio=out["audio"][:, 0],
+            audio_logits=out["audio_logits"][:, 0],
+            audio_components=out["audio_components"][:, 0],
             state=out["state"][:, 0] if "state" in out else None,
             latent=out["latent"][:, 0],
         )
@@ -339,13 +393,13 @@ class TransformerWorldModel(nn.Module):
         """``video [B, T, C, H, W]`` in [0, 1], ``audio [B, T, F]`` -> a dict:
 
         * ``reconstruction``: ``{"video": [B, T, C, H, W], "audio": [B, T, F]}`` (tokenizer decode of the frame's
-          codes, over the window's first real frame with ``config.reference_frame``; audio read back from the
-          latent);
+          codes, over the previous real frame with ``config.reference_frame``; audio read back from the latent);
         * ``next``: one-step predictions for steps 1..T (``logits``, ``audio``, ``state``, ``latent``);
         * ``codes`` ``[B, T, N]`` and ``quantized`` ``[B, T, N, d]``: the tokenizer's encoding (training targets);
-        * ``future_video`` ``[B, K, C, H, W]`` / ``future_audio`` ``[B, K, F]`` (and ``future_state``) when
-          ``future_steps = K > 0``: an autoregressive rollout after the last frame with ``future_actions [B, K, A]``
-          (zeros when None), greedy codes unless a ``generator`` is given (then sampled);
+        * ``future_video`` ``[B, K, C, H, W]`` / ``future_audio`` ``[B, K, F]`` (and ``future_state``,
+          ``future_audio_mean``: the mixture means along the rollout) when ``future_steps = K > 0``: an
+          autoregressive rollout after the last frame with ``future_actions [B, K, A]`` (zeros when None), greedy
+          codes and audio components unless a ``generator`` is given (then sampled);
         * ``physics`` (with a physics head): ``{"next_state": [B, T, S]}`` normalised;
         * ``intermediates`` when asked: ``h`` ``[B, T, L, D]``, ``vision_tokens`` ``[B, T*N, D]``.
 
@@ -360,9 +414,9 @@ class TransformerWorldModel(nn.Module):
         prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
         # the tokenizer learns from reconstruction only: the dynamics must not bend the codes toward predictability
         h = self.context(q.detach(), audio, state, prev, timesteps, valid)
-        nxt = self.predict_next(h, acts, state)
+        nxt = self.predict_next(h, acts, state, audio)
         out: dict[str, Any] = {
-            "reconstruction": {"video": self._reconstruct(q, video), "audio": self.audio_recon(nxt["latent"])},
+            "reconstruction": {"video": self._reconstruct(q, codes, video), "audio": self.audio_recon(nxt["latent"])},
             "next": nxt,
             "codes": codes,
             "quantized": q,
@@ -376,14 +430,17 @@ class TransformerWorldModel(nn.Module):
             out["intermediates"] = {"h": h, "vision_tokens": self._vision_tokens(q, timesteps).flatten(1, 2)}
         return out
 
-    def _reconstruct(self, q: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-        """Frames 1..T-1 decoded over the window's first real frame (1 to T-1 steps old: the gaps a rollout decodes
-        over); the first frame is painted without a reference."""
+    def _reconstruct(self, q: torch.Tensor, codes: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+        """Frames 1..T-1 decoded over the real frame before each (as ``decode_step`` does in a rollout: unchanged
+        codes copy it); the first frame is painted without a reference, so the codes also describe whole frames."""
         if not self.config.reference_frame or q.shape[1] == 1:
             return self.decode_quantized(q)
         first = self.decode_quantized(q[:, :1])
-        anchor = video[:, :1].expand(-1, q.shape[1] - 1, *video.shape[2:])
-        return torch.cat([first, self.decode_quantized(q[:, 1:], anchor)], 1)
+        painted = self.decode_quantized(q[:, 1:], video[:, :-1])
+        same = self.patch_mask((codes[:, 1:] == codes[:, :-1]).flatten(0, 1)).reshape(
+            *codes.shape[:1], -1, 1, *video.shape[-2:]
+        )
+        return torch.cat([first, torch.where(same, video[:, :-1], painted)], 1)
 
     @torch.no_grad()
     def _rollout(
@@ -404,23 +461,30 @@ class TransformerWorldModel(nn.Module):
         if self.state_dim and state is None:
             state = torch.zeros(*codes.shape[:2], self.state_dim, device=codes.device)
         window = self.config.audio_seq_len
-        frames, sounds, states = [], [], []
+        frames, sounds, means, states = [], [], [], []
+        last_codes = codes[:, -1]
         for _ in range(steps):
             lo = max(0, codes.shape[1] - window)
             acts = None if actions is None else actions[:, lo : codes.shape[1]]
             st = None if state is None else state[:, lo:]
             nxt = self.next_token_logits(codes[:, lo:], audio[:, lo:], acts, st)
             new = sample_codes(nxt.logits, generator)
+            sound = sample_audio(nxt.audio_logits, nxt.audio_components, generator)
             codes = torch.cat([codes, new[:, None]], 1)
-            audio = torch.cat([audio, nxt.audio[:, None]], 1)
+            audio = torch.cat([audio, sound[:, None]], 1)
             if state is not None:
                 guess = nxt.state if nxt.state is not None else state[:, -1]
                 state = torch.cat([state, guess[:, None]], 1)
                 states.append(guess)
             frames.append(new)
-            sounds.append(nxt.audio)
-        video = self.decode_codes(torch.stack(frames, 1), reference=last_frame)
-        out = {"future_video": video, "future_audio": torch.stack(sounds, 1)}
+            sounds.append(sound)
+            means.append(nxt.audio)
+        video = self.decode_codes(torch.stack(frames, 1), reference=last_frame, reference_codes=last_codes)
+        out = {
+            "future_video": video,
+            "future_audio": torch.stack(sounds, 1),
+            "future_audio_mean": torch.stack(means, 1),
+        }
         if states:
             out["future_state"] = torch.stack(states, 1)
         return out
@@ -435,4 +499,12 @@ def sample_codes(logits: torch.Tensor, generator: torch.Generator | None = None)
     return torch.multinomial(flat, 1, generator=generator).reshape(logits.shape[:-1])
 
 
-__all__ = ["NextStep", "TransformerWorldModel", "sample_codes"]
+def sample_audio(
+    logits: torch.Tensor, components: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """The next audio ``[B, F]`` of a mixture (``logits [B, K]``, ``components [B, K, F]``): the most likely
+    component's mean without a generator, else a sampled component's."""
+    return audio_mixture.component_means(components, audio_mixture.choose_components(logits, generator))
+
+
+__all__ = ["NextStep", "TransformerWorldModel", "sample_audio", "sample_codes"]

@@ -1,0 +1,132 @@
+"""Multimodal architecture 3: frames decoded over the previous frame with a per-patch copy, the audio mixture head."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from worldrl.errors import CheckpointError
+from worldrl.models import load_pretrained, save_pretrained
+from worldrl.models.multimodal import MultimodalConfig, TransformerWorldModel
+from worldrl.models.multimodal.audio_mixture import (
+    choose_components,
+    component_means,
+    mixture_mean,
+    mixture_nll,
+)
+from worldrl.models.multimodal.model import MultimodalWorldModel
+from worldrl.models.multimodal.transformer_world_model import sample_audio
+from worldrl.models.task_spec import TaskSpec
+
+TINY = {k: v for k, v in MultimodalConfig.tiny().items() if k != "context_length"}
+B = 2
+
+
+@pytest.fixture(scope="module")
+def net() -> TransformerWorldModel:
+    torch.manual_seed(0)
+    return TransformerWorldModel(**TINY, action_dim=2).eval()
+
+
+def test_unchanged_codes_copy_the_previous_frames_patches_exactly(net: TransformerWorldModel) -> None:
+    g = torch.Generator().manual_seed(0)
+    prev = torch.rand(B, 3, 32, 32, generator=g)
+    prev_codes = torch.randint(0, net.vocab_size, (B, net.tokens_per_frame), generator=g)
+    codes = prev_codes.clone()
+    codes[:, 0] = (prev_codes[:, 0] + 1) % net.vocab_size  # patch (0, 0) changes
+    with torch.no_grad():
+        frame = net.decode_step(codes, prev_codes, prev)
+        painted = net.tokenizer.decode(net.quantized(codes).reshape(B, 4, 4, -1), prev)
+    p = TINY["patch_size"]
+    changed = torch.zeros(32, 32, dtype=torch.bool)
+    changed[:p, :p] = True
+    assert torch.equal(frame[..., ~changed], prev[..., ~changed])
+    assert torch.equal(frame[..., changed], painted[..., changed])
+    assert not torch.equal(frame[..., changed], prev[..., changed])
+
+
+def test_decode_codes_chains_each_frame_over_the_one_before(net: TransformerWorldModel) -> None:
+    g = torch.Generator().manual_seed(1)
+    ref = torch.rand(B, 3, 32, 32, generator=g)
+    ref_codes = torch.randint(0, net.vocab_size, (B, net.tokens_per_frame), generator=g)
+    codes = torch.randint(0, net.vocab_size, (B, 3, net.tokens_per_frame), generator=g)
+    codes[:, 2] = codes[:, 1]  # the last frame repeats the one before: an exact copy of its decode
+    with torch.no_grad():
+        frames = net.decode_codes(codes, reference=ref, reference_codes=ref_codes)
+        first = net.decode_step(codes[:, 0], ref_codes, ref)
+        second = net.decode_step(codes[:, 1], codes[:, 0], first)
+        static = net.decode_codes(ref_codes[:, None].expand(-1, 4, -1), reference=ref, reference_codes=ref_codes)
+    assert torch.equal(frames[:, 0], first) and torch.equal(frames[:, 1], second)
+    assert torch.equal(frames[:, 2], frames[:, 1])
+    assert torch.equal(static, ref[:, None].expand_as(static))  # nothing changes: repeat-last exactly
+    # without reference codes the reference frame's own codes are used
+    with torch.no_grad():
+        own = net.tokenizer.encode(ref)[0].flatten(1)
+        assert torch.equal(
+            net.decode_codes(codes, reference=ref), net.decode_codes(codes, reference=ref, reference_codes=own)
+        )
+
+
+def test_reconstruction_of_a_static_clip_is_its_first_frame(net: TransformerWorldModel) -> None:
+    frame = torch.rand(B, 1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    video = frame.expand(-1, 4, -1, -1, -1).contiguous()
+    with torch.no_grad():
+        out = net(video, torch.zeros(B, 4, TINY["audio_dim"]), actions=torch.zeros(B, 4, 2))
+    recon = out["reconstruction"]["video"]
+    assert torch.equal(recon[:, 1:], video[:, 1:])  # same codes: copied, not repainted
+    assert not torch.equal(recon[:, 0], video[:, 0])  # the first frame is painted from its codes
+
+
+def test_mixture_nll_and_mean_match_the_closed_form() -> None:
+    g = torch.Generator().manual_seed(3)
+    logits, means = torch.randn(5, 2, generator=g), torch.randn(5, 2, 4, generator=g)
+    log_scales, x = torch.randn(5, 2, 4, generator=g) * 0.3, torch.randn(5, 4, generator=g)
+    normal = torch.distributions.Independent(torch.distributions.Normal(means, log_scales.exp()), 1)
+    mix = torch.distributions.MixtureSameFamily(torch.distributions.Categorical(logits=logits), normal)
+    assert torch.allclose(mixture_nll(logits, means, log_scales, x), -mix.log_prob(x) / 4, atol=1e-5)
+    assert torch.allclose(mixture_mean(logits, means), mix.mean, atol=1e-6)
+    one = mixture_nll(torch.zeros(5, 1), means[:, :1], torch.zeros(5, 1, 4), x)
+    assert torch.allclose(one, ((x - means[:, 0]).pow(2) / 2).mean(-1) + 0.5 * math.log(2 * math.pi), atol=1e-5)
+
+
+def test_audio_is_the_most_likely_component_or_a_sample() -> None:
+    logits = torch.tensor([[0.0, 3.0, 0.0], [2.0, 0.0, 0.0]])
+    comps = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)
+    assert torch.equal(sample_audio(logits, comps), torch.stack([comps[0, 1], comps[1, 0]]))
+    flat = torch.zeros(4000, 2)  # two equally likely components: a sample is each about half the time
+    picks = choose_components(flat, torch.Generator().manual_seed(0))
+    assert 0.45 < picks.float().mean() < 0.55
+    assert torch.equal(component_means(comps, torch.tensor([2, 1])), torch.stack([comps[0, 2], comps[1, 1]]))
+
+
+def test_training_loss_uses_the_mixture_likelihood(net: TransformerWorldModel) -> None:
+    g = torch.Generator().manual_seed(4)
+    video, audio = torch.rand(B, 3, 3, 32, 32, generator=g), torch.randn(B, 3, TINY["audio_dim"], generator=g)
+    with torch.no_grad():
+        nxt = net(video, audio, actions=torch.zeros(B, 3, 2))["next"]
+    assert nxt["audio_components"].shape == (B, 3, TINY["audio_components"], TINY["audio_dim"])
+    # components are changes of the current audio: their mean tracks it
+    shifted = net.predict_next(torch.zeros(B, 1, 2, 32), torch.zeros(B, 1, 2), audio=audio[:, :1] + 5)
+    base = net.predict_next(torch.zeros(B, 1, 2, 32), torch.zeros(B, 1, 2), audio=audio[:, :1])
+    assert torch.allclose(shifted["audio"] - base["audio"], torch.full_like(base["audio"], 5.0), atol=1e-5)
+    assert torch.allclose(shifted["audio_logits"], base["audio_logits"])
+
+
+def test_version_2_checkpoints_are_refused_with_one_line(tmp_path) -> None:
+    spaces = {
+        "observation.images.cam": gym.spaces.Box(0, 255, (32, 32, 3), np.uint8),
+        "observation.audio": gym.spaces.Box(-np.inf, np.inf, (TINY["audio_dim"],), np.float32),
+    }
+    task = TaskSpec.keyed(spaces, gym.spaces.Box(-1, 1, (2,), np.float32))
+    save_pretrained(MultimodalWorldModel(MultimodalConfig(**MultimodalConfig.tiny()), task), tmp_path / "m")
+    assert load_pretrained(tmp_path / "m").config.audio_components == TINY["audio_components"]
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "architecture_version": 2}))
+    with pytest.raises(CheckpointError, match="architecture version 2") as err:
+        load_pretrained(tmp_path / "m")
+    assert "\n" not in str(err.value)

@@ -1,0 +1,58 @@
+"""The next step's audio as a mixture of K spectra: a categorical over components, each a diagonal Gaussian.
+
+A contact whose timing is uncertain makes the next frame's log-mel bimodal (ringing on, or not yet): a point
+prediction (the conditional mean) spreads it over frames and never shows an onset. The mixture keeps the modes
+apart; the generator samples the component like a frame code (temperature, top-k, top-p; argmax = greedy) and feeds
+its mean back. Pure functions on ``logits [..., K]``, ``means [..., K, F]``, ``log_scales [..., K, F]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+LOG_SCALE_RANGE = (-4.0, 2.0)
+"""Bounds of the per-bin log standard deviation (normalised units): keeps the likelihood finite on silent bins."""
+
+
+def bounded_log_scales(raw: torch.Tensor) -> torch.Tensor:
+    """Raw head outputs squashed smoothly into ``LOG_SCALE_RANGE``."""
+    lo, hi = LOG_SCALE_RANGE
+    return lo + (hi - lo) * torch.sigmoid(raw)
+
+
+def mixture_nll(logits: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of ``x [..., F]`` per feature (divided by F), shape ``[...]``."""
+    z = (x[..., None, :] - means) * torch.exp(-log_scales)
+    log_normal = (-0.5 * z.pow(2) - log_scales - 0.5 * math.log(2 * math.pi)).sum(-1)  # [..., K]
+    log_joint = torch.log_softmax(logits.float(), -1) + log_normal
+    return -torch.logsumexp(log_joint, -1) / x.shape[-1]
+
+
+def mixture_mean(logits: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """The conditional mean ``[..., F]`` (the prediction with the lowest expected squared error)."""
+    return (torch.softmax(logits.float(), -1)[..., None].to(means.dtype) * means).sum(-2)
+
+
+def component_means(means: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The chosen components' means ``[..., F]`` for ``index [...]`` long."""
+    return means.gather(-2, index[..., None, None].expand(*index.shape, 1, means.shape[-1])).squeeze(-2)
+
+
+def choose_components(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Component indices ``[...]``: argmax without a generator, else a categorical sample."""
+    if generator is None:
+        return logits.argmax(-1)
+    flat = torch.softmax(logits.float(), -1).reshape(-1, logits.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).reshape(logits.shape[:-1])
+
+
+__all__ = [
+    "LOG_SCALE_RANGE",
+    "bounded_log_scales",
+    "choose_components",
+    "component_means",
+    "mixture_mean",
+    "mixture_nll",
+]
