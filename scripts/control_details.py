@@ -6,12 +6,17 @@
         --strip runs/benchmark_control/HalfCheetah-v5/mpc-cem/seed0 docs/control_halfcheetah_final_episode.png
     python scripts/control_details.py runs/benchmark_control --imagination runs/dreamer_ip/guarded_s0 RUN2 ...
     python scripts/control_details.py runs/benchmark_control --curves docs/control_guards.png RUN1 RUN2 ...
+    python scripts/control_details.py runs/benchmark_control --planner-check runs/benchmark_control/T/dreamer/seed0
 
 The phase table reads each run's ``iterations.jsonl`` (one row per 250-step iteration of the online loop).
 ``--zero-action`` evaluates the all-zero action on the same real starts the loop evaluates on (seed + 10000).
 ``--strip`` draws frames of a run's ``final_episode.mp4`` (the first final-evaluation episode).
 ``--imagination`` sets what an imagination learner believed beside what it got: per real-env evaluation, the
 mean imagined reward per step and the ensemble disagreement of the updates since the previous evaluation.
+``--planner-check`` isolates what limits ``mpc-ac``: it takes a finished dreamer run (a model and an actor-critic
+trained together) and evaluates, on the run's evaluation starts, the actor alone and mpc-ac's planner with that
+actor-critic as prior and value, with each part switched off in turn; it also measures how much of the spread of
+the candidates' planned returns comes from the terminal value rather than from the imagined rewards.
 """
 
 from __future__ import annotations
@@ -185,6 +190,99 @@ def episode_strip(run_dir: Path, out: Path) -> Path:
     return out
 
 
+PLANNER_CHECKS: dict[str, dict] = {
+    # name -> (uses the actor-critic's value, uses its prior, planner settings over mpc-ac's DEFAULT_PLANNER)
+    "mpc-ac planner (value + prior)": {"value": True, "prior": True, "settings": {}},
+    "no terminal value": {"value": False, "prior": True, "settings": {}},
+    "no policy prior": {"value": True, "prior": False, "settings": {}},
+    "neither (plain CEM, horizon 5)": {"value": False, "prior": False, "settings": {}},
+    "value + prior, horizon 12": {"value": True, "prior": True, "settings": {"horizon": 12}},
+}
+"""The planner variants ``--planner-check`` evaluates with a trained dreamer's actor-critic."""
+
+
+def planner_check(run_dir: Path, episodes: int) -> list[tuple[str, float, float]]:
+    """``(variant, mean real return, value share)`` for the dreamer run's actor alone and each ``PLANNER_CHECKS``
+    variant on the run's evaluation starts (seed + 10000); value share is the fraction of the candidates' return
+    variance (first plan of each episode) that the terminal value term carries."""
+    import torch
+
+    from worldrl.agents.mpc import MPCAgent
+    from worldrl.agents.mpc_ac import DEFAULT_PLANNER
+    from worldrl.agents.trained_run import load_trained_agent
+    from worldrl.evaluation import evaluate_on_real_env
+
+    torch.set_num_threads(1)
+    trained = load_trained_agent(run_dir)
+    if trained.name != "dreamer":
+        raise SystemExit(f"--planner-check needs a dreamer run (model + actor-critic), got a {trained.name} run")
+    ac, seed = trained.agent, trained.seed + 10_000
+
+    def real_return(agent) -> float:
+        agent.reset()
+        stats = evaluate_on_real_env(
+            lambda obs: agent.act(obs, deterministic=True), trained.env_id, episodes, seed, num_envs=episodes
+        )
+        return float(np.mean(stats.returns))
+
+    rows = [("actor alone (the dreamer policy)", real_return(ac), float("nan"))]
+    for name, check in PLANNER_CHECKS.items():
+        mpc = MPCAgent(
+            trained.model,
+            "cem",
+            config={**DEFAULT_PLANNER, **check["settings"]},
+            value_fn=ac.value if check["value"] else None,
+            policy_prior=ac.policy_prior if check["prior"] else None,
+            seed=trained.seed,
+        )
+        share = value_share(mpc, trained, ac, seed, episodes) if check["value"] else float("nan")
+        rows.append((name, real_return(mpc), share))
+        print(f"{name}: {rows[-1][1]:.1f} (value share {share:.2f})", flush=True)
+    return rows
+
+
+def value_share(mpc, trained, ac, seed: int, episodes: int) -> float:
+    """Var(discounted gamma^H V) / (Var(reward part) + Var(value part)) over the first iteration's candidates from
+    the evaluation's start states: near 1 means the plan is ranked by the critic, not by the imagined rewards."""
+    import torch
+
+    from worldrl.agents.planners.common import ActionBox, expand_batch
+    from worldrl.agents.planners.step_scores import step_scores
+    from worldrl.agents.returns import discounted_return
+    from worldrl.tasks.real_envs import make_real_env
+
+    env = make_real_env(trained.env_id)  # episode i of an evaluation starts from reset(seed=seed + i)
+    obs = np.stack([env.reset(seed=seed + i)[0] for i in range(episodes)])
+    env.close()
+    cfg = mpc.planner.config
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        mpc.reset()
+        state = mpc.history.encode(torch.as_tensor(obs, dtype=torch.float32))
+        box = ActionBox.from_space(trained.model.task.action_space, torch.device("cpu"))
+        noise = torch.randn((episodes * cfg.num_samples, cfg.horizon, box.centre.shape[0]), generator=generator)
+        actions = box.to_units(box.clamp(cfg.init_std * noise))  # the first iteration's Gaussian candidates
+        start = expand_batch(state, cfg.num_samples)
+        states = trained.model.rollout(start, actions, generator)
+        rewards, continues = step_scores(trained.model, start, states, actions, cfg.reward, cfg.termination)
+        reward_part = discounted_return(rewards, continues, cfg.discount)
+        value = ac.value(trained.model.latent(states[:, -1])).reshape(-1)
+        value_part = discounted_return(rewards, continues, cfg.discount, value) - reward_part
+        reward_part, value_part = (x.reshape(episodes, cfg.num_samples) for x in (reward_part, value_part))
+        mpc.reset()
+    var_r, var_v = reward_part.var(dim=1).mean(), value_part.var(dim=1).mean()
+    return float(var_v / (var_r + var_v))
+
+
+def planner_check_table(rows: list[tuple[str, float, float]]) -> str:
+    lines = [
+        "| policy (same model, same actor-critic) | real return | value share of candidate spread |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {ret:.1f} | {'-' if share != share else f'{share:.2f}'} |" for name, ret, share in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="--out of benchmark_control.py")
@@ -194,6 +292,7 @@ def main() -> None:
     parser.add_argument("--strip", nargs=2, type=Path, metavar=("RUN_DIR", "PNG"))
     parser.add_argument("--imagination", nargs="+", type=Path, metavar="RUN_DIR", help="imagined vs real, per eval")
     parser.add_argument("--curves", nargs="+", type=Path, metavar="PNG RUN_DIR", help="plot these runs' curves")
+    parser.add_argument("--planner-check", type=Path, metavar="DREAMER_RUN", help="mpc-ac's parts, one at a time")
     args = parser.parse_args()
     print(phases_table(phase_rows(args.root)))
     if args.curves:
@@ -204,6 +303,8 @@ def main() -> None:
         zero_action_returns(args.zero_action, args.seeds, args.episodes)
     if args.strip:
         print(f"wrote {episode_strip(*args.strip)}")
+    if args.planner_check:
+        print(planner_check_table(planner_check(args.planner_check, args.episodes)))
 
 
 if __name__ == "__main__":

@@ -365,6 +365,50 @@ def test_benchmark_quick_rewrites_only_its_section(tmp_path, monkeypatch):
     assert not (tmp_path / "runs" / "Pendulum-v1" / "mpc-cem" / "seed1").exists()
 
 
+def test_benchmark_table_reports_seeds_apart_and_the_pendulum_threshold(tmp_path, monkeypatch):
+    import argparse
+
+    benchmark = _benchmark_module(monkeypatch)
+    task = "InvertedPendulum-v5"
+
+    def entry(method, per_seed, cpu=360.0):
+        e = benchmark.Entry(task, method, 5000)
+        for seed, returns in per_seed.items():
+            e.per_seed[seed], e.returns = returns, e.returns + returns
+            e.seeds.append(seed)
+            e.seconds.append(1.0)
+            e.cpu_seconds.append(cpu)
+        return e
+
+    dreamer = entry("dreamer", {0: [1000.0, 1000.0], 1: [400.0, 600.0], 2: [950.0, 950.0]})
+    sac = entry("SAC", {0: [90.0, 96.0], 1: [100.0, 100.0], 2: [80.0, 120.0]})
+    rules = entry("mpc-cem+rules", {0: [700.0, 700.0]})
+    random = entry(benchmark.RANDOM, {0: [4.0, 4.0], 1: [4.0, 4.0], 2: [4.0, 4.0]}, cpu=0.0)
+    for seed, curve in {
+        0: [(1000, 50.0), (3000, 1000.0), (5000, 1000.0)],
+        1: [(1000, 20.0), (5000, 500.0)],
+        2: [(2000, 920.0), (5000, 950.0)],
+    }.items():
+        run = tmp_path / task / "dreamer" / f"seed{seed}"
+        run.mkdir(parents=True)
+        rows = "\n".join(f"{steps},{mean}" for steps, mean in curve)
+        (run / "learning_curve.csv").write_text(f"real_steps,mean\n{rows}\n")
+    entries = [dreamer, rules, sac, random]
+    targets = benchmark.check_targets(entries, ["dreamer", "mpc-cem+rules"], False, tmp_path)
+    threshold = next(t for t in targets if "at or above 900" in t[0])
+    assert threshold[1] == "missed" and "2 of 3 seeds" in threshold[2] and "seed 1: never, final 500.0" in threshold[2]
+    assert "seed 0: first at 3000 steps" in threshold[2]
+    versus = next(t for t in targets if "best learned-only" in t[0])
+    assert versus[1] == "met" and "ahead on 3 of 3 seeds" in versus[2]
+    args = argparse.Namespace(budget="cpu", quick=False)
+    learned = benchmark.result_table([dreamer, sac, random], entries, args)
+    row = next(line for line in learned if "| dreamer |" in line)
+    # per-seed means, their median [min, max], CPU hours (360 s = 0.1 h), gain over random per 1k steps
+    assert "| 1000.0, 500.0, 950.0 | 950.0 [500.0, 1000.0] |" in row and "| 0.100 |" in row
+    assert f"| {(np.mean([1000, 1000, 400, 600, 950, 950]) - 4.0) / 5:.1f} |" in row
+    assert "1 (0) of 3 planned" in benchmark.result_table([rules], entries, args)[2]
+
+
 def test_agent_options_are_yaml_values():
     from worldrl.cli.train_agent import parse_agent_options
 
