@@ -201,9 +201,10 @@ PLANNER_CHECKS: dict[str, dict] = {
 """The planner variants ``--planner-check`` evaluates with a trained dreamer's actor-critic."""
 
 
-def planner_check(run_dir: Path, episodes: int) -> list[tuple[str, float, float]]:
+def planner_check(run_dir: Path, episodes: int, max_steps: int | None = None) -> list[tuple[str, float, float]]:
     """``(variant, mean real return, value share)`` for the dreamer run's actor alone and each ``PLANNER_CHECKS``
-    variant on the run's evaluation starts (seed + 10000); value share is the fraction of the candidates' return
+    variant on the run's evaluation starts (seed + 10000), episodes cut at ``max_steps`` when given (planning
+    every step of 1000-step InvertedPendulum episodes is what costs); value share is the fraction of the candidates' return
     variance (first plan of each episode) that the terminal value term carries."""
     import torch
 
@@ -220,8 +221,9 @@ def planner_check(run_dir: Path, episodes: int) -> list[tuple[str, float, float]
 
     def real_return(agent) -> float:
         agent.reset()
+        limit = {} if max_steps is None else {"max_episode_steps": max_steps}
         stats = evaluate_on_real_env(
-            lambda obs: agent.act(obs, deterministic=True), trained.env_id, episodes, seed, num_envs=episodes
+            lambda obs: agent.act(obs, deterministic=True), trained.env_id, episodes, seed, num_envs=episodes, **limit
         )
         return float(np.mean(stats.returns))
 
@@ -293,6 +295,7 @@ def main() -> None:
     parser.add_argument("--imagination", nargs="+", type=Path, metavar="RUN_DIR", help="imagined vs real, per eval")
     parser.add_argument("--curves", nargs="+", type=Path, metavar="PNG RUN_DIR", help="plot these runs' curves")
     parser.add_argument("--planner-check", type=Path, metavar="DREAMER_RUN", help="mpc-ac's parts, one at a time")
+    parser.add_argument("--max-episode-steps", type=int, default=None, help="--planner-check: cut episodes here")
     args = parser.parse_args()
     print(phases_table(phase_rows(args.root)))
     if args.curves:
@@ -304,7 +307,7 @@ def main() -> None:
     if args.strip:
         print(f"wrote {episode_strip(*args.strip)}")
     if args.planner_check:
-        print(planner_check_table(planner_check(args.planner_check, args.episodes)))
+        print(planner_check_table(planner_check(args.planner_check, args.episodes, args.max_episode_steps)))
 
 
 if __name__ == "__main__":
