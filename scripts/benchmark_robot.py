@@ -21,19 +21,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from tensordict import TensorDict
 
 from worldrl.evaluation.report import describe_machine, update_doc_section
 from worldrl.io import atomic_write_bytes
 
 SECTION = "robot"
 PUSHT = "gym_pusht/PushT-v0"
-PUSHT_GOAL = np.array([256.0, 256.0])
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -41,38 +42,14 @@ def write_json(path: Path, data: dict) -> None:
 
 
 # --------------------------------------------------------------------------- PushT
-def pusher_target(agent: np.ndarray, block: np.ndarray) -> np.ndarray:
-    """Where the scripted pusher sends the agent: behind the block (seen from the goal), then through it."""
-    to_goal = PUSHT_GOAL - block
-    direction = to_goal / (np.linalg.norm(to_goal) + 1e-6)
-    behind = block - 70.0 * direction
-    if np.linalg.norm(agent - behind) > 25.0 and np.dot(agent - block, direction) > -40.0:
-        # not behind yet: go round the block at a safe distance, then come in from behind
-        side = np.array([-direction[1], direction[0]])
-        side = side if np.dot(agent - block, side) >= 0 else -side
-        target = block + 90.0 * side - 40.0 * direction if np.linalg.norm(agent - behind) > 60 else behind
-    else:
-        target = block + 40.0 * direction
-    return np.clip(target, 0.0, 512.0).astype(np.float32)
-
-
-def scripted_pusht(env) -> np.ndarray:
-    """The scripted pusher on the simulator's block position (the evaluation baseline)."""
-    base = env.unwrapped
-    return pusher_target(np.array(base.agent.position), np.array(base.block.position))
-
-
-_PUSH_RNG = np.random.default_rng(0)
-
-
-def pushing_policy(obs: np.ndarray) -> np.ndarray:
-    """A data-collection policy (``collect`` spec ``__main__:pushing_policy``): the pusher on the recorded
-    observation (agent xy, then the block's keypoints, whose centroid stands in for its position), its targets
-    jittered by 40 px so the recorded pushes vary. OU data alone rarely touches the block, and a model trained on
-    it learns that the block never moves (its block prediction then equals repeat-last)."""
-    agent, block = obs[:, :2], obs[:, 2:].reshape(len(obs), -1, 2).mean(axis=1)
-    targets = np.stack([pusher_target(a, b) for a, b in zip(agent, block)])
-    return np.clip(targets + _PUSH_RNG.normal(0.0, 40.0, targets.shape), 0.0, 512.0).astype(np.float32)
+SCRIPTED_SPEC = "worldrl.tasks.pusht_scripted:collect_policy"
+MPC_VARIANTS = {
+    "mpc": "learned only: the model's reward over the horizon",
+    "mpc-value": "learned only: the model's reward + a value learned from the recorded returns at the horizon's end",
+    "mpc-goal": "known goal: the model's reward + minus the predicted keypoints' distance to the goal pose "
+    "(and the pusher's to the block) at the horizon's end",
+}
+VALUE_DISCOUNT = 0.95
 
 
 def keyed_obs(obs: dict) -> dict[str, np.ndarray]:
@@ -83,70 +60,61 @@ def keyed_obs(obs: dict) -> dict[str, np.ndarray]:
     }
 
 
-class KeyedMPC:
-    """MPC (CEM in the learned model) from keyed observations of several envs at once."""
-
-    def __init__(self, model, horizon: int, samples: int, iterations: int, seed: int):
-        from tensordict import TensorDict
-
-        from worldrl.agents.mpc import MPCAgent
-
-        self.td, self.model = TensorDict, model
-        self.agent = MPCAgent(
-            model, "cem", horizon=horizon, num_samples=samples, num_elites=max(4, samples // 10), iterations=iterations
-        )
-        self.agent.seed(seed)
-
-    def __call__(self, observations: list[dict[str, np.ndarray]]) -> np.ndarray:
-        n = len(observations)
-        obs = self.td(
-            {k: torch.as_tensor(np.stack([o[k] for o in observations]))[:, None] for k in observations[0]},
-            batch_size=[n, 1],
-        )
-        with torch.no_grad():
-            state = self.model.observe_last(
-                obs, torch.zeros(n, 1, self.model.task.action_dim), torch.ones(n, 1, dtype=torch.bool)
-            )
-            result = self.agent.plan(state)
-        return result.action.cpu().numpy()
+def stack_obs(observations: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
 
 
-def run_pusht_episodes(policy: str, seeds: list[int], steps: int, mpc: KeyedMPC | None = None) -> dict:
-    """Episodes on the real PushT from ``seeds`` (lock-step, batched for MPC): success, final and best coverage."""
+class ScriptedActor:
+    """The scripted pusher on keyed observations (agent xy, then the block's keypoints)."""
+
+    def __init__(self) -> None:
+        from worldrl.tasks.pusht_scripted import PushTScriptedPolicy
+
+        self.policy = PushTScriptedPolicy()
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.policy(np.concatenate([obs["observation.state"], obs["observation.environment_state"]], axis=1))
+
+
+def run_pusht_episodes(name: str, seeds: list[int], steps: int, actor: Callable | None = None) -> dict:
+    """Episodes on the real PushT from ``seeds`` in lock-step: success rate, final and best coverage.
+
+    ``actor`` maps the keyed observations of ALL episodes to their actions (finished ones are ignored), so a
+    batched planner keeps one row per episode; None: uniform random actions.
+    """
     from worldrl.tasks.real_envs import make_real_env
 
-    envs = [make_real_env(PUSHT, obs_type="environment_state_agent_pos", max_episode_steps=steps + 1) for _ in seeds]
+    envs = [make_real_env(PUSHT, obs_type="environment_state_agent_pos", max_episode_steps=steps) for _ in seeds]
     obs = [keyed_obs(env.reset(seed=s)[0]) for env, s in zip(envs, seeds)]
     rng = np.random.default_rng(seeds[0])
     done, success = np.zeros(len(seeds), bool), np.zeros(len(seeds), bool)
-    final, best = np.zeros(len(seeds)), np.zeros(len(seeds))
-    if mpc is not None:
-        mpc.agent.reset()
-    for _ in range(steps):
+    final, best, length = np.zeros(len(seeds)), np.zeros(len(seeds)), np.zeros(len(seeds), int)
+    t0 = time.time()
+    for step in range(steps):
         live = np.flatnonzero(~done)
         if live.size == 0:
             break
-        if policy == "random":
-            actions = rng.uniform(0, 512, (live.size, 2)).astype(np.float32)
-        elif policy == "scripted":
-            actions = np.stack([scripted_pusht(envs[i]) for i in live])
+        if actor is None:
+            actions = rng.uniform(0, 512, (len(seeds), 2)).astype(np.float32)
         else:
-            actions = mpc([obs[i] for i in live]) if live.size == len(seeds) else mpc(obs)[live]
-        for a, i in zip(actions, live):
-            o, _, terminated, truncated, info = envs[i].step(a)
+            actions = np.asarray(actor(stack_obs(obs)), np.float32)
+        for i in live:
+            o, _, terminated, truncated, info = envs[i].step(actions[i])
             obs[i] = keyed_obs(o)
-            final[i] = info["coverage"]
-            best[i] = max(best[i], info["coverage"])
+            final[i], best[i] = info["coverage"], max(best[i], info["coverage"])
             success[i] |= bool(info["is_success"])
-            done[i] = terminated or truncated
+            done[i], length[i] = terminated or truncated, step + 1
+        if actor is not None and step % 50 == 49:
+            print(f"  {name}: step {step + 1}/{steps}, {success.sum()} solved, {time.time() - t0:.0f}s", flush=True)
     for env in envs:
         env.close()
     return {
-        "policy": policy,
+        "policy": name,
         "episodes": len(seeds),
         "success_rate": float(success.mean()),
         "final_coverage": float(final.mean()),
         "best_coverage": float(best.mean()),
+        "median_steps_to_success": float(np.median(length[success])) if success.any() else None,
         "final_coverage_per_episode": final.tolist(),
     }
 
@@ -156,28 +124,146 @@ def best_checkpoint(run: Path) -> Path:
     return run / "best" if (run / "best").exists() else run / "model"
 
 
-def pusht(args: argparse.Namespace) -> dict:
+def collect_pusht(data: Path, episodes: int, steps: int) -> None:
+    """Half Ornstein-Uhlenbeck episodes (wide coverage of the arena), half the scripted pusher with 10% random
+    actions (contacts, pushes and successes: OU alone rarely moves the block)."""
     from worldrl.data.collect import CollectConfig, collect
+
+    for i, (policy, epsilon) in enumerate((("ou:theta=0.3,sigma=0.6", 0.0), (SCRIPTED_SPEC, 0.1))):
+        config = CollectConfig(
+            PUSHT,
+            data,
+            episodes=episodes // 2,
+            policy=policy,
+            seed=1000 + i,
+            max_episode_steps=steps,
+            epsilon=epsilon,
+            resume=i > 0,
+        )
+        collect(config, progress=True)
+
+
+def model_latents(model, reader) -> torch.Tensor:
+    """The model's latent (normalised flat observation) of every recorded frame."""
+    from worldrl.models.observations import flatten_observation
+
+    obs = {key: torch.as_tensor(reader.column(key), dtype=torch.float32) for key in model.task.obs_keys}
+    flat = flatten_observation(obs, model.task, 1)
+    with torch.no_grad():
+        return model.latent(TensorDict({"obs": flat}, batch_size=[len(flat)]))
+
+
+def returns_to_go(rewards: np.ndarray, episode: np.ndarray, discount: float) -> np.ndarray:
+    """Discounted return from each frame to the end of its episode (frames in episode order)."""
+    out, running = np.zeros(len(rewards)), 0.0
+    for i in range(len(rewards) - 1, -1, -1):
+        running = rewards[i] + (discount * running if i + 1 < len(rewards) and episode[i + 1] == episode[i] else 0.0)
+        out[i] = running
+    return out
+
+
+def fit_value(model, data: Path, steps: int, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    """A value ``latent -> discounted return`` regressed on the recorded episodes (Monte Carlo, learned only).
+
+    Frames within ``VALUE_TAIL`` steps of a truncated (not terminated) episode's end are left out: their return
+    is cut short. Reports R^2 on held-out episodes beside predicting the mean (R^2 = 0).
+    """
+    from worldrl.data import LeRobotDatasetReader
+
+    reader = LeRobotDatasetReader(data)
+    episode = reader.column("episode_index").astype(int).reshape(-1)
+    reward = reader.column("next.reward").astype(np.float64).reshape(-1)
+    success = reader.column("next.success").astype(bool).reshape(-1)
+    target = returns_to_go(reward, episode, VALUE_DISCOUNT)
+    last = np.r_[episode[1:] != episode[:-1], True]
+    ends_in_success = {int(e) for e in episode[last & success]}
+    left = np.zeros(len(episode), int)  # frames left to each frame's episode end
+    for e in np.unique(episode):
+        idx = np.flatnonzero(episode == e)
+        left[idx] = idx[-1] - idx
+    keep = np.array([e in ends_in_success for e in episode]) | (left >= 40)
+    latents = model_latents(model, reader)
+    held_out = episode % 10 == 0
+    train, test = keep & ~held_out, keep & held_out
+    if train.sum() < 2 or test.sum() < 2:
+        raise SystemExit("fit_value: too few frames with a complete return (record more or longer episodes)")
+    x, y = latents, torch.as_tensor(target, dtype=torch.float32)
+    scale = float(y[train].std())
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], 256),
+        torch.nn.SiLU(),
+        torch.nn.Linear(256, 256),
+        torch.nn.SiLU(),
+        torch.nn.Linear(256, 1),
+    )
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
+    rows = torch.as_tensor(np.flatnonzero(train))
+    for _ in range(steps):
+        batch = rows[torch.randint(len(rows), (512,))]
+        loss = ((net(x[batch]).squeeze(-1) - y[batch] / scale) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        pred = net(x[torch.as_tensor(test)]).squeeze(-1) * scale
+    truth = y[torch.as_tensor(test)]
+    r2 = 1.0 - float(((pred - truth) ** 2).mean() / ((truth - y[train].mean()) ** 2).mean())
+    net.requires_grad_(False)
+
+    def value(latent: torch.Tensor) -> torch.Tensor:
+        return net(latent).squeeze(-1) * scale
+
+    stats = {"r2_held_out": r2, "r2_predict_train_mean": 0.0, "frames": int(train.sum()), "held_out": int(test.sum())}
+    return value, stats
+
+
+def goal_value(model, approach_weight: float = 0.5, pixels_per_unit: float = 10.0) -> Callable:
+    """KNOWN-GOAL terminal value: minus the mean distance of the predicted block keypoints to their goal places,
+    minus ``approach_weight`` x the pusher's distance to the block's centre (so the plan heads for the block),
+    in units of ``pixels_per_unit`` pixels. It uses the task's goal pose, which a learned-only agent does not."""
+    from worldrl.models.observations import unflatten_observation
+    from worldrl.tasks.pusht_scripted import GOAL_POSE, KEYPOINTS_LOCAL, rotation
+
+    goal = torch.as_tensor(KEYPOINTS_LOCAL @ rotation(GOAL_POSE[2]).T + GOAL_POSE[:2], dtype=torch.float32)
+
+    def value(latent: torch.Tensor) -> torch.Tensor:
+        obs = unflatten_observation(model.obs_norm.denormalize(latent), model.task)
+        keypoints = obs["observation.environment_state"].reshape(-1, 8, 2)
+        block = (keypoints - goal).norm(dim=-1).mean(-1)
+        approach = (obs["observation.state"] - keypoints.mean(1)).norm(dim=-1)
+        return -(block + approach_weight * approach) / pixels_per_unit
+
+    return value
+
+
+class PlannerActor:
+    """``MPCAgent`` (CEM in the model) acting on the keyed observations of all episodes at once."""
+
+    def __init__(self, model, args: argparse.Namespace, value_fn: Callable | None = None):
+        from worldrl.agents.mpc import MPCAgent
+
+        self.agent = MPCAgent(
+            model,
+            "cem",
+            horizon=args.horizon,
+            num_samples=args.samples,
+            num_elites=max(4, args.samples // 10),
+            iterations=args.iterations,
+            discount=VALUE_DISCOUNT,
+            value_fn=value_fn,
+            seed=0,
+        )
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            return self.agent.act(obs)
+
+
+def train_pusht_model(out: Path, data: Path, model_steps: int):
     from worldrl.models.base import WorldModel
     from worldrl.training.run import train_from_config
 
-    out = Path(args.out) / "pusht"
-    data = out / "data"
-    t0 = time.time()
-    if not (data / "meta" / "info.json").exists():  # half Ornstein-Uhlenbeck, half pushes (pushing_policy)
-        for i, policy in enumerate(("ou:theta=0.3,sigma=0.6", f"{__name__}:pushing_policy")):
-            config = CollectConfig(
-                PUSHT,
-                data,
-                episodes=args.train_episodes // 2,
-                policy=policy,
-                seed=1000 + i,
-                max_episode_steps=args.steps,
-                epsilon=0.1 * i,
-                resume=i > 0,
-            )
-            collect(config, progress=True)
-    collect_s = time.time() - t0
     cfg = {
         "output_dir": str(out / "model_run"),
         "seed": 0,
@@ -192,42 +278,70 @@ def pusht(args: argparse.Namespace) -> dict:
             "predict_terminal": False,
         },
         "trainer": {
-            "max_steps": args.model_steps,
+            "max_steps": model_steps,
             "batch_size": 256,
             "lr": 1e-3,
             "weight_decay": 1e-5,
             "warmup_steps": 50,
             "schedule": "cosine",
             "eval_every": 250,
-            "early_stopping_patience": 3,  # the validation loss turns up after ~500 steps (20k frames)
+            "early_stopping_patience": 3,
             "log_every": 100,
             "checkpoint_every": 100000,
             "val_batches": 8,
         },
     }
-    t0 = time.time()
     if not (out / "model_run" / "model").exists():
         train_from_config(cfg)
-    model = WorldModel.from_pretrained(str(best_checkpoint(out / "model_run")), device="cpu")
-    train_s = time.time() - t0
+    return WorldModel.from_pretrained(str(best_checkpoint(out / "model_run")), device="cpu")
+
+
+def pusht(args: argparse.Namespace) -> dict:
+    out = Path(args.out) / "pusht"
+    data = out / "data"
+    path = Path(args.out) / "pusht.json"
+    summary = json.loads(path.read_text()) if path.exists() else {"results": {}, "seconds": {}}
+    t0 = time.time()
+    if not (data / "meta" / "info.json").exists():
+        collect_pusht(data, args.train_episodes, args.steps)
+        summary["seconds"]["collect"] = time.time() - t0
+    t0 = time.time()
+    model = train_pusht_model(out, data, args.model_steps)
+    summary["seconds"].setdefault("train", time.time() - t0)
     seeds = list(range(100_000, 100_000 + args.episodes))
-    results, seconds = {}, {}
-    for name in ("random", "scripted", "mpc"):
+    value_stats = None
+    for name in args.policies:
         t0 = time.time()
-        mpc = KeyedMPC(model, args.horizon, args.samples, args.iterations, seed=0) if name == "mpc" else None
-        results[name] = run_pusht_episodes(name, seeds, args.steps, mpc)
-        seconds[name] = time.time() - t0
+        if name == "random":
+            actor = None
+        elif name == "scripted":
+            actor = ScriptedActor()
+        elif name == "mpc":
+            actor = PlannerActor(model, args)
+        elif name == "mpc-value":
+            value, value_stats = fit_value(model, data, args.value_steps)
+            print(f"learned value: held-out R^2 {value_stats['r2_held_out']:.3f} (predicting the mean: 0)")
+            actor = PlannerActor(model, args, value)
+        elif name == "mpc-goal":
+            actor = PlannerActor(model, args, goal_value(model))
+        else:
+            raise SystemExit(f"unknown policy {name!r}; known: random, scripted, {', '.join(MPC_VARIANTS)}")
+        result = run_pusht_episodes(name, seeds, args.steps, actor)
+        result["seconds_per_step"] = (time.time() - t0) / args.steps
+        result["settings"] = {k: getattr(args, k) for k in ("episodes", "steps", "horizon", "samples", "iterations")}
+        if name == "mpc-value":
+            result["value_fit"] = value_stats
+        summary["results"][name] = result
+        summary["seconds"][name] = time.time() - t0
         print(
-            f"{name:9s} success {results[name]['success_rate']:.2f}  final coverage "
-            f"{results[name]['final_coverage']:.3f}  best {results[name]['best_coverage']:.3f}  ({seconds[name]:.0f}s)"
+            f"{name:9s} success {result['success_rate']:.2f}  final coverage {result['final_coverage']:.3f}  "
+            f"best {result['best_coverage']:.3f}  ({summary['seconds'][name]:.0f}s)",
+            flush=True,
         )
-    summary = {
-        "args": vars(args),
-        "results": results,
-        "seconds": {**seconds, "collect": collect_s, "train": train_s},
-        "model_task": model.task.to_dict(),
-    }
-    write_json(Path(args.out) / "pusht.json", summary)
+        summary.update({"args": vars(args), "model_task": model.task.to_dict()})
+        command = "python scripts/benchmark_robot.py " + " ".join(sys.argv[1:])
+        summary["commands"] = sorted({*summary.get("commands", []), command})
+        write_json(path, summary)
     return summary
 
 
@@ -240,8 +354,8 @@ def pusht_fidelity(args: argparse.Namespace) -> dict:
 
     out = Path(args.out) / "pusht"
     heldout = out / "heldout_mixed"
-    if not (heldout / "meta" / "info.json").exists():  # as the training data: 10 OU, 10 pushing episodes
-        for i, policy in enumerate(("ou:theta=0.3,sigma=0.6", f"{__name__}:pushing_policy")):
+    if not (heldout / "meta" / "info.json").exists():  # as the training data: 10 OU, 10 scripted episodes
+        for i, (policy, epsilon) in enumerate((("ou:theta=0.3,sigma=0.6", 0.0), (SCRIPTED_SPEC, 0.1))):
             config = CollectConfig(
                 PUSHT,
                 heldout,
@@ -249,7 +363,7 @@ def pusht_fidelity(args: argparse.Namespace) -> dict:
                 policy=policy,
                 seed=777 + i,
                 max_episode_steps=args.steps,
-                epsilon=0.1 * i,
+                epsilon=epsilon,
                 resume=i > 0,
             )
             collect(config, progress=False)
@@ -264,25 +378,51 @@ def pusht_fidelity(args: argparse.Namespace) -> dict:
 
 
 # --------------------------------------------------------------------------- report
+POLICY_ROWS = {
+    "random": ("random (uniform actions)", "-"),
+    "scripted": ("scripted pusher (`worldrl.tasks.pusht_scripted`)", "known rules (block pose, goal)"),
+    "mpc": ("**MPC**: model reward", "learned only"),
+    "mpc-value": ("**MPC**: model reward + learned value", "learned only"),
+    "mpc-goal": ("**MPC**: model reward + goal-distance value", "known goal"),
+}
+
+
 def pusht_table(summary: dict) -> str:
     a, r = summary["args"], summary["results"]
     lines = [
-        f"**PushT** (`{PUSHT}`, state world model): {a['train_episodes']} recorded episodes x {a['steps']} steps "
-        f"(half OU noise, half a jittered scripted pusher), ensemble trained up to {a['model_steps']} steps (early stopping; MPC uses the checkpoint of lowest validation loss) on the keyed observation `observation.state` + "
-        f"`observation.environment_state`; {a['episodes']} real episodes of {a['steps']} steps from the same seeds "
-        f"per policy; MPC = CEM in the model (horizon {a['horizon']}, {a['samples']} samples, {a['iterations']} "
-        "iterations) with the model's reward.",
+        f"**PushT** (`{PUSHT}`, state world model): {a['train_episodes']} recorded episodes of up to {a['steps']} "
+        "steps (half OU noise, half the scripted pusher with 10% random actions), ensemble trained up to "
+        f"{a['model_steps']} steps (early stopping; planning uses the checkpoint of lowest validation loss) on the "
+        "keyed observation `observation.state` + `observation.environment_state`. Each policy runs the same "
+        f"real episodes (seeds 100000...) of {a['steps']} steps (gym-pusht's own limit, and LeRobot's PushT "
+        "evaluation length, is 300); success "
+        "= coverage > 95% (the episode then ends). MPC = CEM in the model (`MPCAgent.act` on the keyed "
+        "observations; settings per row), discount 0.95.",
         "",
-        "| policy | success rate | final coverage | best coverage | seconds |",
-        "|---|---:|---:|---:|---:|",
+        "| policy | uses | episodes | success rate | final coverage | best coverage | median steps to success "
+        "| CEM (horizon x samples x iterations) | s / env step (all episodes) |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
-    for name in ("random", "scripted", "mpc"):
+    for name, (label, kind) in POLICY_ROWS.items():
+        if name not in r:
+            continue
         x = r[name]
-        label = {"random": "random (uniform actions)", "scripted": "scripted pusher", "mpc": "**MPC in the model**"}
+        st = x.get("settings", {})
+        cem = f"{st['horizon']} x {st['samples']} x {st['iterations']}" if name.startswith("mpc") else "-"
+        med = x.get("median_steps_to_success")
         lines.append(
-            f"| {label[name]} | {x['success_rate']:.2f} | {x['final_coverage']:.3f} | {x['best_coverage']:.3f} | "
-            f"{summary['seconds'][name]:.0f} |"
+            f"| {label} | {kind} | {x['episodes']} | {x['success_rate']:.2f} | {x['final_coverage']:.3f} | "
+            f"{x['best_coverage']:.3f} | {'-' if med is None else f'{med:.0f}'} | {cem} | "
+            f"{x.get('seconds_per_step', float('nan')):.2f} |"
         )
+    fit = r.get("mpc-value", {}).get("value_fit")
+    if fit:
+        lines += [
+            "",
+            f"The learned value (MLP on the model's latent, discounted return-to-go with discount {VALUE_DISCOUNT} "
+            f"regressed on {fit['frames']} recorded frames): held-out R^2 {fit['r2_held_out']:.3f} on "
+            f"{fit['held_out']} frames of every 10th episode (predicting the training mean: 0).",
+        ]
     return "\n".join(lines)
 
 
@@ -291,15 +431,22 @@ def report(args: argparse.Namespace) -> None:
     parts = [
         "## Robot-learning suites",
         "",
-        f"Machine: {describe_machine()}. Commands: `python scripts/benchmark_robot.py pusht --samples 128 "
-        "--iterations 2`, `... pusht-fidelity`.",
+        f"Machine: {describe_machine()}. DeepMind Control and ALOHA: their own sections "
+        "(`scripts/benchmark_dmc.py`, `scripts/benchmark_aloha.py`).",
     ]
     if (out / "pusht.json").exists():
-        parts += ["", pusht_table(json.loads((out / "pusht.json").read_text()))]
+        summary = json.loads((out / "pusht.json").read_text())
+        commands = ", ".join(f"`{c}`" for c in summary.get("commands", []))
+        parts += [
+            "",
+            pusht_table(summary),
+            "",
+            f"Commands run: {commands}, `python scripts/benchmark_robot.py pusht-fidelity`.",
+        ]
     if (out / "pusht_fidelity.md").exists():
         parts += [
             "",
-            "Open-loop fidelity of that PushT model on 20 held-out episodes (10 OU, 10 pushing; trivial baselines beside):",
+            "Open-loop fidelity of that PushT model on 20 held-out episodes (10 OU, 10 scripted; trivial baselines beside):",
             "",
         ]
         parts += [(out / "pusht_fidelity.md").read_text().strip()]
@@ -324,7 +471,13 @@ def main() -> None:
     parser.add_argument("--notes", default=None, help="a markdown file appended to the section (findings)")
     parser.add_argument("--episodes", type=int, default=50, help="pusht: real evaluation episodes per policy")
     parser.add_argument("--train-episodes", type=int, default=200)
-    parser.add_argument("--steps", type=int, default=100, help="pusht: steps per episode (10 s at 10 fps)")
+    parser.add_argument(
+        "--steps", type=int, default=300, help="pusht: steps per episode (gym-pusht's and LeRobot's 300)"
+    )
+    parser.add_argument(
+        "--policies", nargs="+", default=["random", "scripted", *MPC_VARIANTS], help="pusht: which policies to run"
+    )
+    parser.add_argument("--value-steps", type=int, default=3000, help="pusht: training steps of the learned value")
     parser.add_argument("--model-steps", type=int, default=2000)
     parser.add_argument("--horizon", type=int, default=8)
     parser.add_argument("--samples", type=int, default=256)
