@@ -88,3 +88,64 @@ def test_collect_records_named_states_and_frames_at_the_control_rate(tmp_path):
         "velocity.1",
     ]
     assert info["features"]["observation.images.front"]["shape"] == [32, 32, 3]
+
+
+# --------------------------------------------------------------------------- scripts/benchmark_dmc.py
+def load_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_dmc.py"
+    spec = importlib.util.spec_from_file_location("benchmark_dmc", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dmc_section_is_placed_after_the_robot_section_and_rewritten_in_place(tmp_path):
+    from worldrl.evaluation.report import update_doc_section
+
+    bench = load_benchmark()
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(
+        "# B\n\n<!-- robot:start -->\nR\n<!-- robot:end -->\n\n<!-- later:start -->\nL\n<!-- later:end -->\n"
+    )
+    for body in ("first", "second"):
+        bench.place_section(doc, "dmc", "robot")
+        update_doc_section(doc, "dmc", body)
+    text = doc.read_text()
+    assert text.count("<!-- dmc:start -->") == 1 and "first" not in text
+    assert text.index("<!-- robot:end -->") < text.index("second") < text.index("<!-- later:start -->")
+
+
+def test_random_returns_are_seeded_per_episode_and_in_the_suites_range():
+    dmc_env("cartpole-swingup").close()
+    bench = load_benchmark()
+    returns = bench.random_returns("dmc:cartpole-swingup", 2, seed=3)
+    assert returns == bench.random_returns("dmc:cartpole-swingup", 2, seed=3)
+    assert len(returns) == 2 and returns[0] != returns[1]
+    assert all(0.0 <= r <= 1000.0 for r in returns)
+
+
+def test_dmc_command_trains_evaluates_and_reports_beside_random_and_published(tmp_path, monkeypatch):
+    dmc_env("cartpole-swingup").close()
+    import sys
+
+    bench = load_benchmark()
+    doc = tmp_path / "docs" / "benchmarks.md"
+    doc.parent.mkdir()
+    doc.write_text("# B\n\n<!-- robot:start -->\nR\n<!-- robot:end -->\n")
+    argv = ["benchmark_dmc.py", "dmc", "--tasks", "cartpole-swingup", "--real-steps", "200", "--random-steps", "100"]
+    argv += ["--steps-per-iteration", "100", "--eval-every", "100", "--eval-episodes", "2", "--model-steps", "2"]
+    argv += ["--horizon", "2", "--samples", "8", "--iterations", "1", "--out", str(tmp_path / "out"), "--doc", str(doc)]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    entry = json.loads((tmp_path / "out" / "dmc.json").read_text())["cartpole-swingup/mpc-cem"]
+    assert [c["real_steps"] for c in entry["curve"]] == [100.0, 200.0]
+    assert len(entry["final_returns"]) == 2 and len(entry["random_returns"]) == 2
+    assert entry["agent_options"] == {"horizon": 2, "num_samples": 8, "iterations": 1, "num_elites": 4}
+    text = doc.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| cartpole-swingup"))
+    assert "| 200 (0%) |" in row and "| 839 | 835 | 677 |" in row  # budget share and TD-MPC2 / SAC / DreamerV3
+    assert text.index("<!-- robot:end -->") < text.index("<!-- dmc:start -->")
+    assert (doc.parent / "dmc_cartpole-swingup.png").stat().st_size > 1000

@@ -1,0 +1,242 @@
+"""ALOHA pixel-fidelity benchmark: a pixel world model of gym-aloha's top camera, PSNR/SSIM vs trivial baselines.
+
+Needs ``pip install worldrl[robot]`` (gym-aloha; see the README). Three steps, each skipped when its output exists:
+
+1. ``record``: ``--train-episodes`` + ``--heldout-episodes`` episodes of ``gym_aloha/AlohaTransferCube-v0`` in
+   LeRobot's ALOHA layout (``observation.images.top``, the 14 joint positions as ``observation.state``, ``action``,
+   ``next.reward``, ``next.success``, 50 fps) through ``worldrl collect``'s suite recorder, with an Ornstein-Uhlenbeck
+   policy on the joint targets so both arms keep moving. The top camera is rendered at ``--height`` x ``--width``
+   (CPU-sized) instead of 480x640, and the two cameras the layout does not record are not rendered at all:
+   gym-aloha renders three 480x640 views every step (about 0.5 s per step under software GL here).
+2. ``train``: the vrnn pixel preset ``configs/vrnn_aloha_pixels.yaml`` on the training episodes.
+3. ``evaluate``: open-loop PSNR and SSIM at 1/5/10 steps on starts drawn from the held-out episodes (other seeds,
+   so other cube positions and arm paths), next to repeating the last frame and the training episodes' mean frame
+   on the same starts, with an imagined-vs-real strip PNG; the table goes to the ``aloha`` section of ``--doc``.
+
+    python scripts/benchmark_aloha.py all                  # record, train, evaluate, write the doc section
+    python scripts/benchmark_aloha.py evaluate --notes findings.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from worldrl.evaluation.report import describe_machine, update_doc_section  # noqa: E402
+from worldrl.io import atomic_write_bytes, read_json, write_json  # noqa: E402
+
+SECTION, AFTER_SECTION = "aloha", "dmc"
+ALOHA_TASK = "gym_aloha/AlohaTransferCube-v0"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vrnn_aloha_pixels.yaml"
+HORIZONS = (1, 5, 10)
+
+
+# --------------------------------------------------------------------------- the env at a CPU-sized camera
+def top_camera_env(task: str, height: int, width: int, **kwargs) -> object:
+    """gym-aloha's env whose task renders only the top camera, at ``height`` x ``width``.
+
+    gym-aloha's ``get_observation`` renders "top", "angle" and "front_close" at 480x640 every step and the
+    LeRobot layout keeps only "top"; the observation space follows ``observation_height``/``observation_width``.
+    """
+    from gym_aloha.env import AlohaEnv
+
+    env = AlohaEnv(task, observation_height=height, observation_width=width, **kwargs)
+    sim_task = env._env.task
+    render_top = lambda physics: physics.render(height=height, width=width, camera_id="top")  # noqa: E731
+    sim_task.get_observation = lambda physics: {
+        "qpos": sim_task.get_qpos(physics),
+        "qvel": sim_task.get_qvel(physics),
+        "env_state": sim_task.get_env_state(physics),
+        "images": {"top": render_top(physics)},
+    }
+    return env
+
+
+def register_env(height: int, width: int) -> str:
+    """Register the CPU-sized TransferCube under gym-aloha's namespace (so the ALOHA layout records it)."""
+    import gym_aloha  # noqa: F401  (registers gym-aloha's own ids)
+    import gymnasium as gym
+
+    env_id = f"gym_aloha/AlohaTransferCubeTop{height}x{width}-v0"
+    if env_id not in gym.registry:
+        gym.register(
+            env_id,
+            entry_point=top_camera_env,
+            max_episode_steps=300,
+            nondeterministic=True,
+            kwargs={"task": "transfer_cube", "height": height, "width": width},
+        )
+    return env_id
+
+
+# --------------------------------------------------------------------------- steps
+def record(args: argparse.Namespace) -> dict:
+    from worldrl.data.collect import CollectConfig, collect
+
+    env_id = register_env(args.height, args.width)
+    out, seconds = Path(args.out), {}
+    for split, episodes, seed in (("train", args.train_episodes, 0), ("heldout", args.heldout_episodes, 10_000)):
+        root = out / f"data_{split}"
+        if (root / "meta" / "info.json").exists():
+            continue
+        t0 = time.time()
+        config = CollectConfig(
+            env_id,
+            root,
+            episodes=episodes,
+            policy=args.policy,
+            pixels=True,
+            seed=seed,
+            max_episode_steps=args.steps,
+            overwrite=True,
+        )
+        collect(config, progress=True)
+        seconds[split] = time.time() - t0
+    return seconds
+
+
+def train(args: argparse.Namespace) -> Path:
+    from worldrl.training.run import load_config, train_from_config
+
+    run = Path(args.out) / "model_run"
+    if not (run / "model").exists():
+        overrides = [f"data.root={Path(args.out) / 'data_train'}", f"output_dir={run}"]
+        if args.model_steps:
+            overrides.append(f"trainer.max_steps={args.model_steps}")
+        t0 = time.time()
+        train_from_config(load_config(str(CONFIG), overrides))
+        write_json(run / "train_seconds.json", {"seconds": time.time() - t0})
+    return run / ("best" if (run / "best").exists() and args.best else "model")
+
+
+def save_strip(report, path: Path, steps: tuple[int, ...] = (0, 1, 2, 5, 10)) -> Path | None:
+    """Real (top row) and imagined (bottom row) frames of the held-out example whose real frames move most."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ex = report.examples
+    if ex is None or ex.real.ndim != 5:
+        return None
+    steps = tuple(t for t in steps if t < ex.real.shape[1])
+    motion = [np.nanmean(np.abs(ex.real[i, 1 : ex.length[i] + 1] - ex.real[i, :1])) for i in range(len(ex.real))]
+    i = int(np.nanargmax(motion))
+    rows = [np.concatenate([np.nan_to_num(f[i, t]) for t in steps], axis=1) for f in (ex.real, ex.imagined)]
+    grid = np.concatenate(rows, axis=0).clip(0, 255).astype(np.uint8)
+    h, w = ex.real.shape[2:4]
+    fig = Figure(figsize=(1.6 * len(steps) * w / h, 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(grid)
+    ax.set_xticks([w * (k + 0.5) for k in range(len(steps))], [f"t+{t}" for t in steps])
+    ax.set_yticks([h * 0.5, h * 1.5], ["real", "imagined"])
+    ax.set_title(f"{report.model}: held-out episode {ex.episode[i]}, start {ex.start[i]}")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def evaluate(args: argparse.Namespace) -> str:
+    from worldrl.data import LeRobotDatasetReader
+    from worldrl.evaluation.fidelity import evaluate_fidelity
+    from worldrl.models.base import WorldModel
+
+    register_env(args.height, args.width)
+    out = Path(args.out)
+    checkpoint = train(args) if args.command == "all" else out / "model_run" / ("best" if args.best else "model")
+    model = WorldModel.from_pretrained(str(checkpoint), device="cpu")
+    reader = LeRobotDatasetReader(out / "data_heldout")
+    episodes = [int(e["episode_index"]) for e in reader.episodes]
+    t0 = time.time()
+    report = evaluate_fidelity(
+        model, reader, episodes, horizons=HORIZONS, num_starts=args.starts, seed=0, num_examples=16, batch_size=32
+    )
+    markdown = report.to_markdown()
+    atomic_write_bytes(out / "fidelity.md", markdown.encode())
+    print(markdown, f"\n({time.time() - t0:.0f}s)")
+    strip = save_strip(report, Path(args.doc).parent / "aloha_imagined_vs_real.png")
+    write_report(args, markdown, strip)
+    return markdown
+
+
+def write_report(args: argparse.Namespace, markdown: str, strip: Path | None) -> None:
+    out = Path(args.out)
+    train_info = read_json(out / "data_train" / "meta" / "info.json")
+    seconds = out / "model_run" / "train_seconds.json"
+    train_s = read_json(seconds)["seconds"] if seconds.exists() else float("nan")
+    parts = [
+        "## ALOHA pixel fidelity",
+        "",
+        f"Machine: {describe_machine()}. Command: `python scripts/benchmark_aloha.py all --train-episodes "
+        f"{args.train_episodes} --heldout-episodes {args.heldout_episodes} --steps {args.steps}` "
+        f"(vrnn preset `configs/vrnn_aloha_pixels.yaml`, trained in {train_s / 60:.0f} min).",
+        "",
+        f"`{ALOHA_TASK}` recorded in LeRobot's ALOHA layout ({train_info['total_episodes']} training episodes, "
+        f"{train_info['total_frames']} frames at {train_info['fps']} fps; {args.heldout_episodes} held-out episodes "
+        f"from other seeds), policy `{args.policy}` on the 14 joint targets; the top camera at "
+        f"**{args.height}x{args.width}** (rendered at that size instead of 480x640). PSNR (dB) and SSIM of the "
+        "imagined frame against the real one, open loop under the recorded actions, next to repeating the last real "
+        "frame and the training episodes' mean frame on the same starts.",
+        "",
+        markdown.strip(),
+    ]
+    if strip is not None:
+        parts += ["", f"![imagined vs real ALOHA frames]({strip.name})"]
+    if args.notes:
+        parts += ["", Path(args.notes).read_text().strip()]
+    place_section(Path(args.doc), SECTION, AFTER_SECTION)
+    update_doc_section(args.doc, SECTION, "\n".join(parts))
+
+
+def place_section(doc: Path, name: str, after: str) -> None:
+    """Empty ``name`` markers right after the ``after`` section (or the robot section) when the doc has none."""
+    text = doc.read_text() if doc.exists() else ""
+    start = f"<!-- {name}:start -->"
+    anchors = [a for a in (f"<!-- {after}:end -->", "<!-- robot:end -->") if a in text]
+    if start in text or not anchors:
+        return
+    head, tail = text.split(anchors[0], 1)
+    atomic_write_bytes(doc, f"{head}{anchors[0]}\n\n{start}\n<!-- {name}:end -->{tail}".encode())
+
+
+def run_all(args: argparse.Namespace) -> None:
+    print("recording:", record(args))
+    evaluate(args)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {
+    "record": record,
+    "train": train,
+    "evaluate": evaluate,
+    "all": run_all,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("--out", default="outputs/benchmark_aloha")
+    parser.add_argument("--doc", default="docs/benchmarks.md")
+    parser.add_argument("--notes", default=None, help="a markdown file appended to the section (findings)")
+    parser.add_argument("--train-episodes", type=int, default=30)
+    parser.add_argument("--heldout-episodes", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=100, help="steps per episode (2 s at 50 fps)")
+    parser.add_argument("--height", type=int, default=48)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--policy", default="ou:theta=0.1,sigma=0.5")
+    parser.add_argument("--model-steps", type=int, default=None, help="override the preset's trainer.max_steps")
+    parser.add_argument("--best", action="store_true", help="evaluate the lowest-validation-loss checkpoint")
+    parser.add_argument("--starts", type=int, default=128, help="held-out start steps scored")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
