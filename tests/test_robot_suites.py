@@ -189,6 +189,10 @@ def test_world_model_env_serves_a_pusht_model_with_keyed_observations(pusht_stat
     runs = [[env.reset(seed=3)[0], env.step(action)[0]] for _ in range(2)]  # deterministic for a seed
     for a, b in zip(*runs):
         assert all(np.array_equal(a[k], b[k]) for k in a) and set(a) == set(env.observation_space.spaces)
+    env.action_space.seed(0)
+    for _ in range(10):  # an untrained model's predictions are clipped into the env's bounds
+        obs, *_ = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs)
 
 
 def test_world_model_env_serves_a_goal_conditioned_fetch_model(tmp_path):
