@@ -14,8 +14,9 @@ from worldrl.models.base import WorldModelConfig
 class MultimodalConfig(WorldModelConfig):
     """Video + audio (+ state) transformer world model over the codes of a learned FSQ frame tokenizer."""
 
-    architecture_version: ClassVar[int] = 3
-    """3: frames are decoded over the previous frame with a per-patch copy (a patch whose code equals the previous
+    architecture_version: ClassVar[int] = 5
+    """5: the tokenizer's decoder sees the reference frame (the frame before) when it paints over it.
+    3: frames are decoded over the previous frame with a per-patch copy (a patch whose code equals the previous
     frame's copies its pixels) and the next audio is a mixture (``audio_components``). 2: the physics head
     integrates its own velocities. Older checkpoints are refused with a one-line error."""
 

@@ -2,8 +2,10 @@
 
 ``encode(frames [N, C, H, W] in [0, 1]) -> (codes [N, g, g] long, quantised [N, g, g, d])`` with ``g = H / patch``,
 ``decode(quantised [N, g, g, d], reference=None) -> frames [N, C, H, W]``. The decoder paints colours and a keep
-mask: with a ``reference`` frame (an earlier real frame) the output is ``alpha * paint + (1 - alpha) * reference``,
-so what does not change is copied exactly and the codes only have to carry what moves; without one, the paint.
+mask: with a ``reference`` frame (the frame before) it also sees that frame (patchified into its coarse grid, and at
+full resolution in a last refining conv), so it knows what was there, and the output is
+``alpha * paint + (1 - alpha) * reference``: what does not change is copied and the codes only have to carry what
+moves; without one, the paint (the codes alone describe the frame).
 """
 
 from __future__ import annotations
@@ -55,7 +57,12 @@ class FrameTokenizer(nn.Module):
             enc = [nn.Conv2d(in_channels, top, 3, padding=1)]
         enc += [_Res(top), _Res(top), nn.GroupNorm(min(8, top), top), nn.SiLU(), nn.Conv2d(top, len(levels), 1)]
         self.encoder = nn.Sequential(*enc)
-        dec: list[nn.Module] = [nn.Conv2d(len(levels), top, 3, padding=1), _Res(top), _Res(top)]
+        self.decoder_in = nn.Conv2d(len(levels), top, 3, padding=1)
+        self.reference_in = nn.Conv2d(in_channels, top, patch_size, patch_size)  # the reference, one cell per patch
+        self.refine = nn.Conv2d(2 * in_channels + 1, in_channels + 1, 3, padding=1)  # paint/mask next to the reference
+        nn.init.zeros_(self.refine.weight)
+        nn.init.zeros_(self.refine.bias)
+        dec: list[nn.Module] = [_Res(top), _Res(top)]
         if not factors:
             dec += [nn.SiLU(), nn.Conv2d(top, in_channels + 1, 3, padding=1)]
         out_widths = [in_channels + 1, *widths[1:]]  # the last layer also paints the keep mask
@@ -78,16 +85,18 @@ class FrameTokenizer(nn.Module):
         return fsq.codes_from_quantized(q.detach(), self.levels), q
 
     def decode(self, quantized: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.decoder(quantized.permute(0, 3, 1, 2))
-        paint = torch.sigmoid(out[:, : self.channels])
+        x = self.decoder_in(quantized.permute(0, 3, 1, 2))
         if reference is None:
-            return paint
+            return torch.sigmoid(self.decoder(x)[:, : self.channels])
+        out = self.decoder(x + self.reference_in(reference * 2 - 1))
+        out = out + self.refine(torch.cat([out, reference * 2 - 1], 1))
+        paint = torch.sigmoid(out[:, : self.channels])
         alpha = torch.sigmoid(out[:, self.channels :])
         return alpha * paint + (1 - alpha) * reference
 
     def decode_codes(self, codes: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """Frames ``[N, C, H, W]`` of integer codes ``[N, g, g]`` (over ``reference [N, C, H, W]`` when given)."""
-        return self.decode(fsq.quantized_from_codes(codes, self.levels, self.decoder[0].weight.dtype), reference)
+        return self.decode(fsq.quantized_from_codes(codes, self.levels, self.decoder_in.weight.dtype), reference)
 
 
 __all__ = ["FrameTokenizer"]
