@@ -16,6 +16,7 @@ class MultimodalConfig(WorldModelConfig):
 
     architecture_version: ClassVar[int] = 5
     """5: the tokenizer's decoder sees the reference frame (the frame before) when it paints over it.
+    4: the physics head is a gated interaction network over the objects (``physics.InteractionDynamics``).
     3: frames are decoded over the previous frame with a per-patch copy (a patch whose code equals the previous
     frame's copies its pixels) and the next audio is a mixture (``audio_components``). 2: the physics head
     integrates its own velocities. Older checkpoints are refused with a one-line error."""
@@ -85,6 +86,9 @@ class MultimodalConfig(WorldModelConfig):
     """MultimodalLoss ``spectral_weight``: log-magnitude error of the predicted audio spectrogram."""
     consistency_weight: float = 0.1
     """Share of the physics term given to velocity/position consistency (layouts with known positions only)."""
+    physics_rollout_steps: int = 8
+    """Steps the physics head rolls out on its own predicted states in training (from the window's first step, up
+    to the window's end; layouts with known positions only): compounding errors are trained, not only one step."""
 
     def __post_init__(self) -> None:
         self.fsq_levels = [int(v) for v in self.fsq_levels]
@@ -124,6 +128,7 @@ class MultimodalConfig(WorldModelConfig):
                 ),
                 "cross_modal_temperature": (self.cross_modal_temperature > 0, "> 0"),
                 "consistency_weight": (self.consistency_weight >= 0, ">= 0"),
+                "physics_rollout_steps": (self.physics_rollout_steps >= 1, ">= 1"),
                 **{
                     name: (getattr(self, name) >= 0, ">= 0")
                     for name in (

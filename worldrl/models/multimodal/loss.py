@@ -10,7 +10,9 @@ Terms (masked means; ``pair_mask [B, T-1]`` marks steps t whose successor t+1 is
 * ``perceptual``: feature MSE of reconstructed vs real frames through a frozen network the user passes
   (``feature_net``: any local module mapping ``[N, C, H, W]`` in [0, 1] to features; never downloaded); 0 without;
 * ``temporal``: frame differences of the reconstruction match the real ones (motion is kept, not averaged away);
-* ``physics``: next-state MSE (normalised) + ``consistency_weight`` x velocity/position consistency;
+* ``physics``: next-state MSE (normalised), or the head's own terms when ``outputs["physics_terms"]`` is given (a
+  physics head with a state layout: gate, event and open-loop rollout errors, ``physics.physics_terms``), +
+  ``consistency_weight`` x velocity/position consistency;
 * ``spectral``: log-magnitude L1 between predicted and real next audio spectrograms.
 """
 
@@ -102,6 +104,9 @@ class MultimodalLoss(nn.Module):
         if "next_state" in outputs and "next_state" in targets:
             physics = masked_mean((outputs["next_state"] - targets["next_state"]).pow(2), pair)
             terms["physics_state"] = physics
+            if "physics_terms" in outputs:  # a layout head's own objective replaces the one-step state error
+                terms.update(outputs["physics_terms"])
+                physics = sum(outputs["physics_terms"].values())
             if "consistency" in outputs:
                 terms["physics_consistency"] = outputs["consistency"]
                 physics = physics + self.consistency_weight * outputs["consistency"]

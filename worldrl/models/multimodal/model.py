@@ -28,7 +28,7 @@ from worldrl.errors import ModelConfigurationError
 from worldrl.models.base import Capabilities, WorldModel
 from worldrl.models.multimodal.config import MultimodalConfig
 from worldrl.models.multimodal.loss import MultimodalLoss, masked_mean
-from worldrl.models.multimodal.physics import STATE_LAYOUTS, StateLayout, velocity_consistency
+from worldrl.models.multimodal.physics import STATE_LAYOUTS, StateLayout, physics_terms, velocity_consistency
 from worldrl.models.multimodal.transformer_world_model import TransformerWorldModel, sample_audio, sample_codes
 from worldrl.models.task_spec import TaskSpec
 from worldrl.nn.mlp import mlp
@@ -310,6 +310,9 @@ class MultimodalWorldModel(WorldModel):
             if self.layout is not None:
                 real = self.state_norm.denormalize(nxt["state"][:, :-1])
                 outputs["consistency"] = velocity_consistency(real, self.layout, pair[:, 1:] & pair[:, :-1])
+                outputs["physics_terms"] = physics_terms(
+                    self.net.physics, nxt["feature"], phys, pair, self.config.physics_rollout_steps
+                )
         total, terms = self.criterion(outputs, targets)
         feature = nxt["feature"]
         heads = masked_mean(

@@ -1,13 +1,26 @@
 """The physics head and the state layouts it understands.
 
-The head predicts a residual on the object states (normalised ``observation.state``) from the state feature, the
-action and the current state. Where the task's state layout is known (``STATE_LAYOUTS``: Playground scenes store, per
-object slot, position xyz, orientation quaternion, linear and angular velocity), the head integrates its own
-velocities: the residual is a velocity change, ``v' = v + dv`` and ``p' = p + dt (v + v') / 2`` (in real units), so a
-zero residual is exactly constant-velocity extrapolation (the strong baseline on these scenes) and position errors
-only enter through ``dt * dv``. Other entries (orientation, angular velocity) and layouts-less states get a plain
-residual (zero = unchanged). The output layer starts at zero, so an untrained head extrapolates at constant velocity.
-A consistency term asks that predicted velocities agree with the differences of predicted positions.
+The head predicts the next object states (normalised ``observation.state``) from the current state, the transformer's
+state feature and the action. Where the task's state layout is known (``STATE_LAYOUTS``: Playground scenes store, per
+object slot, position xyz, orientation quaternion, linear and angular velocity) it is an interaction network over
+the objects, in real units:
+
+* per object: its own state (scaled by the largest per-entry standard deviation over the slots), and the sum of
+  messages from every other present object (an MLP of both states and their relative position and velocity:
+  contacts are pairwise); the transformer feature enters every object through one zero-initialised projection;
+* a **velocity change** ``dv`` per object behind a hard gate: ``dv`` is applied only where the gate logit is
+  positive. Free flight (rolling, resting) is exactly constant velocity: small systematic ``dv`` of an ungated head
+  integrate into position drift (on held-out collide starts a head without the gate drifted 1-2 cm in 20 steps
+  where constant velocity was exact). The gate is trained to recognise velocity *events* (``|dv_true| > tau``:
+  contacts, sliding friction), the change is regressed on those events;
+* positions integrate the velocities, ``p' = p + dt (v + v') / 2``, so a zero ``dv`` is exactly constant-velocity
+  extrapolation; orientation and angular velocity get a plain (ungated) change.
+
+``physics_terms`` is the head's training objective on a window of true states: gate cross-entropy, one-step
+regression of the change on events, and the error of the head's own open-loop rollout (from the window's first
+step, on its own predicted states) in positions and velocities, so errors that compound are what is trained.
+A consistency term (``velocity_consistency``) asks that predicted velocities agree with the differences of predicted
+positions. States without a layout get an MLP residual on the normalised state (zero = unchanged).
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from worldrl.errors import ModelConfigurationError
@@ -33,6 +47,11 @@ class StateLayout:
     """[start, stop) of the linear velocity inside one object's block."""
     dt: float
     """Seconds between two observations."""
+    presence: tuple[int, int] | None = None
+    """[start, stop) of entries whose norm is > 0.5 for a present object (a unit quaternion); None: a slot is present
+    when any of its values is non-zero."""
+    event_threshold: float = 0.02
+    """A velocity change larger than this (state units per step) is an event the gate must open for."""
 
     @property
     def state_dim(self) -> int:
@@ -40,20 +59,34 @@ class StateLayout:
 
 
 STATE_LAYOUTS: dict[str, StateLayout] = {
-    # worldrl.tasks.scenes: MAX_OBJECTS=6 slots of 13 values, 50 Hz (TIMESTEP 0.002 x FRAME_SKIP 10)
-    "worldrl/Playground-v0": StateLayout(objects=6, per_object=13, position=(0, 3), velocity=(7, 10), dt=0.02),
+    # worldrl.tasks.scenes: MAX_OBJECTS=6 slots of 13 values, 50 Hz (TIMESTEP 0.002 x FRAME_SKIP 10); a rolling
+    # sphere changes velocity by < 0.003 m/s per step, contacts and sliding friction (~0.18 m/s per step) by more
+    "worldrl/Playground-v0": StateLayout(
+        objects=6, per_object=13, position=(0, 3), velocity=(7, 10), dt=0.02, presence=(3, 7), event_threshold=0.02
+    ),
 }
+
+
+def blocks(state: torch.Tensor, layout: StateLayout) -> torch.Tensor:
+    """``[..., objects, per_object]`` view of a flat ``[..., state_dim]`` state."""
+    return state.reshape(*state.shape[:-1], layout.objects, layout.per_object)
 
 
 def positions(state: torch.Tensor, layout: StateLayout) -> torch.Tensor:
     """``[..., objects, 3]`` positions of a flat ``[..., state_dim]`` state."""
-    blocks = state.reshape(*state.shape[:-1], layout.objects, layout.per_object)
-    return blocks[..., layout.position[0] : layout.position[1]]
+    return blocks(state, layout)[..., layout.position[0] : layout.position[1]]
 
 
 def velocities(state: torch.Tensor, layout: StateLayout) -> torch.Tensor:
-    blocks = state.reshape(*state.shape[:-1], layout.objects, layout.per_object)
-    return blocks[..., layout.velocity[0] : layout.velocity[1]]
+    return blocks(state, layout)[..., layout.velocity[0] : layout.velocity[1]]
+
+
+def present(state: torch.Tensor, layout: StateLayout) -> torch.Tensor:
+    """``[..., objects]`` bool: the slots of a real-unit state that hold an object."""
+    b = blocks(state, layout)
+    if layout.presence is None:
+        return b.abs().sum(-1) > 0
+    return b[..., layout.presence[0] : layout.presence[1]].norm(dim=-1) > 0.5
 
 
 def velocity_consistency(states: torch.Tensor, layout: StateLayout, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -68,40 +101,110 @@ def velocity_consistency(states: torch.Tensor, layout: StateLayout, mask: torch.
     return (err * m).sum() / m.sum().clamp_min(1.0)
 
 
+def integrate(real: torch.Tensor, change: torch.Tensor, layout: StateLayout) -> torch.Tensor:
+    """Next real-unit state of ``real [.., S]`` given a real-unit ``change [.., S]``: velocities and the other entries
+    add the change, positions integrate the mean of the old and new velocity over ``layout.dt`` (their own change
+    entries are unused). A zero change gives ``p + v dt`` and unchanged velocities: constant velocity."""
+    nxt = real + change
+    old, new = blocks(real, layout), blocks(nxt, layout)
+    (p0, p1), (v0, v1) = layout.position, layout.velocity
+    position = old[..., p0:p1] + 0.5 * layout.dt * (old[..., v0:v1] + new[..., v0:v1])
+    return torch.cat([new[..., :p0], position, new[..., p1:]], -1).flatten(-2)
+
+
 def constant_velocity_step(
     state: torch.Tensor, residual: torch.Tensor, layout: StateLayout, mean: torch.Tensor, std: torch.Tensor
 ) -> torch.Tensor:
-    """Next normalised state from the current one ``state [.., S]`` (normalised as ``(x - mean) / std``) and a
-    residual ``[.., S]`` in normalised units: velocities change by the residual, positions integrate the mean of
-    the old and new velocity over ``layout.dt`` (their own residual entries are unused), the rest adds the residual.
-    A zero residual gives ``p + v dt`` and unchanged velocities: constant-velocity extrapolation."""
-    real = state * std + mean
-    nxt = real + residual * std
-    blocks, out = real.unflatten(-1, (layout.objects, layout.per_object)), nxt.unflatten(-1, (layout.objects, -1))
-    (p0, p1), (v0, v1) = layout.position, layout.velocity
-    v_old, v_new = blocks[..., v0:v1], out[..., v0:v1]
-    position = blocks[..., p0:p1] + 0.5 * layout.dt * (v_old + v_new)
-    out = torch.cat([out[..., :p0], position, out[..., p1:]], -1)
-    return (out.flatten(-2) - mean) / std
+    """``integrate`` on normalised states (``(x - mean) / std``) with a residual in normalised units."""
+    return (integrate(state * std + mean, residual * std, layout) - mean) / std
+
+
+class InteractionDynamics(nn.Module):
+    """Per-object velocity change (gated), orientation/angular-velocity change and gate logit, in real units.
+
+    ``forward(real [.., S], context [.., C]) -> (change [.., O, P], gate_logit [.., O])``: ``change`` in real units
+    (velocity entries not yet gated; zero for absent objects), ``gate_logit`` > 0 opens the velocity change.
+    """
+
+    def __init__(self, layout: StateLayout, context_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.layout = layout
+        P = layout.per_object
+        edge = max(hidden // 2, 8)  # pairs outnumber objects: the messages are the head's cost
+        self.edge = mlp(2 * P + 7, [edge], edge, layer_norm=True)
+        self.context = nn.Linear(context_dim, hidden)
+        nn.init.zeros_(self.context.weight)  # the transformer feature starts unused: state-only physics first
+        nn.init.zeros_(self.context.bias)
+        self.node = mlp(P + 1 + edge + hidden, [hidden, hidden], P + 1, layer_norm=True)
+        last = self.node[-1]
+        nn.init.zeros_(last.weight)  # an untrained head changes nothing and keeps its gates shut
+        nn.init.zeros_(last.bias)
+        with torch.no_grad():
+            last.bias[-1] = -2.0
+        self.register_buffer("scale", torch.ones(P))
+
+    def set_scale(self, std: torch.Tensor) -> None:
+        """Per-entry input scale: the largest real-unit standard deviation of that entry over the slots."""
+        self.scale.copy_(blocks(std, self.layout).amax(0).clamp_min(1e-3))
+
+    def forward(self, real: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        L = self.layout
+        obj = blocks(real, L) / self.scale  # [.., O, P]
+        here = present(real, L)
+        n_obj = L.objects
+        p = obj[..., L.position[0] : L.position[1]] * self.scale[L.position[0] : L.position[1]]  # metres
+        v = obj[..., L.velocity[0] : L.velocity[1]] * self.scale[L.velocity[0] : L.velocity[1]]
+        dp = p[..., None, :, :] - p[..., :, None, :]  # [.., i, j, 3]: j relative to i
+        dv = v[..., None, :, :] - v[..., :, None, :]
+        dist = dp.norm(dim=-1, keepdim=True)
+        pair = torch.cat(
+            [
+                obj[..., :, None, :].expand(*obj.shape[:-2], n_obj, n_obj, -1),
+                obj[..., None, :, :].expand(*obj.shape[:-2], n_obj, n_obj, -1),
+                dp,
+                dv,
+                dist,
+            ],
+            -1,
+        )
+        others = here[..., None, :] & here[..., :, None] & ~torch.eye(n_obj, dtype=torch.bool, device=real.device)
+        messages = (self.edge(pair) * others[..., None].to(obj.dtype)).sum(-2)
+        ctx = self.context(context)[..., None, :].expand(*obj.shape[:-1], -1)
+        out = self.node(torch.cat([obj, here[..., None].to(obj.dtype), messages, ctx], -1))
+        change = out[..., :-1] * self.scale * here[..., None].to(obj.dtype)
+        return change, out[..., -1]
+
+
+def gated(change: torch.Tensor, gate_logit: torch.Tensor, layout: StateLayout) -> torch.Tensor:
+    """Flat real-unit change ``[.., S]`` with each object's velocity change kept only where its gate is open."""
+    keep = torch.ones_like(change)
+    v0, v1 = layout.velocity
+    keep[..., v0:v1] = (gate_logit > 0).to(change.dtype)[..., None]
+    return (change * keep).flatten(-2)
 
 
 class PhysicsHead(nn.Module):
-    """``[feature (latent_dim + D), current normalised state (S)] -> next normalised state [.., S]``.
+    """``[feature (in_dim - state_dim), current normalised state (state_dim)] -> next normalised state [.., S]``.
 
-    With a ``layout`` the residual is integrated (``constant_velocity_step``) using the state statistics held in the
-    buffers ``state_mean`` / ``state_std`` (the family copies its state normaliser there, ``set_state_stats``);
-    without one it is added to the current state.
+    With a ``layout``: the gated interaction network (``InteractionDynamics``) in real units, using the state
+    statistics held in the buffers ``state_mean`` / ``state_std`` (the family copies its state normaliser there,
+    ``set_state_stats``). Without one: an MLP residual added to the current normalised state.
     """
 
     def __init__(self, in_dim: int, hidden: int, state_dim: int, layout: StateLayout | None = None) -> None:
         super().__init__()
         if layout is not None and layout.state_dim != state_dim:
             raise ModelConfigurationError(f"state layout covers {layout.state_dim} values, the state has {state_dim}")
-        self.layout = layout
-        self.net = mlp(in_dim, [hidden, hidden], state_dim, layer_norm=True)
-        last = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        if in_dim < state_dim:
+            raise ModelConfigurationError(f"physics head input {in_dim} is smaller than the state ({state_dim})")
+        self.layout, self.state_dim = layout, state_dim
+        if layout is None:
+            self.net = mlp(in_dim, [hidden, hidden], state_dim, layer_norm=True)
+            last = self.net[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        else:
+            self.dynamics = InteractionDynamics(layout, in_dim - state_dim, hidden)
         self.register_buffer("state_mean", torch.zeros(state_dim))
         self.register_buffer("state_std", torch.ones(state_dim))
 
@@ -109,26 +212,94 @@ class PhysicsHead(nn.Module):
         """The ``(x - mean) / std`` statistics the states arrive normalised with."""
         self.state_mean.copy_(mean.reshape(self.state_mean.shape))
         self.state_std.copy_(std.reshape(self.state_std.shape))
+        if self.layout is not None:
+            self.dynamics.set_scale(self.state_std)
 
-    def residual(self, feature: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([feature, state], -1))
+    def real(self, state: torch.Tensor) -> torch.Tensor:
+        return state * self.state_std + self.state_mean
 
-    def step(self, state: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """The next normalised state of ``state`` given the head's ``residual`` (both ``[.., S]``)."""
-        if self.layout is None:
-            return state + residual
-        return constant_velocity_step(state, residual, self.layout, self.state_mean, self.state_std)
+    def normalised(self, real: torch.Tensor) -> torch.Tensor:
+        return (real - self.state_mean) / self.state_std
+
+    def real_step(self, feature: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Next real-unit state (layouts only)."""
+        change, gate = self.dynamics(real, feature)
+        return integrate(real, gated(change, gate, self.layout), self.layout)
 
     def forward(self, feature: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        return self.step(state, self.residual(feature, state))
+        if self.layout is None:
+            return state + self.net(torch.cat([feature, state], -1))
+        return self.normalised(self.real_step(feature, self.real(state)))
+
+
+def physics_terms(
+    head: PhysicsHead, feature: torch.Tensor, state: torch.Tensor, pair_mask: torch.Tensor, horizon: int = 8
+) -> dict[str, torch.Tensor]:
+    """The layout head's training terms on a window: ``feature [B, T, F]`` (the step's feature, teacher-forced),
+    true normalised ``state [B, T, S]``, ``pair_mask [B, T-1]`` (t -> t+1 inside one episode).
+
+    * ``physics_gate``: cross-entropy of each present object's gate against ``|v[t+1] - v[t]| > event_threshold``;
+    * ``physics_event``: squared error of the (ungated) change against the true change on events, and of the
+      orientation / angular-velocity change everywhere (in units of the head's input scale);
+    * ``physics_rollout``: the head rolls out on its own states from the window's first step, up to ``horizon``
+      steps inside the window and the episode; squared position and velocity errors (in input-scale units),
+      averaged over steps (windows start at every step of the data, so every step is some window's start).
+    """
+    L, dyn = head.layout, head.dynamics
+    real = head.real(state)
+    now, nxt = real[:, :-1], real[:, 1:]
+    here = present(now, L) & pair_mask[..., None]
+    w = here.to(real.dtype)
+    change, gate = dyn(now, feature[:, :-1])
+    true_change = blocks(nxt - now, L)
+    v0, v1 = L.velocity
+    event = true_change[..., v0:v1].norm(dim=-1) > L.event_threshold
+    bce = F.binary_cross_entropy_with_logits(gate, event.to(gate.dtype), reduction="none")
+    terms = {"physics_gate": (bce * w).sum() / w.sum().clamp_min(1.0)}
+    err = ((change - true_change) / dyn.scale).pow(2)
+    rest = torch.ones(L.per_object, dtype=torch.bool, device=real.device)
+    rest[v0:v1] = False
+    rest[L.position[0] : L.position[1]] = False
+    per_obj = err[..., v0:v1].sum(-1) * event.to(err.dtype) + err[..., rest].sum(-1)
+    terms["physics_event"] = (per_obj * w).sum() / w.sum().clamp_min(1.0)
+    terms["physics_rollout"] = _rollout_error(head, feature, real, pair_mask, horizon)
+    return terms
+
+
+def _rollout_error(
+    head: PhysicsHead, feature: torch.Tensor, real: torch.Tensor, pair_mask: torch.Tensor, horizon: int
+) -> torch.Tensor:
+    """Mean over k of the k-step open-loop error from the window's first step, on the head's own states
+    (``physics_terms``); steps after the episode ends (``pair_mask``) are left out."""
+    L = head.layout
+    (p0, p1), (v0, v1) = L.position, L.velocity
+    cols = torch.cat([torch.arange(p0, p1), torch.arange(v0, v1)]).to(real.device)
+    scale = head.dynamics.scale[cols]
+    here = present(real[:, 0], L)
+    guess, alive = real[:, 0], torch.ones_like(pair_mask[:, 0])
+    total, count = real.new_zeros(()), real.new_zeros(())
+    for k in range(1, min(horizon, real.shape[1] - 1) + 1):
+        guess = head.real_step(feature[:, k - 1], guess)
+        alive = alive & pair_mask[:, k - 1]
+        m = (here & alive[:, None]).to(real.dtype)
+        err = ((blocks(guess, L)[..., cols] - blocks(real[:, k], L)[..., cols]) / scale).pow(2).sum(-1)
+        total = total + (err * m).sum()
+        count = count + m.sum()
+    return total / count.clamp_min(1.0)
 
 
 __all__ = [
     "STATE_LAYOUTS",
+    "InteractionDynamics",
     "PhysicsHead",
     "StateLayout",
+    "blocks",
     "constant_velocity_step",
+    "gated",
+    "integrate",
+    "physics_terms",
     "positions",
+    "present",
     "velocities",
     "velocity_consistency",
 ]
