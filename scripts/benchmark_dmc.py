@@ -97,13 +97,26 @@ def read_curve(path: Path) -> list[dict[str, float]]:
     return [{k: float(v) if v else float("nan") for k, v in zip(header, line.split(","))} for line in lines[1:]]
 
 
+def run_dir(out: Path, task: str, agent: str) -> Path:
+    return out / "dmc" / task / agent
+
+
+def load_results(out: Path) -> dict:
+    """Every finished run under ``out`` by ``task/agent`` (each run writes its own ``result.json``, so runs of
+    several tasks may go on in parallel processes)."""
+    results = {}
+    for path in sorted((out / "dmc").glob("*/*/result.json")):
+        entry = json.loads(path.read_text())
+        results[f"{entry['task']}/{entry['agent']}"] = entry
+    return results
+
+
 def dmc(args: argparse.Namespace) -> dict:
     from worldrl.loops import OnlineConfig, train_agent
 
-    path = Path(args.out) / "dmc.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
+    out = Path(args.out)
     for task in args.tasks:
-        env_id, key = f"dmc:{task}", f"{task}/{args.agent}"
+        env_id, directory = f"dmc:{task}", run_dir(out, task, args.agent)
         options = agent_options(args)
         t0 = time.time()
         run = train_agent(
@@ -116,7 +129,7 @@ def dmc(args: argparse.Namespace) -> dict:
                 eval_every=args.eval_every or args.real_steps,
                 eval_episodes=args.eval_episodes,
                 model_steps=args.model_steps,
-                output_dir=str(Path(args.out) / "dmc" / task / args.agent),
+                output_dir=str(directory),
                 overwrite=True,
                 video=False,
                 save_dataset=False,
@@ -127,7 +140,7 @@ def dmc(args: argparse.Namespace) -> dict:
         )
         seconds = time.time() - t0
         random = random_returns(env_id, args.eval_episodes, seed=args.seed + 10_000)  # the loop's eval seeds
-        results[key] = {
+        entry = {
             "task": task,
             "agent": args.agent,
             "agent_options": options,
@@ -143,10 +156,12 @@ def dmc(args: argparse.Namespace) -> dict:
             "seconds": seconds,
             "device": str(args.device),
         }
+        write_json(directory / "result.json", entry)
         print(
-            f"{key}: return {results[key]['return']:.1f} (random {results[key]['random_return']:.1f}), {seconds:.0f}s"
+            f"{task}/{args.agent}: return {entry['return']:.1f} (random {entry['random_return']:.1f}), {seconds:.0f}s"
         )
-        write_json(path, results)
+    results = load_results(out)
+    write_json(out / "dmc.json", results)
     return results
 
 
@@ -215,8 +230,8 @@ def report(args: argparse.Namespace) -> None:
         "mean ± std over the evaluation episodes of the final agent, next to uniform random actions on as many "
         "episodes (the same seeds) and the published 100k-step returns (TD-MPC2 repository, 3 seeds; REFERENCE.md).",
     ]
-    if (out / "dmc.json").exists():
-        results = json.loads((out / "dmc.json").read_text())
+    results = load_results(out)
+    if results:
         parts += ["", dmc_table(results)]
         for task in TASKS:
             entries = [x for x in results.values() if x["task"] == task]

@@ -141,6 +141,7 @@ def test_dmc_command_trains_evaluates_and_reports_beside_random_and_published(tm
     monkeypatch.setattr(sys, "argv", argv)
     bench.main()
     entry = json.loads((tmp_path / "out" / "dmc.json").read_text())["cartpole-swingup/mpc-cem"]
+    assert entry == json.loads((tmp_path / "out" / "dmc" / "cartpole-swingup" / "mpc-cem" / "result.json").read_text())
     assert [c["real_steps"] for c in entry["curve"]] == [100.0, 200.0]
     assert len(entry["final_returns"]) == 2 and len(entry["random_returns"]) == 2
     assert entry["agent_options"] == {"horizon": 2, "num_samples": 8, "iterations": 1, "num_elites": 4}

@@ -1,0 +1,66 @@
+"""scripts/benchmark_aloha.py on a tiny recording: gym-aloha's TransferCube in LeRobot's layout at a CPU-sized top
+camera, a vrnn trained a step, PSNR/SSIM beside the trivial baselines in the doc section (``worldrl[robot]``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gym_aloha")
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_aloha.py"
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark_aloha", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_sized_env_renders_only_the_top_camera_at_its_size():
+    import gymnasium as gym
+
+    bench = load_benchmark()
+    env = gym.make(bench.register_env(24, 32), obs_type="pixels_agent_pos")
+    obs, _ = env.reset(seed=0)
+    assert obs["pixels"]["top"].shape == (24, 32, 3) and obs["agent_pos"].shape == (14,)
+    assert env.observation_space["pixels"]["top"].shape == (24, 32, 3)
+    raw = env.unwrapped._env.task.get_observation(env.unwrapped._env.physics)
+    assert set(raw["images"]) == {"top"}  # the two views the layout does not record are not rendered
+    moved = env.step(np.full(14, 0.5, np.float32))[0]["pixels"]["top"]
+    assert np.abs(moved.astype(int) - obs["pixels"]["top"]).mean() > 0  # the arms move in the frame
+    env.close()
+
+
+def test_all_records_trains_and_reports_psnr_ssim_beside_the_baselines(tmp_path, monkeypatch):
+    bench = load_benchmark()
+    doc = tmp_path / "docs" / "benchmarks.md"
+    doc.parent.mkdir()
+    doc.write_text(
+        "# B\n\n<!-- robot:start -->\nR\n<!-- robot:end -->\n\n<!-- later:start -->\nL\n<!-- later:end -->\n"
+    )
+    argv = ["benchmark_aloha.py", "all", "--out", str(tmp_path / "out"), "--doc", str(doc), "--train-episodes", "2"]
+    argv += ["--heldout-episodes", "1", "--steps", "12", "--model-steps", "1", "--starts", "4", "--set"]
+    argv += ["data.window=4", "trainer.batch_size=2", "trainer.eval_every=0", "trainer.log_every=1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    info = json.loads((tmp_path / "out" / "data_train" / "meta" / "info.json").read_text())
+    assert info["fps"] == 50 and info["total_episodes"] == 2 and info["total_frames"] == 24
+    assert info["features"]["observation.images.top"]["shape"] == [48, 64, 3]
+    assert info["features"]["observation.state"]["shape"] == [14]
+    assert {"action", "next.reward", "next.success"} <= set(info["features"])
+    text = doc.read_text()
+    section = text[text.index("<!-- aloha:start -->") : text.index("<!-- aloha:end -->")]
+    assert text.index("<!-- robot:end -->") < text.index("<!-- aloha:start -->") < text.index("<!-- later:start -->")
+    assert "repeat last frame: PSNR (dB) | repeat last frame: SSIM | mean frame: PSNR (dB)" in section
+    rows = [line for line in section.splitlines() if line.startswith("| 1 |") or line.startswith("| 10 |")]
+    assert len(rows) == 2
+    values = [float(c.strip("* ")) for c in rows[0].strip("|").split("|")[2:]]
+    assert len(values) == 6 and all(np.isfinite(values)) and all(0 < v <= 1 for v in values[1::2])
+    assert (doc.parent / "aloha_imagined_vs_real.png").stat().st_size > 1000
