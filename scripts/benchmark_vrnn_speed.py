@@ -1,10 +1,12 @@
 """Update time of the vrnn preset on one CPU thread: plain sum of the loss groups, RGB every update, RGB every k.
 
 One update = what the trainer does per step: ``loss_groups`` -> the combiner's backward -> gradient clipping ->
-AdamW step, on a fixed batch of B x T windows (random observations of the task's shape; the cost does not depend
+AdamW step (the trainer's own ``build_adamw`` / ``clip_grad_norm``: fused AdamW, multi-tensor clipping), on a fixed batch of B x T windows (random observations of the task's shape; the cost does not depend
 on the values). All variants run in the same process, interleaved in rounds, so the ratios are measured under the
 same machine load; the median over rounds is reported, as wall-clock time and as the CPU time of the (single)
-computing thread, which other processes sharing the cores inflate much less than the wall clock.
+computing thread, which other processes sharing the cores inflate much less than the wall clock. A last row
+repeats the RGB-every-k update with torch's default per-tensor AdamW loop and clipping (the trainer before it
+built them fused), so that saving is measured side by side too.
 
     .venv/bin/python scripts/benchmark_vrnn_speed.py                       # Pendulum preset, batch 8 x 16
     .venv/bin/python scripts/benchmark_vrnn_speed.py --batch 64 --doc docs/benchmarks.md
@@ -28,6 +30,7 @@ from tensordict import TensorDict  # noqa: E402
 from worldrl.evaluation.report import describe_machine, update_doc_section  # noqa: E402
 from worldrl.models import TaskSpec, build_model  # noqa: E402
 from worldrl.training.gradient_balancing import build_combiner  # noqa: E402
+from worldrl.training.optimizer import build_adamw, clip_grad_norm  # noqa: E402
 from worldrl.training.run import load_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,31 +92,40 @@ def main() -> None:
     model = build_model("vrnn", model_cfg, pendulum_like_task(obs_dim, action_dim))
     batch = make_batch(args.batch, args.window, obs_dim, action_dim)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-    variants = {
-        "plain sum": build_combiner("sum"),
-        "RGB every update": build_combiner("rgb", interval=1),
-        f"RGB every {args.rgb_every}": build_combiner("rgb", interval=args.rgb_every),
-    }
+    adam = {"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+    fused = build_adamw([{"params": params}], **adam)  # what the trainer builds
+    looped = torch.optim.AdamW(params, **adam, foreach=False)  # torch's per-tensor loop (the trainer before)
     clip = float(trainer.get("grad_clip") or 1e9)
+    fused_step = (fused, lambda: clip_grad_norm(params, clip))
+    looped_step = (looped, lambda: torch.nn.utils.clip_grad_norm_(params, clip, foreach=False))
+    variants = {
+        "plain sum": (build_combiner("sum"), *fused_step),
+        "RGB every update": (build_combiner("rgb", interval=1), *fused_step),
+        f"RGB every {args.rgb_every}": (build_combiner("rgb", interval=args.rgb_every), *fused_step),
+        f"RGB every {args.rgb_every}, per-tensor AdamW + clipping": (
+            build_combiner("rgb", interval=args.rgb_every),
+            *looped_step,
+        ),
+    }
 
-    def update(combiner) -> None:
+    def update(variant) -> None:
+        combiner, optimizer, clip_grads = variant
         optimizer.zero_grad(set_to_none=True)
         groups, _ = model.loss_groups(batch)
         combiner.backward(list(groups.values()), params)
-        torch.nn.utils.clip_grad_norm_(params, clip)
+        clip_grads()
         optimizer.step()
 
-    for combiner in variants.values():  # warm-up
+    for variant in variants.values():  # warm-up
         for _ in range(3):
-            update(combiner)
+            update(variant)
     times: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     for i in range(args.rounds):
-        for name, combiner in variants.items():
+        for name, variant in variants.items():
             start, start_cpu = time.perf_counter(), time.thread_time()
             for _ in range(args.updates):
-                update(combiner)
+                update(variant)
             cpu[name].append((time.thread_time() - start_cpu) / args.updates * 1000)
             times[name].append((time.perf_counter() - start) / args.updates * 1000)
         print(f"round {i + 1}/{args.rounds}: " + ", ".join(f"{n} {times[n][-1]:.1f} ms" for n in variants), flush=True)

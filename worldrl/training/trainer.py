@@ -39,6 +39,7 @@ from worldrl.training.distributed import LossModule, build_strategy, check_batch
 from worldrl.training.ema import EMA
 from worldrl.training.gradient_balancing import SumCombiner, build_combiner
 from worldrl.training.metrics_logging import METRICS_FILE, MultiLogger, truncate_metrics
+from worldrl.training.optimizer import build_adamw, clip_grad_norm
 from worldrl.training.schedules import build_scheduler
 
 
@@ -306,7 +307,7 @@ class Trainer:
         )
         groups = checked_parameter_groups(self.model, config.lr)
         self.params = [p for group in groups for p in group["params"]]
-        self.optimizer = torch.optim.AdamW(
+        self.optimizer = build_adamw(
             groups, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
         )
         self.scheduler = build_scheduler(
@@ -518,7 +519,7 @@ class Trainer:
         self.strategy.sync_grads(self.params)
         self.scaler.unscale_(self.optimizer)
         max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+        grad_norm = clip_grad_norm(self.params, max_norm)
         if hasattr(grad_norm, "full_tensor"):  # FSDP2: the norm over all shards
             grad_norm = grad_norm.full_tensor()
         lr = self.optimizer.param_groups[0]["lr"]
