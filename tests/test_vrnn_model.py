@@ -295,3 +295,35 @@ def test_one_step_prior_reconstruction_trains_the_prior_on_the_next_observation(
     batch["is_first"][:, 1:] = True  # every successor starts a new episode: nothing to score either
     assert float(model.compute_total_loss(batch)[0]["prior_recon"]) == 0.0
     assert "prior_recon" not in _model(False).compute_total_loss(_batch(False))[0]  # off by default
+
+
+def _imagined_nll(model: DPGMMVRNNWorldModel, batch: TensorDict, steps: int) -> torch.Tensor:
+    """What the open-loop loss should be at start 0: observe step 0, imagine under the recorded actions with the
+    mean prediction, decode, Gaussian NLL of the first ``steps`` real successors (normalised units)."""
+    state = model.observe_last(batch["obs"][:, :1], torch.zeros(B, 1, A), batch["is_first"][:, :1])
+    horizon = model.config.open_loop_horizon
+    decoded = model.decode(model.rollout(state, batch["action"][:, :horizon]))
+    sq_err = (model.obs_norm(decoded) - model.obs_norm(batch["obs"][:, 1 : horizon + 1])).pow(2).sum(-1)
+    return sq_err[:, :steps].mean() / (2.0 * model.config.recon_std**2)
+
+
+def test_open_loop_reconstruction_scores_what_imagination_decodes():
+    model = _model(False, lambda_open_loop=1.0, open_loop_horizon=T - 1)
+    batch = _batch(False)
+    model.obs_norm.fit_stats({"mean": np.array([0.5, -0.5, 0.0]), "std": np.array([2.0, 1.0, 0.5])})
+    with torch.no_grad():
+        losses, _ = model.compute_total_loss(batch, stochastic=False)  # start step 0
+        assert float(losses["open_loop_recon"]) == pytest.approx(float(_imagined_nll(model, batch, T - 1)), rel=1e-4)
+        batch["is_first"][:, 2] = True  # a new episode at step 2: only step 1 lies in the start's segment
+        losses, _ = model.compute_total_loss(batch, stochastic=False)
+        assert float(losses["open_loop_recon"]) == pytest.approx(float(_imagined_nll(model, batch, 1)), rel=1e-4)
+    assert "open_loop_recon" not in _model(False).compute_total_loss(_batch(False))[0]  # off by default
+
+
+def test_open_loop_reconstruction_trains_the_prior_and_the_keep_mask_of_pixel_models():
+    model = _model(True, 16, lambda_open_loop=1.0, open_loop_horizon=3, reference_frame=True)
+    losses, _ = model.compute_total_loss(_batch(True, 16))
+    assert torch.isfinite(losses["open_loop_recon"]) and float(losses["open_loop_recon"].detach()) > 0
+    losses["open_loop_recon"].backward()
+    for weight in (model.prior.components[-1].weight, model.decoder.conv.net[-1].weight):
+        assert weight.grad is not None and weight.grad.abs().sum() > 0

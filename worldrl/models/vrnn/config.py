@@ -84,6 +84,15 @@ class VRNNConfig(WorldModelConfig):
     """Weight of the one-step prior reconstruction: o_{t+1} decoded from the prior's mixture mean after one
     imagined step from the posterior state of t (what open-loop imagination decodes). Trains the prior and the
     decoder on the states imagination produces; 0 = off (the plain ELBO)."""
+    lambda_open_loop: float = 0.0
+    """Weight of the open-loop reconstruction (latent overshooting, PlaNet): from the posterior state of one step
+    per window the model imagines ``open_loop_horizon`` steps under the recorded actions, taking the prior's
+    mixture mean as z (what the mean prediction of ``imagine`` does), and every imagined state is decoded against
+    the real frame (pixel models with ``reference_frame``: blended with the frame of the start step, as after
+    ``observe``). Trains the dynamics, the prior and the decoder on open-loop rollouts; 0 = off."""
+    open_loop_horizon: int = 10
+    """Imagined steps of the open-loop reconstruction (at most window - 1); its start step is drawn uniformly
+    among the steps that leave this many steps in the window."""
     lambda_reward: float = 1.0
     """Weight of the reward-head MSE (predictive group)."""
     lambda_continue: float = 1.0
@@ -111,13 +120,13 @@ class VRNNConfig(WorldModelConfig):
         positive = (
             "latent_dim hidden_dim context_dim n_lstm_layers num_latents num_heads codebook_size num_slots "
             "slot_dim slot_iterations token_dim encoder_base_channels decoder_base_channels image_size "
-            "feature_grid stick_kl_terms context_window"
+            "feature_grid stick_kl_terms context_window open_loop_horizon"
         ).split()
         for name in positive:
             value = getattr(self, name)
             require(self, name, isinstance(value, int) and value >= 1, "an integer >= 1")
         non_negative = (
-            "beta free_nats kl_dyn_weight kl_rep_weight commitment_weight lambda_recon lambda_prior_recon lambda_reward lambda_continue "
+            "beta free_nats kl_dyn_weight kl_rep_weight commitment_weight lambda_recon lambda_prior_recon lambda_open_loop lambda_reward lambda_continue "
             "lambda_token lambda_att_dyn lambda_gram entropy_weight kl_anneal_steps"
         ).split()
         for name in non_negative:

@@ -47,7 +47,7 @@ from worldrl.models.vrnn.decoders import PixelDecoder, VectorDecoder
 from worldrl.models.vrnn.encoders import PixelEncoder, PosteriorHead, VectorEncoder, model_to_pixels, pixels_to_model
 from worldrl.models.vrnn.perceiver import CausalPerceiver
 from worldrl.models.vrnn.prior import DPGMMPrior
-from worldrl.models.vrnn.reference import composite, reference_frames
+from worldrl.models.vrnn.reference import composite, reference_frames, segment_start_indices
 from worldrl.nn.mlp import mlp, orthogonal_init_
 from worldrl.nn.normalizer import Normalizer
 
@@ -272,6 +272,7 @@ class DPGMMVRNNWorldModel(WorldModel):
         )
         out["reconstructions"] = recon.reshape(B, T, *recon.shape[1:])
         out["token_pred"] = self.token_predictor(h_top)
+        out["action_norm"] = a_norm
         out.update(self._one_step(out, a_norm, stochastic, generator))
         return out
 
@@ -319,6 +320,9 @@ class DPGMMVRNNWorldModel(WorldModel):
         if cfg.lambda_prior_recon > 0:
             losses["prior_recon"] = self._one_step_reconstruction(out, is_first, mask)
             losses["total_elbo"] = losses["total_elbo"] + cfg.lambda_prior_recon * losses["prior_recon"]
+        if cfg.lambda_open_loop > 0:
+            losses["open_loop_recon"] = self._open_loop_reconstruction(out, is_first, mask, stochastic, generator)
+            losses["total_elbo"] = losses["total_elbo"] + cfg.lambda_open_loop * losses["open_loop_recon"]
         losses["perceiver_loss"] = losses["codebook"] + cfg.lambda_token * losses["token_prediction"]
         predictive = cfg.lambda_reward * losses["reward"] + cfg.lambda_continue * losses["continuation"]
         if self.schema is not None:
@@ -484,6 +488,51 @@ class DPGMMVRNNWorldModel(WorldModel):
         valid = (mask[:, 1:] & ~is_first[:, 1:]).to(recon.dtype)
         sq_err = (recon - target).pow(2).flatten(2).sum(-1)
         return (sq_err * valid).sum() / valid.sum().clamp_min(1.0) / (2.0 * self.config.recon_std**2)
+
+    def _open_loop_reconstruction(
+        self,
+        out: dict[str, Any],
+        is_first: torch.Tensor,
+        mask: torch.Tensor,
+        stochastic: bool,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Gaussian NLL of the frames decoded along a mean-prior rollout (``imagine`` without a generator) of
+        ``open_loop_horizon`` steps from the posterior-mean state of one start step per window (as ``observe``
+        leaves it), averaged over the imagined steps inside the start's episode segment. The start is drawn per
+        window when ``stochastic``, else step 0 (a deterministic validation loss)."""
+        B, T = is_first.shape
+        horizon = min(self.config.open_loop_horizon, T - 1)
+        if horizon < 1:
+            return out["z"].new_zeros(())
+        dev = is_first.device
+        start = torch.zeros(B, dtype=torch.long, device=dev)
+        if stochastic:
+            start = torch.randint(0, T - horizon, (B,), generator=generator, device=dev)
+        rows = torch.arange(B, device=dev)[:, None]
+        steps = start[:, None] + torch.arange(1, horizon + 1, device=dev)  # [B, horizon] the imagined steps
+        valid = mask[rows, steps] & (segment_start_indices(is_first)[rows, steps] <= start[:, None])
+        gates = self._lstm_input_gates(out["action_norm"][rows, steps - 1])  # a_{t-1} leads to o_t
+        first = start[:, None]
+        h, c = list(out["h"][rows, first].squeeze(1).unbind(1)), list(out["c"][rows, first].squeeze(1).unbind(1))
+        z, weights, feats = out["post_mean"][rows, first].squeeze(1), self._lstm_weights(), []
+        for k in range(horizon):
+            h, c = self._lstm_cells(h, c, z, gates[:, k], weights)
+            prior = self.prior(h[-1])
+            z = prior.sample(prior.log_weights(False), None, False)
+            feats.append(torch.cat([h[-1], z], -1))
+        feat = torch.stack(feats, 1).flatten(0, 1)
+        maps = reference = has_reference = None
+        if self.schema is not None:
+            maps = self.schema.predict_log_maps(feat[:, : self.config.hidden_dim]).exp()
+        if self.uses_reference:  # every imagined frame is blended with the start's real frame
+            reference = out["targets"][rows, first].expand(B, horizon, *out["targets"].shape[2:]).flatten(0, 1)
+            has_reference = torch.ones(B * horizon, dtype=torch.bool, device=dev)
+        target = out["targets"][rows, steps]
+        recon = self._decode(feat, maps, reference, has_reference).reshape(target.shape)
+        weight = valid.to(recon.dtype)
+        sq_err = (recon - target).pow(2).flatten(2).sum(-1)
+        return (sq_err * weight).sum() / weight.sum().clamp_min(1.0) / (2.0 * self.config.recon_std**2)
 
     def _lstm_input_gates(self, action: torch.Tensor) -> torch.Tensor:
         """The action's part of layer 0's gates (with both biases): known up front, so batched over every step."""
