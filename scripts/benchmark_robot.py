@@ -8,13 +8,19 @@ raw results go to ``<out>/<command>.json``.
     python scripts/benchmark_robot.py pusht --episodes 50      # state world model + MPC vs random and scripted
     python scripts/benchmark_robot.py report                   # rebuild the doc section from saved results
 
-``pusht``: records ``--train-episodes`` PushT episodes in LeRobot's ``pusht_keypoints`` layout (agent xy as
-``observation.state``, the block's 16 keypoint coordinates as ``observation.environment_state``) with an
-Ornstein-Uhlenbeck policy, trains the probabilistic ensemble on both keys (a keyed task) and its reward head on
-``next.reward`` (coverage / 0.95, clipped), then runs on the REAL env, from the same seeds: uniform random actions,
-a scripted pusher (goes behind the block and pushes it toward the goal; it reads the simulator's block position)
-and MPC (CEM planning in the learned model with its predicted reward). It reports success rate (coverage > 95%),
-mean final and mean best coverage.
+The pixel model's fidelity (``<out>/pusht_pixels/fidelity.md``) comes from ``worldrl train --config
+configs/vrnn_pusht_pixels.yaml`` and ``worldrl evaluate`` (see ``PIXEL_INTRO``); ``report`` adds it when present.
+
+``pusht``: records ``--train-episodes`` PushT episodes of up to ``--steps`` (300, gym-pusht's and LeRobot's
+episode length) in LeRobot's ``pusht_keypoints`` layout (agent xy as ``observation.state``, the block's 16 keypoint
+coordinates as ``observation.environment_state``), half with an Ornstein-Uhlenbeck policy and half with the scripted
+pusher (``worldrl.tasks.pusht_scripted``, 10% random actions); trains the probabilistic ensemble on both keys (a
+keyed task) and its reward head on ``next.reward`` (coverage / 0.95, clipped); then runs ``--policies`` on the REAL
+env from the same seeds: uniform random actions, the scripted pusher (known rules: it reads the block pose and the
+goal) and MPC (``MPCAgent.act`` on the keyed observations, CEM in the model) in three variants, ``MPC_VARIANTS``:
+the model's reward alone and with a value learned from the recorded returns (both learned only), and with a
+known-goal keypoint distance at the horizon's end. It reports success rate (coverage > 95%), mean final and best
+coverage, and the seconds per env step. ``pusht-fidelity``: the model's open-loop error on 20 held-out episodes.
 """
 
 from __future__ import annotations
@@ -426,6 +432,16 @@ def pusht_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+PIXEL_INTRO = (
+    "**PushT from pixels** (96x96 `observation.image`, LeRobot's `lerobot/pusht` layout): the vrnn of "
+    "`configs/vrnn_pusht_pixels.yaml` (32x32 decoder blended at 96x96 with the last real frame) trained on 40 recorded "
+    "OU episodes of 300 steps, open-loop on the 4 held-out episodes with repeat-last and the mean frame beside. "
+    "Commands: `worldrl train --config configs/vrnn_pusht_pixels.yaml` (records the data first), then `worldrl "
+    "evaluate --model runs/vrnn_pusht_pixels/best --dataset outputs/datasets/pusht_pixels --horizons 1 5 10 "
+    "--episodes val --num-starts 128 --out outputs/benchmark_robot/pusht_pixels`."
+)
+
+
 def report(args: argparse.Namespace) -> None:
     out = Path(args.out)
     parts = [
@@ -450,6 +466,9 @@ def report(args: argparse.Namespace) -> None:
             "",
         ]
         parts += [(out / "pusht_fidelity.md").read_text().strip()]
+    pixels = out / "pusht_pixels" / "fidelity.md"
+    if pixels.exists():
+        parts += ["", PIXEL_INTRO, "", pixels.read_text().strip()]
     if args.notes:
         parts += ["", Path(args.notes).read_text().strip()]
     update_doc_section(args.doc, SECTION, "\n".join(parts))
