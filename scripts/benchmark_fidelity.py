@@ -23,8 +23,10 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread: on a shared machine extra threads wait on each other
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from worldrl.data import LeRobotDatasetReader, split_episodes  # noqa: E402
@@ -190,6 +192,7 @@ def evaluate(model, reader, val, family: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     args = parse_args()
+    torch.set_num_threads(1)
     started = time.perf_counter()
     for slug in args.tasks:
         task = TASKS[slug]
