@@ -130,3 +130,13 @@ def test_version_2_checkpoints_are_refused_with_one_line(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="architecture version 2") as err:
         load_pretrained(tmp_path / "m")
     assert "\n" not in str(err.value)
+
+
+def test_the_audio_likelihood_does_not_train_the_shared_transformer() -> None:
+    torch.manual_seed(5)
+    model = TransformerWorldModel(**TINY, action_dim=2)
+    video, audio = torch.rand(B, 3, 3, 32, 32), torch.randn(B, 3, TINY["audio_dim"])
+    nxt = model(video, audio, actions=torch.zeros(B, 3, 2))["next"]
+    (nxt["audio_logits"].sum() + nxt["audio_components"].sum() + nxt["audio_log_scales"].sum()).backward()
+    assert all(p.grad is None for p in model.temporal.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.audio_next.parameters())

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-LOG_SCALE_RANGE = (-4.0, 2.0)
+LOG_SCALE_RANGE = (-3.0, 2.0)
 """Bounds of the per-bin log standard deviation (normalised units): keeps the likelihood finite on silent bins."""
 
 
