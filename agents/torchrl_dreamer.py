@@ -7,8 +7,10 @@ The usual TorchRL model-based script with worldrl's pieces in place of ``torchrl
 2. ``dreamer_actor_value(model)``: a TorchRL ``ProbabilisticActor`` (TanhNormal over the action bounds) and a value
    ``TensorDictModule``, both reading ``belief`` (``worldrl.models.torchrl_modules``' key table);
 3. ``DreamerLearner``: ``torchrl.objectives.dreamer.DreamerActorLoss`` / ``DreamerValueLoss`` in
-   ``worldrl.envs.torchrl_model_based.WorldModelDreamerEnv``, started from posterior states of real observations;
-4. ``real_env_policy(model, actor)``: encoder + actor, a policy for the real env (``torchrl.envs.GymEnv``).
+   ``worldrl.envs.torchrl_model_based.WorldModelDreamerEnv``, started from posterior states of real slices
+   (``slice_starts``: a ``torchrl.data.SliceSampler`` batch filtered through the model's posterior);
+4. ``real_env_policy(model, actor)``: encoder + actor, a policy for the real env (``torchrl.envs.GymEnv``) that
+   filters observations exactly as ``slice_starts`` did.
 
 The world model is frozen while the actor learns (``hold_out_net`` inside TorchRL's loss, and no optimiser holds
 its parameters). On the real env a Markov family (``ensemble``) encodes each observation on its own; a recurrent
@@ -33,6 +35,7 @@ from worldrl.data.torchrl_replay import replay_from_torchrl
 from worldrl.envs.torchrl_model_based import WorldModelDreamerEnv
 from worldrl.models.base import WorldModel
 from worldrl.models.torchrl_modules import (
+    ACTION,
     BELIEF,
     IS_INIT,
     OBSERVATION,
@@ -98,13 +101,25 @@ def dreamer_actor_value(model: WorldModel, hidden: int = 64) -> tuple[Probabilis
 
 @dataclass
 class DreamerLearner:
-    """TorchRL's Dreamer actor and value losses on ``model``, one optimiser step each per ``update``."""
+    """TorchRL's Dreamer actor and value losses on ``model``, one optimiser step each per ``update``.
+
+    Imagination starts where the actor will act: ``slice_starts`` filters real slices through the posterior as the
+    real-env policy does (recurrent families); ``starts`` encodes single observations as episode starts (enough for
+    a Markov family, whose belief is the observation).
+
+    ``gamma`` 0.9 (not Dreamer's 0.99): TorchRL's Dreamer losses are DreamerV1's, with no return normalisation and no
+    slow critic. With Pendulum's rewards (-16..0 per step) and 0.99 the critic's targets keep growing towards -600
+    over the first hundreds of updates and the actor follows the lagging critic's gradients into spinning the
+    pendulum (measured in a vrnn whose imagined rewards track the real ones: imagined reward fell -5.6 -> -6.6,
+    real return -1590 against random's -1380); with 0.9 the targets settle within ~100 updates and the actor learns
+    swing-up and balance (scripts/benchmark_torchrl_dreamer.py, docs/benchmarks.md "TorchRL modules").
+    """
 
     model: WorldModel
     actor: ProbabilisticActor
     value: TensorDictModule
     horizon: int = 15
-    gamma: float = 0.99
+    gamma: float = 0.9
     lmbda: float = 0.95
     actor_lr: float = 3e-4
     value_lr: float = 1e-3
@@ -124,6 +139,20 @@ class DreamerLearner:
         with torch.no_grad():
             return initial_tensordict(self.model, observations).select(STATE, BELIEF)
 
+    def slice_starts(self, slices: TensorDictBase) -> TensorDictBase:
+        """Posterior ``state``/``belief`` after filtering real slices ``[B, T]`` (``observation``, ``action``,
+        optionally ``is_init``: a TorchRL ``SliceSampler`` batch reshaped to ``[B, T]``), at their last step.
+
+        The encoder filters each slice from the initial state, as the family's trainer does its windows and as
+        ``RecurrentRealEnvPolicy(memory=T)`` does on the real env: the actor learns on the beliefs it will read.
+        """
+        if slices.batch_dims != 2:
+            raise ValueError(f"slice_starts reads slices [B, T], got a tensordict of batch {tuple(slices.batch_size)}")
+        keys = [key for key in (OBSERVATION, ACTION, IS_INIT) if key in slices.keys()]
+        with torch.no_grad():
+            filtered = encoder_module(self.model)(slices.select(*keys).to(self.model.device))
+        return filtered.select(STATE, BELIEF)[:, -1]
+
     def update(self, starts: TensorDictBase) -> dict[str, float]:
         loss_actor, fake = self.actor_loss(starts)
         self.actor_opt.zero_grad()
@@ -142,13 +171,14 @@ class DreamerLearner:
         }
 
 
-def real_env_policy(model: WorldModel, actor: ProbabilisticActor) -> TensorDictModuleBase:
+def real_env_policy(model: WorldModel, actor: ProbabilisticActor, memory: int = 16) -> TensorDictModuleBase:
     """``observation`` -> ``action`` on the real env (``GymEnv.rollout`` or collectors).
 
     A Markov family (``ensemble``): the encoder reads each observation on its own, then the actor. A recurrent
-    family (``vrnn``): a ``RecurrentRealEnvPolicy``, which filters the model's posterior along the episode."""
+    family (``vrnn``): a ``RecurrentRealEnvPolicy``, which filters the model's posterior along the episode over
+    windows of ``memory`` steps (the slice length of ``DreamerLearner.slice_starts``)."""
     if getattr(model.capabilities, "recurrent", False):
-        return RecurrentRealEnvPolicy(model, actor)
+        return RecurrentRealEnvPolicy(model, actor, memory)
     return TensorDictSequential(encoder_module(model), actor)
 
 
@@ -157,9 +187,11 @@ class RecurrentRealEnvPolicy(TensorDictModuleBase):
 
     Each call appends the observation (and the action the policy took before it) to a window of the last
     ``memory`` steps per batch row and runs ``model.observe_last`` over it, so the actor reads the same kind of
-    belief it was trained on in imagination (a filtered state, not an episode start). Episodes restart where
-    ``is_init`` is set (``torchrl.envs.InitTracker``), at the first call, and after ``reset()``. Writes ``action``
-    and ``belief``. Memory older than ``memory`` steps is forgotten (a window, not an unbounded history).
+    belief it was trained on in imagination. The window is filtered from the initial state, as the family's trainer
+    filters its training windows and ``DreamerLearner.slice_starts`` its slices: with ``memory`` equal to the slice
+    length, the belief here is exactly the one imagination started from on the same real steps. Episodes restart
+    where ``is_init`` is set (``torchrl.envs.InitTracker``), at the first call, and after ``reset()``. Writes
+    ``action`` and ``belief``. Memory older than ``memory`` steps is forgotten (a window, not an unbounded history).
     """
 
     in_keys = [OBSERVATION, IS_INIT]
@@ -204,10 +236,10 @@ class RecurrentRealEnvPolicy(TensorDictModuleBase):
             ),
             "is_first": torch.cat([window["is_first"][:, 1:], init[:, None]], 1),
         }
+        starts = window["is_first"].clone()
+        starts[:, 0] = True  # the window starts from the initial state, as the trainer's windows and slice_starts' do
         with torch.no_grad():
-            belief = self.model.latent(
-                self.model.observe_last(window["obs"], window["prev_action"], window["is_first"])
-            )
+            belief = self.model.latent(self.model.observe_last(window["obs"], window["prev_action"], starts))
         acting = self.actor(TensorDict({BELIEF: belief}, batch_size=[rows], device=belief.device))
         action = acting.get("action")
         self._window = {**window, "last_action": action.detach()}

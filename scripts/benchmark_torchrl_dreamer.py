@@ -1,18 +1,18 @@
 """TorchRL's Dreamer actor trained inside a worldrl model, judged on the real env against trivial policies.
 
 The usual TorchRL model-based script with worldrl's pieces (issue 21): a TorchRL ``Collector`` on real Pendulum-v1
-fills a TorchRL ``ReplayBuffer``; worldrl fits a world model on it (``fit_from_torchrl``, no conversion code);
-``torchrl.objectives.dreamer``'s actor and value losses train a TorchRL actor in the model's imagination
-(``DreamerLearner``); the actor then runs on the real env through TorchRL's ``GymEnv`` (a recurrent family carries
-its posterior, ``RecurrentRealEnvPolicy``), next to a uniform-random policy and the zero action on the same seeds.
+fills a TorchRL ``ReplayBuffer`` with a ``SliceSampler``; worldrl fits a world model on it (``fit_from_torchrl``, no
+conversion code); ``torchrl.objectives.dreamer``'s actor and value losses train a TorchRL actor in the model's
+imagination (``DreamerLearner``), started from the posterior of sampled real slices (``slice_starts``); the actor
+then runs on the real env through TorchRL's ``GymEnv`` (a recurrent family filters its posterior the same way,
+``RecurrentRealEnvPolicy``), next to a uniform-random policy and the zero action on the same seeds.
+
+One fitted model, several learner variants side by side (``--variants``): the discount and where imagination starts
+(``filtered``: slice posteriors; ``episode-start``: single observations encoded as episode starts, the old way).
+Writes the table, the loss curves (docs/torchrl_dreamer_<family>.png) and the "TorchRL modules" section of
+docs/benchmarks.md.
 
     .venv/bin/python scripts/benchmark_torchrl_dreamer.py --family vrnn
-
-Measured so far (2 shared CPU cores, real seeds 1-3): the ensemble (README tutorial) beats random
-(-1262/-126/-119 vs -1557/-1404/-1335); the vrnn does not yet: fitted 600/1000/1500 steps on 3000-4000 random
-frames, 250-400 updates, its actor's median return was -1457/-1582/-1606 against random's -1335/-1303/-1327, and
-the imagined reward per step did not rise (-6.3 -> -6.4, -6.4 -> -6.3, -6.1 -> -6.2): the actor does not learn in
-the vrnn's imagination. Cause not yet found.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ import argparse
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torchrl.collectors import Collector
-from torchrl.data import LazyTensorStorage, ReplayBuffer
+from torchrl.data import LazyTensorStorage, ReplayBuffer, SliceSampler
 from torchrl.envs import GymEnv, InitTracker, TransformedEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from worldrl.agents.torchrl_dreamer import DreamerLearner, dreamer_actor_value, fit_from_torchrl, real_env_policy
+from worldrl.evaluation.report import describe_machine, update_doc_section
 from worldrl.models import TaskSpec, build_model
 
 MODELS = {
@@ -54,6 +56,18 @@ MODELS = {
 }
 """Per family: model config and trainer options (the vrnn's are configs/vrnn_pendulum.yaml's)."""
 
+VARIANTS = {
+    "g0.9-filtered": (0.9, "filtered"),
+    "g0.95-filtered": (0.95, "filtered"),
+    "g0.9-episode-start": (0.9, "episode-start"),
+    "g0.99-filtered": (0.99, "filtered"),
+    "g0.99-episode-start": (0.99, "episode-start"),
+}
+"""Learner variants: discount, and where imagination starts. The first is ``DreamerLearner``'s default."""
+
+SLICE = 16
+"""Slice length of the sampler and memory of the recurrent real-env policy (the vrnn's training window)."""
+
 
 def real_return(policy, seed: int, steps: int = 200) -> float:
     env = TransformedEnv(GymEnv("Pendulum-v1"), InitTracker())
@@ -68,27 +82,73 @@ def zero_policy(td):
     return td.set("action", torch.zeros(*td.batch_size, 1))
 
 
+def collect(frames: int, starts: int) -> ReplayBuffer:
+    """Random-policy frames of real Pendulum-v1 in a TorchRL buffer that samples ``starts`` slices of SLICE steps."""
+    env = GymEnv("Pendulum-v1")
+    env.set_seed(0)
+    sampler = SliceSampler(slice_len=SLICE, traj_key=("collector", "traj_ids"), strict_length=True)
+    rb = ReplayBuffer(storage=LazyTensorStorage(frames), sampler=sampler, batch_size=starts * SLICE)
+    collector = Collector(env, None, frames_per_batch=1000, total_frames=frames)
+    for batch in collector:
+        rb.extend(batch.reshape(-1))
+    collector.shutdown()
+    return rb
+
+
+def train_actor(model, rb, gamma: float, start: str, args) -> tuple[object, list[dict[str, float]]]:
+    """A fresh actor and critic trained by ``DreamerLearner``; the metrics every ``--log-every`` updates."""
+    torch.manual_seed(0)
+    actor, value = dreamer_actor_value(model)
+    learner = DreamerLearner(model, actor, value, horizon=args.horizon, gamma=gamma, actor_lr=1e-3)
+    curve = []
+    for i in range(args.updates):
+        slices = rb.sample().reshape(args.starts, SLICE)
+        starts = learner.slice_starts(slices) if start == "filtered" else learner.starts(slices["observation"][:, -1])
+        metrics = learner.update(starts)
+        if i % args.log_every == 0 or i == args.updates - 1:
+            curve.append({"update": i, **metrics})
+            print(f"  update {i}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()), flush=True)
+    return actor, curve
+
+
+def plot(curves: dict[str, list[dict[str, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    for name, curve in curves.items():
+        steps = [row["update"] for row in curve]
+        for ax, key in zip(axes, ("loss_actor", "loss_value", "imagined_reward")):
+            ax.plot(steps, [row[key] for row in curve], label=name)
+            ax.set_title(key)
+            ax.set_xlabel("update")
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--family", choices=sorted(MODELS), default="vrnn")
     parser.add_argument("--frames", type=int, default=4000, help="real frames collected (random policy)")
     parser.add_argument("--fit-steps", type=int, default=1500)
-    parser.add_argument("--updates", type=int, default=400, help="Dreamer actor/value updates")
-    parser.add_argument("--horizon", type=int, default=10)
+    parser.add_argument("--updates", type=int, default=300, help="Dreamer actor/value updates per variant")
+    parser.add_argument("--horizon", type=int, default=15)
+    parser.add_argument("--starts", type=int, default=128, help="imagination starts (sampled slices) per update")
+    parser.add_argument("--log-every", type=int, default=25)
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--doc", default="docs/benchmarks.md", help="'' to skip writing the section")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     started = time.perf_counter()
 
-    env = GymEnv("Pendulum-v1")
-    env.set_seed(0)
-    rb = ReplayBuffer(storage=LazyTensorStorage(args.frames))
-    collector = Collector(env, None, frames_per_batch=1000, total_frames=args.frames)
-    for batch in collector:
-        rb.extend(batch.reshape(-1))
-    collector.shutdown()
-
+    rb = collect(args.frames, args.starts)
     config, options = MODELS[args.family]
     options = dict(options)
     window = options.pop("window")
@@ -97,37 +157,62 @@ def main() -> None:
         fit = fit_from_torchrl(
             model, rb, out, window=window, max_steps=args.fit_steps, eval_every=args.fit_steps, **options
         )
-    fitted = time.perf_counter()
-    print(f"fitted {args.family} for {fit.steps} steps in {fitted - started:.0f} s")
+    print(f"fitted {args.family} for {fit.steps} steps in {time.perf_counter() - started:.0f} s", flush=True)
 
-    actor, value = dreamer_actor_value(model)
-    learner = DreamerLearner(model, actor, value, horizon=args.horizon, actor_lr=1e-3)
-    observations = rb[:]["observation"]
-    generator = torch.Generator().manual_seed(0)
-    first = last = None
-    for i in range(args.updates):
-        metrics = learner.update(
-            learner.starts(observations[torch.randint(len(observations), (128,), generator=generator)])
-        )
-        first = first or metrics
-        last = metrics
-        if (i + 1) % 100 == 0:
-            print(f"update {i + 1}: {metrics}")
-    print(f"Dreamer updates in {time.perf_counter() - fitted:.0f} s")
+    rows, curves = [], {}
+    for name in args.variants:
+        gamma, start = VARIANTS[name]
+        print(f"variant {name}", flush=True)
+        actor, curves[name] = train_actor(model, rb, gamma, start, args)
+        returns = [real_return(real_env_policy(model, actor, SLICE), seed) for seed in args.seeds]
+        first, last = curves[name][0], curves[name][-1]
+        rows.append((f"Dreamer actor, {name}", returns, first, last))
+    for name, policy in (("random", None), ("zero action", zero_policy)):
+        rows.append((name, [real_return(policy, seed) for seed in args.seeds], None, None))
 
-    policies = {"dreamer actor": real_env_policy(model, actor), "random": None, "zero action": zero_policy}
-    rows = []
-    for name, policy in policies.items():
-        returns = [real_return(policy, seed) for seed in args.seeds]
-        rows.append((name, statistics.median(returns), min(returns), max(returns)))
-    print(f"\n| policy on real Pendulum-v1 ({args.family}, seeds {args.seeds}) | median return | min | max |")
-    print("| --- | --- | --- | --- |")
-    for name, median, low, high in rows:
-        print(f"| {name} | {median:.1f} | {low:.1f} | {high:.1f} |")
-    print(
-        f"\nimagined reward per step {first['imagined_reward']:.3f} -> {last['imagined_reward']:.3f}; "
-        f"actor loss {first['loss_actor']:.3f} -> {last['loss_actor']:.3f}; total {time.perf_counter() - started:.0f} s"
+    header = (
+        f"| policy on real Pendulum-v1 ({args.family}) | mean return | median | per seed {args.seeds} "
+        "| imagined reward/step first -> last | value loss first -> last |"
     )
+    lines = [header, "| --- | ---: | ---: | --- | --- | --- |"]
+    for name, returns, first, last in rows:
+        per_seed = " / ".join(f"{r:.0f}" for r in returns)
+        imagined = f"{first['imagined_reward']:.2f} -> {last['imagined_reward']:.2f}" if first else ""
+        value = f"{first['loss_value']:.0f} -> {last['loss_value']:.0f}" if first else ""
+        mean, median = statistics.mean(returns), statistics.median(returns)
+        lines.append(f"| {name} | {mean:.0f} | {median:.0f} | {per_seed} | {imagined} | {value} |")
+    table = "\n".join(lines)
+    total = time.perf_counter() - started
+    print("\n" + table + f"\n\ntotal {total:.0f} s")
+    if args.doc:
+        image = Path(args.doc).parent / f"torchrl_dreamer_{args.family}.png"
+        plot(curves, image)
+        write_section(args, table, image.name, total)
+
+
+def write_section(args, table: str, image: str, total: float) -> None:
+    command = "python scripts/benchmark_torchrl_dreamer.py " + " ".join(
+        [f"--family {args.family}", f"--fit-steps {args.fit_steps}", f"--updates {args.updates}"]
+    )
+    body = f"""## TorchRL modules: TorchRL's Dreamer actor in a worldrl model ({args.family}, issue 21)
+
+{args.frames} random-policy frames of real Pendulum-v1 from a TorchRL `Collector` in a TorchRL `ReplayBuffer`
+(`SliceSampler`, slices of {SLICE}); the {args.family} fitted on it for {args.fit_steps} steps (`fit_from_torchrl`);
+per variant a fresh TorchRL actor and critic trained for {args.updates} updates of `torchrl.objectives.dreamer`'s
+actor and value losses (horizon {args.horizon}, lambda 0.95, {args.starts} starts per update), then run
+deterministically on real Pendulum-v1 through TorchRL's `GymEnv` on seeds {args.seeds}, next to a random policy and
+the zero action on the same seeds. `filtered`: imagination starts at the posterior of sampled real slices
+(`DreamerLearner.slice_starts`, what the real-env policy computes); `episode-start`: each observation encoded as an
+episode start. `g`: the discount.
+
+{table}
+
+![losses]({image})
+
+Command: `{command}` ({total:.0f} s)
+Machine: {describe_machine()}
+"""
+    update_doc_section(args.doc, "torchrl", body)
 
 
 if __name__ == "__main__":
