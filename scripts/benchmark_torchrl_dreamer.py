@@ -111,6 +111,84 @@ def train_actor(model, rb, gamma: float, start: str, args) -> tuple[object, list
     return actor, curve
 
 
+def imagination_checks(model, episodes: int = 6, horizon: int = 10) -> str:
+    """Is the model a usable imagination for Dreamer? On held-out real random-action episodes (seeds 100..):
+    imagined rewards along the real actions against the real rewards (from the slice posterior, as
+    ``slice_starts``, and from an episode-start encoding), next to trivial predictors; whether the model ranks
+    constant actions as the real env does; how far the two kinds of start lie apart in belief space."""
+    import gymnasium as gym
+    import numpy as np
+
+    from worldrl.models.torchrl_modules import initial_tensordict
+
+    def episode(seed):
+        env = gym.make("Pendulum-v1")
+        obs, _ = env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        rows = []
+        for _ in range(200):
+            action = rng.uniform(-2, 2, size=1).astype(np.float32)
+            state = env.unwrapped.state.copy()
+            nxt, reward, *_ = env.step(action)
+            rows.append((obs, action, reward, state))
+            obs = nxt
+        return [np.array(column) for column in zip(*rows)]
+
+    def real_return(state, actions):
+        env = gym.make("Pendulum-v1")
+        env.reset(seed=0)
+        env.unwrapped.state = np.array(state, dtype=np.float64)
+        return sum(env.step(np.array([a], np.float32))[1] for a in actions)
+
+    def imagine(state, actions):
+        rewards = []
+        for k in range(actions.shape[1]):
+            state = model.imagine(state, actions[:, k])
+            rewards.append(model.reward(state))
+        return torch.stack(rewards, 1)
+
+    data = [episode(100 + i) for i in range(episodes)]
+    starts = [(e, t) for e in range(episodes) for t in range(SLICE, 200 - horizon, 12)]
+    window = lambda column, e, t: data[e][column][t - SLICE + 1 : t + 1]  # noqa: E731
+    obs = torch.tensor(np.stack([window(0, e, t) for e, t in starts]), dtype=torch.float32)
+    prev = torch.tensor(np.stack([window(1, e, t - 1) for e, t in starts]), dtype=torch.float32)
+    actions = torch.tensor(np.stack([data[e][1][t : t + horizon] for e, t in starts]), dtype=torch.float32)
+    real = torch.tensor(np.stack([data[e][2][t : t + horizon] for e, t in starts]), dtype=torch.float32)
+    first = torch.zeros(len(starts), SLICE, dtype=torch.bool)
+    first[:, 0] = True  # a window filtered from the initial state, as slice_starts does
+    lines = [f"| start | reward RMSE @1 / @5 / @{horizon} | corr @{horizon} | best constant action agrees |"]
+    lines.append("| --- | --- | ---: | ---: |")
+    levels = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0])
+    truth = torch.tensor([[real_return(data[e][3][t], [float(a)] * horizon) for a in levels] for e, t in starts])
+    with torch.no_grad():
+        kinds = {
+            "slice posterior (slice_starts)": model.observe_last(obs, prev, first),
+            "episode-start encoding (starts)": initial_tensordict(model, obs[:, -1])["state"],
+        }
+        for name, state in kinds.items():
+            rmse = (imagine(state, actions) - real).pow(2).mean(0).sqrt()
+            corr = float(np.corrcoef(imagine(state, actions)[:, -1], real[:, -1])[0, 1])
+            planned = torch.stack([imagine(state, torch.full_like(actions, float(a))).sum(1) for a in levels], 1)
+            agree = float((planned.argmax(1) == truth.argmax(1)).float().mean())
+            rmses = " / ".join(f"{float(rmse[k]):.2f}" for k in (0, 4, horizon - 1))
+            lines.append(f"| {name} | {rmses} | {corr:.2f} | {agree:.2f} |")
+        mean = float(real.mean())
+        repeat = torch.tensor([data[e][2][t - 1] for e, t in starts])[:, None]
+        rmses = " / ".join(
+            f"{float((repeat[:, 0] - real[:, k]).pow(2).mean().sqrt()):.2f}" for k in (0, 4, horizon - 1)
+        )
+        lines.append(f"| baseline: repeat the last real reward | {rmses} | | |")
+        lines.append(f"| baseline: the mean reward | {float((real - mean).pow(2).mean().sqrt()):.2f} | | |")
+        filtered, single = (model.latent(state) for state in kinds.values())
+        gap = float((filtered - single).norm(dim=-1).mean())
+        spread = float((filtered - filtered.mean(0)).norm(dim=-1).mean())
+    lines.append(
+        f"\nbelief distance between the two starts of the same real step: {gap:.2f} "
+        f"(spread of slice-posterior beliefs: {spread:.2f}); {len(starts)} starts"
+    )
+    return "\n".join(lines)
+
+
 def plot(curves: dict[str, list[dict[str, float]]], path: Path) -> None:
     import matplotlib
 
@@ -140,9 +218,10 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=15)
     parser.add_argument("--starts", type=int, default=128, help="imagination starts (sampled slices) per update")
     parser.add_argument("--log-every", type=int, default=25)
-    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--doc", default="docs/benchmarks.md", help="'' to skip writing the section")
+    parser.add_argument("--diagnose", action="store_true", help="print imagination checks of the fitted model")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -159,6 +238,8 @@ def main() -> None:
         )
     print(f"fitted {args.family} for {fit.steps} steps in {time.perf_counter() - started:.0f} s", flush=True)
 
+    if args.diagnose:
+        print(imagination_checks(model), flush=True)
     rows, curves = [], {}
     for name in args.variants:
         gamma, start = VARIANTS[name]
@@ -184,7 +265,7 @@ def main() -> None:
     table = "\n".join(lines)
     total = time.perf_counter() - started
     print("\n" + table + f"\n\ntotal {total:.0f} s")
-    if args.doc:
+    if args.doc and curves:
         image = Path(args.doc).parent / f"torchrl_dreamer_{args.family}.png"
         plot(curves, image)
         write_section(args, table, image.name, total)
