@@ -457,6 +457,24 @@ def test_control_details_sets_imagined_rewards_beside_real_returns(tmp_path):
     assert details.plot_runs(tmp_path / "curves.png", [tmp_path]).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_control_details_planner_check_plans_with_a_trained_dreamers_parts(tmp_path, tiny_yaml):
+    spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
+    details = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(details)
+    out = tmp_path / "dreamer"
+    assert main(tiny_args("dreamer", out, tiny_yaml) + ["--no-video"]) == 0
+    rows = details.planner_check(out, episodes=1, max_steps=5)
+    names = [name for name, _, _ in rows]
+    assert names == ["actor alone (the dreamer policy)", *details.PLANNER_CHECKS]
+    returns = {name: ret for name, ret, _ in rows}
+    assert all(-5 * 16.3 <= r <= 0 for r in returns.values())  # 5 Pendulum steps, each reward in [-16.3, 0]
+    shares = {name: share for name, _, share in rows}
+    assert 0.0 <= shares["mpc-ac planner (value + prior)"] <= 1.0 and math.isnan(shares["no terminal value"])
+    assert main(tiny_args("mpc-cem", tmp_path / "cem", tiny_yaml) + ["--no-video"]) == 0
+    with pytest.raises(SystemExit, match="needs a dreamer run"):
+        details.planner_check(tmp_path / "cem", episodes=1, max_steps=5)
+
+
 def test_a_diverged_fit_is_reported_with_the_loops_checkpoint(tmp_path, tiny_yaml, monkeypatch):
     """The loop catches the trainer's typed error and names its own checkpoint, not the fit's scratch one."""
     from worldrl.loops import online
