@@ -401,14 +401,15 @@ def check_targets(
 
 
 MISS_REASONS = (
-    "What limits the worldrl agents at these CPU budgets (settings in `worldrl.loops.DEFAULT_AGENT_OPTIONS` "
-    "and `OnlineConfig`): MPC searches with 200 samples and 2 CEM iterations over a horizon of 12 steps (PETS-style "
-    "planners usually run several hundred samples and 5 iterations); the ensemble is refitted for only 100 "
-    "optimiser steps (200 on HalfCheetah) every 250 real steps; Dreamer makes one imagination update per real step; "
-    "MBPO makes 10 (not the paper's 20) SAC updates per real step and is not run on the 20k-step tasks on CPU (200k "
-    "SAC updates, over an hour per seed on one core). `--budget gpu` raises the real-step budgets and MPC's search "
-    "(500 samples, 5 CEM iterations); the planner and model sizes are `--agent-option`s of `worldrl train-agent`, "
-    "and `worldrl evaluate-agent RUN --planner-option ...` re-plans a finished run's model with other settings."
+    "What limits the worldrl agents at these CPU budgets (settings in `worldrl.loops.DEFAULT_AGENT_OPTIONS`, "
+    "`CPU_AGENT_OPTIONS` here and `OnlineConfig`): dreamer and mpc-ac's actor-critic make one imagination update "
+    "per 5 real steps; MPC searches with 200 samples and 2 CEM iterations over 12 steps (mpc-ac: 64 samples, 2 "
+    "iterations, 5 steps and the critic's value); the ensemble is refitted for 100 optimiser steps (200 on "
+    "HalfCheetah) every 250 real steps; MBPO makes 10 SAC updates per real step. The notes under the section give "
+    "the measured causes. `--budget gpu` raises the real-step budgets and MPC's search (500 samples, 5 CEM "
+    "iterations); planner and model sizes are `--agent-option`s of `worldrl train-agent`, `worldrl evaluate-agent "
+    "RUN --planner-option ...` re-plans a finished run's model, and `scripts/control_details.py --planner-check` "
+    "re-plans a dreamer run's model with its actor-critic as mpc-ac's prior and value."
 )
 
 
