@@ -15,7 +15,8 @@ class MultimodalConfig(WorldModelConfig):
     """Video + audio (+ state) transformer world model over the codes of a learned FSQ frame tokenizer."""
 
     architecture_version: ClassVar[int] = 5
-    """5: the tokenizer's decoder sees the reference frame (the frame before) when it paints over it.
+    """5: the tokenizer's decoder sees the reference frame (the frame before) when it paints over it; the code
+    predictor sees each patch's current code and adds a per-patch copy logit to it.
     4: the physics head is a gated interaction network over the objects (``physics.InteractionDynamics``).
     3: frames are decoded over the previous frame with a per-patch copy (a patch whose code equals the previous
     frame's copies its pixels) and the next audio is a mixture (``audio_components``). 2: the physics head

@@ -234,7 +234,9 @@ class MultimodalWorldModel(WorldModel):
             raise ValueError(f"imagine: action must be [B={B}, {self.task.action_dim}], got {tuple(action.shape)}")
         a = self.action_norm(action.float())
         phys = state["phys"][:, -1:] if self.state_dim else None
-        nxt = self.net.predict_next(state["h"][:, None], a[:, None], phys, state["audio"][:, -1:])
+        nxt = self.net.predict_next(
+            state["h"][:, None], a[:, None], phys, state["audio"][:, -1:], state["codes"][:, -1:]
+        )
         codes = sample_codes(nxt["logits"][:, 0], generator)
         sound = sample_audio(nxt["audio_logits"][:, 0], nxt["audio_components"][:, 0], generator)
         feature = nxt["feature"][:, 0]

@@ -57,6 +57,10 @@ class NextStep:
     """``[B, latent_dim]`` the context's state feature."""
 
 
+COPY_PRIOR = 4.0
+"""Initial copy logit: before training, a patch keeps its code with probability ~e^4 / (e^4 + V) (5% of 1000)."""
+
+
 class TransformerWorldModel(nn.Module):
     """The document's constructor, plus ``action_dim`` / ``state_dim`` (0 = none) for action conditioning and the
     physics head, ``state_layout`` (where positions/velocities sit in the state: the physics head then integrates
@@ -135,6 +139,9 @@ class TransformerWorldModel(nn.Module):
         self.patch_queries = nn.Parameter(torch.randn(cfg.tokens_per_frame, D) * 0.02)
         self.predictor = nn.ModuleList([block(cross=True) for _ in range(cfg.decode_depth)])
         self.code_head = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, cfg.vocab_size))
+        self.copy_gate = nn.Linear(D, 1)  # per patch: the logit added to the current code (keep the patch)
+        nn.init.zeros_(self.copy_gate.weight)
+        nn.init.constant_(self.copy_gate.bias, COPY_PRIOR)
         head_in = cfg.latent_dim + D
         K, F_ = cfg.audio_components, cfg.audio_dim
         self.audio_next = mlp(head_in, [D], K * (1 + 2 * F_))  # component logits, mean changes, log-scales
@@ -305,10 +312,13 @@ class TransformerWorldModel(nn.Module):
         actions: torch.Tensor | None = None,
         state: torch.Tensor | None = None,
         audio: torch.Tensor | None = None,
+        codes: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Predictions for step t+1 from ``h [B, T, L, D]``, ``actions [B, T, A]`` (a_t), the normalised state
-        ``state [B, T, S]`` (s_t, which the physics head updates) and the current audio ``audio [B, T, F]`` (a_t's
-        sound, which the audio mixture changes): ``logits [B, T, N, V]``, the audio mixture (``audio_logits
+        ``state [B, T, S]`` (s_t, which the physics head updates), the current audio ``audio [B, T, F]`` (a_t's
+        sound, which the audio mixture changes) and the current frame's codes ``codes [B, T, N]`` (each patch's
+        query sees its code, and a per-patch copy logit is added to that code: keeping it is one decision of the
+        distribution): ``logits [B, T, N, V]``, the audio mixture (``audio_logits
         [B, T, K]``, ``audio_components [B, T, K, F]``, ``audio_log_scales [B, T, K, F]``) and its mean ``audio
         [B, T, F]``, ``state [B, T, S]`` (with a physics head), ``latent [B, T, latent_dim]`` and the heads' input
         ``feature [B, T, latent_dim + D]`` (latent and action embedding)."""
@@ -322,14 +332,18 @@ class TransformerWorldModel(nn.Module):
         g = self.config.grid_size
         # the same queries at every step (no time position: a prediction depends on its context, not its index)
         queries = (self.patch_queries + self.positions.spatial((g, g)))[None] + act.flatten(0, 1)[:, None]
+        if codes is not None:
+            queries = queries + self.code_embed(self.quantized(codes)).flatten(0, 1)
         for blk in self.predictor:
             queries = blk(queries, context=context)
-        out = {"logits": self.code_head(queries).reshape(b, t, g * g, -1), "latent": latent}
+        logits = self.code_head(queries)
+        if codes is not None:  # most patches keep their code: the copy logit makes that the easy, default choice
+            logits = logits.scatter_add(-1, codes.flatten(0, 1)[..., None], self.copy_gate(queries).to(logits.dtype))
+        out = {"logits": logits.reshape(b, t, g * g, -1), "latent": latent}
         feature = torch.cat([latent, act], -1)
         out["feature"] = feature
-        # the mixture's likelihood has gradients ~1/scale^2: reaching the shared transformer they would swamp the
-        # frame codes' (measured: gradient norm 12-40 instead of ~3, code accuracy stuck at 0.1), so the audio head
-        # reads the features without training them
+        # the mixture's likelihood has gradients ~1/scale^2 (gradient norm 12-40 with it attached, ~3 before):
+        # the audio head reads the shared features without training them
         current = self._need(audio, "audio", (b, t, self.config.audio_dim))
         out.update(self._audio_mixture(feature.detach(), current))
         if self.physics is not None:
@@ -369,7 +383,11 @@ class TransformerWorldModel(nn.Module):
         prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
         h = self.context(self.quantized(codes), audio, state, prev, timesteps)[:, -1:]
         out = self.predict_next(
-            h, None if acts is None else acts[:, -1:], None if state is None else state[:, -1:], audio[:, -1:]
+            h,
+            None if acts is None else acts[:, -1:],
+            None if state is None else state[:, -1:],
+            audio[:, -1:],
+            codes[:, -1:],
         )
         return NextStep(
             logits=out["logits"][:, 0],
@@ -418,7 +436,7 @@ class TransformerWorldModel(nn.Module):
         prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
         # the tokenizer learns from reconstruction only: the dynamics must not bend the codes toward predictability
         h = self.context(q.detach(), audio, state, prev, timesteps, valid)
-        nxt = self.predict_next(h, acts, state, audio)
+        nxt = self.predict_next(h, acts, state, audio, codes)
         out: dict[str, Any] = {
             "reconstruction": {"video": self._reconstruct(q, codes, video), "audio": self.audio_recon(nxt["latent"])},
             "next": nxt,
