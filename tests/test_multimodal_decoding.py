@@ -140,3 +140,17 @@ def test_the_audio_likelihood_does_not_train_the_shared_transformer() -> None:
     (nxt["audio_logits"].sum() + nxt["audio_components"].sum() + nxt["audio_log_scales"].sum()).backward()
     assert all(p.grad is None for p in model.temporal.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.audio_next.parameters())
+
+
+def test_keeping_a_patch_is_a_decision_of_the_code_distribution(net: TransformerWorldModel) -> None:
+    g = torch.Generator().manual_seed(6)
+    codes = torch.randint(0, net.vocab_size, (B, 3, net.tokens_per_frame), generator=g)
+    audio = torch.randn(B, 3, TINY["audio_dim"], generator=g)
+    with torch.no_grad():
+        nxt = net.next_token_logits(codes, audio, torch.zeros(B, 3, 2))
+        net.copy_gate.bias.fill_(-30.0)  # no copy logit: the current code loses its head start
+        without = net.next_token_logits(codes, audio, torch.zeros(B, 3, 2))
+        net.copy_gate.bias.fill_(4.0)
+    assert torch.equal(nxt.logits.argmax(-1), codes[:, -1])  # untrained: every patch keeps its code (greedy)
+    keep = nxt.logits.log_softmax(-1).gather(-1, codes[:, -1:].transpose(1, 2)).exp()
+    assert (keep > 0.5).all() and not torch.equal(without.logits.argmax(-1), codes[:, -1])
