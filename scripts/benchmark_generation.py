@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.quick:
-        args.frames, args.repeats, args.horizons = 3, 1, [1, 3]
+        args.frames, args.repeats, args.horizons, args.samples = 3, 1, [1, 3], 1
 
     model = load_pretrained(args.checkpoint)
     reader = LeRobotDatasetReader(args.dataset)
@@ -120,7 +120,7 @@ def main() -> None:
 
     # ---------------------------------------------------------------- onsets, audio and physics on held-out windows
     results = suite.run_all_benchmarks(windows) if not args.quick else suite.benchmark_physics_consistency(windows)
-    sampled = sampled_onsets(model, windows, args.horizons, args.samples if not args.quick else 1)
+    sampled = sampled_onsets(model, windows, args.horizons, args.samples)
 
     # ---------------------------------------------------------------- example
     example = VideoGenerator(model, temperature=0.0, max_length=60).generate_with_physics(

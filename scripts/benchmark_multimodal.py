@@ -16,7 +16,7 @@ plus training throughput (windows/s of the preset's training step, one thread). 
 ``--out``/frames.png (truth vs prediction) and replaces the "Multimodal family" section of docs/benchmarks.md
 with ``--write-docs``.
 
-    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_cv --write-docs
+    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v5 --write-docs
 """
 
 from __future__ import annotations
@@ -47,13 +47,17 @@ SETUP = """Commands (one thread; the collection takes about 5 minutes, the train
 machine):
 
     OMP_NUM_THREADS=1 worldrl train --config configs/multimodal_playground_cpu.yaml
-    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_cv --write-docs
+    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v5 --write-docs
 
 Data: 60 Playground "collide" episodes of 80 steps (50 Hz), random planar pushes, 64x64 frames, 32-bin log10-mel
 synthetic contact audio, 78-dim object states; 54 episodes train, 6 are held out (the run's validation split).
 Model: `configs/multimodal_playground_cpu.yaml` (FSQ tokenizer 8x8 patches, 1000 codes, 2+2 transformer blocks of
-width 128; 800 steps of 8 windows x 9 frames; scored: the final weights). The physics head integrates its own
-velocities (architecture version 2; version-1 checkpoints are refused with a one-line error)."""
+width 128; 500 steps of 8 windows x 9 frames; scored: the final weights). Architecture version 5 (older checkpoints
+are refused with a one-line error): each frame is decoded over the frame before it, a patch whose code did not
+change copies that frame's pixels and the others are painted by a decoder that also sees it; the code predictor
+adds a per-patch copy logit to each patch's current code (keeping a patch is one outcome of the categorical that
+temperature / top-k / top-p / beam search act on); the next audio is a mixture of 8 spectra around the current
+one, sampled like the codes (greedy: the most likely component)."""
 NOTES = """Reading (2026-12-02 run, 800 steps, physics_weight 0.1; numbers above are deterministic given the checkpoint,
 the timing is not: a loaded shared machine):
 
@@ -83,7 +87,7 @@ the timing is not: a loaded shared machine):
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", default="runs/multimodal_playground_cpu_cv", help="run directory of the CPU preset")
+    p.add_argument("--run", default="runs/multimodal_playground_cpu_v5", help="run directory of the CPU preset")
     p.add_argument(
         "--weights",
         choices=["best", "model"],
