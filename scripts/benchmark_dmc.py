@@ -200,9 +200,15 @@ def fmt_returns(values: list[float]) -> str:
     return f"{mean:.1f} ± {np.std(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
 
 
+def settings_text(entry: dict) -> str:
+    """The planner settings given (the agent's defaults otherwise), random warm-up and model fitting, in short."""
+    options = ", ".join(f"{k} {v}" for k, v in entry["agent_options"].items() if k != "num_elites") or "defaults"
+    return f"{options}; {entry['random_steps']} random steps first; {entry['model_steps']} model steps per fit"
+
+
 def dmc_table(results: dict) -> str:
     lines = [
-        "| task | agent | real steps (of 100k) | ours: final return | random | eval episodes | minutes | "
+        "| task | agent (settings) | real steps (of 100k) | ours: final return | random | eval episodes | minutes | "
         "TD-MPC2 @100k | SAC @100k | DreamerV3 @100k |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -211,7 +217,7 @@ def dmc_table(results: dict) -> str:
         tdmpc, sac, dreamer = PUBLISHED_100K.get(x["task"], ("n/a",) * 3)
         share = f"{x['real_steps']:,} ({x['real_steps'] / PUBLISHED_BUDGET:.0%})"
         lines.append(
-            f"| {x['task']} | {x['agent']} | {share} | **{fmt_returns(x['final_returns'])}** | "
+            f"| {x['task']} | {x['agent']} ({settings_text(x)}) | {share} | **{fmt_returns(x['final_returns'])}** | "
             f"{fmt_returns(x['random_returns'])} | {x['eval_episodes']} | {x['seconds'] / 60:.0f} | {tdmpc} | {sac} | "
             f"{dreamer} |"
         )
@@ -224,7 +230,7 @@ def report(args: argparse.Namespace) -> None:
         "## DeepMind Control",
         "",
         f"Machine: {describe_machine()}. Command: `python scripts/benchmark_dmc.py dmc --tasks <task> --agent "
-        "<agent> ...` (the settings of each row are in its `dmc.json` entry), then `... report`.",
+        "<agent> ...` with the settings of each row, then `... report`.",
         "",
         "The online loop (`worldrl.loops.train_agent`) on the real `dmc:` task at a CPU budget; the return is the "
         "mean ± std over the evaluation episodes of the final agent, next to uniform random actions on as many "
