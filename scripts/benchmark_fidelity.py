@@ -25,13 +25,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread: on a shared machine extra threads wait on each other
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from worldrl.data import LeRobotDatasetReader, split_episodes  # noqa: E402
 from worldrl.evaluation import compare_reports, evaluate_fidelity  # noqa: E402
-from worldrl.evaluation.plots import plot_nrmse_curves  # noqa: E402
+from worldrl.evaluation.plots import plot_frame_strip, plot_nrmse_curves  # noqa: E402
 from worldrl.evaluation.report import describe_machine, update_doc_section  # noqa: E402
 from worldrl.models import load_pretrained  # noqa: E402
 from worldrl.training.run import load_config, train_from_config  # noqa: E402
@@ -124,31 +123,12 @@ def train(preset: str, run_dir: Path, data_root: Path, args: argparse.Namespace)
     return cfg, Path(result.model_path), result.seconds
 
 
-def save_frame_strip(report, path: Path, steps: tuple[int, ...] = (0, 1, 2, 4, 6, 8, 10, 15, 20)) -> Path | None:
+def save_frame_strip(report, path: Path) -> Path | None:
     """Real (top) and imagined (bottom) frames of the example whose real frames change the most, as one PNG."""
-    import matplotlib.pyplot as plt
-
-    ex = report.examples
-    if ex is None or ex.real.ndim != 5:
+    if report.examples is None:
         return None
-    steps = tuple(t for t in steps if t < ex.real.shape[1])
-    last = steps[-1]
-    motion = [
-        np.nanmean(np.abs(ex.real[i, 1 : min(ex.length[i], last) + 1] - ex.real[i, :1])) for i in range(len(ex.real))
-    ]
-    i = int(np.nanargmax(motion))
-    rows = [np.concatenate([np.nan_to_num(frames[i, t]) for t in steps], axis=1) for frames in (ex.real, ex.imagined)]
-    grid = np.concatenate(rows, axis=0).clip(0, 255).astype(np.uint8)
-    fig, ax = plt.subplots(figsize=(1.2 * len(steps), 2.8))
-    ax.imshow(grid)
-    side = ex.real.shape[2]
-    ax.set_xticks([side * (k + 0.5) for k in range(len(steps))], [f"t+{t}" for t in steps])
-    ax.set_yticks([side * 0.5, side * 1.5], ["real", "imagined"])
-    ax.set_title(f"{report.model}: episode {ex.episode[i]}, start {ex.start[i]}, context {report.context}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    title = f"{report.model}, context {report.context}"
+    return plot_frame_strip(report.examples, path, title=title)
 
 
 INTRO = (

@@ -23,6 +23,7 @@ from torchrl.envs.utils import check_env_specs
 from worldrl.cli import main as worldrl_main
 from worldrl.envs import WorldModelTorchRLEnv
 from worldrl.envs.world_model_env import WorldModelEnv
+from worldrl.evaluation.fidelity import FidelityReport
 from worldrl.models import available_families, get_family, load_pretrained
 from worldrl.models import observations as keyed
 
@@ -179,3 +180,18 @@ def test_torchrl_env_contract(trained) -> None:
     env = WorldModelTorchRLEnv(model, **_env_options(model))
     check_env_specs(env)
     assert env.rollout(4, break_when_any_done=False)["next", "reward"].shape == (4, 1)
+
+
+def test_evaluate_command_writes_its_report_and_plots(trained, recording: Path, tmp_path: Path) -> None:
+    """`worldrl evaluate` finishes with its files on every family trained on the pixel recording: pixel examples
+    become a frame strip (one trajectory panel per pixel would lay out thousands of subplots and never finish)."""
+    family, model_dir = trained
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(model_dir), "--dataset", str(recording), "--episodes", "all", "--out", str(out)]
+    if family == "multimodal":  # its evaluation is the benchmark suite, with its own files
+        return
+    assert worldrl_main([*args, "--horizons", "1", "5", "--num-starts", "4"]) == 0
+    report = FidelityReport.from_json(out / "fidelity.json")
+    assert (out / "fidelity.md").stat().st_size > 0
+    assert (out / "trajectories.png").exists() == (not report.is_pixel and not report.is_latent)
+    assert (out / "frames.png").exists() == report.is_pixel

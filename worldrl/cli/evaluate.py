@@ -138,14 +138,17 @@ def _cell(value: Any) -> str:
 
 
 def _write_outputs(report: Any, out: Path, model_dir: Path) -> list[Path]:
-    from worldrl.evaluation.plots import plot_learning_curves, plot_nrmse_curves, plot_trajectories
+    from worldrl.evaluation.plots import plot_frame_strip, plot_learning_curves, plot_nrmse_curves, plot_trajectories
     from worldrl.io import atomic_write_bytes
 
     out.mkdir(parents=True, exist_ok=True)
     report.to_json(out / "fidelity.json")
     atomic_write_bytes(out / "fidelity.md", report.to_markdown().encode())
     written = [out / "fidelity.json", out / "fidelity.md"]
-    if report.examples is not None:
+    if report.examples is not None and report.is_pixel:
+        strip = plot_frame_strip(report.examples, out / "frames.png")
+        written += [strip] if strip is not None else []
+    elif report.examples is not None:
         written.append(plot_trajectories(report.examples, out / "trajectories.png", report.dim_names))
     if any((m.nrmse if not report.is_pixel else m.psnr) is not None for m in report.curve):
         written.append(plot_nrmse_curves(report, out / ("psnr_curve.png" if report.is_pixel else "nrmse_curve.png")))

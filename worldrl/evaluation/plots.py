@@ -1,4 +1,5 @@
-"""PNG plots of evaluation results: imagined vs real trajectories, nRMSE vs horizon, learning curves.
+"""PNG plots of evaluation results: imagined vs real trajectories (frame strips for pixels), nRMSE vs horizon,
+learning curves.
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot, so no global backend switch and no GUI), and
 written atomically.
@@ -47,6 +48,14 @@ def plot_trajectories(
     imagined = examples.imagined.reshape(*examples.imagined.shape[:2], -1)
     n_starts, steps, dims = real.shape
     names = list(dim_names) if dim_names and len(dim_names) == dims else [f"dim {d}" for d in range(dims)]
+    if dims > _MAX_PANELS:  # thousands of subplots (a frame's pixels) would take minutes to lay out
+        real, imagined, dims, names = (
+            real[..., :_MAX_PANELS],
+            imagined[..., :_MAX_PANELS],
+            _MAX_PANELS,
+            names[:_MAX_PANELS],
+        )
+        title = title or f"real (solid) vs imagined (dashed), open loop: first {_MAX_PANELS} dimensions"
     rows, cols = _grid(dims)
     fig = Figure(figsize=(_PANEL_W * cols, _PANEL_H * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
@@ -67,6 +76,42 @@ def plot_trajectories(
     if n_starts:
         axes[0].legend(fontsize=6, loc="best")
     fig.suptitle(title or "real (solid) vs imagined (dashed), open loop", fontsize=10)
+    return _save(fig, path)
+
+
+_MAX_PANELS = 32  # a vector observation wider than this shows its first panels (one panel per dimension)
+
+
+def plot_frame_strip(
+    examples: TrajectoryExamples,
+    path: str | Path,
+    steps: Sequence[int] = (0, 1, 2, 4, 6, 8, 10, 15, 20),
+    title: str | None = None,
+) -> Path | None:
+    """Pixel examples: real frames (top row) over imagined ones (bottom row) at ``steps`` after the start, for the
+    example whose real frames change the most (a static example shows nothing). None when the examples are not
+    frames ([n, H+1, height, width, channels])."""
+    if examples.real.ndim != 5:
+        return None
+    steps = [t for t in steps if t < examples.real.shape[1]]
+    last = steps[-1]
+    motion = [
+        np.nanmean(np.abs(examples.real[i, 1 : min(examples.length[i], last) + 1] - examples.real[i, :1]))
+        if examples.length[i] > 0
+        else 0.0
+        for i in range(len(examples.real))
+    ]
+    i = int(np.nanargmax(motion))
+    rows = [np.concatenate([np.nan_to_num(f[i, t]) for t in steps], axis=1) for f in (examples.real, examples.imagined)]
+    grid = np.concatenate(rows, axis=0).clip(0, 255).astype(np.uint8)
+    fig = Figure(figsize=(1.2 * len(steps), 2.8), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None)
+    side_h, side_w = examples.real.shape[2], examples.real.shape[3]
+    ax.set_xticks([side_w * (k + 0.5) for k in range(len(steps))], [f"t+{t}" for t in steps])
+    ax.set_yticks([side_h * 0.5, side_h * 1.5], ["real", "imagined"])
+    where = f"episode {examples.episode[i]}, start {examples.start[i]}"
+    ax.set_title(f"{title}: {where}" if title else f"{where}: real (top) vs imagined (bottom)", fontsize=9)
     return _save(fig, path)
 
 
