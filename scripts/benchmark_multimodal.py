@@ -61,42 +61,38 @@ one, sampled like the codes (greedy: the most likely component)."""
 NOTES = """Reading (2026-12-02 run of architecture 5, 500 steps; numbers above are deterministic given the
 checkpoint, the timing is not: a loaded shared machine, other training runs alongside):
 
-* Physics head (architecture 4, `worldrl/models/multimodal/physics.py`, issue 15). Why the velocity-integrating
-  head of the table (0.0026/0.0085/0.0318 m at 5/10/20 steps) lost to constant velocity: on these 24 starts the
-  constant-velocity error comes only from the 4-6 starts with a velocity event (a collision, then sliding
-  friction); on the 18-20 free starts (the rolling sphere in free flight, resting objects) constant velocity is
-  exact (0.01 mm at 20 steps), and the old head drifted there by 1-2 cm: it read small velocity changes from the
-  transformer feature (resting objects reached 0.005 m/s after 1 step, 0.05 m/s after 20), which integrate into
-  positions, and being trained on one step only it was never charged for that drift. The head now is (1) an
-  interaction network over the objects in real units: each object's own state plus messages from every other present
-  object (relative position and velocity: contacts are pairwise), the transformer feature entering through a
-  zero-initialised projection; (2) velocity changes behind a hard gate trained on velocity events (|dv| > 0.02 m/s
-  in a step): shut, the head is exactly constant velocity; (3) trained on its own open-loop rollout (8 steps,
-  `physics_rollout_steps`) plus the gate's cross-entropy and the change regressed on events; the consistency term
-  is kept. Measured with the head trained alone (2000 steps, batch 32, AdamW 1e-3 cosine: what
-  `scripts/benchmark_multimodal_physics.py --finetune-steps 2000` does) on the frozen transformer of the 800-step run
-  the table scores (that version-2 checkpoint does not load in the current code: scored by the v2 code with the new
-  head module swapped in; same 24 starts, same simulator rollout). Position error in mm
-  (`outputs/benchmark_multimodal_physics_frozen_v2/`, trajectories.png):
+* Physics head (architecture 4, `worldrl/models/multimodal/physics.py`; scored by
+  `OMP_NUM_THREADS=1 python scripts/benchmark_multimodal_physics.py --run runs/multimodal_playground_cpu_v5`,
+  position error in mm, `outputs/benchmark_multimodal_physics/` with trajectories.png):
 
   | steps | model (simulator rollout) | head, real-frame features | head, no features | constant velocity | static | event starts: model / const-vel | free starts: model / const-vel |
   |---|---|---|---|---|---|---|---|
-  | 1 | 0.06 | 0.06 | 0.05 | 0.05 | 12.80 | 4: 0.33 / 0.30 | 20: 0.00 / 0.00 |
-  | 5 | 1.24 | 1.26 | 1.34 | 1.47 | 63.86 | 4: 7.41 / 8.82 | 20: 0.00 / 0.00 |
-  | 10 | 3.26 | 3.29 | 4.46 | 4.50 | 127.33 | 5: 15.63 / 21.59 | 19: 0.00 / 0.00 |
-  | 20 | 16.44 | 12.87 | 20.43 | 17.58 | 249.25 | 6: 60.23 / 70.30 | 18: 1.85 / 0.01 |
+  | 1 | 0.06 | 0.06 | 0.07 | 0.05 | 12.80 | 4: 0.36 / 0.30 | 20: 0.00 / 0.00 |
+  | 5 | 1.06 | 1.14 | 1.08 | 1.47 | 63.86 | 4: 6.36 / 8.82 | 20: 0.00 / 0.00 |
+  | 10 | 3.25 | 3.24 | 4.25 | 4.50 | 127.33 | 5: 15.57 / 21.59 | 19: 0.00 / 0.00 |
+  | 20 | 14.55 | 12.97 | 19.21 | 17.58 | 249.25 | 6: 58.19 / 70.30 | 18: 0.01 / 0.01 |
 
-  It beats constant velocity at 5, 10 and 20 steps (-16%, -28%, -6%) and static everywhere (15x at 20 steps); at
-  1 step it is level (0.06 vs 0.05 mm). The gain is on the event starts; free starts stay exact up to 10 steps.
-  Imagined frames cost the 20-step lead: with the transformer fed the real frames the same head reaches 12.87 mm
-  (-27%), and the free starts' 1.85 mm at 20 steps is its gate opening on imagined frames (open on 3.0% of
-  object-steps). The frames matter: without the feature (state only) it is no better than constant velocity at
-  10 steps and worse at 20 (the state does not say an object is a box or a sphere, nor its material). Variants on
-  the same starts: 600 head steps 1.5/4.0/15.3 mm at 5/10/20; half of each batch drawn from windows with an event
-  1.9/5.6/21.8 (the gate opens too often). Not measured here: the jointly trained preset with this head (the
-  version-5 run, `runs/multimodal_playground_cpu_v5`, was still training): `OMP_NUM_THREADS=1 python
-  scripts/benchmark_multimodal_physics.py --run runs/multimodal_playground_cpu_v5` scores it (add
-  `--finetune-steps 2000` to train its head alone on its frozen transformer first).
+  The preset's head (trained jointly with the version-5 run above) beats constant velocity at 5, 10 and 20 steps
+  (-28%, -28%, -17%) and static everywhere (17x at 20 steps); at 1 step it is level (0.06 vs 0.05 mm). Why the
+  previous, velocity-integrating head lost (0.0026/0.0085/0.0318 m at 5/10/20 steps, 800-step version-2 run): on
+  these starts the constant-velocity error comes only from the 4-6 starts with a velocity event (a collision, then
+  sliding friction); on the 18-20 free starts (the rolling sphere in free flight, resting objects) constant
+  velocity is exact, and the old head drifted there by 1-2 cm: it read small velocity changes from the transformer
+  feature (resting objects reached 0.005 m/s after 1 step, 0.05 m/s after 20), which integrate into positions, and
+  being trained on one step only it was never charged for that drift. The head now is (1) an interaction network
+  over the objects in real units: each object's state plus messages from every other present object (relative
+  position and velocity: contacts are pairwise), the transformer feature entering through a zero-initialised
+  projection; (2) velocity changes behind a hard gate trained on velocity events (|dv| > 0.02 m/s in a step):
+  shut, the head is exactly constant velocity (free starts: 0.01 mm at 20 steps, gate open on 0.5% of object-steps);
+  (3) trained on its own open-loop rollout (8 steps, `physics_rollout_steps`) plus the gate's cross-entropy and the
+  change regressed on events; the consistency term is kept. The gain is on the event starts (58.2 vs 70.3 mm at 20
+  steps). Imagined frames cost some of it at 20 steps (12.97 mm with the transformer fed the real frames); the frames
+  matter: without the feature (state only) the head is level with constant velocity at 10 steps and worse at 20
+  (the state does not say whether an object is a box or a sphere, nor its material). The same head trained alone
+  (2000 steps, `--finetune-steps`) on the frozen transformer of the 800-step version-2 run scored 0.06/1.24/3.26/16.44
+  mm at 1/5/10/20 steps (`outputs/benchmark_multimodal_physics_frozen_v2/`, scored by the v2 code with the new head
+  module swapped in, since that checkpoint does not load in the current code); 600 head steps 1.5/4.0/15.3 mm at
+  5/10/20; half of each batch drawn from windows with an event 1.9/5.6/21.8 (the gate opens too often).
 * Video (changed: decoding over the previous frame with a per-patch copy, a decoder that sees that frame, and a
   copy logit in the code predictor). The 1-step gap to repeat-last is closed: 40.84 dB (was 39.27; repeat-last
   40.84), and the tokenizer ceiling rose from 39.31 to 40.79 dB at 1 step. But the model does NOT beat repeat-last
@@ -116,7 +112,7 @@ checkpoint, the timing is not: a loaded shared machine, other training runs alon
   that gap. Not done: beating repeat-last audio at 5 and 10 steps. Sampled open-loop audio now has contact onsets
   ("Multimodal generation": 31 onsets, precision 0.26, recall 0.06 over 3 seeds, vs 0 onsets for the previous point
   prediction and the detector ceiling 0.78/0.73 on the true audio), far below the ceiling.
-* The vrnn pixel model on the same data, and GPU preset numbers (no GPU was available), are not measured here.
+* The vrnn pixel model on the same data: the next section. GPU preset numbers (no GPU was available) are not measured.
   Generation speed and contact-onset precision/recall: the "Multimodal generation" section (scripts/
   benchmark_generation.py). Frames: outputs/benchmark_multimodal/frames.png (truth above, model below, at the
   horizons)."""
