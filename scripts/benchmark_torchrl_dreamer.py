@@ -24,12 +24,11 @@ import time
 from pathlib import Path
 
 import torch
-from torchrl.collectors import Collector
-from torchrl.data import LazyTensorStorage, ReplayBuffer, SliceSampler
 from torchrl.envs import GymEnv, InitTracker, TransformedEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from worldrl.agents.torchrl_dreamer import DreamerLearner, dreamer_actor_value, fit_from_torchrl, real_env_policy
+from worldrl.data.torchrl_replay import random_slice_buffer
 from worldrl.evaluation.report import describe_machine, update_doc_section
 from worldrl.models import TaskSpec, build_model
 
@@ -80,19 +79,6 @@ def real_return(policy, seed: int, steps: int = 200) -> float:
 
 def zero_policy(td):
     return td.set("action", torch.zeros(*td.batch_size, 1))
-
-
-def collect(frames: int, starts: int) -> ReplayBuffer:
-    """Random-policy frames of real Pendulum-v1 in a TorchRL buffer that samples ``starts`` slices of SLICE steps."""
-    env = GymEnv("Pendulum-v1")
-    env.set_seed(0)
-    sampler = SliceSampler(slice_len=SLICE, traj_key=("collector", "traj_ids"), strict_length=True)
-    rb = ReplayBuffer(storage=LazyTensorStorage(frames), sampler=sampler, batch_size=starts * SLICE)
-    collector = Collector(env, None, frames_per_batch=1000, total_frames=frames)
-    for batch in collector:
-        rb.extend(batch.reshape(-1))
-    collector.shutdown()
-    return rb
 
 
 def train_actor(model, rb, gamma: float, start: str, args) -> tuple[object, list[dict[str, float]]]:
@@ -227,7 +213,7 @@ def main() -> None:
     torch.manual_seed(0)
     started = time.perf_counter()
 
-    rb = collect(args.frames, args.starts)
+    rb = random_slice_buffer("Pendulum-v1", args.frames, args.starts, SLICE)
     config, options = MODELS[args.family]
     options = dict(options)
     window = options.pop("window")

@@ -9,13 +9,12 @@ import statistics
 import pytest
 import torch
 from tensordict import TensorDict
-from torchrl.collectors import Collector
-from torchrl.data import LazyTensorStorage, ReplayBuffer, SliceSampler
 from torchrl.envs import GymEnv, InitTracker, TransformedEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.objectives.dreamer import DreamerActorLoss
 
 from worldrl.agents.torchrl_dreamer import DreamerLearner, dreamer_actor_value, fit_from_torchrl, real_env_policy
+from worldrl.data.torchrl_replay import random_slice_buffer
 from worldrl.models import TaskSpec, build_model
 
 torch.set_num_threads(1)
@@ -47,18 +46,6 @@ def _real_return(policy, seed: int) -> float:
         return float(env.rollout(200, policy)["next", "reward"].sum())
 
 
-def _slice_buffer(frames: int, slices: int) -> ReplayBuffer:
-    env = GymEnv("Pendulum-v1")
-    env.set_seed(0)
-    sampler = SliceSampler(slice_len=SLICE, traj_key=("collector", "traj_ids"), strict_length=True)
-    rb = ReplayBuffer(storage=LazyTensorStorage(frames), sampler=sampler, batch_size=slices * SLICE)
-    collector = Collector(env, None, frames_per_batch=1000, total_frames=frames)
-    for batch in collector:
-        rb.extend(batch.reshape(-1))
-    collector.shutdown()
-    return rb
-
-
 def test_slice_starts_are_the_beliefs_the_recurrent_real_env_policy_reads() -> None:
     """Imagination starts (the posterior of real slices) equal the beliefs the real-env policy computes on the same
     real steps: the actor is trained on what it will read."""
@@ -84,7 +71,7 @@ def test_slice_starts_are_the_beliefs_the_recurrent_real_env_policy_reads() -> N
 
 def test_vrnn_dreamer_actor_losses_fall_and_it_beats_random_on_real_pendulum(tmp_path) -> None:
     torch.manual_seed(0)
-    rb = _slice_buffer(4000, slices=64)
+    rb = random_slice_buffer("Pendulum-v1", 4000, slices=64, slice_len=SLICE)
     model = build_model("vrnn", SMALL_VRNN, TaskSpec.from_env_id("Pendulum-v1"))
     fit_from_torchrl(model, rb, tmp_path / "fit", window=SLICE, max_steps=800, batch_size=32, eval_every=800, lr=3e-3)
 

@@ -87,3 +87,23 @@ def replay_from_torchrl(source: Any, obs_key: Any = "observation", capacity: int
 
 
 __all__ = ["replay_from_torchrl"]
+
+
+def random_slice_buffer(env_id: str, frames: int, slices: int, slice_len: int, seed: int = 0) -> Any:
+    """``frames`` random-policy steps of the real ``env_id`` (TorchRL's ``GymEnv`` and ``Collector``) in a TorchRL
+    ``ReplayBuffer`` whose ``SliceSampler`` draws ``slices`` whole-episode slices of ``slice_len`` steps per sample:
+    the buffer a model-based TorchRL script starts from (and ``replay_from_torchrl`` reads)."""
+    from torchrl.collectors import Collector
+    from torchrl.data import LazyTensorStorage, SliceSampler
+    from torchrl.data import ReplayBuffer as TorchRLReplayBuffer
+    from torchrl.envs import GymEnv
+
+    env = GymEnv(env_id)
+    env.set_seed(seed)
+    sampler = SliceSampler(slice_len=slice_len, traj_key=("collector", "traj_ids"), strict_length=True)
+    buffer = TorchRLReplayBuffer(storage=LazyTensorStorage(frames), sampler=sampler, batch_size=slices * slice_len)
+    collector = Collector(env, None, frames_per_batch=min(1000, frames), total_frames=frames)
+    for batch in collector:
+        buffer.extend(batch.reshape(-1))
+    collector.shutdown()
+    return buffer
