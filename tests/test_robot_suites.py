@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
@@ -40,6 +41,8 @@ def test_missing_suite_names_the_extra(env_id, monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == module else real_find_spec(name, *a)
     )
+    # a suite imported earlier in the session (another test file's importorskip) left its ids registered
+    monkeypatch.delitem(gym.registry, env_id, raising=False)
     with pytest.raises(MissingDependencyError, match=r"needs .*pip install worldrl\[robot\]") as err:
         make_real_env(env_id)
     assert SUITE_IDS[env_id] in str(err.value) and "\n" not in str(err.value)
