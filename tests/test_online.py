@@ -363,6 +363,15 @@ def test_benchmark_quick_rewrites_only_its_section(tmp_path, monkeypatch):
     section = doc.read_text().split("<!-- control:start -->")[1].split("<!-- control:end -->")[0]
     assert "| Pendulum-v1 | mpc-cem | 200 | 1 (0) |" in section and finished.stat().st_mtime_ns == stamp
     assert not (tmp_path / "runs" / "Pendulum-v1" / "mpc-cem" / "seed1").exists()
+    # --section keeps a second table (runs of another session) beside the first, with its own plots
+    first = doc.read_text().split("<!-- control:start -->")[1].split("<!-- control:end -->")[0]
+    argv = ["--quick", "--report-only", "--agents", "mpc-cem", "--seeds", "0", "--section", "control-more"]
+    assert benchmark.main([*argv, "--doc", str(doc), "--out", str(tmp_path / "runs")]) == 0
+    text = doc.read_text()
+    assert text.split("<!-- control:start -->")[1].split("<!-- control:end -->")[0] == first
+    second = text.split("<!-- control-more:start -->")[1].split("<!-- control-more:end -->")[0]
+    assert "vs SAC at equal real steps (Pendulum-v1)" in second and "| Pendulum-v1 | mpc-cem | 200 | 1 (0) |" in second
+    assert "control-more_returns.png" in second and (tmp_path / "control-more_curves.png").is_file()
 
 
 def test_benchmark_table_reports_seeds_apart_and_the_pendulum_threshold(tmp_path, monkeypatch):
