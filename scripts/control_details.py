@@ -7,6 +7,7 @@
     python scripts/control_details.py runs/benchmark_control --imagination runs/dreamer_ip/guarded_s0 RUN2 ...
     python scripts/control_details.py runs/benchmark_control --curves docs/control_guards.png RUN1 RUN2 ...
     python scripts/control_details.py runs/benchmark_control --planner-check runs/benchmark_control/T/dreamer/seed0
+    python scripts/control_details.py runs/benchmark_control --pose-check runs/benchmark_control/HalfCheetah-v5/*/seed*
 
 The phase table reads each run's ``iterations.jsonl`` (one row per 250-step iteration of the online loop).
 ``--zero-action`` evaluates the all-zero action on the same real starts the loop evaluates on (seed + 10000).
@@ -17,6 +18,8 @@ mean imagined reward per step and the ensemble disagreement of the updates since
 trained together) and evaluates, on the run's evaluation starts, the actor alone and mpc-ac's planner with that
 actor-critic as prior and value, with each part switched off in turn; it also measures how much of the spread of
 the candidates' planned returns comes from the terminal value rather than from the imagined rewards.
+``--pose-check`` replays the final policy of HalfCheetah runs on their evaluation starts and reports how far the
+torso pitches: a cheetah on its back has turned past 90 degrees, which the return alone does not show.
 """
 
 from __future__ import annotations
@@ -285,6 +288,49 @@ def planner_check_table(rows: list[tuple[str, float, float]]) -> str:
     return "\n".join(lines)
 
 
+HALFCHEETAH_PITCH = 1
+"""Index of the torso's pitch angle (rooty, radians) in HalfCheetah-v5's observation (root x is excluded)."""
+
+
+def pose_check(run_dirs: list[Path], episodes: int) -> list[tuple[str, float, float, int]]:
+    """``(run, mean return, largest |pitch| in degrees, episodes that end past 90 degrees)`` for each HalfCheetah
+    run's saved agent on its own evaluation starts (seed + 10000), acting as in its final evaluation."""
+    import torch
+
+    from worldrl.agents.trained_run import load_trained_agent
+    from worldrl.evaluation import evaluate_on_real_env
+
+    torch.set_num_threads(1)
+    rows = []
+    for run_dir in run_dirs:
+        trained = load_trained_agent(run_dir)
+        if trained.env_id != "HalfCheetah-v5":
+            raise SystemExit(f"--pose-check reads HalfCheetah-v5's torso pitch; {run_dir} is a {trained.env_id} run")
+        pitches: list[np.ndarray] = []
+
+        def act(obs: np.ndarray, pitches=pitches, agent=trained.agent) -> np.ndarray:
+            pitches.append(np.atleast_2d(obs)[:, HALFCHEETAH_PITCH].copy())
+            return agent.act(obs, deterministic=True)
+
+        trained.agent.reset()
+        stats = evaluate_on_real_env(act, trained.env_id, episodes, trained.seed + 10_000, num_envs=episodes)
+        # [steps, episodes], wrapped to [-180, 180] (the hinge angle keeps counting over full turns); the episodes
+        # run in lockstep, as HalfCheetah never terminates
+        pitch = np.abs(np.degrees(np.angle(np.exp(1j * np.stack(pitches)))))
+        rows.append((str(run_dir), float(np.mean(stats.returns)), float(pitch.max()), int((pitch[-1] > 90).sum())))
+        print(f"{run_dir}: return {rows[-1][1]:.1f}, max |pitch| {rows[-1][2]:.0f} deg", flush=True)
+    return rows
+
+
+def pose_table(rows: list[tuple[str, float, float, int]], episodes: int) -> str:
+    lines = [
+        "| run | mean return | largest torso pitch (deg) | episodes ending on the back (pitch > 90 deg) |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {run} | {ret:.1f} | {pitch:.0f} | {flipped} of {episodes} |" for run, ret, pitch, flipped in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="--out of benchmark_control.py")
@@ -295,6 +341,7 @@ def main() -> None:
     parser.add_argument("--imagination", nargs="+", type=Path, metavar="RUN_DIR", help="imagined vs real, per eval")
     parser.add_argument("--curves", nargs="+", type=Path, metavar="PNG RUN_DIR", help="plot these runs' curves")
     parser.add_argument("--planner-check", type=Path, metavar="DREAMER_RUN", help="mpc-ac's parts, one at a time")
+    parser.add_argument("--pose-check", nargs="+", type=Path, metavar="RUN_DIR", help="HalfCheetah torso pitch")
     parser.add_argument("--max-episode-steps", type=int, default=None, help="--planner-check: cut episodes here")
     args = parser.parse_args()
     print(phases_table(phase_rows(args.root)))
@@ -308,6 +355,8 @@ def main() -> None:
         print(f"wrote {episode_strip(*args.strip)}")
     if args.planner_check:
         print(planner_check_table(planner_check(args.planner_check, args.episodes, args.max_episode_steps)))
+    if args.pose_check:
+        print(pose_table(pose_check(args.pose_check, args.episodes), args.episodes))
 
 
 if __name__ == "__main__":
