@@ -11,7 +11,8 @@
 
 The phase table reads each run's ``iterations.jsonl`` (one row per 250-step iteration of the online loop).
 ``--zero-action`` evaluates the all-zero action on the same real starts the loop evaluates on (seed + 10000).
-``--strip`` draws frames of a run's ``final_episode.mp4`` (the first final-evaluation episode).
+``--strip`` draws frames of a run's ``final_episode.mp4`` (the first final-evaluation episode); ``--rerecord``
+first renders that episode again from the run's saved agent.
 ``--imagination`` sets what an imagination learner believed beside what it got: per real-env evaluation, the
 mean imagined reward per step and the ensemble disagreement of the updates since the previous evaluation.
 ``--planner-check`` isolates what limits ``mpc-ac``: it takes a finished dreamer run (a model and an actor-critic
@@ -160,6 +161,21 @@ def zero_action_returns(env_id: str, seeds: list[int], episodes: int) -> None:
             num_envs=episodes,
         )
         print(f"zero action, seed {seed}: {result}")
+
+
+def rerecord_final_episode(run_dir: Path) -> Path:
+    """Re-render the run's first final-evaluation episode from its saved agent with today's recorder (runs made
+    before HalfCheetah was filmed by its ``track`` camera show the cheetah leaving the fixed view)."""
+    import torch
+
+    from worldrl.agents.trained_run import load_trained_agent
+    from worldrl.evaluation.episode_video import record_real_episode
+
+    torch.set_num_threads(1)
+    trained = load_trained_agent(run_dir)
+    trained.agent.reset()
+    act = lambda obs: trained.agent.act(obs, deterministic=True)  # noqa: E731 - one observation -> one action
+    return record_real_episode(act, trained.env_id, run_dir / "final_episode.mp4", seed=trained.seed + 10_000).path
 
 
 def episode_strip(run_dir: Path, out: Path) -> Path:
@@ -338,6 +354,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--strip", nargs=2, type=Path, metavar=("RUN_DIR", "PNG"))
+    parser.add_argument("--rerecord", action="store_true", help="--strip: first re-render the episode from the agent")
     parser.add_argument("--imagination", nargs="+", type=Path, metavar="RUN_DIR", help="imagined vs real, per eval")
     parser.add_argument("--curves", nargs="+", type=Path, metavar="PNG RUN_DIR", help="plot these runs' curves")
     parser.add_argument("--planner-check", type=Path, metavar="DREAMER_RUN", help="mpc-ac's parts, one at a time")
@@ -352,6 +369,8 @@ def main() -> None:
     if args.zero_action:
         zero_action_returns(args.zero_action, args.seeds, args.episodes)
     if args.strip:
+        if args.rerecord:
+            print(f"re-recorded {rerecord_final_episode(args.strip[0])}")
         print(f"wrote {episode_strip(*args.strip)}")
     if args.planner_check:
         print(planner_check_table(planner_check(args.planner_check, args.episodes, args.max_episode_steps)))

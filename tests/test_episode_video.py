@@ -48,3 +48,22 @@ def test_bad_size_and_failing_policy_leave_nothing(tmp_path):
         record_real_episode(broken, "Pendulum-v1", tmp_path / "old.mp4", size=(48, 48))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.mp4"]  # the earlier file is untouched
     assert (tmp_path / "old.mp4").read_bytes() == b"keep me"
+
+
+def test_runners_are_filmed_by_the_camera_that_follows_them(tmp_path):
+    from worldrl.tasks.real_envs import make_real_env, tracking_camera
+
+    # HalfCheetah's default view is fixed (a running cheetah leaves it); its model's `track` camera follows the torso
+    assert tracking_camera("HalfCheetah-v5") == "track"
+    assert tracking_camera("InvertedPendulum-v5") is None and tracking_camera("Pendulum-v1") is None
+    rec = record_real_episode(
+        lambda obs: np.zeros(6, np.float32), "HalfCheetah-v5", tmp_path / "c.mp4", seed=1, size=(48, 48), max_steps=2
+    )
+    views = {}
+    for camera in ("track", None):
+        env = make_real_env("HalfCheetah-v5", render_mode="rgb_array", width=48, height=48, camera=camera)
+        env.reset(seed=1)
+        views[camera] = np.asarray(env.render(), np.float32)
+        env.close()
+    first = _frames(rec.path)[0].astype(np.float32)  # H.264 is lossy: the nearer view is the one recorded
+    assert np.abs(first - views["track"]).mean() < np.abs(first - views[None]).mean()

@@ -42,18 +42,23 @@ def record_real_episode(
     fast_render: bool = True,
     max_steps: int | None = None,
     progress: bool = False,
+    camera: str | None = None,
 ) -> EpisodeRecording:
     """Run one episode of ``act_fn`` (one observation -> one action) in the real ``env_id`` and save it.
 
     ``fast_render`` turns MuJoCo shadows and reflections off (about 10x faster under software GL); ``max_steps``
-    stops early (default: the env's own time limit).
+    stops early (default: the env's own time limit); ``camera`` names the view (default: a camera of the model
+    that follows the body, such as HalfCheetah's ``track``, where there is one; else the env's default view).
     """
-    from worldrl.tasks.real_envs import make_real_env
+    from worldrl.tasks.real_envs import make_real_env, tracking_camera
 
     height, width = size
     if height <= 0 or width <= 0 or height % 2 or width % 2:
         raise ValueError(f"video size must be positive and even (H.264 stores 2x2 colour blocks), got {size}")
-    env = make_real_env(env_id, render_mode="rgb_array", width=width, height=height, render_effects=not fast_render)
+    camera = camera if camera is not None else tracking_camera(env_id)
+    env = make_real_env(
+        env_id, render_mode="rgb_array", width=width, height=height, camera=camera, render_effects=not fast_render
+    )
     try:
         with atomic_path(path) as tmp:
             total, steps = _record(env, act_fn, tmp, seed, max_steps, f"recording {env_id}", progress)

@@ -201,6 +201,27 @@ def env_fps(env: gym.Env) -> int:
     return int(env.metadata.get("render_fps") or 30)
 
 
+def tracking_camera(env_id: str) -> str | None:
+    """The first camera of a Gymnasium MuJoCo env's model that follows a body, else None (other envs too).
+
+    HalfCheetah-v5's default view is fixed, so a cheetah that runs leaves the frame within a second; its model's
+    ``track`` camera follows the torso. Building the env (without rendering) only to read the model is cheap."""
+    import mujoco
+
+    if env_id.startswith("dmc:"):
+        return None
+    env = make_real_env(env_id)
+    try:
+        model = getattr(env.unwrapped, "model", None)
+        if not isinstance(model, mujoco.MjModel):
+            return None
+        following = {int(mujoco.mjtCamLight.mjCAMLIGHT_TRACK), int(mujoco.mjtCamLight.mjCAMLIGHT_TRACKCOM)}
+        names = [model.camera(i).name for i in range(model.ncam) if int(model.cam_mode[i]) in following]
+        return names[0] if names else None
+    finally:
+        env.close()
+
+
 def observation_names(env: gym.Env) -> list[str] | None:
     """Names of the flattened state elements where the env knows them (dm_control), else None."""
     return getattr(env.unwrapped, "observation_names", None)
@@ -215,4 +236,5 @@ __all__ = [
     "make_real_env",
     "make_real_vector_env",
     "observation_names",
+    "tracking_camera",
 ]
