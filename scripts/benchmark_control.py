@@ -54,10 +54,10 @@ per real step). Guarded dreamer held InvertedPendulum's pole for 1000 steps by 3
 at about a fifth of the CPU time of the default rate's imagination phase."""
 
 
-REACHER_DREAMER = {"actor_lr": 1e-4, "critic_lr": 1e-4, "updates_per_real_step": 0.4}
-"""Reacher's dreamer learns at 3x DreamerV3's rate and makes one imagination update per 2.5 real steps: at the default
-3e-5 and one per 5 the three 20k seeds were still climbing (-6.0, -5.9, -7.2) and behind SAC; at 1e-4 and one per 5
-they reached -5.3, -5.3, -5.7 against SAC's -5.3, -4.6, -4.3; 3e-4 was unstable (seed 2: -36.8 at 4k)."""
+REACHER_DREAMER = {"actor_lr": 1e-4, "critic_lr": 1e-4}
+"""Reacher's dreamer learns at 3x DreamerV3's rate: at the default 3e-5 the three 20k seeds were still climbing
+(-6.0, -5.9, -7.2) and behind SAC; at 1e-4 they reached -5.3, -5.3, -5.7 against SAC's -5.3, -4.6, -4.3. Tried and
+not kept: 3e-4 (seed 2: -36.8 at 4k) and one update per 2.5 real steps (-6.4, -5.2, -5.7 at 1.5x the CPU)."""
 
 
 @dataclass(frozen=True)
@@ -415,7 +415,7 @@ def check_targets(
 MISS_REASONS = (
     "What limits the worldrl agents at these CPU budgets (settings in `worldrl.loops.DEFAULT_AGENT_OPTIONS`, "
     "`CPU_AGENT_OPTIONS` here and `OnlineConfig`): dreamer and mpc-ac's actor-critic make one imagination update "
-    "per 5 real steps (Reacher's dreamer: one per 2.5 at a learning rate of 1e-4, `REACHER_DREAMER`); MPC searches with 200 samples and 2 CEM iterations over 12 steps (mpc-ac: 64 samples, 2 "
+    "per 5 real steps (Reacher's dreamer at a learning rate of 1e-4, `REACHER_DREAMER`); MPC searches with 200 samples and 2 CEM iterations over 12 steps (mpc-ac: 64 samples, 2 "
     "iterations, 5 steps and the critic's value); the ensemble is refitted for 100 optimiser steps (200 on "
     "HalfCheetah) every 250 real steps; MBPO makes 10 SAC updates per real step. The notes under the section give "
     "the measured causes. `--budget gpu` raises the real-step budgets and MPC's search (500 samples, 5 CEM "
