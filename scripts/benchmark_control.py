@@ -415,7 +415,8 @@ def check_targets(
 MISS_REASONS = (
     "What limits the worldrl agents at these CPU budgets (settings in `worldrl.loops.DEFAULT_AGENT_OPTIONS`, "
     "`CPU_AGENT_OPTIONS` here and `OnlineConfig`): dreamer and mpc-ac's actor-critic make one imagination update "
-    "per 5 real steps (Reacher's dreamer at a learning rate of 1e-4, `REACHER_DREAMER`); MPC searches with 200 samples and 2 CEM iterations over 12 steps (mpc-ac: 64 samples, 2 "
+    "per 5 real steps (Reacher's dreamer at a learning rate of 1e-4, `REACHER_DREAMER`); MPC searches with 200 "
+    "samples and 2 CEM iterations over 12 steps (mpc-ac: 64 samples, 2 "
     "iterations, 5 steps and the critic's value); the ensemble is refitted for 100 optimiser steps (200 on "
     "HalfCheetah) every 250 real steps; MBPO makes 10 SAC updates per real step. The notes under the section give "
     "the measured causes. `--budget gpu` raises the real-step budgets and MPC's search (500 samples, 5 CEM "
