@@ -62,8 +62,8 @@ not kept: 3e-4 (seed 2: -36.8 at 4k) and one update per 2.5 real steps (-6.4, -5
 
 REACHER_MBPO = {"gradient_steps_per_real_step": 3}
 """Reacher's MBPO makes 3 SAC updates per real step (MBPO's default here is 10, the paper's 20): 20k real steps then
-take 0.65 CPU hours (seed 2: 2339 s), inside the one-hour budget; 10 would take about 2 hours. Seed 2 at 3 updates:
--7.2, -6.0, -5.4, -5.4, -4.9 at 4k to 20k, against guarded dreamer's -7.4, -7.5, -6.4, -6.1, -5.7."""
+take 0.59 to 0.65 CPU hours, inside the one-hour budget; 10 would take about 2 hours. On 3 seeds it ends at -11.9,
+-6.7, -4.9 (dreamer -5.3, -5.3, -5.7): ahead only on seed 2, and seed 0's critic is unstable at lr 1e-3."""
 
 
 @dataclass(frozen=True)
