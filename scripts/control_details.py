@@ -8,6 +8,7 @@
     python scripts/control_details.py runs/benchmark_control --curves docs/control_guards.png RUN1 RUN2 ...
     python scripts/control_details.py runs/benchmark_control --planner-check runs/benchmark_control/T/dreamer/seed0
     python scripts/control_details.py runs/benchmark_control --pose-check runs/benchmark_control/HalfCheetah-v5/*/seed*
+    python scripts/control_details.py runs/benchmark_control --effort runs/benchmark_control/Reacher-v5/*/seed* --episodes 10
 
 The phase table reads each run's ``iterations.jsonl`` (one row per 250-step iteration of the online loop).
 ``--zero-action`` evaluates the all-zero action on the same real starts the loop evaluates on (seed + 10000).
@@ -21,6 +22,10 @@ actor-critic as prior and value, with each part switched off in turn; it also me
 the candidates' planned returns comes from the terminal value rather than from the imagined rewards.
 ``--pose-check`` replays the final policy of HalfCheetah runs on their evaluation starts and reports how far the
 torso pitches: a cheetah on its back has turned past 90 degrees, which the return alone does not show.
+``--effort`` replays the final policy of Reacher runs on their evaluation starts and splits the return into its
+two terms (Reacher-v5's ``reward_dist`` and ``reward_ctrl``), with the control spent in the first two steps and
+the fingertip's distance at the end: two policies with the same return can differ in how far they get and in how
+much torque they pay for it.
 """
 
 from __future__ import annotations
@@ -338,6 +343,60 @@ def pose_check(run_dirs: list[Path], episodes: int) -> list[tuple[str, float, fl
     return rows
 
 
+def effort_summary(reward_dist: np.ndarray, reward_ctrl: np.ndarray, early_steps: int = 2) -> dict[str, float]:
+    """``reward_dist`` / ``reward_ctrl`` ``[episodes, steps]`` (Reacher-v5's reward terms per step, both <= 0) ->
+    per-episode means: the return, its distance and control parts, the control part of the first ``early_steps``
+    steps, and the final distance (the last step's ``-reward_dist``)."""
+    return {
+        "return": float((reward_dist + reward_ctrl).sum(1).mean()),
+        "distance part": float(reward_dist.sum(1).mean()),
+        "control part": float(reward_ctrl.sum(1).mean()),
+        f"control in the first {early_steps} steps": float(reward_ctrl[:, :early_steps].sum(1).mean()),
+        "final distance (m)": float(-reward_dist[:, -1].mean()),
+    }
+
+
+def effort_check(run_dirs: list[Path], episodes: int) -> list[tuple[str, dict[str, float]]]:
+    """``(run, effort_summary)`` of each Reacher run's saved agent on its evaluation starts (seed + 10000 + i),
+    acting as in its final evaluation; episodes run one at a time so that the env's reward terms can be read."""
+    import gymnasium as gym
+    import torch
+
+    from worldrl.agents.trained_run import load_trained_agent
+
+    torch.set_num_threads(1)
+    rows = []
+    for run_dir in run_dirs:
+        trained = load_trained_agent(run_dir)
+        if trained.env_id != "Reacher-v5":
+            raise SystemExit(f"--effort reads Reacher-v5's reward terms; {run_dir} is a {trained.env_id} run")
+        env = gym.make(trained.env_id)
+        dist, ctrl = [], []
+        for i in range(episodes):
+            trained.agent.reset()
+            obs, _ = env.reset(seed=trained.seed + 10_000 + i)
+            terms: list[tuple[float, float]] = []
+            done = False
+            while not done:
+                action = np.asarray(trained.agent.act(obs[None], deterministic=True)).reshape(-1)
+                obs, _, terminated, truncated, info = env.step(action)
+                terms.append((info["reward_dist"], info["reward_ctrl"]))
+                done = terminated or truncated
+            dist.append([d for d, _ in terms])
+            ctrl.append([c for _, c in terms])
+        env.close()
+        rows.append((str(run_dir), effort_summary(np.array(dist), np.array(ctrl))))
+        print(f"{run_dir}: return {rows[-1][1]['return']:.2f}", flush=True)
+    return rows
+
+
+def effort_table(rows: list[tuple[str, dict[str, float]]]) -> str:
+    keys = list(rows[0][1]) if rows else []
+    lines = ["| run | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    lines += ["| " + run + " | " + " | ".join(f"{v:.3f}" for v in summary.values()) + " |" for run, summary in rows]
+    return "\n".join(lines)
+
+
 def pose_table(rows: list[tuple[str, float, float, int]], episodes: int) -> str:
     lines = [
         "| run | mean return | largest torso pitch (deg) | episodes ending on the back (pitch > 90 deg) |",
@@ -359,6 +418,7 @@ def main() -> None:
     parser.add_argument("--curves", nargs="+", type=Path, metavar="PNG RUN_DIR", help="plot these runs' curves")
     parser.add_argument("--planner-check", type=Path, metavar="DREAMER_RUN", help="mpc-ac's parts, one at a time")
     parser.add_argument("--pose-check", nargs="+", type=Path, metavar="RUN_DIR", help="HalfCheetah torso pitch")
+    parser.add_argument("--effort", nargs="+", type=Path, metavar="RUN_DIR", help="Reacher: distance vs control")
     parser.add_argument("--max-episode-steps", type=int, default=None, help="--planner-check: cut episodes here")
     args = parser.parse_args()
     print(phases_table(phase_rows(args.root)))
@@ -376,6 +436,8 @@ def main() -> None:
         print(planner_check_table(planner_check(args.planner_check, args.episodes, args.max_episode_steps)))
     if args.pose_check:
         print(pose_table(pose_check(args.pose_check, args.episodes), args.episodes))
+    if args.effort:
+        print(effort_table(effort_check(args.effort, args.episodes)))
 
 
 if __name__ == "__main__":

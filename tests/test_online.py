@@ -484,6 +484,25 @@ def test_control_details_planner_check_plans_with_a_trained_dreamers_parts(tmp_p
         details.planner_check(tmp_path / "cem", episodes=1, max_steps=5)
 
 
+def test_control_details_effort_splits_reachers_return_into_distance_and_control(tmp_path, tiny_yaml):
+    spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
+    details = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(details)
+    dist = np.array([[-0.2, -0.1, -0.05], [-0.4, -0.2, -0.1]])
+    ctrl = np.array([[-1.0, -0.1, 0.0], [-0.5, -0.5, -0.2]])
+    summary = details.effort_summary(dist, ctrl)
+    assert summary["return"] == pytest.approx((-1.45 - 1.9) / 2)  # per-episode sums, averaged
+    assert summary["distance part"] == pytest.approx(-0.525) and summary["control part"] == pytest.approx(-1.15)
+    assert summary["return"] == pytest.approx(summary["distance part"] + summary["control part"])
+    assert summary["control in the first 2 steps"] == pytest.approx(-1.05)
+    assert summary["final distance (m)"] == pytest.approx(0.075)
+    assert "| run | return | distance part |" in details.effort_table([("r", summary)])
+    out = tmp_path / "cem"
+    assert main(tiny_args("mpc-cem", out, tiny_yaml) + ["--no-video"]) == 0
+    with pytest.raises(SystemExit, match="Reacher-v5's reward terms"):
+        details.effort_check([out], episodes=1)
+
+
 def test_a_diverged_fit_is_reported_with_the_loops_checkpoint(tmp_path, tiny_yaml, monkeypatch):
     """The loop catches the trainer's typed error and names its own checkpoint, not the fit's scratch one."""
     from worldrl.loops import online
