@@ -9,6 +9,7 @@
     python scripts/control_details.py runs/benchmark_control --planner-check runs/benchmark_control/T/dreamer/seed0
     python scripts/control_details.py runs/benchmark_control --pose-check runs/benchmark_control/HalfCheetah-v5/*/seed*
     python scripts/control_details.py runs/benchmark_control --effort runs/benchmark_control/Reacher-v5/*/seed* --episodes 10
+    python scripts/control_details.py runs/benchmark_control --scale-check runs/benchmark_control/Reacher-v5/dreamer/seed0
 
 The phase table reads each run's ``iterations.jsonl`` (one row per 250-step iteration of the online loop).
 ``--zero-action`` evaluates the all-zero action on the same real starts the loop evaluates on (seed + 10000).
@@ -26,6 +27,13 @@ torso pitches: a cheetah on its back has turned past 90 degrees, which the retur
 two terms (Reacher-v5's ``reward_dist`` and ``reward_ctrl``), with the control spent in the first two steps and
 the fingertip's distance at the end: two policies with the same return can differ in how far they get and in how
 much torque they pay for it.
+``--scale-check`` asks whether an imagination actor sits at the optimum of its own objective: along the line of
+its deterministic actions scaled by a factor (1 = the actor), it reports the objective the actor is trained to
+maximise (the model's discounted rewards over the actor's imagination horizon plus the critic's value at its end,
+mean dynamics) at the states of the actor's real evaluation episodes, and the real return with scaled actions.
+An actor whose objective is higher at another factor has not finished optimising (the model and critic already
+say how to do better); one whose objective peaks at 1 while the real return does not points at the model or the
+critic instead.
 """
 
 from __future__ import annotations
@@ -397,6 +405,80 @@ def effort_table(rows: list[tuple[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+SCALES = (1.0, 0.7, 0.5, 0.3)
+
+
+def scale_check(
+    run_dir: Path, episodes: int, scales: tuple[float, ...] = SCALES
+) -> list[tuple[float, float, float, float]]:
+    """``(scale, objective at the episodes' first states, objective at all their states, real return)`` per scale
+    for a dreamer run, on its evaluation starts (seed + 10000 + i)."""
+    import torch
+
+    from worldrl.agents.trained_run import load_trained_agent
+    from worldrl.evaluation import evaluate_on_real_env
+
+    torch.set_num_threads(1)
+    trained = load_trained_agent(run_dir)
+    agent, model = trained.agent, trained.model
+    if trained.name != "dreamer":
+        raise SystemExit(
+            f"--scale-check needs a dreamer run (an actor and a critic), {run_dir} is {trained.name}"
+        )
+    states: list[np.ndarray] = []
+
+    def record(obs: np.ndarray) -> np.ndarray:
+        states.append(np.atleast_2d(obs).copy())
+        return agent.act(obs, deterministic=True)
+
+    agent.reset()
+    evaluate_on_real_env(record, trained.env_id, episodes, trained.seed + 10_000, num_envs=episodes)
+    obs = torch.as_tensor(np.concatenate(states), dtype=torch.float32, device=model.device)
+    first = torch.zeros(len(obs), dtype=torch.bool)
+    first[:episodes] = True  # the episodes run in lockstep: the first call saw every first state
+    rows = []
+    for scale in scales:
+        objective = actor_objective(agent, model, obs, scale)
+
+        def scaled(o: np.ndarray, scale=scale) -> np.ndarray:
+            return scale * np.asarray(agent.act(o, deterministic=True))
+
+        agent.reset()
+        real = evaluate_on_real_env(scaled, trained.env_id, episodes, trained.seed + 10_000, num_envs=episodes)
+        rows.append((scale, float(objective[first].mean()), float(objective.mean()), float(np.mean(real.returns))))
+        print(f"scale {scale}: objective {rows[-1][2]:.3f}, real return {rows[-1][3]:.3f}", flush=True)
+    return rows
+
+
+def actor_objective(agent, model, obs, scale: float):
+    """The imagination actor's objective from observations ``obs [N, D]``: discounted model rewards over its horizon
+    under its deterministic actions times ``scale`` (mean dynamics), plus the discounted critic value at the end."""
+    import torch
+
+    n, config = obs.shape[0], agent.config
+    with torch.no_grad():
+        state = model.observe_last(
+            obs[:, None],
+            torch.zeros(n, 1, model.task.action_dim, device=obs.device),
+            torch.ones(n, 1, dtype=torch.bool, device=obs.device),
+        )
+        total, weight = torch.zeros(n, device=obs.device), 1.0
+        for _ in range(config.horizon):
+            state = model.imagine(state, scale * agent.actor.mode(model.latent(state)), None)
+            total += weight * model.reward(state).reshape(-1)
+            weight *= config.discount
+        return total + weight * agent.critic(model.latent(state)).reshape(-1)
+
+
+def scale_table(rows: list[tuple[float, float, float, float]]) -> str:
+    lines = [
+        "| action scale | objective, first states | objective, all states | real return |",
+        "|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {s:g} | {a:.3f} | {b:.3f} | {r:.3f} |" for s, a, b, r in rows]
+    return "\n".join(lines)
+
+
 def pose_table(rows: list[tuple[str, float, float, int]], episodes: int) -> str:
     lines = [
         "| run | mean return | largest torso pitch (deg) | episodes ending on the back (pitch > 90 deg) |",
@@ -419,6 +501,7 @@ def main() -> None:
     parser.add_argument("--planner-check", type=Path, metavar="DREAMER_RUN", help="mpc-ac's parts, one at a time")
     parser.add_argument("--pose-check", nargs="+", type=Path, metavar="RUN_DIR", help="HalfCheetah torso pitch")
     parser.add_argument("--effort", nargs="+", type=Path, metavar="RUN_DIR", help="Reacher: distance vs control")
+    parser.add_argument("--scale-check", type=Path, metavar="DREAMER_RUN", help="actor vs its own objective")
     parser.add_argument("--max-episode-steps", type=int, default=None, help="--planner-check: cut episodes here")
     args = parser.parse_args()
     print(phases_table(phase_rows(args.root)))
@@ -436,6 +519,8 @@ def main() -> None:
         print(planner_check_table(planner_check(args.planner_check, args.episodes, args.max_episode_steps)))
     if args.pose_check:
         print(pose_table(pose_check(args.pose_check, args.episodes), args.episodes))
+    if args.scale_check:
+        print(scale_table(scale_check(args.scale_check, args.episodes)))
     if args.effort:
         print(effort_table(effort_check(args.effort, args.episodes)))
 

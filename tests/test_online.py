@@ -484,6 +484,29 @@ def test_control_details_planner_check_plans_with_a_trained_dreamers_parts(tmp_p
         details.planner_check(tmp_path / "cem", episodes=1, max_steps=5)
 
 
+def test_control_details_scale_check_scores_scaled_actions_on_the_actors_objective(tmp_path, tiny_yaml):
+    spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
+    details = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(details)
+    from worldrl.agents.trained_run import load_trained_agent
+    from worldrl.evaluation import evaluate_on_real_env
+
+    out = tmp_path / "dreamer"
+    assert main(tiny_args("dreamer", out, tiny_yaml) + ["--no-video"]) == 0
+    rows = details.scale_check(out, episodes=1, scales=(1.0, 0.0))
+    assert [scale for scale, *_ in rows] == [1.0, 0.0]
+    trained = load_trained_agent(out)
+    own = evaluate_on_real_env(lambda o: trained.agent.act(o, deterministic=True), "Pendulum-v1", 1, 10_000)
+    assert rows[0][3] == pytest.approx(float(np.mean(own.returns)))  # scale 1 is the actor itself
+    zero = evaluate_on_real_env(lambda o: np.zeros((len(o), 1), dtype=np.float32), "Pendulum-v1", 1, 10_000)
+    assert rows[1][3] == pytest.approx(float(np.mean(zero.returns)))  # scale 0 never pushes
+    assert all(math.isfinite(v) for row in rows for v in row) and rows[0][2] != rows[1][2]
+    assert "| 0 |" in details.scale_table(rows)
+    assert main(tiny_args("mpc-cem", tmp_path / "cem", tiny_yaml) + ["--no-video"]) == 0
+    with pytest.raises(SystemExit, match="needs a dreamer run"):
+        details.scale_check(tmp_path / "cem", episodes=1)
+
+
 def test_control_details_effort_splits_reachers_return_into_distance_and_control(tmp_path, tiny_yaml):
     spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
     details = importlib.util.module_from_spec(spec)
