@@ -108,6 +108,9 @@ class ActorCriticConfig:
     """``update(replay)``: real windows per update whose observed states start the imagined rollouts."""
     start_window: int = 2
     """``update(replay)``: length of those real windows (the model observes them before imagining)."""
+    first_state_fraction: float = 0.0
+    """``update(replay)``: fraction of those windows drawn among the ones that open an episode (0: uniform over
+    all windows, where episode starts are rare although every episode and every evaluation begins there)."""
     uncertainty_penalty: float = 1.0
     """MOPO-style penalty: imagined rewards minus this times the ensemble's disagreement (``agents.uncertainty``;
     in data stds, ~0.05 on the data); 0 turns it off; families without a disagreement measure are not penalised."""
@@ -138,6 +141,7 @@ class ActorCriticConfig:
             "updates_per_real_step": (self.updates_per_real_step >= 0, ">= 0"),
             "start_batch": (self.start_batch >= 1, ">= 1"),
             "start_window": (self.start_window >= 1, ">= 1"),
+            "first_state_fraction": (0.0 <= self.first_state_fraction <= 1.0, "in [0, 1]"),
             "uncertainty_penalty": (self.uncertainty_penalty >= 0, ">= 0"),
             "reward_range_margin": (self.reward_range_margin is None or self.reward_range_margin >= 0, ">= 0 or null"),
         }
@@ -338,7 +342,9 @@ class ImaginationActorCritic(nn.Module):
             self.reward_bounds = data_reward_bounds(replay.arrays()["reward"], self.config.reward_range_margin)
         totals: dict[str, float] = {}
         for _ in range(updates):
-            starts = observed_start_states(self.model, windows, self.config.start_batch, self.rng)
+            starts = observed_start_states(
+                self.model, windows, self.config.start_batch, self.rng, self.config.first_state_fraction
+            )
             for key, value in self.update_from_starts(starts).items():
                 totals[key] = totals.get(key, 0.0) + float(value) / updates
         return {f"dreamer/{k}": v for k, v in totals.items()}
