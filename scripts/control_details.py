@@ -321,20 +321,29 @@ HALFCHEETAH_PITCH = 1
 """Index of the torso's pitch angle (rooty, radians) in HalfCheetah-v5's observation (root x is excluded)."""
 
 
-def pose_check(run_dirs: list[Path], episodes: int) -> list[tuple[str, float, float, int]]:
-    """``(run, mean return, largest |pitch| in degrees, episodes that end past 90 degrees)`` for each HalfCheetah
-    run's saved agent on its own evaluation starts (seed + 10000), acting as in its final evaluation."""
+def trained_runs_of(run_dirs: list[Path], env_id: str, why: str):
+    """Each run's saved agent (``load_trained_agent``), refusing runs of another task; ``why`` names the check."""
     import torch
 
     from worldrl.agents.trained_run import load_trained_agent
-    from worldrl.evaluation import evaluate_on_real_env
 
     torch.set_num_threads(1)
-    rows = []
     for run_dir in run_dirs:
         trained = load_trained_agent(run_dir)
-        if trained.env_id != "HalfCheetah-v5":
-            raise SystemExit(f"--pose-check reads HalfCheetah-v5's torso pitch; {run_dir} is a {trained.env_id} run")
+        if trained.env_id != env_id:
+            raise SystemExit(f"{why}; {run_dir} is a {trained.env_id} run")
+        yield run_dir, trained
+
+
+def pose_check(run_dirs: list[Path], episodes: int) -> list[tuple[str, float, float, int]]:
+    """``(run, mean return, largest |pitch| in degrees, episodes that end past 90 degrees)`` for each HalfCheetah
+    run's saved agent on its own evaluation starts (seed + 10000), acting as in its final evaluation."""
+    from worldrl.evaluation import evaluate_on_real_env
+
+    rows = []
+    for run_dir, trained in trained_runs_of(
+        run_dirs, "HalfCheetah-v5", "--pose-check reads HalfCheetah-v5's torso pitch"
+    ):
         pitches: list[np.ndarray] = []
 
         def act(obs: np.ndarray, pitches=pitches, agent=trained.agent) -> np.ndarray:
@@ -368,16 +377,9 @@ def effort_check(run_dirs: list[Path], episodes: int) -> list[tuple[str, dict[st
     """``(run, effort_summary)`` of each Reacher run's saved agent on its evaluation starts (seed + 10000 + i),
     acting as in its final evaluation; episodes run one at a time so that the env's reward terms can be read."""
     import gymnasium as gym
-    import torch
 
-    from worldrl.agents.trained_run import load_trained_agent
-
-    torch.set_num_threads(1)
     rows = []
-    for run_dir in run_dirs:
-        trained = load_trained_agent(run_dir)
-        if trained.env_id != "Reacher-v5":
-            raise SystemExit(f"--effort reads Reacher-v5's reward terms; {run_dir} is a {trained.env_id} run")
+    for run_dir, trained in trained_runs_of(run_dirs, "Reacher-v5", "--effort reads Reacher-v5's reward terms"):
         env = gym.make(trained.env_id)
         dist, ctrl = [], []
         for i in range(episodes):
@@ -422,9 +424,7 @@ def scale_check(
     trained = load_trained_agent(run_dir)
     agent, model = trained.agent, trained.model
     if trained.name != "dreamer":
-        raise SystemExit(
-            f"--scale-check needs a dreamer run (an actor and a critic), {run_dir} is {trained.name}"
-        )
+        raise SystemExit(f"--scale-check needs a dreamer run (an actor and a critic), {run_dir} is {trained.name}")
     states: list[np.ndarray] = []
 
     def record(obs: np.ndarray) -> np.ndarray:

@@ -430,10 +430,16 @@ def test_agent_options_are_yaml_values():
         parse_agent_options(["horizon"])
 
 
-def test_control_details_phase_table_takes_medians_and_totals_per_run(tmp_path):
+def control_details():
+    """``scripts/control_details.py`` as a module (scripts are not a package)."""
     spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
     details = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(details)
+    return details
+
+
+def test_control_details_phase_table_takes_medians_and_totals_per_run(tmp_path):
+    details = control_details()
     run = tmp_path / "Pendulum-v1" / "mpc-cem" / "seed0"
     run.mkdir(parents=True)
     records = [{"time/collect_s": c, "time/fit_s": 2.0} for c in (1.0, 3.0, 8.0)]
@@ -448,9 +454,7 @@ def test_control_details_phase_table_takes_medians_and_totals_per_run(tmp_path):
 
 
 def test_control_details_sets_imagined_rewards_beside_real_returns(tmp_path):
-    spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
-    details = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(details)
+    details = control_details()
     records = [
         {"dreamer/imagined_reward": -1.0, "dreamer/uncertainty": 2.0},
         {"dreamer/imagined_reward": -3.0, "dreamer/uncertainty": 4.0, "time/eval_s": 1.0},
@@ -467,9 +471,7 @@ def test_control_details_sets_imagined_rewards_beside_real_returns(tmp_path):
 
 
 def test_control_details_planner_check_plans_with_a_trained_dreamers_parts(tmp_path, tiny_yaml):
-    spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
-    details = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(details)
+    details = control_details()
     out = tmp_path / "dreamer"
     assert main(tiny_args("dreamer", out, tiny_yaml) + ["--no-video"]) == 0
     rows = details.planner_check(out, episodes=1, max_steps=5)
@@ -485,9 +487,7 @@ def test_control_details_planner_check_plans_with_a_trained_dreamers_parts(tmp_p
 
 
 def test_control_details_scale_check_scores_scaled_actions_on_the_actors_objective(tmp_path, tiny_yaml):
-    spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
-    details = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(details)
+    details = control_details()
     from worldrl.agents.trained_run import load_trained_agent
     from worldrl.evaluation import evaluate_on_real_env
 
@@ -508,9 +508,7 @@ def test_control_details_scale_check_scores_scaled_actions_on_the_actors_objecti
 
 
 def test_control_details_effort_splits_reachers_return_into_distance_and_control(tmp_path, tiny_yaml):
-    spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
-    details = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(details)
+    details = control_details()
     dist = np.array([[-0.2, -0.1, -0.05], [-0.4, -0.2, -0.1]])
     ctrl = np.array([[-1.0, -0.1, 0.0], [-0.5, -0.5, -0.2]])
     summary = details.effort_summary(dist, ctrl)
