@@ -27,13 +27,12 @@ torso pitches: a cheetah on its back has turned past 90 degrees, which the retur
 two terms (Reacher-v5's ``reward_dist`` and ``reward_ctrl``), with the control spent in the first two steps and
 the fingertip's distance at the end: two policies with the same return can differ in how far they get and in how
 much torque they pay for it.
-``--scale-check`` asks whether an imagination actor sits at the optimum of its own objective: along the line of
-its deterministic actions scaled by a factor (1 = the actor), it reports the objective the actor is trained to
-maximise (the model's discounted rewards over the actor's imagination horizon plus the critic's value at its end,
-mean dynamics) at the states of the actor's real evaluation episodes, and the real return with scaled actions.
-An actor whose objective is higher at another factor has not finished optimising (the model and critic already
-say how to do better); one whose objective peaks at 1 while the real return does not points at the model or the
-critic instead.
+``--scale-check`` asks what an imagination actor optimises: along the line of its deterministic actions scaled by
+a factor (1 = the actor), from the states of its real evaluation episodes (mean dynamics, its target critic), it
+reports the lambda-return of the start state, the sum of the lambda-returns of all imagined steps (what the
+actor's loss maximises, gradients flowing through the imagined states), and the real return with scaled actions.
+Where the start-state return and the real return prefer another factor but the sum prefers 1, the actor's loss,
+not the model, keeps it there.
 """
 
 from __future__ import annotations
@@ -410,11 +409,9 @@ def effort_table(rows: list[tuple[str, dict[str, float]]]) -> str:
 SCALES = (1.0, 0.7, 0.5, 0.3)
 
 
-def scale_check(
-    run_dir: Path, episodes: int, scales: tuple[float, ...] = SCALES
-) -> list[tuple[float, float, float, float]]:
-    """``(scale, objective at the episodes' first states, objective at all their states, real return)`` per scale
-    for a dreamer run, on its evaluation starts (seed + 10000 + i)."""
+def scale_check(run_dir: Path, episodes: int, scales: tuple[float, ...] = SCALES) -> list[tuple[float, ...]]:
+    """``(scale, start-state return and sum over steps at the episodes' first states, start-state return at all
+    their states, real return)`` per scale for a dreamer run, on its evaluation starts (seed + 10000 + i)."""
     import torch
 
     from worldrl.agents.trained_run import load_trained_agent
@@ -438,22 +435,33 @@ def scale_check(
     first[:episodes] = True  # the episodes run in lockstep: the first call saw every first state
     rows = []
     for scale in scales:
-        objective = actor_objective(agent, model, obs, scale)
+        returns = imagined_lambda_returns(agent, model, obs, scale)
 
         def scaled(o: np.ndarray, scale=scale) -> np.ndarray:
             return scale * np.asarray(agent.act(o, deterministic=True))
 
         agent.reset()
         real = evaluate_on_real_env(scaled, trained.env_id, episodes, trained.seed + 10_000, num_envs=episodes)
-        rows.append((scale, float(objective[first].mean()), float(objective.mean()), float(np.mean(real.returns))))
-        print(f"scale {scale}: objective {rows[-1][2]:.3f}, real return {rows[-1][3]:.3f}", flush=True)
+        start, summed = returns[:, 0], returns.sum(1)
+        rows.append(
+            (
+                scale,
+                float(start[first].mean()),
+                float(summed[first].mean()),
+                float(start.mean()),
+                float(np.mean(real.returns)),
+            )
+        )
+        print(f"scale {scale}: start-state return {rows[-1][3]:.3f}, real return {rows[-1][4]:.3f}", flush=True)
     return rows
 
 
-def actor_objective(agent, model, obs, scale: float):
-    """The imagination actor's objective from observations ``obs [N, D]``: discounted model rewards over its horizon
-    under its deterministic actions times ``scale`` (mean dynamics), plus the discounted critic value at the end."""
+def imagined_lambda_returns(agent, model, obs, scale: float):
+    """The lambda-returns ``[N, H]`` the actor-critic trains on, from observations ``obs [N, D]``: its imagination
+    under its deterministic actions times ``scale`` (mean dynamics), valued by its target critic."""
     import torch
+
+    from worldrl.agents.returns import lambda_returns
 
     n, config = obs.shape[0], agent.config
     with torch.no_grad():
@@ -462,20 +470,24 @@ def actor_objective(agent, model, obs, scale: float):
             torch.zeros(n, 1, model.task.action_dim, device=obs.device),
             torch.ones(n, 1, dtype=torch.bool, device=obs.device),
         )
-        total, weight = torch.zeros(n, device=obs.device), 1.0
+        latents, rewards, continues = [model.latent(state)], [], []
         for _ in range(config.horizon):
-            state = model.imagine(state, scale * agent.actor.mode(model.latent(state)), None)
-            total += weight * model.reward(state).reshape(-1)
-            weight *= config.discount
-        return total + weight * agent.critic(model.latent(state)).reshape(-1)
+            state = model.imagine(state, scale * agent.actor.mode(latents[-1]), None)
+            latents.append(model.latent(state))
+            rewards.append(model.reward(state).reshape(-1))
+            continues.append(1.0 - model.terminal(state).reshape(-1))
+        values = agent.target_critic(torch.stack(latents, 1)).squeeze(-1)
+        stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
+        return lambda_returns(stack(rewards), stack(continues), values, config.discount, config.lambda_)
 
 
-def scale_table(rows: list[tuple[float, float, float, float]]) -> str:
+def scale_table(rows: list[tuple[float, ...]]) -> str:
     lines = [
-        "| action scale | objective, first states | objective, all states | real return |",
-        "|---:|---:|---:|---:|",
+        "| action scale | start-state return, first states | sum over steps (the actor's loss), first states "
+        "| start-state return, all states | real return |",
+        "|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {s:g} | {a:.3f} | {b:.3f} | {r:.3f} |" for s, a, b, r in rows]
+    lines += [f"| {s:g} | {a:.3f} | {b:.2f} | {c:.3f} | {r:.3f} |" for s, a, b, c, r in rows]
     return "\n".join(lines)
 
 

@@ -497,10 +497,17 @@ def test_control_details_scale_check_scores_scaled_actions_on_the_actors_objecti
     assert [scale for scale, *_ in rows] == [1.0, 0.0]
     trained = load_trained_agent(out)
     own = evaluate_on_real_env(lambda o: trained.agent.act(o, deterministic=True), "Pendulum-v1", 1, 10_000)
-    assert rows[0][3] == pytest.approx(float(np.mean(own.returns)))  # scale 1 is the actor itself
+    assert rows[0][4] == pytest.approx(float(np.mean(own.returns)))  # scale 1 is the actor itself
     zero = evaluate_on_real_env(lambda o: np.zeros((len(o), 1), dtype=np.float32), "Pendulum-v1", 1, 10_000)
-    assert rows[1][3] == pytest.approx(float(np.mean(zero.returns)))  # scale 0 never pushes
-    assert all(math.isfinite(v) for row in rows for v in row) and rows[0][2] != rows[1][2]
+    assert rows[1][4] == pytest.approx(float(np.mean(zero.returns)))  # scale 0 never pushes
+    assert all(math.isfinite(v) for row in rows for v in row) and rows[0][3] != rows[1][3]
+    import gymnasium as gym
+
+    first = torch.as_tensor(gym.make("Pendulum-v1").reset(seed=10_000)[0][None], dtype=torch.float32)
+    returns = details.imagined_lambda_returns(trained.agent, trained.model, first, 1.0)
+    assert returns.shape == (1, trained.agent.config.horizon)
+    assert rows[0][1] == pytest.approx(float(returns[0, 0]), rel=1e-5)  # the start state's own return
+    assert rows[0][2] == pytest.approx(float(returns[0].sum()), rel=1e-5)  # the sum the actor's loss maximises
     assert "| 0 |" in details.scale_table(rows)
     assert main(tiny_args("mpc-cem", tmp_path / "cem", tiny_yaml) + ["--no-video"]) == 0
     with pytest.raises(SystemExit, match="needs a dreamer run"):
