@@ -232,22 +232,29 @@ PLANNER_CHECKS: dict[str, dict] = {
 """The planner variants ``--planner-check`` evaluates with a trained dreamer's actor-critic."""
 
 
+def dreamer_run(run_dir: Path, flag: str):
+    """A dreamer run's saved model and actor-critic (one torch thread); other agents are refused, naming ``flag``."""
+    import torch
+
+    from worldrl.agents.trained_run import load_trained_agent
+
+    torch.set_num_threads(1)
+    trained = load_trained_agent(run_dir)
+    if trained.name != "dreamer":
+        raise SystemExit(f"{flag} needs a dreamer run (model + actor-critic), got a {trained.name} run")
+    return trained
+
+
 def planner_check(run_dir: Path, episodes: int, max_steps: int | None = None) -> list[tuple[str, float, float]]:
     """``(variant, mean real return, value share)`` for the dreamer run's actor alone and each ``PLANNER_CHECKS``
     variant on the run's evaluation starts (seed + 10000), episodes cut at ``max_steps`` when given (planning
     every step of 1000-step InvertedPendulum episodes is what costs); value share is the fraction of the candidates' return
     variance (first plan of each episode) that the terminal value term carries."""
-    import torch
-
     from worldrl.agents.mpc import MPCAgent
     from worldrl.agents.mpc_ac import DEFAULT_PLANNER
-    from worldrl.agents.trained_run import load_trained_agent
     from worldrl.evaluation import evaluate_on_real_env
 
-    torch.set_num_threads(1)
-    trained = load_trained_agent(run_dir)
-    if trained.name != "dreamer":
-        raise SystemExit(f"--planner-check needs a dreamer run (model + actor-critic), got a {trained.name} run")
+    trained = dreamer_run(run_dir, "--planner-check")
     ac, seed = trained.agent, trained.seed + 10_000
 
     def real_return(agent) -> float:
@@ -414,14 +421,10 @@ def scale_check(run_dir: Path, episodes: int, scales: tuple[float, ...] = SCALES
     their states, real return)`` per scale for a dreamer run, on its evaluation starts (seed + 10000 + i)."""
     import torch
 
-    from worldrl.agents.trained_run import load_trained_agent
     from worldrl.evaluation import evaluate_on_real_env
 
-    torch.set_num_threads(1)
-    trained = load_trained_agent(run_dir)
+    trained = dreamer_run(run_dir, "--scale-check")
     agent, model = trained.agent, trained.model
-    if trained.name != "dreamer":
-        raise SystemExit(f"--scale-check needs a dreamer run (an actor and a critic), {run_dir} is {trained.name}")
     states: list[np.ndarray] = []
 
     def record(obs: np.ndarray) -> np.ndarray:
@@ -513,7 +516,9 @@ def main() -> None:
     parser.add_argument("--planner-check", type=Path, metavar="DREAMER_RUN", help="mpc-ac's parts, one at a time")
     parser.add_argument("--pose-check", nargs="+", type=Path, metavar="RUN_DIR", help="HalfCheetah torso pitch")
     parser.add_argument("--effort", nargs="+", type=Path, metavar="RUN_DIR", help="Reacher: distance vs control")
-    parser.add_argument("--scale-check", type=Path, metavar="DREAMER_RUN", help="actor vs its own objective")
+    parser.add_argument(
+        "--scale-check", type=Path, metavar="DREAMER_RUN", help="actor's loss vs its start-state return"
+    )
     parser.add_argument("--max-episode-steps", type=int, default=None, help="--planner-check: cut episodes here")
     args = parser.parse_args()
     print(phases_table(phase_rows(args.root)))
