@@ -60,6 +60,7 @@ from worldrl.nn.mlp import mlp
 
 WEIGHTS_NAME = "agent.safetensors"
 GRADIENT_MODES = ("dynamics", "reinforce")
+ACTOR_OBJECTIVES = ("all_steps", "start")
 
 
 @dataclass
@@ -100,6 +101,11 @@ class ActorCriticConfig:
     """Largest pre-tanh std of the actor."""
     gradient: str = "dynamics"
     """Actor gradient estimator: ``"dynamics"`` (backprop through the model) or ``"reinforce"``."""
+    actor_objective: str = "all_steps"
+    """``"dynamics"`` gradient only: what the actor maximises. ``"all_steps"`` (DreamerV1-3) averages the
+    lambda-returns of every imagined step, so an early action is also credited with the value of each later state
+    it leads to; ``"start"`` maximises the start states' lambda-return only (the policy's value, as SVG(inf)),
+    which does not over-reward actions that reach good states fast at a cost paid now."""
     sample_dynamics: bool = True
     """Imagine with the generator (sampled transitions); False uses the model's mean predictions."""
     updates_per_real_step: float = 1.0
@@ -136,6 +142,11 @@ class ActorCriticConfig:
             ),
             "min_std": (0.0 < self.min_std <= self.max_std, "in (0, max_std]"),
             "gradient": (self.gradient in GRADIENT_MODES, f"one of {GRADIENT_MODES}"),
+            "actor_objective": (
+                self.actor_objective == "all_steps"
+                or (self.actor_objective in ACTOR_OBJECTIVES and self.gradient == "dynamics"),
+                f"one of {ACTOR_OBJECTIVES} ('start' needs gradient 'dynamics')",
+            ),
             "actor_hidden": (all(int(h) > 0 for h in self.actor_hidden), "positive widths"),
             "critic_hidden": (all(int(h) > 0 for h in self.critic_hidden), "positive widths"),
             "updates_per_real_step": (self.updates_per_real_step >= 0, ">= 0"),
@@ -157,6 +168,17 @@ class ActorCriticConfig:
 
 
 # ----------------------------------------------------------------------------- math
+def actor_loss_of(
+    objective: torch.Tensor, entropy: torch.Tensor, weights: torch.Tensor, entropy_coef: float, mode: str
+) -> torch.Tensor:
+    """The actor's loss from its per-step ``objective`` and ``entropy`` ``[B, H]``: the alive-weighted mean over
+    all imagined steps (``"all_steps"``), or the start states' objective (alive weight 1) plus the weighted
+    entropy bonus of every step (``"start"``)."""
+    if mode == "start":
+        return -(objective[:, 0].mean() + (weights * entropy_coef * entropy).mean())
+    return -(weights * (objective + entropy_coef * entropy)).mean()
+
+
 def tanh_log_det(raw: torch.Tensor) -> torch.Tensor:
     """``log(1 - tanh(u)^2)`` computed stably as ``2 * (log 2 - u - softplus(-2u))``, summed over the last dim."""
     return (2.0 * (math.log(2.0) - raw - nn.functional.softplus(-2.0 * raw))).sum(dim=-1)
@@ -378,7 +400,7 @@ class ImaginationActorCritic(nn.Module):
         else:
             objective = log_prob * ((returns - values[:, :-1]) / scale).detach()
         entropy = -log_prob  # single-sample estimate: the tanh-Gaussian has no closed-form entropy
-        loss = -(weights * (objective + cfg.entropy_coef * entropy)).mean()
+        loss = actor_loss_of(objective, entropy, weights, cfg.entropy_coef, cfg.actor_objective)
         metrics = {
             "imagined_return": float(returns[:, 0].detach().mean()),
             "imagined_reward": float(traj.rewards.detach().mean()),
