@@ -15,6 +15,7 @@ from worldrl.agents import make_agent
 from worldrl.agents.actor_critic import (
     ActorCriticConfig,
     ImaginationActorCritic,
+    actor_loss_of,
     bounded_std,
     ema_,
     tanh_log_det,
@@ -110,12 +111,27 @@ def test_actor_log_prob_matches_torch_transformed_distribution():
     assert torch.allclose(agent.actor.log_prob(latent, raw), expected, atol=1e-4)
 
 
+def test_actor_loss_of_scores_all_steps_or_the_start_only():
+    objective = torch.tensor([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]], requires_grad=True)
+    entropy = torch.ones(2, 3)
+    weights = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])  # the first rollout ended after step 1
+    all_steps = actor_loss_of(objective, entropy, weights, 0.5, "all_steps")
+    assert math.isclose(float(all_steps), -((1 + 2 + 3 + 4 + 5) + 0.5 * 5) / 6, rel_tol=1e-6)
+    start = actor_loss_of(objective, entropy, weights, 0.5, "start")
+    assert math.isclose(float(start), -((1 + 3) / 2 + 0.5 * 5 / 6), rel_tol=1e-6)
+    (grad,) = torch.autograd.grad(start, objective)
+    assert torch.equal(grad[:, 1:], torch.zeros(2, 2)) and torch.equal(grad[:, 0], torch.full((2,), -0.5))
+
+
 # ----------------------------------------------------------------------------- learning
-@pytest.mark.parametrize("gradient, updates", [("dynamics", 120), ("reinforce", 120)])
-def test_updates_raise_the_imagined_return(gradient, updates):
+@pytest.mark.parametrize(
+    "gradient, objective, updates",
+    [("dynamics", "all_steps", 120), ("dynamics", "start", 120), ("reinforce", "all_steps", 120)],
+)
+def test_updates_raise_the_imagined_return(gradient, objective, updates):
     torch.manual_seed(0)
     model = Drift()
-    agent = ImaginationActorCritic(model, gradient=gradient, **TINY)
+    agent = ImaginationActorCritic(model, gradient=gradient, actor_objective=objective, **TINY)
     before = agent.evaluate(starts())
     for _ in range(updates):
         metrics = agent.update_from_starts(starts())
@@ -183,6 +199,10 @@ def test_config_validation_and_registry():
         ActorCriticConfig(gradient="straight-through")
     with pytest.raises(ValueError, match="lambda_"):
         ActorCriticConfig(lambda_=1.5)
+    with pytest.raises(ValueError, match="actor_objective.*needs gradient 'dynamics'"):
+        ActorCriticConfig(gradient="reinforce", actor_objective="start")
+    with pytest.raises(ValueError, match="actor_objective"):
+        ActorCriticConfig(actor_objective="first")
     with pytest.raises(ValueError, match="unknown field.*'dreamer.horizn'"):
         ImaginationActorCritic(Drift(), horizn=3)
     with pytest.raises(ValueError, match="bounded action space"):
