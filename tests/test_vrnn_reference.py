@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 from _models import VRNN_TINY
 
-from worldrl.models import TaskSpec, build_model
-from worldrl.models.vrnn.reference import composite, reference_frames, segment_start_indices
+from worldrl.errors import ConfigError
+from worldrl.models import TaskSpec, build_model, load_pretrained, save_pretrained
+from worldrl.models.vrnn.config import VRNNConfig
+from worldrl.models.vrnn.reference import ReferenceRefiner, composite, reference_frames, segment_start_indices
 
 A = 2
 
 
-def _model(side: int = 32, keep_bias: float | None = None):
-    """A tiny pixel vrnn with reference frames (model at 16x16, task at ``side``); ``keep_bias`` forces the mask."""
+def _model(side: int = 32, keep_bias: float | None = None, refiner: int = 0):
+    """A tiny pixel vrnn with reference frames (model at 16x16, task at ``side``); ``keep_bias`` forces the mask;
+    ``refiner``: hidden channels of the reference refiner (0: none)."""
     torch.manual_seed(0)
     task = TaskSpec(
         gym.spaces.Box(0, 255, (side, side, 3), np.uint8), gym.spaces.Box(-1, 1, (A,), np.float32), task_id="Tiny-v0"
     )
-    model = build_model("vrnn", {**VRNN_TINY, "reference_frame": True}, task)
+    options = {**VRNN_TINY, "reference_frame": True, "reference_refiner_channels": refiner}
+    model = build_model("vrnn", options, task)
     if keep_bias is not None:
         last = model.decoder.conv.net[-1]
         with torch.no_grad():
@@ -93,3 +98,36 @@ def test_decoding_many_frames_in_chunks_matches_one_call():
         whole = model.decode(rollout)
         rows = torch.cat([model.decode(rollout[i : i + 100]) for i in range(0, 600, 100)])
     assert torch.equal(whole, rows)
+
+
+def test_a_new_refiner_leaves_the_blend_unchanged_and_never_sees_a_missing_reference():
+    paint, keep = torch.rand(3, 3, 8, 8), torch.randn(3, 1, 8, 8)
+    reference, has = torch.rand(3, 3, 16, 16), torch.tensor([True, False, True])
+    refiner = ReferenceRefiner(3, 8)
+    torch.testing.assert_close(composite(paint, keep, reference, has, refiner), composite(paint, keep, reference, has))
+    torch.nn.init.normal_(refiner.net[-1].weight)  # a trained refiner: its output depends on the reference
+    out = composite(paint, keep, reference, has, refiner)
+    other = composite(paint, keep, torch.rand(3, 3, 16, 16), has, refiner)
+    assert not torch.allclose(out[0], other[0]) and not torch.allclose(out[2], other[2])
+    torch.testing.assert_close(out[1], other[1])  # no reference: whatever the tensor holds is not read
+
+
+def test_refiner_trains_and_round_trips_through_a_checkpoint(tmp_path):
+    model = _model(side=16, refiner=4).train()
+    obs, is_first = _frames(2, 3, 16, seed=3), torch.tensor([[True, False, False]] * 2)
+    out = model.forward_sequence(obs, torch.zeros(2, 3, A), is_first)
+    (out["reconstructions"] - out["targets"]).pow(2).mean().backward()
+    assert model.refiner.net[-1].weight.grad.abs().sum() > 0  # the blend's loss reaches the refiner
+    with torch.no_grad():
+        torch.nn.init.normal_(model.refiner.net[-1].weight, std=0.1)
+    save_pretrained(model.eval(), tmp_path / "vrnn")
+    loaded = load_pretrained(tmp_path / "vrnn").eval()
+    with torch.no_grad():
+        state = model.observe_last(obs, torch.zeros(2, 3, A), is_first)
+        again = loaded.observe_last(obs, torch.zeros(2, 3, A), is_first)
+        assert torch.equal(
+            model.decode(model.imagine(state, torch.zeros(2, A))),
+            loaded.decode(loaded.imagine(again, torch.zeros(2, A))),
+        )
+    with pytest.raises(ConfigError, match="reference_refiner_channels"):
+        VRNNConfig(reference_refiner_channels=8)  # without reference_frame there is nothing to refine against

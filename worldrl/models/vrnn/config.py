@@ -65,6 +65,10 @@ class VRNNConfig(WorldModelConfig):
     """Pixel models: the decoder paints a frame and a keep-mask at ``image_size`` that are blended, at the task's
     resolution, with the last real frame observed (``worldrl.models.vrnn.reference``), so the static background
     is copied sharp instead of re-generated. Off by default (checkpoints without the mask plane keep loading)."""
+    reference_refiner_channels: int = 0
+    """With ``reference_frame``: hidden channels of a conv net at the task's resolution that sees the upsampled
+    paint and keep-mask beside the reference frame and corrects both (``reference.ReferenceRefiner``); 0 = off,
+    the mask is then decided from the latent alone."""
     beta: float = 1.0
     """Final weight of all KL terms (mixture, sticks, Gamma)."""
     free_nats: float = 1.0
@@ -142,6 +146,11 @@ class VRNNConfig(WorldModelConfig):
                     f"feature_grid={self.feature_grid} times a power of two",
                 ),
                 "recon_std": (self.recon_std > 0, "> 0"),
+                "reference_refiner_channels": (
+                    self.reference_refiner_channels >= 0
+                    and (self.reference_frame or not self.reference_refiner_channels),
+                    ">= 0, and 0 unless reference_frame is on",
+                ),
                 "codebook_dead_fraction": (0 <= self.codebook_dead_fraction < 1, "in [0, 1)"),
                 "gamma_prior_shape": (self.gamma_prior_shape > 0, "> 0"),
                 "gamma_prior_rate": (self.gamma_prior_rate > 0, "> 0"),

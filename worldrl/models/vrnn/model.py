@@ -47,7 +47,7 @@ from worldrl.models.vrnn.decoders import PixelDecoder, VectorDecoder
 from worldrl.models.vrnn.encoders import PixelEncoder, PosteriorHead, VectorEncoder, model_to_pixels, pixels_to_model
 from worldrl.models.vrnn.perceiver import CausalPerceiver
 from worldrl.models.vrnn.prior import DPGMMPrior
-from worldrl.models.vrnn.reference import composite, reference_frames, segment_start_indices
+from worldrl.models.vrnn.reference import ReferenceRefiner, composite, reference_frames, segment_start_indices
 from worldrl.nn.mlp import mlp, orthogonal_init_
 from worldrl.nn.normalizer import Normalizer
 
@@ -120,6 +120,11 @@ class DPGMMVRNNWorldModel(WorldModel):
         slots = cfg.num_slots if cfg.use_attention_schema else 0
         if self.is_pixel:
             self.decoder: nn.Module = PixelDecoder(task.obs_shape[-1], slots, cfg)
+            self.refiner = (
+                ReferenceRefiner(task.obs_shape[-1], cfg.reference_refiner_channels)
+                if self.uses_reference and cfg.reference_refiner_channels
+                else None
+            )
         else:
             self.decoder = VectorDecoder(task.obs_shape[0], slots * n_tok, cfg)
         self.reward_head = mlp(hid + z_dim, [hid], 1)
@@ -588,7 +593,7 @@ class DPGMMVRNNWorldModel(WorldModel):
         x = self.decoder(feat, maps)
         if reference is None:
             return x
-        return composite(x[:, :-1], x[:, -1:], reference, has_reference)
+        return composite(x[:, :-1], x[:, -1:], reference, has_reference, self.refiner)
 
     def _encode(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Observations ``[N, *obs_shape]`` in task units -> (model-space target, frame tokens, embedding)."""

@@ -11,12 +11,18 @@ The reference is the last *real* frame the model observed (imagination carries i
 the first frame of the window's episode segment, so training sees the same 1..T-1 step gaps as an open-loop
 rollout. Steps without an earlier real frame (a segment's first step, ``initial_state``) have no reference and
 are painted whole, so the latent of an observed step must still describe the full frame.
+
+The decoder paints at ``image_size`` from the latent alone, so its keep-mask cannot see what the reference shows
+there. ``ReferenceRefiner`` (``reference_refiner_channels``) is a small conv net at the task's resolution that sees
+the upsampled paint and mask beside the reference and corrects both: where the paint already matches the
+reference it can keep the sharp real pixels, where they differ it can trust the paint.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def segment_start_indices(is_first: torch.Tensor) -> torch.Tensor:
@@ -36,16 +42,49 @@ def reference_frames(frames: torch.Tensor, is_first: torch.Tensor) -> tuple[torc
 
 
 def composite(
-    paint: torch.Tensor, keep_logit: torch.Tensor, reference: torch.Tensor, has_reference: torch.Tensor
+    paint: torch.Tensor,
+    keep_logit: torch.Tensor,
+    reference: torch.Tensor,
+    has_reference: torch.Tensor,
+    refiner: ReferenceRefiner | None = None,
 ) -> torch.Tensor:
     """Blend ``paint [N, C, s, s]`` with ``reference [N, C, H, W]`` by ``sigmoid(keep_logit) [N, 1, s, s]``.
 
-    ``paint`` and the mask are bilinearly resized to the reference's ``H x W``; rows with ``has_reference``
-    False return the resized paint alone.
+    ``paint`` and the mask are bilinearly resized to the reference's ``H x W`` (and corrected there by
+    ``refiner`` when given); rows with ``has_reference`` False return the resized paint alone.
     """
     size = reference.shape[-2:]
     if paint.shape[-2:] != size:
         paint = F.interpolate(paint, size=size, mode="bilinear", align_corners=False)
         keep_logit = F.interpolate(keep_logit, size=size, mode="bilinear", align_corners=False)
-    keep = torch.sigmoid(keep_logit) * has_reference.to(paint.dtype).reshape(-1, 1, 1, 1)
+    present = has_reference.to(paint.dtype).reshape(-1, 1, 1, 1)
+    if refiner is not None:
+        paint, keep_logit = refiner(paint, keep_logit, reference * present)
+    keep = torch.sigmoid(keep_logit) * present
     return paint + keep * (reference - paint)
+
+
+class ReferenceRefiner(nn.Module):
+    """Three 3x3 convs at the task's resolution: (paint, keep logit, reference) -> corrections of paint and logit.
+
+    The last conv starts at zero, so a new refiner leaves the blend as the decoder made it. Rows without a
+    reference get a zero reference from ``composite``: a frame must never reach its own reconstruction.
+    """
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(2 * channels + 1, hidden, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hidden, channels + 1, 3, padding=1),
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(
+        self, paint: torch.Tensor, keep_logit: torch.Tensor, reference: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        delta = self.net(torch.cat([paint, keep_logit, reference], dim=1))
+        return paint + delta[:, :-1], keep_logit + delta[:, -1:]
