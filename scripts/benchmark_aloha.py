@@ -203,6 +203,7 @@ def write_report(args: argparse.Namespace, markdown: str, strip: Path | None) ->
         f"Machine: {describe_machine()}. Command: `python scripts/benchmark_aloha.py all --train-episodes "
         f"{args.train_episodes} --heldout-episodes {args.heldout_episodes} --steps {args.steps}"
         + (f" --model-steps {args.model_steps}" if args.model_steps else "")
+        + (f" --set {' '.join(args.set)}" if args.set else "")
         + "` "
         f"(vrnn preset `configs/vrnn_aloha_pixels.yaml`, trained in {train_s / 60:.0f} min).",
         "",
