@@ -143,8 +143,8 @@ class ActorCriticConfig:
             "min_std": (0.0 < self.min_std <= self.max_std, "in (0, max_std]"),
             "gradient": (self.gradient in GRADIENT_MODES, f"one of {GRADIENT_MODES}"),
             "actor_objective": (
-                self.actor_objective == "all_steps"
-                or (self.actor_objective in ACTOR_OBJECTIVES and self.gradient == "dynamics"),
+                self.actor_objective in ACTOR_OBJECTIVES
+                and (self.actor_objective == "all_steps" or self.gradient == "dynamics"),
                 f"one of {ACTOR_OBJECTIVES} ('start' needs gradient 'dynamics')",
             ),
             "actor_hidden": (all(int(h) > 0 for h in self.actor_hidden), "positive widths"),
