@@ -14,6 +14,10 @@ It rewrites the section between ``<!-- control:start -->`` and ``<!-- control:en
 when missing) with a table of mean return, 95% CI (over all final-evaluation episodes of all seeds) and wall-clock,
 the targets met or missed with the numbers behind them, and a plot ``control_returns.png`` beside the doc.
 Raw results go to ``<out>/results.json``.
+
+Each run keeps its final returns, wall-clock and CPU seconds in ``<out>/<task>/<method>/seed<N>/final.json``, the
+record ``worldrl train-agent`` also writes: a run made by hand (other options, another machine) with ``--out`` at
+that place stands as the row with ``--resume`` or ``--report-only``.
 """
 
 from __future__ import annotations
@@ -200,9 +204,8 @@ def run_agent(task: Task, method: str, seed: int, steps: int, args: argparse.Nam
             **options,
         },
     )
-    cpu = time.process_time()
-    result = train_agent(config)
-    return result.final_returns, result.seconds, time.process_time() - cpu
+    result = train_agent(config)  # it writes final.json itself (the record finished_or_run reads back)
+    return result.final_returns, result.seconds, result.cpu_seconds
 
 
 def run_sac(task: Task, seed: int, steps: int, args: argparse.Namespace) -> RunResult:

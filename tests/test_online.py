@@ -110,6 +110,10 @@ def test_train_agent_end_to_end(agent, tmp_path, tiny_yaml, capsys):
     with av.open(str(out / "final_episode.mp4")) as video:  # the final agent's real episode: reset + 200 steps
         assert sum(1 for _ in video.decode(video=0)) == 201
     assert "real steps" in capsys.readouterr().out  # the closing summary table
+    # the budget record benchmark_control.py reads: the last evaluation's returns, wall-clock and CPU seconds
+    final = json.loads((out / "final.json").read_text())
+    assert final["returns"] == pytest.approx([float(rows_csv[0]["mean"])]) and final["real_steps"] == 250
+    assert 0 < final["cpu_seconds"] and 0 < final["seconds"]
     # the saved agent evaluates again from disk; deterministic policies reproduce the run's final number
     report = tmp_path / "eval.json"
     assert main(["evaluate-agent", str(out), "--episodes", "1", "--json", str(report)]) == 0
@@ -300,7 +304,7 @@ def test_benchmark_budget_sets_mpc_search_and_variants_keep_their_rules(tmp_path
     seen = []
 
     class Result:
-        final_returns, seconds = [1.0], 0.0
+        final_returns, seconds, cpu_seconds = [1.0], 0.0, 0.0
 
     monkeypatch.setattr(benchmark, "train_agent", lambda config: seen.append(config) or Result())
     task = benchmark.TASKS["Reacher-v5"]

@@ -17,14 +17,16 @@
 
 A NaN in model training, in imagination or in the agent's losses stops the run with ``OnlineTrainingError``
 naming the last good checkpoint, which is left untouched. At the end: ``model/``, ``agent/``, the curve files,
-``iterations.jsonl`` (every iteration's metrics), optionally ``data/`` (the real steps as a LeRobot dataset), and a
-summary table.
+``iterations.jsonl`` (every iteration's metrics), optionally ``data/`` (the real steps as a LeRobot dataset),
+``final.json`` (the last evaluation's returns, wall-clock and CPU seconds: the record ``scripts/benchmark_control.py``
+reads, so a ``worldrl train-agent`` run can stand as a benchmark row) and a summary table.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import resource
 import shutil
 import sys
 import time
@@ -70,6 +72,8 @@ class OnlineResult:
     seconds: float
     final_returns: list[float]
     """Every episode return of the last evaluation (for pooling across seeds)."""
+    cpu_seconds: float = math.nan
+    """CPU seconds the run used (its process and its reaped worker processes), beside the wall-clock ``seconds``."""
     video_path: Path | None = None
     """One real episode of the final agent (``final_episode.mp4``); None when off or rendering failed."""
 
@@ -85,6 +89,7 @@ class OnlineResult:
                 f"{r.real_steps:>10d}  {r.mean:>10.1f}  {ci:>22}  {r.train_return:>12.1f}  {r.wall_clock_s:>7.0f}s"
             )
         lines.append(f"model: {self.model_path}\nagent: {self.agent_path}\ncurve: {self.curve_csv}, {self.curve_png}")
+        lines.append(f"budget: {self.seconds:.0f} s wall-clock, {self.cpu_seconds:.0f} CPU s ({self.output_dir / 'final.json'})")
         if self.video_path is not None:
             lines.append(f"video: {self.video_path}")
         return "\n".join(lines)
@@ -178,6 +183,13 @@ def prepare_output_dir(out: Path, overwrite: bool) -> None:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
+def cpu_seconds_used() -> float:
+    """User + system CPU seconds of this process and of its children that have exited (the AsyncVectorEnv
+    workers): ``time.process_time`` alone misses the workers."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 class OnlineRun:
     """State of one ``train_agent`` call; each method is one step of the loop."""
 
@@ -185,7 +197,7 @@ class OnlineRun:
         from worldrl.tasks.real_envs import make_real_env
         from worldrl.training.trainer import resolve_device
 
-        self.config, self.start = config, time.perf_counter()
+        self.config, self.start, self.cpu_start = config, time.perf_counter(), cpu_seconds_used()
         self.out = Path(config.output_dir)
         prepare_output_dir(self.out, config.overwrite)
         self.env = make_real_env(config.env_id)  # unknown ids raise UnknownEnvError naming close matches
@@ -208,7 +220,7 @@ class OnlineRun:
         self.checkpoint = self.out / "checkpoints" / "last_good"
         self.has_checkpoint = False
         self.out.mkdir(parents=True, exist_ok=True)
-        for stale in ("iterations.jsonl", "model_fits.log"):
+        for stale in ("iterations.jsonl", "model_fits.log", "final.json"):
             (self.out / stale).unlink(missing_ok=True)
         episode = self.task.max_episode_steps or config.steps_per_iteration
         self.random_steps = min(
@@ -295,6 +307,9 @@ class OnlineRun:
         if isinstance(self.collector, VectorRealCollector):
             self.collector.close()
         video = self.record_video() if self.config.video else None
+        seconds, cpu = time.perf_counter() - self.start, cpu_seconds_used() - self.cpu_start
+        final = {"returns": self.last_returns, "seconds": seconds, "cpu_seconds": cpu, "real_steps": len(self.replay)}
+        write_json(self.out / "final.json", final)
         return OnlineResult(
             self.out,
             self.out / "model",
@@ -304,9 +319,10 @@ class OnlineRun:
             self.out / "learning_curve.png",
             self.records,
             len(self.replay),
-            time.perf_counter() - self.start,
+            seconds,
             self.last_returns,
-            video,
+            cpu_seconds=cpu,
+            video_path=video,
         )
 
     def record_video(self) -> Path | None:
