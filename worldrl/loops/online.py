@@ -89,7 +89,9 @@ class OnlineResult:
                 f"{r.real_steps:>10d}  {r.mean:>10.1f}  {ci:>22}  {r.train_return:>12.1f}  {r.wall_clock_s:>7.0f}s"
             )
         lines.append(f"model: {self.model_path}\nagent: {self.agent_path}\ncurve: {self.curve_csv}, {self.curve_png}")
-        lines.append(f"budget: {self.seconds:.0f} s wall-clock, {self.cpu_seconds:.0f} CPU s ({self.output_dir / 'final.json'})")
+        lines.append(
+            f"budget: {self.seconds:.0f} s wall-clock, {self.cpu_seconds:.0f} CPU s ({self.output_dir / 'final.json'})"
+        )
         if self.video_path is not None:
             lines.append(f"video: {self.video_path}")
         return "\n".join(lines)
