@@ -16,7 +16,7 @@ plus training throughput (windows/s of the preset's training step, one thread). 
 ``--out``/frames.png (truth vs prediction) and replaces the "Multimodal family" section of docs/benchmarks.md
 with ``--write-docs``.
 
-    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v5 --write-docs
+    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v6 --write-docs
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ SETUP = """Commands (one thread; the collection takes about 5 minutes, the train
 machine):
 
     OMP_NUM_THREADS=1 worldrl train --config configs/multimodal_playground_cpu.yaml
-    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v5 --write-docs
+    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v6 --write-docs
 
 Data: 60 Playground "collide" episodes of 80 steps (50 Hz), random planar pushes, 64x64 frames, 32-bin log10-mel
 synthetic contact audio, 78-dim object states; 54 episodes train, 6 are held out (the run's validation split).
@@ -62,7 +62,7 @@ NOTES = """Reading (2026-12-02 run of architecture 5, 500 steps; numbers above a
 checkpoint, the timing is not: a loaded shared machine, other training runs alongside):
 
 * Physics head (architecture 4, `worldrl/models/multimodal/physics.py`; scored by
-  `OMP_NUM_THREADS=1 python scripts/benchmark_multimodal_physics.py --run runs/multimodal_playground_cpu_v5`,
+  `OMP_NUM_THREADS=1 python scripts/benchmark_multimodal_physics.py --run runs/multimodal_playground_cpu_v6`,
   position error in mm, `outputs/benchmark_multimodal_physics/` with trajectories.png):
 
   | steps | model (simulator rollout) | head, real-frame features | head, no features | constant velocity | static | event starts: model / const-vel | free starts: model / const-vel |
@@ -120,7 +120,7 @@ checkpoint, the timing is not: a loaded shared machine, other training runs alon
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", default="runs/multimodal_playground_cpu_v5", help="run directory of the CPU preset")
+    p.add_argument("--run", default="runs/multimodal_playground_cpu_v6", help="run directory of the CPU preset")
     p.add_argument(
         "--weights",
         choices=["best", "model"],
@@ -247,8 +247,10 @@ def score(
     audio_mean = model.audio_norm.denormalize(states["audio_mean"])  # the mixture's mean along the greedy rollout
     audio_mc = sampled_audio_mean(model, state, batch["action"][:, context - 1 : context - 1 + horizon], samples)
     truths = batch[camera][:, context:]
-    codes, _ = model.net.encode_frames(model.frames_to_model(truths))
+    # the tokenizer ceiling: the true frames' codes (each relative to the true frame before, as in training), decoded
+    # in order over the decoded frames, as a perfect code predictor's rollout would be
     references = model.frames_to_model(batch[camera][:, context - 1])
+    codes, _ = model.net.encode_frames(model.frames_to_model(truths), reference=references)
     recons = model.model_to_frames(model.net.decode_codes(codes, reference=references))
     motion = (truths[:, -1].float() - batch[camera][:, context - 1].float()).abs().mean((1, 2, 3))
     shown = int(motion.argmax())  # the strip shows the start whose scene changes most

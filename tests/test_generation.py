@@ -89,8 +89,9 @@ def test_beam_search_is_never_less_likely_than_greedy(model):
     # the reported likelihood is the model's: rescoring the beam's codes gives the same number
     gen = VideoGenerator(model, beam_size=2, max_length=8)
     codes, _ = model.net.encode_frames(video)
-    side = gen.model_io.side_values(None, None, 1, 2, torch.device("cpu"))
-    step = gen.model_io.step_function(gen.model_io.actions(None, 1, 2, 4, torch.device("cpu")))
+    frames = gen.model_io.prompt_frames(video, torch.device("cpu"))
+    side = gen.model_io.side_values(frames, None, None, torch.device("cpu"))
+    step = gen.model_io.step_function(gen.model_io.actions(None, 1, 2, 4, torch.device("cpu")), prompt=frames)
     with torch.no_grad():
         greedy_codes, _ = greedy_decode(step, codes, side, 4)
         rescored = float(sequence_log_prob(step, greedy_codes, side, start=2))

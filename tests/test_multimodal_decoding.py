@@ -1,4 +1,5 @@
-"""Multimodal architecture 3: frames decoded over the previous frame with a per-patch copy, the audio mixture head."""
+"""Multimodal architectures 3-6: predictive (P-frame) codes decoded over the frame before, the pixels beside the codes,
+the audio mixture head."""
 
 from __future__ import annotations
 
@@ -33,53 +34,64 @@ def net() -> TransformerWorldModel:
     return TransformerWorldModel(**TINY, action_dim=2).eval()
 
 
-def test_unchanged_codes_copy_the_previous_frames_patches_exactly(net: TransformerWorldModel) -> None:
+def test_codes_say_how_each_frame_changed_since_the_one_before(net: TransformerWorldModel) -> None:
     g = torch.Generator().manual_seed(0)
-    prev = torch.rand(B, 3, 32, 32, generator=g)
-    prev_codes = torch.randint(0, net.vocab_size, (B, net.tokens_per_frame), generator=g)
-    codes = prev_codes.clone()
-    codes[:, 0] = (prev_codes[:, 0] + 1) % net.vocab_size  # patch (0, 0) changes
+    video = torch.rand(B, 3, 3, 32, 32, generator=g)
+    before = torch.rand(B, 3, 32, 32, generator=g)
     with torch.no_grad():
-        frame = net.decode_step(codes, prev_codes, prev)
-        painted = net.tokenizer.decode(net.quantized(codes).reshape(B, 4, 4, -1), prev)
-    p = TINY["patch_size"]
-    changed = torch.zeros(32, 32, dtype=torch.bool)
-    changed[:p, :p] = True
-    assert torch.equal(frame[..., ~changed], prev[..., ~changed])
-    assert torch.equal(frame[..., changed], painted[..., changed])
-    assert not torch.equal(frame[..., changed], prev[..., changed])
+        codes, q = net.encode_frames(video)
+        own = [net.tokenizer.encode(video[:, t], video[:, max(t - 1, 0)]) for t in range(3)]
+        continued, _ = net.encode_frames(video, reference=before)
+        starts, _ = net.encode_frames(video, is_first=torch.tensor([[False, True, False]] * B))
+        other_past, _ = net.encode_frames(torch.cat([torch.rand(B, 1, 3, 32, 32, generator=g), video[:, 1:]], 1))
+    for t in range(3):  # frame t relative to frame t-1; the first frame relative to itself
+        assert torch.equal(codes[:, t], own[t][0].flatten(1)) and torch.equal(q[:, t], own[t][1].flatten(1, 2))
+    assert torch.equal(continued[:, 0], net.tokenizer.encode(video[:, 0], before)[0].flatten(1))
+    assert torch.equal(continued[:, 1:], codes[:, 1:])
+    assert torch.equal(starts[:, 1], net.tokenizer.encode(video[:, 1], video[:, 1])[0].flatten(1))  # episode start
+    assert not torch.equal(other_past[:, 1], codes[:, 1])  # the same frame after another frame: other codes
 
 
-def test_decode_codes_chains_each_frame_over_the_one_before(net: TransformerWorldModel) -> None:
+def test_decode_codes_paints_each_frame_over_the_one_before(net: TransformerWorldModel) -> None:
     g = torch.Generator().manual_seed(1)
     ref = torch.rand(B, 3, 32, 32, generator=g)
-    ref_codes = torch.randint(0, net.vocab_size, (B, net.tokens_per_frame), generator=g)
     codes = torch.randint(0, net.vocab_size, (B, 3, net.tokens_per_frame), generator=g)
-    codes[:, 2] = codes[:, 1]  # the last frame repeats the one before: an exact copy of its decode
     with torch.no_grad():
-        frames = net.decode_codes(codes, reference=ref, reference_codes=ref_codes)
-        first = net.decode_step(codes[:, 0], ref_codes, ref)
-        second = net.decode_step(codes[:, 1], codes[:, 0], first)
-        static = net.decode_codes(ref_codes[:, None].expand(-1, 4, -1), reference=ref, reference_codes=ref_codes)
+        frames = net.decode_codes(codes, reference=ref)
+        first = net.tokenizer.decode(net.quantized(codes[:, 0]).reshape(B, 4, 4, -1), ref)
+        second = net.decode_step(codes[:, 1], first)
+        alone = net.decode_codes(codes)
     assert torch.equal(frames[:, 0], first) and torch.equal(frames[:, 1], second)
-    assert torch.equal(frames[:, 2], frames[:, 1])
-    assert torch.equal(static, ref[:, None].expand_as(static))  # nothing changes: repeat-last exactly
-    # without reference codes the reference frame's own codes are used
-    with torch.no_grad():
-        own = net.tokenizer.encode(ref)[0].flatten(1)
-        assert torch.equal(
-            net.decode_codes(codes, reference=ref), net.decode_codes(codes, reference=ref, reference_codes=own)
-        )
+    assert torch.equal(frames[:, 2], net.decode_step(codes[:, 2], second))
+    assert torch.equal(alone[:, 0], net.tokenizer.decode(net.quantized(codes[:, 0]).reshape(B, 4, 4, -1)))
 
 
-def test_reconstruction_of_a_static_clip_is_its_first_frame(net: TransformerWorldModel) -> None:
-    frame = torch.rand(B, 1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
-    video = frame.expand(-1, 4, -1, -1, -1).contiguous()
+@pytest.mark.parametrize("chained", [False, True])
+def test_reconstruction_decodes_each_frame_over_the_frame_before(chained: bool) -> None:
+    torch.manual_seed(0)
+    net = TransformerWorldModel(**TINY, action_dim=2, chained_reconstruction=chained).eval()
+    video = torch.rand(B, 4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    is_first = torch.tensor([[False, False, True, False]] * B)  # an episode starts at step 2
     with torch.no_grad():
-        out = net(video, torch.zeros(B, 4, TINY["audio_dim"]), actions=torch.zeros(B, 4, 2))
-    recon = out["reconstruction"]["video"]
-    assert torch.equal(recon[:, 1:], video[:, 1:])  # same codes: copied, not repainted
-    assert not torch.equal(recon[:, 0], video[:, 0])  # the first frame is painted from its codes
+        out = net(video, torch.zeros(B, 4, TINY["audio_dim"]), actions=torch.zeros(B, 4, 2), is_first=is_first)
+        q = out["quantized"].reshape(B, 4, 4, 4, -1)
+        want = [net.tokenizer.decode(q[:, 0], video[:, 0])]  # the first frame over itself
+        for t in range(1, 4):  # chained: over the reconstruction before, except at the episode start
+            before = want[t - 1] if chained and t != 2 else video[:, t - 1]
+            want.append(net.tokenizer.decode(q[:, t], video[:, 2] if t == 2 else before))
+    assert torch.allclose(out["reconstruction"]["video"], torch.stack(want, 1), atol=1e-6)
+
+
+def test_the_model_reads_each_frames_pixels_beside_its_codes(net: TransformerWorldModel) -> None:
+    g = torch.Generator().manual_seed(7)
+    codes = torch.randint(0, net.vocab_size, (B, 3, net.tokens_per_frame), generator=g)
+    frames, audio = torch.rand(B, 3, 3, 32, 32, generator=g), torch.randn(B, 3, TINY["audio_dim"], generator=g)
+    with torch.no_grad():
+        seen = net.next_token_logits(codes, frames, audio, torch.zeros(B, 3, 2)).logits
+        other = net.next_token_logits(codes, frames.flip(-1), audio, torch.zeros(B, 3, 2)).logits
+    assert not torch.allclose(seen, other)
+    with pytest.raises(Exception, match="frames"):
+        net.next_token_logits(codes, frames[:, :2], audio, torch.zeros(B, 3, 2))
 
 
 def test_mixture_nll_and_mean_match_the_closed_form() -> None:
@@ -146,10 +158,11 @@ def test_keeping_a_patch_is_a_decision_of_the_code_distribution(net: Transformer
     g = torch.Generator().manual_seed(6)
     codes = torch.randint(0, net.vocab_size, (B, 3, net.tokens_per_frame), generator=g)
     audio = torch.randn(B, 3, TINY["audio_dim"], generator=g)
+    frames = torch.rand(B, 3, 3, 32, 32, generator=g)
     with torch.no_grad():
-        nxt = net.next_token_logits(codes, audio, torch.zeros(B, 3, 2))
+        nxt = net.next_token_logits(codes, frames, audio, torch.zeros(B, 3, 2))
         net.copy_gate.bias.fill_(-30.0)  # no copy logit: the current code loses its head start
-        without = net.next_token_logits(codes, audio, torch.zeros(B, 3, 2))
+        without = net.next_token_logits(codes, frames, audio, torch.zeros(B, 3, 2))
         net.copy_gate.bias.fill_(4.0)
     assert torch.equal(nxt.logits.argmax(-1), codes[:, -1])  # untrained: every patch keeps its code (greedy)
     keep = nxt.logits.log_softmax(-1).gather(-1, codes[:, -1:].transpose(1, 2)).exp()

@@ -83,7 +83,7 @@ def test_next_token_logits_matches_the_forward_pass(net: TransformerWorldModel) 
     actions = torch.randn(B, T, 2)
     with torch.no_grad():
         out = net(video, audio, actions=actions)
-        nxt = net.next_token_logits(out["codes"], audio, actions)
+        nxt = net.next_token_logits(out["codes"], video, audio, actions)
     assert torch.allclose(nxt.logits, out["next"]["logits"][:, -1], atol=1e-4)
     assert nxt.state is not None and nxt.state.shape == (B, 6)
     frames = net.decode_codes(sample_codes(nxt.logits)[:, None])

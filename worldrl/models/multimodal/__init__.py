@@ -7,20 +7,23 @@ Public pieces: ``TransformerWorldModel`` (the document's ``nn.Module``), its com
 Sampling interface (what a generator calls; all on ``TransformerWorldModel``, reachable from the family as
 ``family_model.net``):
 
-* ``net.encode_frames(video [B, T, C, H, W] float in [0, 1]) -> (codes [B, T, N] long, quantized [B, T, N, d])``
-  with ``N = net.tokens_per_frame = (img_size / patch_size)^2`` and codes in ``[0, net.vocab_size)``.
-* ``net.next_token_logits(codes [B, T, N], audio [B, T, F], actions=None [B, T, A], state=None [B, T, S])
-  -> NextStep(logits [B, N, V], audio [B, F], audio_logits [B, K], audio_components [B, K, F], state [B, S] | None,
-  latent [B, latent_dim])``: the categorical distribution of each patch's code in frame T (the N codes are
-  independent given the context, so a frame's log-likelihood is the sum of the chosen codes' log-softmax; keeping
-  the current code carries a learned per-patch copy logit), plus the next audio as a mixture of K spectra (its mean
-  ``audio``; ``sample_audio`` picks a component) and next normalised state. ``actions[:, t]`` is the action taken at step t (so ``actions[:, -1]`` drives the
-  predicted frame); None means zeros. Contexts longer than ``config.audio_seq_len`` steps must be cropped.
-* ``net.decode_codes(codes [B, T, N], reference=None, reference_codes=None) -> video [B, T, C, H, W]`` in [0, 1].
-  Pass ``reference [B, C, H, W]``, the last real frame before the codes (prompt's last frame), whenever there is
-  one: each frame is then decoded over the one before it (``config.reference_frame``): a patch whose code did not
-  change copies its pixels, the others are painted by a decoder that sees it; without it frames are painted from
-  their codes alone.
+* ``net.encode_frames(video [B, T, C, H, W] float in [0, 1], reference=None) -> (codes [B, T, N] long, quantized
+  [B, T, N, d])`` with ``N = net.tokens_per_frame = (img_size / patch_size)^2`` and codes in ``[0, net.vocab_size)``.
+  Codes are predictive (``config.reference_frame``): frame t's say how each patch changed since frame t-1; the first
+  frame's are relative to ``reference [B, C, H, W]`` (the frame before the clip) or to itself when None.
+* ``net.next_token_logits(codes [B, T, N], frames [B, T, C, H, W], audio [B, T, F], actions=None [B, T, A],
+  state=None [B, T, S]) -> NextStep(logits [B, N, V], audio [B, F], audio_logits [B, K], audio_components [B, K, F],
+  state [B, S] | None, latent [B, latent_dim])``: the categorical distribution of each patch's code in frame T given
+  the codes and the frames they code (observed, or decoded: ``decode_step``); the N codes are independent given the
+  context, so a frame's log-likelihood is the sum of the chosen codes' log-softmax; keeping the current code (the
+  same change again) carries a learned per-patch copy logit; plus the next audio as a mixture of K spectra (its mean
+  ``audio``; ``sample_audio`` picks a component) and next normalised state. ``actions[:, t]`` is the action taken at
+  step t (so ``actions[:, -1]`` drives the predicted frame); None means zeros. Contexts longer than
+  ``config.audio_seq_len`` steps must be cropped.
+* ``net.decode_step(codes [B, N], prev_frame [B, C, H, W]) -> frame [B, C, H, W]`` and ``net.decode_codes(codes
+  [B, T, N], reference=None) -> video [B, T, C, H, W]`` in [0, 1]: each frame painted over the one before it by a
+  decoder that sees it (keep mask), the first over ``reference``, the last real frame before the codes; without it
+  frames are painted from their codes alone.
 * ``sample_codes(logits, generator)`` / ``sample_audio(audio_logits, audio_components, generator)``: argmax
   without a generator, a categorical draw with one.
 * ``net(video, audio, future_steps=K)`` rolls K frames out greedily (``future_video``, ``future_audio``).

@@ -14,8 +14,11 @@ from worldrl.models.base import WorldModelConfig
 class MultimodalConfig(WorldModelConfig):
     """Video + audio (+ state) transformer world model over the codes of a learned FSQ frame tokenizer."""
 
-    architecture_version: ClassVar[int] = 5
-    """5: the tokenizer's decoder sees the reference frame (the frame before) when it paints over it; the code
+    architecture_version: ClassVar[int] = 6
+    """6: predictive (P-frame) codes: the tokenizer encodes each frame beside the frame before it, so codes say what
+    changed (no more copying a patch whose code is unchanged: its decoder's keep mask copies), and the transformer
+    reads each frame's pixels beside its codes (``frame_embed``).
+    5: the tokenizer's decoder sees the reference frame (the frame before) when it paints over it; the code
     predictor sees each patch's current code and adds a per-patch copy logit to it.
     4: the physics head is a gated interaction network over the objects (``physics.InteractionDynamics``).
     3: frames are decoded over the previous frame with a per-patch copy (a patch whose code equals the previous
@@ -59,9 +62,14 @@ class MultimodalConfig(WorldModelConfig):
     tokenizer_channels: int = 64
     """Channels of the tokenizer's conv encoder/decoder at full resolution (doubled at each downsampling)."""
     reference_frame: bool = True
-    """Each frame is decoded over the frame before it (observed or generated): a patch whose code equals the
-    previous frame's code copies its pixels, the others are painted with the tokenizer's keep mask over it; so static
-    content is exact and the codes carry what changed. Off: frames are painted from codes alone."""
+    """Predictive codes: each frame is encoded beside the frame before it and decoded over it (observed or generated),
+    the decoder's keep mask copying what did not change, so the codes carry what changed (a one-pixel move included).
+    Off: each frame is encoded and painted from its codes alone."""
+    chained_reconstruction: bool = True
+    """With ``reference_frame``: the tokenizer's training reconstruction decodes each frame over its own reconstruction
+    of the frame before (gradient stopped there), as a rollout decodes over its own frames, instead of over the real
+    frame; the codes stay those of the real pair (the predictor's targets). The decoder so learns to paint over
+    imperfect frames and errors stop compounding (the tokenizer ceiling at 20 steps, docs/benchmarks.md)."""
     audio_components: int = 8
     """Components of the next-audio mixture (each a diagonal Gaussian around the current audio plus a learned
     change); the generator samples the component like a frame code and feeds its mean back."""

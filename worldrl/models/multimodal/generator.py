@@ -3,7 +3,7 @@
 The model predicts, for the frame after a context, one categorical distribution per patch over the frame
 tokenizer's codes (``TransformerWorldModel.next_token_logits``), a mixture over the next audio features and the next
 state, which are fed back as context; the generated codes are decoded in order, each frame over the one before
-(unchanged codes copy its patches), starting from the last prompt frame (``reference_frame``). Each new frame's
+(the codes say how it changed), starting from the last prompt frame (``reference_frame``). Each new frame's
 codes and the audio mixture's component are chosen by temperature / top-k / top-p sampling (temperature 0 = greedy)
 or, with ``beam_size > 1``, the codes by beam search over whole frames (``sampling.beam_search``: never less likely
 than greedy; the audio then takes each step's most likely component, and ``log_prob`` counts the codes).
@@ -183,7 +183,7 @@ class VideoGenerator:
         mio, net = self.model_io, self.model_io.net
         B, T = frames.shape[:2]
         codes, _ = net.encode_frames(frames)
-        side = mio.side_values(audio, state, B, T, self.device)
+        side = mio.side_values(frames, audio, state, self.device)
         acts = mio.actions(actions, B, T, num_frames, self.device)
         s = self.settings
         # beams take the most likely audio component (deterministic given their codes); sampling samples it too
@@ -192,16 +192,14 @@ class VideoGenerator:
             if s.beam_size > 1
             else partial(sample_codes, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, generator=generator)
         )
-        step = mio.step_function(acts, choose_audio)
+        step = mio.step_function(acts, choose_audio, frames)
         start = time.perf_counter()
         if self.settings.beam_size > 1:
             codes, side, log_prob = self._beam(step, codes, side, num_frames)
         else:
             codes, side, log_prob = self._sample(step, codes, side, num_frames, generator)
         seconds = time.perf_counter() - start
-        generated = mio.to_user_frames(
-            net.decode_codes(codes[:, T:], reference=frames[:, -1], reference_codes=codes[:, T - 1])
-        )
+        generated = mio.to_user_frames(net.decode_codes(codes[:, T:], reference=frames[:, -1]))
         prompt = mio.to_user_frames(frames)
         return GeneratedVideo(
             frames=np.concatenate([prompt, generated], axis=1),
@@ -333,9 +331,12 @@ class ModelIO:
         return image, audio, state
 
     # ------------------------------------------------------------------ audio, state, actions
-    def side_values(self, audio: Any, state: Any, B: int, T: int, device: torch.device) -> Side:
-        """Normalised audio (and state) of the prompt, ``[B, T, ...]``; silence / the data mean when missing."""
-        side: Side = {}
+    def side_values(self, frames: torch.Tensor, audio: Any, state: Any, device: torch.device) -> Side:
+        """The step function's per-step values of a prompt of ``frames [B, T, C, H, W]`` (model space): the frame
+        before each step (``reference``; the first frame's is itself), normalised audio (and state), ``[B, T, ...]``;
+        silence / the data mean when missing."""
+        B, T = frames.shape[:2]
+        side: Side = {"reference": torch.cat([frames[:, :1], frames[:, :-1]], 1).to(device)}
         if audio is None:
             raw = torch.full((B, T, self.audio_dim), SILENT_LOG_MEL if self.has_audio else 0.0)
         else:
@@ -387,10 +388,16 @@ class ModelIO:
         return normalised
 
     # ------------------------------------------------------------------ the model's step
-    def step_function(self, actions: torch.Tensor | None, choose_audio: Any = None) -> Any:
+    def step_function(
+        self, actions: torch.Tensor | None, choose_audio: Any = None, prompt: torch.Tensor | None = None
+    ) -> Any:
         """``step(codes [beams, t, N], side, row=None) -> (log-probs [beams, N, V], next side)`` over the last
         ``window`` steps; ``row`` picks one sequence's actions for all beams (beam search). The next audio is the
-        mean of the mixture component ``choose_audio(logits [beams, K]) -> [beams]`` picks (None: the most likely)."""
+        mean of the mixture component ``choose_audio(logits [beams, K]) -> [beams]`` picks (None: the most likely).
+        ``side["reference"]`` holds the frame before each step (the frame its codes change): the model reads each
+        step's frame, so the step decodes the newest one (its codes over its reference; the real frame when it is the
+        last of ``prompt [B, T, C, H, W]``) and hands it on as the next step's reference; a side value per step keeps
+        beams' frames apart like their audio."""
         net, window = self.net, self.window
 
         def step(codes: torch.Tensor, side: Side, row: int | None = None) -> tuple[torch.Tensor, Side]:
@@ -400,9 +407,14 @@ class ModelIO:
             if actions is not None:
                 acts = actions[:, lo:t] if row is None else actions[row : row + 1, lo:t].expand(codes.shape[0], -1, -1)
             state = side["state"][:, lo:] if "state" in side else None
-            nxt = net.next_token_logits(codes[:, lo:], side["audio"][:, lo:], acts, state)
+            if prompt is not None and t == prompt.shape[1]:
+                newest = prompt[:, -1] if row is None else prompt[row : row + 1, -1].expand(codes.shape[0], -1, -1, -1)
+            else:
+                newest = net.decode_step(codes[:, -1], side["reference"][:, -1])
+            frames = torch.cat([side["reference"][:, lo + 1 :], newest[:, None]], 1)
+            nxt = net.next_token_logits(codes[:, lo:], frames, side["audio"][:, lo:], acts, state)
             index = nxt.audio_logits.argmax(-1) if choose_audio is None else choose_audio(nxt.audio_logits)
-            new = {"audio": component_means(nxt.audio_components, index)}
+            new = {"audio": component_means(nxt.audio_components, index), "reference": newest}
             if "state" in side:
                 new["state"] = nxt.state if nxt.state is not None else side["state"][:, -1]
             return nxt.logits.float().log_softmax(-1), new

@@ -4,8 +4,8 @@ Observations: one camera (``observation.images.*``), optionally ``observation.au
 and ``observation.state`` (supervises the physics head). A task with one image key exchanges plain frames; with
 audio/state it is keyed (``TaskSpec.keyed``) and exchanges TensorDicts.
 
-The simulator state (batch ``[B]``) is a window of the last ``context_length`` steps: frame ``codes [C, N]``,
-normalised ``audio [C, F]``, ``phys [C, S]`` and previous actions ``prev_action [C, A]``, ``valid [C]`` (False
+The simulator state (batch ``[B]``) is a window of the last ``context_length`` steps: frame ``codes [C, N]`` and
+the frames they code ``frames [C, C_img, img, img]`` (observed, or decoded), normalised ``audio [C, F]``, ``phys [C, S]`` and previous actions ``prev_action [C, A]``, ``valid [C]`` (False
 before the episode start), plus the transformer's output at the newest step ``h [L, D]``, the newest frame
 ``frame [C, img, img]`` (observed, or decoded over the previous one: ``reference_frame``), ``audio_mean [F]`` (the
 newest step's predicted mean audio; the observed audio after ``observe``) and the ``reward`` / ``terminal_logit`` of
@@ -164,6 +164,7 @@ class MultimodalWorldModel(WorldModel):
         C = cfg.context_length
         state = {
             "codes": torch.zeros(batch_size, C, cfg.tokens_per_frame, dtype=torch.long, device=dev),
+            "frames": torch.zeros(batch_size, C, cfg.in_channels, cfg.img_size, cfg.img_size, device=dev),
             "audio": torch.zeros(batch_size, C, cfg.audio_dim, device=dev),
             "prev_action": torch.zeros(batch_size, C, self.task.action_dim, device=dev),
             "valid": torch.zeros(batch_size, C, dtype=torch.bool, device=dev),
@@ -180,7 +181,7 @@ class MultimodalWorldModel(WorldModel):
     def observe(self, obs: Any, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
         frames, audio, phys = self._split(obs)
         B, T = frames.shape[:2]
-        codes, _ = self.net.encode_frames(frames)
+        codes, _ = self.net.encode_frames(frames, is_first=is_first)
         keep = (~is_first.bool()).float()[..., None]
         prev = self.action_norm(prev_action.float()) * keep
         episode = is_first.long().cumsum(1)
@@ -195,6 +196,7 @@ class MultimodalWorldModel(WorldModel):
         valid = win_episode == episode[..., None]
         state = {
             "codes": windows(codes),
+            "frames": windows(frames),
             "audio": windows(audio),
             "prev_action": windows(prev),
             "valid": valid,
@@ -220,6 +222,7 @@ class MultimodalWorldModel(WorldModel):
         """Transformer output ``[B, C, L, D]`` of a window dict (``codes``, ``audio``, ``phys``, ``prev_action``)."""
         return self.net.context(
             self.net.quantized(window["codes"]),
+            window["frames"],
             window["audio"],
             window.get("phys"),
             window["prev_action"],
@@ -244,8 +247,10 @@ class MultimodalWorldModel(WorldModel):
         def push(window: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
             return torch.cat([window[:, 1:], value[:, None].to(window.dtype)], 1)
 
+        frame = self.net.decode_step(codes, state["frame"])
         out = {
             "codes": push(state["codes"], codes),
+            "frames": push(state["frames"], frame),
             "audio": push(state["audio"], sound),
             "prev_action": push(state["prev_action"], a),
             "valid": push(state["valid"], torch.ones(B, dtype=torch.bool, device=a.device)),
@@ -254,7 +259,7 @@ class MultimodalWorldModel(WorldModel):
             guess = nxt["state"][:, 0] if "state" in nxt else state["phys"][:, -1]
             out["phys"] = push(state["phys"], guess)
         out["h"] = self._context(out)[:, -1]
-        out["frame"] = self.net.decode_step(codes, state["codes"][:, -1], state["frame"])
+        out["frame"] = frame
         out["audio_mean"] = nxt["audio"][:, 0]
         out["reward"] = self.reward_norm.denormalize(self.reward_head(feature).squeeze(-1))
         out["terminal_logit"] = self.terminal_head(feature).squeeze(-1)
@@ -289,7 +294,9 @@ class MultimodalWorldModel(WorldModel):
         frames, audio, phys = self._split(batch["obs"])
         mask, is_first = batch["mask"].bool(), batch["is_first"].bool()
         actions = self.action_norm(batch["action"].float())
-        out = self.net(frames, audio, actions=actions, state=phys, valid=mask, timesteps=self._timesteps(mask))
+        out = self.net(
+            frames, audio, actions=actions, state=phys, valid=mask, timesteps=self._timesteps(mask), is_first=is_first
+        )
         nxt = out["next"]
         pair = mask[:, 1:] & mask[:, :-1] & ~is_first[:, 1:]
         outputs = {
@@ -371,6 +378,7 @@ _NET_FIELDS = (
     "learnable_positions",
     "cross_modal_temperature",
     "reference_frame",
+    "chained_reconstruction",
     "audio_components",
 )
 """Config fields that shape ``TransformerWorldModel`` (the rest are loss weights and the env's context)."""

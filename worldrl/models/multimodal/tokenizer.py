@@ -1,11 +1,15 @@
 """The learned frame tokenizer: a conv autoencoder whose bottleneck is FSQ-quantised into one code per patch.
 
-``encode(frames [N, C, H, W] in [0, 1]) -> (codes [N, g, g] long, quantised [N, g, g, d])`` with ``g = H / patch``,
-``decode(quantised [N, g, g, d], reference=None) -> frames [N, C, H, W]``. The decoder paints colours and a keep
-mask: with a ``reference`` frame (the frame before) it also sees that frame (patchified into its coarse grid, and at
-full resolution in a last refining conv), so it knows what was there, and the output is
-``alpha * paint + (1 - alpha) * reference``: what does not change is copied and the codes only have to carry what
-moves; without one, the paint (the codes alone describe the frame).
+``encode(frames [N, C, H, W] in [0, 1], reference=None) -> (codes [N, g, g] long, quantised [N, g, g, d])`` with
+``g = H / patch``, ``decode(quantised [N, g, g, d], reference=None) -> frames [N, C, H, W]``.
+
+With a ``reference`` frame (the frame before) this is a predictive (P-frame) codec, as in video compression: the
+encoder sees the frame beside its reference, so a code says how the patch changed (an object entering it, moving
+by a pixel), and the decoder sees the reference too (patchified into its coarse grid, and at full resolution in a
+last refining conv) and outputs ``alpha * paint + (1 - alpha) * reference``: what does not change is copied. Codes of
+the frame alone (absolute codes) cannot do this: a one-pixel move rarely changes a patch's code, so it is lost, and a
+sequence of frames decoded from them never beats repeating the last frame (measured in docs/benchmarks.md). Without
+a reference the encoder sees zeros in its place and the decoder paints from the codes alone.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class FrameTokenizer(nn.Module):
         super().__init__()
         self.levels = list(levels)
         factors = _factors(patch_size)
-        widths = [in_channels] + [channels * min(2**i, 4) for i in range(len(factors))]
+        widths = [2 * in_channels] + [channels * min(2**i, 4) for i in range(len(factors))]  # frame + reference
         self.channels = in_channels
         enc: list[nn.Module] = []
         for i, f in enumerate(factors):
@@ -54,7 +58,7 @@ class FrameTokenizer(nn.Module):
             enc += [down, nn.SiLU()] if i < len(factors) - 1 else [down]
         top = widths[-1] if factors else channels
         if not factors:
-            enc = [nn.Conv2d(in_channels, top, 3, padding=1)]
+            enc = [nn.Conv2d(2 * in_channels, top, 3, padding=1)]
         enc += [_Res(top), _Res(top), nn.GroupNorm(min(8, top), top), nn.SiLU(), nn.Conv2d(top, len(levels), 1)]
         self.encoder = nn.Sequential(*enc)
         self.decoder_in = nn.Conv2d(len(levels), top, 3, padding=1)
@@ -65,7 +69,7 @@ class FrameTokenizer(nn.Module):
         dec: list[nn.Module] = [_Res(top), _Res(top)]
         if not factors:
             dec += [nn.SiLU(), nn.Conv2d(top, in_channels + 1, 3, padding=1)]
-        out_widths = [in_channels + 1, *widths[1:]]  # the last layer also paints the keep mask
+        out_widths = [in_channels + 1, *widths[1:]]  # the last layer paints colours and the keep mask
         for i, f in reversed(list(enumerate(factors))):
             up = (
                 nn.ConvTranspose2d(widths[i + 1], out_widths[i], 4, 2, 1)
@@ -79,8 +83,10 @@ class FrameTokenizer(nn.Module):
     def code_dim(self) -> int:
         return len(self.levels)
 
-    def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.encoder(frames * 2 - 1).permute(0, 2, 3, 1)  # [N, g, g, d]
+    def encode(self, frames: torch.Tensor, reference: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codes of ``frames`` relative to ``reference`` (same shape; None: the frames alone)."""
+        ref = torch.zeros_like(frames) if reference is None else reference * 2 - 1
+        z = self.encoder(torch.cat([frames * 2 - 1, ref], 1)).permute(0, 2, 3, 1)  # [N, g, g, d]
         q = fsq.quantize(z, self.levels)
         return fsq.codes_from_quantized(q.detach(), self.levels), q
 

@@ -1,10 +1,11 @@
 """``TransformerWorldModel``: the document's video + audio transformer, over codes of a learned FSQ frame tokenizer.
 
-Per step t the model sees the frame's codes (one per patch), the audio features, optionally the normalised state
-vector and the previous action a_{t-1}:
+Per step t the model sees the frame's codes (one per patch; with ``config.reference_frame`` they say how each patch
+changed since the frame before), the frame's pixels (what the patch holds), the audio features, optionally the
+normalised state vector and the previous action a_{t-1}:
 
-1. ``encode_vision``: codes -> patch tokens ``[B, T*N, D]`` (FSQ vector -> linear, + spatio-temporal position);
-   ``encode_audio``: features -> ``[B, T, D]``.
+1. ``encode_vision``: codes and pixels -> patch tokens ``[B, T*N, D]`` (FSQ vector -> linear, + a strided conv of
+   the patch's pixels, + spatio-temporal position); ``encode_audio``: features -> ``[B, T, D]``.
 2. Audio and vision are fused by two ``CrossModalAttention`` layers (audio attends to the step's patches, patches
    attend to the audio token).
 3. ``num_latent_tokens`` learned queries summarise each step's tokens (patches, audio, state, previous action).
@@ -14,6 +15,10 @@ vector and the previous action a_{t-1}:
    queries attending to ``h_t``), the next audio as a mixture of ``audio_components`` spectra around the current
    one (``audio_mixture``), the next (normalised) state (physics head); and the reconstruction of step t's audio.
    The frame reconstruction is the tokenizer's decode of step t's codes over frame t-1 (``decode_step``).
+
+Codes are predictive (P-frame) codes: frame t's codes are encoded relative to frame t-1 (``encode_frames``), and a
+clip's first frame relative to the frame before the clip, or to itself when there is none (its "nothing changed"
+codes), so every step's tokens mean the same thing wherever a window starts.
 
 Time alignment: ``actions[:, t]`` is the action taken at step t; the prediction made at t is for step t+1.
 """
@@ -124,6 +129,8 @@ class TransformerWorldModel(nn.Module):
 
         self.tokenizer = FrameTokenizer(cfg.in_channels, cfg.patch_size, cfg.fsq_levels, cfg.tokenizer_channels)
         self.code_embed = nn.Linear(len(cfg.fsq_levels), D)
+        # the pixels of each patch: the codes say what changed, these say what is there
+        self.frame_embed = nn.Conv2d(cfg.in_channels, D, cfg.patch_size, cfg.patch_size)
         self.audio_embed = nn.Linear(cfg.audio_dim, D)
         self.state_embed = nn.Linear(state_dim, D) if state_dim else None
         self.prev_action_embed = nn.Linear(action_dim, D) if action_dim else None
@@ -190,47 +197,49 @@ class TransformerWorldModel(nn.Module):
             )
 
     # ------------------------------------------------------------------ tokenizer
-    def encode_frames(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``video [B, T, C, H, W]`` in [0, 1] -> (codes ``[B, T, N]`` long, quantised ``[B, T, N, d]``)."""
+    def encode_frames(
+        self, video: torch.Tensor, reference: torch.Tensor | None = None, is_first: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``video [B, T, C, H, W]`` in [0, 1] -> (codes ``[B, T, N]`` long, quantised ``[B, T, N, d]``): frame t
+        relative to frame t-1, the first frame relative to ``reference [B, C, H, W]`` (the frame before the clip) or
+        to itself when None, and episode starts (``is_first [B, T]``) to themselves (``references``)."""
         self.check_inputs(video)
         b, t = video.shape[:2]
-        codes, q = self.tokenizer.encode(video.flatten(0, 1))
+        refs = self.references(video, reference, is_first)
+        codes, q = self.tokenizer.encode(video.flatten(0, 1), None if refs is None else refs.flatten(0, 1))
         return codes.reshape(b, t, -1), q.reshape(b, t, -1, q.shape[-1])
 
-    def decode_codes(
-        self, codes: torch.Tensor, reference: torch.Tensor | None = None, reference_codes: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``codes [B, T, N]`` -> frames ``[B, T, C, H, W]`` in [0, 1].
+    def references(
+        self, video: torch.Tensor, first: torch.Tensor | None = None, is_first: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """The frame each frame of ``video [B, T, C, H, W]`` is coded relative to: the one before it; for the first
+        ``first`` or the frame itself, and for episode starts (``is_first [B, T]``) the frame itself; None without
+        ``config.reference_frame`` (every frame coded alone)."""
+        if not self.config.reference_frame:
+            return None
+        refs = torch.cat([(video[:, 0] if first is None else first)[:, None], video[:, :-1]], 1)
+        if is_first is not None:
+            refs = torch.where(is_first.bool()[:, :, None, None, None], video, refs)
+        return refs
 
-        ``reference [B, C, H, W]``: the frame before the codes (the last one observed) with its codes
-        ``reference_codes [B, N]`` (encoded from it when None). With ``config.reference_frame`` each frame is decoded
-        over the one before it (``decode_step``): unchanged codes copy the previous frame's patch. None: frames are
-        painted from their codes alone.
-        """
+    def decode_codes(self, codes: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """``codes [B, T, N]`` -> frames ``[B, T, C, H, W]`` in [0, 1], each decoded over the one before it
+        (``decode_step``), the first over ``reference [B, C, H, W]`` (the frame the codes continue). Without
+        ``config.reference_frame`` (or a reference) frames are painted from their codes alone."""
         if reference is None or not self.config.reference_frame:
             return self.decode_quantized(self.quantized(codes))
-        if reference_codes is None:
-            reference_codes = self.tokenizer.encode(reference)[0].flatten(1)
-        frames, frame, previous = [], reference, reference_codes
+        frames, frame = [], reference
         for t in range(codes.shape[1]):
-            frame = self.decode_step(codes[:, t], previous, frame)
+            frame = self.decode_step(codes[:, t], frame)
             frames.append(frame)
-            previous = codes[:, t]
         return torch.stack(frames, 1)
 
-    def decode_step(self, codes: torch.Tensor, prev_codes: torch.Tensor, prev_frame: torch.Tensor) -> torch.Tensor:
-        """Frame ``[B, C, H, W]`` of ``codes [B, N]`` after ``prev_frame`` (whose codes are ``prev_codes``): a patch
-        whose code did not change copies ``prev_frame``'s pixels; the others are painted over it (keep mask)."""
+    def decode_step(self, codes: torch.Tensor, prev_frame: torch.Tensor) -> torch.Tensor:
+        """Frame ``[B, C, H, W]`` of ``codes [B, N]`` after ``prev_frame``: the tokenizer paints over it (keep mask),
+        or, without ``config.reference_frame``, from the codes alone."""
         g = self.config.grid_size
-        painted = self.tokenizer.decode(
-            self.quantized(codes).reshape(-1, g, g, len(self.config.fsq_levels)), prev_frame
-        )
-        return torch.where(self.patch_mask(codes == prev_codes), prev_frame, painted)
-
-    def patch_mask(self, per_patch: torch.Tensor) -> torch.Tensor:
-        """``[B, N]`` bool per patch -> ``[B, 1, H, W]`` per pixel."""
-        g, p = self.config.grid_size, self.config.patch_size
-        return per_patch.reshape(-1, 1, g, g).repeat_interleave(p, -2).repeat_interleave(p, -1)
+        q = self.quantized(codes).reshape(-1, g, g, len(self.config.fsq_levels))
+        return self.tokenizer.decode(q, prev_frame if self.config.reference_frame else None)
 
     def decode_quantized(self, q: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """Quantised (or soft) code vectors ``[B, T, N, d]`` -> frames ``[B, T, C, H, W]``, each over its
@@ -244,14 +253,23 @@ class TransformerWorldModel(nn.Module):
         return fsq.quantized_from_codes(codes, self.config.fsq_levels, self.code_embed.weight.dtype)
 
     # ------------------------------------------------------------------ encoders
-    def _vision_tokens(self, q: torch.Tensor, timesteps: torch.Tensor | None) -> torch.Tensor:
+    def _vision_tokens(self, q: torch.Tensor, frames: torch.Tensor, timesteps: torch.Tensor | None) -> torch.Tensor:
+        """Patch tokens ``[B, T, N, D]`` of quantised codes ``q [B, T, N, d]`` and the frames' pixels."""
         g = self.config.grid_size
-        return self.positions(self.code_embed(q), timesteps, grid=(g, g))
+        if tuple(frames.shape[:2]) != tuple(q.shape[:2]):
+            raise ModelConfigurationError(
+                f"frames have {tuple(frames.shape[:2])} (batch, steps) but the codes {tuple(q.shape[:2])}: one frame "
+                "per step of codes"
+            )
+        pixels = self.frame_embed(frames.flatten(0, 1) * 2 - 1).flatten(2).transpose(1, 2)  # [BT, N, D]
+        tokens = self.code_embed(q) + pixels.reshape(*q.shape[:3], -1).to(q.dtype)
+        return self.positions(tokens, timesteps, grid=(g, g))
 
     def encode_vision(self, x: torch.Tensor, timesteps: torch.Tensor | None = None) -> torch.Tensor:
-        """``video [B, T, C, H, W]`` -> patch tokens ``[B, T*N, D]`` (of the tokenizer's quantised codes)."""
+        """``video [B, T, C, H, W]`` -> patch tokens ``[B, T*N, D]`` (of the tokenizer's quantised codes and the
+        frames' pixels)."""
         _, q = self.encode_frames(x)
-        return self._vision_tokens(q, timesteps).flatten(1, 2)
+        return self._vision_tokens(q, x, timesteps).flatten(1, 2)
 
     def encode_audio(self, audio: torch.Tensor, timesteps: torch.Tensor | None = None) -> torch.Tensor:
         """``audio [B, T, F]`` -> ``[B, T, D]``."""
@@ -262,6 +280,7 @@ class TransformerWorldModel(nn.Module):
     def context(
         self,
         q: torch.Tensor,
+        frames: torch.Tensor,
         audio: torch.Tensor,
         state: torch.Tensor | None = None,
         prev_actions: torch.Tensor | None = None,
@@ -270,12 +289,13 @@ class TransformerWorldModel(nn.Module):
     ) -> torch.Tensor:
         """``h [B, T, L, D]``: step t's latent tokens after the causal temporal transformer (sees steps <= t).
 
-        ``q [B, T, N, d]`` quantised codes, ``audio [B, T, F]``, ``state [B, T, S]`` (normalised),
-        ``prev_actions [B, T, A]`` (a_{t-1}, zero at episode starts), ``valid [B, T]`` (False: padding).
+        ``q [B, T, N, d]`` quantised codes, ``frames [B, T, C, H, W]`` the frames they code (observed or decoded),
+        ``audio [B, T, F]``, ``state [B, T, S]`` (normalised), ``prev_actions [B, T, A]`` (a_{t-1}, zero at episode
+        starts), ``valid [B, T]`` (False: padding).
         """
         b, t, n, _ = q.shape
         D = self.config.embed_dim
-        patches = self._vision_tokens(q, timesteps).flatten(0, 1)  # [BT, N, D]
+        patches = self._vision_tokens(q, frames, timesteps).flatten(0, 1)  # [BT, N, D]
         sound = self.encode_audio(audio, timesteps).reshape(b * t, 1, D)
         sound = self.audio_to_vision(sound, patches)
         patches = self.vision_to_audio(patches, sound)
@@ -368,20 +388,23 @@ class TransformerWorldModel(nn.Module):
     def next_token_logits(
         self,
         codes: torch.Tensor,
+        frames: torch.Tensor,
         audio: torch.Tensor,
         actions: torch.Tensor | None = None,
         state: torch.Tensor | None = None,
         timesteps: torch.Tensor | None = None,
     ) -> NextStep:
-        """The distribution of the next frame's codes given a context (see ``worldrl.models.multimodal``)."""
+        """The distribution of the next frame's codes given a context of codes ``[B, T, N]`` and the frames they
+        code ``[B, T, C, H, W]`` (see ``worldrl.models.multimodal``)."""
         if codes.dim() != 3 or codes.shape[-1] != self.tokens_per_frame:
             raise ModelConfigurationError(
                 f"codes must be [B, T, {self.tokens_per_frame}] (tokens per frame), got {tuple(codes.shape)}"
             )
+        self.check_inputs(frames)
         self.check_audio(audio, codes.shape[:2])
         acts = self._need(actions, "actions", (*codes.shape[:2], self.action_dim)) if self.action_dim else None
         prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
-        h = self.context(self.quantized(codes), audio, state, prev, timesteps)[:, -1:]
+        h = self.context(self.quantized(codes), frames, audio, state, prev, timesteps)[:, -1:]
         out = self.predict_next(
             h,
             None if acts is None else acts[:, -1:],
@@ -411,6 +434,7 @@ class TransformerWorldModel(nn.Module):
         future_actions: torch.Tensor | None = None,
         valid: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        is_first: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         """``video [B, T, C, H, W]`` in [0, 1], ``audio [B, T, F]`` -> a dict:
 
@@ -425,20 +449,24 @@ class TransformerWorldModel(nn.Module):
         * ``physics`` (with a physics head): ``{"next_state": [B, T, S]}`` normalised;
         * ``intermediates`` when asked: ``h`` ``[B, T, L, D]``, ``vision_tokens`` ``[B, T*N, D]``.
 
-        ``actions [B, T, A]`` are the actions taken at each step, ``state [B, T, S]`` the normalised state.
+        ``actions [B, T, A]`` are the actions taken at each step, ``state [B, T, S]`` the normalised state,
+        ``is_first [B, T]`` marks episode starts (their codes are relative to themselves, not the step before).
         """
         self.check_inputs(video, audio)
         if future_steps < 0:
             raise ModelConfigurationError(f"future_steps must be >= 0, got {future_steps}")
         b, t = video.shape[:2]
-        codes, q = self.encode_frames(video)
+        codes, q = self.encode_frames(video, is_first=is_first)
         acts = self._need(actions, "actions", (b, t, self.action_dim)) if self.action_dim else None
         prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
         # the tokenizer learns from reconstruction only: the dynamics must not bend the codes toward predictability
-        h = self.context(q.detach(), audio, state, prev, timesteps, valid)
+        h = self.context(q.detach(), video, audio, state, prev, timesteps, valid)
         nxt = self.predict_next(h, acts, state, audio, codes)
         out: dict[str, Any] = {
-            "reconstruction": {"video": self._reconstruct(q, codes, video), "audio": self.audio_recon(nxt["latent"])},
+            "reconstruction": {
+                "video": self._reconstruct(q, video, is_first),
+                "audio": self.audio_recon(nxt["latent"]),
+            },
             "next": nxt,
             "codes": codes,
             "quantized": q,
@@ -446,35 +474,40 @@ class TransformerWorldModel(nn.Module):
         if "state" in nxt:
             out["physics"] = {"next_state": nxt["state"]}
         if future_steps:
-            rolled = self._rollout(codes, audio, acts, state, future_steps, future_actions, generator, video[:, -1])
+            rolled = self._rollout(codes, video, audio, acts, state, future_steps, future_actions, generator)
             out.update(rolled)
         if return_intermediates:
-            out["intermediates"] = {"h": h, "vision_tokens": self._vision_tokens(q, timesteps).flatten(1, 2)}
+            out["intermediates"] = {"h": h, "vision_tokens": self._vision_tokens(q, video, timesteps).flatten(1, 2)}
         return out
 
-    def _reconstruct(self, q: torch.Tensor, codes: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-        """Frames 1..T-1 decoded over the real frame before each (as ``decode_step`` does in a rollout: unchanged
-        codes copy it); the first frame is painted without a reference, so the codes also describe whole frames."""
-        if not self.config.reference_frame or q.shape[1] == 1:
-            return self.decode_quantized(q)
-        first = self.decode_quantized(q[:, :1])
-        painted = self.decode_quantized(q[:, 1:], video[:, :-1])
-        same = self.patch_mask((codes[:, 1:] == codes[:, :-1]).flatten(0, 1)).reshape(
-            *codes.shape[:1], -1, 1, *video.shape[-2:]
-        )
-        return torch.cat([first, torch.where(same, video[:, :-1], painted)], 1)
+    def _reconstruct(self, q: torch.Tensor, video: torch.Tensor, is_first: torch.Tensor | None) -> torch.Tensor:
+        """Each frame decoded over the frame its codes are relative to (``references``), as ``decode_step`` does in
+        a rollout: the real one, or with ``config.chained_reconstruction`` the reconstruction of it (detached; real at
+        the window's first step and at episode starts); painted from the codes alone without
+        ``config.reference_frame``."""
+        refs = self.references(video, None, is_first)
+        if refs is None or not self.config.chained_reconstruction:
+            return self.decode_quantized(q, refs)
+        g, restart = self.config.grid_size, is_first.bool() if is_first is not None else None
+        frames, previous = [], refs[:, 0]
+        for t in range(q.shape[1]):
+            ref = previous if restart is None else torch.where(restart[:, t, None, None, None], refs[:, t], previous)
+            frame = self.tokenizer.decode(q[:, t].reshape(-1, g, g, q.shape[-1]), ref)
+            frames.append(frame)
+            previous = frame.detach()
+        return torch.stack(frames, 1)
 
     @torch.no_grad()
     def _rollout(
         self,
         codes: torch.Tensor,
+        frames: torch.Tensor,
         audio: torch.Tensor,
         actions: torch.Tensor | None,
         state: torch.Tensor | None,
         steps: int,
         future_actions: torch.Tensor | None,
         generator: torch.Generator | None,
-        last_frame: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         b = codes.shape[0]
         if self.action_dim:
@@ -483,27 +516,25 @@ class TransformerWorldModel(nn.Module):
         if self.state_dim and state is None:
             state = torch.zeros(*codes.shape[:2], self.state_dim, device=codes.device)
         window = self.config.audio_seq_len
-        frames, sounds, means, states = [], [], [], []
-        last_codes = codes[:, -1]
+        sounds, means, states = [], [], []
         for _ in range(steps):
             lo = max(0, codes.shape[1] - window)
             acts = None if actions is None else actions[:, lo : codes.shape[1]]
             st = None if state is None else state[:, lo:]
-            nxt = self.next_token_logits(codes[:, lo:], audio[:, lo:], acts, st)
+            nxt = self.next_token_logits(codes[:, lo:], frames[:, lo:], audio[:, lo:], acts, st)
             new = sample_codes(nxt.logits, generator)
             sound = sample_audio(nxt.audio_logits, nxt.audio_components, generator)
             codes = torch.cat([codes, new[:, None]], 1)
+            frames = torch.cat([frames, self.decode_step(new, frames[:, -1])[:, None]], 1)
             audio = torch.cat([audio, sound[:, None]], 1)
             if state is not None:
                 guess = nxt.state if nxt.state is not None else state[:, -1]
                 state = torch.cat([state, guess[:, None]], 1)
                 states.append(guess)
-            frames.append(new)
             sounds.append(sound)
             means.append(nxt.audio)
-        video = self.decode_codes(torch.stack(frames, 1), reference=last_frame, reference_codes=last_codes)
         out = {
-            "future_video": video,
+            "future_video": frames[:, -steps:],
             "future_audio": torch.stack(sounds, 1),
             "future_audio_mean": torch.stack(means, 1),
         }
