@@ -173,7 +173,7 @@ def test_transformer_prediction_with_an_untrained_head_is_constant_velocity() ->
     real = _scene(6).reshape(2, 3, S)
     state = (real - mean) / std
     codes, frames = torch.zeros(2, 3, 16, dtype=torch.long), torch.rand(2, 3, 3, 32, 32)
-    h = net.context(net.quantized(codes), frames, torch.randn(2, 3, TINY["audio_dim"]), state)
+    h = net.context(net.code_features(codes), frames, torch.randn(2, 3, TINY["audio_dim"]), state)
     pred = net.predict_next(h, torch.randn(2, 3, 2), state)["state"] * std + mean
     cv = positions(real, LAYOUT) + velocities(real, LAYOUT) * LAYOUT.dt
     torch.testing.assert_close(positions(pred, LAYOUT), cv, atol=1e-4, rtol=0)

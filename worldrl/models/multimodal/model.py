@@ -221,7 +221,7 @@ class MultimodalWorldModel(WorldModel):
     def _context(self, window: dict[str, torch.Tensor]) -> torch.Tensor:
         """Transformer output ``[B, C, L, D]`` of a window dict (``codes``, ``audio``, ``phys``, ``prev_action``)."""
         return self.net.context(
-            self.net.quantized(window["codes"]),
+            self.net.code_features(window["codes"]),
             window["frames"],
             window["audio"],
             window.get("phys"),
@@ -379,6 +379,7 @@ _NET_FIELDS = (
     "cross_modal_temperature",
     "reference_frame",
     "chained_reconstruction",
+    "skip_threshold",
     "audio_components",
 )
 """Config fields that shape ``TransformerWorldModel`` (the rest are loss weights and the env's context)."""

@@ -25,6 +25,7 @@ Time alignment: ``actions[:, t]`` is the action taken at step t; the prediction 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,7 +129,8 @@ class TransformerWorldModel(nn.Module):
             return TransformerBlock(D, heads, cfg.mlp_ratio, drop, attn_drop, cross=cross)
 
         self.tokenizer = FrameTokenizer(cfg.in_channels, cfg.patch_size, cfg.fsq_levels, cfg.tokenizer_channels)
-        self.code_embed = nn.Linear(len(cfg.fsq_levels), D)
+        self.skip_code = math.prod(cfg.fsq_levels) if cfg.uses_skip else None
+        self.code_embed = nn.Linear(len(cfg.fsq_levels) + int(cfg.uses_skip), D)  # FSQ vector (+ SKIP flag)
         # the pixels of each patch: the codes say what changed, these say what is there
         self.frame_embed = nn.Conv2d(cfg.in_channels, D, cfg.patch_size, cfg.patch_size)
         self.audio_embed = nn.Linear(cfg.audio_dim, D)
@@ -207,7 +209,17 @@ class TransformerWorldModel(nn.Module):
         b, t = video.shape[:2]
         refs = self.references(video, reference, is_first)
         codes, q = self.tokenizer.encode(video.flatten(0, 1), None if refs is None else refs.flatten(0, 1))
-        return codes.reshape(b, t, -1), q.reshape(b, t, -1, q.shape[-1])
+        codes, q = codes.reshape(b, t, -1), q.reshape(b, t, -1, q.shape[-1])
+        if self.skip_code is not None:
+            codes = torch.where(self.unchanged_patches(video, refs), self.skip_code, codes)
+        return codes, q
+
+    def unchanged_patches(self, video: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
+        """``[B, T, N]`` True where no pixel of the patch moved by ``config.skip_threshold`` from its reference."""
+        g, p = self.config.grid_size, self.config.patch_size
+        change = (video - refs).abs().amax(2)  # [B, T, H, W]
+        per_patch = change.reshape(*change.shape[:2], g, p, g, p).amax((3, 5))
+        return per_patch.flatten(2) < self.config.skip_threshold
 
     def references(
         self, video: torch.Tensor, first: torch.Tensor | None = None, is_first: torch.Tensor | None = None
@@ -235,11 +247,22 @@ class TransformerWorldModel(nn.Module):
         return torch.stack(frames, 1)
 
     def decode_step(self, codes: torch.Tensor, prev_frame: torch.Tensor) -> torch.Tensor:
-        """Frame ``[B, C, H, W]`` of ``codes [B, N]`` after ``prev_frame``: the tokenizer paints over it (keep mask),
-        or, without ``config.reference_frame``, from the codes alone."""
+        """Frame ``[B, C, H, W]`` of ``codes [B, N]`` after ``prev_frame``: SKIP patches copy it, the tokenizer paints
+        the others over it (keep mask); without ``config.reference_frame`` it paints from the codes alone."""
         g = self.config.grid_size
         q = self.quantized(codes).reshape(-1, g, g, len(self.config.fsq_levels))
-        return self.tokenizer.decode(q, prev_frame if self.config.reference_frame else None)
+        if not self.config.reference_frame:
+            return self.tokenizer.decode(q)
+        return self.copy_skipped(self.tokenizer.decode(q, prev_frame), prev_frame, codes)
+
+    def copy_skipped(self, painted: torch.Tensor, reference: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """``painted [N, C, H, W]`` with the patches whose code (``codes [N, tokens]``) is SKIP copied from
+        ``reference``."""
+        if self.skip_code is None:
+            return painted
+        g, p = self.config.grid_size, self.config.patch_size
+        skip = (codes == self.skip_code).reshape(-1, 1, g, g).repeat_interleave(p, -2).repeat_interleave(p, -1)
+        return torch.where(skip, reference, painted)
 
     def decode_quantized(self, q: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """Quantised (or soft) code vectors ``[B, T, N, d]`` -> frames ``[B, T, C, H, W]``, each over its
@@ -250,11 +273,22 @@ class TransformerWorldModel(nn.Module):
         return frames.reshape(*q.shape[:2], *frames.shape[1:])
 
     def quantized(self, codes: torch.Tensor) -> torch.Tensor:
-        return fsq.quantized_from_codes(codes, self.config.fsq_levels, self.code_embed.weight.dtype)
+        """FSQ vectors ``[..., d]`` of codes ``[...]`` (the decoder's input; SKIP codes give zeros)."""
+        fsq_codes = codes if self.skip_code is None else codes.clamp_max(self.skip_code - 1)
+        q = fsq.quantized_from_codes(fsq_codes, self.config.fsq_levels, self.code_embed.weight.dtype)
+        return q if self.skip_code is None else q * (codes != self.skip_code)[..., None]
+
+    def code_features(self, codes: torch.Tensor) -> torch.Tensor:
+        """The transformer's view of codes ``[...]``: the FSQ vector, plus a SKIP flag when skipping is on."""
+        q = self.quantized(codes)
+        if self.skip_code is None:
+            return q
+        return torch.cat([q, (codes == self.skip_code)[..., None].to(q.dtype)], -1)
 
     # ------------------------------------------------------------------ encoders
     def _vision_tokens(self, q: torch.Tensor, frames: torch.Tensor, timesteps: torch.Tensor | None) -> torch.Tensor:
-        """Patch tokens ``[B, T, N, D]`` of quantised codes ``q [B, T, N, d]`` and the frames' pixels."""
+        """Patch tokens ``[B, T, N, D]`` of code features ``q [B, T, N, d(+1)]`` (``code_features``) and the frames'
+        pixels."""
         g = self.config.grid_size
         if tuple(frames.shape[:2]) != tuple(q.shape[:2]):
             raise ModelConfigurationError(
@@ -268,8 +302,8 @@ class TransformerWorldModel(nn.Module):
     def encode_vision(self, x: torch.Tensor, timesteps: torch.Tensor | None = None) -> torch.Tensor:
         """``video [B, T, C, H, W]`` -> patch tokens ``[B, T*N, D]`` (of the tokenizer's quantised codes and the
         frames' pixels)."""
-        _, q = self.encode_frames(x)
-        return self._vision_tokens(q, x, timesteps).flatten(1, 2)
+        codes, _ = self.encode_frames(x)
+        return self._vision_tokens(self.code_features(codes), x, timesteps).flatten(1, 2)
 
     def encode_audio(self, audio: torch.Tensor, timesteps: torch.Tensor | None = None) -> torch.Tensor:
         """``audio [B, T, F]`` -> ``[B, T, D]``."""
@@ -289,7 +323,7 @@ class TransformerWorldModel(nn.Module):
     ) -> torch.Tensor:
         """``h [B, T, L, D]``: step t's latent tokens after the causal temporal transformer (sees steps <= t).
 
-        ``q [B, T, N, d]`` quantised codes, ``frames [B, T, C, H, W]`` the frames they code (observed or decoded),
+        ``q [B, T, N, d(+1)]`` code features (``code_features``), ``frames [B, T, C, H, W]`` the frames they code (observed or decoded),
         ``audio [B, T, F]``, ``state [B, T, S]`` (normalised), ``prev_actions [B, T, A]`` (a_{t-1}, zero at episode
         starts), ``valid [B, T]`` (False: padding).
         """
@@ -353,7 +387,7 @@ class TransformerWorldModel(nn.Module):
         # the same queries at every step (no time position: a prediction depends on its context, not its index)
         queries = (self.patch_queries + self.positions.spatial((g, g)))[None] + act.flatten(0, 1)[:, None]
         if codes is not None:
-            queries = queries + self.code_embed(self.quantized(codes)).flatten(0, 1)
+            queries = queries + self.code_embed(self.code_features(codes)).flatten(0, 1)
         for blk in self.predictor:
             queries = blk(queries, context=context)
         logits = self.code_head(queries)
@@ -404,7 +438,7 @@ class TransformerWorldModel(nn.Module):
         self.check_audio(audio, codes.shape[:2])
         acts = self._need(actions, "actions", (*codes.shape[:2], self.action_dim)) if self.action_dim else None
         prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
-        h = self.context(self.quantized(codes), frames, audio, state, prev, timesteps)[:, -1:]
+        h = self.context(self.code_features(codes), frames, audio, state, prev, timesteps)[:, -1:]
         out = self.predict_next(
             h,
             None if acts is None else acts[:, -1:],
@@ -460,11 +494,11 @@ class TransformerWorldModel(nn.Module):
         acts = self._need(actions, "actions", (b, t, self.action_dim)) if self.action_dim else None
         prev = None if acts is None else torch.cat([torch.zeros_like(acts[:, :1]), acts[:, :-1]], 1)
         # the tokenizer learns from reconstruction only: the dynamics must not bend the codes toward predictability
-        h = self.context(q.detach(), video, audio, state, prev, timesteps, valid)
+        h = self.context(self.code_features(codes), video, audio, state, prev, timesteps, valid)
         nxt = self.predict_next(h, acts, state, audio, codes)
         out: dict[str, Any] = {
             "reconstruction": {
-                "video": self._reconstruct(q, video, is_first),
+                "video": self._reconstruct(q, codes, video, is_first),
                 "audio": self.audio_recon(nxt["latent"]),
             },
             "next": nxt,
@@ -477,22 +511,31 @@ class TransformerWorldModel(nn.Module):
             rolled = self._rollout(codes, video, audio, acts, state, future_steps, future_actions, generator)
             out.update(rolled)
         if return_intermediates:
-            out["intermediates"] = {"h": h, "vision_tokens": self._vision_tokens(q, video, timesteps).flatten(1, 2)}
+            out["intermediates"] = {
+                "h": h,
+                "vision_tokens": self._vision_tokens(self.code_features(codes), video, timesteps).flatten(1, 2),
+            }
         return out
 
-    def _reconstruct(self, q: torch.Tensor, video: torch.Tensor, is_first: torch.Tensor | None) -> torch.Tensor:
+    def _reconstruct(
+        self, q: torch.Tensor, codes: torch.Tensor, video: torch.Tensor, is_first: torch.Tensor | None
+    ) -> torch.Tensor:
         """Each frame decoded over the frame its codes are relative to (``references``), as ``decode_step`` does in
         a rollout: the real one, or with ``config.chained_reconstruction`` the reconstruction of it (detached; real at
         the window's first step and at episode starts); painted from the codes alone without
         ``config.reference_frame``."""
         refs = self.references(video, None, is_first)
-        if refs is None or not self.config.chained_reconstruction:
-            return self.decode_quantized(q, refs)
+        if refs is None:
+            return self.decode_quantized(q)
+        if not self.config.chained_reconstruction:
+            painted = self.decode_quantized(q, refs).flatten(0, 1)
+            return self.copy_skipped(painted, refs.flatten(0, 1), codes.flatten(0, 1)).reshape(refs.shape)
         g, restart = self.config.grid_size, is_first.bool() if is_first is not None else None
         frames, previous = [], refs[:, 0]
         for t in range(q.shape[1]):
             ref = previous if restart is None else torch.where(restart[:, t, None, None, None], refs[:, t], previous)
-            frame = self.tokenizer.decode(q[:, t].reshape(-1, g, g, q.shape[-1]), ref)
+            painted = self.tokenizer.decode(q[:, t].reshape(-1, g, g, q.shape[-1]), ref)
+            frame = self.copy_skipped(painted, ref, codes[:, t])
             frames.append(frame)
             previous = frame.detach()
         return torch.stack(frames, 1)
