@@ -31,7 +31,7 @@ B = 2
 @pytest.fixture(scope="module")
 def net() -> TransformerWorldModel:
     torch.manual_seed(0)
-    return TransformerWorldModel(**TINY, action_dim=2).eval()
+    return TransformerWorldModel(**TINY, action_dim=2, skip_threshold=0.02).eval()  # the SKIP code on
 
 
 def test_codes_say_how_each_frame_changed_since_the_one_before(net: TransformerWorldModel) -> None:
@@ -53,6 +53,11 @@ def test_codes_say_how_each_frame_changed_since_the_one_before(net: TransformerW
     assert torch.equal(continued[:, 1:], codes[:, 1:])
     assert (starts[:, 1] == skip).all() and torch.equal(starts[:, 2], codes[:, 2])  # an episode start: itself
     assert not torch.equal(other_past[:, 1], codes[:, 1])  # the same frame after another frame: other codes
+    plain = TransformerWorldModel(**TINY, action_dim=2).eval()  # the default: no SKIP code
+    with torch.no_grad():
+        plain_codes, _ = plain.encode_frames(video)
+        itself = plain.tokenizer.encode(video[:, 0], video[:, 0])[0].flatten(1)
+    assert plain.skip_code is None and plain.vocab_size == 12 and torch.equal(plain_codes[:, 0], itself)
 
 
 def test_unchanged_patches_get_the_skip_code_and_are_copied_exactly(net: TransformerWorldModel) -> None:
@@ -91,7 +96,7 @@ def test_decode_codes_paints_each_frame_over_the_one_before(net: TransformerWorl
 @pytest.mark.parametrize("chained", [False, True])
 def test_reconstruction_decodes_each_frame_over_the_frame_before(chained: bool) -> None:
     torch.manual_seed(0)
-    net = TransformerWorldModel(**TINY, action_dim=2, chained_reconstruction=chained).eval()
+    net = TransformerWorldModel(**TINY, action_dim=2, chained_reconstruction=chained, skip_threshold=0.02).eval()
     video = torch.rand(B, 4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     is_first = torch.tensor([[False, False, True, False]] * B)  # an episode starts at step 2
     with torch.no_grad():

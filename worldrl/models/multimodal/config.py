@@ -16,8 +16,8 @@ class MultimodalConfig(WorldModelConfig):
 
     architecture_version: ClassVar[int] = 6
     """6: predictive (P-frame) codes: the tokenizer encodes each frame beside the frame before it, so codes say what
-    changed, patches that did not change get a SKIP code (copied exactly) instead of an unchanged code, and the
-    transformer reads each frame's pixels beside its codes (``frame_embed``).
+    changed (an optional SKIP code copies a patch exactly, ``skip_threshold``), and the transformer reads each frame's
+    pixels beside its codes (``frame_embed``).
     5: the tokenizer's decoder sees the reference frame (the frame before) when it paints over it; the code
     predictor sees each patch's current code and adds a per-patch copy logit to it.
     4: the physics head is a gated interaction network over the objects (``physics.InteractionDynamics``).
@@ -65,12 +65,13 @@ class MultimodalConfig(WorldModelConfig):
     """Predictive codes: each frame is encoded beside the frame before it and decoded over it (observed or generated),
     the decoder's keep mask copying what did not change, so the codes carry what changed (a one-pixel move included).
     Off: each frame is encoded and painted from its codes alone."""
-    skip_threshold: float = 0.02
-    """With ``reference_frame``: a patch none of whose pixels changed by this much (in [0, 1]) since the frame before
-    gets the SKIP code (index ``prod(fsq_levels)``, one past the FSQ codes) and is copied exactly, as a video codec's
-    skip blocks; the tokenizer paints the others. Without it static content is repainted every step and drifts over a
-    rollout. 0.02 sits above the mp4 noise between identical frames (80% of static patches differ by under 3/255).
-    0: off."""
+    skip_threshold: float = 0.0
+    """With ``reference_frame`` and > 0: a patch none of whose pixels changed by this much (in [0, 1]) since the frame
+    before gets the SKIP code (index ``prod(fsq_levels)``, one past the FSQ codes) and is copied exactly, as a video
+    codec's skip blocks. Off by default, measured: at 0.02 (above the mp4 noise between identical Playground frames)
+    the tokenizer ceiling fell below repeat-last from 10 steps on (35.72 / 33.64 dB against 36.36 / 34.81 at 10 / 20
+    steps) where the same preset without it beats repeat-last at every horizon: slow motion that stays under the
+    threshold at each step is never painted, and those patches freeze (docs/benchmarks.md, "Multimodal family")."""
     chained_reconstruction: bool = True
     """With ``reference_frame``: the tokenizer's training reconstruction decodes each frame over its own reconstruction
     of the frame before (gradient stopped there), as a rollout decodes over its own frames, instead of over the real
