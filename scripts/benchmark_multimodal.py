@@ -95,9 +95,12 @@ NOTES = """Reading (2026-12-03 run of architecture 6, 1500 steps, trained at c17
   **A regression**: the head (architecture 4's gated interaction network, unchanged) beats constant velocity at 20
   steps only (-6%) and loses at 1 / 5 / 10; the architecture-5 run's head beat it at 5 / 10 / 20 (1.06 / 3.25 / 14.55
   mm). Free starts stay exact (gate shut); the loss is on the 4-6 event starts, and the gate opens on 2.9% of
-  object-steps (0.5% before). The validation rollout error of the head doubled after step 750 (0.0043 to 0.010),
-  so the three times longer training likely overfits it to the 54 training episodes; the SKIP run's head scored
-  1.66 / 4.84 / 17.35 mm at 5 / 10 / 20. Not done: the head's early stopping or a detached feature, measured.
+  object-steps (0.5% before). The head's validation rollout error sat at 0.0043 and rose to 0.010 late in training
+  (after step 750 here); an exponential moving average of the weights (`trainer.ema_decay=0.995`, same preset,
+  `runs/multimodal_playground_cpu_v6_ema`) kept it at 0.0043 until step 1250 and still scored 1.73 / 4.80 / 16.29 mm
+  at 5 / 10 / 20 steps (video 40.93 / 37.46 / 36.67 / 35.03 dB, unchanged), and the SKIP run's head 1.66 / 4.84 /
+  17.35: the cause is not established (the architecture-5 head was trained 500 steps, beside absolute codes and
+  no pixel input). Not done: the head back above constant velocity at 5 and 10 steps.
 * Audio: log-mel MSE of the greedy rollout 1.343 / 2.808 / 6.473 / 8.564 at 1 / 5 / 10 / 20 steps against
   repeat-last 1.192 / 2.403 / 5.505 / 10.081 and silence 9.2-13.2: ahead of repeat-last at 20 steps only (the
   architecture-5 run: at 1 and 20); the mixture's mean (0.836 at 1 step) beats repeat-last at 1 step. Not done:
