@@ -261,10 +261,12 @@ def finished_or_run(run_dir: Path, resume: bool, run) -> RunResult | None:
         return [float(r) for r in done["returns"]], float(done["seconds"]), cpu
     if run is None:
         return None
+    path.unlink(missing_ok=True)  # a stale record of an earlier run must not stand for this one
     returns, seconds, cpu = run()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record = {"returns": list(map(float, returns)), "seconds": seconds, "cpu_seconds": cpu}
-    atomic_write_bytes(path, json.dumps(record).encode())
+    if not path.exists():  # the online loop writes its own record; SAC and random actions do not
+        run_dir.mkdir(parents=True, exist_ok=True)
+        record = {"returns": list(map(float, returns)), "seconds": seconds, "cpu_seconds": cpu}
+        atomic_write_bytes(path, json.dumps(record).encode())
     return returns, seconds, cpu
 
 
