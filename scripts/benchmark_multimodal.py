@@ -69,14 +69,12 @@ NOTES = """Reading (2026-12-03 run of architecture 6, 1500 steps, trained at c17
   patch's code, so motion was lost and the tokenizer ceiling (the true frames' codes decoded in order, what a
   perfect code predictor would give) stayed below repeat-last at every horizon (40.79 / 37.12 / 36.21 / 34.71 dB),
   and the model tied repeat-last (40.84 / 37.14 / 36.36 / 34.81). Predictive codes lift the ceiling above
-  repeat-last at every horizon (40.93 / 37.46 / 36.69 / 35.08 dB). Tokenizer-only probes on the same data (1500
-  steps alone, one-off scripts, other starts, ceiling vs repeat-last): predictive codes trained on one-step
-  reconstructions +0.6 / +0.9 / +0.2 / -0.1 dB, with the chained reconstruction +0.3 / +0.7 / +0.5 / +0.3 dB, which
-  the preset uses. The same run at step 500: 40.89 / 37.27 / 36.33 / 34.55 dB (behind repeat-last from 10 steps).
-  **What the transformer adds is small**: its greedy rollout keeps the current code of 99.98% of patch-steps (6
-  changes in 30,720, where the true codes change on 3.5%; the predicted code equals the true one on 92.5%), so the
-  frames are the tokenizer re-applying each patch's last change, and the model's PSNR is the ceiling's to 0.02 dB.
-  Not done: a predictor that changes codes where the truth does (code accuracy on changed patches is 1.3%).
+  repeat-last at every horizon (40.93 / 37.46 / 36.69 / 35.08 dB). The same run's step-500 checkpoint scored 40.89 /
+  37.27 / 36.33 / 34.55 dB (behind repeat-last from 10 steps; a checkpoint no longer kept).
+  **What the transformer adds is small** (the "Codes of the greedy rollouts" line above): its greedy rollout almost
+  never changes a patch's code, where the true codes change on a few percent of patch-steps, so the frames are the
+  tokenizer re-applying each patch's last change, and the model's PSNR is the ceiling's to 0.02 dB. Not done: a
+  predictor that changes codes where the truth does.
   Measured and not kept: a SKIP code for patches whose pixels changed by under 0.02 (copied exactly, as a codec's
   skip blocks; `skip_threshold`, commit 8d92665, same preset otherwise): 40.99 / 37.15 / 35.82 / 33.69 dB, the
   ceiling 41.15 / 37.19 / 35.72 / 33.64: slow motion below the threshold at each step is never painted, so those
@@ -193,14 +191,15 @@ def main() -> None:
     val, starts = held_out_starts(reader, cfg, args.context, horizon, args.starts_per_episode)
     print(f"held-out episodes {val}: {len(starts)} starts, context {args.context}, horizon {horizon}", flush=True)
     t0 = time.perf_counter()
-    results = score(model, reader, starts, args.context, args.horizons, args.out, args.audio_samples)
+    results, code_stats = score(model, reader, starts, args.context, args.horizons, args.out, args.audio_samples)
     rollout_s = time.perf_counter() - t0
     throughput = training_throughput(model, reader, cfg)
-    table = render(results, throughput, len(starts), val, args, rollout_s, horizon)
+    table = render(results, code_stats, throughput, len(starts), val, args, rollout_s, horizon)
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"rows": results, "throughput": throughput}, indent=1))
+    record = {"rows": results, "codes": code_stats, "throughput": throughput}
+    (out / "results.json").write_text(json.dumps(record, indent=1))
     if args.write_docs:
         write_docs(table)
 
@@ -244,6 +243,7 @@ def score(
     references = model.frames_to_model(batch[camera][:, context - 1])
     codes, _ = model.net.encode_frames(model.frames_to_model(truths), reference=references)
     recons = model.model_to_frames(model.net.decode_codes(codes, reference=references))
+    code_stats = code_changes(states["codes"][:, :, -1], codes, state["codes"][:, -1])
     motion = (truths[:, -1].float() - batch[camera][:, context - 1].float()).abs().mean((1, 2, 3))
     shown = int(motion.argmax())  # the strip shows the start whose scene changes most
     strip = [truths[shown], rolled[camera][shown]]
@@ -281,7 +281,22 @@ def score(
         for name in ("model", "repeat", "tokenizer"):
             truths = frames[(row["h"], "truth")][::3]  # appended once per name
             row[f"psnr_{name}"] = pooled_psnr(frames[(row["h"], name)], truths)
-    return rows
+    return rows, code_stats
+
+
+def code_changes(predicted: torch.Tensor, true: torch.Tensor, last: torch.Tensor) -> dict[str, float]:
+    """How often the greedy rollout's codes ``[n, H, N]`` change a patch's code, beside the true codes ``[n, H, N]``
+    (both after the last context step's codes ``[n, N]``), and how often they equal the truth."""
+    predicted_before = torch.cat([last[:, None], predicted[:, :-1]], 1)
+    true_before = torch.cat([last[:, None], true[:, :-1]], 1)
+    true_change = true != true_before
+    return {
+        "predicted_changes": float((predicted != predicted_before).float().mean()),
+        "true_changes": float(true_change.float().mean()),
+        "equal_to_true": float((predicted == true).float().mean()),
+        "equal_where_true_changes": float((predicted == true)[true_change].float().mean()),
+        "patch_steps": int(true.numel()),
+    }
 
 
 @torch.no_grad()
@@ -337,7 +352,7 @@ def training_throughput(model, reader, cfg: dict, steps: int = 4) -> dict[str, f
     return {"step_s": step, "windows_per_s": batch_size / step, "frames_per_s": batch_size * window / step}
 
 
-def render(rows, throughput, n_starts, val, args, rollout_s, horizon) -> str:
+def render(rows, code_stats, throughput, n_starts, val, args, rollout_s, horizon) -> str:
     samples = args.audio_samples
     lines = [
         f"Held-out validation episodes {val} ({n_starts} starts), context {args.context} real steps, open-loop "
@@ -363,7 +378,13 @@ def render(rows, throughput, n_starts, val, args, rollout_s, horizon) -> str:
             f"{r['audio_repeat']:.3f} | {r.get('pos_model', float('nan')):.4f} | "
             f"{r.get('pos_constvel', float('nan')):.4f} | {r.get('pos_static', float('nan')):.4f} |"
         )
+    c = code_stats
     lines += [
+        "",
+        f"Codes of the greedy rollouts over {c['patch_steps']} patch-steps: a patch's code changes on "
+        f"{100 * c['predicted_changes']:.2f}% (true codes: {100 * c['true_changes']:.2f}%); the predicted code equals "
+        f"the true one on {100 * c['equal_to_true']:.1f}%, and on {100 * c['equal_where_true_changes']:.1f}% of the "
+        "patch-steps where the true code changes.",
         "",
         f"Training step of the preset batch (one thread, median of 4): {throughput['step_s']:.2f}s = "
         f"{throughput['windows_per_s']:.1f} windows/s = {throughput['frames_per_s']:.0f} frames/s.",
