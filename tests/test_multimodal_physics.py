@@ -202,3 +202,25 @@ def test_older_checkpoints_are_refused_with_one_line(tmp_path) -> None:
     with pytest.raises(CheckpointError, match=f"architecture version {old}") as err:
         load_pretrained(tmp_path / "m")
     assert "\n" not in str(err.value)
+
+
+def test_position_and_velocity_axes_share_one_scale_so_a_vertical_error_weighs_as_a_horizontal_one() -> None:
+    std = torch.ones(S)
+    b = blocks(std[None], LAYOUT)[0]
+    b[:, 7], b[:, 8], b[:, 9] = 0.8, 0.8, 0.05  # a wide horizontal and a narrow vertical velocity spread
+    b[:, 2] = 0.01
+    head = PhysicsHead(10 + S, 16, S, LAYOUT)
+    head.set_state_stats(torch.zeros(S), b.flatten())
+    scale = head.dynamics.scale
+    assert torch.allclose(scale[7:10], torch.full((3,), 0.8)) and torch.allclose(scale[0:3], torch.ones(3))
+    assert float(scale[3]) == 1.0  # other entries keep their own spread
+    start = _scene(2)
+    truth = torch.stack([start, integrate(start, torch.zeros_like(start), LAYOUT)], 1)
+    terms = {}
+    for axis in (7, 9):  # the same 0.1 m/s velocity event, horizontal then vertical
+        hit = truth.clone()
+        hit[:, 1, axis] += 0.1
+        with torch.no_grad():
+            terms[axis] = physics_terms(head, torch.zeros(2, 2, 10), head.normalised(hit), torch.ones(2, 1, dtype=torch.bool))
+    assert float(terms[7]["physics_event"]) == pytest.approx(float(terms[9]["physics_event"]), rel=1e-5)
+    assert float(terms[7]["physics_event"]) > 0
