@@ -376,3 +376,15 @@ def test_parameter_groups_that_leave_a_trainable_parameter_out_are_refused(tmp_p
     cfg = TrainerConfig(max_steps=1, batch_size=4, progress=False)
     with pytest.raises(ValueError, match="leaves 2 trainable parameter"):
         Trainer(Forgetful(LinearConfig(), make_task()), SyntheticWindows(8, 0), None, cfg, tmp_path)
+
+
+def test_a_limited_validation_scores_windows_spread_over_the_whole_set() -> None:
+    from worldrl.training.trainer import validation_windows
+
+    windows = list(range(100))  # in episode order, as the window datasets are
+    chosen = validation_windows(windows, batches=2, batch_size=4)
+    picked = [chosen[i] for i in range(len(chosen))]
+    assert len(picked) == 8 and picked[0] == 0 and picked[-1] == 99
+    assert picked == sorted(set(picked))  # distinct, in order
+    assert validation_windows(windows, batches=None, batch_size=4) is windows
+    assert validation_windows(windows[:6], batches=2, batch_size=4) == windows[:6]

@@ -46,7 +46,7 @@ class TrainerConfig:
     eval_every: int = 100
     """Validate every this many steps (and at the end); 0 = only at the end."""
     val_batches: int | None = 8
-    """Validation batches per evaluation (in a fixed order); None = the whole validation set."""
+    """Validation batches per evaluation (fixed windows spread evenly over the validation set); None = all of it."""
     early_stopping_patience: int | None = None
     """Stop after this many evaluations without a lower validation loss; None = off."""
     checkpoint_every: int = 500

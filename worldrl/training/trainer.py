@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from tensordict import TensorDict
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from tqdm.auto import tqdm
 
 from worldrl.errors import CheckpointError, ConfigError, DatasetError, DivergedError, OutputExistsError
@@ -265,6 +265,14 @@ class _Progress:
     bad_evals: int = 0
     last_val_loss: float | None = None
     last_val_step: int | None = None
+
+
+def validation_windows(dataset: Dataset, batches: int | None, batch_size: int) -> Dataset:
+    """The windows one validation scores: all of them, or ``batches * batch_size`` spread evenly over the set (its
+    windows come in episode order, so the first ones alone would be the first episode's opening steps)."""
+    if batches is None or len(dataset) <= batches * batch_size:
+        return dataset
+    return Subset(dataset, np.linspace(0, len(dataset) - 1, batches * batch_size).round().astype(int).tolist())
 
 
 class Trainer:
@@ -549,11 +557,12 @@ class Trainer:
     def _val_batches(self) -> Iterator[TensorDict]:
         """This rank's share of the validation batches (batch i goes to rank i mod world size)."""
         loader = DataLoader(
-            self.val_dataset, batch_size=self.config.micro_batch_size, shuffle=False, collate_fn=collate_windows
+            validation_windows(self.val_dataset, self.config.val_batches, self.config.micro_batch_size),
+            batch_size=self.config.micro_batch_size,
+            shuffle=False,
+            collate_fn=collate_windows,
         )
         for i, batch in enumerate(loader):
-            if self.config.val_batches is not None and i >= self.config.val_batches:
-                return
             if i % self.process.world_size == self.process.rank:
                 yield to_task_shapes(batch, self.model.task).to(self.device, non_blocking=True)
 
