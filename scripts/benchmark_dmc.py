@@ -8,6 +8,7 @@ learning-curve PNG per task next to it. Raw results go to ``<out>/dmc.json`` (on
 
     python scripts/benchmark_dmc.py dmc --tasks cartpole-swingup --real-steps 3000 --eval-episodes 3
     python scripts/benchmark_dmc.py dmc --tasks pendulum-swingup --agent mpc-ac --real-steps 3000
+    python scripts/benchmark_dmc.py dmc --tasks cheetah-run --agent dreamer --agent-option updates_per_real_step=0.2
     python scripts/benchmark_dmc.py dmc --real-steps 100000 --eval-episodes 10 --device cuda   # published budget
     python scripts/benchmark_dmc.py report --notes findings.md   # rebuild the doc section from saved results
 
@@ -81,14 +82,17 @@ def random_returns(env_id: str, episodes: int, seed: int) -> list[float]:
 
 
 def agent_options(args: argparse.Namespace) -> dict:
-    """Planner settings from the command line (only the ones given: the loop's defaults fill the rest)."""
+    """Planner settings and ``--agent-option`` values from the command line (only the ones given: the loop's
+    defaults fill the rest)."""
     names = {"horizon": args.horizon, "num_samples": args.samples, "iterations": args.iterations}
     options = {k: v for k, v in names.items() if v is not None}
     if args.samples is not None:
         options["num_elites"] = max(4, args.samples // 10)
     if args.agent == "dreamer":  # dreamer does not plan
         options = {}
-    return options
+    from worldrl.cli.train_agent import parse_agent_options
+
+    return {**options, **parse_agent_options(args.agent_option)}
 
 
 def read_curve(path: Path) -> list[dict[str, float]]:
@@ -271,6 +275,13 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=None, help="planner horizon (default: the loop's)")
     parser.add_argument("--samples", type=int, default=None, help="planner samples (default: the loop's)")
     parser.add_argument("--iterations", type=int, default=None, help="planner iterations (default: the loop's)")
+    parser.add_argument(
+        "--agent-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="agent setting (YAML value) over the loop's defaults, as worldrl train-agent's, e.g. updates_per_real_step=0.2",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device of model and agent (cuda on a GPU)")
     args = parser.parse_args()
