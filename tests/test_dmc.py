@@ -150,4 +150,3 @@ def test_dmc_command_trains_evaluates_and_reports_beside_random_and_published(tm
     assert "| 200 (0%) |" in row and "| 839 | 835 | 677 |" in row  # budget share and TD-MPC2 / SAC / DreamerV3
     assert text.index("<!-- robot:end -->") < text.index("<!-- dmc:start -->")
     assert (doc.parent / "dmc_cartpole-swingup.png").stat().st_size > 1000
-

@@ -221,6 +221,8 @@ def test_position_and_velocity_axes_share_one_scale_so_a_vertical_error_weighs_a
         hit = truth.clone()
         hit[:, 1, axis] += 0.1
         with torch.no_grad():
-            terms[axis] = physics_terms(head, torch.zeros(2, 2, 10), head.normalised(hit), torch.ones(2, 1, dtype=torch.bool))
+            terms[axis] = physics_terms(
+                head, torch.zeros(2, 2, 10), head.normalised(hit), torch.ones(2, 1, dtype=torch.bool)
+            )
     assert float(terms[7]["physics_event"]) == pytest.approx(float(terms[9]["physics_event"]), rel=1e-5)
     assert float(terms[7]["physics_event"]) > 0
