@@ -14,8 +14,10 @@ from worldrl.models.base import WorldModelConfig
 class MultimodalConfig(WorldModelConfig):
     """Video + audio (+ state) transformer world model over the codes of a learned FSQ frame tokenizer."""
 
-    architecture_version: ClassVar[int] = 6
-    """6: predictive (P-frame) codes: the tokenizer encodes each frame beside the frame before it, so codes say what
+    architecture_version: ClassVar[int] = 7
+    """7: the next-audio mixture reads the current spectrum beside the features (a ringing contact decays in
+    proportion to its level); the physics head scales the three axes of a position or velocity alike.
+    6: predictive (P-frame) codes: the tokenizer encodes each frame beside the frame before it, so codes say what
     changed (an optional SKIP code copies a patch exactly, ``skip_threshold``), and the transformer reads each frame's
     pixels beside its codes (``frame_embed``).
     5: the tokenizer's decoder sees the reference frame (the frame before) when it paints over it; the code

@@ -153,7 +153,9 @@ class TransformerWorldModel(nn.Module):
         nn.init.constant_(self.copy_gate.bias, COPY_PRIOR)
         head_in = cfg.latent_dim + D
         K, F_ = cfg.audio_components, cfg.audio_dim
-        self.audio_next = mlp(head_in, [D], K * (1 + 2 * F_))  # component logits, mean changes, log-scales
+        # component logits, mean changes, log-scales, from the features and the current spectrum: a ringing contact
+        # decays in proportion to its level, which the shared features (not trained for audio) do not carry
+        self.audio_next = mlp(head_in + F_, [D], K * (1 + 2 * F_))
         self.audio_recon = mlp(cfg.latent_dim, [D], cfg.audio_dim)
         self.physics = (
             PhysicsHead(head_in + state_dim, cfg.physics_embed_dim, state_dim, state_layout)
@@ -408,7 +410,7 @@ class TransformerWorldModel(nn.Module):
 
     def _audio_mixture(self, feature: torch.Tensor, current: torch.Tensor) -> dict[str, torch.Tensor]:
         K, F_ = self.config.audio_components, self.config.audio_dim
-        raw = self.audio_next(feature)
+        raw = self.audio_next(torch.cat([feature, current], -1))
         logits = raw[..., :K]
         means = current[..., None, :] + raw[..., K : K + K * F_].unflatten(-1, (K, F_))
         log_scales = audio_mixture.bounded_log_scales(raw[..., K + K * F_ :].unflatten(-1, (K, F_)))
