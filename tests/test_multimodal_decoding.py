@@ -20,6 +20,7 @@ from worldrl.models.multimodal.audio_mixture import (
     component_means,
     mixture_mean,
     mixture_nll,
+    rollout_error,
 )
 from worldrl.models.multimodal.model import MultimodalWorldModel
 from worldrl.models.multimodal.transformer_world_model import sample_audio
@@ -204,3 +205,29 @@ def test_keeping_a_patch_is_a_decision_of_the_code_distribution(net: Transformer
     keep = nxt.logits.log_softmax(-1).gather(-1, codes[:, -1:].transpose(1, 2)).exp()
     # far above the uniform 1 / 13 of this tiny vocabulary (the copy prior e^4 against 12 other codes)
     assert (keep > 0.3).all() and keep.mean() > 0.6 and not torch.equal(without.logits.argmax(-1), codes[:, -1])
+
+
+def test_audio_rollout_error_feeds_back_the_most_likely_component_and_stops_at_episode_ends() -> None:
+    decay = torch.tensor(0.5, requires_grad=True)
+
+    def mixture(feature: torch.Tensor, current: torch.Tensor) -> dict[str, torch.Tensor]:
+        # component 0 (likely): the spectrum decays by ``decay``; component 1 (unlikely): it jumps by +10
+        comps = torch.stack([decay * current, current + 10], -2)
+        return {"audio_components": comps, "audio_logits": torch.tensor([2.0, 0.0]).expand(*current.shape[:-1], 2)}
+
+    def error(*args, **kw) -> torch.Tensor:
+        return rollout_error(*args, **kw).detach()
+
+    start = torch.randn(3, 4)
+    truth = torch.stack([start * 0.5**k for k in range(6)], 1)  # [B, T, F]: exactly the likely component's decay
+    feature, pair = torch.zeros(3, 6, 1), torch.ones(3, 5, dtype=torch.bool)
+    assert float(error(mixture, feature, truth, pair, horizon=5)) < 1e-12
+    wrong = truth.clone()
+    wrong[:, 3:] += 1.0  # the truth leaves the decay at step 3: steps 3..5 of the rollout err by 1 per bin
+    assert float(error(mixture, feature, wrong, pair, horizon=5)) == pytest.approx(3 / 5)
+    pair[:, 2:] = False  # the episode ends after step 2: later steps are not scored
+    assert float(error(mixture, feature, wrong, pair, horizon=5)) < 1e-12
+    assert float(error(mixture, feature, wrong, pair, horizon=1)) < 1e-12
+    pair[:] = True
+    (rollout_error(mixture, feature, wrong, pair, horizon=5)).backward()
+    assert decay.grad is not None and float(decay.grad.abs()) > 0  # trained through the fed-back means

@@ -57,10 +57,10 @@ def test_neural_world_trainer_learns_and_checkpoints_resume(loaders: dict, tmp_p
     result = trainer.train()
     after = trainer.evaluate(loaders["train"])
     assert result.steps == 30
-    for term in ("reconstruction", "prediction", "audio", "physics"):
+    for term in ("reconstruction", "prediction", "audio", "audio_rollout", "physics"):
         assert after[term] < before[term], (term, before[term], after[term])
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert {"prediction", "spectral", "temporal", "perceptual", "physics"} <= set(logged[0]["metrics"])
+    assert {"prediction", "spectral", "temporal", "perceptual", "physics", "audio_rollout"} <= set(logged[0]["metrics"])
 
     saved = trainer.save_checkpoint(epoch=1, metrics={"val": 1.0})
     assert {p.suffix for p in saved.rglob("*") if p.is_file()} == {".safetensors", ".json"}  # nothing pickled

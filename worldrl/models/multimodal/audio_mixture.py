@@ -9,6 +9,7 @@ its mean back. Pure functions on ``logits [..., K]``, ``means [..., K, F]``, ``l
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -48,6 +49,30 @@ def choose_components(logits: torch.Tensor, generator: torch.Generator | None = 
     return torch.multinomial(flat, 1, generator=generator).reshape(logits.shape[:-1])
 
 
+def rollout_error(
+    mixture: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
+    feature: torch.Tensor,
+    audio: torch.Tensor,
+    pair_mask: torch.Tensor,
+    horizon: int,
+) -> torch.Tensor:
+    """Mean squared error of an open-loop audio rollout: from each window's first true spectrum, ``mixture(feature
+    [B, F'], current [B, F])`` (a dict with ``audio_logits``/``audio_components``) is applied ``horizon`` steps on
+    the features ``feature [B, T, F']`` of each step, feeding back its most likely component's mean (what a greedy
+    rollout feeds back; the gradient flows through that mean), scored against ``audio [B, T, F]``; steps after the
+    episode ends (``pair_mask [B, T-1]``) are left out."""
+    current, alive = audio[:, 0], torch.ones_like(pair_mask[:, 0])
+    total, count = audio.new_zeros(()), audio.new_zeros(())
+    for k in range(1, min(horizon, audio.shape[1] - 1) + 1):
+        out = mixture(feature[:, k - 1], current)
+        current = component_means(out["audio_components"], out["audio_logits"].argmax(-1))
+        alive = alive & pair_mask[:, k - 1]
+        m = alive.to(audio.dtype)
+        total = total + ((current - audio[:, k]).pow(2).mean(-1) * m).sum()
+        count = count + m.sum()
+    return total / count.clamp_min(1.0)
+
+
 __all__ = [
     "LOG_SCALE_RANGE",
     "bounded_log_scales",
@@ -55,4 +80,5 @@ __all__ = [
     "component_means",
     "mixture_mean",
     "mixture_nll",
+    "rollout_error",
 ]

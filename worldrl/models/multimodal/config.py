@@ -107,6 +107,10 @@ class MultimodalConfig(WorldModelConfig):
     physics_rollout_steps: int = 8
     """Steps the physics head rolls out on its own predicted states in training (from the window's first step, up
     to the window's end; layouts with known positions only): compounding errors are trained, not only one step."""
+    audio_rollout_steps: int = 8
+    """Steps the next-audio mixture rolls out on its own most likely components in training (from the window's
+    first step, on the teacher-forced features): the squared error of that rollout is added to the audio term, so
+    a head that reads its own last spectrum learns not to compound its errors; 0 = off."""
 
     def __post_init__(self) -> None:
         self.fsq_levels = [int(v) for v in self.fsq_levels]
@@ -147,6 +151,7 @@ class MultimodalConfig(WorldModelConfig):
                 "cross_modal_temperature": (self.cross_modal_temperature > 0, "> 0"),
                 "consistency_weight": (self.consistency_weight >= 0, ">= 0"),
                 "physics_rollout_steps": (self.physics_rollout_steps >= 1, ">= 1"),
+                "audio_rollout_steps": (self.audio_rollout_steps >= 0, ">= 0"),
                 "skip_threshold": (0 <= self.skip_threshold < 1, "in [0, 1)"),
                 **{
                     name: (getattr(self, name) >= 0, ">= 0")

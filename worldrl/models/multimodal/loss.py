@@ -6,7 +6,8 @@ Terms (masked means; ``pair_mask [B, T-1]`` marks steps t whose successor t+1 is
 * ``prediction``: cross-entropy of the next frame's codes (the generative objective), weight ``prediction_weight``;
 * ``audio``: negative log-likelihood (per feature) of the next audio features under the predicted mixture
   (``audio_logits``/``audio_components``/``audio_log_scales``), or their MSE without one, weight ``audio_weight``;
-  ``audio_mse`` (logged) is the MSE of the predicted mean;
+  ``audio_mse`` (logged) is the MSE of the predicted mean; + ``outputs["audio_rollout"]`` when given (the squared
+  error of the mixture's own open-loop rollout, ``audio_mixture.rollout_error``, logged as ``audio_rollout``);
 * ``perceptual``: feature MSE of reconstructed vs real frames through a frozen network the user passes
   (``feature_net``: any local module mapping ``[N, C, H, W]`` in [0, 1] to features; never downloaded); 0 without;
 * ``temporal``: frame differences of the reconstruction match the real ones (motion is kept, not averaged away);
@@ -92,7 +93,7 @@ class MultimodalLoss(nn.Module):
                 ).reshape(targets["codes"].shape),
                 pair,
             ),
-            "audio": self._audio_term(outputs, targets["next_audio"], pair),
+            "audio": self._audio_term(outputs, targets["next_audio"], pair) + outputs.get("audio_rollout", 0.0),
             "audio_mse": masked_mean((outputs["next_audio"] - targets["next_audio"]).pow(2), pair),
             "spectral": masked_mean(
                 log_magnitude_l1(outputs["next_audio"], targets["next_audio"], self.audio_is_log), pair
@@ -100,6 +101,8 @@ class MultimodalLoss(nn.Module):
             "temporal": masked_mean(((recon[:, 1:] - recon[:, :-1]) - (video[:, 1:] - video[:, :-1])).pow(2), pair),
             "perceptual": self._perceptual(recon, video, mask),
         }
+        if "audio_rollout" in outputs:
+            terms["audio_rollout"] = outputs["audio_rollout"]
         physics = torch.zeros((), device=video.device)
         if "next_state" in outputs and "next_state" in targets:
             physics = masked_mean((outputs["next_state"] - targets["next_state"]).pow(2), pair)

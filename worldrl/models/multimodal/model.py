@@ -26,6 +26,7 @@ from tensordict import TensorDict
 
 from worldrl.errors import ModelConfigurationError
 from worldrl.models.base import Capabilities, WorldModel
+from worldrl.models.multimodal import audio_mixture
 from worldrl.models.multimodal.config import MultimodalConfig
 from worldrl.models.multimodal.loss import MultimodalLoss, masked_mean
 from worldrl.models.multimodal.physics import STATE_LAYOUTS, StateLayout, physics_terms, velocity_consistency
@@ -322,6 +323,10 @@ class MultimodalWorldModel(WorldModel):
                 outputs["physics_terms"] = physics_terms(
                     self.net.physics, nxt["feature"], phys, pair, self.config.physics_rollout_steps
                 )
+        if self.config.audio_rollout_steps and self.has_audio:  # the head reads its own spectrum in a rollout
+            outputs["audio_rollout"] = audio_mixture.rollout_error(
+                self.net.audio_mixture, nxt["feature"].detach(), audio, pair, self.config.audio_rollout_steps
+            )
         total, terms = self.criterion(outputs, targets)
         feature = nxt["feature"]
         heads = masked_mean(

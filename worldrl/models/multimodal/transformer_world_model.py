@@ -401,14 +401,16 @@ class TransformerWorldModel(nn.Module):
         # the mixture's likelihood has gradients ~1/scale^2 (gradient norm 12-40 with it attached, ~3 before):
         # the audio head reads the shared features without training them
         current = self._need(audio, "audio", (b, t, self.config.audio_dim))
-        out.update(self._audio_mixture(feature.detach(), current))
+        out.update(self.audio_mixture(feature.detach(), current))
         if self.physics is not None:
             # a residual on the current state (with a layout: a velocity change, integrated; zero = constant velocity)
             current = self._need(state, "state", (b, t, self.state_dim))
             out["state"] = self.physics(feature, current)
         return out
 
-    def _audio_mixture(self, feature: torch.Tensor, current: torch.Tensor) -> dict[str, torch.Tensor]:
+    def audio_mixture(self, feature: torch.Tensor, current: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The next audio's mixture (``audio_logits``, ``audio_components``, ``audio_log_scales`` and its mean
+        ``audio``) from the heads' ``feature [.., latent_dim + D]`` and the current normalised audio ``[.., F]``."""
         K, F_ = self.config.audio_components, self.config.audio_dim
         raw = self.audio_next(torch.cat([feature, current], -1))
         logits = raw[..., :K]
