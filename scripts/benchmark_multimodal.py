@@ -16,7 +16,7 @@ plus training throughput (windows/s of the preset's training step, one thread). 
 ``--out``/frames.png (truth vs prediction) and replaces the "Multimodal family" section of docs/benchmarks.md
 with ``--write-docs``.
 
-    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v6 --write-docs
+    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v7 --write-docs
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ SETUP = """Commands (one thread; the collection takes about 2 minutes, the train
 machine with one other job):
 
     OMP_NUM_THREADS=1 worldrl train --config configs/multimodal_playground_cpu.yaml
-    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v6 --write-docs
+    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v7 --write-docs
 
 Data: 60 Playground "collide" episodes of 80 steps (50 Hz), random planar pushes, 64x64 frames, 32-bin log10-mel
 synthetic contact audio, 78-dim object states; 54 episodes train, 6 are held out (the run's validation split).
@@ -110,7 +110,7 @@ NOTES = """Reading (2026-12-03 run of architecture 6, 1500 steps, trained at c17
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", default="runs/multimodal_playground_cpu_v6", help="run directory of the CPU preset")
+    p.add_argument("--run", default="runs/multimodal_playground_cpu_v7", help="run directory of the CPU preset")
     p.add_argument(
         "--weights",
         choices=["best", "model"],
@@ -244,6 +244,8 @@ def score(
     codes, _ = model.net.encode_frames(model.frames_to_model(truths), reference=references)
     recons = model.model_to_frames(model.net.decode_codes(codes, reference=references))
     code_stats = code_changes(states["codes"][:, :, -1], codes, state["codes"][:, -1])
+    train_window = int(model.config.context_length) + 1
+    code_stats.update(code_probabilities(model, {k: v[:, context - 1 :][:, :train_window] for k, v in batch.items()}))
     motion = (truths[:, -1].float() - batch[camera][:, context - 1].float()).abs().mean((1, 2, 3))
     shown = int(motion.argmax())  # the strip shows the start whose scene changes most
     strip = [truths[shown], rolled[camera][shown]]
@@ -300,6 +302,39 @@ def code_changes(predicted: torch.Tensor, true: torch.Tensor, last: torch.Tensor
 
 
 @torch.no_grad()
+@torch.no_grad()
+def code_probabilities(model, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Teacher-forced next-code distributions on held-out windows ``batch`` (``[n, T, ...]`` of a training window's
+    length): the mean probability of a patch's true next code where the code changes and where it stays, the mean
+    probability of a change beside the true change rate, and how often a change is the most likely outcome (greedy
+    decoding changes a code only there)."""
+    from tensordict import TensorDict
+
+    camera = model.image_key
+    n, T = batch["action"].shape[:2]
+    frames, audio, phys = model._split(TensorDict({k: batch[k] for k in (camera, AUDIO_KEY, STATE_KEY)}, [n, T]))
+    valid, first = torch.ones(n, T, dtype=torch.bool), torch.zeros(n, T, dtype=torch.bool)
+    first[:, 0] = True
+    actions = model.action_norm(batch["action"].float())
+    out = model.net(
+        frames, audio, actions=actions, state=phys, valid=valid, timesteps=model._timesteps(valid), is_first=first
+    )
+    probs = out["next"]["logits"][:, :-1].float().softmax(-1)
+    now, nxt = out["codes"][:, :-1], out["codes"][:, 1:]
+    p_true = probs.gather(-1, nxt[..., None]).squeeze(-1)
+    p_change = 1 - probs.gather(-1, now[..., None]).squeeze(-1)
+    change = nxt != now
+    return {
+        "tf_patch_steps": int(change.numel()),
+        "tf_true_change_rate": float(change.float().mean()),
+        "tf_mean_change_probability": float(p_change.mean()),
+        "tf_p_true_where_change": float(p_true[change].mean()),
+        "tf_p_true_where_kept": float(p_true[~change].mean()),
+        "tf_p_change_where_change": float(p_change[change].mean()),
+        "tf_change_most_likely": float((probs.argmax(-1) != now).float().mean()),
+    }
+
+
 def sampled_audio_mean(model, state, actions: torch.Tensor, samples: int, seed: int = 0) -> torch.Tensor:
     """Raw audio ``[n, H, F]`` averaged over ``samples`` sampled open-loop rollouts from each start (a Monte-Carlo
     estimate of the conditional mean at every horizon, which a single greedy rollout is not)."""
@@ -385,6 +420,13 @@ def render(rows, code_stats, throughput, n_starts, val, args, rollout_s, horizon
         f"{100 * c['predicted_changes']:.2f}% (true codes: {100 * c['true_changes']:.2f}%); the predicted code equals "
         f"the true one on {100 * c['equal_to_true']:.1f}%, and on {100 * c['equal_where_true_changes']:.1f}% of the "
         "patch-steps where the true code changes.",
+        "",
+        f"Next-code distributions with the true frames as context ({c['tf_patch_steps']} patch-steps of held-out "
+        "training-length windows from each start's last context step): the true code changes on "
+        f"{100 * c['tf_true_change_rate']:.2f}%, the model's mean probability of a change is {100 * c['tf_mean_change_probability']:.2f}%, and a change is its most likely "
+        f"outcome on {100 * c['tf_change_most_likely']:.2f}%. Where the code changes, the model gives a change "
+        f"{c['tf_p_change_where_change']:.3f} and the true new code {c['tf_p_true_where_change']:.3f}; where it "
+        f"stays, the kept code {c['tf_p_true_where_kept']:.3f}.",
         "",
         f"Training step of the preset batch (one thread, median of 4): {throughput['step_s']:.2f}s = "
         f"{throughput['windows_per_s']:.1f} windows/s = {throughput['frames_per_s']:.0f} frames/s.",
