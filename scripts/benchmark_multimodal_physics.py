@@ -46,7 +46,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dataset", default=None, help="dataset root (default: the run's data.root)")
     p.add_argument("--context", type=int, default=8)
     p.add_argument("--horizons", type=int, nargs="+", default=[1, 5, 10, 20])
-    p.add_argument("--starts-per-episode", type=int, default=4)
+    p.add_argument("--starts-per-episode", type=int, default=12)
     p.add_argument("--out", default="outputs/benchmark_multimodal_physics")
     p.add_argument(
         "--finetune-steps",
