@@ -1,23 +1,25 @@
 """The ``dmc:`` adapter on real DeepMind Control tasks (``pip install worldrl[dmc]``: dm-control with mujoco 3.x).
 
-Skipped where dm_control is missing, or installed next to a mujoco it cannot load tasks with (mujoco 4.0, the base
-install): the adapter then raises ``MissingDependencyError``, checked by ``test_real_envs.py``.
+Tests of real tasks are skipped where dm_control is missing, or installed next to a mujoco it cannot load tasks with
+(mujoco 4.0, the base install): the adapter then raises ``MissingDependencyError``, checked by ``test_real_envs.py``.
+The benchmark script's command-line and doc handling run everywhere.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
 import pytest
 
-pytest.importorskip("dm_control")
-
-from worldrl.errors import MissingDependencyError  # noqa: E402
-from worldrl.tasks.real_envs import UnknownEnvError, env_fps, make_real_env, observation_names  # noqa: E402
+from worldrl.errors import ConfigError, MissingDependencyError
+from worldrl.tasks.real_envs import UnknownEnvError, env_fps, make_real_env, observation_names
 
 
 def dmc_env(name: str, **kwargs):
+    """A real ``dmc:`` env; the test is skipped where dm-control is missing or cannot load its tasks."""
+    pytest.importorskip("dm_control")
     try:
         return make_real_env(f"dmc:{name}", **kwargs)
     except MissingDependencyError as err:  # dm_control built for another mujoco
@@ -150,3 +152,16 @@ def test_dmc_command_trains_evaluates_and_reports_beside_random_and_published(tm
     assert "| 200 (0%) |" in row and "| 839 | 835 | 677 |" in row  # budget share and TD-MPC2 / SAC / DreamerV3
     assert text.index("<!-- robot:end -->") < text.index("<!-- dmc:start -->")
     assert (doc.parent / "dmc_cartpole-swingup.png").stat().st_size > 1000
+
+
+def test_agent_options_from_the_command_line_override_the_loops_defaults():
+    bench = load_benchmark()
+    args = argparse.Namespace(agent="dreamer", horizon=5, samples=None, iterations=None, agent_option=[])
+    assert bench.agent_options(args) == {}  # dreamer does not plan: planner flags are dropped
+    args.agent_option = ["updates_per_real_step=0.2", "actor_lr=1e-4"]
+    assert bench.agent_options(args) == {"updates_per_real_step": 0.2, "actor_lr": 1e-4}
+    args = argparse.Namespace(agent="mpc-cem", horizon=5, samples=40, iterations=None, agent_option=["horizon=7"])
+    assert bench.agent_options(args) == {"horizon": 7, "num_samples": 40, "num_elites": 4}
+    args.agent_option = ["horizon"]
+    with pytest.raises(ConfigError, match="key=value"):
+        bench.agent_options(args)
