@@ -92,9 +92,10 @@ episode (72) instead of 4 (24): on 24 starts the audio and physics rankings turn
   on 0.8% of object-steps, and free starts stay exact. On the old 24 starts it reads 1.22 / 3.71 / 15.24 mm at 5 / 10
   / 20 steps, where the architecture-6 run read 1.74 / 4.74 / 16.52 and constant velocity 1.47 / 4.50 / 17.58. **The
   regression's cause, found:** the head scaled each axis of a velocity by that axis's spread over the data, and the
-  vertical velocity's spread is small (0.054 m/s against 0.82 horizontally). Half of the data's velocity events (500
-  of 1032) are vertical contact jitter, so per unit of velocity error they outweighed horizontal ones about 230 to
-  1 in the loss. The head now uses one scale for the three axes of a position or a velocity
+  vertical velocity's spread is small (0.035 m/s against 0.899 and 0.335 horizontally). Half of the data's velocity
+  events (500 of 1032) are mostly vertical contact jitter, so per unit of velocity error they outweighed horizontal
+  ones by the squared ratio of the spreads, a factor in the hundreds, in the loss (`python
+  scripts/benchmark_multimodal_physics.py --data-stats` prints these counts). The head now uses one scale for the three axes of a position or a velocity
   (`physics.isotropic_scale`), as the metric (a Euclidean distance) does. The validation curve had hidden it: a
   limited validation (`trainer.val_batches`) scored the first windows in order, that is, the opening steps of one
   episode, where nothing moves (the head's validation rollout error sat at 0.0043). It now scores windows spread

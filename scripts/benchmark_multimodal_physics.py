@@ -56,6 +56,11 @@ def parse_args() -> argparse.Namespace:
         "training windows (physics_terms, batch 32, AdamW 1e-3 cosine); saved to --out/model and scored",
     )
     p.add_argument("--finetune-stride", type=int, default=2, help="window stride of the fine-tuning feature cache")
+    p.add_argument(
+        "--data-stats",
+        action="store_true",
+        help="only print the dataset's per-axis velocity spread and how many velocity events are mostly vertical",
+    )
     return p.parse_args()
 
 
@@ -255,6 +260,25 @@ def finetune_head(model, data: dict[str, torch.Tensor], steps: int, horizon: int
     head.eval()
 
 
+def velocity_event_stats(reader: LeRobotDatasetReader, layout) -> str:
+    """Per-axis spread (std over present objects) of the recorded velocities, and the velocity events
+    (``|dv| > event_threshold`` between consecutive steps of one episode) whose vertical change exceeds the
+    horizontal one: with one scale per axis these weigh (spread_xy / spread_z)^2 more per unit of error."""
+    state = torch.as_tensor(reader.column(STATE_KEY), dtype=torch.float32)
+    episode = torch.as_tensor(reader.episode_of(np.arange(len(state))))
+    here = present(state, layout)
+    v = velocities(state, layout)
+    spread = v[here].std(0)
+    same = episode[1:] == episode[:-1]
+    dv = (v[1:] - v[:-1])[same]
+    event = (dv.norm(dim=-1) > layout.event_threshold) & here[:-1][same] & here[1:][same]
+    vertical = event & (dv[..., 2].abs() > dv[..., :2].norm(dim=-1))
+    return (
+        f"velocity spread per axis (m/s): x {spread[0]:.3f}, y {spread[1]:.3f}, z {spread[2]:.3f}; "
+        f"velocity events: {int(event.sum())}, mostly vertical: {int(vertical.sum())}"
+    )
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
@@ -265,6 +289,9 @@ def main() -> None:
         raise ConfigError(f"{weights}: not a multimodal model with a physics head on a known state layout")
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     reader = LeRobotDatasetReader(args.dataset or cfg["data"]["root"])
+    if args.data_stats:
+        print(velocity_event_stats(reader, model.layout))
+        return
     out = Path(args.out)
     if args.finetune_steps:
         torch.manual_seed(0)

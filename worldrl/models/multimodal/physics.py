@@ -123,8 +123,9 @@ def constant_velocity_step(
 def isotropic_scale(std: torch.Tensor, layout: StateLayout) -> torch.Tensor:
     """``[per_object]`` scale of a flat real-unit ``std [S]``: each entry's largest standard deviation over the slots,
     shared by the three axes of the position and of the velocity. They are Euclidean vectors, scored as distances:
-    with one scale per axis, the vertical velocity's small spread (0.05 m/s against 0.8 horizontally on Playground
-    scenes) made its contact jitter, half of all velocity events there, outweigh horizontal errors ~200 to 1."""
+    with one scale per axis, the vertical velocity's small spread (0.035 m/s against 0.3-0.9 horizontally on
+    Playground scenes) made its contact jitter, half of all velocity events there, outweigh horizontal errors by the
+    squared ratio of the spreads (``scripts/benchmark_multimodal_physics.py --data-stats``)."""
     scale = blocks(std, layout).amax(0).clamp_min(1e-3)
     for start, stop in (layout.position, layout.velocity):
         scale[start:stop] = scale[start:stop].max()
