@@ -33,7 +33,7 @@ DisagreementFn = Callable[[Any, TensorDict, torch.Tensor], torch.Tensor]
 
 def ensemble_disagreement(model: EnsembleWorldModel, state: TensorDict, action: torch.Tensor) -> torch.Tensor:
     """Largest std across the elite members' predicted means (normalised targets: obs delta and reward)."""
-    mean, _, _ = model.predict(state["obs"].to(model.obs_low), action.to(model.obs_low), model.elite_idx)
+    mean, _, _ = model.predict_state(state, action, model.elite_idx)
     if mean.shape[0] < 2:
         return torch.zeros(mean.shape[1], device=mean.device, dtype=mean.dtype)
     return mean.std(dim=0, unbiased=False).amax(dim=-1)

@@ -266,14 +266,15 @@ class PlannerActor:
             return self.agent.act(obs)
 
 
-def train_pusht_model(out: Path, data: Path, model_steps: int):
+def train_pusht_model(out: Path, data: Path, args: argparse.Namespace):
     from worldrl.models.base import WorldModel
     from worldrl.training.run import train_from_config
 
     cfg = {
         "output_dir": str(out / "model_run"),
         "seed": 0,
-        "data": {"root": str(data), "window": 2, "val_fraction": 0.1},
+        # history + 2 steps: the members' past steps, the current one and its successor (the target)
+        "data": {"root": str(data), "window": args.history + 2, "val_fraction": 0.1},
         "model": {
             "family": "ensemble",
             "num_members": 5,
@@ -282,9 +283,11 @@ def train_pusht_model(out: Path, data: Path, model_steps: int):
             "activation": "silu",
             "predict_delta": True,
             "predict_terminal": False,
+            "history": args.history,
+            "nll_beta": args.nll_beta,
         },
         "trainer": {
-            "max_steps": model_steps,
+            "max_steps": args.model_steps,
             "batch_size": 256,
             "lr": 1e-3,
             "weight_decay": 1e-5,
@@ -312,7 +315,7 @@ def pusht(args: argparse.Namespace) -> dict:
         collect_pusht(data, args.train_episodes, args.steps)
         summary["seconds"]["collect"] = time.time() - t0
     t0 = time.time()
-    model = train_pusht_model(out, data, args.model_steps)
+    model = train_pusht_model(out, data, args)
     summary["seconds"].setdefault("train", time.time() - t0)
     seeds = list(range(100_000, 100_000 + args.episodes))
     value_stats = None
@@ -376,7 +379,9 @@ def pusht_fidelity(args: argparse.Namespace) -> dict:
     model = WorldModel.from_pretrained(str(best_checkpoint(out / "model_run")), device="cpu")
     reader = LeRobotDatasetReader(heldout)
     episodes = [int(e["episode_index"]) for e in reader.episodes]
-    report = evaluate_fidelity(model, reader, episodes, horizons=(1, 5, 10), num_starts=256, seed=0)
+    # context: the model's history and the current step (the baselines are scored on the same starts)
+    context = getattr(model.config, "history", 0) + 1
+    report = evaluate_fidelity(model, reader, episodes, horizons=(1, 5, 10), context=context, num_starts=256, seed=0)
     markdown = report.to_markdown() + "\n\n" + contact_fidelity(model)
     atomic_write_bytes(Path(args.out) / "pusht_fidelity.md", markdown.encode())
     print(markdown)
@@ -390,22 +395,30 @@ def contact_fidelity(model, episodes: int = 5, steps: int = 150) -> str:
     from worldrl.tasks.real_envs import make_real_env
 
     env, actor = make_real_env(PUSHT, obs_type="environment_state_agent_pos", max_episode_steps=steps), ScriptedActor()
-    before, after, actions = [], [], []
+    context = getattr(model.config, "history", 0) + 1  # the model sees its history, as when it plans
+    windows, prev_actions, firsts, before, after, actions = [], [], [], [], [], []
     for e in range(episodes):
         obs, _ = env.reset(seed=500 + e)
         actor.policy.reset()
-        for _ in range(steps):
-            keyed = keyed_obs(obs)
-            action = actor(stack_obs([keyed]))[0]
+        seen, taken = [keyed_obs(obs)], [np.zeros(2, np.float32)]  # taken[i]: the action before step i
+        for t in range(steps):
+            index = [max(i, 0) for i in range(t - context + 1, t + 1)]  # an episode's start repeats, as is_first
+            windows.append(stack_obs([seen[i] for i in index]))
+            prev_actions.append(np.stack([taken[i] for i in index]))
+            firsts.append(np.array([i <= 0 for i in range(t - context + 1, t + 1)]))
+            action = actor(stack_obs([seen[t]]))[0]
             obs, _, terminated, truncated, _ = env.step(action)
-            before.append(keyed), after.append(keyed_obs(obs)), actions.append(action)
+            before.append(seen[t]), seen.append(keyed_obs(obs)), taken.append(np.asarray(action, np.float32))
+            after.append(seen[-1]), actions.append(action)
             if terminated or truncated:
                 break
-    start = {k: torch.as_tensor(v)[:, None] for k, v in stack_obs(before).items()}
+    start = {k: torch.as_tensor(v) for k, v in stack_obs(windows).items()}
     n = len(actions)
     with torch.no_grad():
         state = model.observe_last(
-            TensorDict(start, batch_size=[n, 1]), torch.zeros(n, 1, 2), torch.ones(n, 1, dtype=bool)
+            TensorDict(start, batch_size=[n, context]),
+            torch.as_tensor(np.stack(prev_actions), dtype=torch.float32),
+            torch.as_tensor(np.stack(firsts)),
         )
         predicted = model.decode(model.rollout(state, torch.as_tensor(np.stack(actions))[:, None], None))
     key = "observation.environment_state"
@@ -540,6 +553,10 @@ def main() -> None:
     )
     parser.add_argument("--value-steps", type=int, default=3000, help="pusht: training steps of the learned value")
     parser.add_argument("--model-steps", type=int, default=2000)
+    parser.add_argument(
+        "--history", type=int, default=1, help="pusht: past steps the ensemble reads (the pusher's velocity is hidden)"
+    )
+    parser.add_argument("--nll-beta", type=float, default=0.5, help="pusht: the ensemble's beta-NLL exponent")
     parser.add_argument("--horizon", type=int, default=8)
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=3)

@@ -31,6 +31,9 @@ FAMILIES = [
     name for name in available_families() if get_family(name).model_class.__module__.startswith("worldrl.models.")
 ]
 """Every family the library registers (test doubles that other test modules register are not families)."""
+VARIANTS = [(name, {}) for name in FAMILIES] + [("ensemble", {"history": 2, "nll_beta": 0.5})]
+"""Each family's tiny config, plus the settings that change a family's protocol (the ensemble's history makes it
+recurrent and puts the past steps in its state)."""
 BATCH, SEQ, HORIZON = 3, 4, 5
 
 
@@ -41,16 +44,16 @@ def recording(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
+@pytest.fixture(scope="module", params=VARIANTS, ids=lambda v: v[0] + "".join(f"-{k}{x}" for k, x in v[1].items()))
 def trained(request, recording: Path, tmp_path_factory) -> tuple[str, Path]:
     """``worldrl train`` for a few steps with the family's tiny config; returns (family, checkpoint dir)."""
-    family = request.param
+    family, settings = request.param
     out = tmp_path_factory.mktemp(f"run-{family}")
     config = {
         "output_dir": str(out),
         "seed": 0,
         "data": {"root": str(recording), "window": 4},
-        "model": {"family": family, **get_family(family).config_class.tiny()},
+        "model": {"family": family, **get_family(family).config_class.tiny(), **settings},
         "trainer": {"max_steps": 4, "batch_size": 4, "eval_every": 4, "progress": False},
     }
     path = out / "config.yaml"

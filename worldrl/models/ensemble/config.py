@@ -50,6 +50,15 @@ class EnsembleConfig(WorldModelConfig):
     """Weight of the reward Gaussian NLL group."""
     terminal_loss_weight: float = 1.0
     """Weight of the terminal binary cross-entropy group."""
+    history: int = 0
+    """Past steps each member reads besides the current one (as ``obs_t - obs_{t-1}``, ... and ``a_{t-1}``, ...),
+    for observations that hide part of the state (PushT's pusher velocity). 0 = Markov (PETS/MBPO). The model
+    then counts as recurrent (agents keep a window of observations) and training needs ``data.window >=
+    history + 2``."""
+    nll_beta: float = 0.0
+    """beta-NLL (Seitzer et al. 2022): each element's Gaussian NLL is weighted by its predicted variance to the
+    power beta (detached). 0 = plain NLL, which lets a member explain hard targets (a pushed block) by a large
+    variance instead of fitting their mean; 0.5 is the paper's recommendation; 1 gives the mean the MSE gradient."""
     bootstrap: bool = False
     """Online bootstrap while training: each member weights each row by a Poisson(1) draw (Oza's online
     bagging), so members see different effective data. False: all members see the same batch and differ
@@ -75,6 +84,8 @@ class EnsembleConfig(WorldModelConfig):
                     f"below init_max_logvar={self.init_max_logvar}",
                 ),
                 "logvar_bound_penalty": (self.logvar_bound_penalty >= 0, ">= 0"),
+                "history": (self.history >= 0, ">= 0"),
+                "nll_beta": (0.0 <= self.nll_beta <= 1.0, "in [0, 1]"),
                 "reward_loss_weight": (self.reward_loss_weight >= 0, ">= 0"),
                 "terminal_loss_weight": (self.terminal_loss_weight >= 0, ">= 0"),
                 "layer_weight_decay": (

@@ -1,8 +1,10 @@
 """Probabilistic MLP ensemble world model (PETS / MBPO): the yardstick every other family is compared with.
 
 Each of M members maps normalised ``(obs_t, action_t)`` to a diagonal Gaussian over the normalised targets
-``[delta obs (or next obs), reward_t]`` plus a terminal logit. The model is Markov: a state is just the
-observation, the ensemble member that a sampled trajectory follows (TS-inf), and the read-outs.
+``[delta obs (or next obs), reward_t]`` plus a terminal logit. By default the model is Markov: a state is just
+the observation, the ensemble member that a sampled trajectory follows (TS-inf), and the read-outs. With
+``history`` H > 0 the members also read the H previous observations and actions (``history.py``), which the
+state then carries.
 
 Normalisation statistics are buffers (saved in ``model.safetensors``): ``fit_normalization`` sets those it
 is given; any still unset (delta stats are not in ``meta/stats.json``) are fitted from the first batch that
@@ -25,6 +27,7 @@ from torch import nn
 from worldrl.models import observations as keyed
 from worldrl.models.base import Capabilities, WorldModel
 from worldrl.models.ensemble.config import ACTIVATIONS, EnsembleConfig
+from worldrl.models.ensemble.history import history_complete, past_steps
 from worldrl.models.ensemble.layers import EnsembleMLP, forward_routed, soft_clamp
 from worldrl.models.task_spec import TaskSpec
 from worldrl.nn.normalizer import Normalizer
@@ -37,9 +40,13 @@ _NORMALIZERS = ("obs", "action", "delta", "reward")
 """Order of the entries of the ``stats_fitted`` buffer."""
 
 
-def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Element-wise Gaussian negative log-likelihood without the constant ``0.5 log(2 pi)``."""
-    return 0.5 * ((target - mean).pow(2) * torch.exp(-logvar) + logvar)
+def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor, beta: float = 0.0) -> torch.Tensor:
+    """Element-wise Gaussian negative log-likelihood without the constant ``0.5 log(2 pi)``.
+
+    ``beta > 0``: beta-NLL (Seitzer et al. 2022), each element weighted by its detached variance ** beta.
+    """
+    nll = 0.5 * ((target - mean).pow(2) * torch.exp(-logvar) + logvar)
+    return nll * torch.exp(beta * logvar.detach()) if beta else nll
 
 
 def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -67,14 +74,15 @@ class EnsembleWorldModel(WorldModel):
                 f"the ensemble family models flat state vectors, but task {task.task_id!r} observes {shapes}; "
                 "use a pixel family (vrnn) for images"
             )
-        if not config.predict_terminal:
-            self.capabilities = dataclasses.replace(type(self).capabilities, predicts_terminal=False)
+        self.capabilities = dataclasses.replace(
+            type(self).capabilities, predicts_terminal=config.predict_terminal, recurrent=config.history > 0
+        )
         self.obs_dim, self.action_dim = keyed.flat_obs_dim(task), task.action_dim
         self.target_dim = self.obs_dim + 1  # [delta obs, reward]
         out_dim = 2 * self.target_dim + int(config.predict_terminal)
         self.net = EnsembleMLP(
             config.num_members,
-            self.obs_dim + self.action_dim,
+            self.latent_dim + self.action_dim,
             config.hidden_dims,
             out_dim,
             ACTIVATIONS[config.activation],
@@ -121,8 +129,21 @@ class EnsembleWorldModel(WorldModel):
     def num_members(self) -> int:
         return self.config.num_members
 
-    def _inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.obs_norm(obs), self.action_norm(action)], dim=-1)
+    def _features(self, obs: torch.Tensor, past_obs: torch.Tensor | None, past_action: torch.Tensor | None):
+        """What the members read besides the action: the normalised observation, then (with a history) each
+        step's change ``obs_{t-k} - obs_{t-k-1}`` in delta units and the past actions, most recent first."""
+        features = [self.obs_norm(obs)]
+        if self.config.history:
+            if past_obs is None or past_action is None:  # a state built from one observation: at rest
+                past_obs = obs.unsqueeze(-2).expand(*obs.shape[:-1], self.config.history, self.obs_dim)
+                past_action = obs.new_zeros(*obs.shape[:-1], self.config.history, self.action_dim)
+            newer = torch.cat([obs.unsqueeze(-2), past_obs[..., :-1, :]], dim=-2)
+            features.append(((newer - past_obs) / self.delta_norm.std).flatten(-2))
+            features.append(self.action_norm(past_action).flatten(-2))
+        return torch.cat(features, dim=-1)
+
+    def _inputs(self, obs: torch.Tensor, action: torch.Tensor, past_obs=None, past_action=None) -> torch.Tensor:
+        return torch.cat([self._features(obs, past_obs, past_action), self.action_norm(action)], dim=-1)
 
     def _heads(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Split raw outputs into (mean, bounded logvar, terminal logit) over normalised targets."""
@@ -137,10 +158,18 @@ class EnsembleWorldModel(WorldModel):
         return mean, logvar, terminal_logit
 
     def predict(
-        self, obs: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        members: torch.Tensor | None = None,
+        past_obs: torch.Tensor | None = None,
+        past_action: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every selected member on every row: ``obs [N, D]`` -> mean, logvar ``[M', N, D+1]``, logit ``[M', N]``."""
-        x = self._inputs(obs, action)
+        """Every selected member on every row: ``obs [N, D]`` -> mean, logvar ``[M', N, D+1]``, logit ``[M', N]``.
+
+        ``past_obs [N, H, D]`` / ``past_action [N, H, A]``: the history of a ``history > 0`` model (at rest if None).
+        """
+        x = self._inputs(obs, action, past_obs, past_action)
         count = self.num_members if members is None else members.numel()
         return self._heads(self.net(x.expand(count, *x.shape), members))
 
@@ -156,24 +185,36 @@ class EnsembleWorldModel(WorldModel):
         return x.to(device=self.obs_low.device, dtype=self.obs_low.dtype)
 
     # ----------------------------------------------------------------- encoding
-    def _state(self, obs: torch.Tensor, member: torch.Tensor, reward: torch.Tensor, logit: torch.Tensor) -> TensorDict:
-        return TensorDict(
-            {"obs": obs, "member": member, "reward": reward, "terminal_logit": logit},
-            batch_size=obs.shape[:-1],
-            device=obs.device,
-        )
+    def _state(
+        self, obs: torch.Tensor, member: torch.Tensor, reward: torch.Tensor, logit: torch.Tensor, past=None
+    ) -> TensorDict:
+        entries = {"obs": obs, "member": member, "reward": reward, "terminal_logit": logit}
+        if past is not None:
+            entries["past_obs"], entries["past_action"] = past
+        return TensorDict(entries, batch_size=obs.shape[:-1], device=obs.device)
 
-    def _markov_state(self, obs: torch.Tensor) -> TensorDict:
+    def _markov_state(self, obs: torch.Tensor, past=None) -> TensorDict:
         batch = obs.shape[:-1]
         member = torch.full(batch, UNSET_MEMBER, dtype=torch.long, device=obs.device)
         zeros = torch.zeros(batch, dtype=obs.dtype, device=obs.device)
-        return self._state(obs, member, zeros, torch.full_like(zeros, NEVER_TERMINAL_LOGIT))
+        return self._state(obs, member, zeros, torch.full_like(zeros, NEVER_TERMINAL_LOGIT), past)
+
+    def _past(self, state: TensorDict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """A state's history (None for a Markov model or a state built by hand without one)."""
+        if not self.config.history or "past_obs" not in state.keys():
+            return None, None
+        return self._float(state["past_obs"]), self._float(state["past_action"])
+
+    def predict_state(self, state: TensorDict, action: torch.Tensor, members: torch.Tensor | None = None):
+        """``predict`` from a model state (its observation and, with a history, its past)."""
+        return self.predict(self._float(state["obs"]), self._float(action), members, *self._past(state))
 
     def initial_state(self, batch_size: int) -> TensorDict:
         return self._markov_state(self._float(torch.zeros(batch_size, self.obs_dim)))
 
     def observe(self, obs: keyed.Observation, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
-        """Markov model: the state at step t is the observation at step t (actions are not needed)."""
+        """The state at step t is the observation at step t (Markov), plus the window's ``history`` steps before
+        it (the actions are needed only then)."""
         obs = keyed.flatten_observation(obs, self.task, 2) if self.task.is_keyed else obs
         if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"observe: obs must be [B, T, {self.obs_dim}], got {tuple(obs.shape)}")
@@ -184,7 +225,10 @@ class EnsembleWorldModel(WorldModel):
             )
         if is_first.shape != obs.shape[:2]:
             raise ValueError(f"observe: is_first must be [B, T] = {tuple(obs.shape[:2])}, got {tuple(is_first.shape)}")
-        return self._markov_state(self._float(obs))
+        obs = self._float(obs)
+        if not self.config.history:
+            return self._markov_state(obs)
+        return self._markov_state(obs, past_steps(obs, self._float(prev_action), is_first, self.config.history))
 
     # ----------------------------------------------------------------- dynamics
     def imagine(self, state: TensorDict, action: torch.Tensor, generator: torch.Generator | None = None) -> TensorDict:
@@ -196,17 +240,31 @@ class EnsembleWorldModel(WorldModel):
         action = self._float(action)
         member = state.get("member", None)  # states built by hand may omit it: treat as unassigned
         member = torch.full((batch,), UNSET_MEMBER, device=obs.device) if member is None else member.to(obs.device)
+        past_obs, past_action = self._past(state)
         if generator is None:
-            mean, _, logits = self.predict(obs, action, self.elite_idx)
+            mean, _, logits = self.predict(obs, action, self.elite_idx, past_obs, past_action)
             target, terminal_logit = mean.mean(0), mean_probability_logit(logits)
         else:
             member = self._assign_members(member, generator)
-            out = forward_routed(self.net, self._inputs(obs, action), member)
+            out = forward_routed(self.net, self._inputs(obs, action, past_obs, past_action), member)
             mean, logvar, terminal_logit = self._heads(out)
             noise = torch.randn(mean.shape, generator=generator, device=generator.device, dtype=mean.dtype)
             target = mean + torch.exp(0.5 * logvar) * noise.to(mean.device)
         next_obs, reward = self._targets_to_state(obs, target)
-        return self._state(next_obs, member, reward, terminal_logit)
+        return self._state(next_obs, member, reward, terminal_logit, self._shifted_past(obs, action, state))
+
+    def _shifted_past(self, obs: torch.Tensor, action: torch.Tensor, state: TensorDict):
+        """The next state's history: this step's observation and action in front, the oldest step dropped."""
+        if not self.config.history:
+            return None
+        past_obs, past_action = self._past(state)
+        if past_obs is None:
+            past_obs = obs.unsqueeze(-2).expand(*obs.shape[:-1], self.config.history, self.obs_dim)
+            past_action = torch.zeros_like(action).unsqueeze(-2).expand(*action.shape[:-1], self.config.history, -1)
+        return (
+            torch.cat([obs.unsqueeze(-2), past_obs[..., :-1, :]], dim=-2),
+            torch.cat([action.unsqueeze(-2), past_action[..., :-1, :]], dim=-2),
+        )
 
     def _assign_members(self, member: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Give rows without a member one drawn uniformly from the elites; kept for the whole trajectory."""
@@ -218,11 +276,12 @@ class EnsembleWorldModel(WorldModel):
         return keyed.unflatten_observation(state["obs"], self.task) if self.task.is_keyed else state["obs"]
 
     def latent(self, state: TensorDict) -> torch.Tensor:
-        return self.obs_norm(state["obs"])
+        """The members' inputs besides the action: the normalised observation (and history features)."""
+        return self._features(self._float(state["obs"]), *self._past(state))
 
     @property
     def latent_dim(self) -> int:
-        return self.obs_dim
+        return (self.obs_dim + self.action_dim) * self.config.history + self.obs_dim
 
     # ----------------------------------------------------------------- training
     def loss_groups(self, batch: TensorDict) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
@@ -235,11 +294,19 @@ class EnsembleWorldModel(WorldModel):
         self._fit_missing_stats(obs, action, reward, step, pair, mask)
 
         n = mask.numel()
-        mean, logvar, logits = self.predict(obs.reshape(n, -1), action.reshape(n, -1))
+        past_obs, past_action = self._window_history(obs, action, is_first)
+        if past_obs is not None:  # rows whose history the window cuts off teach nothing true
+            complete = history_complete(is_first, self.config.history)
+            pair, mask = pair & complete, mask & complete
+            past_obs, past_action = (
+                past_obs.reshape(n, *past_obs.shape[2:]),
+                past_action.reshape(n, *past_action.shape[2:]),
+            )
+        mean, logvar, logits = self.predict(obs.reshape(n, -1), action.reshape(n, -1), None, past_obs, past_action)
         target = torch.cat([self.delta_norm(step), self.reward_norm(reward.unsqueeze(-1))], -1).reshape(n, -1)
         w_pair, w_step = self._row_weights(pair.reshape(n), mask.reshape(n))
 
-        nll = gaussian_nll(mean, logvar, target)
+        nll = gaussian_nll(mean, logvar, target, self.config.nll_beta)
         d = self.obs_dim
         dyn_nll = masked_mean(nll[..., :d].mean(-1), w_pair)  # [M]
         rew_nll = masked_mean(nll[..., d], w_step)
@@ -251,6 +318,20 @@ class EnsembleWorldModel(WorldModel):
             term_bce = masked_mean(F.binary_cross_entropy_with_logits(logits, labels, reduction="none"), w_step)
             groups["terminal"] = self.config.terminal_loss_weight * term_bce.sum()
         return groups, self._metrics(mean, target, dyn_nll + rew_nll, term_bce, pair.reshape(n), mask.reshape(n))
+
+    def _window_history(self, obs: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor):
+        """Each window step's past observations and actions (None, None for a Markov model)."""
+        history = self.config.history
+        if not history:
+            return None, None
+        if obs.shape[1] < history + 2:
+            raise ValueError(
+                f"ensemble with history={history} needs training windows of at least {history + 2} steps "
+                f"(data.window), got {obs.shape[1]}"
+            )
+        prev_action = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], dim=1)
+        prev_action = prev_action * (~is_first).unsqueeze(-1).to(action.dtype)
+        return past_steps(obs, prev_action, is_first, history)
 
     def _regularisers(self) -> torch.Tensor:
         cfg = self.config
