@@ -234,7 +234,8 @@ def goal_value(model, approach_weight: float = 0.5, pixels_per_unit: float = 10.
     goal = torch.as_tensor(KEYPOINTS_LOCAL @ rotation(GOAL_POSE[2]).T + GOAL_POSE[:2], dtype=torch.float32)
 
     def value(latent: torch.Tensor) -> torch.Tensor:
-        obs = unflatten_observation(model.obs_norm.denormalize(latent), model.task)
+        # the latent starts with the normalised observation (history features, if any, follow it)
+        obs = unflatten_observation(model.obs_norm.denormalize(latent[..., : model.obs_dim]), model.task)
         keypoints = obs["observation.environment_state"].reshape(-1, 8, 2)
         block = (keypoints - goal).norm(dim=-1).mean(-1)
         approach = (obs["observation.state"] - keypoints.mean(1)).norm(dim=-1)
