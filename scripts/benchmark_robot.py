@@ -150,13 +150,16 @@ def collect_pusht(data: Path, episodes: int, steps: int) -> None:
 
 
 def model_latents(model, reader) -> torch.Tensor:
-    """The model's latent (normalised flat observation) of every recorded frame."""
-    from worldrl.models.observations import flatten_observation
-
-    obs = {key: torch.as_tensor(reader.column(key), dtype=torch.float32) for key in model.task.obs_keys}
-    flat = flatten_observation(obs, model.task, 1)
+    """The model's latent of every recorded frame, observed as the recording runs (a history model's latent
+    holds the steps before each frame, as it does when it plans)."""
+    obs = {key: torch.as_tensor(reader.column(key), dtype=torch.float32)[None] for key in model.task.obs_keys}
+    episode = torch.as_tensor(reader.column("episode_index").astype(np.int64).reshape(-1))
+    is_first = torch.cat([torch.ones(1, dtype=torch.bool), episode[1:] != episode[:-1]])[None]
+    action = torch.as_tensor(reader.column("action"), dtype=torch.float32)
+    prev_action = torch.cat([torch.zeros_like(action[:1]), action[:-1]])[None] * (~is_first)[..., None]
     with torch.no_grad():
-        return model.latent(TensorDict({"obs": flat}, batch_size=[len(flat)]))
+        states = model.observe(TensorDict(obs, batch_size=is_first.shape), prev_action, is_first)
+        return model.latent(states)[0]
 
 
 def returns_to_go(rewards: np.ndarray, episode: np.ndarray, discount: float) -> np.ndarray:
