@@ -321,13 +321,10 @@ def code_probabilities(model, batch: dict[str, torch.Tensor]) -> dict[str, float
 
     camera = model.image_key
     n, T = batch["action"].shape[:2]
-    frames, audio, phys = model._split(TensorDict({k: batch[k] for k in (camera, AUDIO_KEY, STATE_KEY)}, [n, T]))
+    obs = TensorDict({k: batch[k] for k in (camera, AUDIO_KEY, STATE_KEY)}, [n, T])
     valid, first = torch.ones(n, T, dtype=torch.bool), torch.zeros(n, T, dtype=torch.bool)
     first[:, 0] = True
-    actions = model.action_norm(batch["action"].float())
-    out = model.net(
-        frames, audio, actions=actions, state=phys, valid=valid, timesteps=model._timesteps(valid), is_first=first
-    )
+    out = model.teacher_forced(obs, batch["action"], valid, first)[0]
     probs = out["next"]["logits"][:, :-1].float().softmax(-1)
     now, nxt = out["codes"][:, :-1], out["codes"][:, 1:]
     p_true = probs.gather(-1, nxt[..., None]).squeeze(-1)

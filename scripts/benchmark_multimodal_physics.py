@@ -225,10 +225,8 @@ def frozen_features(model, reader, cfg: dict, stride: int) -> dict[str, torch.Te
     out: dict[str, list[torch.Tensor]] = {"feature": [], "state": [], "pair": []}
     for i in range(0, len(ds), 32):
         batch = to_task_shapes(collate_windows([ds[j] for j in range(i, min(i + 32, len(ds)))]), model.task)
-        frames, audio, phys = model._split(batch["obs"])
         mask, first = batch["mask"].bool(), batch["is_first"].bool()
-        actions = model.action_norm(batch["action"].float())
-        net = model.net(frames, audio, actions=actions, state=phys, valid=mask, timesteps=model._timesteps(mask))
+        net, _, _, phys = model.teacher_forced(batch["obs"], batch["action"], mask, first)
         out["feature"].append(net["next"]["feature"])
         out["state"].append(phys)
         out["pair"].append(mask[:, 1:] & mask[:, :-1] & ~first[:, 1:])

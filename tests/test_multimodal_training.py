@@ -103,3 +103,48 @@ def test_worldrl_train_with_the_preset_serves_frames_audio_and_state(scenes: Pat
     for _ in range(3):
         obs, reward, *_ = env.step(env.action_space.sample())
         assert env.observation_space.contains(obs) and np.isfinite(reward)
+
+
+def _script(name: str):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_teacher_forced_pass_is_what_the_loss_and_the_code_benchmark_read(scenes: Path, tmp_path: Path) -> None:
+    from worldrl.data import LeRobotDatasetReader, WindowDataset
+    from worldrl.training.trainer import collate_windows, to_task_shapes
+
+    config = yaml.safe_load(PRESET.read_text())
+    config["model"].update(TINY)
+    config["data"].update({"root": str(scenes), "window": 4})
+    config["data"].pop("collect")
+    config["output_dir"] = str(tmp_path / "run")
+    config["trainer"].update({"max_steps": 1, "batch_size": 4, "eval_every": 1, "progress": False})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    assert worldrl_main(["train", "--config", str(tmp_path / "config.yaml")]) == 0
+    model = load_pretrained(tmp_path / "run" / "model").eval()
+    reader = LeRobotDatasetReader(scenes)
+    keys = {f"obs/{k}": k for k in model.task.obs_keys}
+    keys.update({"action": "action", "reward": "next.reward", "terminated": "next.terminated"})
+    ds = WindowDataset(reader, keys=keys, window=4)
+    batch = to_task_shapes(collate_windows([ds[i] for i in range(3)]), model.task)
+    with torch.no_grad():
+        out, frames, _, phys = model.teacher_forced(batch["obs"], batch["action"], batch["mask"], batch["is_first"])
+        stats = _script("benchmark_multimodal").code_probabilities(
+            model, {**{k: batch["obs"][k] for k in model.task.obs_keys}, "action": batch["action"]}
+        )
+    n, steps, tokens = out["codes"].shape
+    assert (n, steps) == (3, 4) and frames.shape[:2] == (3, 4) and phys.shape[:2] == (3, 4)
+    assert stats["tf_patch_steps"] == n * (steps - 1) * tokens
+    assert all(0.0 <= v <= 1.0 for k, v in stats.items() if k != "tf_patch_steps")
+    # the probabilities it reports come from one distribution per patch-step: the change mass splits into the
+    # true changes' share and the kept patches' share, and a kept patch's true code is the code it keeps
+    changed = stats["tf_true_change_rate"]
+    p_change_where_kept = 1.0 - stats["tf_p_true_where_kept"]
+    expected = changed * stats["tf_p_change_where_change"] + (1 - changed) * p_change_where_kept
+    assert stats["tf_mean_change_probability"] == pytest.approx(expected, rel=1e-4, abs=1e-6)

@@ -154,6 +154,25 @@ class MultimodalWorldModel(WorldModel):
         state = self.state_norm(obs[STATE_KEY].float().reshape(*lead, -1)) if self.state_dim else None
         return frames, audio, state
 
+    def teacher_forced(
+        self, obs: Any, action: torch.Tensor, mask: torch.Tensor, is_first: torch.Tensor
+    ) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The network over recorded windows ``[B, T, ...]`` as training sees them (every step observed): its
+        outputs, and the frames, normalised audio and state it read. The loss, and benchmarks that inspect what
+        training optimises (next-code distributions, the physics head's features), share this one pass."""
+        frames, audio, phys = self._split(obs)
+        mask, is_first = mask.bool(), is_first.bool()
+        out = self.net(
+            frames,
+            audio,
+            actions=self.action_norm(action.float()),
+            state=phys,
+            valid=mask,
+            timesteps=self._timesteps(mask),
+            is_first=is_first,
+        )
+        return out, frames, audio, phys
+
     @staticmethod
     def _timesteps(valid: torch.Tensor) -> torch.Tensor:
         """Position of each step counted from the first valid one (padding before it sits at 0 too)."""
@@ -292,12 +311,8 @@ class MultimodalWorldModel(WorldModel):
         missing = [k for k in _BATCH_KEYS if k not in batch.keys()]
         if missing:
             raise ValueError(f"multimodal batch is missing key(s) {missing}; it needs {list(_BATCH_KEYS)}")
-        frames, audio, phys = self._split(batch["obs"])
         mask, is_first = batch["mask"].bool(), batch["is_first"].bool()
-        actions = self.action_norm(batch["action"].float())
-        out = self.net(
-            frames, audio, actions=actions, state=phys, valid=mask, timesteps=self._timesteps(mask), is_first=is_first
-        )
+        out, frames, audio, phys = self.teacher_forced(batch["obs"], batch["action"], mask, is_first)
         nxt = out["next"]
         pair = mask[:, 1:] & mask[:, :-1] & ~is_first[:, 1:]
         outputs = {
