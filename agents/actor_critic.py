@@ -120,6 +120,10 @@ class ActorCriticConfig:
     uncertainty_penalty: float = 1.0
     """MOPO-style penalty: imagined rewards minus this times the ensemble's disagreement (``agents.uncertainty``;
     in data stds, ~0.05 on the data); 0 turns it off; families without a disagreement measure are not penalised."""
+    exploration_bonus: float = 0.0
+    """Optimism where the model is unsure (Plan2Explore's disagreement as an intrinsic reward, Sekar et al. 2020):
+    imagined rewards plus this times the disagreement. For sparse rewards that random actions never reach
+    (DMC pendulum-swingup); it offsets ``uncertainty_penalty`` (the net weight is penalty - bonus)."""
     reward_range_margin: float | None = 0.0
     """``update(replay)``: clip imagined rewards to the real rewards' range widened by this fraction of its width;
     None turns the cut-off off."""
@@ -154,6 +158,7 @@ class ActorCriticConfig:
             "start_window": (self.start_window >= 1, ">= 1"),
             "first_state_fraction": (0.0 <= self.first_state_fraction <= 1.0, "in [0, 1]"),
             "uncertainty_penalty": (self.uncertainty_penalty >= 0, ">= 0"),
+            "exploration_bonus": (self.exploration_bonus >= 0, ">= 0"),
             "reward_range_margin": (self.reward_range_margin is None or self.reward_range_margin >= 0, ">= 0 or null"),
         }
         check_fields(self, checks)
@@ -317,7 +322,8 @@ class ImaginationActorCritic(nn.Module):
         self.updates = 0
         self.seen_steps = 0  # replay rows already accounted for by update(replay)
         self.rng = np.random.default_rng(seed)  # which real windows start the imagination
-        self.disagreement = disagreement_fn(model) if config.uncertainty_penalty > 0 else None
+        uses_disagreement = config.uncertainty_penalty > 0 or config.exploration_bonus > 0
+        self.disagreement = disagreement_fn(model) if uses_disagreement else None
         self.reward_bounds: tuple[float, float] | None = None  # set from the replay buffer by update(replay)
 
     # ----------------------------------------------------------------- learning
@@ -336,7 +342,8 @@ class ImaginationActorCritic(nn.Module):
                 raws.append(raw)
                 # clip first: the penalty must still count where the data's rewards are all alike (+1 per step)
                 reward = clip_reward(self.model.reward(state).reshape(-1), self.reward_bounds)
-                rewards.append(penalised_reward(reward, doubt, self.config.uncertainty_penalty))
+                net_penalty = self.config.uncertainty_penalty - self.config.exploration_bonus
+                rewards.append(penalised_reward(reward, doubt, net_penalty))
                 continues.append(1.0 - self.model.terminal(state).reshape(-1))
                 if doubt is not None:
                     doubts.append(doubt.reshape(-1))

@@ -92,6 +92,24 @@ def test_actor_critic_imagines_penalised_rewards_inside_the_data_range():
     assert plain.reward_bounds is None
 
 
+def test_exploration_bonus_adds_the_disagreement_to_imagined_rewards():
+    model = tiny_model("Pendulum-v1")
+    replay = random_replay(model)
+    common = dict(uncertainty_penalty=0.0, sample_dynamics=False, seed=0, device="cpu")
+    plain = ImaginationActorCritic(model, TINY_AC, **common)
+    curious = ImaginationActorCritic(model, TINY_AC, exploration_bonus=2.0, **common)
+    plain.reward_bounds = curious.reward_bounds = (-20.0, 0.0)  # the same clipping for both
+    starts = observed(model, replay.sample_obs(8, np.random.default_rng(0)))
+    with torch.no_grad():
+        curious.actor.load_state_dict(plain.actor.state_dict())
+        base = plain.imagine(starts, grad=False)
+        bonus = curious.imagine(starts, grad=False)
+    assert base.uncertainty is None and bonus.uncertainty is not None
+    torch.testing.assert_close(bonus.rewards, base.rewards + 2.0 * bonus.uncertainty)
+    with pytest.raises(ValueError, match="exploration_bonus"):
+        ImaginationActorCritic(model, TINY_AC, exploration_bonus=-1.0, device="cpu")
+
+
 def test_mbpo_model_rewards_are_clipped_and_penalised():
     pytest.importorskip("stable_baselines3")
     from worldrl.agents.mbpo import MBPOAgent
