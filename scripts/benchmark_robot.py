@@ -263,6 +263,7 @@ class PlannerActor:
             discount=VALUE_DISCOUNT,
             value_fn=value_fn,
             seed=0,
+            **({} if args.max_std is None else {"max_std": args.max_std}),
         )
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -341,7 +342,8 @@ def pusht(args: argparse.Namespace) -> dict:
             raise SystemExit(f"unknown policy {name!r}; known: random, scripted, {', '.join(MPC_VARIANTS)}")
         result = run_pusht_episodes(name, seeds, args.steps, actor)
         result["seconds_per_step"] = (time.time() - t0) / args.steps
-        result["settings"] = {k: getattr(args, k) for k in ("episodes", "steps", "horizon", "samples", "iterations")}
+        settings = ("episodes", "steps", "horizon", "samples", "iterations", "max_std")
+        result["settings"] = {k: getattr(args, k, None) for k in settings}
         if name == "mpc-value":
             result["value_fit"] = value_stats
         summary["results"][name] = result
@@ -474,6 +476,8 @@ def pusht_table(summary: dict) -> str:
         x = r[name]
         st = x.get("settings", {})
         cem = f"{st['horizon']} x {st['samples']} x {st['iterations']}" if name.startswith("mpc") else "-"
+        if name.startswith("mpc") and st.get("max_std") is not None:
+            cem += f", std {st['max_std']}"
         med = x.get("median_steps_to_success")
         lines.append(
             f"| {label} | {kind} | {x['episodes']} | {x['success_rate']:.2f} | {x['final_coverage']:.3f} | "
@@ -566,6 +570,9 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=8)
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument(
+        "--max-std", type=float, default=None, help="pusht: CEM's initial sampling std (normalised actions; default 2)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     COMMANDS[args.command](args)
