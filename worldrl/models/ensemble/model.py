@@ -134,13 +134,17 @@ class EnsembleWorldModel(WorldModel):
         step's change ``obs_{t-k} - obs_{t-k-1}`` in delta units and the past actions, most recent first."""
         features = [self.obs_norm(obs)]
         if self.config.history:
-            if past_obs is None or past_action is None:  # a state built from one observation: at rest
-                past_obs = obs.unsqueeze(-2).expand(*obs.shape[:-1], self.config.history, self.obs_dim)
-                past_action = obs.new_zeros(*obs.shape[:-1], self.config.history, self.action_dim)
+            if past_obs is None or past_action is None:
+                past_obs, past_action = self._at_rest(obs)
             newer = torch.cat([obs.unsqueeze(-2), past_obs[..., :-1, :]], dim=-2)
             features.append(((newer - past_obs) / self.delta_norm.std).flatten(-2))
             features.append(self.action_norm(past_action).flatten(-2))
         return torch.cat(features, dim=-1)
+
+    def _at_rest(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The history of a state built from one observation: that observation before it, no actions."""
+        lead, history = obs.shape[:-1], self.config.history
+        return obs.unsqueeze(-2).expand(*lead, history, self.obs_dim), obs.new_zeros(*lead, history, self.action_dim)
 
     def _inputs(self, obs: torch.Tensor, action: torch.Tensor, past_obs=None, past_action=None) -> torch.Tensor:
         return torch.cat([self._features(obs, past_obs, past_action), self.action_norm(action)], dim=-1)
@@ -259,8 +263,7 @@ class EnsembleWorldModel(WorldModel):
             return None
         past_obs, past_action = self._past(state)
         if past_obs is None:
-            past_obs = obs.unsqueeze(-2).expand(*obs.shape[:-1], self.config.history, self.obs_dim)
-            past_action = torch.zeros_like(action).unsqueeze(-2).expand(*action.shape[:-1], self.config.history, -1)
+            past_obs, past_action = self._at_rest(obs)
         return (
             torch.cat([obs.unsqueeze(-2), past_obs[..., :-1, :]], dim=-2),
             torch.cat([action.unsqueeze(-2), past_action[..., :-1, :]], dim=-2),
