@@ -330,6 +330,7 @@ class ImaginationActorCritic(nn.Module):
     def imagine(self, start: TensorDict, grad: bool) -> Imagined:
         """Roll the actor out ``horizon`` steps from ``start [B]``; gradients flow only when ``grad``."""
         gen = self.generator if self.config.sample_dynamics else None
+        net_penalty = self.config.uncertainty_penalty - self.config.exploration_bonus  # the bonus offsets it
         with torch.set_grad_enabled(grad):
             state = start
             latents = [self.model.latent(state)]
@@ -342,7 +343,6 @@ class ImaginationActorCritic(nn.Module):
                 raws.append(raw)
                 # clip first: the penalty must still count where the data's rewards are all alike (+1 per step)
                 reward = clip_reward(self.model.reward(state).reshape(-1), self.reward_bounds)
-                net_penalty = self.config.uncertainty_penalty - self.config.exploration_bonus
                 rewards.append(penalised_reward(reward, doubt, net_penalty))
                 continues.append(1.0 - self.model.terminal(state).reshape(-1))
                 if doubt is not None:

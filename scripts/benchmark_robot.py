@@ -149,17 +149,25 @@ def collect_pusht(data: Path, episodes: int, steps: int) -> None:
         collect(config, progress=True)
 
 
-def model_latents(model, reader) -> torch.Tensor:
-    """The model's latent of every recorded frame, observed as the recording runs (a history model's latent
-    holds the steps before each frame, as it does when it plans)."""
-    obs = {key: torch.as_tensor(reader.column(key), dtype=torch.float32)[None] for key in model.task.obs_keys}
-    episode = torch.as_tensor(reader.column("episode_index").astype(np.int64).reshape(-1))
+def observed_states(model, obs: dict[str, np.ndarray], action: np.ndarray, episode: np.ndarray) -> TensorDict:
+    """The model's state at every frame of recorded episodes (``obs`` per key ``[N, ...]``, ``action [N, A]``,
+    ``episode [N]``, frames in episode order), observed as the recording runs: a history model's state holds the
+    steps before each frame, as it does when it plans."""
+    episode = torch.as_tensor(np.asarray(episode, dtype=np.int64).reshape(-1))
     is_first = torch.cat([torch.ones(1, dtype=torch.bool), episode[1:] != episode[:-1]])[None]
-    action = torch.as_tensor(reader.column("action"), dtype=torch.float32)
+    action = torch.as_tensor(np.asarray(action), dtype=torch.float32)
     prev_action = torch.cat([torch.zeros_like(action[:1]), action[:-1]])[None] * (~is_first)[..., None]
+    window = TensorDict({k: torch.as_tensor(v, dtype=torch.float32)[None] for k, v in obs.items()}, is_first.shape)
     with torch.no_grad():
-        states = model.observe(TensorDict(obs, batch_size=is_first.shape), prev_action, is_first)
-        return model.latent(states)[0]
+        return model.observe(window, prev_action, is_first)[0]
+
+
+def model_latents(model, reader) -> torch.Tensor:
+    """The model's latent of every recorded frame (``observed_states``)."""
+    obs = {key: reader.column(key) for key in model.task.obs_keys}
+    states = observed_states(model, obs, reader.column("action"), reader.column("episode_index"))
+    with torch.no_grad():
+        return model.latent(states)
 
 
 def returns_to_go(rewards: np.ndarray, episode: np.ndarray, discount: float) -> np.ndarray:
@@ -401,31 +409,21 @@ def contact_fidelity(model, episodes: int = 5, steps: int = 150) -> str:
     from worldrl.tasks.real_envs import make_real_env
 
     env, actor = make_real_env(PUSHT, obs_type="environment_state_agent_pos", max_episode_steps=steps), ScriptedActor()
-    context = getattr(model.config, "history", 0) + 1  # the model sees its history, as when it plans
-    windows, prev_actions, firsts, before, after, actions = [], [], [], [], [], []
+    before, after, actions, episode = [], [], [], []
     for e in range(episodes):
         obs, _ = env.reset(seed=500 + e)
         actor.policy.reset()
-        seen, taken = [keyed_obs(obs)], [np.zeros(2, np.float32)]  # taken[i]: the action before step i
-        for t in range(steps):
-            index = [max(i, 0) for i in range(t - context + 1, t + 1)]  # an episode's start repeats, as is_first
-            windows.append(stack_obs([seen[i] for i in index]))
-            prev_actions.append(np.stack([taken[i] for i in index]))
-            firsts.append(np.array([i <= 0 for i in range(t - context + 1, t + 1)]))
-            action = actor(stack_obs([seen[t]]))[0]
+        for _ in range(steps):
+            keyed = keyed_obs(obs)
+            action = actor(stack_obs([keyed]))[0]
             obs, _, terminated, truncated, _ = env.step(action)
-            before.append(seen[t]), seen.append(keyed_obs(obs)), taken.append(np.asarray(action, np.float32))
-            after.append(seen[-1]), actions.append(action)
+            before.append(keyed), after.append(keyed_obs(obs)), actions.append(action), episode.append(e)
             if terminated or truncated:
                 break
-    start = {k: torch.as_tensor(v) for k, v in stack_obs(windows).items()}
     n = len(actions)
+    # each step observed with the steps before it in its episode, as when the model plans
+    state = observed_states(model, stack_obs(before), np.stack(actions), np.array(episode))
     with torch.no_grad():
-        state = model.observe_last(
-            TensorDict(start, batch_size=[n, context]),
-            torch.as_tensor(np.stack(prev_actions), dtype=torch.float32),
-            torch.as_tensor(np.stack(firsts)),
-        )
         predicted = model.decode(model.rollout(state, torch.as_tensor(np.stack(actions))[:, None], None))
     key = "observation.environment_state"
     now, real = stack_obs(before)[key], stack_obs(after)[key]
