@@ -42,9 +42,10 @@ def test_reference_is_the_first_frame_of_the_episode_segment():
     is_first = torch.tensor([[True, False, False, True, False], [False, False, True, False, False]])
     assert segment_start_indices(is_first).tolist() == [[0, 0, 0, 3, 3], [0, 0, 2, 2, 2]]
     frames = torch.arange(10.0).reshape(2, 5, 1)
-    ref, has = reference_frames(frames, is_first)
+    ref, has, age = reference_frames(frames, is_first)
     assert ref.squeeze(-1).tolist() == [[0, 0, 0, 3, 3], [5, 5, 7, 7, 7]]
     assert has.tolist() == [[False, True, True, False, True], [False, True, False, True, True]]
+    assert age.tolist() == [[0, 1, 2, 0, 1], [0, 1, 0, 1, 2]]
 
 
 def test_composite_blends_at_the_reference_resolution():
@@ -102,14 +103,32 @@ def test_decoding_many_frames_in_chunks_matches_one_call():
 
 def test_a_new_refiner_leaves_the_blend_unchanged_and_never_sees_a_missing_reference():
     paint, keep = torch.rand(3, 3, 8, 8), torch.randn(3, 1, 8, 8)
-    reference, has = torch.rand(3, 3, 16, 16), torch.tensor([True, False, True])
+    reference, has, age = torch.rand(3, 3, 16, 16), torch.tensor([True, False, True]), torch.tensor([1, 0, 4])
     refiner = ReferenceRefiner(3, 8)
-    torch.testing.assert_close(composite(paint, keep, reference, has, refiner), composite(paint, keep, reference, has))
+    torch.testing.assert_close(
+        composite(paint, keep, reference, has, refiner, age), composite(paint, keep, reference, has)
+    )
     torch.nn.init.normal_(refiner.net[-1].weight)  # a trained refiner: its output depends on the reference
-    out = composite(paint, keep, reference, has, refiner)
-    other = composite(paint, keep, torch.rand(3, 3, 16, 16), has, refiner)
+    out = composite(paint, keep, reference, has, refiner, age)
+    other = composite(paint, keep, torch.rand(3, 3, 16, 16), has, refiner, age)
     assert not torch.allclose(out[0], other[0]) and not torch.allclose(out[2], other[2])
     torch.testing.assert_close(out[1], other[1])  # no reference: whatever the tensor holds is not read
+    older = composite(paint, keep, reference, has, refiner, torch.tensor([9, 7, 9]))
+    assert not torch.allclose(out[0], older[0])  # how old the reference is changes the blend...
+    torch.testing.assert_close(out[1], older[1])  # ...except where there is none
+    with pytest.raises(ValueError, match="age"):
+        composite(paint, keep, reference, has, refiner)
+
+
+def test_the_reference_ages_one_step_per_imagined_step():
+    model = _model(side=16, refiner=4)
+    obs, is_first = _frames(2, 3, 16, seed=4), torch.tensor([[True, False, False]] * 2)
+    with torch.no_grad():
+        assert model.initial_state(2)["reference_age"].tolist() == [0, 0]
+        state = model.observe_last(obs, torch.zeros(2, 3, A), is_first)
+        assert state["reference_age"].tolist() == [0, 0]  # the frame just observed
+        rollout = model.rollout(state, torch.zeros(2, 4, A))
+    assert rollout["reference_age"].tolist() == [[1, 2, 3, 4]] * 2
 
 
 def test_refiner_trains_and_round_trips_through_a_checkpoint(tmp_path):

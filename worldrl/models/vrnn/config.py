@@ -67,8 +67,8 @@ class VRNNConfig(WorldModelConfig):
     is copied sharp instead of re-generated. Off by default (checkpoints without the mask plane keep loading)."""
     reference_refiner_channels: int = 0
     """With ``reference_frame``: hidden channels of a conv net at the task's resolution that sees the upsampled
-    paint and keep-mask beside the reference frame and corrects both (``reference.ReferenceRefiner``); 0 = off,
-    the mask is then decided from the latent alone."""
+    paint and keep-mask beside the reference frame and its age (steps since that frame) and corrects both
+    (``reference.ReferenceRefiner``); 0 = off, the mask is then decided from the latent alone."""
     beta: float = 1.0
     """Final weight of all KL terms (mixture, sticks, Gamma)."""
     free_nats: float = 1.0

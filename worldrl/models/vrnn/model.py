@@ -148,6 +148,7 @@ class DPGMMVRNNWorldModel(WorldModel):
         if self.uses_reference:  # no real frame seen yet: decoded frames are painted whole
             state["reference"] = torch.zeros(batch_size, *self.task.obs_shape, dtype=torch.uint8, device=dev)
             state["has_reference"] = torch.zeros(batch_size, dtype=torch.bool, device=dev)
+            state["reference_age"] = torch.zeros(batch_size, dtype=torch.long, device=dev)
         return TensorDict(state, batch_size=[batch_size])
 
     def observe(self, obs: torch.Tensor, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
@@ -169,6 +170,7 @@ class DPGMMVRNNWorldModel(WorldModel):
         if self.uses_reference:  # the frame just observed is the reference of what is imagined from here
             state["reference"] = obs.float().round().clamp(0, 255).to(torch.uint8)
             state["has_reference"] = torch.ones(obs.shape[:2], dtype=torch.bool, device=obs.device)
+            state["reference_age"] = torch.zeros(obs.shape[:2], dtype=torch.long, device=obs.device)
         return TensorDict(state, batch_size=list(obs.shape[:2]))
 
     # ================================================================= protocol: dynamics
@@ -194,8 +196,9 @@ class DPGMMVRNNWorldModel(WorldModel):
         }
         if self.schema is not None:
             out["attention"] = self.schema.predict_log_maps(h_top).exp()
-        if self.uses_reference:
+        if self.uses_reference:  # one step further from the last real frame
             out["reference"], out["has_reference"] = state["reference"], state["has_reference"]
+            out["reference_age"] = state["reference_age"] + 1
         return TensorDict(out, batch_size=state.batch_size)
 
     # ================================================================= protocol: read-outs
@@ -215,11 +218,11 @@ class DPGMMVRNNWorldModel(WorldModel):
             if self.schema is not None
             else None
         )
-        reference = has_reference = None
+        reference = has_reference = age = None
         if self.uses_reference:
             reference = state["reference"].float().div(255.0).permute(0, 3, 1, 2)
-            has_reference = state["has_reference"]
-        x = self._decode(feat, maps, reference, has_reference)
+            has_reference, age = state["has_reference"], state["reference_age"]
+        x = self._decode(feat, maps, reference, has_reference, age)
         if self.is_pixel:
             height, width, _ = self.task.obs_shape
             return model_to_pixels(x, height, width)
@@ -266,14 +269,15 @@ class DPGMMVRNNWorldModel(WorldModel):
             out["attention_log_pred"] = self.schema.predict_log_maps(h_top)
             maps = out["attention_log_pred"].exp()
         out["feat"] = torch.cat([h_top, out["z"]], -1)
-        reference = has_reference = None
+        reference = has_reference = age = None
         if self.uses_reference:  # the loss is taken at the task's resolution, where the blend happens
             out["targets"] = pixels_to_model(obs.flatten(0, 1), None).reshape(B, T, *obs.shape[-1:], *obs.shape[2:4])
-            reference, has_reference = reference_frames(out["targets"], is_first.bool())
-            out["reference"], out["has_reference"] = reference, has_reference
-            reference, has_reference = reference.flatten(0, 1), has_reference.flatten(0, 1)
+            out["reference"], out["has_reference"], out["reference_age"] = reference_frames(
+                out["targets"], is_first.bool()
+            )
+            reference, has_reference, age = self._reference_rows(out, slice(None), slice(None))
         recon = self._decode(
-            out["feat"].flatten(0, 1), None if maps is None else maps.flatten(0, 1), reference, has_reference
+            out["feat"].flatten(0, 1), None if maps is None else maps.flatten(0, 1), reference, has_reference, age
         )
         out["reconstructions"] = recon.reshape(B, T, *recon.shape[1:])
         out["token_pred"] = self.token_predictor(h_top)
@@ -376,10 +380,10 @@ class DPGMMVRNNWorldModel(WorldModel):
             [feat[..., : self.config.hidden_dim], torch.zeros_like(feat[..., self.config.hidden_dim :])], -1
         )
         maps = out["attention_log_pred"][:rows].exp().flatten(0, 1) if self.schema is not None else None
-        reference = has_reference = None
+        reference = has_reference = age = None
         if self.uses_reference:
-            reference, has_reference = out["reference"][:rows].flatten(0, 1), out["has_reference"][:rows].flatten(0, 1)
-        recon = self._decode(zeroed.flatten(0, 1), maps, reference, has_reference).reshape(target.shape)
+            reference, has_reference, age = self._reference_rows(out, slice(rows), slice(None))
+        recon = self._decode(zeroed.flatten(0, 1), maps, reference, has_reference, age).reshape(target.shape)
         mse_zeroed = D.masked_mean((recon - target).pow(2).flatten(2).mean(-1), mask)
         mse = D.masked_mean((out["reconstructions"][:rows] - target).pow(2).flatten(2).mean(-1), mask)
         return float(mse_zeroed / mse.clamp_min(1e-12))
@@ -483,13 +487,13 @@ class DPGMMVRNNWorldModel(WorldModel):
         """Gaussian NLL of o_{t+1} decoded from the one-step prior state of t (as imagination decodes it), averaged
         over the steps whose successor lies in the same episode."""
         feat = out["one_step_feat"][:, :-1]
-        maps = reference = has_reference = None
+        maps = reference = has_reference = age = None
         if self.schema is not None:
             maps = self.schema.predict_log_maps(feat[..., : self.config.hidden_dim]).exp().flatten(0, 1)
         if self.uses_reference:
-            reference, has_reference = out["reference"][:, 1:].flatten(0, 1), out["has_reference"][:, 1:].flatten(0, 1)
+            reference, has_reference, age = self._reference_rows(out, slice(None), slice(1, None))
         target = out["targets"][:, 1:]
-        recon = self._decode(feat.flatten(0, 1), maps, reference, has_reference).reshape(target.shape)
+        recon = self._decode(feat.flatten(0, 1), maps, reference, has_reference, age).reshape(target.shape)
         valid = (mask[:, 1:] & ~is_first[:, 1:]).to(recon.dtype)
         sq_err = (recon - target).pow(2).flatten(2).sum(-1)
         return (sq_err * valid).sum() / valid.sum().clamp_min(1.0) / (2.0 * self.config.recon_std**2)
@@ -527,14 +531,15 @@ class DPGMMVRNNWorldModel(WorldModel):
             z = prior.sample(prior.log_weights(False), None, False)
             feats.append(torch.cat([h[-1], z], -1))
         feat = torch.stack(feats, 1).flatten(0, 1)
-        maps = reference = has_reference = None
+        maps = reference = has_reference = age = None
         if self.schema is not None:
             maps = self.schema.predict_log_maps(feat[:, : self.config.hidden_dim]).exp()
-        if self.uses_reference:  # every imagined frame is blended with the start's real frame
+        if self.uses_reference:  # every imagined frame is blended with the start's real frame, k + 1 steps old
             reference = out["targets"][rows, first].expand(B, horizon, *out["targets"].shape[2:]).flatten(0, 1)
             has_reference = torch.ones(B * horizon, dtype=torch.bool, device=dev)
+            age = (steps - first).flatten()
         target = out["targets"][rows, steps]
-        recon = self._decode(feat, maps, reference, has_reference).reshape(target.shape)
+        recon = self._decode(feat, maps, reference, has_reference, age).reshape(target.shape)
         weight = valid.to(recon.dtype)
         sq_err = (recon - target).pow(2).flatten(2).sum(-1)
         return (sq_err * weight).sum() / weight.sum().clamp_min(1.0) / (2.0 * self.config.recon_std**2)
@@ -587,13 +592,20 @@ class DPGMMVRNNWorldModel(WorldModel):
         maps: torch.Tensor | None,
         reference: torch.Tensor | None,
         has_reference: torch.Tensor | None,
+        age: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Decoder mean for flat ``feat [N, H+Z]``: model space, or with a reference frame ``[N, C, H, W]`` ([0, 1],
-        task resolution) the painted frame blended with it."""
+        task resolution, ``age [N]`` steps old) the painted frame blended with it."""
         x = self.decoder(feat, maps)
         if reference is None:
             return x
-        return composite(x[:, :-1], x[:, -1:], reference, has_reference, self.refiner)
+        return composite(x[:, :-1], x[:, -1:], reference, has_reference, self.refiner, age)
+
+    @staticmethod
+    def _reference_rows(out: dict[str, Any], rows: slice, steps: slice) -> tuple[torch.Tensor, ...]:
+        """The training references of ``out[rows, steps]``, flat: (frame ``[N, C, H, W]``, present ``[N]``, age)."""
+        keys = ("reference", "has_reference", "reference_age")
+        return tuple(out[key][rows, steps].flatten(0, 1) for key in keys)
 
     def _encode(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Observations ``[N, *obs_shape]`` in task units -> (model-space target, frame tokens, embedding)."""

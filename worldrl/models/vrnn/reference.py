@@ -15,7 +15,10 @@ are painted whole, so the latent of an observed step must still describe the ful
 The decoder paints at ``image_size`` from the latent alone, so its keep-mask cannot see what the reference shows
 there. ``ReferenceRefiner`` (``reference_refiner_channels``) is a small conv net at the task's resolution that sees
 the upsampled paint and mask beside the reference and corrects both: where the paint already matches the
-reference it can keep the sharp real pixels, where they differ it can trust the paint.
+reference it can keep the sharp real pixels, where they differ it can trust the paint. It also reads the
+reference's age (steps since that real frame): how much of a reference is still right depends on how old it is
+(one step after it almost all of it, ten steps after it only the static scene), and training mixes ages 1 to
+T-1, so a refiner blind to the age would blend every step as if it were of average age.
 """
 
 from __future__ import annotations
@@ -32,13 +35,13 @@ def segment_start_indices(is_first: torch.Tensor) -> torch.Tensor:
     return starts.cummax(dim=1).values
 
 
-def reference_frames(frames: torch.Tensor, is_first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_frames(frames: torch.Tensor, is_first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training references: ``frames [B, T, ...]`` -> (the segment's first frame per step ``[B, T, ...]``,
-    ``has_reference [B, T]`` = the step comes after that frame)."""
+    ``has_reference [B, T]`` = the step comes after that frame, ``age [B, T]`` = steps since that frame)."""
     start = segment_start_indices(is_first)
     rows = torch.arange(frames.shape[0], device=frames.device)[:, None]
     steps = torch.arange(frames.shape[1], device=frames.device)[None]
-    return frames[rows, start], steps > start
+    return frames[rows, start], steps > start, steps - start
 
 
 def composite(
@@ -47,11 +50,13 @@ def composite(
     reference: torch.Tensor,
     has_reference: torch.Tensor,
     refiner: ReferenceRefiner | None = None,
+    age: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Blend ``paint [N, C, s, s]`` with ``reference [N, C, H, W]`` by ``sigmoid(keep_logit) [N, 1, s, s]``.
 
     ``paint`` and the mask are bilinearly resized to the reference's ``H x W`` (and corrected there by
-    ``refiner`` when given); rows with ``has_reference`` False return the resized paint alone.
+    ``refiner`` when given, which also reads the reference's ``age [N]`` in steps); rows with ``has_reference``
+    False return the resized paint alone.
     """
     size = reference.shape[-2:]
     if paint.shape[-2:] != size:
@@ -59,22 +64,25 @@ def composite(
         keep_logit = F.interpolate(keep_logit, size=size, mode="bilinear", align_corners=False)
     present = has_reference.to(paint.dtype).reshape(-1, 1, 1, 1)
     if refiner is not None:
-        paint, keep_logit = refiner(paint, keep_logit, reference * present)
+        if age is None:
+            raise ValueError("composite: a refiner needs the reference's age (steps since the reference frame)")
+        paint, keep_logit = refiner(paint, keep_logit, reference * present, age * present.flatten())
     keep = torch.sigmoid(keep_logit) * present
     return paint + keep * (reference - paint)
 
 
 class ReferenceRefiner(nn.Module):
-    """Three 3x3 convs at the task's resolution: (paint, keep logit, reference) -> corrections of paint and logit.
+    """Three 3x3 convs at the task's resolution: (paint, keep logit, reference, log(1 + age) as a constant plane)
+    -> corrections of paint and logit.
 
     The last conv starts at zero, so a new refiner leaves the blend as the decoder made it. Rows without a
-    reference get a zero reference from ``composite``: a frame must never reach its own reconstruction.
+    reference get a zero reference and age from ``composite``: a frame must never reach its own reconstruction.
     """
 
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(2 * channels + 1, hidden, 3, padding=1),
+            nn.Conv2d(2 * channels + 2, hidden, 3, padding=1),
             nn.GELU(),
             nn.Conv2d(hidden, hidden, 3, padding=1),
             nn.GELU(),
@@ -84,7 +92,8 @@ class ReferenceRefiner(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def forward(
-        self, paint: torch.Tensor, keep_logit: torch.Tensor, reference: torch.Tensor
+        self, paint: torch.Tensor, keep_logit: torch.Tensor, reference: torch.Tensor, age: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        delta = self.net(torch.cat([paint, keep_logit, reference], dim=1))
+        age_plane = torch.log1p(age.to(paint.dtype)).reshape(-1, 1, 1, 1).expand_as(keep_logit)
+        delta = self.net(torch.cat([paint, keep_logit, reference, age_plane], dim=1))
         return paint + delta[:, :-1], keep_logit + delta[:, -1:]
