@@ -15,6 +15,7 @@ Needs ``pip install worldrl[robot]`` (gym-aloha; see the README). Three steps, e
 
     python scripts/benchmark_aloha.py all                  # record, train, evaluate, write the doc section
     python scripts/benchmark_aloha.py evaluate --notes findings.md
+    python scripts/benchmark_aloha.py ceiling              # what a one-step prediction could score (SSIM)
 """
 
 from __future__ import annotations
@@ -192,6 +193,47 @@ def evaluate(args: argparse.Namespace) -> str:
     return markdown
 
 
+def one_step_ceiling(args: argparse.Namespace) -> dict:
+    """What a one-step prediction of the held-out frames could score in SSIM, against repeating the last frame.
+
+    ``paint``: the true next frame resampled to the preset's ``image_size`` and back (the decoder's resolution);
+    ``oracle blend``: the last frame kept wherever no channel changed by ``--change`` or more, that paint elsewhere
+    (a perfect keep-mask). ``changed``: the share of pixels that moved by 0.1 or more in one step.
+    """
+    import yaml
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    from worldrl.data import LeRobotDatasetReader
+    from worldrl.models.vrnn.encoders import model_to_pixels, pixels_to_model
+
+    side = int(yaml.safe_load(CONFIG.read_text())["model"]["image_size"])
+    reader = LeRobotDatasetReader(Path(args.out) / "data_heldout")
+    key, scores = "observation.images.top", {"repeat last frame": [], "paint": [], "oracle blend": [], "changed": []}
+    for episode in range(reader.num_episodes):
+        first, stop = reader.episode_range(episode)
+        frames = torch.from_numpy(reader.frames(key, np.arange(first, stop)))
+        height, width = frames.shape[1:3]
+        last, true = frames[:-1].float().div(255), frames[1:].float().div(255)
+        paint = model_to_pixels(pixels_to_model(frames[1:], side), height, width).float().div(255)
+        keep = ((true - last).abs().amax(-1, keepdim=True) < args.change).float()
+        for name, guess in (
+            ("repeat last frame", last),
+            ("paint", paint),
+            ("oracle blend", keep * last + (1 - keep) * paint),
+        ):
+            channels_first = guess.permute(0, 3, 1, 2), true.permute(0, 3, 1, 2)
+            scores[name].append(structural_similarity_index_measure(*channels_first, data_range=1.0, reduction="none"))
+        scores["changed"].append(((true - last).abs().amax(-1) >= 0.1).float().mean((1, 2)))
+    result = {name: float(torch.cat(values).mean()) for name, values in scores.items()}
+    result.update(image_size=side, change_threshold=args.change, pairs=int(torch.cat(scores["changed"]).numel()))
+    write_json(Path(args.out) / "one_step_ceiling.json", result)
+    print(f"one-step SSIM on {result['pairs']} held-out frame pairs (paint at {side}x{side}):")
+    for name in ("repeat last frame", "paint", "oracle blend"):
+        print(f"  {name:<18} {result[name]:.3f}")
+    print(f"  pixels changed by 0.1 or more: {result['changed']:.1%}")
+    return result
+
+
 def write_report(args: argparse.Namespace, markdown: str, strip: Path | None) -> None:
     out = Path(args.out)
     train_info = read_json(out / "data_train" / "meta" / "info.json")
@@ -244,6 +286,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {
     "record": record,
     "train": train,
     "evaluate": evaluate,
+    "ceiling": one_step_ceiling,
     "all": run_all,
 }
 
@@ -264,6 +307,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="more key=value overrides of the preset")
     parser.add_argument("--best", action="store_true", help="evaluate the lowest-validation-loss checkpoint")
     parser.add_argument("--starts", type=int, default=128, help="held-out start steps scored")
+    parser.add_argument("--change", type=float, default=0.05, help="ceiling: the oracle keeps pixels that moved less")
     args = parser.parse_args()
     torch.set_num_threads(1)
     COMMANDS[args.command](args)

@@ -64,3 +64,17 @@ def test_all_records_trains_and_reports_psnr_ssim_beside_the_baselines(tmp_path,
     values = [float(c.strip("* ")) for c in rows[0].strip("|").split("|")[2:]]
     assert len(values) == 6 and all(np.isfinite(values)) and all(0 < v <= 1 for v in values[1::2])
     assert (doc.parent / "aloha_imagined_vs_real.png").stat().st_size > 1000
+    # the one-step ceiling on the same held-out recording: a keep-everything mask is repeat-last, keep-nothing the paint
+    out = str(tmp_path / "out")
+    keep_all = _ceiling(bench, monkeypatch, out, change=2.0)
+    keep_none = _ceiling(bench, monkeypatch, out, change=0.0)
+    assert keep_all["oracle blend"] == pytest.approx(keep_all["repeat last frame"])
+    assert keep_none["oracle blend"] == pytest.approx(keep_none["paint"])
+    assert keep_all["pairs"] == 11 and 0 < keep_all["changed"] < 1  # one held-out episode of 12 frames
+    assert json.loads((tmp_path / "out" / "one_step_ceiling.json").read_text())["change_threshold"] == 0.0
+
+
+def _ceiling(bench, monkeypatch, out: str, change: float) -> dict:
+    monkeypatch.setattr(sys, "argv", ["benchmark_aloha.py", "ceiling", "--out", out, "--change", str(change)])
+    bench.main()
+    return json.loads((Path(out) / "one_step_ceiling.json").read_text())
