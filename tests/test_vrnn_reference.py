@@ -11,19 +11,20 @@ from _models import VRNN_TINY
 from worldrl.errors import ConfigError
 from worldrl.models import TaskSpec, build_model, load_pretrained, save_pretrained
 from worldrl.models.vrnn.config import VRNNConfig
+from worldrl.models.vrnn.model import frame_ssim
 from worldrl.models.vrnn.reference import ReferenceRefiner, composite, reference_frames, segment_start_indices
 
 A = 2
 
 
-def _model(side: int = 32, keep_bias: float | None = None, refiner: int = 0):
+def _model(side: int = 32, keep_bias: float | None = None, refiner: int = 0, **extra):
     """A tiny pixel vrnn with reference frames (model at 16x16, task at ``side``); ``keep_bias`` forces the mask;
-    ``refiner``: hidden channels of the reference refiner (0: none)."""
+    ``refiner``: hidden channels of the reference refiner (0: none); ``extra``: more config options."""
     torch.manual_seed(0)
     task = TaskSpec(
         gym.spaces.Box(0, 255, (side, side, 3), np.uint8), gym.spaces.Box(-1, 1, (A,), np.float32), task_id="Tiny-v0"
     )
-    options = {**VRNN_TINY, "reference_frame": True, "reference_refiner_channels": refiner}
+    options = {**VRNN_TINY, "reference_frame": True, "reference_refiner_channels": refiner, **extra}
     model = build_model("vrnn", options, task)
     if keep_bias is not None:
         last = model.decoder.conv.net[-1]
@@ -150,3 +151,27 @@ def test_refiner_trains_and_round_trips_through_a_checkpoint(tmp_path):
         )
     with pytest.raises(ConfigError, match="reference_refiner_channels"):
         VRNNConfig(reference_refiner_channels=8)  # without reference_frame there is nothing to refine against
+
+
+def test_open_loop_ssim_adds_the_weighted_structure_loss_of_each_imagined_frame():
+    frames = torch.rand(2, 3, 3, 16, 16)
+    assert frame_ssim(frames, frames).shape == (2, 3)
+    torch.testing.assert_close(frame_ssim(frames, frames), torch.ones(2, 3))
+    assert frame_ssim(frames.flip(-1), frames).max() < 0.5
+    obs, is_first = _frames(2, 6, 16, seed=5), torch.tensor([[True] + [False] * 5] * 2)
+    mask, actions = torch.ones(2, 6, dtype=torch.bool), torch.rand(2, 6, A) * 2 - 1
+    loss = {}
+    for weight in (0.0, 2.0, 5.0):  # the same weights (seed 0) and deterministic starts: only the term differs
+        model = _model(side=16, refiner=4, lambda_open_loop=1.0, open_loop_horizon=3, open_loop_ssim=weight)
+        out = model.forward_sequence(obs, actions, is_first, stochastic=False)
+        loss[weight] = model._open_loop_reconstruction(out, is_first, mask, stochastic=False, generator=None)
+    per_unit = (loss[2.0] - loss[0.0]) / 2.0  # the mean of 1 - SSIM over the imagined frames
+    assert 0 < float(per_unit) < 2
+    torch.testing.assert_close((loss[5.0] - loss[0.0]) / 5.0, per_unit, rtol=0, atol=1e-3)  # float32 sums of ~1e3
+    loss[5.0].backward()
+    assert model.refiner.net[-1].weight.grad.abs().sum() > 0  # the term trains the blend
+    with pytest.raises(ConfigError, match="open_loop_ssim"):
+        VRNNConfig(open_loop_ssim=1.0)  # without the open-loop loss there are no imagined frames to score
+    vector = TaskSpec(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Box(-1, 1, (A,), np.float32), task_id="V")
+    with pytest.raises(ValueError, match="open_loop_ssim"):
+        build_model("vrnn", {**VRNN_TINY, "lambda_open_loop": 1.0, "open_loop_ssim": 1.0}, vector)

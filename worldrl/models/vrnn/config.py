@@ -94,6 +94,11 @@ class VRNNConfig(WorldModelConfig):
     mixture mean as z (what the mean prediction of ``imagine`` does), and every imagined state is decoded against
     the real frame (pixel models with ``reference_frame``: blended with the frame of the start step, as after
     ``observe``). Trains the dynamics, the prior and the decoder on open-loop rollouts; 0 = off."""
+    open_loop_ssim: float = 0.0
+    """Pixel models with ``lambda_open_loop``: weight of 1 - SSIM of each open-loop imagined frame against the real
+    one, added to that frame's Gaussian NLL (same units, nats per frame). The Gaussian's best guess where the
+    future is uncertain is a blur (the moving arms of ALOHA), which SSIM scores as lost structure; this term makes
+    the blend keep structure there. 0 = off."""
     open_loop_horizon: int = 10
     """Imagined steps of the open-loop reconstruction (at most window - 1); its start step is drawn uniformly
     among the steps that leave this many steps in the window."""
@@ -150,6 +155,10 @@ class VRNNConfig(WorldModelConfig):
                     self.reference_refiner_channels >= 0
                     and (self.reference_frame or not self.reference_refiner_channels),
                     ">= 0, and 0 unless reference_frame is on",
+                ),
+                "open_loop_ssim": (
+                    self.open_loop_ssim >= 0 and (self.lambda_open_loop > 0 or not self.open_loop_ssim),
+                    ">= 0, and 0 unless lambda_open_loop is on",
                 ),
                 "codebook_dead_fraction": (0 <= self.codebook_dead_fraction < 1, "in [0, 1)"),
                 "gamma_prior_shape": (self.gamma_prior_shape > 0, "> 0"),

@@ -58,6 +58,16 @@ _Z_CHECK_ROWS = 4  # sequences of the batch used for the "z used" diagnostic
 _DECODE_CHUNK = 1024  # frames decoded at once: a 50-step rollout of 256 starts would need ~20 GB in one call
 
 
+def frame_ssim(frames: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """SSIM (torchmetrics' Gaussian-window form) of ``frames [..., C, H, W]`` in [0, 1] (clamped) against
+    ``targets`` of the same shape, one value per frame ``[...]``."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    lead = frames.shape[:-3]
+    flat = frames.flatten(0, -4).clamp(0.0, 1.0), targets.flatten(0, -4)
+    return structural_similarity_index_measure(*flat, data_range=1.0, reduction="none").reshape(lead)
+
+
 class DPGMMVRNNWorldModel(WorldModel):
     """The ``vrnn`` family (vector or pixel observations, chosen by the task's observation space)."""
 
@@ -71,6 +81,8 @@ class DPGMMVRNNWorldModel(WorldModel):
         cfg = config
         self.is_pixel = task.is_pixel
         self.uses_reference = self.is_pixel and config.reference_frame
+        if config.open_loop_ssim and not self.is_pixel:
+            raise ValueError("vrnn: open_loop_ssim scores frames; this task's observations are vectors (set it to 0)")
         if not self.is_pixel and len(task.obs_shape) != 1:
             raise ValueError(
                 f"vrnn needs a vector (D,) or image (H, W, C) observation space, got shape {task.obs_shape}"
@@ -541,8 +553,10 @@ class DPGMMVRNNWorldModel(WorldModel):
         target = out["targets"][rows, steps]
         recon = self._decode(feat, maps, reference, has_reference, age).reshape(target.shape)
         weight = valid.to(recon.dtype)
-        sq_err = (recon - target).pow(2).flatten(2).sum(-1)
-        return (sq_err * weight).sum() / weight.sum().clamp_min(1.0) / (2.0 * self.config.recon_std**2)
+        per_frame = (recon - target).pow(2).flatten(2).sum(-1) / (2.0 * self.config.recon_std**2)
+        if self.config.open_loop_ssim > 0:
+            per_frame = per_frame + self.config.open_loop_ssim * (1.0 - frame_ssim(recon, target))
+        return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)
 
     def _lstm_input_gates(self, action: torch.Tensor) -> torch.Tensor:
         """The action's part of layer 0's gates (with both biases): known up front, so batched over every step."""
