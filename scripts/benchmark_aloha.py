@@ -201,9 +201,9 @@ def one_step_ceiling(args: argparse.Namespace) -> dict:
     (a perfect keep-mask). ``changed``: the share of pixels that moved by 0.1 or more in one step.
     """
     import yaml
-    from torchmetrics.functional.image import structural_similarity_index_measure
 
     from worldrl.data import LeRobotDatasetReader
+    from worldrl.evaluation.fidelity import frame_quality
     from worldrl.models.vrnn.encoders import model_to_pixels, pixels_to_model
 
     side = int(yaml.safe_load(CONFIG.read_text())["model"]["image_size"])
@@ -211,19 +211,16 @@ def one_step_ceiling(args: argparse.Namespace) -> dict:
     key, scores = "observation.images.top", {"repeat last frame": [], "paint": [], "oracle blend": [], "changed": []}
     for episode in range(reader.num_episodes):
         first, stop = reader.episode_range(episode)
-        frames = torch.from_numpy(reader.frames(key, np.arange(first, stop)))
+        frames = torch.from_numpy(reader.frames(key, np.arange(first, stop))).float()  # [T, H, W, C], 0..255
         height, width = frames.shape[1:3]
-        last, true = frames[:-1].float().div(255), frames[1:].float().div(255)
-        paint = model_to_pixels(pixels_to_model(frames[1:], side), height, width).float().div(255)
-        keep = ((true - last).abs().amax(-1, keepdim=True) < args.change).float()
-        for name, guess in (
-            ("repeat last frame", last),
-            ("paint", paint),
-            ("oracle blend", keep * last + (1 - keep) * paint),
-        ):
-            channels_first = guess.permute(0, 3, 1, 2), true.permute(0, 3, 1, 2)
-            scores[name].append(structural_similarity_index_measure(*channels_first, data_range=1.0, reduction="none"))
-        scores["changed"].append(((true - last).abs().amax(-1) >= 0.1).float().mean((1, 2)))
+        last, true = frames[:-1], frames[1:]
+        paint = model_to_pixels(pixels_to_model(true, side), height, width).float()
+        change = (true - last).abs().amax(-1, keepdim=True) / 255.0
+        keep = (change < args.change).float()
+        guesses = {"repeat last frame": last, "paint": paint, "oracle blend": keep * last + (1 - keep) * paint}
+        for name, guess in guesses.items():  # the fidelity table's own SSIM
+            scores[name].append(torch.from_numpy(frame_quality(guess.numpy(), true.numpy())[1]))
+        scores["changed"].append((change >= 0.1).float().mean((1, 2, 3)))
     result = {name: float(torch.cat(values).mean()) for name, values in scores.items()}
     result.update(image_size=side, change_threshold=args.change, pairs=int(torch.cat(scores["changed"]).numel()))
     write_json(Path(args.out) / "one_step_ceiling.json", result)
