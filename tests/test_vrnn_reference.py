@@ -175,3 +175,22 @@ def test_open_loop_ssim_adds_the_weighted_structure_loss_of_each_imagined_frame(
     vector = TaskSpec(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Box(-1, 1, (A,), np.float32), task_id="V")
     with pytest.raises(ValueError, match="open_loop_ssim"):
         build_model("vrnn", {**VRNN_TINY, "lambda_open_loop": 1.0, "open_loop_ssim": 1.0}, vector)
+
+
+def test_prior_recon_ssim_adds_the_weighted_structure_loss_of_each_one_step_frame():
+    obs, is_first = _frames(2, 6, 16, seed=6), torch.tensor([[True] + [False] * 5] * 2)
+    mask, actions = torch.ones(2, 6, dtype=torch.bool), torch.rand(2, 6, A) * 2 - 1
+    loss = {}
+    for weight in (0.0, 3.0):  # the same weights (seed 0), deterministic one-step states: only the term differs
+        model = _model(side=16, refiner=4, lambda_prior_recon=1.0, prior_recon_ssim=weight)
+        out = model.forward_sequence(obs, actions, is_first, stochastic=False)
+        loss[weight] = model._one_step_reconstruction(out, is_first, mask)
+    per_unit = (loss[3.0] - loss[0.0]) / 3.0  # the mean of 1 - SSIM over the one-step frames
+    assert 0 < float(per_unit) < 2
+    loss[3.0].backward()
+    assert model.refiner.net[-1].weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="prior_recon_ssim"):
+        VRNNConfig(prior_recon_ssim=1.0)  # without the one-step reconstruction there are no frames to score
+    vector = TaskSpec(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Box(-1, 1, (A,), np.float32), task_id="V")
+    with pytest.raises(ValueError, match="prior_recon_ssim"):
+        build_model("vrnn", {**VRNN_TINY, "lambda_prior_recon": 1.0, "prior_recon_ssim": 1.0}, vector)

@@ -88,6 +88,10 @@ class VRNNConfig(WorldModelConfig):
     """Weight of the one-step prior reconstruction: o_{t+1} decoded from the prior's mixture mean after one
     imagined step from the posterior state of t (what open-loop imagination decodes). Trains the prior and the
     decoder on the states imagination produces; 0 = off (the plain ELBO)."""
+    prior_recon_ssim: float = 0.0
+    """Pixel models with ``lambda_prior_recon``: weight of 1 - SSIM of each one-step imagined frame against the real
+    one, added to that frame's Gaussian NLL, as ``open_loop_ssim`` does for the open-loop frames. It scores the
+    frame a one-step prediction shows (the open-loop loss reaches it once per window, this at every step). 0 = off."""
     lambda_open_loop: float = 0.0
     """Weight of the open-loop reconstruction (latent overshooting, PlaNet): from the posterior state of one step
     per window the model imagines ``open_loop_horizon`` steps under the recorded actions, taking the prior's
@@ -155,6 +159,10 @@ class VRNNConfig(WorldModelConfig):
                     self.reference_refiner_channels >= 0
                     and (self.reference_frame or not self.reference_refiner_channels),
                     ">= 0, and 0 unless reference_frame is on",
+                ),
+                "prior_recon_ssim": (
+                    self.prior_recon_ssim >= 0 and (self.lambda_prior_recon > 0 or not self.prior_recon_ssim),
+                    ">= 0, and 0 unless lambda_prior_recon is on",
                 ),
                 "open_loop_ssim": (
                     self.open_loop_ssim >= 0 and (self.lambda_open_loop > 0 or not self.open_loop_ssim),

@@ -81,8 +81,9 @@ class DPGMMVRNNWorldModel(WorldModel):
         cfg = config
         self.is_pixel = task.is_pixel
         self.uses_reference = self.is_pixel and config.reference_frame
-        if config.open_loop_ssim and not self.is_pixel:
-            raise ValueError("vrnn: open_loop_ssim scores frames; this task's observations are vectors (set it to 0)")
+        for name in ("open_loop_ssim", "prior_recon_ssim"):
+            if getattr(config, name) and not self.is_pixel:
+                raise ValueError(f"vrnn: {name} scores frames; this task's observations are vectors (set it to 0)")
         if not self.is_pixel and len(task.obs_shape) != 1:
             raise ValueError(
                 f"vrnn needs a vector (D,) or image (H, W, C) observation space, got shape {task.obs_shape}"
@@ -507,8 +508,16 @@ class DPGMMVRNNWorldModel(WorldModel):
         target = out["targets"][:, 1:]
         recon = self._decode(feat.flatten(0, 1), maps, reference, has_reference, age).reshape(target.shape)
         valid = (mask[:, 1:] & ~is_first[:, 1:]).to(recon.dtype)
-        sq_err = (recon - target).pow(2).flatten(2).sum(-1)
-        return (sq_err * valid).sum() / valid.sum().clamp_min(1.0) / (2.0 * self.config.recon_std**2)
+        per_frame = self._imagined_frame_loss(recon, target, self.config.prior_recon_ssim)
+        return (per_frame * valid).sum() / valid.sum().clamp_min(1.0)
+
+    def _imagined_frame_loss(self, recon: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
+        """Gaussian NLL of each imagined observation ``[B, T, ...]`` (nats, up to a constant), plus ``ssim_weight``
+        times 1 - SSIM for frames; one value per step ``[B, T]``."""
+        per_frame = (recon - target).pow(2).flatten(2).sum(-1) / (2.0 * self.config.recon_std**2)
+        if ssim_weight > 0:
+            per_frame = per_frame + ssim_weight * (1.0 - frame_ssim(recon, target))
+        return per_frame
 
     def _open_loop_reconstruction(
         self,
@@ -553,9 +562,7 @@ class DPGMMVRNNWorldModel(WorldModel):
         target = out["targets"][rows, steps]
         recon = self._decode(feat, maps, reference, has_reference, age).reshape(target.shape)
         weight = valid.to(recon.dtype)
-        per_frame = (recon - target).pow(2).flatten(2).sum(-1) / (2.0 * self.config.recon_std**2)
-        if self.config.open_loop_ssim > 0:
-            per_frame = per_frame + self.config.open_loop_ssim * (1.0 - frame_ssim(recon, target))
+        per_frame = self._imagined_frame_loss(recon, target, self.config.open_loop_ssim)
         return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)
 
     def _lstm_input_gates(self, action: torch.Tensor) -> torch.Tensor:
