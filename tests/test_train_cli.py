@@ -18,6 +18,7 @@ from worldrl.training.run import (
     apply_overrides,
     load_config,
     parse_override,
+    train_from_config,
     validate_config,
 )
 
@@ -120,3 +121,28 @@ def test_trained_checkpoint_carries_its_training_episode_starts(tmp_path, lerobo
     reader = LeRobotDatasetReader(lerobot_fixture)
     train_eps, _ = split_episodes(range(reader.num_episodes), cfg["data"]["val_fraction"], cfg["seed"])
     np.testing.assert_array_equal(model.start_states.numpy(), reader.episode_starts("observation.state", train_eps))
+
+
+def test_init_from_starts_a_run_at_a_saved_models_weights(tmp_path, lerobot_fixture, capsys):
+    """Fine-tuning: the new run's step 0 holds the saved weights (other lr, fresh optimizer); a model whose tensors
+    differ is refused naming init_from, before anything is written."""
+    import torch
+
+    from worldrl.training.run import build_trainer
+
+    base = [f"data.root={lerobot_fixture}", "trainer.device=cpu"]
+    first = load_config(DEBUG, [*base, f"output_dir={tmp_path / 'first'}"])
+    saved = load_pretrained(train_from_config(first).model_path)
+    tuned = build_trainer(load_config(DEBUG, [*base, f"init_from={tmp_path / 'first' / 'model'}", "trainer.lr=1e-4"]))
+    fresh = build_trainer(load_config(DEBUG, base))
+    for key, value in saved.state_dict().items():
+        torch.testing.assert_close(tuned.model.state_dict()[key], value)
+    assert any(not torch.equal(fresh.model.state_dict()[k], v) for k, v in saved.state_dict().items())
+
+    wider = ["model.hidden_dims=[32,32]", f"init_from={tmp_path / 'first' / 'model'}"]
+    out = tmp_path / "wider"
+    assert main(["train", "--config", str(DEBUG), *base, *wider, f"output_dir={out}"]) == 2
+    err = capsys.readouterr().err
+    assert "init_from" in err and "shape" in err and not (out / "checkpoints").exists()
+    with pytest.raises(ConfigError, match="init_from"):
+        validate_config(load_config(DEBUG, [*base, "init_from=3"]))

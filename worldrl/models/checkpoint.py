@@ -64,6 +64,20 @@ def save_pretrained(model: WorldModel, directory: str | os.PathLike) -> Path:
     return directory
 
 
+def initialise_from(model: WorldModel, directory: str | os.PathLike) -> None:
+    """Copy the weights of the saved model in ``directory`` into ``model`` (a fine-tuning start): the same family
+    and the same tensors, while config fields that shape no tensor (loss weights, schedules) may differ."""
+    source = load_pretrained(directory)
+    if source.config.family != model.config.family:
+        raise CheckpointError(
+            f"init_from {directory} holds a {source.config.family!r} model; this run trains a {model.config.family!r} one"
+        )
+    try:
+        _load_state_strict(model, source.state_dict(), Path(directory) / WEIGHTS_NAME)
+    except CheckpointError as err:
+        raise CheckpointError(f"init_from: this run's model config shapes its tensors differently ({err})") from None
+
+
 def start_state_tensors(starts: Any) -> dict[str, torch.Tensor]:
     """``{"observations": ...}`` for one key, ``{"observations/<key>": ...}`` per key of a keyed task."""
     if isinstance(starts, torch.Tensor):

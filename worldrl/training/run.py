@@ -44,7 +44,9 @@ from worldrl.training.config import TrainerConfig
 from worldrl.training.distributed import main_process_first, process_info
 from worldrl.training.trainer import Trainer, TrainResult, resolve_device, seed_everything
 
-TOP_KEYS = ("output_dir", "seed", "data", "model", "trainer")
+TOP_KEYS = ("output_dir", "seed", "init_from", "data", "model", "trainer")
+"""``init_from``: a saved model directory (e.g. a run's ``checkpoints/step_N/model``) whose weights the run starts
+from, with a fresh optimizer: fine-tuning under other loss weights. Its tensors must match the run's model."""
 MAX_SAVED_STARTS = 1024
 """Episode starts saved with a checkpoint at most (a pixel dataset's first frames must stay small)."""
 DATA_DEFAULTS: dict[str, Any] = {
@@ -139,6 +141,8 @@ def validate_config(cfg: dict[str, Any]) -> None:
         from worldrl.data.moving_shapes import MovingShapesConfig
 
         config_from_dict(MovingShapesConfig, _section(data, "synthetic", "data.synthetic"), "data.synthetic")
+    if cfg.get("init_from") is not None and not isinstance(cfg["init_from"], str):
+        raise ConfigError(f"init_from must be a saved model's directory or Hub id, got {cfg['init_from']!r}")
     model = _section(cfg, "model")
     family = model.get("family")
     if not family:
@@ -309,6 +313,10 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
     model.fit_normalization(_available_stats(train_ds, [name for name in keys if keys[name] and name != "terminated"]))
     # Envs built from the checkpoint reset from these (the training episodes' first observations).
     model.start_states = episode_starts(reader, task, train_eps[:MAX_SAVED_STARTS])
+    if cfg.get("init_from"):
+        from worldrl.models.checkpoint import initialise_from
+
+        initialise_from(model, cfg["init_from"])  # normalisation buffers included: they are part of the weights
     output_dir = Path(cfg.get("output_dir") or "runs/default")
     return Trainer(model, train_ds, val_ds, trainer_cfg, output_dir)
 
