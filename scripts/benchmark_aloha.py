@@ -8,7 +8,8 @@ Needs ``pip install worldrl[robot]`` (gym-aloha; see the README). Three steps, e
    policy on the joint targets so both arms keep moving. The top camera is rendered at ``--height`` x ``--width``
    (CPU-sized) instead of 480x640, and the two cameras the layout does not record are not rendered at all:
    gym-aloha renders three 480x640 views every step (about 0.5 s per step under software GL here).
-2. ``train``: the vrnn pixel preset ``configs/vrnn_aloha_pixels.yaml`` on the training episodes.
+2. ``train``: the vrnn pixel preset ``configs/vrnn_aloha_pixels.yaml`` on the training episodes; with
+   ``--finetune-steps``, then a run from its final weights under ``--finetune-set`` (e.g. a structure loss).
 3. ``evaluate``: open-loop PSNR and SSIM at 1/5/10 steps on starts drawn from the held-out episodes (other seeds,
    so other cube positions and arm paths), next to repeating the last frame and the training episodes' mean frame
    on the same starts, with an imagined-vs-real strip PNG; the table goes to the ``aloha`` section of ``--doc``.
@@ -106,16 +107,29 @@ def record(args: argparse.Namespace) -> dict:
 
 
 def train(args: argparse.Namespace) -> Path:
+    """The preset's run (``--model-steps``, ``--set``), then, with ``--finetune-steps``, a second run starting from
+    its final weights (``init_from``, a fresh optimiser) under ``--set`` and ``--finetune-set``; returns the model
+    to score."""
+    base = run_preset(args, Path(args.out) / "model_run", args.model_steps, args.set)
+    if not args.finetune_steps:
+        return base
+    more = [f"init_from={Path(args.out) / 'model_run' / 'model'}", *args.set, *args.finetune_set]
+    return run_preset(args, Path(args.out) / "model_run_finetuned", args.finetune_steps, more)
+
+
+def scored_run(args: argparse.Namespace) -> Path:
+    """The run directory ``evaluate`` scores: the fine-tuned one when ``--finetune-steps`` is set."""
+    return Path(args.out) / ("model_run_finetuned" if args.finetune_steps else "model_run")
+
+
+def run_preset(args: argparse.Namespace, run: Path, steps: int | None, overrides: list[str]) -> Path:
     from worldrl.training.run import load_config, train_from_config
 
-    run = Path(args.out) / "model_run"
     if not (run / "model").exists():
-        overrides = [f"data.root={Path(args.out) / 'data_train'}", f"output_dir={run}"]
-        if args.model_steps:
-            overrides.append(f"trainer.max_steps={args.model_steps}")
-        overrides += args.set
+        settings = [f"data.root={Path(args.out) / 'data_train'}", f"output_dir={run}"]
+        settings += [f"trainer.max_steps={steps}"] if steps else []
         t0 = time.time()
-        train_from_config(load_config(str(CONFIG), overrides))
+        train_from_config(load_config(str(CONFIG), settings + overrides))
         write_json(run / "train_seconds.json", {"seconds": time.time() - t0})
     return run / ("best" if (run / "best").exists() and args.best else "model")
 
@@ -170,7 +184,7 @@ def evaluate(args: argparse.Namespace) -> str:
 
     register_env(args.height, args.width)
     out = Path(args.out)
-    checkpoint = train(args) if args.command == "all" else out / "model_run" / ("best" if args.best else "model")
+    checkpoint = train(args) if args.command == "all" else scored_run(args) / ("best" if args.best else "model")
     model = WorldModel.from_pretrained(str(checkpoint), device="cpu")
     reader = LeRobotDatasetReader(out / "data_heldout")
     episodes = [int(e["episode_index"]) for e in reader.episodes]
@@ -234,8 +248,11 @@ def one_step_ceiling(args: argparse.Namespace) -> dict:
 def write_report(args: argparse.Namespace, markdown: str, strip: Path | None) -> None:
     out = Path(args.out)
     train_info = read_json(out / "data_train" / "meta" / "info.json")
-    seconds = out / "model_run" / "train_seconds.json"
-    train_s = read_json(seconds)["seconds"] if seconds.exists() else float("nan")
+    runs = [out / "model_run", *([scored_run(args)] if args.finetune_steps else [])]
+    train_s = sum(
+        read_json(r / "train_seconds.json")["seconds"] if (r / "train_seconds.json").exists() else float("nan")
+        for r in runs
+    )
     parts = [
         "## ALOHA pixel fidelity",
         "",
@@ -243,6 +260,8 @@ def write_report(args: argparse.Namespace, markdown: str, strip: Path | None) ->
         f"{args.train_episodes} --heldout-episodes {args.heldout_episodes} --steps {args.steps}"
         + (f" --model-steps {args.model_steps}" if args.model_steps else "")
         + (f" --set {' '.join(args.set)}" if args.set else "")
+        + (f" --finetune-steps {args.finetune_steps}" if args.finetune_steps else "")
+        + (f" --finetune-set {' '.join(args.finetune_set)}" if args.finetune_set else "")
         + "` "
         f"(vrnn preset `configs/vrnn_aloha_pixels.yaml`, trained in {train_s / 60:.0f} min).",
         "",
@@ -302,6 +321,10 @@ def main() -> None:
     parser.add_argument("--policy", default="ou:theta=0.05,sigma=0.3")
     parser.add_argument("--model-steps", type=int, default=None, help="override the preset's trainer.max_steps")
     parser.add_argument("--set", nargs="*", default=[], help="more key=value overrides of the preset")
+    parser.add_argument(
+        "--finetune-steps", type=int, default=0, help="then fine-tune the preset's final weights this many steps"
+    )
+    parser.add_argument("--finetune-set", nargs="*", default=[], help="key=value overrides of the fine-tuning run")
     parser.add_argument("--best", action="store_true", help="evaluate the lowest-validation-loss checkpoint")
     parser.add_argument("--starts", type=int, default=128, help="held-out start steps scored")
     parser.add_argument("--change", type=float, default=0.05, help="ceiling: the oracle keeps pixels that moved less")

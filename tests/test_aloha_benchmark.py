@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 pytest.importorskip("gym_aloha")
 
@@ -72,6 +73,18 @@ def test_all_records_trains_and_reports_psnr_ssim_beside_the_baselines(tmp_path,
     assert keep_none["oracle blend"] == pytest.approx(keep_none["paint"])
     assert keep_all["pairs"] == 11 and 0 < keep_all["changed"] < 1  # one held-out episode of 12 frames
     assert json.loads((tmp_path / "out" / "one_step_ceiling.json").read_text())["change_threshold"] == 0.0
+    # fine-tuning from the preset's final weights under another loss weight; evaluate then scores that run
+    more = ["--finetune-steps", "2", "--finetune-set", "model.open_loop_ssim=10"]
+    for command in ("train", "evaluate"):
+        monkeypatch.setattr(sys, "argv", [*argv[:1], command, *argv[2:], *more])
+        bench.main()
+    tuned = tmp_path / "out" / "model_run_finetuned"
+    config = yaml.safe_load((tuned / "config.yaml").read_text())
+    assert config["init_from"] == str(tmp_path / "out" / "model_run" / "model")
+    assert config["model"]["open_loop_ssim"] == 10 and config["data"]["window"] == 4  # --set applies to both runs
+    records = [json.loads(line) for line in (tuned / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == [1, 2]  # its own steps, from 1
+    assert "--finetune-steps 2 --finetune-set model.open_loop_ssim=10" in doc.read_text()
 
 
 def _ceiling(bench, monkeypatch, out: str, change: float) -> dict:
