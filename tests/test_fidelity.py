@@ -20,6 +20,7 @@ from worldrl.evaluation.fidelity import (
     mean_observation,
     mean_prediction,
     normalized_rmse,
+    paired_differences,
     psnr_from_mse,
     repeat_last_prediction,
 )
@@ -298,6 +299,43 @@ def test_pixel_baselines(reader):
     assert report.baseline_error("repeat_last", 2) == pytest.approx(expected_last, rel=1e-6)
     assert report.baseline_error("dataset_mean", 2) == pytest.approx(expected_mean, rel=1e-6)
     assert report.horizons[0].psnr == 100.0  # the model is exact
+
+
+def test_pixel_reports_pair_the_model_with_each_baseline_start_by_start(reader):
+    task = TaskSpec(
+        gym.spaces.Box(0, 255, (32, 32, 3), np.uint8),
+        gym.spaces.Box(-5, 5, (1,), np.float32),
+        obs_key="observation.images.cam",
+    )
+    report = evaluate_fidelity(FrameModel(task, offset=10.0), reader, [0, 1], horizons=(1, 3), num_starts=None)
+    assert set(report.paired) == {"repeat_last", "dataset_mean"}
+    for name, entries in report.paired.items():
+        for e, m, b in zip(entries, report.horizons, report.baselines[name], strict=True):
+            # every start has both frames here, so the mean paired difference is the difference of the means
+            assert e["horizon"] == m.horizon and e["count"] == m.count == b.count
+            assert e["ssim_diff"] == pytest.approx(m.ssim - b.ssim, abs=1e-9)
+            assert e["psnr_diff"] == pytest.approx(m.psnr - b.psnr, abs=1e-9)
+            assert e["ssim_ci95"][0] <= e["ssim_diff"] <= e["ssim_ci95"][1]
+    assert FidelityReport.from_dict(json.loads(report.to_json())).paired == report.paired
+    assert "SSIM: model - baseline [95% CI]" in report.to_markdown()
+    vector = evaluate_fidelity(CounterModel(_state_task()), reader, [0], horizons=(1,))
+    assert vector.paired == {} and "95% CI" not in vector.to_markdown()
+
+
+def test_paired_differences_by_hand():
+    rng = np.random.default_rng(0)
+    base = {"ssim": rng.random((40, 2)), "psnr": rng.random((40, 2)) * 30}
+    model = {"ssim": base["ssim"] + 0.01 + rng.normal(0, 0.05, (40, 2)), "psnr": base["psnr"] - 1.0}
+    model["ssim"][3, 1] = np.nan  # a start without a frame at horizon 2 is left out of that horizon
+    first, second = paired_differences(model, base, [1, 2])
+    mean, low, high = mean_ci(model["ssim"][:, 0] - base["ssim"][:, 0])
+    assert first["count"] == 40 and first["ssim_diff"] == pytest.approx(mean) and first["ssim_ci95"] == [low, high]
+    assert first["psnr_diff"] == pytest.approx(-1.0) and first["psnr_ci95"] == pytest.approx([-1.0, -1.0])
+    assert second["count"] == 39
+    lone = paired_differences(
+        {"ssim": np.ones((1, 1)), "psnr": np.ones((1, 1))}, {"ssim": np.zeros((1, 1)), "psnr": np.zeros((1, 1))}, [1]
+    )
+    assert lone[0]["ssim_diff"] == 1.0 and lone[0]["ssim_ci95"] is None  # one start: no interval
 
 
 def test_baseline_math():

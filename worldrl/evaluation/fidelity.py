@@ -36,6 +36,7 @@ from tensordict import TensorDict
 from tqdm.auto import tqdm
 
 from worldrl.errors import ConfigError, DatasetError
+from worldrl.evaluation.stats import mean_ci
 from worldrl.io import atomic_write_bytes
 from worldrl.models.base import WorldModel
 from worldrl.models.task_spec import TaskSpec
@@ -215,6 +216,11 @@ class FidelityReport:
     """Observation error of the trivial baselines (``BASELINES``) at the requested horizons, same starts."""
     baseline_mean_from: str | None = None
     """Which episodes the ``dataset_mean`` baseline averages (the episodes not evaluated, or all of them)."""
+    paired: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Pixel observations: the model minus each baseline, start by start, at the requested horizons:
+    ``{baseline: [{"horizon", "count", "ssim_diff", "ssim_ci95", "psnr_diff", "psnr_ci95"}]}``, the mean paired
+    difference of per-frame SSIM / PSNR (dB, capped as the table's) with its 95% Student-t interval, so a win is
+    told from the spread of the starts."""
     examples: TrajectoryExamples | None = field(default=None, repr=False)
     """Trajectories kept for plotting (not serialised)."""
 
@@ -313,7 +319,50 @@ class FidelityReport:
         rows = ["| " + " | ".join(header) + " |", "|---:" * len(header) + "|"]
         rows += ["| " + " | ".join(_fmt(c) for c in cells) + " |" for cells in values]
         notes_text = "".join(f"\n- {n}" for n in self.all_notes())
-        return head + "\n".join(rows) + ("\n" + notes_text if notes_text else "") + "\n"
+        return head + "\n".join(rows) + ("\n" + notes_text if notes_text else "") + "\n" + self.paired_markdown()
+
+    def paired_markdown(self) -> str:
+        """The paired differences as a table (empty without them)."""
+        if not self.paired:
+            return ""
+        rows = [
+            "| horizon | baseline | starts | SSIM: model - baseline [95% CI] | PSNR (dB): model - baseline [95% CI] |"
+        ]
+        rows.append("|---:|---|---:|---|---|")
+        for name, entries in self.paired.items():
+            for e in entries:
+                ssim, psnr = (
+                    _diff_cell(e["ssim_diff"], e["ssim_ci95"], 4),
+                    _diff_cell(e["psnr_diff"], e["psnr_ci95"], 2),
+                )
+                rows.append(f"| {e['horizon']} | {BASELINES.get(name, name)} | {e['count']} | {ssim} | {psnr} |")
+        return "\n" + "\n".join(rows) + "\n"
+
+
+def _diff_cell(diff: float | None, ci: list[float | None] | None, digits: int) -> str:
+    if diff is None:
+        return "n/a"
+    low, high = ci or (None, None)
+    interval = f" [{low:+.{digits}f}, {high:+.{digits}f}]" if low is not None and high is not None else ""
+    return f"{diff:+.{digits}f}{interval}"
+
+
+def paired_differences(
+    model: Mapping[str, np.ndarray], baseline: Mapping[str, np.ndarray], horizons: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Per requested horizon, the mean of model - baseline over the starts both scored (``{"psnr"|"ssim": [N, H]}``,
+    NaN where unscored) with its 95% Student-t interval (None under two starts)."""
+    out = []
+    for h in horizons:
+        diffs = {m: model[m][:, h - 1] - baseline[m][:, h - 1] for m in ("ssim", "psnr")}
+        both = np.isfinite(diffs["ssim"]) & np.isfinite(diffs["psnr"])
+        entry: dict[str, Any] = {"horizon": int(h), "count": int(both.sum())}
+        for metric, diff in diffs.items():
+            mean, low, high = mean_ci(diff[both]) if both.any() else (None, math.nan, math.nan)
+            entry[f"{metric}_diff"] = mean
+            entry[f"{metric}_ci95"] = [low, high] if math.isfinite(low) else None
+        out.append(entry)
+    return out
 
 
 def observation_error(m: HorizonMetrics, is_pixel: bool, is_latent: bool = False) -> float | None:
@@ -510,6 +559,7 @@ class _KeyAccumulator:
         self.pixel = pixel
         self.obs_sq = np.zeros((horizon, dim))
         self.frame_mse, self.psnr, self.ssim = np.zeros(horizon), np.zeros(horizon), np.zeros(horizon)
+        self.per_start: dict[str, list[np.ndarray]] = {"psnr": [], "ssim": []}  # [B, H] per batch, NaN where invalid
 
     def add(self, valid: np.ndarray, pred: np.ndarray, real: np.ndarray) -> None:
         # np.where, not a 0/1 weight: predictions past the episode end may be inf and 0 * inf is NaN
@@ -523,6 +573,12 @@ class _KeyAccumulator:
         self.frame_mse += np.where(valid, mse, 0.0).sum(0)
         self.psnr += np.where(valid, psnr.reshape(valid.shape), 0.0).sum(0)
         self.ssim += np.where(valid, ssim.reshape(valid.shape), 0.0).sum(0)
+        for name, value in (("psnr", psnr), ("ssim", ssim)):
+            self.per_start[name].append(np.where(valid, value.reshape(valid.shape), np.nan))
+
+    def stacked(self) -> dict[str, np.ndarray]:
+        """The per-start frame scores ``{"psnr"|"ssim": [starts, H]}`` (NaN where a start has no frame)."""
+        return {name: np.concatenate(parts) for name, parts in self.per_start.items()}
 
     def metrics(self, h: int, count: float, std: np.ndarray | None) -> dict[str, Any]:
         if count <= 0:
@@ -745,8 +801,20 @@ def evaluate_fidelity(
         stochastic=generator is not None,
         baselines=baseline.metrics(stds, horizons, primary) if baseline is not None else {},
         baseline_mean_from=baseline.mean_from if baseline is not None else None,
+        paired=_paired(acc, baseline, primary, horizons),
         examples=examples,
     )
+
+
+def _paired(acc: _Accumulator, baseline: _Baselines | None, primary: str | None, horizons: list[int]) -> dict:
+    """Model minus each baseline, start by start, on the primary key's frames (pixel tasks only)."""
+    if baseline is None or primary is None or not acc.keys[primary].pixel:
+        return {}
+    model = acc.keys[primary].stacked()
+    return {
+        name: paired_differences(model, other.keys[primary].stacked(), horizons)
+        for name, other in (baseline._accs or {}).items()
+    }
 
 
 def _scored_keys(task: TaskSpec) -> dict[str, tuple[int, bool]]:
