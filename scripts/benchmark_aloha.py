@@ -190,7 +190,14 @@ def evaluate(args: argparse.Namespace) -> str:
     episodes = [int(e["episode_index"]) for e in reader.episodes]
     t0 = time.time()
     report = evaluate_fidelity(
-        model, reader, episodes, horizons=HORIZONS, num_starts=args.starts, seed=0, num_examples=16, batch_size=32
+        model,
+        reader,
+        episodes,
+        horizons=HORIZONS,
+        num_starts=args.starts or None,
+        seed=0,
+        num_examples=16,
+        batch_size=32,
     )
     markdown = "\n".join(
         [
@@ -198,6 +205,9 @@ def evaluate(args: argparse.Namespace) -> str:
             f"{report.context}, mean prediction; the mean frame is taken over {report.baseline_mean_from}.",
             "",
             fidelity_table(report),
+            "",
+            "Model minus baseline, start by start (mean paired difference with its 95% Student-t interval):",
+            report.paired_markdown(),
         ]
     )
     atomic_write_bytes(out / "fidelity.md", markdown.encode())
@@ -326,7 +336,7 @@ def main() -> None:
     )
     parser.add_argument("--finetune-set", nargs="*", default=[], help="key=value overrides of the fine-tuning run")
     parser.add_argument("--best", action="store_true", help="evaluate the lowest-validation-loss checkpoint")
-    parser.add_argument("--starts", type=int, default=128, help="held-out start steps scored")
+    parser.add_argument("--starts", type=int, default=0, help="held-out start steps scored (0: every start)")
     parser.add_argument("--change", type=float, default=0.05, help="ceiling: the oracle keeps pixels that moved less")
     args = parser.parse_args()
     torch.set_num_threads(1)

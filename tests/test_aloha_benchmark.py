@@ -60,8 +60,9 @@ def test_all_records_trains_and_reports_psnr_ssim_beside_the_baselines(tmp_path,
     section = text[text.index("<!-- aloha:start -->") : text.index("<!-- aloha:end -->")]
     assert text.index("<!-- robot:end -->") < text.index("<!-- aloha:start -->") < text.index("<!-- later:start -->")
     assert "repeat last frame: PSNR (dB) | repeat last frame: SSIM | mean frame: PSNR (dB)" in section
-    rows = [line for line in section.splitlines() if line.startswith("| 1 |") or line.startswith("| 10 |")]
+    rows = [line for line in section.splitlines() if line.startswith(("| 1 |", "| 10 |")) and line.count("|") == 9]
     assert len(rows) == 2
+    assert "| 1 | repeat the last observation | 4 | " in section  # the paired differences, start by start
     values = [float(c.strip("* ")) for c in rows[0].strip("|").split("|")[2:]]
     assert len(values) == 6 and all(np.isfinite(values)) and all(0 < v <= 1 for v in values[1::2])
     assert (doc.parent / "aloha_imagined_vs_real.png").stat().st_size > 1000
