@@ -318,8 +318,19 @@ def test_pixel_reports_pair_the_model_with_each_baseline_start_by_start(reader):
             assert e["ssim_ci95"][0] <= e["ssim_diff"] <= e["ssim_ci95"][1]
     assert FidelityReport.from_dict(json.loads(report.to_json())).paired == report.paired
     assert "SSIM: model - baseline [95% CI]" in report.to_markdown()
-    vector = evaluate_fidelity(CounterModel(_state_task()), reader, [0], horizons=(1,))
-    assert vector.paired == {} and "95% CI" not in vector.to_markdown()
+
+    # vectors: nMSE per start (squared error over the dataset std, mean over dimensions); a constant bias adds
+    # exactly mean((bias / std)^2) to the model's side of every pair
+    bias = np.array([0.5, -1.0, 0.2, 0.0], np.float32)
+    exact = evaluate_fidelity(CounterModel(_state_task()), reader, [0, 1], horizons=(1, 3), num_starts=None)
+    biased = evaluate_fidelity(
+        CounterModel(_state_task(), obs_bias=bias), reader, [0, 1], horizons=(1, 3), num_starts=None
+    )
+    std = np.asarray(reader.stats["observation.state"]["std"], np.float64)
+    for e, b in zip(exact.paired["repeat_last"], biased.paired["repeat_last"], strict=True):
+        assert e["nmse_diff"] < 0 and e["nmse_ci95"][1] < 0  # the exact model is closer than repeat-last
+        assert b["nmse_diff"] - e["nmse_diff"] == pytest.approx(np.mean((bias / std) ** 2), rel=1e-4)
+    assert "nMSE (lower is better): model - baseline [95% CI]" in exact.to_markdown()
 
 
 def test_paired_differences_by_hand():

@@ -217,10 +217,11 @@ class FidelityReport:
     baseline_mean_from: str | None = None
     """Which episodes the ``dataset_mean`` baseline averages (the episodes not evaluated, or all of them)."""
     paired: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    """Pixel observations: the model minus each baseline, start by start, at the requested horizons:
-    ``{baseline: [{"horizon", "count", "ssim_diff", "ssim_ci95", "psnr_diff", "psnr_ci95"}]}``, the mean paired
-    difference of per-frame SSIM / PSNR (dB, capped as the table's) with its 95% Student-t interval, so a win is
-    told from the spread of the starts."""
+    """The model minus each baseline, start by start, at the requested horizons (decoded observations):
+    ``{baseline: [{"horizon", "count", "<metric>_diff", "<metric>_ci95", ...}]}``, the mean paired difference with
+    its 95% Student-t interval, so a win is told from the spread of the starts. Metrics: per-frame ``ssim`` and
+    ``psnr`` (dB, capped as the table's) for frames; ``nmse`` for vectors, the start's squared error over the
+    dataset std, averaged over dimensions (lower is better)."""
     examples: TrajectoryExamples | None = field(default=None, repr=False)
     """Trajectories kept for plotting (not serialised)."""
 
@@ -325,18 +326,19 @@ class FidelityReport:
         """The paired differences as a table (empty without them)."""
         if not self.paired:
             return ""
-        rows = [
-            "| horizon | baseline | starts | SSIM: model - baseline [95% CI] | PSNR (dB): model - baseline [95% CI] |"
-        ]
-        rows.append("|---:|---|---:|---|---|")
+        first = next(iter(self.paired.values()))[0]
+        metrics = [m for m in PAIRED_METRICS if f"{m}_diff" in first]
+        head = " | ".join(f"{PAIRED_METRICS[m][0]}: model - baseline [95% CI]" for m in metrics)
+        rows = [f"| horizon | baseline | starts | {head} |", "|---:|---|---:|" + "---|" * len(metrics)]
         for name, entries in self.paired.items():
             for e in entries:
-                ssim, psnr = (
-                    _diff_cell(e["ssim_diff"], e["ssim_ci95"], 4),
-                    _diff_cell(e["psnr_diff"], e["psnr_ci95"], 2),
-                )
-                rows.append(f"| {e['horizon']} | {BASELINES.get(name, name)} | {e['count']} | {ssim} | {psnr} |")
+                cells = " | ".join(_diff_cell(e[f"{m}_diff"], e[f"{m}_ci95"], PAIRED_METRICS[m][1]) for m in metrics)
+                rows.append(f"| {e['horizon']} | {BASELINES.get(name, name)} | {e['count']} | {cells} |")
         return "\n" + "\n".join(rows) + "\n"
+
+
+PAIRED_METRICS = {"ssim": ("SSIM", 4), "psnr": ("PSNR (dB)", 2), "nmse": ("nMSE (lower is better)", 4)}
+"""Paired-difference metrics: their table name and decimals."""
 
 
 def _diff_cell(diff: float | None, ci: list[float | None] | None, digits: int) -> str:
@@ -350,12 +352,12 @@ def _diff_cell(diff: float | None, ci: list[float | None] | None, digits: int) -
 def paired_differences(
     model: Mapping[str, np.ndarray], baseline: Mapping[str, np.ndarray], horizons: Sequence[int]
 ) -> list[dict[str, Any]]:
-    """Per requested horizon, the mean of model - baseline over the starts both scored (``{"psnr"|"ssim": [N, H]}``,
-    NaN where unscored) with its 95% Student-t interval (None under two starts)."""
+    """Per requested horizon, the mean of model - baseline over the starts both scored (``{metric: [N, H]}``, NaN
+    where unscored) for every metric of ``model``, with its 95% Student-t interval (None under two starts)."""
     out = []
     for h in horizons:
-        diffs = {m: model[m][:, h - 1] - baseline[m][:, h - 1] for m in ("ssim", "psnr")}
-        both = np.isfinite(diffs["ssim"]) & np.isfinite(diffs["psnr"])
+        diffs = {m: model[m][:, h - 1] - baseline[m][:, h - 1] for m in model}
+        both = np.logical_and.reduce([np.isfinite(d) for d in diffs.values()])
         entry: dict[str, Any] = {"horizon": int(h), "count": int(both.sum())}
         for metric, diff in diffs.items():
             mean, low, high = mean_ci(diff[both]) if both.any() else (None, math.nan, math.nan)
@@ -555,17 +557,20 @@ def _flat_column(reader: Any, key: str | None) -> np.ndarray | None:
 class _KeyAccumulator:
     """Running error sums of one observation key per horizon step: squared error per dimension, or frame scores."""
 
-    def __init__(self, horizon: int, dim: int, pixel: bool) -> None:
+    def __init__(self, horizon: int, dim: int, pixel: bool, std: np.ndarray | None = None) -> None:
         self.pixel = pixel
+        self.scale = np.where(std > 0, std, 1.0) if std is not None else np.ones(dim)  # nMSE per start
         self.obs_sq = np.zeros((horizon, dim))
         self.frame_mse, self.psnr, self.ssim = np.zeros(horizon), np.zeros(horizon), np.zeros(horizon)
-        self.per_start: dict[str, list[np.ndarray]] = {"psnr": [], "ssim": []}  # [B, H] per batch, NaN where invalid
+        # [B, H] per batch, NaN where invalid
+        self.per_start: dict[str, list[np.ndarray]] = {"psnr": [], "ssim": []} if pixel else {"nmse": []}
 
     def add(self, valid: np.ndarray, pred: np.ndarray, real: np.ndarray) -> None:
         # np.where, not a 0/1 weight: predictions past the episode end may be inf and 0 * inf is NaN
         if not self.pixel:
             err = (np.asarray(pred, np.float64) - real).reshape(*valid.shape, -1)
             self.obs_sq += np.where(valid[..., None], err**2, 0.0).sum(0)
+            self.per_start["nmse"].append(np.where(valid, ((err / self.scale) ** 2).mean(-1), np.nan))
             return
         mse = frame_mse(pred, real)
         flat_pred = np.nan_to_num(np.asarray(pred, np.float64)).reshape(-1, *pred.shape[2:])
@@ -577,8 +582,9 @@ class _KeyAccumulator:
             self.per_start[name].append(np.where(valid, value.reshape(valid.shape), np.nan))
 
     def stacked(self) -> dict[str, np.ndarray]:
-        """The per-start frame scores ``{"psnr"|"ssim": [starts, H]}`` (NaN where a start has no frame)."""
-        return {name: np.concatenate(parts) for name, parts in self.per_start.items()}
+        """Per-start scores ``[starts, H]`` (NaN where a start has no observation): ``psnr`` and ``ssim`` of frames,
+        or ``nmse`` of vectors (squared error over the dataset std squared, averaged over dimensions)."""
+        return {name: np.concatenate(chunks) for name, chunks in self.per_start.items()}
 
     def metrics(self, h: int, count: float, std: np.ndarray | None) -> dict[str, Any]:
         if count <= 0:
@@ -596,10 +602,13 @@ class _KeyAccumulator:
 class _Accumulator:
     """Running sums of errors per horizon step (observation keys, latent, reward, termination), batch by batch."""
 
-    def __init__(self, horizon: int, keys: Mapping[str, tuple[int, bool]]) -> None:
+    def __init__(
+        self, horizon: int, keys: Mapping[str, tuple[int, bool]], stds: Mapping[str, np.ndarray] | None = None
+    ) -> None:
         self.count = np.zeros(horizon)
         self.step_count = np.zeros(horizon)
-        self.keys = {key: _KeyAccumulator(horizon, dim, pixel) for key, (dim, pixel) in keys.items()}
+        stds = stds or {}
+        self.keys = {key: _KeyAccumulator(horizon, dim, pixel, stds.get(key)) for key, (dim, pixel) in keys.items()}
         self.latent = np.zeros(horizon)
         self.reward_sq = np.zeros(horizon)
         self.reward_abs = np.zeros(horizon)
@@ -760,10 +769,11 @@ def evaluate_fidelity(
     max_h = horizons[-1]
     win = _windows(starts, ranges, context, max_h)
     keys = _scored_keys(task) if has["obs"] else {}
-    acc = _Accumulator(max_h, keys)
+    stds = _obs_stds(reader, task, data)
+    acc = _Accumulator(max_h, keys, stds)
     example_rows = _example_rows(starts, win.valid, num_examples) if has["obs"] else np.zeros(0, np.int64)
     example_pred: dict[int, np.ndarray] = {}
-    baseline = _Baselines(model, reader, data, ranges, keys, has, device) if keys or has["latent"] else None
+    baseline = _Baselines(model, reader, data, ranges, keys, has, device, stds) if keys or has["latent"] else None
 
     model.eval()
     batches = range(0, len(starts), batch_size)
@@ -777,7 +787,6 @@ def evaluate_fidelity(
             for i in example_rows[(example_rows >= idx[0]) & (example_rows <= idx[-1])]:
                 example_pred[int(i)] = pred["obs"][task.obs_key][i - idx[0]]
 
-    stds = _obs_stds(reader, task, data)
     primary = task.obs_key if has["obs"] else None
     metrics = acc.metrics(stds, has, primary)
     examples = _examples(data, win, starts, example_rows, example_pred) if len(example_rows) else None
@@ -807,8 +816,8 @@ def evaluate_fidelity(
 
 
 def _paired(acc: _Accumulator, baseline: _Baselines | None, primary: str | None, horizons: list[int]) -> dict:
-    """Model minus each baseline, start by start, on the primary key's frames (pixel tasks only)."""
-    if baseline is None or primary is None or not acc.keys[primary].pixel:
+    """Model minus each baseline, start by start, on the primary observation key (decoding models only)."""
+    if baseline is None or primary is None:
         return {}
     model = acc.keys[primary].stacked()
     return {
@@ -894,8 +903,9 @@ class _Baselines:
         keys: Mapping[str, tuple[int, bool]],
         has: dict,
         device: torch.device,
+        stds: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        self.model, self.data, self.keys, self.device = model, data, keys, device
+        self.model, self.data, self.keys, self.device, self.stds = model, data, keys, device, stds
         others = [ep for ep in range(reader.num_episodes) if ep not in evaluated]
         episodes = others or list(range(reader.num_episodes))
         rows = np.concatenate([np.arange(*reader.episode_range(ep)) for ep in episodes])
@@ -912,7 +922,7 @@ class _Baselines:
     def add(self, win: _Windows, idx: np.ndarray) -> None:
         batch, horizon = win.future[idx].shape
         if self._accs is None:
-            self._accs = {name: _Accumulator(horizon, self.keys) for name in BASELINES}
+            self._accs = {name: _Accumulator(horizon, self.keys, self.stds) for name in BASELINES}
         future, last = win.future[idx], win.context[idx, -1]
         for name in BASELINES:
             obs = {}
