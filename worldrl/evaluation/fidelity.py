@@ -820,10 +820,7 @@ def _paired(acc: _Accumulator, baseline: _Baselines | None, primary: str | None,
     if baseline is None or primary is None:
         return {}
     model = acc.keys[primary].stacked()
-    return {
-        name: paired_differences(model, other.keys[primary].stacked(), horizons)
-        for name, other in (baseline._accs or {}).items()
-    }
+    return {name: paired_differences(model, scores, horizons) for name, scores in baseline.per_start(primary).items()}
 
 
 def _scored_keys(task: TaskSpec) -> dict[str, tuple[int, bool]]:
@@ -936,6 +933,10 @@ class _Baselines:
                 obs[key] = (np.asarray(pred, np.float64), real)
             latent = self._latent(name, future, last) if self.latent else None
             self._accs[name].add(win.valid[idx], win.step_valid[idx], obs=obs, latent=latent)
+
+    def per_start(self, key: str) -> dict[str, dict[str, np.ndarray]]:
+        """Each baseline's per-start scores of ``key`` (``_KeyAccumulator.stacked``)."""
+        return {name: acc.keys[key].stacked() for name, acc in (self._accs or {}).items()}
 
     def _latent(self, name: str, future: np.ndarray, last: np.ndarray) -> np.ndarray:
         batch, horizon = future.shape
