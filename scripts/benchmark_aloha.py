@@ -114,7 +114,7 @@ def train(args: argparse.Namespace) -> Path:
     if not args.finetune_steps:
         return base
     more = [f"init_from={Path(args.out) / 'model_run' / 'model'}", *args.set, *args.finetune_set]
-    return run_preset(args, Path(args.out) / "model_run_finetuned", args.finetune_steps, more)
+    return run_preset(args, scored_run(args), args.finetune_steps, more)
 
 
 def scored_run(args: argparse.Namespace) -> Path:
