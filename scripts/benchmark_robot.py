@@ -82,16 +82,30 @@ class ScriptedActor:
         return self.policy(np.concatenate([obs["observation.state"], obs["observation.environment_state"]], axis=1))
 
 
-def run_pusht_episodes(name: str, seeds: list[int], steps: int, actor: Callable | None = None) -> dict:
+def pixel_obs(obs: dict) -> dict[str, np.ndarray]:
+    """gym-pusht's ``pixels_agent_pos`` observation under LeRobot's ``lerobot/pusht`` keys."""
+    return {
+        "observation.image": np.asarray(obs["pixels"]),
+        "observation.state": np.asarray(obs["agent_pos"], np.float32),
+    }
+
+
+def run_pusht_episodes(
+    name: str, seeds: list[int], steps: int, actor: Callable | None = None, pixels: bool = False
+) -> dict:
     """Episodes on the real PushT from ``seeds`` in lock-step: success rate, final and best coverage.
 
     ``actor`` maps the keyed observations of ALL episodes to their actions (finished ones are ignored), so a
-    batched planner keeps one row per episode; None: uniform random actions.
+    batched planner keeps one row per episode; None: uniform random actions. ``pixels``: the envs observe 96x96
+    frames and the pusher's position (``pixel_obs``) instead of the block's keypoints; the episodes are the same.
     """
+    from worldrl.data.suite_layouts import LAYOUTS
     from worldrl.tasks.real_envs import make_real_env
 
-    envs = [make_real_env(PUSHT, obs_type="environment_state_agent_pos", max_episode_steps=steps) for _ in seeds]
-    obs = [keyed_obs(env.reset(seed=s)[0]) for env, s in zip(envs, seeds)]
+    kwargs = LAYOUTS["gym-pusht"].kwargs(pixels)
+    envs = [make_real_env(PUSHT, max_episode_steps=steps, **kwargs) for _ in seeds]
+    convert = pixel_obs if pixels else keyed_obs
+    obs = [convert(env.reset(seed=s)[0]) for env, s in zip(envs, seeds)]
     rng = np.random.default_rng(seeds[0])
     done, success = np.zeros(len(seeds), bool), np.zeros(len(seeds), bool)
     final, best, length = np.zeros(len(seeds)), np.zeros(len(seeds)), np.zeros(len(seeds), int)
@@ -106,7 +120,7 @@ def run_pusht_episodes(name: str, seeds: list[int], steps: int, actor: Callable 
             actions = np.asarray(actor(stack_obs(obs)), np.float32)
         for i in live:
             o, _, terminated, truncated, info = envs[i].step(actions[i])
-            obs[i] = keyed_obs(o)
+            obs[i] = convert(o)
             final[i], best[i] = info["coverage"], max(best[i], info["coverage"])
             success[i] |= bool(info["is_success"])
             done[i], length[i] = terminated or truncated, step + 1
@@ -152,22 +166,35 @@ def collect_pusht(data: Path, episodes: int, steps: int) -> None:
 def observed_states(model, obs: dict[str, np.ndarray], action: np.ndarray, episode: np.ndarray) -> TensorDict:
     """The model's state at every frame of recorded episodes (``obs`` per key ``[N, ...]``, ``action [N, A]``,
     ``episode [N]``, frames in episode order), observed as the recording runs: a history model's state holds the
-    steps before each frame, as it does when it plans."""
+    steps before each frame, as it does when it plans. Frames stay uint8 (the models convert them)."""
     episode = torch.as_tensor(np.asarray(episode, dtype=np.int64).reshape(-1))
     is_first = torch.cat([torch.ones(1, dtype=torch.bool), episode[1:] != episode[:-1]])[None]
     action = torch.as_tensor(np.asarray(action), dtype=torch.float32)
     prev_action = torch.cat([torch.zeros_like(action[:1]), action[:-1]])[None] * (~is_first)[..., None]
-    window = TensorDict({k: torch.as_tensor(v, dtype=torch.float32)[None] for k, v in obs.items()}, is_first.shape)
+    tensors = {k: torch.as_tensor(v if v.dtype == np.uint8 else v.astype(np.float32))[None] for k, v in obs.items()}
+    window = TensorDict(tensors, is_first.shape) if model.task.is_keyed else tensors[model.task.obs_key]
     with torch.no_grad():
         return model.observe(window, prev_action, is_first)[0]
 
 
 def model_latents(model, reader) -> torch.Tensor:
-    """The model's latent of every recorded frame (``observed_states``)."""
-    obs = {key: reader.column(key) for key in model.task.obs_keys}
-    states = observed_states(model, obs, reader.column("action"), reader.column("episode_index"))
-    with torch.no_grad():
-        return model.latent(states)
+    """The model's latent of every recorded frame (``observed_states``), one episode at a time, so a pixel
+    recording is never decoded whole; rows in the dataset's frame order."""
+    latents = []
+    for entry in reader.episodes:
+        lo, hi = reader.episode_range(int(entry["episode_index"]))
+        rows = np.arange(lo, hi)
+        obs = {
+            key: reader.frames(key, rows)
+            if reader.features[key]["dtype"] in ("image", "video")
+            else reader.column(key)[lo:hi]
+            for key in model.task.obs_keys
+        }
+        episode = np.full(hi - lo, int(entry["episode_index"]))
+        states = observed_states(model, obs, reader.column("action")[lo:hi], episode)
+        with torch.no_grad():
+            latents.append(model.latent(states))
+    return torch.cat(latents)
 
 
 def returns_to_go(rewards: np.ndarray, episode: np.ndarray, discount: float) -> np.ndarray:
@@ -256,11 +283,13 @@ def goal_value(model, approach_weight: float = 0.5, pixels_per_unit: float = 10.
 
 
 class PlannerActor:
-    """``MPCAgent`` (CEM in the model) acting on the keyed observations of all episodes at once."""
+    """``MPCAgent`` (CEM in the model) acting on the keyed observations of all episodes at once (a model of one
+    key, such as the pixel vrnn, gets that key's array)."""
 
-    def __init__(self, model, args: argparse.Namespace, value_fn: Callable | None = None):
+    def __init__(self, model, args: argparse.Namespace, value_fn: Callable | None = None, context: int | None = None):
         from worldrl.agents.mpc import MPCAgent
 
+        self.key = None if model.task.is_keyed else model.task.obs_key
         self.agent = MPCAgent(
             model,
             "cem",
@@ -271,12 +300,13 @@ class PlannerActor:
             discount=VALUE_DISCOUNT,
             value_fn=value_fn,
             seed=0,
+            context_length=context,
             **({} if args.max_std is None else {"max_std": args.max_std}),
         )
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         with torch.no_grad():
-            return self.agent.act(obs)
+            return self.agent.act(obs if self.key is None else obs[self.key])
 
 
 def train_pusht_model(out: Path, data: Path, args: argparse.Namespace):
@@ -440,6 +470,162 @@ def contact_fidelity(model, episodes: int = 5, steps: int = 150) -> str:
     )
 
 
+# --------------------------------------------------------------------------- PushT from pixels
+PIXEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vrnn_pusht_pixels.yaml"
+PIXEL_POLICIES = ("mpc", "mpc-value")
+"""The learned-only MPC variants run from pixels (the known-goal value reads keypoints a frame does not hold)."""
+
+
+def draw_pusht(env, agent_xy: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """gym-pusht's own observation frame of a state: the pusher at ``agent_xy``, the block where its 8 recorded
+    ``keypoints`` put it. ``env`` is the unwrapped env. gym-pusht's keypoints are the T's vertices rotated by the
+    body's angle plus its position, so the least-squares pose of the keypoints is that position and angle."""
+    from worldrl.tasks.pusht_scripted import pose_from_keypoints
+
+    pose = pose_from_keypoints(keypoints)
+    env.agent.position = (float(agent_xy[0]), float(agent_xy[1]))
+    env.block.position = (float(pose[0]), float(pose[1]))
+    env.block.angle = float(pose[2])
+    for body in (env.agent, env.block):
+        body.velocity, body.angular_velocity = (0.0, 0.0), 0.0
+    # A step too short to move anything refreshes the shapes' cached world vertices (which the drawing reads)
+    # and the contacts, which gym-pusht's frames draw as red dots where the pusher touches the block.
+    env.space.step(1e-9)
+    return env._render()  # the observation-sized frame; the public render() draws the larger visualisation
+
+
+def render_pixel_copy(state_data: Path, pixel_data: Path, episodes: list[int]) -> None:
+    """A pixel recording of recorded PushT state episodes in the layout of ``worldrl collect --env
+    gym_pusht/PushT-v0 --pixels`` (LeRobot's ``lerobot/pusht``): every frame drawn by gym-pusht's renderer from the
+    recorded pusher position and block keypoints (``draw_pusht``), with the same actions, rewards and flags.
+
+    Why not record pixels directly: the scripted pusher, the only policy here that moves the block often, reads the
+    block's keypoints, which a pixel observation does not hold. The copy is written to a temporary directory and
+    renamed into place, so an interrupted copy never looks finished.
+    """
+    import shutil
+
+    from tqdm import tqdm
+
+    from worldrl.data import LeRobotDatasetReader
+    from worldrl.data.suite_layouts import LAYOUTS, keyed_features
+    from worldrl.data.writer import LeRobotDatasetWriter
+    from worldrl.tasks.real_envs import make_real_env
+
+    reader = LeRobotDatasetReader(state_data)
+    layout = LAYOUTS["gym-pusht"]
+    env = make_real_env(PUSHT, **layout.kwargs(True))
+    env.reset(seed=0)
+    step_keys = [k for k in reader.features if k == "action" or k.startswith("next.")]
+    features = {
+        **keyed_features(layout, env.observation_space, True, "video"),
+        **{k: reader.features[k] for k in step_keys},
+    }
+    columns = {k: reader.column(k) for k in ("observation.state", "observation.environment_state", *step_keys)}
+    partial = pixel_data.with_name(pixel_data.name + ".partial")
+    writer = LeRobotDatasetWriter.create(partial, int(reader.fps), features, robot_type=PUSHT, overwrite=True)
+    with writer:
+        for episode in tqdm(episodes, desc="draw PushT frames", unit="ep"):
+            lo, hi = reader.episode_range(episode)
+            for i in range(lo, hi):
+                frame = {k: columns[k][i] for k in step_keys}
+                frame["observation.state"] = columns["observation.state"][i]
+                frame["observation.image"] = draw_pusht(
+                    env.unwrapped, columns["observation.state"][i], columns["observation.environment_state"][i]
+                )
+                writer.add_frame(frame, PUSHT)
+            writer.save_episode()
+    env.close()
+    if pixel_data.exists():
+        shutil.rmtree(pixel_data)
+    partial.rename(pixel_data)
+
+
+def pixel_episodes(total: int, count: int) -> list[int]:
+    """``count`` episodes of a ``collect_pusht`` recording of ``total``: half from its OU half, half from its
+    scripted half (the same mix as the state model's data)."""
+    half = total // 2
+    if not 2 <= count <= total:
+        raise SystemExit(f"--pixel-episodes must be between 2 and {total} (the recorded episodes), got {count}")
+    return [*range(count // 2), *range(half, half + count - count // 2)]
+
+
+def train_pixel_model(out: Path, data: Path, args: argparse.Namespace):
+    """The vrnn of ``configs/vrnn_pusht_pixels.yaml`` trained on ``data`` for ``--pixel-model-steps`` updates."""
+    from worldrl.models.base import WorldModel
+    from worldrl.training.run import load_config, train_from_config
+
+    cfg = load_config(PIXEL_CONFIG)
+    cfg["output_dir"] = str(out / "pixel_model_run")
+    cfg["data"] = {key: value for key, value in cfg["data"].items() if key != "collect"}
+    # every episode's decoded frames stay in memory (a window of a dropped one decodes its whole segment again)
+    megabytes = 1.25 * args.pixel_episodes * args.steps * 96 * 96 * 3 / 2**20
+    cfg["data"].update(root=str(data), video_cache_mb=int(max(256, megabytes)))
+    cfg["trainer"].update(max_steps=args.pixel_model_steps, checkpoint_every=500, progress=True)
+    if not (out / "pixel_model_run" / "model").exists():
+        train_from_config(cfg)
+    return WorldModel.from_pretrained(str(out / "pixel_model_run" / "model"), device="cpu")
+
+
+def pixel_fidelity(model, data: Path) -> str:
+    """Open-loop fidelity on the run's validation episodes (the trainer's split), trivial baselines beside."""
+    from worldrl.data import LeRobotDatasetReader, split_episodes
+    from worldrl.evaluation.fidelity import evaluate_fidelity
+
+    reader = LeRobotDatasetReader(data, video_cache_mb=1024)
+    _, val = split_episodes([int(e["episode_index"]) for e in reader.episodes], 0.1, 0)
+    report = evaluate_fidelity(model, reader, val, horizons=(1, 5, 10), context=1, num_starts=128, seed=0)
+    return report.to_markdown()
+
+
+def pusht_pixels(args: argparse.Namespace) -> dict:
+    """PushT from pixels: the vrnn trained on frames drawn from the state recording, MPC in it on the real env."""
+    out = Path(args.out) / "pusht"
+    data, pixel_data = out / "data", out / "pixel_data"
+    path = Path(args.out) / "pusht_pixels.json"
+    summary = json.loads(path.read_text()) if path.exists() else {"results": {}, "seconds": {}}
+    if not (data / "meta" / "info.json").exists():
+        collect_pusht(data, args.train_episodes, args.steps)
+    if not (pixel_data / "meta" / "info.json").exists():
+        t0 = time.time()
+        render_pixel_copy(data, pixel_data, pixel_episodes(args.train_episodes, args.pixel_episodes))
+        summary["seconds"]["draw"] = time.time() - t0
+    t0 = time.time()
+    model = train_pixel_model(out, pixel_data, args)
+    summary["seconds"].setdefault("train", time.time() - t0)
+    if "fidelity" not in summary:
+        summary["fidelity"] = pixel_fidelity(model, pixel_data)
+        print(summary["fidelity"])
+    seeds = list(range(100_000, 100_000 + args.episodes))
+    for name in args.pixel_policies:
+        t0 = time.time()
+        if name not in PIXEL_POLICIES:
+            raise SystemExit(f"unknown pixel policy {name!r}; known: {', '.join(PIXEL_POLICIES)}")
+        value = None
+        if name == "mpc-value":
+            value, stats = fit_value(model, pixel_data, args.value_steps)
+            print(f"learned value: held-out R^2 {stats['r2_held_out']:.3f} (predicting the mean: 0)")
+        actor = PlannerActor(model, args, value, context=args.context)
+        result = run_pusht_episodes(f"pixels {name}", seeds, args.steps, actor, pixels=True)
+        result["seconds_per_step"] = (time.time() - t0) / args.steps
+        settings = ("episodes", "steps", "horizon", "samples", "iterations", "max_std", "context")
+        result["settings"] = {k: getattr(args, k, None) for k in settings}
+        if value is not None:
+            result["value_fit"] = stats
+        summary["results"][name] = result
+        summary["seconds"][name] = time.time() - t0
+        print(
+            f"pixels {name:9s} success {result['success_rate']:.2f}  final coverage {result['final_coverage']:.3f}  "
+            f"best {result['best_coverage']:.3f}  ({summary['seconds'][name]:.0f}s)",
+            flush=True,
+        )
+        summary.update({"args": vars(args), "model_task": model.task.to_dict()})
+        command = "python scripts/benchmark_robot.py " + " ".join(sys.argv[1:])
+        summary["commands"] = sorted({*summary.get("commands", []), command})
+        write_json(path, summary)
+    return summary
+
+
 # --------------------------------------------------------------------------- report
 POLICY_ROWS = {
     "random": ("random (uniform actions)", "-"),
@@ -541,6 +727,7 @@ def report(args: argparse.Namespace) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {
     "pusht": pusht,
     "pusht-fidelity": pusht_fidelity,
+    "pusht-pixels": pusht_pixels,
     "report": report,
 }
 
@@ -558,6 +745,16 @@ def main() -> None:
     )
     parser.add_argument(
         "--policies", nargs="+", default=["random", "scripted", *MPC_VARIANTS], help="pusht: which policies to run"
+    )
+    parser.add_argument(
+        "--pixel-policies", nargs="+", default=list(PIXEL_POLICIES), help="pusht-pixels: which MPC variants to run"
+    )
+    parser.add_argument(
+        "--pixel-episodes", type=int, default=60, help="pusht-pixels: recorded episodes drawn as frames for the vrnn"
+    )
+    parser.add_argument("--pixel-model-steps", type=int, default=3000, help="pusht-pixels: the vrnn's updates")
+    parser.add_argument(
+        "--context", type=int, default=8, help="pusht-pixels: frames the vrnn re-observes before each plan"
     )
     parser.add_argument("--value-steps", type=int, default=3000, help="pusht: training steps of the learned value")
     parser.add_argument("--model-steps", type=int, default=2000)

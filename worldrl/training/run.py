@@ -59,6 +59,7 @@ DATA_DEFAULTS: dict[str, Any] = {
     "target_fps": None,
     "collect": None,
     "synthetic": None,
+    "video_cache_mb": 256,
 }
 
 
@@ -178,6 +179,9 @@ def _check_data_values(data: dict[str, Any]) -> None:
     fps = number("target_fps", whole=False)
     if data.get("target_fps") is not None and not (fps is not None and fps > 0):
         raise ConfigError(f"data.target_fps must be a number > 0 or null, got {data['target_fps']!r}")
+    cache = number("video_cache_mb", whole=True)
+    if "video_cache_mb" in data and not (cache is not None and cache >= 0):
+        raise ConfigError(f"data.video_cache_mb must be an integer >= 0, got {data['video_cache_mb']!r}")
 
 
 def _section(cfg: dict[str, Any], key: str, name: str | None = None) -> dict[str, Any]:
@@ -283,7 +287,9 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
     # under torchrun one process records a missing dataset; the others read it once it is there
     with main_process_first(trainer_cfg.strategy, resolve_device(trainer_cfg.device)):
         prepare_dataset(data, root)
-    reader = LeRobotDatasetReader(root)
+    # decoded video segments are kept up to this size: training windows revisit episodes, and a segment that
+    # fell out of the cache is decoded again whole
+    reader = LeRobotDatasetReader(root, video_cache_mb=int(data["video_cache_mb"]))
     family = get_family(cfg["model"]["family"]).model_class
     try:
         obs_keys = family.observation_keys(reader.features, requested_keys(data))
@@ -366,6 +372,7 @@ RESUMABLE_KEYS = (
     "trainer.num_workers",
     "trainer.device",
     "trainer.wandb_project",
+    "data.video_cache_mb",
 )
 """Settings ``--resume`` may change (how long the run goes and how it is observed); other changes are refused."""
 
