@@ -596,6 +596,7 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
     if "fidelity" not in summary:
         summary["fidelity"] = pixel_fidelity(model, pixel_data)
         print(summary["fidelity"])
+        save_merged(path, summary)
     seeds = list(range(100_000, 100_000 + args.episodes))
     for name in args.pixel_policies:
         t0 = time.time()
@@ -622,8 +623,18 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
         summary.update({"args": vars(args), "model_task": model.task.to_dict()})
         command = "python scripts/benchmark_robot.py " + " ".join(sys.argv[1:])
         summary["commands"] = sorted({*summary.get("commands", []), command})
-        write_json(path, summary)
+        save_merged(path, summary)
     return summary
+
+
+def save_merged(path: Path, summary: dict) -> None:
+    """Write ``summary`` over the saved one, keeping the results another process saved meanwhile (each variant
+    may run in its own process, on its own core)."""
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    for key in ("results", "seconds"):
+        summary[key] = {**saved.get(key, {}), **summary.get(key, {})}
+    summary["commands"] = sorted({*saved.get("commands", []), *summary.get("commands", [])})
+    write_json(path, summary)
 
 
 # --------------------------------------------------------------------------- report
@@ -650,31 +661,71 @@ def pusht_table(summary: dict) -> str:
         "= coverage > 95% (the episode then ends). MPC = CEM in the model (`MPCAgent.act` on the keyed "
         "observations; settings per row), discount 0.95.",
         "",
-        "| policy | uses | episodes | success rate | final coverage | best coverage | median steps to success "
-        "| CEM (horizon x samples x iterations) | s / env step (all episodes) |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+        *TABLE_HEAD,
     ]
-    for name, (label, kind) in POLICY_ROWS.items():
-        if name not in r:
-            continue
-        x = r[name]
-        st = x.get("settings", {})
-        cem = f"{st['horizon']} x {st['samples']} x {st['iterations']}" if name.startswith("mpc") else "-"
-        if name.startswith("mpc") and st.get("max_std") is not None:
-            cem += f", std {st['max_std']}"
-        med = x.get("median_steps_to_success")
-        lines.append(
-            f"| {label} | {kind} | {x['episodes']} | {x['success_rate']:.2f} | {x['final_coverage']:.3f} | "
-            f"{x['best_coverage']:.3f} | {'-' if med is None else f'{med:.0f}'} | {cem} | "
-            f"{x.get('seconds_per_step', float('nan')):.2f} |"
-        )
-    fit = r.get("mpc-value", {}).get("value_fit")
-    if fit:
+    lines += [policy_row(name, label, kind, r[name]) for name, (label, kind) in POLICY_ROWS.items() if name in r]
+    return "\n".join(lines + value_fit_note(r))
+
+
+TABLE_HEAD = [
+    "| policy | uses | episodes | success rate | final coverage | best coverage | median steps to success "
+    "| CEM (horizon x samples x iterations) | s / env step (all episodes) |",
+    "|---|---|---:|---:|---:|---:|---:|---|---:|",
+]
+
+
+def policy_row(name: str, label: str, kind: str, x: dict) -> str:
+    st = x.get("settings", {})
+    cem = f"{st['horizon']} x {st['samples']} x {st['iterations']}" if name.startswith("mpc") else "-"
+    if name.startswith("mpc") and st.get("max_std") is not None:
+        cem += f", std {st['max_std']}"
+    med = x.get("median_steps_to_success")
+    return (
+        f"| {label} | {kind} | {x['episodes']} | {x['success_rate']:.2f} | {x['final_coverage']:.3f} | "
+        f"{x['best_coverage']:.3f} | {'-' if med is None else f'{med:.0f}'} | {cem} | "
+        f"{x.get('seconds_per_step', float('nan')):.2f} |"
+    )
+
+
+def value_fit_note(results: dict) -> list[str]:
+    fit = results.get("mpc-value", {}).get("value_fit")
+    if not fit:
+        return []
+    return [
+        "",
+        f"The learned value (MLP on the model's latent, discounted return-to-go with discount {VALUE_DISCOUNT} "
+        f"regressed on {fit['frames']} recorded frames): held-out R^2 {fit['r2_held_out']:.3f} on "
+        f"{fit['held_out']} frames of every 10th episode (predicting the training mean: 0).",
+    ]
+
+
+def pixel_mpc_table(summary: dict) -> str:
+    a, r = summary["args"], summary["results"]
+    ou = a["pixel_episodes"] // 2
+    lines = [
+        "**PushT MPC from pixels** (`python scripts/benchmark_robot.py pusht-pixels`): the vrnn with the model "
+        f"settings of `configs/vrnn_pusht_pixels.yaml`, trained for {a['pixel_model_steps']} updates on "
+        f"{a['pixel_episodes']} episodes of the state recording above ({ou} OU, {a['pixel_episodes'] - ou} scripted "
+        "with 10% random actions) whose 96x96 `observation.image` frames were drawn by gym-pusht's own renderer from "
+        "the recorded pusher position and block keypoints (`render_pixel_copy`: the scripted pusher reads the "
+        "keypoints, so it cannot drive a pixel recording). MPC plans in the vrnn's latent state after re-observing "
+        f"the last {a['context']} frames (the image only, no keypoints), on the same real episodes as the table "
+        "above (its random and scripted rows apply), learned only.",
+        "",
+        *TABLE_HEAD,
+    ]
+    lines += [
+        policy_row(name, f"**MPC from pixels**: {POLICY_ROWS[name][0].split(': ', 1)[1]}", "learned only", r[name])
+        for name in PIXEL_POLICIES
+        if name in r
+    ]
+    lines += value_fit_note(r)
+    if summary.get("fidelity"):
         lines += [
             "",
-            f"The learned value (MLP on the model's latent, discounted return-to-go with discount {VALUE_DISCOUNT} "
-            f"regressed on {fit['frames']} recorded frames): held-out R^2 {fit['r2_held_out']:.3f} on "
-            f"{fit['held_out']} frames of every 10th episode (predicting the training mean: 0).",
+            "Open-loop fidelity of that pixel model on its validation episodes (the trainer's split):",
+            "",
+            summary["fidelity"],
         ]
     return "\n".join(lines)
 
@@ -718,6 +769,8 @@ def report(args: argparse.Namespace) -> None:
     pixels = out / "pusht_pixels" / "fidelity.md"
     if pixels.exists():
         parts += ["", PIXEL_INTRO, "", pixels.read_text().strip()]
+    if (out / "pusht_pixels.json").exists():
+        parts += ["", pixel_mpc_table(json.loads((out / "pusht_pixels.json").read_text()))]
     if args.notes:
         parts += ["", Path(args.notes).read_text().strip()]
     update_doc_section(args.doc, SECTION, "\n".join(parts))

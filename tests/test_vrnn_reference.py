@@ -121,6 +121,21 @@ def test_a_new_refiner_leaves_the_blend_unchanged_and_never_sees_a_missing_refer
         composite(paint, keep, reference, has, refiner)
 
 
+def test_a_rollout_shares_the_carried_frame_instead_of_copying_it_per_step():
+    model = _model(side=32)
+    obs, is_first = _frames(3, 2, 32, seed=2), torch.tensor([[True, False]] * 3)
+    with torch.no_grad():
+        state = model.observe_last(obs, torch.zeros(3, 2, A), is_first)
+        rollout = model.rollout(state, torch.zeros(3, 5, A))
+        stepped = [state := model.imagine(state, torch.zeros(3, A)) for _ in range(5)]
+    reference = rollout["reference"]
+    assert reference.shape == (3, 5, 32, 32, 3) and reference.stride(1) == 0  # one frame per start, viewed 5 times
+    assert torch.equal(reference, obs[:, -1:].expand_as(reference))
+    for key in ("h", "z", "reward", "reference_age"):  # what changes per step is stacked as before
+        assert torch.equal(rollout[key], torch.stack([s[key] for s in stepped], dim=1))
+    assert torch.equal(model.decode(rollout[:, -1]), model.decode(stepped[-1]))
+
+
 def test_the_reference_ages_one_step_per_imagined_step():
     model = _model(side=16, refiner=4)
     obs, is_first = _frames(2, 3, 16, seed=4), torch.tensor([[True, False, False]] * 2)
