@@ -315,3 +315,51 @@ def test_mpc_agent_acts_on_keyed_observations():
     assert agent.act(batch).shape == (3, 2)
     with pytest.raises(ValueError, match="lacks"):
         agent.act({"observation.state": np.zeros(2)})
+
+
+def _benchmark_robot():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_robot.py"
+    spec = importlib.util.spec_from_file_location("benchmark_robot", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pusht_frames_drawn_from_recorded_states_are_the_envs_own():
+    pytest.importorskip("gym_pusht")
+    from worldrl.tasks.pusht_scripted import PushTScriptedPolicy
+
+    bench = _benchmark_robot()
+    state_env, pixel_env, canvas = (make_real_env(bench.PUSHT, **LAYOUTS["gym-pusht"].kwargs(p)) for p in (0, 1, 1))
+    canvas.reset(seed=1)  # another state: everything it shows must come from the drawn one
+    obs, pixels = state_env.reset(seed=5)[0], pixel_env.reset(seed=5)[0]["pixels"]
+    policy, errors = PushTScriptedPolicy(), []
+    for _ in range(40):  # the scripted pusher reaches the block and pushes it (contacts drawn as red dots)
+        keyed = bench.keyed_obs(obs)
+        drawn = bench.draw_pusht(canvas.unwrapped, keyed["observation.state"], keyed["observation.environment_state"])
+        errors.append(np.abs(drawn.astype(int) - pixels.astype(int)).mean())
+        action = policy(np.concatenate([keyed["observation.state"], keyed["observation.environment_state"]])[None])[0]
+        obs, pixels = state_env.step(action)[0], pixel_env.step(action)[0]["pixels"]
+    errors = np.array(errors[1:])  # gym-pusht draws its reset frame before its shapes follow the new state
+    assert (errors == 0).mean() > 0.3, errors  # frames without contact: identical
+    assert errors.max() < 1.0, errors  # in contact: the edges' anti-aliasing differs (mean error < 1 of 255)
+
+
+def test_a_pixel_copy_of_a_pusht_state_recording_keeps_its_steps(pusht_state_dataset, tmp_path):
+    from worldrl.data import LeRobotDatasetReader
+
+    bench = _benchmark_robot()
+    out = tmp_path / "pixels"
+    bench.render_pixel_copy(pusht_state_dataset, out, [0, 2])
+    states, pixels = LeRobotDatasetReader(pusht_state_dataset), LeRobotDatasetReader(out)
+    assert pixels.features["observation.image"]["shape"] == [96, 96, 3] and pixels.fps == states.fps == 10
+    assert "observation.environment_state" not in pixels.features  # lerobot/pusht's keys, as collect --pixels
+    rows = np.r_[np.arange(*states.episode_range(0)), np.arange(*states.episode_range(2))]
+    assert pixels.num_frames == len(rows) and pixels.num_episodes == 2
+    for key in ("action", "next.reward", "observation.state"):
+        assert np.array_equal(pixels.column(key), states.column(key)[rows])
+    frames = pixels.frames("observation.image", np.arange(pixels.num_frames))
+    assert frames.shape == (len(rows), 96, 96, 3) and frames.std() > 10  # the arena, goal, block and pusher
+    assert not (tmp_path / "pixels.partial").exists()
