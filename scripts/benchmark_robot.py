@@ -6,6 +6,7 @@ part of the "Robot-learning suites" section of ``--doc`` (``<!-- robot:start -->
 raw results go to ``<out>/<command>.json``.
 
     python scripts/benchmark_robot.py pusht --episodes 50      # state world model + MPC vs random and scripted
+    python scripts/benchmark_robot.py pusht-pixels             # the vrnn from 96x96 frames + MPC from pixels
     python scripts/benchmark_robot.py report                   # rebuild the doc section from saved results
 
 The pixel model's fidelity (``<out>/pusht_pixels/fidelity.md``) comes from ``worldrl train --config
@@ -21,6 +22,12 @@ goal) and MPC (``MPCAgent.act`` on the keyed observations, CEM in the model) in 
 the model's reward alone and with a value learned from the recorded returns (both learned only), and with a
 known-goal keypoint distance at the horizon's end. It reports success rate (coverage > 95%), mean final and best
 coverage, and the seconds per env step. ``pusht-fidelity``: the model's open-loop error on 20 held-out episodes.
+
+``pusht-pixels``: draws the frames of ``--pixel-episodes`` episodes of that recording with gym-pusht's renderer
+(``render_pixel_copy``), trains the vrnn of ``configs/vrnn_pusht_pixels.yaml`` on them for
+``--pixel-model-steps`` updates, scores its open-loop fidelity on its validation episodes, then runs MPC from pixels
+(the learned-only variants, ``PIXEL_POLICIES``) on the same real episodes. Each variant can run in its own process
+(``--pixel-policies mpc`` beside ``--pixel-policies mpc-value``, same ``--out``): the results file is merged.
 """
 
 from __future__ import annotations
