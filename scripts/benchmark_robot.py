@@ -398,7 +398,7 @@ def pusht(args: argparse.Namespace) -> dict:
             f"best {result['best_coverage']:.3f}  ({summary['seconds'][name]:.0f}s)",
             flush=True,
         )
-        summary.update({"args": vars(args), "model_task": model.task.to_dict()})
+        summary.update({"args": vars(args), "model_task": model.task.to_dict(), "machine": describe_machine()})
         command = "python scripts/benchmark_robot.py " + " ".join(sys.argv[1:])
         summary["commands"] = sorted({*summary.get("commands", []), command})
         write_json(path, summary)
@@ -627,7 +627,7 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
             f"best {result['best_coverage']:.3f}  ({summary['seconds'][name]:.0f}s)",
             flush=True,
         )
-        summary.update({"args": vars(args), "model_task": model.task.to_dict()})
+        summary.update({"args": vars(args), "model_task": model.task.to_dict(), "machine": describe_machine()})
         command = "python scripts/benchmark_robot.py " + " ".join(sys.argv[1:])
         summary["commands"] = sorted({*summary.get("commands", []), command})
         save_merged(path, summary)
@@ -717,7 +717,7 @@ def pixel_mpc_table(summary: dict) -> str:
         "the recorded pusher position and block keypoints (`render_pixel_copy`: the scripted pusher reads the "
         "keypoints, so it cannot drive a pixel recording). MPC plans in the vrnn's latent state after re-observing "
         f"the last {a['context']} frames (the image only, no keypoints), on the same real episodes as the table "
-        "above (its random and scripted rows apply), learned only.",
+        f"above (its random and scripted rows apply), learned only. Machine: {summary.get('machine', 'not recorded')}.",
         "",
         *TABLE_HEAD,
     ]
@@ -751,14 +751,15 @@ PIXEL_INTRO = (
 
 def report(args: argparse.Namespace) -> None:
     out = Path(args.out)
+    state = json.loads((out / "pusht.json").read_text()) if (out / "pusht.json").exists() else {}
     parts = [
         "## Robot-learning suites",
         "",
-        f"Machine: {describe_machine()}. DeepMind Control and ALOHA: their own sections "
+        f"Machine: {state.get('machine', describe_machine())}. DeepMind Control and ALOHA: their own sections "
         "(`scripts/benchmark_dmc.py`, `scripts/benchmark_aloha.py`).",
     ]
-    if (out / "pusht.json").exists():
-        summary = json.loads((out / "pusht.json").read_text())
+    if state:
+        summary = state
         commands = ", ".join(f"`{c}`" for c in summary.get("commands", []))
         parts += [
             "",
