@@ -136,6 +136,23 @@ def test_a_rollout_shares_the_carried_frame_instead_of_copying_it_per_step():
     assert torch.equal(model.decode(rollout[:, -1]), model.decode(stepped[-1]))
 
 
+def test_planning_scores_rollouts_without_flattening_the_carried_frame():
+    from worldrl.agents.planners.step_scores import changing_leaves, step_scores
+
+    model = _model(side=32)
+    obs, is_first = _frames(4, 2, 32, seed=3), torch.tensor([[True, False]] * 4)
+    actions = torch.rand(4, 6, A) * 2 - 1
+    with torch.no_grad():
+        start = model.observe_last(obs, torch.zeros(4, 2, A), is_first)
+        states = model.rollout(start, actions)
+        scored = step_scores(model, start, states, actions, "model", "model")
+        copied = step_scores(model, start, states.clone(), actions, "model", "model")  # clone: a real per-step copy
+    assert "reference" not in changing_leaves(states).keys() and "reward" in changing_leaves(states).keys()
+    assert "reference" in changing_leaves(states.clone()).keys()
+    for a, b in zip(scored, copied):
+        assert a.shape == (4, 6) and torch.equal(a, b)
+
+
 def test_the_reference_ages_one_step_per_imagined_step():
     model = _model(side=16, refiner=4)
     obs, is_first = _frames(2, 3, 16, seed=4), torch.tensor([[True, False, False]] * 2)

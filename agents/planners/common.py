@@ -254,12 +254,13 @@ class SamplingPlanner(abc.ABC):
         prior = self._prior_candidates(model, state, box, generator) if self.policy_prior is not None else None
         num_gaussian = cfg.num_samples - (0 if prior is None else prior.shape[1])
         expected = torch.zeros(batch, device=mean.device)
+        start = expand_batch(state, cfg.num_samples)  # once: a state may hold frames (the vrnn's last real one)
         for _ in range(cfg.iterations):
             noise = standard_normal((batch, num_gaussian, horizon, dim), generator, mean)
             candidates = box.clamp(mean.unsqueeze(1) + std.unsqueeze(1) * noise)
             if prior is not None:
                 candidates = torch.cat([prior, candidates], dim=1)
-            returns = self.evaluate(model, state, box.to_units(candidates), generator, goal)
+            returns = self.evaluate(model, state, box.to_units(candidates), generator, goal, start)
             mean, std, expected = self.refit(candidates, returns, mean, std)
             std = std.clamp(cfg.min_std, cfg.max_std)
         mean_units = box.to_units(box.clamp(mean))
@@ -272,11 +273,16 @@ class SamplingPlanner(abc.ABC):
         actions: torch.Tensor,
         generator: torch.Generator | None,
         goal: torch.Tensor | None = None,
+        start: TensorDict | None = None,
     ) -> torch.Tensor:
-        """Returns ``[B, N]`` of ``actions [B, N, H, A]`` (model units), all scored in one ``model.rollout``."""
+        """Returns ``[B, N]`` of ``actions [B, N, H, A]`` (model units), all scored in one ``model.rollout``.
+
+        ``start``: ``state`` already repeated for the N candidates (``expand_batch``), when the caller has it.
+        """
         batch, num, horizon, dim = actions.shape
         flat = batch * num
-        start, actions = expand_batch(state, num), actions.reshape(flat, horizon, dim)
+        start = expand_batch(state, num) if start is None else start
+        actions = actions.reshape(flat, horizon, dim)
         states = model.rollout(start, actions, generator if self.config.sample_dynamics else None)
         goals = None if goal is None else goal.repeat_interleave(num, dim=0)
         rewards, continues = step_scores(
