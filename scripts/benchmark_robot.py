@@ -480,6 +480,8 @@ def contact_fidelity(model, episodes: int = 5, steps: int = 150) -> str:
 # --------------------------------------------------------------------------- PushT from pixels
 PIXEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vrnn_pusht_pixels.yaml"
 PIXEL_POLICIES = ("mpc", "mpc-value")
+PIXEL_STRIP = "pusht_pixels_imagined_vs_real.png"
+"""Real over imagined frames of a held-out start, beside ``--doc``."""
 """The learned-only MPC variants run from pixels (the known-goal value reads keypoints a frame does not hold)."""
 
 
@@ -574,14 +576,18 @@ def train_pixel_model(out: Path, data: Path, args: argparse.Namespace):
     return WorldModel.from_pretrained(str(out / "pixel_model_run" / "model"), device="cpu")
 
 
-def pixel_fidelity(model, data: Path) -> str:
-    """Open-loop fidelity on the run's validation episodes (the trainer's split), trivial baselines beside."""
+def pixel_fidelity(model, data: Path, strip: Path) -> str:
+    """Open-loop fidelity on the run's validation episodes (the trainer's split), trivial baselines beside; real
+    and imagined frames of the example that moves most go to ``strip`` (PNG)."""
     from worldrl.data import LeRobotDatasetReader, split_episodes
     from worldrl.evaluation.fidelity import evaluate_fidelity
+    from worldrl.evaluation.plots import plot_frame_strip
 
     reader = LeRobotDatasetReader(data, video_cache_mb=1024)
     _, val = split_episodes([int(e["episode_index"]) for e in reader.episodes], 0.1, 0)
     report = evaluate_fidelity(model, reader, val, horizons=(1, 5, 10), context=1, num_starts=128, seed=0)
+    if report.examples is not None:
+        plot_frame_strip(report.examples, strip, steps=(0, 1, 2, 5, 10), title="PushT vrnn from pixels, held out")
     return report.to_markdown()
 
 
@@ -600,8 +606,9 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
     t0 = time.time()
     model = train_pixel_model(out, pixel_data, args)
     summary["seconds"].setdefault("train", time.time() - t0)
-    if "fidelity" not in summary:
-        summary["fidelity"] = pixel_fidelity(model, pixel_data)
+    strip = Path(args.doc).parent / PIXEL_STRIP
+    if "fidelity" not in summary or not strip.exists():
+        summary["fidelity"] = pixel_fidelity(model, pixel_data, strip)
         print(summary["fidelity"])
         save_merged(path, summary)
     seeds = list(range(100_000, 100_000 + args.episodes))
@@ -728,6 +735,7 @@ def pixel_mpc_table(summary: dict) -> str:
     ]
     lines += value_fit_note(r)
     if summary.get("fidelity"):
+        lines += ["", f"![PushT vrnn from pixels: real (top) and imagined (bottom) frames]({PIXEL_STRIP})"]
         lines += [
             "",
             "Open-loop fidelity of that pixel model on its validation episodes (the trainer's split):",
@@ -808,7 +816,10 @@ def main() -> None:
         "--policies", nargs="+", default=["random", "scripted", *MPC_VARIANTS], help="pusht: which policies to run"
     )
     parser.add_argument(
-        "--pixel-policies", nargs="+", default=list(PIXEL_POLICIES), help="pusht-pixels: which MPC variants to run"
+        "--pixel-policies",
+        nargs="*",
+        default=list(PIXEL_POLICIES),
+        help="pusht-pixels: which MPC variants to run (none: data, model and fidelity only)",
     )
     parser.add_argument(
         "--pixel-episodes", type=int, default=60, help="pusht-pixels: recorded episodes drawn as frames for the vrnn"
