@@ -386,23 +386,31 @@ def pusht(args: argparse.Namespace) -> dict:
         else:
             raise SystemExit(f"unknown policy {name!r}; known: random, scripted, {', '.join(MPC_VARIANTS)}")
         result = run_pusht_episodes(name, seeds, args.steps, actor)
-        result["seconds_per_step"] = (time.time() - t0) / args.steps
-        settings = ("episodes", "steps", "horizon", "samples", "iterations", "max_std")
-        result["settings"] = {k: getattr(args, k, None) for k in settings}
         if name == "mpc-value":
             result["value_fit"] = value_stats
-        summary["results"][name] = result
-        summary["seconds"][name] = time.time() - t0
-        print(
-            f"{name:9s} success {result['success_rate']:.2f}  final coverage {result['final_coverage']:.3f}  "
-            f"best {result['best_coverage']:.3f}  ({summary['seconds'][name]:.0f}s)",
-            flush=True,
-        )
-        summary.update({"args": vars(args), "model_task": model.task.to_dict(), "machine": describe_machine()})
-        command = "python scripts/benchmark_robot.py " + " ".join(sys.argv[1:])
-        summary["commands"] = sorted({*summary.get("commands", []), command})
+        file_result(summary, name, result, t0, args, model)
         write_json(path, summary)
     return summary
+
+
+SETTINGS = ("episodes", "steps", "horizon", "samples", "iterations", "max_std", "context")
+
+
+def file_result(summary: dict, name: str, result: dict, started: float, args: argparse.Namespace, model) -> None:
+    """Put one policy's ``result`` (run since ``started``) into ``summary`` with its timing and settings, the
+    run's arguments, machine and command line; print its line."""
+    result["seconds_per_step"] = (time.time() - started) / args.steps
+    result["settings"] = {k: getattr(args, k, None) for k in SETTINGS}
+    summary["results"][name] = result
+    summary["seconds"][name] = time.time() - started
+    print(
+        f"{name:9s} success {result['success_rate']:.2f}  final coverage {result['final_coverage']:.3f}  "
+        f"best {result['best_coverage']:.3f}  ({summary['seconds'][name]:.0f}s)",
+        flush=True,
+    )
+    summary.update({"args": vars(args), "model_task": model.task.to_dict(), "machine": describe_machine()})
+    command = "python scripts/benchmark_robot.py " + " ".join(sys.argv[1:])
+    summary["commands"] = sorted({*summary.get("commands", []), command})
 
 
 def pusht_fidelity(args: argparse.Namespace) -> dict:
@@ -622,21 +630,9 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
             print(f"learned value: held-out R^2 {stats['r2_held_out']:.3f} (predicting the mean: 0)")
         actor = PlannerActor(model, args, value, context=args.context)
         result = run_pusht_episodes(f"pixels {name}", seeds, args.steps, actor, pixels=True)
-        result["seconds_per_step"] = (time.time() - t0) / args.steps
-        settings = ("episodes", "steps", "horizon", "samples", "iterations", "max_std", "context")
-        result["settings"] = {k: getattr(args, k, None) for k in settings}
         if value is not None:
             result["value_fit"] = stats
-        summary["results"][name] = result
-        summary["seconds"][name] = time.time() - t0
-        print(
-            f"pixels {name:9s} success {result['success_rate']:.2f}  final coverage {result['final_coverage']:.3f}  "
-            f"best {result['best_coverage']:.3f}  ({summary['seconds'][name]:.0f}s)",
-            flush=True,
-        )
-        summary.update({"args": vars(args), "model_task": model.task.to_dict(), "machine": describe_machine()})
-        command = "python scripts/benchmark_robot.py " + " ".join(sys.argv[1:])
-        summary["commands"] = sorted({*summary.get("commands", []), command})
+        file_result(summary, name, result, t0, args, model)
         save_merged(path, summary)
     return summary
 

@@ -94,14 +94,9 @@ def test_collect_records_named_states_and_frames_at_the_control_rate(tmp_path):
 
 # --------------------------------------------------------------------------- scripts/benchmark_dmc.py
 def load_benchmark():
-    import importlib.util
-    from pathlib import Path
+    from _scripts import load_script
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_dmc.py"
-    spec = importlib.util.spec_from_file_location("benchmark_dmc", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmark_dmc")
 
 
 def test_dmc_section_is_placed_after_the_robot_section_and_rewritten_in_place(tmp_path):

@@ -318,13 +318,9 @@ def test_mpc_agent_acts_on_keyed_observations():
 
 
 def _benchmark_robot():
-    from pathlib import Path
+    from _scripts import load_script
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_robot.py"
-    spec = importlib.util.spec_from_file_location("benchmark_robot", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmark_robot")
 
 
 def test_pusht_frames_drawn_from_recorded_states_are_the_envs_own():
