@@ -730,6 +730,11 @@ def pixel_mpc_table(summary: dict) -> str:
         if name in r
     ]
     lines += value_fit_note(r)
+    if summary.get("commands"):
+        lines += [
+            "",
+            "Commands run (each variant in its own process): " + ", ".join(f"`{c}`" for c in summary["commands"]),
+        ]
     if summary.get("fidelity"):
         lines += ["", f"![PushT vrnn from pixels: real (top) and imagined (bottom) frames]({PIXEL_STRIP})"]
         lines += [
