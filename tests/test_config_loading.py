@@ -124,3 +124,30 @@ def test_data_window_of_the_wrong_type_is_one_line(tmp_path, capsys):
     assert main(["train", "--config", str(path), "data.window=two"]) == 2
     err = capsys.readouterr().err
     assert "data.window must be an integer >= 1, got 'two'" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "1.5"])
+def test_data_video_cache_mb_must_be_a_whole_number_of_megabytes(tmp_path, capsys, value):
+    from worldrl.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {root: nowhere, window: 2}\nmodel: {family: ensemble}\n")
+    assert main(["train", "--config", str(path), f"data.video_cache_mb={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "data.video_cache_mb must be an integer >= 0" in err and len(err.strip().splitlines()) == 1
+
+
+def test_data_video_cache_mb_sizes_the_training_readers_cache(tmp_path):
+    from worldrl.data.moving_shapes import MovingShapesConfig, write_moving_shapes
+    from worldrl.training.run import build_trainer
+
+    root = tmp_path / "shapes"
+    write_moving_shapes(root, MovingShapesConfig(episodes=2, steps=6, image_size=16))
+    cfg = {
+        "output_dir": str(tmp_path / "run"),
+        "data": {"root": str(root), "window": 2, "video_cache_mb": 7},
+        "model": {"family": "ensemble", "num_members": 2, "num_elites": 2, "hidden_dims": [8]},
+        "trainer": {"max_steps": 1},
+    }
+    trainer = build_trainer(cfg)
+    assert trainer.train_dataset.reader._frame_cache.max_bytes == 7 * 1024 * 1024
