@@ -408,7 +408,7 @@ def file_result(summary: dict, name: str, result: dict, started: float, args: ar
         f"best {result['best_coverage']:.3f}  ({summary['seconds'][name]:.0f}s)",
         flush=True,
     )
-    summary.update({"args": vars(args), "model_task": model.task.to_dict(), "machine": describe_machine()})
+    summary.update({"args": vars(args), "model_task": task_summary(model.task), "machine": describe_machine()})
     command = "python scripts/benchmark_robot.py " + " ".join(sys.argv[1:])
     summary["commands"] = sorted({*summary.get("commands", []), command})
 
@@ -635,6 +635,12 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
         file_result(summary, name, result, t0, args, model)
         save_merged(path, summary)
     return summary
+
+
+def task_summary(task) -> dict:
+    """The model's task without its spaces' per-element bounds (a 96x96 frame's would take 300 KB of JSON)."""
+    spaces = {key: list(task.key_space(key).shape) for key in task.obs_keys}
+    return {"task_id": task.task_id, "fps": task.fps, "observation_shapes": spaces, "action_dim": task.action_dim}
 
 
 def save_merged(path: Path, summary: dict) -> None:
