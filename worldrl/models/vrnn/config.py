@@ -69,12 +69,6 @@ class VRNNConfig(WorldModelConfig):
     """With ``reference_frame``: hidden channels of a conv net at the task's resolution that sees the upsampled
     paint and keep-mask beside the reference frame and its age (steps since that frame) and corrects both
     (``reference.ReferenceRefiner``); 0 = off, the mask is then decided from the latent alone."""
-    lambda_paint: float = 0.0
-    """With ``reference_frame``: weight of the paint's own reconstruction NLL at ``image_size`` (the decoder's
-    painted frame alone against the frame resized there, every step, same ``recon_std``). The blended frame only
-    sends gradient to the paint where the keep-mask is open, so where the moving parts are a few pixels (PushT's
-    pusher and block) the model can settle on copying the reference everywhere with a latent the decoder ignores
-    (``z_used`` 1.0); this term makes every step's latent describe the whole frame. 0 = off."""
     beta: float = 1.0
     """Final weight of all KL terms (mixture, sticks, Gamma)."""
     free_nats: float = 1.0
@@ -169,10 +163,6 @@ class VRNNConfig(WorldModelConfig):
                 "prior_recon_ssim": (
                     self.prior_recon_ssim >= 0 and (self.lambda_prior_recon > 0 or not self.prior_recon_ssim),
                     ">= 0, and 0 unless lambda_prior_recon is on",
-                ),
-                "lambda_paint": (
-                    self.lambda_paint >= 0 and (self.reference_frame or not self.lambda_paint),
-                    ">= 0, and 0 unless reference_frame is on",
                 ),
                 "open_loop_ssim": (
                     self.open_loop_ssim >= 0 and (self.lambda_open_loop > 0 or not self.open_loop_ssim),

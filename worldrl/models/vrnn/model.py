@@ -284,17 +284,15 @@ class DPGMMVRNNWorldModel(WorldModel):
         out["feat"] = torch.cat([h_top, out["z"]], -1)
         reference = has_reference = age = None
         if self.uses_reference:  # the loss is taken at the task's resolution, where the blend happens
-            out["paint_targets"] = out["targets"]  # image_size: what the paint alone is scored on (lambda_paint)
             out["targets"] = pixels_to_model(obs.flatten(0, 1), None).reshape(B, T, *obs.shape[-1:], *obs.shape[2:4])
             out["reference"], out["has_reference"], out["reference_age"] = reference_frames(
                 out["targets"], is_first.bool()
             )
             reference, has_reference, age = self._reference_rows(out, slice(None), slice(None))
-        painted = self.decoder(out["feat"].flatten(0, 1), None if maps is None else maps.flatten(0, 1))
-        recon = self._blend(painted, reference, has_reference, age)
+        recon = self._decode(
+            out["feat"].flatten(0, 1), None if maps is None else maps.flatten(0, 1), reference, has_reference, age
+        )
         out["reconstructions"] = recon.reshape(B, T, *recon.shape[1:])
-        if self.uses_reference:
-            out["paint"] = painted[:, :-1].reshape(B, T, -1, *painted.shape[-2:])
         out["token_pred"] = self.token_predictor(h_top)
         out["action_norm"] = a_norm
         out.update(self._one_step(out, a_norm, stochastic, generator))
@@ -341,10 +339,6 @@ class DPGMMVRNNWorldModel(WorldModel):
         losses["total_elbo"] = cfg.lambda_recon * losses["recon"] + beta * (
             kl_terms + losses["kl_sticks"] + losses["kl_gamma"]
         )
-        if cfg.lambda_paint > 0:
-            paint_err = (out["paint"] - out["paint_targets"]).pow(2).flatten(2)
-            losses["paint_recon"] = mm(paint_err.sum(-1), mask) / (2.0 * cfg.recon_std**2)
-            losses["total_elbo"] = losses["total_elbo"] + cfg.lambda_paint * losses["paint_recon"]
         if cfg.lambda_prior_recon > 0:
             losses["prior_recon"] = self._one_step_reconstruction(out, is_first, mask)
             losses["total_elbo"] = losses["total_elbo"] + cfg.lambda_prior_recon * losses["prior_recon"]
@@ -623,20 +617,10 @@ class DPGMMVRNNWorldModel(WorldModel):
     ) -> torch.Tensor:
         """Decoder mean for flat ``feat [N, H+Z]``: model space, or with a reference frame ``[N, C, H, W]`` ([0, 1],
         task resolution, ``age [N]`` steps old) the painted frame blended with it."""
-        return self._blend(self.decoder(feat, maps), reference, has_reference, age)
-
-    def _blend(
-        self,
-        painted: torch.Tensor,
-        reference: torch.Tensor | None,
-        has_reference: torch.Tensor | None,
-        age: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The decoder's output ``[N, C(+1), S, S]`` as a frame: itself, or its paint blended with ``reference`` by its
-        last channel (the keep-mask logit)."""
+        x = self.decoder(feat, maps)
         if reference is None:
-            return painted
-        return composite(painted[:, :-1], painted[:, -1:], reference, has_reference, self.refiner, age)
+            return x
+        return composite(x[:, :-1], x[:, -1:], reference, has_reference, self.refiner, age)
 
     @staticmethod
     def _reference_rows(out: dict[str, Any], rows: slice, steps: slice) -> tuple[torch.Tensor, ...]:
