@@ -32,6 +32,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from worldrl.evaluation.plots import plot_frame_strip  # noqa: E402
 from worldrl.evaluation.report import describe_machine, update_doc_section  # noqa: E402
 from worldrl.io import atomic_write_bytes, read_json, write_json  # noqa: E402
 
@@ -134,31 +135,6 @@ def run_preset(args: argparse.Namespace, run: Path, steps: int | None, overrides
     return run / ("best" if (run / "best").exists() and args.best else "model")
 
 
-def save_strip(report, path: Path, steps: tuple[int, ...] = (0, 1, 2, 5, 10)) -> Path | None:
-    """Real (top row) and imagined (bottom row) frames of the held-out example whose real frames move most."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    ex = report.examples
-    if ex is None or ex.real.ndim != 5:
-        return None
-    steps = tuple(t for t in steps if t < ex.real.shape[1])
-    motion = [np.nanmean(np.abs(ex.real[i, 1 : ex.length[i] + 1] - ex.real[i, :1])) for i in range(len(ex.real))]
-    i = int(np.nanargmax(motion))
-    rows = [np.concatenate([np.nan_to_num(f[i, t]) for t in steps], axis=1) for f in (ex.real, ex.imagined)]
-    grid = np.concatenate(rows, axis=0).clip(0, 255).astype(np.uint8)
-    h, w = ex.real.shape[2:4]
-    fig = Figure(figsize=(1.6 * len(steps) * w / h, 3.6), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    ax.imshow(grid)
-    ax.set_xticks([w * (k + 0.5) for k in range(len(steps))], [f"t+{t}" for t in steps])
-    ax.set_yticks([h * 0.5, h * 1.5], ["real", "imagined"])
-    ax.set_title(f"{report.model}: held-out episode {ex.episode[i]}, start {ex.start[i]}")
-    fig.savefig(path, dpi=110)
-    return path
-
-
 def fidelity_table(report) -> str:
     """PSNR and SSIM per horizon for the model and both trivial baselines, side by side."""
     names = [("model", {h.horizon: h for h in report.horizons})]
@@ -212,7 +188,12 @@ def evaluate(args: argparse.Namespace) -> str:
     )
     atomic_write_bytes(out / "fidelity.md", markdown.encode())
     print(markdown, f"\n({time.time() - t0:.0f}s)")
-    strip = save_strip(report, Path(args.doc).parent / "aloha_imagined_vs_real.png")
+    strip = plot_frame_strip(
+        report.examples,
+        Path(args.doc).parent / "aloha_imagined_vs_real.png",
+        (0, 1, 2, 5, 10),
+        f"{report.model}: held-out",
+    )
     write_report(args, markdown, strip)
     return markdown
 

@@ -93,30 +93,15 @@ def region_errors(pred: np.ndarray, truth: np.ndarray, region: np.ndarray, horiz
     return [*at, float((err * region).sum() / max(region.sum(), 1))]
 
 
-def save_strip(rows: dict[str, np.ndarray], truth: np.ndarray, path: Path, steps: tuple[int, ...]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def save_strip(rows: dict[str, np.ndarray], truth: np.ndarray, path: Path, steps: tuple[int, ...]) -> Path:
+    """The first window's real frames over each decoded row (the baselines left out) at ``steps`` (1-based)."""
+    from worldrl.evaluation.plots import plot_frame_rows
 
     baselines = ("repeat the start frame", "mean frame of the recording")
-    named = {"real": truth, **{k: v for k, v in rows.items() if k not in baselines}}
-    fig, axes = plt.subplots(len(named), len(steps), figsize=(1.9 * len(steps), 1.9 * len(named)), squeeze=False)
-    for r, (name, frames) in enumerate(named.items()):
-        for c, step in enumerate(steps):
-            ax = axes[r, c]
-            ax.imshow(np.clip(frames[0, step - 1], 0, 255).astype(np.uint8))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(name, fontsize=7)
-            if r == 0:
-                ax.set_title(f"t+{step}", fontsize=8)
-    fig.suptitle("PushT pixel vrnn: where the block is lost (held-out window)", fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    shown = {"real": truth, **{name: value for name, value in rows.items() if name not in baselines}}
+    picked = {name: frames[0, [step - 1 for step in steps]] for name, frames in shown.items()}
+    title = "PushT pixel vrnn: where the block is lost (held-out window)"
+    return plot_frame_rows(picked, path, [f"t+{step}" for step in steps], title)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -454,3 +454,18 @@ def test_real_returns_match_sequential_runs():
     assert stats.ci95_low < stats.mean < stats.ci95_high or stats.std == 0
     with pytest.raises(ValueError, match="shape"):
         evaluate_on_real_env(lambda obs: np.zeros((obs.shape[0], 3)), "CartPole-v1", episodes=1)
+
+
+def test_frame_rows_draw_one_labelled_row_per_entry(tmp_path):
+    import matplotlib.image
+
+    from worldrl.evaluation.plots import plot_frame_rows
+
+    frames = np.zeros((3, 8, 12, 3), np.float32)
+    frames[1] = np.nan  # past an episode's end: drawn black, not an error
+    rows = {"real": frames + 255, "imagined": frames, "paint": frames}
+    path = plot_frame_rows(rows, tmp_path / "rows.png", ["t+1", "t+2", "t+3"], "three rows")
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > image.shape[1] / 3  # three rows of wide frames, not one strip
+    with pytest.raises(ValueError):
+        plot_frame_rows({"real": frames, "short": frames[:2]}, tmp_path / "bad.png", ["a", "b", "c"], "mismatch")

@@ -102,16 +102,26 @@ def plot_frame_strip(
         for i in range(len(examples.real))
     ]
     i = int(np.nanargmax(motion))
-    rows = [np.concatenate([np.nan_to_num(f[i, t]) for t in steps], axis=1) for f in (examples.real, examples.imagined)]
-    grid = np.concatenate(rows, axis=0).clip(0, 255).astype(np.uint8)
-    fig = Figure(figsize=(1.2 * len(steps), 2.8), layout="constrained")
+    rows = {"real": examples.real[i, steps], "imagined": examples.imagined[i, steps]}
+    where = f"episode {examples.episode[i]}, start {examples.start[i]}"
+    title = f"{title}: {where}" if title else f"{where}: real (top) vs imagined (bottom)"
+    return plot_frame_rows(rows, path, [f"t+{t}" for t in steps], title)
+
+
+def plot_frame_rows(rows: Mapping[str, np.ndarray], path: str | Path, column_labels: Sequence[str], title: str) -> Path:
+    """One row of frames per entry of ``rows`` (``[columns, height, width, channels]``, uint8 range; NaN frames
+    past an episode's end are drawn black), labelled by its key, under ``column_labels``."""
+    grid = np.concatenate([np.concatenate(list(np.nan_to_num(f)), axis=1) for f in rows.values()], axis=0)
+    grid = grid.clip(0, 255).astype(np.uint8)
+    side_h, side_w = next(iter(rows.values())).shape[1:3]
+    columns = len(column_labels)
+    fig = Figure(figsize=(1.25 * columns * side_w / side_h + 1.6, 0.3 + 1.25 * len(rows)), layout="compressed")
     ax = fig.subplots()
     ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None)
-    side_h, side_w = examples.real.shape[2], examples.real.shape[3]
-    ax.set_xticks([side_w * (k + 0.5) for k in range(len(steps))], [f"t+{t}" for t in steps])
-    ax.set_yticks([side_h * 0.5, side_h * 1.5], ["real", "imagined"])
-    where = f"episode {examples.episode[i]}, start {examples.start[i]}"
-    ax.set_title(f"{title}: {where}" if title else f"{where}: real (top) vs imagined (bottom)", fontsize=9)
+    ax.set_xticks([side_w * (k + 0.5) for k in range(columns)], list(column_labels))
+    ax.set_yticks([side_h * (k + 0.5) for k in range(len(rows))], list(rows))
+    ax.tick_params(labelsize=8)
+    ax.set_title(title, fontsize=9)
     return _save(fig, path)
 
 
