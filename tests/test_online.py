@@ -226,6 +226,23 @@ def test_model_family_picks_its_preset_and_must_agree_with_the_config(tmp_path, 
         load_model_spec(None, "Pendulum-v1", "nope")
 
 
+def test_model_options_override_the_model_section_and_cannot_change_the_family(tmp_path, tiny_yaml, capsys):
+    plain = load_model_spec(tiny_yaml, "Pendulum-v1")
+    spec = load_model_spec(tiny_yaml, "Pendulum-v1", None, {"nll_beta": 0.5, "num_members": 3})
+    assert spec.model == {**plain.model, "nll_beta": 0.5, "num_members": 3}
+    assert spec.trainer == plain.trainer and "nll_beta=0.5" in spec.source
+    assert load_model_spec(None, "Reacher-v5", None, {"nll_beta": 0.5}).model["hidden_dims"] == [200] * 4  # preset
+    with pytest.raises(ValueError, match="model_options"):
+        OnlineConfig(model_options={"family": "vrnn"})
+    out = tmp_path / "run"
+    args = tiny_args("mpc-cem", out, tiny_yaml, real_steps=250) + ["--model-option", "nll_beta=0.5"]
+    assert main(args) == 0
+    assert json.loads((out / "model" / "config.json").read_text())["nll_beta"] == 0.5  # the trained model has it
+    capsys.readouterr()
+    code, err = _error_of(tiny_args("mpc-cem", tmp_path / "bad", tiny_yaml) + ["--model-option", "nll_beta=2"], capsys)
+    assert code == 2 and "nll_beta" in err and len(err.strip().splitlines()) == 1
+
+
 VRNN_YAML = """\
 data: {window: 4}
 model: {family: vrnn, latent_dim: 4, hidden_dim: 32, context_dim: 16, max_components: 4, num_latents: 2,
@@ -315,6 +332,7 @@ def test_benchmark_budget_sets_mpc_search_and_variants_keep_their_rules(tmp_path
     assert cpu == {"reward": "task", "termination": "task"}  # the CPU run keeps the loop's defaults
     assert gpu == {**benchmark.GPU_AGENT_OPTIONS["mpc-cem"], "reward": "task", "termination": "task"}
     assert all(config.agent == "mpc-cem" and config.eval_episodes == 10 for config in seen)
+    assert all(config.model_options == {"nll_beta": 0.5} for config in seen)  # the task's model settings
 
 
 def test_benchmark_quick_rewrites_only_its_section(tmp_path, monkeypatch):

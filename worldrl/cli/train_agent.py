@@ -26,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="world-model family (ensemble, vrnn, ...): its packaged preset <family>_<task>.yaml (default: ensemble)",
     )
+    parser.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model setting over the model config's model section (repeatable), value parsed as YAML",
+    )
     parser.add_argument("--model", default=None, help="pretrained world-model checkpoint to start from")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=1000, help="real steps between real-env evaluations")
@@ -58,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_agent_options(items: list[str]) -> dict:
+def parse_agent_options(items: list[str], flag: str = "--agent-option") -> dict:
+    """``["key=value", ...]`` -> ``{key: YAML value}`` (``flag`` names the option in errors)."""
     from worldrl.config_loading import load_yaml
     from worldrl.training.run import coerce_numbers  # YAML 1.1 reads "1e-3" as a string
 
@@ -66,8 +74,8 @@ def parse_agent_options(items: list[str]) -> dict:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--agent-option {item!r} must look like key=value")
-        value = load_yaml(raw, f"--agent-option {item!r}: {raw!r}") if raw.strip() else None
+            raise ConfigError(f"{flag} {item!r} must look like key=value")
+        value = load_yaml(raw, f"{flag} {item!r}: {raw!r}") if raw.strip() else None
         options[key.strip()] = coerce_numbers(value)
     return options
 
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         collect_envs=args.collect_envs,
         model_config=args.model_config,
         model_family=args.model_family,
+        model_options=parse_agent_options(args.model_option, "--model-option"),
         model=args.model,
         model_steps=args.model_steps,
         eval_every=args.eval_every,

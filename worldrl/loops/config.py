@@ -48,6 +48,9 @@ class OnlineConfig:
     model_family: str | None = None
     """World-model family (``ensemble``, ``vrnn``, ...): picks the packaged preset ``<family>_<task>.yaml`` when
     ``model_config`` is None, and must match ``model_config``'s family otherwise; None: the ensemble."""
+    model_options: dict[str, Any] = field(default_factory=dict)
+    """Model settings over the ``model`` section of ``model_config`` (or the preset), key by key, e.g.
+    ``{"nll_beta": 0.5}``; the family's config checks them like the file's own."""
     model: str | None = None
     """A pretrained world-model checkpoint to start from (must be trained for ``env_id``); None: fresh model."""
     model_steps: int = 100
@@ -87,6 +90,10 @@ class OnlineConfig:
                 "eval_every": (self.eval_every >= 1, ">= 1"),
                 "eval_episodes": (self.eval_episodes >= 1, ">= 1"),
                 "agent_options": (isinstance(self.agent_options, dict), "a mapping"),
+                "model_options": (
+                    isinstance(self.model_options, dict) and "family" not in self.model_options,
+                    "a mapping without 'family' (model_family picks the family)",
+                ),
                 "agent": (self.agent in available_agents(), f"a known agent {available_agents()} (unknown agent)"),
             },
         )

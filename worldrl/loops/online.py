@@ -205,7 +205,7 @@ class OnlineRun:
         self.env = make_real_env(config.env_id)  # unknown ids raise UnknownEnvError naming close matches
         check_action_space(config.agent, config.env_id, self.env.action_space)
         self.task = task_for_env(self.env, config.env_id)
-        self.spec = load_model_spec(config.model_config, config.env_id, config.model_family)
+        self.spec = load_model_spec(config.model_config, config.env_id, config.model_family, config.model_options)
         self.device = resolve_device(config.device)
         self.model = build_world_model(config, self.task, self.spec, self.device)
         options = {**DEFAULT_AGENT_OPTIONS.get(config.agent, {}), **config.agent_options}

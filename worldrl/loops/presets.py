@@ -63,9 +63,14 @@ def default_model_config(env_id: str, family: str = "ensemble") -> Path | None:
     return None
 
 
-def load_model_spec(path: str | os.PathLike | None, env_id: str, family: str | None = None) -> ModelSpec:
+def load_model_spec(
+    path: str | os.PathLike | None,
+    env_id: str,
+    family: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> ModelSpec:
     """Model and trainer sections from ``path`` (or the task's preset of ``family``, or the generic ensemble);
-    ``family`` given with ``path`` must be the family the file names."""
+    ``family`` given with ``path`` must be the family the file names; ``options`` override model settings."""
     from worldrl.models.base import available_families
     from worldrl.training.run import coerce_numbers
 
@@ -83,6 +88,9 @@ def load_model_spec(path: str | os.PathLike | None, env_id: str, family: str | N
         cfg = coerce_numbers(load_yaml(path.read_text(), str(path)) or {})
         source = str(path)
     model = dict(cfg.get("model") or {})
+    if options:
+        model.update(options)
+        source += " with " + ", ".join(f"{key}={value}" for key, value in options.items())
     if not model.get("family"):
         raise ConfigError(f"{source}: model.family is required (e.g. ensemble, vrnn)")
     if family is not None and model["family"] != family:
