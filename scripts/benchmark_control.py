@@ -448,10 +448,11 @@ MISS_REASONS = (
     "per 5 real steps (Reacher's dreamer at a learning rate of 1e-4 on the start states' return, `REACHER_DREAMER`); MPC searches with 200 "
     "samples and 2 CEM iterations over 12 steps (mpc-ac: 64 samples, 2 "
     "iterations, 5 steps and the critic's value); the ensemble is refitted for 100 optimiser steps (200 on "
-    "HalfCheetah) every 250 real steps; MBPO makes 10 SAC updates per real step (3 on Reacher, `REACHER_MBPO`). The "
+    "HalfCheetah) every 250 real steps, with beta-NLL on Reacher and InvertedPendulum (`BETA_NLL`, "
+    "`--model-option nll_beta=0.5`); MBPO makes 10 SAC updates per real step (3 on Reacher, `REACHER_MBPO`). The "
     "notes under the section give "
     "the measured causes. `--budget gpu` raises the real-step budgets and MPC's search (500 samples, 5 CEM "
-    "iterations); planner and model sizes are `--agent-option`s of `worldrl train-agent`, `worldrl evaluate-agent "
+    "iterations); planner settings are `--agent-option`s and model settings `--model-option`s of `worldrl train-agent`, `worldrl evaluate-agent "
     "RUN --planner-option ...` re-plans a finished run's model, and `scripts/control_details.py --planner-check` "
     "re-plans a dreamer run's model with its actor-critic as mpc-ac's prior and value."
 )
