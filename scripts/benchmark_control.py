@@ -13,7 +13,8 @@ steps (SB3 defaults) and evaluated the same way. Pendulum-v1 also gets SAC at 10
 It rewrites the section between ``<!-- control:start -->`` and ``<!-- control:end -->`` of ``--doc`` (appending it
 when missing) with a table of mean return, 95% CI (over all final-evaluation episodes of all seeds) and wall-clock,
 the targets met or missed with the numbers behind them, and a plot ``control_returns.png`` beside the doc.
-Raw results go to ``<out>/results.json``.
+Raw results go to ``<out>/results.json`` (``<out>/results-<section>.json`` for another ``--section``, so that
+two sections assembled from one ``--out`` keep their own).
 
 Each run keeps its final returns, wall-clock and CPU seconds in ``<out>/<task>/<method>/seed<N>/final.json``, the
 record ``worldrl train-agent`` also writes: a run made by hand (other options, another machine) with ``--out`` at
@@ -688,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     curves = plot_curves(entries, args.out, args.doc.parent / f"{args.section}_curves.png")
     update_doc_section(args.doc, args.section, section(entries, targets, args, png.name, curves.name))
     atomic_write_bytes(
-        args.out / "results.json",
+        args.out / ("results.json" if args.section == SECTION else f"results-{args.section}.json"),
         json.dumps({"entries": [e.__dict__ for e in entries], "targets": targets}, indent=2).encode(),
     )
     for name, verdict, numbers in targets:
