@@ -90,9 +90,9 @@ def agent_options(args: argparse.Namespace) -> dict:
         options["num_elites"] = max(4, args.samples // 10)
     if args.agent == "dreamer":  # dreamer does not plan
         options = {}
-    from worldrl.cli.train_agent import parse_agent_options
+    from worldrl.cli.train_agent import parse_key_values
 
-    return {**options, **parse_agent_options(args.agent_option)}
+    return {**options, **parse_key_values(args.agent_option)}
 
 
 def read_curve(path: Path) -> list[dict[str, float]]:

@@ -87,7 +87,7 @@ def test_train_refuses_hostile_yaml_quickly(tmp_path, name, text, message):
 
 
 def test_oversized_yaml_and_bombs_in_options_are_refused(tmp_path):
-    from worldrl.cli.train_agent import parse_agent_options
+    from worldrl.cli.train_agent import parse_key_values
     from worldrl.config_loading import MAX_YAML_BYTES, load_yaml
     from worldrl.errors import ConfigError
     from worldrl.training.run import parse_override
@@ -96,7 +96,7 @@ def test_oversized_yaml_and_bombs_in_options_are_refused(tmp_path):
         load_yaml("x: 1\n" + "#" * MAX_YAML_BYTES, "big.yaml")
     flow = "{" + alias_bomb().replace("\n", ", ") + "}"
     with pytest.raises(ConfigError, match="alias bomb"):
-        parse_agent_options([f"horizon={flow}"])
+        parse_key_values([f"horizon={flow}"])
     with pytest.raises(ConfigError, match="alias bomb"):
         parse_override(f"trainer.lr={flow}")
     assert load_yaml("a: &x {b: 1}\nc: *x\n", "ok.yaml") == {"a": {"b": 1}, "c": {"b": 1}}  # plain aliases still work

@@ -441,15 +441,15 @@ def test_benchmark_table_reports_seeds_apart_and_the_pendulum_threshold(tmp_path
 
 
 def test_agent_options_are_yaml_values():
-    from worldrl.cli.train_agent import parse_agent_options
+    from worldrl.cli.train_agent import parse_key_values
 
-    assert parse_agent_options(["learning_rate=1e-3", "net_arch=[8, 8]", "ent_coef=auto"]) == {
+    assert parse_key_values(["learning_rate=1e-3", "net_arch=[8, 8]", "ent_coef=auto"]) == {
         "learning_rate": 0.001,
         "net_arch": [8, 8],
         "ent_coef": "auto",
     }
     with pytest.raises(ValueError, match="key=value"):
-        parse_agent_options(["horizon"])
+        parse_key_values(["horizon"])
 
 
 def control_details():

@@ -39,11 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from worldrl.agents.trained_run import load_trained_agent
-    from worldrl.cli.train_agent import parse_agent_options
+    from worldrl.cli.train_agent import parse_key_values
     from worldrl.evaluation import evaluate_on_real_env
 
     trained = load_trained_agent(
-        args.run_dir, device=args.device, planner_settings=parse_agent_options(args.planner_option)
+        args.run_dir, device=args.device, planner_settings=parse_key_values(args.planner_option, "--planner-option")
     )
     seed = trained.seed + 10_000 if args.seed is None else args.seed
     stats = evaluate_on_real_env(

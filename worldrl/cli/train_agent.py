@@ -65,8 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_agent_options(items: list[str], flag: str = "--agent-option") -> dict:
-    """``["key=value", ...]`` -> ``{key: YAML value}`` (``flag`` names the option in errors)."""
+def parse_key_values(items: list[str], flag: str = "--agent-option") -> dict:
+    """``["key=value", ...]`` -> ``{key: YAML value}``: agent, model and planner options (``flag`` names the option
+    in errors)."""
     from worldrl.config_loading import load_yaml
     from worldrl.training.run import coerce_numbers  # YAML 1.1 reads "1e-3" as a string
 
@@ -94,14 +95,14 @@ def run(args: argparse.Namespace) -> int:
         collect_envs=args.collect_envs,
         model_config=args.model_config,
         model_family=args.model_family,
-        model_options=parse_agent_options(args.model_option, "--model-option"),
+        model_options=parse_key_values(args.model_option, "--model-option"),
         model=args.model,
         model_steps=args.model_steps,
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
         output_dir=out,
         device=args.device,
-        agent_options=parse_agent_options(args.agent_option),
+        agent_options=parse_key_values(args.agent_option),
         save_dataset=not args.no_dataset,
         video=not args.no_video,
         overwrite=args.overwrite,
