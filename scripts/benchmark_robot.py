@@ -488,9 +488,9 @@ def contact_fidelity(model, episodes: int = 5, steps: int = 150) -> str:
 # --------------------------------------------------------------------------- PushT from pixels
 PIXEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vrnn_pusht_pixels.yaml"
 PIXEL_POLICIES = ("mpc", "mpc-value")
+"""The learned-only MPC variants run from pixels (the known-goal value reads keypoints a frame does not hold)."""
 PIXEL_STRIP = "pusht_pixels_imagined_vs_real.png"
 """Real over imagined frames of a held-out start, beside ``--doc``."""
-"""The learned-only MPC variants run from pixels (the known-goal value reads keypoints a frame does not hold)."""
 
 
 def draw_pusht(env, agent_xy: np.ndarray, keypoints: np.ndarray) -> np.ndarray:

@@ -3,7 +3,6 @@ camera, a vrnn trained a step, PSNR/SSIM beside the trivial baselines in the doc
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -14,14 +13,11 @@ import yaml
 
 pytest.importorskip("gym_aloha")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_aloha.py"
-
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark_aloha", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from _scripts import load_script
+
+    return load_script("benchmark_aloha")
 
 
 def test_cpu_sized_env_renders_only_the_top_camera_at_its_size():

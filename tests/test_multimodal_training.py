@@ -106,13 +106,9 @@ def test_worldrl_train_with_the_preset_serves_frames_audio_and_state(scenes: Pat
 
 
 def _script(name: str):
-    import importlib.util
+    from _scripts import load_script
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name)
 
 
 def test_teacher_forced_pass_is_what_the_loss_and_the_code_benchmark_read(scenes: Path, tmp_path: Path) -> None:

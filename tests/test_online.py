@@ -454,10 +454,9 @@ def test_agent_options_are_yaml_values():
 
 def control_details():
     """``scripts/control_details.py`` as a module (scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location("control_details", REPO / "scripts" / "control_details.py")
-    details = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(details)
-    return details
+    from _scripts import load_script
+
+    return load_script("control_details")
 
 
 def test_control_details_phase_table_takes_medians_and_totals_per_run(tmp_path):
