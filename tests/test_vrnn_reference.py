@@ -226,3 +226,39 @@ def test_prior_recon_ssim_adds_the_weighted_structure_loss_of_each_one_step_fram
     vector = TaskSpec(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Box(-1, 1, (A,), np.float32), task_id="V")
     with pytest.raises(ValueError, match="prior_recon_ssim"):
         build_model("vrnn", {**VRNN_TINY, "lambda_prior_recon": 1.0, "prior_recon_ssim": 1.0}, vector)
+
+
+def test_reference_features_let_the_paint_read_the_reference_but_never_a_missing_one():
+    model = _model(side=32, reference_features=True)
+    feat = torch.randn(2, model.latent_dim)
+    maps = model.schema.predict_log_maps(torch.zeros(2, model.config.hidden_dim)).exp()
+    ref_a, ref_b = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        paint = {
+            (name, present): model.decoder(feat, maps, model._reference_features(ref, torch.tensor([present] * 2)))
+            for name, ref in (("a", ref_a), ("b", ref_b))
+            for present in (True, False)
+        }
+    assert not torch.allclose(paint["a", True], paint["b", True])  # the paint reads the reference it is given
+    torch.testing.assert_close(paint["a", False], paint["b", False])  # and nothing where there is none
+    with pytest.raises(ConfigError, match="reference_features"):
+        VRNNConfig(**{**VRNN_TINY, "reference_features": True})
+
+
+def test_reference_features_train_and_round_trip_through_a_checkpoint(tmp_path):
+    model = _model(side=16, reference_features=True).train()
+    obs, is_first = _frames(2, 3, 16, seed=3), torch.tensor([[True, False, False]] * 2)
+    out = model.forward_sequence(obs, torch.zeros(2, 3, A), is_first)
+    (out["reconstructions"][:, 1:] - out["targets"][:, 1:]).pow(2).mean().backward()
+    reads_reference = model.decoder.conv.net[0].weight.grad[:, -(model.encoder.token_features + 1) :]
+    assert reads_reference.abs().sum() > 0  # the later steps' loss reaches the encoded-reference planes
+    save_pretrained(model.eval(), tmp_path / "vrnn")
+    loaded = load_pretrained(tmp_path / "vrnn").eval()
+    assert loaded.config.reference_features
+    with torch.no_grad():
+        state = model.observe_last(obs, torch.zeros(2, 3, A), is_first)
+        again = loaded.observe_last(obs, torch.zeros(2, 3, A), is_first)
+        assert torch.equal(
+            model.decode(model.imagine(state, torch.zeros(2, A))),
+            loaded.decode(loaded.imagine(again, torch.zeros(2, A))),
+        )

@@ -69,6 +69,12 @@ class VRNNConfig(WorldModelConfig):
     """With ``reference_frame``: hidden channels of a conv net at the task's resolution that sees the upsampled
     paint and keep-mask beside the reference frame and its age (steps since that frame) and corrects both
     (``reference.ReferenceRefiner``); 0 = off, the mask is then decided from the latent alone."""
+    reference_features: bool = False
+    """With ``reference_frame``: the decoder also reads the reference frame, encoded by the model's own frame
+    encoder, as extra channels of its ``feature_grid`` map (plus a plane that says whether there is a reference).
+    The latent then says how the scene changed since that frame, and the convs move what the reference shows
+    where it is; a decoder from a vector alone has to learn to draw small objects at every position, which on
+    PushT stayed on the recording's mean frame (docs/benchmarks.md, "Robot-learning suites")."""
     beta: float = 1.0
     """Final weight of all KL terms (mixture, sticks, Gamma)."""
     free_nats: float = 1.0
@@ -159,6 +165,10 @@ class VRNNConfig(WorldModelConfig):
                     self.reference_refiner_channels >= 0
                     and (self.reference_frame or not self.reference_refiner_channels),
                     ">= 0, and 0 unless reference_frame is on",
+                ),
+                "reference_features": (
+                    self.reference_frame or not self.reference_features,
+                    "false unless reference_frame is on",
                 ),
                 "prior_recon_ssim": (
                     self.prior_recon_ssim >= 0 and (self.lambda_prior_recon > 0 or not self.prior_recon_ssim),

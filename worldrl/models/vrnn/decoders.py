@@ -30,9 +30,13 @@ class VectorDecoder(nn.Module):
 
 class PixelDecoder(nn.Module):
     """``channels`` colour planes, plus one keep-mask logit plane when ``config.reference_frame`` is set
-    (blended with a real frame by ``worldrl.models.vrnn.reference.composite``)."""
+    (blended with a real frame by ``worldrl.models.vrnn.reference.composite``).
 
-    def __init__(self, channels: int, num_slots: int, config: VRNNConfig) -> None:
+    ``reference_channels``: channels of the encoded reference frame (``config.reference_features``), given to
+    ``forward`` as ``reference_features [N, reference_channels, grid, grid]`` beside the attention maps.
+    """
+
+    def __init__(self, channels: int, num_slots: int, config: VRNNConfig, reference_channels: int = 0) -> None:
         super().__init__()
         self.grid = config.feature_grid
         self.conv = ConvDecoder(
@@ -41,9 +45,13 @@ class PixelDecoder(nn.Module):
             config.decoder_base_channels,
             config.image_size,
             config.feature_grid,
-            num_slots,
+            num_slots + reference_channels,
         )
 
-    def forward(self, feat: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
-        cond = None if maps is None else maps.reshape(maps.shape[0], -1, self.grid, self.grid)
-        return self.conv(feat, cond)
+    def forward(
+        self, feat: torch.Tensor, maps: torch.Tensor | None, reference_features: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        planes = [] if maps is None else [maps.reshape(maps.shape[0], -1, self.grid, self.grid)]
+        if reference_features is not None:
+            planes.append(reference_features)
+        return self.conv(feat, torch.cat(planes, dim=1) if planes else None)

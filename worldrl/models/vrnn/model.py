@@ -132,7 +132,8 @@ class DPGMMVRNNWorldModel(WorldModel):
         )
         slots = cfg.num_slots if cfg.use_attention_schema else 0
         if self.is_pixel:
-            self.decoder: nn.Module = PixelDecoder(task.obs_shape[-1], slots, cfg)
+            reference_channels = self.encoder.token_features + 1 if cfg.reference_features else 0
+            self.decoder: nn.Module = PixelDecoder(task.obs_shape[-1], slots, cfg, reference_channels)
             self.refiner = (
                 ReferenceRefiner(task.obs_shape[-1], cfg.reference_refiner_channels)
                 if self.uses_reference and cfg.reference_refiner_channels
@@ -617,10 +618,24 @@ class DPGMMVRNNWorldModel(WorldModel):
     ) -> torch.Tensor:
         """Decoder mean for flat ``feat [N, H+Z]``: model space, or with a reference frame ``[N, C, H, W]`` ([0, 1],
         task resolution, ``age [N]`` steps old) the painted frame blended with it."""
-        x = self.decoder(feat, maps)
         if reference is None:
-            return x
+            return self.decoder(feat, maps)
+        x = self.decoder(feat, maps, self._reference_features(reference, has_reference))
         return composite(x[:, :-1], x[:, -1:], reference, has_reference, self.refiner, age)
+
+    def _reference_features(self, reference: torch.Tensor, has_reference: torch.Tensor) -> torch.Tensor | None:
+        """``config.reference_features``: the reference frames ``[N, C, H, W]`` ([0, 1]) through the frame encoder
+        at ``image_size``, zeroed where there is none, with the presence as one more plane; else None."""
+        if not self.config.reference_features:
+            return None
+        size = self.config.image_size
+        if reference.shape[-2:] != (size, size):
+            reference = F.interpolate(
+                reference, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+            )
+        present = has_reference.to(reference.dtype).reshape(-1, 1, 1, 1)
+        feat = self.encoder.conv(reference) * present
+        return torch.cat([feat, present.expand(-1, 1, *feat.shape[-2:])], dim=1)
 
     @staticmethod
     def _reference_rows(out: dict[str, Any], rows: slice, steps: slice) -> tuple[torch.Tensor, ...]:
