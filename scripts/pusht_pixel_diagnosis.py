@@ -8,7 +8,8 @@ which the block moves most:
   first frame as the reference (as in training). If the block is lost here, the latent never held it.
 - *imagined*: the model observes the first frame and rolls the recorded actions out (what planning sees).
 - *paint only*: the decoder's own frame without the reference blend (``has_reference`` off), i.e. what the latent
-  says the frame is; *z zeroed*: the filtering decode with the stochastic latent set to zero (the decoder ignores
+  says the frame is (for a model with ``reference_features`` this also hides the encoded reference from the
+  decoder: the latent vector alone); *z zeroed*: the filtering decode with the stochastic latent set to zero (the decoder ignores
   z when this changes nothing, which the training metric ``z_used`` ~1 also says).
 
 The error is measured where the block is, at the start or now (pixels of gym-pusht's block colour), beside
