@@ -754,10 +754,10 @@ def pixel_mpc_table(summary: dict) -> str:
 
 PIXEL_INTRO = (
     "**PushT from pixels** (96x96 `observation.image`, LeRobot's `lerobot/pusht` layout): the vrnn of "
-    "`configs/vrnn_pusht_pixels.yaml` (32x32 decoder blended at 96x96 with the last real frame) trained on 40 recorded "
-    "OU episodes of 300 steps for 1500 updates (the final weights: the checkpoint of lowest validation loss, step 500, "
-    "scores lower open-loop: 29.41 / 28.38 / 27.66 dB), open-loop on the 4 held-out episodes with repeat-last and the "
-    "mean frame beside. "
+    "`configs/vrnn_pusht_pixels.yaml` (32x32 decoder that reads the encoded last real frame and is blended at 96x96 "
+    "with it, open-loop loss) trained on 40 recorded OU episodes of 300 steps for 1500 updates (the final weights, "
+    "which also had the lowest validation loss; the run was stopped once and resumed from its step-500 checkpoint), "
+    "open-loop on the 4 held-out episodes with repeat-last and the mean frame beside. "
     "Commands: `worldrl train --config configs/vrnn_pusht_pixels.yaml` (records the data first), then `worldrl "
     "evaluate --model runs/vrnn_pusht_pixels/model --dataset outputs/datasets/pusht_pixels --horizons 1 5 10 "
     "--episodes val --num-starts 128 --out outputs/benchmark_robot/pusht_pixels`."
