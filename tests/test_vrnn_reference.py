@@ -164,6 +164,20 @@ def test_the_reference_ages_one_step_per_imagined_step():
     assert rollout["reference_age"].tolist() == [[1, 2, 3, 4]] * 2
 
 
+def _round_trip(model, obs, is_first, tmp_path):
+    """Save ``model``, load it back, and check that both imagine and decode the same next frame; the loaded model."""
+    save_pretrained(model.eval(), tmp_path / "vrnn")
+    loaded = load_pretrained(tmp_path / "vrnn").eval()
+    prev = torch.zeros(*obs.shape[:2], A)
+    with torch.no_grad():
+        state, again = model.observe_last(obs, prev, is_first), loaded.observe_last(obs, prev, is_first)
+        assert torch.equal(
+            model.decode(model.imagine(state, torch.zeros(obs.shape[0], A))),
+            loaded.decode(loaded.imagine(again, torch.zeros(obs.shape[0], A))),
+        )
+    return loaded
+
+
 def test_refiner_trains_and_round_trips_through_a_checkpoint(tmp_path):
     model = _model(side=16, refiner=4).train()
     obs, is_first = _frames(2, 3, 16, seed=3), torch.tensor([[True, False, False]] * 2)
@@ -172,15 +186,7 @@ def test_refiner_trains_and_round_trips_through_a_checkpoint(tmp_path):
     assert model.refiner.net[-1].weight.grad.abs().sum() > 0  # the blend's loss reaches the refiner
     with torch.no_grad():
         torch.nn.init.normal_(model.refiner.net[-1].weight, std=0.1)
-    save_pretrained(model.eval(), tmp_path / "vrnn")
-    loaded = load_pretrained(tmp_path / "vrnn").eval()
-    with torch.no_grad():
-        state = model.observe_last(obs, torch.zeros(2, 3, A), is_first)
-        again = loaded.observe_last(obs, torch.zeros(2, 3, A), is_first)
-        assert torch.equal(
-            model.decode(model.imagine(state, torch.zeros(2, A))),
-            loaded.decode(loaded.imagine(again, torch.zeros(2, A))),
-        )
+    _round_trip(model, obs, is_first, tmp_path)
     with pytest.raises(ConfigError, match="reference_refiner_channels"):
         VRNNConfig(reference_refiner_channels=8)  # without reference_frame there is nothing to refine against
 
@@ -252,13 +258,5 @@ def test_reference_features_train_and_round_trip_through_a_checkpoint(tmp_path):
     (out["reconstructions"][:, 1:] - out["targets"][:, 1:]).pow(2).mean().backward()
     reads_reference = model.decoder.conv.net[0].weight.grad[:, -(model.encoder.token_features + 1) :]
     assert reads_reference.abs().sum() > 0  # the later steps' loss reaches the encoded-reference planes
-    save_pretrained(model.eval(), tmp_path / "vrnn")
-    loaded = load_pretrained(tmp_path / "vrnn").eval()
+    loaded = _round_trip(model, obs, is_first, tmp_path)
     assert loaded.config.reference_features
-    with torch.no_grad():
-        state = model.observe_last(obs, torch.zeros(2, 3, A), is_first)
-        again = loaded.observe_last(obs, torch.zeros(2, 3, A), is_first)
-        assert torch.equal(
-            model.decode(model.imagine(state, torch.zeros(2, A))),
-            loaded.decode(loaded.imagine(again, torch.zeros(2, A))),
-        )
