@@ -75,9 +75,14 @@ def pixels_to_model(obs: torch.Tensor, image_size: int | None) -> torch.Tensor:
     """``[N, H, W, C]`` frames in [0, 255] (uint8 or float) -> float ``[N, C, S, S]`` in [0, 1], resized if needed
     (``image_size=None``: kept at ``H x W``)."""
     x = obs.float().div(255.0).permute(0, 3, 1, 2)
-    if image_size is not None and x.shape[-2:] != (image_size, image_size):
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
-    return x
+    return x if image_size is None else resize_square(x, image_size)
+
+
+def resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Float ``[N, C, H, W]`` -> ``[N, C, size, size]`` (antialiased bilinear; unchanged when already that size)."""
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 def model_to_pixels(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

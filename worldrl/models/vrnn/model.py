@@ -44,7 +44,14 @@ from worldrl.models.vrnn.attention_schema import AttentionSchema, attention_dyna
 from worldrl.models.vrnn.codebook import VectorQuantizer, codebook_perplexity
 from worldrl.models.vrnn.config import VRNNConfig
 from worldrl.models.vrnn.decoders import PixelDecoder, VectorDecoder
-from worldrl.models.vrnn.encoders import PixelEncoder, PosteriorHead, VectorEncoder, model_to_pixels, pixels_to_model
+from worldrl.models.vrnn.encoders import (
+    PixelEncoder,
+    PosteriorHead,
+    VectorEncoder,
+    model_to_pixels,
+    pixels_to_model,
+    resize_square,
+)
 from worldrl.models.vrnn.perceiver import CausalPerceiver
 from worldrl.models.vrnn.prior import DPGMMPrior
 from worldrl.models.vrnn.reference import ReferenceRefiner, composite, reference_frames, segment_start_indices
@@ -628,13 +635,8 @@ class DPGMMVRNNWorldModel(WorldModel):
         at ``image_size``, zeroed where there is none, with the presence as one more plane; else None."""
         if not self.config.reference_features:
             return None
-        size = self.config.image_size
-        if reference.shape[-2:] != (size, size):
-            reference = F.interpolate(
-                reference, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-            )
         present = has_reference.to(reference.dtype).reshape(-1, 1, 1, 1)
-        feat = self.encoder.conv(reference) * present
+        feat = self.encoder.conv(resize_square(reference, self.config.image_size)) * present
         return torch.cat([feat, present.expand(-1, 1, *feat.shape[-2:])], dim=1)
 
     @staticmethod
