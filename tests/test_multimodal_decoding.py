@@ -18,6 +18,7 @@ from worldrl.models.multimodal import MultimodalConfig, TransformerWorldModel
 from worldrl.models.multimodal.audio_mixture import (
     choose_components,
     component_means,
+    greedy_audio,
     mixture_mean,
     mixture_nll,
     rollout_error,
@@ -135,10 +136,19 @@ def test_mixture_nll_and_mean_match_the_closed_form() -> None:
     assert torch.allclose(one, ((x - means[:, 0]).pow(2) / 2).mean(-1) + 0.5 * math.log(2 * math.pi), atol=1e-5)
 
 
-def test_audio_is_the_most_likely_component_or_a_sample() -> None:
+def test_greedy_audio_is_the_mixture_mean_or_the_mode_and_sampling_picks_a_component() -> None:
     logits = torch.tensor([[0.0, 3.0, 0.0], [2.0, 0.0, 0.0]])
     comps = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)
-    assert torch.equal(sample_audio(logits, comps), torch.stack([comps[0, 1], comps[1, 0]]))
+    mode = torch.stack([comps[0, 1], comps[1, 0]])
+    assert torch.equal(sample_audio(logits, comps, greedy="mode"), mode)
+    mean = sample_audio(logits, comps)  # the default rule: the lowest expected squared error
+    assert torch.allclose(mean, (torch.softmax(logits, -1)[..., None] * comps).sum(1)) and not torch.allclose(
+        mean, mode
+    )
+    with pytest.raises(ValueError, match="greedy audio rule must be one of"):
+        greedy_audio(logits, comps, "median")
+    with pytest.raises(ValueError, match="greedy_audio"):
+        MultimodalConfig(**{**TINY, "greedy_audio": "median"})
     flat = torch.zeros(4000, 2)  # two equally likely components: a sample is each about half the time
     picks = choose_components(flat, torch.Generator().manual_seed(0))
     assert 0.45 < picks.float().mean() < 0.55
@@ -207,7 +217,7 @@ def test_keeping_a_patch_is_a_decision_of_the_code_distribution(net: Transformer
     assert (keep > 0.3).all() and keep.mean() > 0.6 and not torch.equal(without.logits.argmax(-1), codes[:, -1])
 
 
-def test_audio_rollout_error_feeds_back_the_most_likely_component_and_stops_at_episode_ends() -> None:
+def test_audio_rollout_error_feeds_back_the_greedy_audio_and_stops_at_episode_ends() -> None:
     decay = torch.tensor(0.5, requires_grad=True)
 
     def mixture(feature: torch.Tensor, current: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -216,7 +226,7 @@ def test_audio_rollout_error_feeds_back_the_most_likely_component_and_stops_at_e
         return {"audio_components": comps, "audio_logits": torch.tensor([2.0, 0.0]).expand(*current.shape[:-1], 2)}
 
     def error(*args, **kw) -> torch.Tensor:
-        return rollout_error(*args, **kw).detach()
+        return rollout_error(*args, rule="mode", **kw).detach()
 
     start = torch.randn(3, 4)
     truth = torch.stack([start * 0.5**k for k in range(6)], 1)  # [B, T, F]: exactly the likely component's decay
@@ -229,5 +239,10 @@ def test_audio_rollout_error_feeds_back_the_most_likely_component_and_stops_at_e
     assert float(error(mixture, feature, wrong, pair, horizon=5)) < 1e-12
     assert float(error(mixture, feature, wrong, pair, horizon=1)) < 1e-12
     pair[:] = True
-    (rollout_error(mixture, feature, wrong, pair, horizon=5)).backward()
+    (rollout_error(mixture, feature, wrong, pair, horizon=5, rule="mode")).backward()
     assert decay.grad is not None and float(decay.grad.abs()) > 0  # trained through the fed-back means
+    # the "mean" rule feeds back the mixture's mean: p * decay * x + (1 - p) * (x + 10) after one step
+    p = float(torch.softmax(torch.tensor([2.0, 0.0]), 0)[0])
+    fed = p * 0.5 * start + (1 - p) * (start + 10)
+    one = rollout_error(mixture, feature, truth, pair, horizon=1, rule="mean").detach()
+    assert float(one) == pytest.approx(float((fed - truth[:, 1]).pow(2).mean()), rel=1e-5)

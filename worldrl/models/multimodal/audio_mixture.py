@@ -2,8 +2,10 @@
 
 A contact whose timing is uncertain makes the next frame's log-mel bimodal (ringing on, or not yet): a point
 prediction (the conditional mean) spreads it over frames and never shows an onset. The mixture keeps the modes
-apart; the generator samples the component like a frame code (temperature, top-k, top-p; argmax = greedy) and feeds
-its mean back. Pure functions on ``logits [..., K]``, ``means [..., K, F]``, ``log_scales [..., K, F]``.
+apart; the generator samples the component like a frame code (temperature, top-k, top-p) and feeds its mean back.
+A greedy rollout feeds back a point prediction chosen by a rule of ``GREEDY_AUDIO``: the mixture's mean (lowest
+expected squared error) or the most likely component's mean. Pure functions on ``logits [..., K]``, ``means [..., K,
+F]``, ``log_scales [..., K, F]``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,28 @@ def component_means(means: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return means.gather(-2, index[..., None, None].expand(*index.shape, 1, means.shape[-1])).squeeze(-2)
 
 
+def mode_mean(logits: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """The most likely component's mean ``[..., F]``."""
+    return component_means(means, logits.argmax(-1))
+
+
+GREEDY_AUDIO: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mean": mixture_mean,
+    "mode": mode_mean,
+}
+"""What a greedy rollout takes as the next audio from ``(logits, means)``. ``mean``: the conditional mean; a contact
+of uncertain timing is spread over frames (no sharp onset), but the squared error of the rollout is lowest. ``mode``:
+the most likely spectrum, which keeps onsets sharp but, fed back, compounds towards the likeliest future (measured in
+docs/benchmarks.md, "Multimodal family")."""
+
+
+def greedy_audio(logits: torch.Tensor, means: torch.Tensor, rule: str) -> torch.Tensor:
+    """The greedy next audio ``[..., F]`` under ``rule`` (a key of ``GREEDY_AUDIO``)."""
+    if rule not in GREEDY_AUDIO:
+        raise ValueError(f"greedy audio rule must be one of {sorted(GREEDY_AUDIO)}, got {rule!r}")
+    return GREEDY_AUDIO[rule](logits, means)
+
+
 def choose_components(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Component indices ``[...]``: argmax without a generator, else a categorical sample."""
     if generator is None:
@@ -55,17 +79,18 @@ def rollout_error(
     audio: torch.Tensor,
     pair_mask: torch.Tensor,
     horizon: int,
+    rule: str = "mean",
 ) -> torch.Tensor:
     """Mean squared error of an open-loop audio rollout: from each window's first true spectrum, ``mixture(feature
     [B, F'], current [B, F])`` (a dict with ``audio_logits``/``audio_components``) is applied ``horizon`` steps on
-    the features ``feature [B, T, F']`` of each step, feeding back its most likely component's mean (what a greedy
-    rollout feeds back; the gradient flows through that mean), scored against ``audio [B, T, F]``; steps after the
+    the features ``feature [B, T, F']`` of each step, feeding back the greedy audio of ``rule`` (a key of
+    ``GREEDY_AUDIO``: what a greedy rollout feeds back; the gradient flows through it), scored against ``audio [B, T, F]``; steps after the
     episode ends (``pair_mask [B, T-1]``) are left out."""
     current, alive = audio[:, 0], torch.ones_like(pair_mask[:, 0])
     total, count = audio.new_zeros(()), audio.new_zeros(())
     for k in range(1, min(horizon, audio.shape[1] - 1) + 1):
         out = mixture(feature[:, k - 1], current)
-        current = component_means(out["audio_components"], out["audio_logits"].argmax(-1))
+        current = greedy_audio(out["audio_logits"], out["audio_components"], rule)
         alive = alive & pair_mask[:, k - 1]
         m = alive.to(audio.dtype)
         total = total + ((current - audio[:, k]).pow(2).mean(-1) * m).sum()
@@ -74,11 +99,14 @@ def rollout_error(
 
 
 __all__ = [
+    "GREEDY_AUDIO",
     "LOG_SCALE_RANGE",
     "bounded_log_scales",
     "choose_components",
     "component_means",
+    "greedy_audio",
     "mixture_mean",
     "mixture_nll",
+    "mode_mean",
     "rollout_error",
 ]

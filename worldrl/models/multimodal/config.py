@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from worldrl.config_loading import check_fields
 from worldrl.models.base import WorldModelConfig
+from worldrl.models.multimodal.audio_mixture import GREEDY_AUDIO
 
 
 @dataclass
@@ -82,6 +83,11 @@ class MultimodalConfig(WorldModelConfig):
     audio_components: int = 8
     """Components of the next-audio mixture (each a diagonal Gaussian around the current audio plus a learned
     change); the generator samples the component like a frame code and feeds its mean back."""
+    greedy_audio: str = "mean"
+    """What a greedy rollout (no generator, temperature 0, beam search) feeds back as the next audio: ``mean``, the
+    mixture's mean (the lowest expected squared error), or ``mode``, the most likely component's mean (sharp onsets,
+    but a rollout drifts to the likeliest future); ``audio_mixture.GREEDY_AUDIO``. The training rollout
+    (``audio_rollout_steps``) feeds back the same."""
     context_length: int = 8
     """Steps of history the simulator state keeps (the transformer's context when serving as an env)."""
     learnable_positions: bool = True
@@ -108,7 +114,7 @@ class MultimodalConfig(WorldModelConfig):
     """Steps the physics head rolls out on its own predicted states in training (from the window's first step, up
     to the window's end; layouts with known positions only): compounding errors are trained, not only one step."""
     audio_rollout_steps: int = 8
-    """Steps the next-audio mixture rolls out on its own most likely components in training (from the window's
+    """Steps the next-audio mixture rolls out on its own greedy audio (``greedy_audio``) in training (from the window's
     first step, on the teacher-forced features): the squared error of that rollout is added to the audio term, so
     a head that reads its own last spectrum learns not to compound its errors; 0 = off."""
 
@@ -152,6 +158,7 @@ class MultimodalConfig(WorldModelConfig):
                 "consistency_weight": (self.consistency_weight >= 0, ">= 0"),
                 "physics_rollout_steps": (self.physics_rollout_steps >= 1, ">= 1"),
                 "audio_rollout_steps": (self.audio_rollout_steps >= 0, ">= 0"),
+                "greedy_audio": (self.greedy_audio in GREEDY_AUDIO, f"one of {sorted(GREEDY_AUDIO)}"),
                 "skip_threshold": (0 <= self.skip_threshold < 1, "in [0, 1)"),
                 **{
                     name: (getattr(self, name) >= 0, ">= 0")

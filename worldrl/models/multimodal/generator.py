@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from worldrl.errors import DataLoadingError, ModelConfigurationError
-from worldrl.models.multimodal.audio_mixture import component_means
+from worldrl.models.multimodal.audio_mixture import component_means, greedy_audio
 from worldrl.models.multimodal.sampling import SamplingSettings, Side, beam_search, sample_codes
 
 PLAYGROUND_ID = "worldrl/Playground-v0"
@@ -186,10 +186,10 @@ class VideoGenerator:
         side = mio.side_values(frames, audio, state, self.device)
         acts = mio.actions(actions, B, T, num_frames, self.device)
         s = self.settings
-        # beams take the most likely audio component (deterministic given their codes); sampling samples it too
+        # beams and temperature 0 take the greedy audio (deterministic given their codes); sampling samples it too
         choose_audio = (
             None
-            if s.beam_size > 1
+            if s.beam_size > 1 or s.temperature == 0
             else partial(sample_codes, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, generator=generator)
         )
         step = mio.step_function(acts, choose_audio, frames)
@@ -393,7 +393,8 @@ class ModelIO:
     ) -> Any:
         """``step(codes [beams, t, N], side, row=None) -> (log-probs [beams, N, V], next side)`` over the last
         ``window`` steps; ``row`` picks one sequence's actions for all beams (beam search). The next audio is the
-        mean of the mixture component ``choose_audio(logits [beams, K]) -> [beams]`` picks (None: the most likely).
+        mean of the mixture component ``choose_audio(logits [beams, K]) -> [beams]`` picks (None: the greedy audio of
+        the model's ``greedy_audio`` rule).
         ``side["reference"]`` holds the frame before each step (the frame its codes change): the model reads each
         step's frame, so the step decodes the newest one (its codes over its reference; the real frame when it is the
         last of ``prompt [B, T, C, H, W]``) and hands it on as the next step's reference; a side value per step keeps
@@ -413,8 +414,11 @@ class ModelIO:
                 newest = net.decode_step(codes[:, -1], side["reference"][:, -1])
             frames = torch.cat([side["reference"][:, lo + 1 :], newest[:, None]], 1)
             nxt = net.next_token_logits(codes[:, lo:], frames, side["audio"][:, lo:], acts, state)
-            index = nxt.audio_logits.argmax(-1) if choose_audio is None else choose_audio(nxt.audio_logits)
-            new = {"audio": component_means(nxt.audio_components, index), "reference": newest}
+            if choose_audio is None:
+                sound = greedy_audio(nxt.audio_logits, nxt.audio_components, net.config.greedy_audio)
+            else:
+                sound = component_means(nxt.audio_components, choose_audio(nxt.audio_logits))
+            new = {"audio": sound, "reference": newest}
             if "state" in side:
                 new["state"] = nxt.state if nxt.state is not None else side["state"][:, -1]
             return nxt.logits.float().log_softmax(-1), new

@@ -261,7 +261,9 @@ class MultimodalWorldModel(WorldModel):
             state["h"][:, None], a[:, None], phys, state["audio"][:, -1:], state["codes"][:, -1:]
         )
         codes = sample_codes(nxt["logits"][:, 0], generator)
-        sound = sample_audio(nxt["audio_logits"][:, 0], nxt["audio_components"][:, 0], generator)
+        sound = sample_audio(
+            nxt["audio_logits"][:, 0], nxt["audio_components"][:, 0], generator, self.config.greedy_audio
+        )
         feature = nxt["feature"][:, 0]
 
         def push(window: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -340,7 +342,12 @@ class MultimodalWorldModel(WorldModel):
                 )
         if self.config.audio_rollout_steps and self.has_audio:  # the head reads its own spectrum in a rollout
             outputs["audio_rollout"] = audio_mixture.rollout_error(
-                self.net.audio_mixture, nxt["feature"].detach(), audio, pair, self.config.audio_rollout_steps
+                self.net.audio_mixture,
+                nxt["feature"].detach(),
+                audio,
+                pair,
+                self.config.audio_rollout_steps,
+                self.config.greedy_audio,
             )
         total, terms = self.criterion(outputs, targets)
         feature = nxt["feature"]

@@ -570,7 +570,7 @@ class TransformerWorldModel(nn.Module):
             st = None if state is None else state[:, lo:]
             nxt = self.next_token_logits(codes[:, lo:], frames[:, lo:], audio[:, lo:], acts, st)
             new = sample_codes(nxt.logits, generator)
-            sound = sample_audio(nxt.audio_logits, nxt.audio_components, generator)
+            sound = sample_audio(nxt.audio_logits, nxt.audio_components, generator, self.config.greedy_audio)
             codes = torch.cat([codes, new[:, None]], 1)
             frames = torch.cat([frames, self.decode_step(new, frames[:, -1])[:, None]], 1)
             audio = torch.cat([audio, sound[:, None]], 1)
@@ -600,10 +600,15 @@ def sample_codes(logits: torch.Tensor, generator: torch.Generator | None = None)
 
 
 def sample_audio(
-    logits: torch.Tensor, components: torch.Tensor, generator: torch.Generator | None = None
+    logits: torch.Tensor,
+    components: torch.Tensor,
+    generator: torch.Generator | None = None,
+    greedy: str = "mean",
 ) -> torch.Tensor:
-    """The next audio ``[B, F]`` of a mixture (``logits [B, K]``, ``components [B, K, F]``): the most likely
-    component's mean without a generator, else a sampled component's."""
+    """The next audio ``[B, F]`` of a mixture (``logits [B, K]``, ``components [B, K, F]``): without a generator the
+    greedy audio of rule ``greedy`` (``audio_mixture.GREEDY_AUDIO``), else a sampled component's mean."""
+    if generator is None:
+        return audio_mixture.greedy_audio(logits, components, greedy)
     return audio_mixture.component_means(components, audio_mixture.choose_components(logits, generator))
 
 
