@@ -195,3 +195,35 @@ def test_loss_terms_are_logged_and_weighted() -> None:
     assert "feature_net" not in dict(loss.named_modules())  # and is never part of saved weights
     outputs["recon_video"] = video * 0.5
     assert float(loss.terms(outputs, targets)["perceptual"]) > 0
+
+
+def test_ssim_term_scores_lost_structure_and_is_off_by_default() -> None:
+    g = torch.Generator().manual_seed(0)
+    video = torch.rand(2, 3, 3, 16, 16, generator=g)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    blurred = video.mean((-2, -1), keepdim=True).expand_as(video).clone()  # same brightness, no structure
+    outputs = {
+        "recon_video": blurred,
+        "recon_audio": torch.zeros(2, 3, 4),
+        "logits": torch.zeros(2, 2, 5, 7),
+        "next_audio": torch.zeros(2, 2, 4),
+    }
+    targets = {
+        "video": video,
+        "audio": torch.zeros(2, 3, 4),
+        "codes": torch.zeros(2, 2, 5, dtype=torch.long),
+        "next_audio": torch.zeros(2, 2, 4),
+        "mask": mask,
+        "pair_mask": mask[:, 1:],
+    }
+    off_total, off = MultimodalLoss()(outputs, targets)
+    assert float(off["ssim"]) == 0
+    total, terms = MultimodalLoss(ssim_weight=0.5)(outputs, targets)
+    assert float(terms["ssim"]) > 0.5  # a flat frame keeps almost none of a noise image's structure
+    assert float(total) == pytest.approx(float(off_total) + 0.5 * float(terms["ssim"]), rel=1e-5)
+    outputs["recon_video"] = video.clone().requires_grad_(True)
+    exact = MultimodalLoss(ssim_weight=0.5).terms(outputs, targets)["ssim"]
+    assert float(exact) == pytest.approx(0.0, abs=1e-5)
+    outputs["recon_video"] = (video * 0.9).requires_grad_(True)
+    MultimodalLoss(ssim_weight=0.5).terms(outputs, targets)["ssim"].backward()
+    assert outputs["recon_video"].grad.abs().sum() > 0  # it trains the decoder

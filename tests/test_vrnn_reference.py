@@ -11,8 +11,8 @@ from _models import VRNN_TINY
 from worldrl.errors import ConfigError
 from worldrl.models import TaskSpec, build_model, load_pretrained, save_pretrained
 from worldrl.models.vrnn.config import VRNNConfig
-from worldrl.models.vrnn.model import frame_ssim
 from worldrl.models.vrnn.reference import ReferenceRefiner, composite, reference_frames, segment_start_indices
+from worldrl.nn.ssim import frame_ssim
 
 A = 2
 

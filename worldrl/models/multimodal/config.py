@@ -108,6 +108,9 @@ class MultimodalConfig(WorldModelConfig):
     """MultimodalLoss ``physics_weight``: next-state error plus the velocity/position consistency term."""
     spectral_weight: float = 0.05
     """MultimodalLoss ``spectral_weight``: log-magnitude error of the predicted audio spectrogram."""
+    ssim_weight: float = 0.0
+    """MultimodalLoss ``ssim_weight``: 1 - SSIM of the tokenizer's reconstructed frames (over the frame before, as a
+    rollout decodes them); 0 = off."""
     consistency_weight: float = 0.1
     """Share of the physics term given to velocity/position consistency (layouts with known positions only)."""
     physics_rollout_steps: int = 8
@@ -170,6 +173,7 @@ class MultimodalConfig(WorldModelConfig):
                         "temporal_weight",
                         "physics_weight",
                         "spectral_weight",
+                        "ssim_weight",
                     )
                 },
             },

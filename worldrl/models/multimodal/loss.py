@@ -11,6 +11,9 @@ Terms (masked means; ``pair_mask [B, T-1]`` marks steps t whose successor t+1 is
 * ``perceptual``: feature MSE of reconstructed vs real frames through a frozen network the user passes
   (``feature_net``: any local module mapping ``[N, C, H, W]`` in [0, 1] to features; never downloaded); 0 without;
 * ``temporal``: frame differences of the reconstruction match the real ones (motion is kept, not averaged away);
+* ``ssim``: 1 - SSIM of each reconstructed frame against the real one, weight ``ssim_weight`` (0 = off, the
+  document's five weights alone): the squared error lets a decoder trade edges for a blur that SSIM scores as lost
+  structure, and a rollout decodes each frame over the one before, so the blur compounds;
 * ``physics``: next-state MSE (normalised), or the head's own terms when ``outputs["physics_terms"]`` is given (a
   physics head with a state layout: gate, event and open-loop rollout errors, ``physics.physics_terms``), +
   ``consistency_weight`` x velocity/position consistency;
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldrl.models.multimodal.audio_mixture import mixture_nll
+from worldrl.nn.ssim import frame_ssim
 
 LOG_FLOOR = 1e-10
 
@@ -62,6 +66,7 @@ class MultimodalLoss(nn.Module):
         prediction_weight: float = 1.0,
         audio_weight: float = 1.0,
         consistency_weight: float = 0.1,
+        ssim_weight: float = 0.0,
         feature_net: nn.Module | None = None,
         audio_is_log: bool = True,
     ) -> None:
@@ -74,6 +79,7 @@ class MultimodalLoss(nn.Module):
             "spectral": spectral_weight,
             "prediction": prediction_weight,
             "audio": audio_weight,
+            "ssim": ssim_weight,
         }
         self.consistency_weight, self.audio_is_log = consistency_weight, audio_is_log
         # kept out of the module tree: a frozen, user-supplied network is not part of the model's weights
@@ -100,6 +106,7 @@ class MultimodalLoss(nn.Module):
             ),
             "temporal": masked_mean(((recon[:, 1:] - recon[:, :-1]) - (video[:, 1:] - video[:, :-1])).pow(2), pair),
             "perceptual": self._perceptual(recon, video, mask),
+            "ssim": self._ssim(recon, video, mask),
         }
         if "audio_rollout" in outputs:
             terms["audio_rollout"] = outputs["audio_rollout"]
@@ -122,6 +129,11 @@ class MultimodalLoss(nn.Module):
             return masked_mean((outputs["next_audio"] - target).pow(2), pair)
         nll = mixture_nll(outputs["audio_logits"], outputs["audio_components"], outputs["audio_log_scales"], target)
         return masked_mean(nll, pair)
+
+    def _ssim(self, recon: torch.Tensor, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.weights["ssim"] == 0:  # torchmetrics' SSIM costs a few convs per frame: skip it when unused
+            return torch.zeros((), device=video.device)
+        return masked_mean(1.0 - frame_ssim(recon, video), mask)
 
     def _perceptual(self, recon: torch.Tensor, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         net = self.__dict__["feature_net"]

@@ -115,6 +115,7 @@ class MultimodalWorldModel(WorldModel):
             prediction_weight=config.prediction_weight,
             audio_weight=config.audio_weight,
             consistency_weight=config.consistency_weight,
+            ssim_weight=config.ssim_weight,
         )
 
     def set_feature_net(self, net: torch.nn.Module | None) -> None:

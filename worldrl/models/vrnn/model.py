@@ -57,22 +57,13 @@ from worldrl.models.vrnn.prior import DPGMMPrior
 from worldrl.models.vrnn.reference import ReferenceRefiner, composite, reference_frames, segment_start_indices
 from worldrl.nn.mlp import mlp, orthogonal_init_
 from worldrl.nn.normalizer import Normalizer
+from worldrl.nn.ssim import frame_ssim
 
 _TOKEN_BOTTLENECK = 16  # per-token width inside the token predictor: keeps it small for 64 image tokens
 _NO_TERMINAL_LOGIT = -20.0  # the initial state is not terminal
 _BATCH_KEYS = ("obs", "action", "reward", "terminated", "is_first", "mask")
 _Z_CHECK_ROWS = 4  # sequences of the batch used for the "z used" diagnostic
 _DECODE_CHUNK = 1024  # frames decoded at once: a 50-step rollout of 256 starts would need ~20 GB in one call
-
-
-def frame_ssim(frames: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """SSIM (torchmetrics' Gaussian-window form) of ``frames [..., C, H, W]`` in [0, 1] (clamped) against
-    ``targets`` of the same shape, one value per frame ``[...]``."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
-    lead = frames.shape[:-3]
-    flat = frames.flatten(0, -4).clamp(0.0, 1.0), targets.flatten(0, -4)
-    return structural_similarity_index_measure(*flat, data_range=1.0, reduction="none").reshape(lead)
 
 
 class DPGMMVRNNWorldModel(WorldModel):
