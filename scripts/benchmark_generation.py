@@ -40,6 +40,8 @@ MODES = {
     "sampled (T 0.8, top-k 50, top-p 0.95)": {"temperature": 0.8, "top_k": 50, "top_p": 0.95},
     "beam search (3 beams)": {"beam_size": 3},
 }
+GREEDY_WORDS = {"mean": "the mixture's mean", "mode": "the most likely component's mean"}
+"""How the doc names each greedy-audio rule (``audio_mixture.GREEDY_AUDIO``)."""
 
 
 def generation_speed(model, window, frames: int, batch: int, mode: dict, repeats: int) -> float:
@@ -154,8 +156,9 @@ def main() -> None:
         f"Contact onsets in the open-loop audio ({results['setup']['windows']} windows starting every {stride} steps, "
         f"rollouts of {max(H)} frames after {suite.context} real ones with the recorded actions): spectral-flux "
         "onsets matched to the event log's contacts within one frame. The audio head predicts a mixture of "
-        f"{model.config.audio_components} spectra; greedy rollouts take the most likely component, sampled ones "
-        f"draw it like the frame codes (temperature 1, top-k 50, top-p 0.95; {args.samples} seeds, pooled). The "
+        f"{model.config.audio_components} spectra; greedy rollouts feed back the model's greedy audio (rule "
+        f"{model.config.greedy_audio!r}: {GREEDY_WORDS[model.config.greedy_audio]}), sampled ones "
+        f"draw a component like the frame codes (temperature 1, top-k 50, top-p 0.95; {args.samples} seeds, pooled). The "
         "detector on the true audio is the ceiling; repeating the last frame's audio predicts no onset.",
         "",
         "| audio | precision | recall | onsets | true contacts |",

@@ -43,8 +43,8 @@ from worldrl.tasks.scenes.mel import silence
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "configs" / "multimodal_playground_cpu.yaml"
 SECTION = "## Multimodal family"
-SETUP = """Commands (one thread; the collection takes about 2 minutes, the training about 25 minutes on a 2-core
-machine with one other job):
+SETUP = """Commands (one thread; the collection takes about 2 minutes, the training 23 to 38 minutes on a 2-core machine
+shared with one or two other jobs):
 
     OMP_NUM_THREADS=1 worldrl train --config configs/multimodal_playground_cpu.yaml
     OMP_NUM_THREADS=1 python scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v7 --write-docs
@@ -59,22 +59,28 @@ reconstruction decodes each frame over its own reconstruction of the frame befor
 rollout does; the transformer reads each frame's pixels beside its codes; the code predictor adds a per-patch copy
 logit to each patch's current code (the same change again: one outcome of the categorical that temperature / top-k /
 top-p / beam search act on); the next audio is a mixture of 8 spectra around the current one, read from the
-features and the current spectrum, trained on its own rollouts as well, and sampled like the codes (greedy: the most
-likely component)."""
-NOTES = """Reading (2026-12-03, fifth session: the architecture-7 preset run, 1500 steps, trained at 0d70400; numbers
-above are deterministic given the checkpoint, the timing is not). The benchmark now scores 12 starts per held-out
-episode (72) instead of 4 (24): on 24 starts the audio and physics rankings turned on 4 to 6 starts with a contact.
+features and the current spectrum, trained on its own rollouts as well, and sampled like the codes (greedy: the
+mixture's mean, `greedy_audio: mean`); the tokenizer's chained reconstruction is also scored by 1 - SSIM
+(`ssim_weight: 0.005`)."""
+NOTES = """Reading (2026-12-04, seventeenth session: the preset run, 1500 steps, trained at 4316777 with
+`model.ssim_weight=0.005`, which the preset now sets; the dataset was collected again by the preset's command, and its
+repeat-last and silence rows differ slightly from the earlier collection's; numbers above are deterministic given the
+checkpoint, the timing is not). 72 starts: 12 per held-out episode.
 
-* Video: **the model beats repeat-last in PSNR at every horizon** (+0.10 / +0.42 / +0.45 / +0.27 dB at 1 / 5 / 10 /
-  20 steps) and sits on the tokenizer ceiling (within 0.02 dB); SSIM is level at 1 and 5 steps and 0.003 / 0.009
-  below repeat-last at 10 / 20. Predictive (P-frame) codes (architecture 6) are what lifted the ceiling above
+* Video: **the model beats repeat-last in PSNR at every horizon** (+0.09 / +0.40 / +0.49 / +0.45 dB at 1 / 5 / 10 /
+  20 steps) and sits on the tokenizer ceiling (within 0.04 dB). **SSIM is level with repeat-last at 1, 5 and 10 steps
+  and 0.002 below at 20.** The new SSIM-ceiling column located the earlier gap: without the SSIM term (the same
+  preset and data, `ssim_weight: 0`, trained at bab90e1) the model read 0.962 / 0.946 at 10 / 20 steps against
+  repeat-last's 0.965 / 0.955, and so did a perfect code predictor (the ceiling, 0.962 / 0.946): the blur came from
+  the tokenizer's decode, each frame painted over the one before, not from the code predictor. The SSIM term on
+  that chained reconstruction lifted the ceiling and the model with it to 0.965 / 0.953, and PSNR rose too (36.32 /
+  35.19 against 36.28 / 35.04 dB). Predictive (P-frame) codes (architecture 6) are what lifted the PSNR ceiling above
   repeat-last: with absolute codes a one-pixel move rarely changed a patch's code (architecture 5 tied repeat-last).
   **What the transformer adds is small**, and the teacher-forced line above says why: its next-code distribution is
-  calibrated (a change has mean probability 3.28% where 3.31% of codes change) but not sharp. Where a code changes
-  it gives a change 0.093 and the true new code 0.040, so a change is the most likely outcome on 0.17% of
-  patch-steps, and the greedy rollout keeps every patch's last change (0.01% of its codes change, against 3.2% of
-  the true codes). The frames are the tokenizer re-applying each patch's last change. Not done: a code predictor
-  sharp enough to change codes where the truth does.
+  calibrated (a change has mean probability 2.49% where 2.23% of codes change) but not sharp. Where a code changes
+  it gives a change 0.099 and the true new code 0.030, so a change is the most likely outcome on 0.05% of
+  patch-steps, and the greedy rollout keeps every patch's last change. The frames are the tokenizer re-applying each
+  patch's last change; the ceiling column says a sharper predictor would add at most 0.04 dB here.
   Measured and not kept: a SKIP code for patches whose pixels changed by under 0.02 (`skip_threshold`, commit
   8d92665, architecture 6, 24 starts): 40.99 / 37.15 / 35.82 / 33.69 dB. Patches whose motion stays under the
   threshold freeze, and the model falls behind repeat-last from 10 steps on.
@@ -83,15 +89,15 @@ episode (72) instead of 4 (24): on 24 starts the audio and physics rankings turn
 
   | steps | model (simulator rollout) | head, real-frame features | head, no features | constant velocity | static | starts with an event: model / const-vel | free starts: model / const-vel |
   |---|---|---|---|---|---|---|---|
-  | 1 | 0.11 | 0.11 | 0.12 | 0.11 | 12.93 | 12: 0.68 / 0.64 | 60: 0.00 / 0.00 |
-  | 5 | 1.98 | 1.95 | 2.38 | 2.12 | 64.06 | 15: 9.49 / 10.16 | 57: 0.00 / 0.00 |
-  | 10 | 6.82 | 6.47 | 8.63 | 7.48 | 126.26 | 17: 28.88 / 31.68 | 55: 0.00 / 0.00 |
-  | 20 | 20.08 | 17.53 | 28.27 | 22.42 | 245.94 | 18: 80.33 / 89.67 | 54: 0.00 / 0.00 |
+  | 1 | 0.11 | 0.11 | 0.11 | 0.11 | 12.93 | 12: 0.68 / 0.64 | 60: 0.00 / 0.00 |
+  | 5 | 2.02 | 2.04 | 2.35 | 2.12 | 64.06 | 15: 9.71 / 10.16 | 57: 0.00 / 0.00 |
+  | 10 | 6.98 | 6.65 | 8.33 | 7.48 | 126.25 | 17: 29.55 / 31.67 | 55: 0.00 / 0.00 |
+  | 20 | 19.87 | 17.86 | 26.85 | 22.42 | 245.91 | 18: 79.46 / 89.68 | 54: 0.00 / 0.00 |
 
-  **The head beats constant velocity again** at 5 / 10 / 20 steps (by 7 / 9 / 10%) and ties it at 1. The gate opens
-  on 0.8% of object-steps, and free starts stay exact. On the old 24 starts it reads 1.22 / 3.71 / 15.24 mm at 5 / 10
-  / 20 steps, where the architecture-6 run read 1.74 / 4.74 / 16.52 and constant velocity 1.47 / 4.50 / 17.58. **The
-  regression's cause, found:** the head scaled each axis of a velocity by that axis's spread over the data, and the
+  **The head beats constant velocity** at 5 / 10 / 20 steps (by 5 / 7 / 11%) and ties it at 1. The gate opens on
+  1.2% of object-steps, and free starts stay exact. (The previous preset run, without the SSIM term and with the mode
+  audio rule, read 1.98 / 6.82 / 20.08 mm.) An earlier regression and its cause (the architecture-6 run was behind
+  constant velocity on 24 starts, 1.74 / 4.74 / 16.52 against 1.47 / 4.50 / 17.58): the head scaled each axis of a velocity by that axis's spread over the data, and the
   vertical velocity's spread is small (0.035 m/s against 0.899 and 0.335 horizontally). Half of the data's velocity
   events (500 of 1032) are mostly vertical contact jitter, so per unit of velocity error they outweighed horizontal
   ones by the squared ratio of the spreads, a factor in the hundreds, in the loss (`python
@@ -100,18 +106,20 @@ episode (72) instead of 4 (24): on 24 starts the audio and physics rankings turn
   limited validation (`trainer.val_batches`) scored the first windows in order, that is, the opening steps of one
   episode, where nothing moves (the head's validation rollout error sat at 0.0043). It now scores windows spread
   over the whole validation set (`training.trainer.validation_windows`).
-* Audio (architecture 7): the next-audio mixture reads the current spectrum beside the features, so a ringing
-  contact can decay in proportion to its level. It is trained on its own greedy 8-step open-loop rollout as well
-  (`audio_rollout_steps`), because a head that reads its own output compounds its errors. Log-mel MSE at 1 / 5 /
-  10 / 20 steps: **the 8-sample Monte Carlo mean beats repeat-last at every horizon** (1.018 / 5.496 / 7.419 /
-  8.651 against 1.238 / 6.133 / 7.804 / 11.395). The greedy rollout beats it at 1 and 20 steps only (0.930 / 6.396 /
-  9.198 / 9.129), as does the mixture's mean along it (1.001 / 5.865 / 9.186 / 9.121). Greedy takes the likeliest
-  spectrum at every step, where the squared error rewards the average over the futures. Without the rollout term
-  (`runs/multimodal_playground_cpu_v7_no_audio_rollout`, trained at ef3ea3e before the term existed, which is
-  `audio_rollout_steps: 0`; `--run` that directory), greedy read 0.877 / 7.225 / 9.304 / 8.986 and the Monte
-  Carlo mean 1.064 / 5.813 / 7.243 / 9.030: the term helps most at 5 steps (greedy -0.83, Monte Carlo -0.32) and is
-  mixed elsewhere (Monte Carlo +0.18 at 10 steps). Not done: a greedy audio rollout ahead of repeat-last at 5 and
-  10 steps. Contact onsets of sampled audio: the "Multimodal generation" section.
+* Audio: the next-audio mixture reads the current spectrum beside the features, so a ringing contact can decay in
+  proportion to its level, and it is trained on its own 8-step open-loop rollout as well (`audio_rollout_steps`),
+  because a head that reads its own output compounds its errors. **The greedy rollout now beats repeat-last at every
+  horizon**: log-mel MSE 1.041 / 5.510 / 7.752 / 9.267 against 1.367 / 5.999 / 8.000 / 11.187 at 1 / 5 / 10 / 20
+  steps. The change is what greedy feeds back (`greedy_audio`): the mixture's mean, the prediction with the lowest
+  expected squared error, where it used to feed back the most likely component's mean; the training rollout feeds
+  back the same. The "greedy, mode" column is the same checkpoint rolled out the old way (1.488 / 6.730 / 7.582 /
+  9.078): the likeliest spectrum at every step drifts to the likeliest future. On the checkpoint trained without the
+  SSIM term (bab90e1, the same rule) greedy read 1.036 / 5.504 / 7.608 / 9.118, also ahead of repeat-last
+  everywhere; the mode rule on that checkpoint 1.035 / 6.719 / 7.892 / 9.071. Before the rule (the previous
+  collection, mode fed back in training as well) greedy read 0.930 / 6.396 / 9.198 / 9.129 against repeat-last's
+  1.238 / 6.133 / 7.804 / 11.395. The 8-sample Monte Carlo mean of sampled rollouts beats repeat-last at every horizon
+  too (1.249 / 5.323 / 7.083 / 7.963). Sampled rollouts draw a component, which keeps onsets sharp: contact onsets
+  in the "Multimodal generation" section.
 * The vrnn pixel model on the same data: the next section (its starts differ from these). GPU preset numbers were
   not measured (no GPU was available). Frames: outputs/benchmark_multimodal/frames.png (truth above, model below,
   at the horizons)."""
@@ -203,7 +211,8 @@ def main() -> None:
     results, code_stats = score(model, reader, starts, args.context, args.horizons, args.out, args.audio_samples)
     rollout_s = time.perf_counter() - t0
     throughput = training_throughput(model, reader, cfg)
-    table = render(results, code_stats, throughput, len(starts), val, args, rollout_s, horizon)
+    rules = (model.config.greedy_audio, other_rule(model))
+    table = render(results, code_stats, throughput, len(starts), val, args, rollout_s, horizon, rules)
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -244,7 +253,7 @@ def score(
     state = model.observe_last(obs, prev, is_first)  # one batched open-loop rollout for every start
     states = model.rollout(state, batch["action"][:, context - 1 : context - 1 + horizon])
     rolled = model.decode(states)
-    audio_mean = model.audio_norm.denormalize(states["audio_mean"])  # the mixture's mean along the greedy rollout
+    audio_other = other_rule_audio(model, state, batch["action"][:, context - 1 : context - 1 + horizon])
     audio_mc = sampled_audio_mean(model, state, batch["action"][:, context - 1 : context - 1 + horizon], samples)
     truths = batch[camera][:, context:]
     # the tokenizer ceiling: the true frames' codes (each relative to the true frame before, as in training), decoded
@@ -274,7 +283,7 @@ def score(
                 add(h, f"ssim_{name}", ssim)
             a_true = w[AUDIO_KEY][context + k]
             add(h, "audio_model", float((decoded[AUDIO_KEY][0, k] - a_true).pow(2).mean()))
-            add(h, "audio_mean", float((audio_mean[i, k] - a_true).pow(2).mean()))
+            add(h, "audio_other_rule", float((audio_other[i, k] - a_true).pow(2).mean()))
             add(h, "audio_mc", float((audio_mc[i, k] - a_true).pow(2).mean()))
             add(h, "audio_silence", float((quiet - a_true).pow(2).mean()))
             add(h, "audio_repeat", float((w[AUDIO_KEY][context - 1] - a_true).pow(2).mean()))
@@ -341,6 +350,26 @@ def code_probabilities(model, batch: dict[str, torch.Tensor]) -> dict[str, float
     }
 
 
+RULE_WORDS = {"mean": "audio mixture's mean", "mode": "most likely component's mean"}
+"""How the table names each greedy-audio rule (``audio_mixture.GREEDY_AUDIO``)."""
+
+
+def other_rule(model) -> str:
+    """The greedy-audio rule the model is not configured with (the benchmark scores both on one checkpoint)."""
+    return "mode" if model.config.greedy_audio == "mean" else "mean"
+
+
+def other_rule_audio(model, state, actions: torch.Tensor) -> torch.Tensor:
+    """Raw audio ``[n, H, F]`` of the greedy open-loop rollout under the other greedy-audio rule."""
+    rule = model.config.greedy_audio
+    model.config.greedy_audio = other_rule(model)
+    try:
+        rolled = model.rollout(state, actions)
+    finally:
+        model.config.greedy_audio = rule
+    return model.audio_norm.denormalize(rolled["audio"][:, :, -1])
+
+
 def sampled_audio_mean(model, state, actions: torch.Tensor, samples: int, seed: int = 0) -> torch.Tensor:
     """Raw audio ``[n, H, F]`` averaged over ``samples`` sampled open-loop rollouts from each start (a Monte-Carlo
     estimate of the conditional mean at every horizon, which a single greedy rollout is not)."""
@@ -393,27 +422,31 @@ def training_throughput(model, reader, cfg: dict, steps: int = 4) -> dict[str, f
     return {"step_s": step, "windows_per_s": batch_size / step, "frames_per_s": batch_size * window / step}
 
 
-def render(rows, code_stats, throughput, n_starts, val, args, rollout_s, horizon) -> str:
+def render(rows, code_stats, throughput, n_starts, val, args, rollout_s, horizon, rules) -> str:
     samples = args.audio_samples
+    rule, other = rules
     lines = [
         f"Held-out validation episodes {val} ({n_starts} starts), context {args.context} real steps, open-loop "
-        f"rollout with the recorded actions (greedy: argmax codes, most likely audio component). Rollout time "
-        f"{rollout_s:.1f}s for {n_starts} x {horizon} steps.",
+        f"rollout with the recorded actions (greedy: argmax codes; audio by the model's greedy_audio rule, "
+        f"{rule!r}). Rollout time {rollout_s:.1f}s for {n_starts} x {horizon} steps (all rollouts below).",
         "",
-        "PSNR from the frame MSE pooled over the starts; SSIM averaged; audio MSE in log10-mel units per bin (model "
-        "mean: the audio mixture's mean at each step of the greedy rollout; greedy: the fed-back most likely "
-        f"component; MC mean: the average of {samples} sampled rollouts per start); position error: mean distance "
-        "of the present objects.",
+        "PSNR from the frame MSE pooled over the starts; SSIM averaged (tokenizer ceiling: the true frames' codes "
+        "decoded in order, as a perfect code predictor's rollout would be); audio MSE in log10-mel units per bin "
+        f"(greedy, {rule}: the model's greedy rollout, which feeds back the "
+        f"{RULE_WORDS[rule]}; greedy, {other}: the same checkpoint's greedy rollout feeding back the "
+        f"{RULE_WORDS[other]}; MC mean: the average of {samples} sampled rollouts per start); position error: mean "
+        "distance of the present objects.",
         "",
         "| steps | PSNR model | PSNR repeat-last | PSNR tokenizer ceiling | SSIM model | SSIM repeat-last "
-        "| audio MSE model mean | model greedy | model MC mean | silence | repeat-last audio "
-        "| position err model (m) | const-velocity | static |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| SSIM tokenizer ceiling | audio MSE greedy, {rule} | greedy, {other} | model MC mean | silence "
+        "| repeat-last audio | position err model (m) | const-velocity | static |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['h']} | {r['psnr_model']:.2f} | {r['psnr_repeat']:.2f} | {r['psnr_tokenizer']:.2f} | "
-            f"{r['ssim_model']:.3f} | {r['ssim_repeat']:.3f} | {r['audio_mean']:.3f} | {r['audio_model']:.3f} | "
+            f"{r['ssim_model']:.3f} | {r['ssim_repeat']:.3f} | {r['ssim_tokenizer']:.3f} | {r['audio_model']:.3f} | "
+            f"{r['audio_other_rule']:.3f} | "
             f"{r['audio_mc']:.3f} | "
             f"{r['audio_silence']:.3f} | "
             f"{r['audio_repeat']:.3f} | {r.get('pos_model', float('nan')):.4f} | "

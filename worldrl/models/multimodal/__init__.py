@@ -17,15 +17,16 @@ Sampling interface (what a generator calls; all on ``TransformerWorldModel``, re
   the codes and the frames they code (observed, or decoded: ``decode_step``); the N codes are independent given the
   context, so a frame's log-likelihood is the sum of the chosen codes' log-softmax; keeping the current code (the
   same change again) carries a learned per-patch copy logit; plus the next audio as a mixture of K spectra (its mean
-  ``audio``; ``sample_audio`` picks a component) and next normalised state. ``actions[:, t]`` is the action taken at
+  ``audio``; ``sample_audio`` picks a component or the greedy audio) and next normalised state. ``actions[:, t]`` is the action taken at
   step t (so ``actions[:, -1]`` drives the predicted frame); None means zeros. Contexts longer than
   ``config.audio_seq_len`` steps must be cropped.
 * ``net.decode_step(codes [B, N], prev_frame [B, C, H, W]) -> frame [B, C, H, W]`` and ``net.decode_codes(codes
   [B, T, N], reference=None) -> video [B, T, C, H, W]`` in [0, 1]: each frame painted over the one before it by a
   decoder that sees it (keep mask), the first over ``reference``, the last real frame before the codes; without it
   frames are painted from their codes alone.
-* ``sample_codes(logits, generator)`` / ``sample_audio(audio_logits, audio_components, generator)``: argmax
-  without a generator, a categorical draw with one.
+* ``sample_codes(logits, generator)`` / ``sample_audio(audio_logits, audio_components, generator, greedy)``:
+  without a generator the argmax code / the greedy audio (rule ``greedy``: the mixture's mean by default, or the
+  most likely component's mean), with one a categorical draw (of a code / of a component).
 * ``net(video, audio, future_steps=K)`` rolls K frames out greedily (``future_video``, ``future_audio``).
 
 The family's normalisation: ``family_model.frames_to_model(uint8 [.., H, W, C]) -> [.., C, img, img]`` and

@@ -6,7 +6,7 @@ state, which are fed back as context; the generated codes are decoded in order, 
 (the codes say how it changed), starting from the last prompt frame (``reference_frame``). Each new frame's
 codes and the audio mixture's component are chosen by temperature / top-k / top-p sampling (temperature 0 = greedy)
 or, with ``beam_size > 1``, the codes by beam search over whole frames (``sampling.beam_search``: never less likely
-than greedy; the audio then takes each step's most likely component, and ``log_prob`` counts the codes).
+than greedy; the audio then takes each step's greedy audio (``greedy_audio``), and ``log_prob`` counts the codes).
 
 Three ways to start, as the document's API:
 
