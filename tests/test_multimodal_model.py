@@ -164,25 +164,31 @@ def test_velocity_consistency_is_zero_for_consistent_states() -> None:
     )  # (2 m/s)^2 on x, averaged over xyz
 
 
-def test_loss_terms_are_logged_and_weighted() -> None:
-    video = torch.rand(2, 3, 3, 8, 8)
-    mask = torch.ones(2, 3, dtype=torch.bool)
+def _loss_inputs(recon: torch.Tensor, video: torch.Tensor, mask: torch.Tensor) -> tuple[dict, dict]:
+    """MultimodalLoss outputs/targets for 2 sequences of 3 steps: the given frames, everything else zero."""
     outputs = {
-        "recon_video": video.clone(),
+        "recon_video": recon,
         "recon_audio": torch.zeros(2, 3, 4),
         "logits": torch.zeros(2, 2, 5, 7),
         "next_audio": torch.zeros(2, 2, 4),
-        "next_state": torch.ones(2, 2, 3),
     }
     targets = {
         "video": video,
         "audio": torch.zeros(2, 3, 4),
         "codes": torch.zeros(2, 2, 5, dtype=torch.long),
-        "next_audio": torch.ones(2, 2, 4),
-        "next_state": torch.zeros(2, 2, 3),
+        "next_audio": torch.zeros(2, 2, 4),
         "mask": mask,
         "pair_mask": mask[:, 1:],
     }
+    return outputs, targets
+
+
+def test_loss_terms_are_logged_and_weighted() -> None:
+    video = torch.rand(2, 3, 3, 8, 8)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    outputs, targets = _loss_inputs(video.clone(), video, mask)
+    outputs["next_state"], targets["next_state"] = torch.ones(2, 2, 3), torch.zeros(2, 2, 3)
+    targets["next_audio"] = torch.ones(2, 2, 4)
     net = torch.nn.Conv2d(3, 2, 3)
     loss = MultimodalLoss(physics_weight=0.5, spectral_weight=0.0, feature_net=net)
     total, terms = loss(outputs, targets)
@@ -202,20 +208,7 @@ def test_ssim_term_scores_lost_structure_and_is_off_by_default() -> None:
     video = torch.rand(2, 3, 3, 16, 16, generator=g)
     mask = torch.tensor([[True, True, True], [True, True, False]])
     blurred = video.mean((-2, -1), keepdim=True).expand_as(video).clone()  # same brightness, no structure
-    outputs = {
-        "recon_video": blurred,
-        "recon_audio": torch.zeros(2, 3, 4),
-        "logits": torch.zeros(2, 2, 5, 7),
-        "next_audio": torch.zeros(2, 2, 4),
-    }
-    targets = {
-        "video": video,
-        "audio": torch.zeros(2, 3, 4),
-        "codes": torch.zeros(2, 2, 5, dtype=torch.long),
-        "next_audio": torch.zeros(2, 2, 4),
-        "mask": mask,
-        "pair_mask": mask[:, 1:],
-    }
+    outputs, targets = _loss_inputs(blurred, video, mask)
     off_total, off = MultimodalLoss()(outputs, targets)
     assert float(off["ssim"]) == 0
     total, terms = MultimodalLoss(ssim_weight=0.5)(outputs, targets)
