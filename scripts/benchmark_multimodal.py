@@ -76,7 +76,8 @@ checkpoint, the timing is not). 72 starts: 12 per held-out episode.
   that chained reconstruction lifted the ceiling and the model with it to 0.965 / 0.953, and PSNR rose too (36.32 /
   35.19 against 36.28 / 35.04 dB). Measured and not kept: `ssim_weight: 0.02` (trained at 4316777, the same
   benchmark): SSIM 0.965 / 0.954 at 10 / 20 steps, PSNR 36.32 / 35.18 dB, greedy audio 7.980 at 10 steps against
-  repeat-last's 8.000: no clear gain on 0.005. Predictive (P-frame) codes (architecture 6) are what lifted the PSNR ceiling above
+  repeat-last's 8.000: no clear gain on 0.005. Predictive (P-frame) codes (architecture 6) are what lifted the PSNR
+  ceiling above
   repeat-last: with absolute codes a one-pixel move rarely changed a patch's code (architecture 5 tied repeat-last).
   **What the transformer adds is small**, and the teacher-forced line above says why: its next-code distribution is
   calibrated (a change has mean probability 2.49% where 2.23% of codes change) but not sharp. Where a code changes
@@ -99,7 +100,8 @@ checkpoint, the timing is not). 72 starts: 12 per held-out episode.
   **The head beats constant velocity** at 5 / 10 / 20 steps (by 5 / 7 / 11%) and ties it at 1. The gate opens on
   1.2% of object-steps, and free starts stay exact. (The previous preset run, without the SSIM term and with the mode
   audio rule, read 1.98 / 6.82 / 20.08 mm.) An earlier regression and its cause (the architecture-6 run was behind
-  constant velocity on 24 starts, 1.74 / 4.74 / 16.52 against 1.47 / 4.50 / 17.58): the head scaled each axis of a velocity by that axis's spread over the data, and the
+  constant velocity on 24 starts, 1.74 / 4.74 / 16.52 against 1.47 / 4.50 / 17.58): the head scaled each axis of a
+  velocity by that axis's spread over the data, and the
   vertical velocity's spread is small (0.035 m/s against 0.899 and 0.335 horizontally). Half of the data's velocity
   events (500 of 1032) are mostly vertical contact jitter, so per unit of velocity error they outweighed horizontal
   ones by the squared ratio of the spreads, a factor in the hundreds, in the loss (`python

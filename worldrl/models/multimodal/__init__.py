@@ -17,9 +17,9 @@ Sampling interface (what a generator calls; all on ``TransformerWorldModel``, re
   the codes and the frames they code (observed, or decoded: ``decode_step``); the N codes are independent given the
   context, so a frame's log-likelihood is the sum of the chosen codes' log-softmax; keeping the current code (the
   same change again) carries a learned per-patch copy logit; plus the next audio as a mixture of K spectra (its mean
-  ``audio``; ``sample_audio`` picks a component or the greedy audio) and next normalised state. ``actions[:, t]`` is the action taken at
-  step t (so ``actions[:, -1]`` drives the predicted frame); None means zeros. Contexts longer than
-  ``config.audio_seq_len`` steps must be cropped.
+  ``audio``; ``sample_audio`` picks a component or the greedy audio) and next normalised state. ``actions[:, t]`` is
+  the action taken at step t (so ``actions[:, -1]`` drives the predicted frame); None means zeros. Contexts longer
+  than ``config.audio_seq_len`` steps must be cropped.
 * ``net.decode_step(codes [B, N], prev_frame [B, C, H, W]) -> frame [B, C, H, W]`` and ``net.decode_codes(codes
   [B, T, N], reference=None) -> video [B, T, C, H, W]`` in [0, 1]: each frame painted over the one before it by a
   decoder that sees it (keep mask), the first over ``reference``, the last real frame before the codes; without it

@@ -84,8 +84,8 @@ def rollout_error(
     """Mean squared error of an open-loop audio rollout: from each window's first true spectrum, ``mixture(feature
     [B, F'], current [B, F])`` (a dict with ``audio_logits``/``audio_components``) is applied ``horizon`` steps on
     the features ``feature [B, T, F']`` of each step, feeding back the greedy audio of ``rule`` (a key of
-    ``GREEDY_AUDIO``: what a greedy rollout feeds back; the gradient flows through it), scored against ``audio [B, T, F]``; steps after the
-    episode ends (``pair_mask [B, T-1]``) are left out."""
+    ``GREEDY_AUDIO``: what a greedy rollout feeds back; the gradient flows through it), scored against ``audio [B,
+    T, F]``; steps after the episode ends (``pair_mask [B, T-1]``) are left out."""
     current, alive = audio[:, 0], torch.ones_like(pair_mask[:, 0])
     total, count = audio.new_zeros(()), audio.new_zeros(())
     for k in range(1, min(horizon, audio.shape[1] - 1) + 1):

@@ -117,9 +117,9 @@ class MultimodalConfig(WorldModelConfig):
     """Steps the physics head rolls out on its own predicted states in training (from the window's first step, up
     to the window's end; layouts with known positions only): compounding errors are trained, not only one step."""
     audio_rollout_steps: int = 8
-    """Steps the next-audio mixture rolls out on its own greedy audio (``greedy_audio``) in training (from the window's
-    first step, on the teacher-forced features): the squared error of that rollout is added to the audio term, so
-    a head that reads its own last spectrum learns not to compound its errors; 0 = off."""
+    """Steps the next-audio mixture rolls out on its own greedy audio (``greedy_audio``) in training (from the
+    window's first step, on the teacher-forced features): the squared error of that rollout is added to the audio
+    term, so a head that reads its own last spectrum learns not to compound its errors; 0 = off."""
 
     def __post_init__(self) -> None:
         self.fsq_levels = [int(v) for v in self.fsq_levels]
