@@ -159,7 +159,8 @@ def main() -> None:
         f"{model.config.audio_components} spectra; greedy rollouts feed back the model's greedy audio (rule "
         f"{model.config.greedy_audio!r}: {GREEDY_WORDS[model.config.greedy_audio]}), sampled ones "
         f"draw a component like the frame codes (temperature 1, top-k 50, top-p 0.95; {args.samples} seeds, pooled). The "
-        "detector on the true audio is the ceiling; repeating the last frame's audio predicts no onset.",
+        "detector on the true audio is the ceiling; repeating the last frame's audio predicts no onset; chance onsets "
+        "(each frame with the windows' true contact rate) show what precision is free.",
         "",
         "| audio | precision | recall | onsets | true contacts |",
         "|---|---:|---:|---:|---:|",
@@ -169,6 +170,7 @@ def main() -> None:
         "sampled": f"model, sampled (open loop, {args.samples} seeds)",
         "true_audio": "true audio (detector ceiling)",
         "repeat_last": "repeat last",
+        "chance": "chance (random frames at the true contact rate)",
     }
     onsets = {**onsets, "sampled": sampled}
     for name, label in labels.items():

@@ -12,6 +12,7 @@ from worldrl.evaluation.audio_onsets import (
     contact_frames,
     detect_onsets,
     match_onsets,
+    random_onsets,
     spectral_flux,
 )
 
@@ -56,6 +57,17 @@ def test_matching_is_one_to_one_within_the_tolerance():
     assert empty.precision is None and empty.recall is None and empty.f1 is None
     total = OnsetScores(1, 2, 2) + OnsetScores(1, 1, 3)
     assert total.to_dict()["precision"] == pytest.approx(2 / 3) and total.recall == pytest.approx(0.4)
+
+
+def test_chance_onsets_fire_at_the_rate_and_score_the_fraction_of_frames_near_a_contact():
+    rng = np.random.default_rng(0)
+    assert len(random_onsets(100, 0.0, rng)) == 0 and np.array_equal(random_onsets(5, 1.0, rng), np.arange(5))
+    contacts = np.arange(0, 100_000, 20)  # one contact every 20 frames: 3 of 20 frames lie within one of a contact
+    guess = random_onsets(100_000, 0.05, rng)
+    assert len(guess) == pytest.approx(5000, rel=0.05)
+    assert match_onsets(guess, contacts).precision == pytest.approx(0.15 * 0.95, abs=0.02)  # few double claims
+    with pytest.raises(ConfigError, match="rate"):
+        random_onsets(10, 1.5, rng)
 
 
 def test_contact_times_map_to_the_frame_whose_step_holds_them():

@@ -93,6 +93,7 @@ def test_every_number_comes_with_its_baselines_and_the_files_are_written(dataset
             manual = scores if manual is None else manual + scores
     assert onsets["true_audio"] == manual.to_dict()
     assert onsets["repeat_last"]["predicted"] == 0 and onsets["model"]["true"] == manual.true
+    assert onsets["chance"]["true"] == manual.true and onsets["chance"]["matched"] <= onsets["chance"]["predicted"]
     assert results["setup"]["generation_frames_per_second"] > 0
     written = json.loads((tmp_path / "results" / "benchmarks.json").read_text())
     assert written["psnr"] == results["psnr"]

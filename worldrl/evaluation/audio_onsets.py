@@ -60,6 +60,14 @@ def contact_frames(contact_times: Iterable[float], dt: float, num_frames: int, s
     return np.asarray(sorted(f for f in frames if 0 <= f < num_frames), np.int64)
 
 
+def random_onsets(num_frames: int, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Chance onsets: each of ``num_frames`` frames independently with probability ``rate`` (the baseline a
+    detector's precision must beat: at the true contact rate it scores about the fraction of frames near a contact)."""
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"rate must be in [0, 1], got {rate}")
+    return np.flatnonzero(rng.random(num_frames) < rate).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class OnsetScores:
     """Onset detection counts; precision and recall are ``None`` when their denominator is 0."""
@@ -116,5 +124,6 @@ __all__ = [
     "contact_frames",
     "detect_onsets",
     "match_onsets",
+    "random_onsets",
     "spectral_flux",
 ]

@@ -15,7 +15,8 @@ Physics (``benchmark_physics_consistency``): the physics head's object positions
 against constant position and constant-velocity extrapolation; the audio's log-mel error against silence and
 "repeat the last frame's audio"; and contact onsets detected in the predicted audio against the true contacts of
 the scene's event log (precision/recall within one frame), beside the same detector on the true audio (its
-ceiling) and on "repeat the last audio" (no onsets).
+ceiling), on "repeat the last audio" (no onsets) and on chance onsets (random frames at the windows' true contact
+rate, seeded).
 
 Windows come from ``scene_windows`` (a recorded Playground dataset: frames, audio, state, actions and per-frame
 contact flags from ``meta/worldrl/episode_*/events.json``) or from any loader of ``create_dataloaders`` batches
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 from worldrl.errors import ConfigError, DataLoadingError
-from worldrl.evaluation.audio_onsets import OnsetScores, contact_frames, detect_onsets, match_onsets
+from worldrl.evaluation.audio_onsets import OnsetScores, contact_frames, detect_onsets, match_onsets, random_onsets
 from worldrl.evaluation.frechet import frechet_distance_of_features
 
 AUDIO_KEY = "observation.audio"
@@ -224,6 +225,7 @@ class BenchmarkSuite:
         self.fvd = _load_torchscript(fvd_weights, "fvd_weights", device)
         self.save_predictions, self.output_dir = save_predictions, Path(output_dir)
         self.tolerance, self.progress = onset_tolerance, progress
+        self.chance = np.random.default_rng(0)  # chance onsets: the same draws for every model scored
         self.fps = float(getattr(getattr(model, "task", None), "fps", 0.0) or 0.0)
 
     @property
@@ -356,6 +358,7 @@ class BenchmarkSuite:
     def _score_onsets(self, w: Window, pred_audio: np.ndarray, true_audio: np.ndarray, acc: _Accumulator) -> None:
         C, H = self.context, max(self.horizons)
         previous = w.audio[:, C - 1].numpy()
+        rate = float(w.contact[:, C : C + H].float().mean())
         for b in range(len(pred_audio)):
             true_frames = np.flatnonzero(w.contact[b, C : C + H].numpy())
             for name, audio in (("model", pred_audio[b]), ("true_audio", true_audio[b])):
@@ -364,6 +367,8 @@ class BenchmarkSuite:
             acc.onsets["repeat_last"] = acc.onsets["repeat_last"] + match_onsets(
                 np.zeros(0), true_frames, self.tolerance
             )
+            chance = random_onsets(H, rate, self.chance)
+            acc.onsets["chance"] = acc.onsets["chance"] + match_onsets(chance, true_frames, self.tolerance)
 
     def _score_state(self, w: Window, pred: torch.Tensor, acc: _Accumulator) -> None:
         C, H = self.context, max(self.horizons)
