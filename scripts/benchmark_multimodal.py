@@ -35,6 +35,7 @@ import yaml
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from worldrl.data import LeRobotDatasetReader, split_episodes
+from worldrl.evaluation.stats import mean_ci
 from worldrl.models import load_pretrained
 from worldrl.models.multimodal.model import AUDIO_KEY, STATE_KEY
 from worldrl.models.multimodal.physics import positions, velocities
@@ -301,6 +302,10 @@ def score(
                 add(h, "pos_static", float((p0 - p_true).norm(dim=-1).mean()))
     save_strip(strip, horizons, out)
     rows = [{"h": h, **{k: float(np.mean(v)) for k, v in acc[h].items()}} for h in horizons]
+    for row in rows:  # paired per start: model minus repeat-last
+        a = acc[row["h"]]
+        row["ssim_diff"] = mean_ci(np.subtract(a["ssim_model"], a["ssim_repeat"]))
+        row["audio_diff"] = mean_ci(np.subtract(a["audio_model"], a["audio_repeat"]))
     for row in rows:
         for name in ("model", "repeat", "tokenizer"):
             truths = frames[(row["h"], "truth")][::3]  # appended once per name
@@ -456,6 +461,17 @@ def render(rows, code_stats, throughput, n_starts, val, args, rollout_s, horizon
             f"{r['audio_repeat']:.3f} | {r.get('pos_model', float('nan')):.4f} | "
             f"{r.get('pos_constvel', float('nan')):.4f} | {r.get('pos_static', float('nan')):.4f} |"
         )
+    lines += [
+        "",
+        "Paired per start, model minus repeat-last (mean [95% t-interval]; the 12 starts of an episode are not "
+        "independent, so the intervals are optimistic):",
+        "",
+        "| steps | SSIM model - repeat-last | audio MSE greedy - repeat-last (lower is better) |",
+        "|---|---|---|",
+    ]
+    for r in rows:
+        (s, s_lo, s_hi), (a, a_lo, a_hi) = r["ssim_diff"], r["audio_diff"]
+        lines.append(f"| {r['h']} | {s:+.4f} [{s_lo:+.4f}, {s_hi:+.4f}] | {a:+.3f} [{a_lo:+.3f}, {a_hi:+.3f}] |")
     c = code_stats
     lines += [
         "",
