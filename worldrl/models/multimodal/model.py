@@ -17,6 +17,7 @@ transformer over the window for ``h_{t+1}``. Reward and termination of transitio
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -94,10 +95,10 @@ class MultimodalWorldModel(WorldModel):
         self.state_dim = state_dim
         layout = STATE_LAYOUTS.get(task.task_id or "")
         self.layout: StateLayout | None = layout if layout is not None and layout.state_dim == state_dim else None
-        fields = {k: v for k, v in config.to_dict().items() if k in MultimodalConfig.__dataclass_fields__}
-        net_fields = {k: fields[k] for k in _NET_FIELDS}
+        # the network gets the whole config (a subset once dropped fields it reads, such as greedy_audio)
+        fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(MultimodalConfig)}
         self.net = TransformerWorldModel(
-            **net_fields, action_dim=task.action_dim, state_dim=state_dim, state_layout=self.layout
+            **fields, action_dim=task.action_dim, state_dim=state_dim, state_layout=self.layout
         )
         self.action_norm = Normalizer((task.action_dim,))
         self.audio_norm = Normalizer((config.audio_dim,))
@@ -383,33 +384,5 @@ class MultimodalWorldModel(WorldModel):
         if self.net.physics is not None:  # the head integrates velocities in real units
             self.net.physics.set_state_stats(self.state_norm.mean, self.state_norm.std + self.state_norm.eps)
 
-
-_NET_FIELDS = (
-    "img_size",
-    "patch_size",
-    "in_channels",
-    "audio_dim",
-    "audio_seq_len",
-    "embed_dim",
-    "depth",
-    "num_heads",
-    "mlp_ratio",
-    "latent_dim",
-    "num_latent_tokens",
-    "decode_depth",
-    "drop_rate",
-    "attn_drop_rate",
-    "use_physics_loss",
-    "physics_embed_dim",
-    "fsq_levels",
-    "tokenizer_channels",
-    "learnable_positions",
-    "cross_modal_temperature",
-    "reference_frame",
-    "chained_reconstruction",
-    "skip_threshold",
-    "audio_components",
-)
-"""Config fields that shape ``TransformerWorldModel`` (the rest are loss weights and the env's context)."""
 
 __all__ = ["AUDIO_KEY", "STATE_KEY", "MultimodalWorldModel"]
