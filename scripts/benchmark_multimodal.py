@@ -304,6 +304,7 @@ def score(
     rows = [{"h": h, **{k: float(np.mean(v)) for k, v in acc[h].items()}} for h in horizons]
     for row in rows:  # paired per start: model minus repeat-last
         a = acc[row["h"]]
+        row["mse_diff"] = mean_ci(np.subtract(a["mse_model"], a["mse_repeat"]))
         row["ssim_diff"] = mean_ci(np.subtract(a["ssim_model"], a["ssim_repeat"]))
         row["audio_diff"] = mean_ci(np.subtract(a["audio_model"], a["audio_repeat"]))
     for row in rows:
@@ -466,12 +467,16 @@ def render(rows, code_stats, throughput, n_starts, val, args, rollout_s, horizon
         "Paired per start, model minus repeat-last (mean [95% t-interval]; the 12 starts of an episode are not "
         "independent, so the intervals are optimistic):",
         "",
-        "| steps | SSIM model - repeat-last | audio MSE greedy - repeat-last (lower is better) |",
-        "|---|---|---|",
+        "| steps | frame MSE (x1e-4) model - repeat-last (lower is better) | SSIM model - repeat-last "
+        "| audio MSE greedy - repeat-last (lower is better) |",
+        "|---|---|---|---|",
     ]
     for r in rows:
-        (s, s_lo, s_hi), (a, a_lo, a_hi) = r["ssim_diff"], r["audio_diff"]
-        lines.append(f"| {r['h']} | {s:+.4f} [{s_lo:+.4f}, {s_hi:+.4f}] | {a:+.3f} [{a_lo:+.3f}, {a_hi:+.3f}] |")
+        (m, m_lo, m_hi), (s, s_lo, s_hi), (a, a_lo, a_hi) = r["mse_diff"], r["ssim_diff"], r["audio_diff"]
+        lines.append(
+            f"| {r['h']} | {1e4 * m:+.2f} [{1e4 * m_lo:+.2f}, {1e4 * m_hi:+.2f}] | {s:+.4f} [{s_lo:+.4f}, {s_hi:+.4f}] "
+            f"| {a:+.3f} [{a_lo:+.3f}, {a_hi:+.3f}] |"
+        )
     c = code_stats
     lines += [
         "",
