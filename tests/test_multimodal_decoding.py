@@ -96,6 +96,30 @@ def test_decode_codes_paints_each_frame_over_the_one_before(net: TransformerWorl
     assert torch.equal(alone[:, 0], net.tokenizer.decode(net.quantized(codes[:, 0]).reshape(B, 4, 4, -1)))
 
 
+def test_tokenizer_refiner_starts_as_the_identity_and_learns() -> None:
+    from worldrl.models.multimodal.tokenizer import FrameTokenizer
+
+    torch.manual_seed(0)
+    tok = FrameTokenizer(3, 8, [5, 5, 5], channels=8, refine_channels=8)
+    frame, ref = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    _, q = tok.encode(frame, ref)
+    first, last = tok.refine[0], tok.refine[-1]
+    with torch.no_grad():  # the zero-initialised last conv: the refiner adds nothing before training
+        x = tok.decoder(tok.decoder_in(q.permute(0, 3, 1, 2)) + tok.reference_in(ref * 2 - 1))
+        alpha = torch.sigmoid(x[:, 3:])
+        assert torch.allclose(tok.decode(q, ref), alpha * torch.sigmoid(x[:, :3]) + (1 - alpha) * ref)
+    opt = torch.optim.Adam(tok.parameters(), 1e-2)
+    before = first.weight.detach().clone()
+    losses = []
+    for _ in range(60):
+        loss = (tok.decode(tok.encode(frame, ref)[1], ref) - frame).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0] and not torch.equal(first.weight, before) and last.weight.abs().sum() > 0
+
+
 @pytest.mark.parametrize("chained", [False, True])
 def test_reconstruction_decodes_each_frame_over_the_frame_before(chained: bool) -> None:
     torch.manual_seed(0)

@@ -64,6 +64,9 @@ class MultimodalConfig(WorldModelConfig):
     """Finite scalar quantisation levels per code dimension; the code vocabulary is their product."""
     tokenizer_channels: int = 64
     """Channels of the tokenizer's conv encoder/decoder at full resolution (doubled at each downsampling)."""
+    tokenizer_refine_channels: int = 0
+    """Channels of a two-conv full-resolution refiner in the tokenizer's decoder (it sees the paint, the keep mask
+    and the reference frame); 0 = a single 3x3 conv there."""
     reference_frame: bool = True
     """Predictive codes: each frame is encoded beside the frame before it and decoded over it (observed or generated),
     the decoder's keep mask copying what did not change, so the codes carry what changed (a one-pixel move included).
@@ -157,6 +160,7 @@ class MultimodalConfig(WorldModelConfig):
                     "a non-empty list of levels >= 2",
                 ),
                 "tokenizer_channels": (self.tokenizer_channels >= 4, ">= 4"),
+                "tokenizer_refine_channels": (self.tokenizer_refine_channels >= 0, ">= 0"),
                 "audio_components": (self.audio_components >= 1, ">= 1"),
                 "context_length": (
                     1 <= self.context_length <= self.audio_seq_len,

@@ -46,7 +46,9 @@ class FrameTokenizer(nn.Module):
     ``channels`` (max 4x); residual blocks run only at the coarsest grid, so full-resolution work is one strided
     conv in and one transposed conv out (cheap enough for CPU training)."""
 
-    def __init__(self, in_channels: int, patch_size: int, levels: list[int], channels: int) -> None:
+    def __init__(
+        self, in_channels: int, patch_size: int, levels: list[int], channels: int, refine_channels: int = 0
+    ) -> None:
         super().__init__()
         self.levels = list(levels)
         factors = _factors(patch_size)
@@ -63,9 +65,17 @@ class FrameTokenizer(nn.Module):
         self.encoder = nn.Sequential(*enc)
         self.decoder_in = nn.Conv2d(len(levels), top, 3, padding=1)
         self.reference_in = nn.Conv2d(in_channels, top, patch_size, patch_size)  # the reference, one cell per patch
-        self.refine = nn.Conv2d(2 * in_channels + 1, in_channels + 1, 3, padding=1)  # paint/mask next to the reference
-        nn.init.zeros_(self.refine.weight)
-        nn.init.zeros_(self.refine.bias)
+        # paint/mask next to the reference at full resolution; with refine_channels a small conv stack, which can
+        # carry the reference's sharp edges into the paint (one 3x3 conv blurs them along a chained rollout)
+        mixed = 2 * in_channels + 1
+        refine: list[nn.Module] = []
+        if refine_channels:
+            refine = [nn.Conv2d(mixed, refine_channels, 3, padding=1), nn.SiLU()]
+            refine += [nn.Conv2d(refine_channels, refine_channels, 3, padding=1), nn.SiLU()]
+        refine.append(nn.Conv2d(refine_channels or mixed, in_channels + 1, 3, padding=1))
+        nn.init.zeros_(refine[-1].weight)  # starts as the identity on the decoder's output
+        nn.init.zeros_(refine[-1].bias)
+        self.refine = refine[0] if len(refine) == 1 else nn.Sequential(*refine)
         dec: list[nn.Module] = [_Res(top), _Res(top)]
         if not factors:
             dec += [nn.SiLU(), nn.Conv2d(top, in_channels + 1, 3, padding=1)]

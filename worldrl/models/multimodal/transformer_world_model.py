@@ -128,7 +128,9 @@ class TransformerWorldModel(nn.Module):
         def block(cross: bool = False) -> TransformerBlock:
             return TransformerBlock(D, heads, cfg.mlp_ratio, drop, attn_drop, cross=cross)
 
-        self.tokenizer = FrameTokenizer(cfg.in_channels, cfg.patch_size, cfg.fsq_levels, cfg.tokenizer_channels)
+        self.tokenizer = FrameTokenizer(
+            cfg.in_channels, cfg.patch_size, cfg.fsq_levels, cfg.tokenizer_channels, cfg.tokenizer_refine_channels
+        )
         self.skip_code = math.prod(cfg.fsq_levels) if cfg.uses_skip else None
         self.code_embed = nn.Linear(len(cfg.fsq_levels) + int(cfg.uses_skip), D)  # FSQ vector (+ SKIP flag)
         # the pixels of each patch: the codes say what changed, these say what is there
