@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
+from worldrl.cli.train_agent import parse_key_values
 from worldrl.evaluation.report import describe_machine, update_doc_section
 from worldrl.io import atomic_write_bytes
 
@@ -579,6 +580,7 @@ def train_pixel_model(out: Path, data: Path, args: argparse.Namespace):
     megabytes = 1.25 * args.pixel_episodes * args.steps * 96 * 96 * 3 / 2**20
     cfg["data"].update(root=str(data), video_cache_mb=int(max(256, megabytes)))
     cfg["trainer"].update(max_steps=args.pixel_model_steps, checkpoint_every=500, progress=True)
+    cfg["model"].update(parse_key_values(args.pixel_model_option, "--pixel-model-option"))
     if not (out / "pixel_model_run" / "model").exists():
         train_from_config(cfg)
     return WorldModel.from_pretrained(str(out / "pixel_model_run" / "model"), device="cpu")
@@ -715,12 +717,18 @@ def value_fit_note(results: dict) -> list[str]:
     ]
 
 
+def overrides(a: dict) -> str:
+    """`` (with k=v, ...)`` for the model settings ``--pixel-model-option`` changed, else empty."""
+    items = a.get("pixel_model_option") or []
+    return f" (with {', '.join(f'`{item}`' for item in items)})" if items else ""
+
+
 def pixel_mpc_table(summary: dict) -> str:
     a, r = summary["args"], summary["results"]
     ou = a["pixel_episodes"] // 2
     lines = [
         "**PushT MPC from pixels** (`python scripts/benchmark_robot.py pusht-pixels`): the vrnn with the model "
-        f"settings of `configs/vrnn_pusht_pixels.yaml`, trained for {a['pixel_model_steps']} updates on "
+        f"settings of `configs/vrnn_pusht_pixels.yaml`{overrides(a)}, trained for {a['pixel_model_steps']} updates on "
         f"{a['pixel_episodes']} episodes of the state recording above ({ou} OU, {a['pixel_episodes'] - ou} scripted "
         "with 10% random actions) whose 96x96 `observation.image` frames were drawn by gym-pusht's own renderer from "
         "the recorded pusher position and block keypoints (`render_pixel_copy`: the scripted pusher reads the "
@@ -832,6 +840,13 @@ def main() -> None:
         "--pixel-episodes", type=int, default=60, help="pusht-pixels: recorded episodes drawn as frames for the vrnn"
     )
     parser.add_argument("--pixel-model-steps", type=int, default=3000, help="pusht-pixels: the vrnn's updates")
+    parser.add_argument(
+        "--pixel-model-option",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="pusht-pixels: model settings over configs/vrnn_pusht_pixels.yaml (e.g. open_loop_horizon=15)",
+    )
     parser.add_argument(
         "--context", type=int, default=8, help="pusht-pixels: frames the vrnn re-observes before each plan"
     )

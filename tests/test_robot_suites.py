@@ -359,3 +359,10 @@ def test_a_pixel_copy_of_a_pusht_state_recording_keeps_its_steps(pusht_state_dat
     frames = pixels.frames("observation.image", np.arange(pixels.num_frames))
     assert frames.shape == (len(rows), 96, 96, 3) and frames.std() > 10  # the arena, goal, block and pusher
     assert not (tmp_path / "pixels.partial").exists()
+
+
+def test_pixel_model_options_are_named_in_the_table_heading():
+    bench = _benchmark_robot()
+    assert bench.overrides({}) == "" and bench.overrides({"pixel_model_option": []}) == ""
+    named = bench.overrides({"pixel_model_option": ["open_loop_horizon=15", "lambda_prior_recon=1.0"]})
+    assert named == " (with `open_loop_horizon=15`, `lambda_prior_recon=1.0`)"
