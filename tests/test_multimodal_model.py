@@ -67,22 +67,6 @@ def test_no_physics_without_the_flag() -> None:
     assert "physics" not in model(video, audio, state=torch.zeros(B, T, 6))
 
 
-@pytest.mark.parametrize("reads", [False, True])
-def test_audio_head_reads_the_state_only_when_asked_and_never_trains_the_physics_head(reads: bool) -> None:
-    torch.manual_seed(0)
-    model = TransformerWorldModel(**{**TINY, "audio_reads_state": reads}, action_dim=2, state_dim=6)
-    h = torch.randn(B, T, TINY["num_latent_tokens"], TINY["embed_dim"])
-    actions, audio = torch.randn(B, T, 2), torch.randn(B, T, TINY["audio_dim"])
-    state = torch.randn(B, T, 6)
-    out = model.predict_next(h, actions, state, audio)
-    moved = model.predict_next(h, actions, state + 1.0, audio)
-    assert out["audio_feature"].shape[-1] == TINY["latent_dim"] + TINY["embed_dim"] + (12 if reads else 0)
-    assert torch.allclose(out["audio_logits"], moved["audio_logits"]) != reads
-    out["audio_logits"].sum().backward()
-    assert all(p.grad is None for p in model.physics.parameters())  # the audio head reads the state, detached
-    assert model.audio_next[0].weight.grad.abs().sum() > 0
-
-
 def test_the_prediction_at_t_ignores_later_frames(net: TransformerWorldModel) -> None:
     video, audio = _inputs()
     changed = video.clone()

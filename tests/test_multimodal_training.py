@@ -97,10 +97,9 @@ def test_worldrl_train_with_the_preset_serves_frames_audio_and_state(scenes: Pat
     assert worldrl_main(["train", "--config", str(path)]) == 0
     model = load_pretrained(tmp_path / "run" / "model")
     assert model.config.family == "multimodal" and model.layout is not None  # Playground: positions known
-    # every setting of the preset reaches the network (a subset once dropped audio_reads_state and greedy_audio)
+    # every setting of the preset reaches the network (a subset of the fields once dropped greedy_audio)
     fields = [f.name for f in dataclasses.fields(MultimodalConfig)]
     assert {k: getattr(model.net.config, k) for k in fields} == {k: getattr(model.config, k) for k in fields}
-    assert model.net.audio_reads_state and config["model"]["audio_reads_state"]
     env = gym.make("WorldModel-v0", model=model)
     obs, _ = env.reset(seed=0)
     assert set(obs) == {"observation.images.front", "observation.audio", "observation.state"}

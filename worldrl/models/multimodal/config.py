@@ -91,11 +91,6 @@ class MultimodalConfig(WorldModelConfig):
     mixture's mean (the lowest expected squared error), or ``mode``, the most likely component's mean (sharp onsets,
     but a rollout drifts to the likeliest future); ``audio_mixture.GREEDY_AUDIO``. The training rollout
     (``audio_rollout_steps``) feeds back the same."""
-    audio_reads_state: bool = False
-    """The next-audio mixture also reads the current object state and the physics head's predicted next state (with
-    a physics head; ignored without one): a contact sounds where objects meet, which the shared features, trained
-    for codes, carry poorly (next-frame onset probability at true contacts 0.15 -> 0.31-0.38 on held-out Playground
-    frames with heads refit on frozen features; docs/benchmarks.md "Multimodal generation")."""
     context_length: int = 8
     """Steps of history the simulator state keeps (the transformer's context when serving as an env)."""
     learnable_positions: bool = True

@@ -345,7 +345,7 @@ class MultimodalWorldModel(WorldModel):
         if self.config.audio_rollout_steps and self.has_audio:  # the head reads its own spectrum in a rollout
             outputs["audio_rollout"] = audio_mixture.rollout_error(
                 self.net.audio_mixture,
-                nxt["audio_feature"],
+                nxt["feature"].detach(),
                 audio,
                 pair,
                 self.config.audio_rollout_steps,

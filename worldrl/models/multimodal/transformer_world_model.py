@@ -157,13 +157,12 @@ class TransformerWorldModel(nn.Module):
         K, F_ = cfg.audio_components, cfg.audio_dim
         # component logits, mean changes, log-scales, from the features and the current spectrum: a ringing contact
         # decays in proportion to its level, which the shared features (not trained for audio) do not carry
-        has_physics = bool(cfg.use_physics_loss and state_dim)
-        self.audio_reads_state = cfg.audio_reads_state and has_physics
-        audio_in = head_in + (2 * state_dim if self.audio_reads_state else 0)
-        self.audio_next = mlp(audio_in + F_, [D], K * (1 + 2 * F_))
+        self.audio_next = mlp(head_in + F_, [D], K * (1 + 2 * F_))
         self.audio_recon = mlp(cfg.latent_dim, [D], cfg.audio_dim)
         self.physics = (
-            PhysicsHead(head_in + state_dim, cfg.physics_embed_dim, state_dim, state_layout) if has_physics else None
+            PhysicsHead(head_in + state_dim, cfg.physics_embed_dim, state_dim, state_layout)
+            if cfg.use_physics_loss and state_dim
+            else None
         )
 
     # ------------------------------------------------------------------ sizes
@@ -380,8 +379,7 @@ class TransformerWorldModel(nn.Module):
         distribution): ``logits [B, T, N, V]``, the audio mixture (``audio_logits
         [B, T, K]``, ``audio_components [B, T, K, F]``, ``audio_log_scales [B, T, K, F]``) and its mean ``audio
         [B, T, F]``, ``state [B, T, S]`` (with a physics head), ``latent [B, T, latent_dim]`` and the heads' input
-        ``feature [B, T, latent_dim + D]`` (latent and action embedding), and the audio head's input
-        ``audio_feature`` (``feature``, with ``audio_reads_state`` also ``s_t`` and the predicted ``s_{t+1}``)."""
+        ``feature [B, T, latent_dim + D]`` (latent and action embedding)."""
         b, t, L, D = h.shape
         latent = self.latent(h)
         if self.action_embed is not None:
@@ -402,24 +400,19 @@ class TransformerWorldModel(nn.Module):
         out = {"logits": logits.reshape(b, t, g * g, -1), "latent": latent}
         feature = torch.cat([latent, act], -1)
         out["feature"] = feature
-        audio_feature = feature.detach()
+        # the mixture's likelihood has gradients ~1/scale^2 (gradient norm 12-40 with it attached, ~3 before):
+        # the audio head reads the shared features without training them
+        current = self._need(audio, "audio", (b, t, self.config.audio_dim))
+        out.update(self.audio_mixture(feature.detach(), current))
         if self.physics is not None:
             # a residual on the current state (with a layout: a velocity change, integrated; zero = constant velocity)
-            now = self._need(state, "state", (b, t, self.state_dim))
-            out["state"] = self.physics(feature, now)
-            if self.audio_reads_state:
-                audio_feature = torch.cat([audio_feature, now, out["state"].detach()], -1)
-        # the mixture's likelihood has gradients ~1/scale^2 (gradient norm 12-40 with it attached, ~3 before):
-        # the audio head reads the shared features (and the physics head's state) without training them
-        out["audio_feature"] = audio_feature
-        current = self._need(audio, "audio", (b, t, self.config.audio_dim))
-        out.update(self.audio_mixture(audio_feature, current))
+            current = self._need(state, "state", (b, t, self.state_dim))
+            out["state"] = self.physics(feature, current)
         return out
 
     def audio_mixture(self, feature: torch.Tensor, current: torch.Tensor) -> dict[str, torch.Tensor]:
         """The next audio's mixture (``audio_logits``, ``audio_components``, ``audio_log_scales`` and its mean
-        ``audio``) from ``predict_next``'s ``audio_feature`` (the heads' feature, and with ``audio_reads_state`` the
-        current and predicted next state) and the current normalised audio ``[.., F]``."""
+        ``audio``) from the heads' ``feature [.., latent_dim + D]`` and the current normalised audio ``[.., F]``."""
         K, F_ = self.config.audio_components, self.config.audio_dim
         raw = self.audio_next(torch.cat([feature, current], -1))
         logits = raw[..., :K]
