@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import gymnasium as gym
@@ -141,10 +142,13 @@ def test_teacher_forced_pass_is_what_the_loss_and_the_code_benchmark_read(scenes
     n, steps, tokens = out["codes"].shape
     assert (n, steps) == (3, 4) and frames.shape[:2] == (3, 4) and phys.shape[:2] == (3, 4)
     assert stats["tf_patch_steps"] == n * (steps - 1) * tokens
-    assert all(0.0 <= v <= 1.0 for k, v in stats.items() if k != "tf_patch_steps")
+    changed = stats["tf_true_change_rate"]
+    undefined = {k for k, v in stats.items() if math.isnan(v)}  # averages over no patch-step whose code changed
+    assert undefined <= ({"tf_p_true_where_change", "tf_p_change_where_change"} if changed == 0 else set()), stats
+    assert all(0.0 <= v <= 1.0 for k, v in stats.items() if k != "tf_patch_steps" and k not in undefined), stats
     # the probabilities it reports come from one distribution per patch-step: the change mass splits into the
     # true changes' share and the kept patches' share, and a kept patch's true code is the code it keeps
-    changed = stats["tf_true_change_rate"]
     p_change_where_kept = 1.0 - stats["tf_p_true_where_kept"]
-    expected = changed * stats["tf_p_change_where_change"] + (1 - changed) * p_change_where_kept
+    where_change = stats["tf_p_change_where_change"] if changed else 0.0
+    expected = changed * where_change + (1 - changed) * p_change_where_kept
     assert stats["tf_mean_change_probability"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
