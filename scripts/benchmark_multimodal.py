@@ -137,8 +137,9 @@ the checkpoint, the timing is not). 72 starts: 12 per held-out episode.
   lead is in the means, not yet significant. Sampled rollouts draw a component, which keeps onsets sharp: contact
   onsets in the "Multimodal generation" section.
   Measured and not kept (eighteenth session, `audio_reads_state`, the preset with the audio head also reading the
-  current object state and the physics head's predicted next state, detached): with heads refit on the frozen v7
-  features, the state doubled the next-frame onset probability at true contacts (0.15 -> 0.31-0.38, held out), but
+  current object state and the physics head's predicted next state, detached): in a one-off probe (heads refit on
+  the frozen v7 features; not kept as a tool) the state doubled the next-frame onset probability at true contacts
+  (0.15 -> 0.31-0.38, held out), but
   trained end to end the open-loop audio diverged once the state was the physics head's own rollout: log-mel MAE
   0.324 / 1.06 / 2.84 / 8.9 at 1 / 5 / 10 / 20 steps against repeat-last's 0.43 / 0.837 / 1.06 / 1.52, sampled
   open-loop onsets precision 0.18 (chance 0.21), next-frame onsets 0.23 / 0.28 (v7: 0.24 / 0.22).
