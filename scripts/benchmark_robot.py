@@ -535,8 +535,11 @@ def render_pixel_copy(state_data: Path, pixel_data: Path, episodes: list[int]) -
     env = make_real_env(PUSHT, **layout.kwargs(True))
     env.reset(seed=0)
     step_keys = [k for k in reader.features if k == "action" or k.startswith("next.")]
+    # the block's keypoints ride along as a column the pixel model never observes (LeRobot's lerobot/pusht has no
+    # such column): a model may be trained to predict them (``supervision_keys``), and diagnostics read them
     features = {
         **keyed_features(layout, env.observation_space, True, "video"),
+        "observation.environment_state": reader.features["observation.environment_state"],
         **{k: reader.features[k] for k in step_keys},
     }
     columns = {k: reader.column(k) for k in ("observation.state", "observation.environment_state", *step_keys)}
@@ -548,6 +551,7 @@ def render_pixel_copy(state_data: Path, pixel_data: Path, episodes: list[int]) -
             for i in range(lo, hi):
                 frame = {k: columns[k][i] for k in step_keys}
                 frame["observation.state"] = columns["observation.state"][i]
+                frame["observation.environment_state"] = columns["observation.environment_state"][i]
                 frame["observation.image"] = draw_pusht(
                     env.unwrapped, columns["observation.state"][i], columns["observation.environment_state"][i]
                 )

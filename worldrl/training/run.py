@@ -38,7 +38,7 @@ from worldrl.errors import ConfigError
 from worldrl.io import atomic_write_bytes
 from worldrl.models.base import WorldModel, build_model, get_family
 from worldrl.models.observations import episode_start_observations
-from worldrl.models.task_spec import TaskSpec
+from worldrl.models.task_spec import SUPERVISION_DIMS, TaskSpec
 from worldrl.tasks.suites import suite_of
 from worldrl.training.config import TrainerConfig
 from worldrl.training.distributed import main_process_first, process_info
@@ -302,6 +302,7 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
         "action": "action",
         "reward": "next.reward" if "next.reward" in reader.features else None,
         "terminated": termination_key(reader),
+        **supervision_windows(reader, task, cfg["model"].get("supervision_keys") or []),
     }
     episodes = [int(e["episode_index"]) for e in reader.episodes]
     train_eps, val_eps = split_episodes(episodes, float(data["val_fraction"]), seed)
@@ -325,6 +326,25 @@ def build_trainer(cfg: dict[str, Any]) -> Trainer:
         initialise_from(model, cfg["init_from"])  # normalisation buffers included: they are part of the weights
     output_dir = Path(cfg.get("output_dir") or "runs/default")
     return Trainer(model, train_ds, val_ds, trainer_cfg, output_dir)
+
+
+def supervision_windows(reader: Any, task: TaskSpec, keys: list[str]) -> dict[str, str]:
+    """Window names ``supervision/<key>`` for a model's ``supervision_keys`` (dataset vectors it is trained to
+    predict but never observes), with their sizes recorded in ``task.extra`` so a checkpoint rebuilds the heads."""
+    if not isinstance(keys, list | tuple):
+        raise ConfigError(f"model.supervision_keys must be a list of dataset keys, got {keys!r}")
+    dims = {}
+    for key in keys:
+        feature = reader.features.get(key)
+        if feature is None or feature.get("dtype") in ("image", "video", "string"):
+            vectors = [k for k, f in reader.features.items() if f.get("dtype") not in ("image", "video", "string")]
+            raise ConfigError(f"model.supervision_keys: {key!r} is not a vector feature of {reader.root} ({vectors})")
+        if key in task.obs_keys:
+            raise ConfigError(f"model.supervision_keys: {key!r} is observed by the model; supervision keys are not")
+        dims[key] = int(np.prod(feature["shape"]))
+    if dims:
+        task.extra[SUPERVISION_DIMS] = dims
+    return {f"supervision/{key}": key for key in dims}
 
 
 def prepare_dataset(data: dict[str, Any], root: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from worldrl.config_loading import check_fields, require
@@ -112,6 +112,15 @@ class VRNNConfig(WorldModelConfig):
     open_loop_horizon: int = 10
     """Imagined steps of the open-loop reconstruction (at most window - 1); its start step is drawn uniformly
     among the steps that leave this many steps in the window."""
+    supervision_keys: list[str] = field(default_factory=list)
+    """Dataset keys (vectors) the model learns to predict from its latent but never observes: privileged
+    supervision, e.g. PushT's block keypoints ``observation.environment_state`` for a model that sees only frames.
+    A head on (h, z) is scored on the filtered states, the one-step prior states and, with ``lambda_open_loop``,
+    the open-loop rollouts, so the dynamics have to carry what these keys measure (a small object's motion is a
+    few pixels of the frame loss). ``worldrl train`` loads them into the windows and records their sizes in the
+    task (``TaskSpec.extra["supervision_dims"]``); planning and the env still read frames only. Empty = off."""
+    lambda_supervision: float = 1.0
+    """Weight of the supervision heads' squared error (normalised units; predictive group)."""
     lambda_reward: float = 1.0
     """Weight of the reward-head MSE (predictive group)."""
     lambda_continue: float = 1.0
@@ -145,7 +154,8 @@ class VRNNConfig(WorldModelConfig):
             value = getattr(self, name)
             require(self, name, isinstance(value, int) and value >= 1, "an integer >= 1")
         non_negative = (
-            "beta free_nats kl_dyn_weight kl_rep_weight commitment_weight lambda_recon lambda_prior_recon lambda_open_loop lambda_reward lambda_continue "
+            "beta free_nats kl_dyn_weight kl_rep_weight commitment_weight lambda_recon lambda_prior_recon lambda_open_loop "
+            "lambda_supervision lambda_reward lambda_continue "
             "lambda_token lambda_att_dyn lambda_gram entropy_weight kl_anneal_steps"
         ).split()
         for name in non_negative:
@@ -177,6 +187,12 @@ class VRNNConfig(WorldModelConfig):
                 "open_loop_ssim": (
                     self.open_loop_ssim >= 0 and (self.lambda_open_loop > 0 or not self.open_loop_ssim),
                     ">= 0, and 0 unless lambda_open_loop is on",
+                ),
+                "supervision_keys": (
+                    isinstance(self.supervision_keys, list | tuple)
+                    and all(isinstance(k, str) and k for k in self.supervision_keys)
+                    and len(set(self.supervision_keys)) == len(self.supervision_keys),
+                    "a list of distinct dataset keys",
                 ),
                 "codebook_dead_fraction": (0 <= self.codebook_dead_fraction < 1, "in [0, 1)"),
                 "gamma_prior_shape": (self.gamma_prior_shape > 0, "> 0"),

@@ -9,7 +9,8 @@ Wiring (a recurrent latent model in the PlaNet/Dreamer sense, with the AIME comp
                       call; only the h-dependent part of the posterior runs inside the time loop)
 * attention schema    slot-attention maps A_t of the frame (trained by their own losses) and maps predicted from
                       h_t; the decoder reads the *predicted* maps, in training and in imagination alike
-* read-outs           decoder p(o_t | h_t, z_t, Â_t); reward and continuation heads on (h, z). With
+* read-outs           decoder p(o_t | h_t, z_t, Â_t); reward and continuation heads on (h, z); optional
+                      heads for dataset vectors that are targets only (``supervision_keys``). With
                       ``reference_frame`` a pixel decoder paints a frame and a keep-mask that are blended with an
                       earlier real frame (``worldrl.models.vrnn.reference``): never o_t itself
 
@@ -55,6 +56,7 @@ from worldrl.models.vrnn.encoders import (
 from worldrl.models.vrnn.perceiver import CausalPerceiver
 from worldrl.models.vrnn.prior import DPGMMPrior
 from worldrl.models.vrnn.reference import ReferenceRefiner, composite, reference_frames, segment_start_indices
+from worldrl.models.vrnn.supervision import SupervisionHead, supervision_dims
 from worldrl.nn.mlp import mlp, orthogonal_init_
 from worldrl.nn.normalizer import Normalizer
 from worldrl.nn.ssim import frame_ssim
@@ -141,6 +143,11 @@ class DPGMMVRNNWorldModel(WorldModel):
             self.decoder = VectorDecoder(task.obs_shape[0], slots * n_tok, cfg)
         self.reward_head = mlp(hid + z_dim, [hid], 1)
         self.continue_head = mlp(hid + z_dim, [hid], 1)
+        self.supervision = (
+            SupervisionHead(hid + z_dim, hid, supervision_dims(cfg.supervision_keys, task.extra))
+            if cfg.supervision_keys
+            else None
+        )
         # Fraction of beta in force (KL annealing); a buffer so a resumed or reloaded model keeps it.
         self.register_buffer("kl_scale", torch.tensor(0.0 if cfg.kl_anneal_steps else 1.0))
 
@@ -341,11 +348,17 @@ class DPGMMVRNNWorldModel(WorldModel):
         if cfg.lambda_prior_recon > 0:
             losses["prior_recon"] = self._one_step_reconstruction(out, is_first, mask)
             losses["total_elbo"] = losses["total_elbo"] + cfg.lambda_prior_recon * losses["prior_recon"]
+        rollout = None
         if cfg.lambda_open_loop > 0:
-            losses["open_loop_recon"] = self._open_loop_reconstruction(out, is_first, mask, stochastic, generator)
+            rollout = self._open_loop_rollout(out, is_first, mask, stochastic, generator)
+        if rollout is not None:
+            losses["open_loop_recon"] = self._open_loop_reconstruction(out, rollout)
             losses["total_elbo"] = losses["total_elbo"] + cfg.lambda_open_loop * losses["open_loop_recon"]
         losses["perceiver_loss"] = losses["codebook"] + cfg.lambda_token * losses["token_prediction"]
         predictive = cfg.lambda_reward * losses["reward"] + cfg.lambda_continue * losses["continuation"]
+        if self.supervision is not None:
+            losses.update(self._supervision_losses(out, batch["supervision"], is_first, mask, rollout))
+            predictive = predictive + cfg.lambda_supervision * losses["supervision"]
         if self.schema is not None:
             maps = out["attention_maps"]
             losses["attention_dynamics"] = mm(attention_dynamics_loss(out["attention_log_pred"], maps), mask)
@@ -413,6 +426,9 @@ class DPGMMVRNNWorldModel(WorldModel):
         for key, normalizer in targets.items():
             if key in stats:
                 normalizer.fit_stats(stats[key])
+        if self.supervision is not None:  # window names "supervision/<dataset key>"
+            prefix = "supervision/"
+            self.supervision.fit_stats({k[len(prefix) :]: v for k, v in stats.items() if k.startswith(prefix)})
 
     # ================================================================= internals
     def _filter(
@@ -490,7 +506,7 @@ class DPGMMVRNNWorldModel(WorldModel):
             "reward_pred": self.reward_head(feat).reshape(B, T),
             "terminal_logit": self.continue_head(feat).reshape(B, T),
         }
-        if self.config.lambda_prior_recon > 0:  # the state imagination decodes: the prior's mixture mean
+        if self.config.lambda_prior_recon > 0 or self.supervision is not None:  # imagination's state: the mean
             z_mean = prior.sample(prior.log_weights(False), None, False)
             step["one_step_feat"] = torch.cat([h_top, z_mean], -1).reshape(B, T, -1)
         return step
@@ -518,22 +534,23 @@ class DPGMMVRNNWorldModel(WorldModel):
             per_frame = per_frame + ssim_weight * (1.0 - frame_ssim(recon, target))
         return per_frame
 
-    def _open_loop_reconstruction(
+    def _open_loop_rollout(
         self,
         out: dict[str, Any],
         is_first: torch.Tensor,
         mask: torch.Tensor,
         stochastic: bool,
         generator: torch.Generator | None,
-    ) -> torch.Tensor:
-        """Gaussian NLL of the frames decoded along a mean-prior rollout (``imagine`` without a generator) of
-        ``open_loop_horizon`` steps from the posterior-mean state of one start step per window (as ``observe``
-        leaves it), averaged over the imagined steps inside the start's episode segment. The start is drawn per
-        window when ``stochastic``, else step 0 (a deterministic validation loss)."""
+    ) -> dict[str, torch.Tensor] | None:
+        """A mean-prior rollout (``imagine`` without a generator) of ``open_loop_horizon`` steps under the recorded
+        actions from the posterior-mean state of one start step per window (as ``observe`` leaves it): ``feat [B,
+        horizon, H+Z]``, the imagined ``steps`` and ``start`` indices and ``valid [B, horizon]`` (inside the start's
+        episode segment). The start is drawn per window when ``stochastic``, else step 0 (a deterministic
+        validation loss); None when the window is too short."""
         B, T = is_first.shape
         horizon = min(self.config.open_loop_horizon, T - 1)
         if horizon < 1:
-            return out["z"].new_zeros(())
+            return None
         dev = is_first.device
         start = torch.zeros(B, dtype=torch.long, device=dev)
         if stochastic:
@@ -550,7 +567,14 @@ class DPGMMVRNNWorldModel(WorldModel):
             prior = self.prior(h[-1])
             z = prior.sample(prior.log_weights(False), None, False)
             feats.append(torch.cat([h[-1], z], -1))
-        feat = torch.stack(feats, 1).flatten(0, 1)
+        return {"feat": torch.stack(feats, 1), "steps": steps, "start": start, "valid": valid}
+
+    def _open_loop_reconstruction(self, out: dict[str, Any], rollout: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Gaussian NLL of the frames decoded along ``_open_loop_rollout``, averaged over its valid steps."""
+        feat, steps, valid = rollout["feat"].flatten(0, 1), rollout["steps"], rollout["valid"]
+        B, horizon = steps.shape
+        dev = steps.device
+        rows, first = torch.arange(B, device=dev)[:, None], rollout["start"][:, None]
         maps = reference = has_reference = age = None
         if self.schema is not None:
             maps = self.schema.predict_log_maps(feat[:, : self.config.hidden_dim]).exp()
@@ -563,6 +587,45 @@ class DPGMMVRNNWorldModel(WorldModel):
         weight = valid.to(recon.dtype)
         per_frame = self._imagined_frame_loss(recon, target, self.config.open_loop_ssim)
         return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)
+
+    def _supervision_losses(
+        self,
+        out: dict[str, Any],
+        values: TensorDict,
+        is_first: torch.Tensor,
+        mask: torch.Tensor,
+        rollout: dict[str, torch.Tensor] | None,
+    ) -> dict[str, torch.Tensor]:
+        """Squared errors (normalised units) of the supervision heads on the filtered states (``supervision_filter``),
+        the one-step prior states (``supervision_one_step``, each against the next step of its episode) and the
+        open-loop rollout (``supervision_open_loop``); ``supervision`` is their sum."""
+        head = self.supervision
+        assert head is not None
+        missing = [k for k in head.keys if k not in values.keys()]
+        if missing:
+            raise ValueError(f"vrnn batch['supervision'] lacks {missing}; the model is supervised on {head.keys}")
+        target = head.targets({k: values[k] for k in head.keys})
+        masked = lambda err, m: (err * m).sum() / m.sum().clamp_min(1.0)  # noqa: E731
+        weight = mask.to(target.dtype)
+        losses = {"supervision_filter": masked(head.squared_error(out["feat"], target), weight)}
+        next_ok = (mask[:, 1:] & ~is_first[:, 1:]).to(target.dtype)
+        one_step = head.squared_error(out["one_step_feat"][:, :-1], target[:, 1:])
+        losses["supervision_one_step"] = masked(one_step, next_ok)
+        total = losses["supervision_filter"] + losses["supervision_one_step"]
+        if rollout is not None:
+            rows = torch.arange(target.shape[0], device=target.device)[:, None]
+            imagined = head.squared_error(rollout["feat"], target[rows, rollout["steps"]])
+            losses["supervision_open_loop"] = masked(imagined, rollout["valid"].to(target.dtype))
+            total = total + losses["supervision_open_loop"]
+        losses["supervision"] = total
+        return losses
+
+    def predict_supervision(self, state: TensorDict) -> dict[str, torch.Tensor]:
+        """What the supervision heads read from a state (``observe``d or imagined): ``{key: [*batch, size]}`` in
+        the dataset's units; a one-line error when the model has none."""
+        if self.supervision is None:
+            raise ValueError("this vrnn has no supervision heads (config.supervision_keys is empty)")
+        return self.supervision.predict(self.latent(state))
 
     def _lstm_input_gates(self, action: torch.Tensor) -> torch.Tensor:
         """The action's part of layer 0's gates (with both biases): known up front, so batched over every step."""

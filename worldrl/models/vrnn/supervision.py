@@ -1,0 +1,70 @@
+"""Privileged supervision: dataset vectors the model predicts from its latent but never observes.
+
+A pixel model's frame loss barely notices a small object that moved by a few pixels (PushT's block), so its
+dynamics can fit the frames while imagining the object standing still. A head on the latent (h, z) that has to
+predict the object's recorded state (the block's keypoints) on filtered, one-step and open-loop imagined states
+makes the dynamics carry that motion. The keys are training targets only: ``observe``, planning and the env keep
+reading frames. Sizes come from the task (``TaskSpec.extra["supervision_dims"]``, written by ``worldrl train``)
+so a checkpoint rebuilds the head without the dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from worldrl.errors import ModelConfigurationError
+from worldrl.models.task_spec import SUPERVISION_DIMS
+from worldrl.nn.mlp import mlp
+from worldrl.nn.normalizer import Normalizer
+
+
+def supervision_dims(keys: Sequence[str], extra: Mapping[str, Any]) -> dict[str, int]:
+    """``{key: size}`` of ``keys`` from a task's ``extra``; a key without a recorded size is a one-line error."""
+    known = dict(extra.get(SUPERVISION_DIMS) or {})
+    missing = [k for k in keys if k not in known]
+    if missing:
+        raise ModelConfigurationError(
+            f"vrnn supervision_keys {missing} have no recorded size in the task (extra[{SUPERVISION_DIMS!r}] = "
+            f"{known}); `worldrl train` records them from the dataset"
+        )
+    return {k: int(known[k]) for k in keys}
+
+
+class SupervisionHead(nn.Module):
+    """``feat [..., F]`` -> the supervision keys' values (normalised inside, task units outside)."""
+
+    def __init__(self, in_features: int, hidden: int, dims: Mapping[str, int]) -> None:
+        super().__init__()
+        self.keys, self.sizes = list(dims), [int(d) for d in dims.values()]
+        total = sum(self.sizes)
+        self.net = mlp(in_features, [hidden], total)
+        self.norm = Normalizer((total,))
+
+    def fit_stats(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
+        """Fit the normaliser from each key's dataset statistics (``mean``/``std`` per key, concatenated)."""
+        if not all(k in stats for k in self.keys):
+            return  # the trainer passes what it has; a head without statistics trains in raw units
+        flat = lambda name: torch.cat(
+            [torch.as_tensor(stats[k][name], dtype=torch.float32).reshape(-1) for k in self.keys]
+        )  # noqa: E731
+        self.norm.fit(flat("mean"), flat("std"))
+
+    def targets(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The keys' values ``{key: [B, T, ...]}`` -> normalised ``[B, T, total]``."""
+        parts = [values[k].float().flatten(2) for k in self.keys]
+        return self.norm(torch.cat(parts, -1))
+
+    def squared_error(self, feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean squared error per row ``[...]`` of the prediction from ``feat [..., F]`` (normalised units)."""
+        return (self.net(feat) - target).pow(2).mean(-1)
+
+    def predict(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{key: [..., size]}`` in task units."""
+        return dict(zip(self.keys, self.norm.denormalize(self.net(feat)).split(self.sizes, -1), strict=True))
+
+
+__all__ = ["SupervisionHead", "supervision_dims"]
