@@ -19,7 +19,6 @@ import numpy as np
 
 from worldrl.errors import CheckpointError
 
-
 SUPERVISION_DIMS = "supervision_dims"
 """Key of ``TaskSpec.extra``: ``{dataset key: flat size}`` of the vectors a model is trained to predict but never
 observes (a family's ``supervision_keys``), recorded by ``worldrl train`` so a checkpoint rebuilds its heads."""
