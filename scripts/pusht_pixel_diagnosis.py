@@ -74,6 +74,36 @@ def decoded_rows(model, frames: torch.Tensor, actions: torch.Tensor) -> dict[str
     return {name: value.float().numpy() for name, value in rows.items()}
 
 
+def supervision_rows(model, frames: torch.Tensor, actions: torch.Tensor) -> dict[str, dict[str, np.ndarray]]:
+    """For a model with ``supervision_keys``: what its heads read at steps 1..H, filtering and imagined (as in
+    ``decoded_rows``), ``{row: {key: [B, H, size]}}``; empty for a model without them."""
+    if getattr(model, "supervision", None) is None:
+        return {}
+    batch, steps = frames.shape[:2]
+    prev = torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], 1)
+    first = torch.zeros(batch, steps, dtype=torch.bool)
+    first[:, 0] = True
+    with torch.no_grad():
+        post = model.observe(frames, prev, first)
+        imagined = model.rollout(model.observe_last(frames[:, :1], prev[:, :1], first[:, :1]), actions[:, :-1])
+        rows = {"filtering": model.predict_supervision(post[:, 1:]), "imagined": model.predict_supervision(imagined)}
+    return {name: {k: v.float().numpy() for k, v in row.items()} for name, row in rows.items()}
+
+
+def print_supervision_table(rows: dict[str, dict[str, np.ndarray]], truth: dict[str, np.ndarray], horizons) -> None:
+    """RMSE per key (dataset units; PushT keypoints in pixels of its 512x512 arena) at ``horizons``, beside
+    repeating the start's values."""
+    for key, values in truth.items():
+        table = {"repeat the start": np.repeat(values[:, :1], values.shape[1] - 1, 1)}
+        table.update({name: row[key] for name, row in rows.items()})
+        header = " | ".join(f"{h} step{'s' * (h > 1)}" for h in horizons)
+        print(f"\n{key} read from the latent (supervision heads), RMSE:\n\n| prediction | {header} |")
+        print("|---" * (len(horizons) + 1) + "|")
+        for name, pred in table.items():
+            err = np.sqrt(((pred - values[:, 1:]) ** 2).mean(axis=(0, 2)))
+            print(f"| {name} | " + " | ".join(f"{err[h - 1]:.1f}" for h in horizons) + " |")
+
+
 def _without_reference(states):
     states = states.clone()
     states["has_reference"] = torch.zeros_like(states["has_reference"])
@@ -144,6 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     print("|---" * (len(horizons) + 2) + "|")
     for name, pred in rows.items():
         print(f"| {name} | " + " | ".join(f"{e:.0f}" for e in region_errors(pred, truth, region, horizons)) + " |")
+    supervised = supervision_rows(model, torch.from_numpy(frames).float(), torch.from_numpy(actions).float())
+    if supervised:
+        keys = next(iter(supervised.values())).keys()
+        print_supervision_table(
+            supervised,
+            {k: reader.column(k)[np.array(starts)[:, None] + span].astype(np.float32) for k in keys},
+            horizons,
+        )
     save_strip(rows, truth, args.png, tuple(h for h in (1, 3, 6, 10) if h <= args.horizon))
     print(f"\nwrote {args.png}")
     return 0

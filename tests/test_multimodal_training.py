@@ -152,3 +152,40 @@ def test_teacher_forced_pass_is_what_the_loss_and_the_code_benchmark_read(scenes
     where_change = stats["tf_p_change_where_change"] if changed else 0.0
     expected = changed * where_change + (1 - changed) * p_change_where_kept
     assert stats["tf_mean_change_probability"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_audio_state_cue_reads_the_physics_head_in_the_logits_only(scenes: Path, tmp_path: Path) -> None:
+    """``audio_state_cue``: trained through ``worldrl train``, the cue head changes which component is likely when
+    the state changes, never the components' spectra; the simulator steps on it; without physics it is refused."""
+    config = yaml.safe_load(PRESET.read_text())
+    config["model"].update({**TINY, "audio_state_cue": True})
+    config["data"].update({"root": str(scenes), "window": 4})
+    config["data"].pop("collect")
+    config["output_dir"] = str(tmp_path / "run")
+    config["trainer"].update({"max_steps": 4, "batch_size": 4, "eval_every": 4, "progress": False})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert worldrl_main(["train", "--config", str(path)]) == 0
+    model = load_pretrained(tmp_path / "run" / "model")
+    net = model.net.eval()
+    assert net.audio_cue is not None and net.audio_cue[-1].weight.abs().sum() > 0  # trained from its zero start
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(2, 1, *net.latent_queries.shape, generator=g)
+    audio = torch.randn(2, 1, net.config.audio_dim, generator=g)
+    state = torch.randn(2, 1, net.state_dim, generator=g)
+    with torch.no_grad():
+        a = net.predict_next(h, torch.zeros(2, 1, net.action_dim), state, audio)
+        b = net.predict_next(h, torch.zeros(2, 1, net.action_dim), state + 1.0, audio)
+    torch.testing.assert_close(a["audio_components"], b["audio_components"])
+    torch.testing.assert_close(a["audio_log_scales"], b["audio_log_scales"])
+    assert not torch.allclose(a["audio_logits"], b["audio_logits"])
+    env = gym.make("WorldModel-v0", model=model)
+    env.reset(seed=0)
+    for _ in range(2):
+        obs, reward, *_ = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs) and np.isfinite(reward)
+    from worldrl.errors import ModelConfigurationError
+    from worldrl.models.multimodal import TransformerWorldModel
+
+    with pytest.raises(ModelConfigurationError, match="audio_state_cue"):
+        TransformerWorldModel(**{**MultimodalConfig.tiny(), "audio_state_cue": True}, state_dim=0)

@@ -80,16 +80,18 @@ def rollout_error(
     pair_mask: torch.Tensor,
     horizon: int,
     rule: str = "mean",
+    cue: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared error of an open-loop audio rollout: from each window's first true spectrum, ``mixture(feature
     [B, F'], current [B, F])`` (a dict with ``audio_logits``/``audio_components``) is applied ``horizon`` steps on
     the features ``feature [B, T, F']`` of each step, feeding back the greedy audio of ``rule`` (a key of
     ``GREEDY_AUDIO``: what a greedy rollout feeds back; the gradient flows through it), scored against ``audio [B,
-    T, F]``; steps after the episode ends (``pair_mask [B, T-1]``) are left out."""
+    T, F]``; steps after the episode ends (``pair_mask [B, T-1]``) are left out. ``cue [B, T, C]``: the physics
+    head's per-step cue, passed as ``mixture(feature, current, cue)`` (``audio_state_cue``)."""
     current, alive = audio[:, 0], torch.ones_like(pair_mask[:, 0])
     total, count = audio.new_zeros(()), audio.new_zeros(())
     for k in range(1, min(horizon, audio.shape[1] - 1) + 1):
-        out = mixture(feature[:, k - 1], current)
+        out = mixture(feature[:, k - 1], current) if cue is None else mixture(feature[:, k - 1], current, cue[:, k - 1])
         current = greedy_audio(out["audio_logits"], out["audio_components"], rule)
         alive = alive & pair_mask[:, k - 1]
         m = alive.to(audio.dtype)

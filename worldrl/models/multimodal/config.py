@@ -91,6 +91,13 @@ class MultimodalConfig(WorldModelConfig):
     mixture's mean (the lowest expected squared error), or ``mode``, the most likely component's mean (sharp onsets,
     but a rollout drifts to the likeliest future); ``audio_mixture.GREEDY_AUDIO``. The training rollout
     (``audio_rollout_steps``) feeds back the same."""
+    audio_state_cue: bool = False
+    """The audio mixture's component logits (not its spectra) also read the physics head's view of the step: the
+    normalised state, its predicted successor and, with a state layout, each object's contact-event probability
+    (``PhysicsHead.event_cue``; detached). When a contact sounds depends on where the objects are, which the shared
+    features barely carry (next-frame onsets at chance); only the choice of component reads the cue, so a rollout on
+    drifting states can mistime a sound but not invent a spectrum (reading the state in the spectra diverged,
+    docs/benchmarks.md "Multimodal family"). Needs the physics head (``use_physics_loss`` and a state)."""
     context_length: int = 8
     """Steps of history the simulator state keeps (the transformer's context when serving as an env)."""
     learnable_positions: bool = True

@@ -350,6 +350,7 @@ class MultimodalWorldModel(WorldModel):
                 pair,
                 self.config.audio_rollout_steps,
                 self.config.greedy_audio,
+                nxt.get("audio_cue"),
             )
         total, terms = self.criterion(outputs, targets)
         feature = nxt["feature"]

@@ -244,6 +244,19 @@ class PhysicsHead(nn.Module):
             return state + self.net(torch.cat([feature, state], -1))
         return self.normalised(self.real_step(feature, self.real(state)))
 
+    @property
+    def cue_dim(self) -> int:
+        """Width of ``event_cue``."""
+        return 2 * self.state_dim + (self.layout.objects if self.layout is not None else 0)
+
+    def event_cue(self, feature: torch.Tensor, state: torch.Tensor, next_state: torch.Tensor) -> torch.Tensor:
+        """What the head knows about a contact between t and t+1, ``[.., cue_dim]``: the normalised state, its
+        predicted successor and, with a layout, each object's probability that its velocity changes (the gate)."""
+        parts = [state, next_state]
+        if self.layout is not None:
+            parts.append(torch.sigmoid(self.dynamics(self.real(state), feature)[1]))
+        return torch.cat(parts, -1)
+
 
 def physics_terms(
     head: PhysicsHead, feature: torch.Tensor, state: torch.Tensor, pair_mask: torch.Tensor, horizon: int = 8

@@ -164,6 +164,15 @@ class TransformerWorldModel(nn.Module):
             if cfg.use_physics_loss and state_dim
             else None
         )
+        self.audio_cue = None
+        if cfg.audio_state_cue:
+            if self.physics is None:
+                raise ModelConfigurationError(
+                    "audio_state_cue reads the physics head: it needs use_physics_loss and a state (state_dim > 0)"
+                )
+            self.audio_cue = mlp(self.physics.cue_dim, [D], K)
+            nn.init.zeros_(self.audio_cue[-1].weight)  # starts as the mixture without the cue
+            nn.init.zeros_(self.audio_cue[-1].bias)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -400,22 +409,31 @@ class TransformerWorldModel(nn.Module):
         out = {"logits": logits.reshape(b, t, g * g, -1), "latent": latent}
         feature = torch.cat([latent, act], -1)
         out["feature"] = feature
+        if self.physics is not None:
+            # a residual on the current state (with a layout: a velocity change, integrated; zero = constant velocity)
+            now = self._need(state, "state", (b, t, self.state_dim))
+            out["state"] = self.physics(feature, now)
+            if self.audio_cue is not None:
+                out["audio_cue"] = self.physics.event_cue(feature, now, out["state"]).detach()
         # the mixture's likelihood has gradients ~1/scale^2 (gradient norm 12-40 with it attached, ~3 before):
         # the audio head reads the shared features without training them
         current = self._need(audio, "audio", (b, t, self.config.audio_dim))
-        out.update(self.audio_mixture(feature.detach(), current))
-        if self.physics is not None:
-            # a residual on the current state (with a layout: a velocity change, integrated; zero = constant velocity)
-            current = self._need(state, "state", (b, t, self.state_dim))
-            out["state"] = self.physics(feature, current)
+        out.update(self.audio_mixture(feature.detach(), current, out.get("audio_cue")))
         return out
 
-    def audio_mixture(self, feature: torch.Tensor, current: torch.Tensor) -> dict[str, torch.Tensor]:
+    def audio_mixture(
+        self, feature: torch.Tensor, current: torch.Tensor, cue: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """The next audio's mixture (``audio_logits``, ``audio_components``, ``audio_log_scales`` and its mean
-        ``audio``) from the heads' ``feature [.., latent_dim + D]`` and the current normalised audio ``[.., F]``."""
+        ``audio``) from the heads' ``feature [.., latent_dim + D]``, the current normalised audio ``[.., F]`` and,
+        with ``audio_state_cue``, the physics head's ``cue [.., cue_dim]`` (added to the component logits only)."""
         K, F_ = self.config.audio_components, self.config.audio_dim
         raw = self.audio_next(torch.cat([feature, current], -1))
         logits = raw[..., :K]
+        if self.audio_cue is not None:
+            if cue is None:
+                raise ModelConfigurationError("audio_state_cue: the audio mixture needs the physics head's cue")
+            logits = logits + self.audio_cue(cue)
         means = current[..., None, :] + raw[..., K : K + K * F_].unflatten(-1, (K, F_))
         log_scales = audio_mixture.bounded_log_scales(raw[..., K + K * F_ :].unflatten(-1, (K, F_)))
         return {
