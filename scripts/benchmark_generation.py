@@ -5,7 +5,7 @@ Speed: greedy, sampled (temperature 0.8, top-k 50, top-p 0.95) and beam search (
 ``--frames`` frames from an 8-frame context, at batch 1 and batch 16, median of ``--repeats`` runs, one thread; the
 ratios to greedy at batch 1 are measured side by side in the same process. Onsets: ``BenchmarkSuite`` on windows
 of the held-out episodes (the trainer's split): onsets detected in the model's open-loop audio (greedy rollouts, and
-``--samples`` sampled rollouts at temperature 1) against the event log's contacts (precision/recall within one
+``--samples`` rollouts sampled at temperature 1 without truncation) against the event log's contacts (precision/recall within one
 frame), beside the same detector on the true audio (its ceiling) and "repeat the last frame's audio" (no onsets),
 with the log-mel error against silence and repeat-last. Writes the "multimodal-generation" section of
 docs/benchmarks.md and an example (mp4 + wav + png) under docs/.
@@ -60,11 +60,16 @@ def generation_speed(model, window, frames: int, batch: int, mode: dict, repeats
 
 
 def sampled_onsets(model, windows, horizons: list[int], seeds: int) -> dict[str, dict]:
-    """Contact-onset precision/recall of sampled (temperature 1) open-loop audio pooled over ``seeds`` seeds
-    (``sampled``), and the true audio's and chance onsets on the same windows (first seed)."""
+    """Contact-onset precision/recall of sampled open-loop audio pooled over ``seeds`` seeds (``sampled``), and the
+    true audio's and chance onsets on the same windows (first seed). Sampled from the model's own distribution
+    (temperature 1, no top-k / top-p truncation): a contact is a rare outcome of any one step (a few percent), and
+    the generator's default nucleus (top-p 0.95) would cut exactly those components, so onsets would say nothing
+    about whether the model knows when contacts sound."""
     pooled: dict[str, dict] = {}
     for seed in range(seeds):
-        suite = BenchmarkSuite(model, metrics=["contact_onsets"], horizons=horizons, temperature=1.0)
+        suite = BenchmarkSuite(
+            model, metrics=["contact_onsets"], horizons=horizons, temperature=1.0, top_k=0, top_p=1.0
+        )
         suite.generator.generator = torch.Generator().manual_seed(seed)
         found = suite.benchmark_physics_consistency(windows).get("contact_onsets", {})
         for name, key in (("sampled", "model"), ("true_audio", "true_audio"), ("chance", "chance")):
@@ -171,7 +176,8 @@ def main() -> None:
         "onsets matched to the event log's contacts within one frame. The audio head predicts a mixture of "
         f"{model.config.audio_components} spectra; greedy rollouts feed back the model's greedy audio (rule "
         f"{model.config.greedy_audio!r}: {GREEDY_WORDS[model.config.greedy_audio]}), sampled ones "
-        f"draw a component like the frame codes (temperature 1, top-k 50, top-p 0.95; {args.samples} seeds, pooled). The "
+        f"draw a component from the model's own distribution (temperature 1, no top-k / top-p truncation, which "
+        f"would cut a contact's few-percent component; {args.samples} seeds, pooled). The "
         "detector on the true audio is the ceiling; repeating the last frame's audio predicts no onset; chance onsets "
         "(each frame with the windows' true contact rate) show what precision is free.",
         "",

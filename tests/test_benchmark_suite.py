@@ -12,7 +12,7 @@ from test_generation import SIZE, tiny_model
 
 from worldrl.cli import main
 from worldrl.data import LeRobotDatasetReader
-from worldrl.errors import ConfigError
+from worldrl.errors import ConfigError, ModelConfigurationError
 from worldrl.evaluation.audio_onsets import detect_onsets, match_onsets
 from worldrl.evaluation.benchmark_suite import VALID_METRICS, BenchmarkSuite, as_window, scene_windows
 
@@ -183,3 +183,19 @@ def test_a_local_checkpoint_is_a_named_feature_encoder(dataset, model, tmp_path)
     assert "feature_distance[vrnn:enc]" in results and not any("tokenizer" in k for k in results)
     with pytest.raises(ConfigError, match="must observe one camera"):
         checkpoint_encoder(save_pretrained(tiny_ensemble(), tmp_path / "ensemble"))
+
+
+def test_sampled_onsets_can_sample_the_full_distribution(model):
+    """A contact is a rare outcome of one step: the default nucleus (top-p 0.95) never draws a 3% component, the
+    untruncated sampling the onset benchmark uses does, at about its probability; the suite passes both settings on."""
+    from worldrl.models.multimodal.sampling import sample_codes
+
+    logits = torch.log(torch.tensor([0.97, 0.03])).expand(4000, 2)
+    g = torch.Generator().manual_seed(0)
+    assert sample_codes(logits, 1.0, 50, 0.95, g).sum() == 0
+    share = sample_codes(logits, 1.0, 0, 1.0, g).float().mean()
+    assert 0.02 < share < 0.04
+    suite = BenchmarkSuite(model, metrics=["contact_onsets"], temperature=1.0, top_k=0, top_p=1.0)
+    assert (suite.generator.settings.top_k, suite.generator.settings.top_p) == (0, 1.0)
+    with pytest.raises(ModelConfigurationError, match="top_p"):
+        BenchmarkSuite(model, metrics=["contact_onsets"], temperature=1.0, top_p=0.0)

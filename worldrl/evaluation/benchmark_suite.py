@@ -198,6 +198,8 @@ class BenchmarkSuite:
         horizons: Sequence[int] = (1, 5, 10, 20),
         context: int | None = None,
         temperature: float = 0.0,
+        top_k: int = 50,
+        top_p: float = 0.95,
         feature_encoder: FrameEncoder | None = None,
         lpips_weights: str | Path | None = None,
         fvd_weights: str | Path | None = None,
@@ -219,7 +221,9 @@ class BenchmarkSuite:
             raise ConfigError(f"horizons must be positive integers, got {list(horizons)}")
         self.model, self.device = model, device
         self.context = int(context or getattr(getattr(model, "config", None), "context_length", 1))
-        self.generator = VideoGenerator(model, device, temperature=temperature, max_length=max(self.horizons))
+        self.generator = VideoGenerator(
+            model, device, temperature=temperature, top_k=top_k, top_p=top_p, max_length=max(self.horizons)
+        )
         self.encoder = feature_encoder or tokenizer_encoder(model)
         self.lpips = _load_torchscript(lpips_weights, "lpips_weights", device)
         self.fvd = _load_torchscript(fvd_weights, "fvd_weights", device)
