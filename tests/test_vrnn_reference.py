@@ -202,7 +202,8 @@ def test_open_loop_ssim_adds_the_weighted_structure_loss_of_each_imagined_frame(
     for weight in (0.0, 2.0, 5.0):  # the same weights (seed 0) and deterministic starts: only the term differs
         model = _model(side=16, refiner=4, lambda_open_loop=1.0, open_loop_horizon=3, open_loop_ssim=weight)
         out = model.forward_sequence(obs, actions, is_first, stochastic=False)
-        loss[weight] = model._open_loop_reconstruction(out, is_first, mask, stochastic=False, generator=None)
+        rollout = model._open_loop_rollout(out, is_first, mask, stochastic=False, generator=None)
+        loss[weight] = model._open_loop_reconstruction(out, rollout)
     per_unit = (loss[2.0] - loss[0.0]) / 2.0  # the mean of 1 - SSIM over the imagined frames
     assert 0 < float(per_unit) < 2
     torch.testing.assert_close((loss[5.0] - loss[0.0]) / 5.0, per_unit, rtol=0, atol=1e-3)  # float32 sums of ~1e3
