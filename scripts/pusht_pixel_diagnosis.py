@@ -52,18 +52,25 @@ def moving_windows(reader, episodes: list[int], horizon: int, count: int, stride
     return [start for _, start in scored[:count]]
 
 
-def decoded_rows(model, frames: torch.Tensor, actions: torch.Tensor) -> dict[str, np.ndarray]:
-    """Predictions of frames 1..H of ``frames [B, H+1, 96, 96, 3]`` under ``actions [B, H+1, A]`` (action t leads
-    from frame t to t+1), each ``[B, H, 96, 96, 3]`` float."""
+def filtered_and_imagined(model, frames: torch.Tensor, actions: torch.Tensor):
+    """(posterior states of every frame of the window, states imagined from its first frame under the recorded
+    actions): what filtering and planning see."""
     batch, steps = frames.shape[:2]
     prev = torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], 1)
     first = torch.zeros(batch, steps, dtype=torch.bool)
     first[:, 0] = True
+    post = model.observe(frames, prev, first)
+    return post, model.rollout(model.observe_last(frames[:, :1], prev[:, :1], first[:, :1]), actions[:, :-1])
+
+
+def decoded_rows(model, frames: torch.Tensor, actions: torch.Tensor) -> dict[str, np.ndarray]:
+    """Predictions of frames 1..H of ``frames [B, H+1, 96, 96, 3]`` under ``actions [B, H+1, A]`` (action t leads
+    from frame t to t+1), each ``[B, H, 96, 96, 3]`` float."""
+    batch, steps = frames.shape[:2]
     with torch.no_grad():
-        post = model.observe(frames, prev, first)
+        post, imagined = filtered_and_imagined(model, frames, actions)
         post["reference"] = frames[:, :1].round().to(torch.uint8).expand(-1, steps, -1, -1, -1).clone()
         post["reference_age"] = torch.arange(steps).expand(batch, -1).clone()
-        imagined = model.rollout(model.observe_last(frames[:, :1], prev[:, :1], first[:, :1]), actions[:, :-1])
         rows = {
             "filtering, blended": model.decode(post)[:, 1:],
             "filtering, paint only": model.decode(_without_reference(post))[:, 1:],
@@ -79,13 +86,8 @@ def supervision_rows(model, frames: torch.Tensor, actions: torch.Tensor) -> dict
     ``decoded_rows``), ``{row: {key: [B, H, size]}}``; empty for a model without them."""
     if getattr(model, "supervision", None) is None:
         return {}
-    batch, steps = frames.shape[:2]
-    prev = torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], 1)
-    first = torch.zeros(batch, steps, dtype=torch.bool)
-    first[:, 0] = True
     with torch.no_grad():
-        post = model.observe(frames, prev, first)
-        imagined = model.rollout(model.observe_last(frames[:, :1], prev[:, :1], first[:, :1]), actions[:, :-1])
+        post, imagined = filtered_and_imagined(model, frames, actions)
         rows = {"filtering": model.predict_supervision(post[:, 1:]), "imagined": model.predict_supervision(imagined)}
     return {name: {k: v.float().numpy() for k, v in row.items()} for name, row in rows.items()}
 

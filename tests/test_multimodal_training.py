@@ -26,6 +26,20 @@ TINY = {**MultimodalConfig.tiny(), "audio_dim": 32}
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "multimodal_playground_cpu.yaml"
 
 
+def train_tiny_preset(scenes: Path, tmp_path: Path, steps: int, **model) -> None:
+    """``worldrl train`` with the CPU preset at the tiny size (plus ``model`` options) on ``scenes``, into
+    ``tmp_path / "run"``."""
+    config = yaml.safe_load(PRESET.read_text())
+    config["model"].update({**TINY, **model})
+    config["data"].update({"root": str(scenes), "window": 4})
+    config["data"].pop("collect")
+    config["output_dir"] = str(tmp_path / "run")
+    config["trainer"].update({"max_steps": steps, "batch_size": 4, "eval_every": steps, "progress": False})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert worldrl_main(["train", "--config", str(path)]) == 0
+
+
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mm_train") / "collide"
@@ -87,15 +101,7 @@ def test_trainer_refuses_loaders_that_do_not_yield_windows(loaders: dict) -> Non
 
 
 def test_worldrl_train_with_the_preset_serves_frames_audio_and_state(scenes: Path, tmp_path: Path) -> None:
-    config = yaml.safe_load(PRESET.read_text())
-    config["model"].update({k: v for k, v in TINY.items()})
-    config["data"].update({"root": str(scenes), "window": 4})
-    config["data"].pop("collect")
-    config["output_dir"] = str(tmp_path / "run")
-    config["trainer"].update({"max_steps": 3, "batch_size": 4, "eval_every": 3, "progress": False})
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    assert worldrl_main(["train", "--config", str(path)]) == 0
+    train_tiny_preset(scenes, tmp_path, steps=3)
     model = load_pretrained(tmp_path / "run" / "model")
     assert model.config.family == "multimodal" and model.layout is not None  # Playground: positions known
     # every setting of the preset reaches the network (a subset of the fields once dropped greedy_audio)
@@ -157,15 +163,7 @@ def test_teacher_forced_pass_is_what_the_loss_and_the_code_benchmark_read(scenes
 def test_audio_state_cue_reads_the_physics_head_in_the_logits_only(scenes: Path, tmp_path: Path) -> None:
     """``audio_state_cue``: trained through ``worldrl train``, the cue head changes which component is likely when
     the state changes, never the components' spectra; the simulator steps on it; without physics it is refused."""
-    config = yaml.safe_load(PRESET.read_text())
-    config["model"].update({**TINY, "audio_state_cue": True})
-    config["data"].update({"root": str(scenes), "window": 4})
-    config["data"].pop("collect")
-    config["output_dir"] = str(tmp_path / "run")
-    config["trainer"].update({"max_steps": 4, "batch_size": 4, "eval_every": 4, "progress": False})
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    assert worldrl_main(["train", "--config", str(path)]) == 0
+    train_tiny_preset(scenes, tmp_path, steps=4, audio_state_cue=True)
     model = load_pretrained(tmp_path / "run" / "model")
     net = model.net.eval()
     assert net.audio_cue is not None and net.audio_cue[-1].weight.abs().sum() > 0  # trained from its zero start
