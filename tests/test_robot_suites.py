@@ -351,10 +351,12 @@ def test_a_pixel_copy_of_a_pusht_state_recording_keeps_its_steps(pusht_state_dat
     bench.render_pixel_copy(pusht_state_dataset, out, [0, 2])
     states, pixels = LeRobotDatasetReader(pusht_state_dataset), LeRobotDatasetReader(out)
     assert pixels.features["observation.image"]["shape"] == [96, 96, 3] and pixels.fps == states.fps == 10
-    assert "observation.environment_state" not in pixels.features  # lerobot/pusht's keys, as collect --pixels
+    # lerobot/pusht's keys, as collect --pixels, plus the block keypoints as a column that no pixel model observes
+    # (a vrnn may be trained to predict them, supervision_keys)
+    assert set(pixels.features) >= {"observation.image", "observation.state", "action", "next.reward"}
     rows = np.r_[np.arange(*states.episode_range(0)), np.arange(*states.episode_range(2))]
     assert pixels.num_frames == len(rows) and pixels.num_episodes == 2
-    for key in ("action", "next.reward", "observation.state"):
+    for key in ("action", "next.reward", "observation.state", "observation.environment_state"):
         assert np.array_equal(pixels.column(key), states.column(key)[rows])
     frames = pixels.frames("observation.image", np.arange(pixels.num_frames))
     assert frames.shape == (len(rows), 96, 96, 3) and frames.std() > 10  # the arena, goal, block and pusher
