@@ -94,7 +94,7 @@ class MultimodalConfig(WorldModelConfig):
     audio_state_cue: bool = False
     """The audio mixture's component logits (not its spectra) also read the physics head's view of the step: the
     normalised state, its predicted successor and, with a state layout, each object's contact-event probability
-    (``PhysicsHead.event_cue``; detached). When a contact sounds depends on where the objects are, which the shared
+    (``PhysicsHead.step_with_cue``; detached). When a contact sounds depends on where the objects are, which the shared
     features barely carry (next-frame onsets at chance); only the choice of component reads the cue, so a rollout on
     drifting states can mistime a sound but not invent a spectrum (reading the state in the spectra diverged,
     docs/benchmarks.md "Multimodal family"). Needs the physics head (``use_physics_loss`` and a state)."""

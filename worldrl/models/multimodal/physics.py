@@ -236,26 +236,30 @@ class PhysicsHead(nn.Module):
 
     def real_step(self, feature: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """Next real-unit state (layouts only)."""
+        return self._real_step_and_gate(feature, real)[0]
+
+    def _real_step_and_gate(self, feature: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         change, gate = self.dynamics(real, feature)
-        return integrate(real, gated(change, gate, self.layout), self.layout)
+        return integrate(real, gated(change, gate, self.layout), self.layout), gate
 
     def forward(self, feature: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        if self.layout is None:
-            return state + self.net(torch.cat([feature, state], -1))
-        return self.normalised(self.real_step(feature, self.real(state)))
+        return self.step_with_cue(feature, state)[0]
 
     @property
     def cue_dim(self) -> int:
-        """Width of ``event_cue``."""
+        """Width of the cue of ``step_with_cue``."""
         return 2 * self.state_dim + (self.layout.objects if self.layout is not None else 0)
 
-    def event_cue(self, feature: torch.Tensor, state: torch.Tensor, next_state: torch.Tensor) -> torch.Tensor:
-        """What the head knows about a contact between t and t+1, ``[.., cue_dim]``: the normalised state, its
-        predicted successor and, with a layout, each object's probability that its velocity changes (the gate)."""
-        parts = [state, next_state]
-        if self.layout is not None:
-            parts.append(torch.sigmoid(self.dynamics(self.real(state), feature)[1]))
-        return torch.cat(parts, -1)
+    def step_with_cue(self, feature: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(next normalised state, what the head knows about a contact between t and t+1 ``[.., cue_dim]``: the
+        normalised state, its predicted successor and, with a layout, each object's probability that its velocity
+        changes, the gate)."""
+        if self.layout is None:
+            nxt = state + self.net(torch.cat([feature, state], -1))
+            return nxt, torch.cat([state, nxt], -1)
+        real, gate = self._real_step_and_gate(feature, self.real(state))
+        nxt = self.normalised(real)
+        return nxt, torch.cat([state, nxt, torch.sigmoid(gate)], -1)
 
 
 def physics_terms(

@@ -412,9 +412,9 @@ class TransformerWorldModel(nn.Module):
         if self.physics is not None:
             # a residual on the current state (with a layout: a velocity change, integrated; zero = constant velocity)
             now = self._need(state, "state", (b, t, self.state_dim))
-            out["state"] = self.physics(feature, now)
+            out["state"], cue = self.physics.step_with_cue(feature, now)
             if self.audio_cue is not None:
-                out["audio_cue"] = self.physics.event_cue(feature, now, out["state"]).detach()
+                out["audio_cue"] = cue.detach()
         # the mixture's likelihood has gradients ~1/scale^2 (gradient norm 12-40 with it attached, ~3 before):
         # the audio head reads the shared features without training them
         current = self._need(audio, "audio", (b, t, self.config.audio_dim))
