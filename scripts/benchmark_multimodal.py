@@ -150,6 +150,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--starts-per-episode", type=int, default=12)
     p.add_argument("--out", default="outputs/benchmark_multimodal")
     p.add_argument("--audio-samples", type=int, default=8, help="sampled rollouts averaged for the audio MC mean")
+    p.add_argument(
+        "--vrnn-run",
+        default=None,
+        help="a vrnn pixel run on the same dataset (configs/vrnn_playground_pixels.yaml): its mean open-loop "
+        "prediction is scored on the same starts, paired against the multimodal model and repeat-last",
+    )
     p.add_argument("--write-docs", action="store_true")
     return p.parse_args()
 
@@ -216,8 +222,11 @@ def main() -> None:
     horizon = max(args.horizons)
     val, starts = held_out_starts(reader, cfg, args.context, horizon, args.starts_per_episode)
     print(f"held-out episodes {val}: {len(starts)} starts, context {args.context}, horizon {horizon}", flush=True)
+    vrnn = load_vrnn(Path(args.vrnn_run), model.image_key) if args.vrnn_run else None
     t0 = time.perf_counter()
-    results, code_stats = score(model, reader, starts, args.context, args.horizons, args.out, args.audio_samples)
+    results, code_stats = score(
+        model, reader, starts, args.context, args.horizons, args.out, args.audio_samples, vrnn=vrnn
+    )
     rollout_s = time.perf_counter() - t0
     throughput = training_throughput(model, reader, cfg)
     rules = (model.config.greedy_audio, other_rule(model))
@@ -231,6 +240,27 @@ def main() -> None:
         write_docs(table)
 
 
+def load_vrnn(run: Path, camera: str):
+    """The vrnn of a pixel run (final weights), refused unless it observes the multimodal model's camera."""
+    vrnn = load_pretrained(run / "model").eval()
+    if list(vrnn.task.obs_keys) != [camera]:
+        raise SystemExit(f"--vrnn-run {run}: the vrnn observes {list(vrnn.task.obs_keys)}, not the camera {camera!r}")
+    return vrnn
+
+
+@torch.no_grad()
+def vrnn_frames(vrnn, frames: torch.Tensor, actions: torch.Tensor, context: int, horizon: int) -> torch.Tensor:
+    """uint8 frames ``[n, horizon, H, W, C]`` of the vrnn's mean open-loop rollout (no sampling: what ``worldrl
+    evaluate`` scores) from ``context`` real frames of ``frames [n, >= context, H, W, C]``, with the recorded
+    ``actions [n, >= context - 1 + horizon, A]``."""
+    n = frames.shape[0]
+    prev = torch.cat([torch.zeros_like(actions[:, :1]), actions[:, : context - 1]], 1)
+    is_first = torch.zeros(n, context, dtype=torch.bool)
+    is_first[:, 0] = True
+    state = vrnn.observe_last(frames[:, :context], prev, is_first)
+    return vrnn.decode(vrnn.rollout(state, actions[:, context - 1 : context - 1 + horizon]))
+
+
 @torch.no_grad()
 def score(
     model,
@@ -240,6 +270,7 @@ def score(
     horizons: list[int],
     out: str = "outputs/benchmark_multimodal",
     samples: int = 8,
+    vrnn=None,
 ) -> list[dict]:
     from tensordict import TensorDict
 
@@ -270,6 +301,7 @@ def score(
     references = model.frames_to_model(batch[camera][:, context - 1])
     codes, _ = model.net.encode_frames(model.frames_to_model(truths), reference=references)
     recons = model.model_to_frames(model.net.decode_codes(codes, reference=references))
+    vrnn_rolled = None if vrnn is None else vrnn_frames(vrnn, batch[camera], batch["action"], context, horizon)
     code_stats = code_changes(states["codes"][:, :, -1], codes, state["codes"][:, -1])
     train_window = int(model.config.context_length) + 1
     code_stats.update(code_probabilities(model, {k: v[:, context - 1 :][:, :train_window] for k, v in batch.items()}))
@@ -284,11 +316,14 @@ def score(
         present = s_last.reshape(-1, layout.per_object).abs().sum(-1) > 0 if layout else None
         for h in horizons:
             k = h - 1
-            for name, frame in (("model", decoded[camera][0, k]), ("repeat", last_frame), ("tokenizer", recon[k])):
+            candidates = [("model", decoded[camera][0, k]), ("repeat", last_frame), ("tokenizer", recon[k])]
+            if vrnn_rolled is not None:
+                candidates.append(("vrnn", vrnn_rolled[i, k]))
+            frames.setdefault((h, "truth"), []).append(truth[k])
+            for name, frame in candidates:
                 mse, ssim = image_scores(frame[None], truth[k][None])
                 add(h, f"mse_{name}", mse)
                 frames.setdefault((h, name), []).append(frame)
-                frames.setdefault((h, "truth"), []).append(truth[k])
                 add(h, f"ssim_{name}", ssim)
             a_true = w[AUDIO_KEY][context + k]
             add(h, "audio_model", float((decoded[AUDIO_KEY][0, k] - a_true).pow(2).mean()))
@@ -311,10 +346,13 @@ def score(
         row["mse_diff"] = mean_ci(np.subtract(a["mse_model"], a["mse_repeat"]))
         row["ssim_diff"] = mean_ci(np.subtract(a["ssim_model"], a["ssim_repeat"]))
         row["audio_diff"] = mean_ci(np.subtract(a["audio_model"], a["audio_repeat"]))
+        if vrnn is not None:  # the vrnn against repeat-last and against the multimodal model, per start
+            for other in ("repeat", "model"):
+                row[f"vrnn_mse_diff_{other}"] = mean_ci(np.subtract(a["mse_vrnn"], a[f"mse_{other}"]))
+                row[f"vrnn_ssim_diff_{other}"] = mean_ci(np.subtract(a["ssim_vrnn"], a[f"ssim_{other}"]))
     for row in rows:
-        for name in ("model", "repeat", "tokenizer"):
-            truths = frames[(row["h"], "truth")][::3]  # appended once per name
-            row[f"psnr_{name}"] = pooled_psnr(frames[(row["h"], name)], truths)
+        for name in ("model", "repeat", "tokenizer") + (("vrnn",) if vrnn is not None else ()):
+            row[f"psnr_{name}"] = pooled_psnr(frames[(row["h"], name)], frames[(row["h"], "truth")])
     return rows, code_stats
 
 
@@ -481,6 +519,8 @@ def render(rows, code_stats, throughput, n_starts, val, args, rollout_s, horizon
             f"| {r['h']} | {1e4 * m:+.2f} [{1e4 * m_lo:+.2f}, {1e4 * m_hi:+.2f}] | {s:+.4f} [{s_lo:+.4f}, {s_hi:+.4f}] "
             f"| {a:+.3f} [{a_lo:+.3f}, {a_hi:+.3f}] |"
         )
+    if "psnr_vrnn" in rows[0]:
+        lines += ["", *vrnn_table(rows, args.vrnn_run)]
     c = code_stats
     lines += [
         "",
@@ -500,6 +540,30 @@ def render(rows, code_stats, throughput, n_starts, val, args, rollout_s, horizon
         f"{throughput['windows_per_s']:.1f} windows/s = {throughput['frames_per_s']:.0f} frames/s.",
     ]
     return "\n".join(lines)
+
+
+def vrnn_table(rows: list[dict], run: str) -> list[str]:
+    """Markdown lines: the vrnn's scores on the same starts, paired against repeat-last and the multimodal model."""
+
+    def ci(value: tuple[float, float, float], scale: float = 1.0, digits: int = 4) -> str:
+        m, lo, hi = (scale * v for v in value)
+        return f"{m:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+    lines = [
+        f"The vrnn pixel model (`{run}`, frames only; its mean open-loop prediction, no sampling) on the same starts, "
+        "paired per start (mean [95% t-interval]; frame MSE x1e-4, lower is better):",
+        "",
+        "| steps | PSNR vrnn | SSIM vrnn | frame MSE vrnn - repeat-last | frame MSE vrnn - multimodal "
+        "| SSIM vrnn - repeat-last | SSIM vrnn - multimodal |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['h']} | {r['psnr_vrnn']:.2f} | {r['ssim_vrnn']:.4f} | {ci(r['vrnn_mse_diff_repeat'], 1e4, 2)} | "
+            f"{ci(r['vrnn_mse_diff_model'], 1e4, 2)} | {ci(r['vrnn_ssim_diff_repeat'])} | "
+            f"{ci(r['vrnn_ssim_diff_model'])} |"
+        )
+    return lines
 
 
 def write_docs(table: str, path: Path = ROOT / "docs" / "benchmarks.md") -> None:

@@ -103,7 +103,7 @@ def rollouts(model, w: dict[str, torch.Tensor], context: int, horizon: int) -> d
     # the transformer over the real frames (and states) of the whole window: the features a perfect video model gives
     real = model.observe(TensorDict({k: w[k] for k in keys}, batch_size=[n, total]), prev, is_first)
     actions = model.action_norm(w["action"].float())
-    features = model.net.predict_next(real["h"], actions, real["phys"][:, :, -1])["feature"]
+    features = model.net.predict_next(real["h"], actions, real["phys"][:, :, -1])["physics_feature"]
     head = model.net.physics
     for name, feats in (("head_real_features", features), ("head_no_features", torch.zeros_like(features))):
         guess, states = w[STATE_KEY][:, context - 1].float(), []
@@ -114,7 +114,8 @@ def rollouts(model, w: dict[str, torch.Tensor], context: int, horizon: int) -> d
     # the gate at each imagined step: the state and transformer output that step started from
     phys = head.real(imagined["phys"][:, :, -2])
     h = torch.cat([start["h"][:, None], imagined["h"][:, :-1]], 1)
-    feature = model.net.predict_next(h, actions[:, context - 1 : total - 1])["feature"]
+    step_actions = actions[:, context - 1 : total - 1]
+    feature = model.net.physics_input(model.net.predict_next(h, step_actions)["feature"], step_actions)
     _, gate = head.dynamics(phys, feature)
     out["gate_open"] = (gate > 0) & present(phys, head.layout)
     return out
@@ -227,7 +228,7 @@ def frozen_features(model, reader, cfg: dict, stride: int) -> dict[str, torch.Te
         batch = to_task_shapes(collate_windows([ds[j] for j in range(i, min(i + 32, len(ds)))]), model.task)
         mask, first = batch["mask"].bool(), batch["is_first"].bool()
         net, _, _, phys = model.teacher_forced(batch["obs"], batch["action"], mask, first)
-        out["feature"].append(net["next"]["feature"])
+        out["feature"].append(net["next"]["physics_feature"])
         out["state"].append(phys)
         out["pair"].append(mask[:, 1:] & mask[:, :-1] & ~first[:, 1:])
         print(f"\rfeatures of {min(i + 32, len(ds))}/{len(ds)} training windows", end="", flush=True)

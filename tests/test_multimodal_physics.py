@@ -226,3 +226,39 @@ def test_position_and_velocity_axes_share_one_scale_so_a_vertical_error_weighs_a
             )
     assert float(terms[7]["physics_event"]) == pytest.approx(float(terms[9]["physics_event"]), rel=1e-5)
     assert float(terms[7]["physics_event"]) > 0
+
+
+@pytest.mark.parametrize("context", ["feature", "action"])
+def test_physics_context_decides_what_the_head_reads_beside_the_state(context: str) -> None:
+    torch.manual_seed(0)
+    net = TransformerWorldModel(**TINY, action_dim=2, state_dim=S, state_layout=LAYOUT, physics_context=context).eval()
+    mean, std = _stats()
+    net.physics.set_state_stats(mean, std)
+    with torch.no_grad():  # a trained-looking head: every weight non-zero, so any input it reads moves its output
+        for p in net.physics.parameters():
+            p.normal_(0, 0.3)
+    assert net.physics.dynamics.context.in_features == (
+        2 if context == "action" else net.config.latent_dim + net.config.embed_dim
+    )
+    state = (_scene(6).reshape(2, 3, S) - mean) / std
+    codes, audio = torch.zeros(2, 3, 16, dtype=torch.long), torch.randn(2, 3, TINY["audio_dim"])
+    actions = torch.randn(2, 3, 2)
+
+    def next_state(frames: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+        h = net.context(net.code_features(codes), frames, audio, state)
+        return net.predict_next(h, acts, state)["state"]
+
+    frames = torch.rand(2, 3, 3, 32, 32)
+    base = next_state(frames, actions)
+    other_frames = next_state(torch.rand(2, 3, 3, 32, 32), actions)
+    assert not torch.allclose(next_state(frames, actions + 1.0), base)  # both read the action
+    if context == "action":  # the frames reach the head only through the transformer's latent
+        torch.testing.assert_close(other_frames, base)
+    else:
+        assert not torch.allclose(other_frames, base)
+
+
+def test_an_unknown_physics_context_is_a_one_line_config_error() -> None:
+    with pytest.raises(Exception, match="physics_context") as err:
+        MultimodalConfig(**{**MultimodalConfig.tiny(), "physics_context": "pixels"})
+    assert "\n" not in str(err.value)

@@ -10,6 +10,9 @@ from worldrl.config_loading import check_fields
 from worldrl.models.base import WorldModelConfig
 from worldrl.models.multimodal.audio_mixture import GREEDY_AUDIO
 
+PHYSICS_CONTEXTS = ("feature", "action")
+"""What the physics head may read beside the state (``MultimodalConfig.physics_context``)."""
+
 
 @dataclass
 class MultimodalConfig(WorldModelConfig):
@@ -60,6 +63,12 @@ class MultimodalConfig(WorldModelConfig):
     """Physics head: next object states from the latent, supervised by ``observation.state`` (+ consistency)."""
     physics_embed_dim: int = 128
     """Hidden width of the physics head."""
+    physics_context: str = "feature"
+    """What the physics head reads beside the state (``PHYSICS_CONTEXTS``): ``feature``, the heads' shared input
+    (transformer latent and action embedding, trained by the head's loss too); ``action``, the step's normalised
+    action alone, so the head is a state-and-action dynamics model. On Playground scenes the state holds the
+    physics and the latent let the head fit episode-specific cues that did not carry to held-out episodes
+    (docs/benchmarks.md "Multimodal family")."""
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
     """Finite scalar quantisation levels per code dimension; the code vocabulary is their product."""
     tokenizer_channels: int = 64
@@ -157,6 +166,7 @@ class MultimodalConfig(WorldModelConfig):
                 "drop_rate": (0 <= self.drop_rate < 1, "in [0, 1)"),
                 "attn_drop_rate": (0 <= self.attn_drop_rate < 1, "in [0, 1)"),
                 "physics_embed_dim": (self.physics_embed_dim >= 1, ">= 1"),
+                "physics_context": (self.physics_context in PHYSICS_CONTEXTS, f"one of {list(PHYSICS_CONTEXTS)}"),
                 "fsq_levels": (
                     len(self.fsq_levels) >= 1 and all(v >= 2 for v in self.fsq_levels),
                     "a non-empty list of levels >= 2",

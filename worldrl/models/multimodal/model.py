@@ -340,7 +340,7 @@ class MultimodalWorldModel(WorldModel):
                 real = self.state_norm.denormalize(nxt["state"][:, :-1])
                 outputs["consistency"] = velocity_consistency(real, self.layout, pair[:, 1:] & pair[:, :-1])
                 outputs["physics_terms"] = physics_terms(
-                    self.net.physics, nxt["feature"], phys, pair, self.config.physics_rollout_steps
+                    self.net.physics, nxt["physics_feature"], phys, pair, self.config.physics_rollout_steps
                 )
         if self.config.audio_rollout_steps and self.has_audio:  # the head reads its own spectrum in a rollout
             outputs["audio_rollout"] = audio_mixture.rollout_error(

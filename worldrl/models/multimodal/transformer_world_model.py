@@ -159,8 +159,9 @@ class TransformerWorldModel(nn.Module):
         # decays in proportion to its level, which the shared features (not trained for audio) do not carry
         self.audio_next = mlp(head_in + F_, [D], K * (1 + 2 * F_))
         self.audio_recon = mlp(cfg.latent_dim, [D], cfg.audio_dim)
+        physics_in = head_in if cfg.physics_context == "feature" else action_dim
         self.physics = (
-            PhysicsHead(head_in + state_dim, cfg.physics_embed_dim, state_dim, state_layout)
+            PhysicsHead(physics_in + state_dim, cfg.physics_embed_dim, state_dim, state_layout)
             if cfg.use_physics_loss and state_dim
             else None
         )
@@ -387,8 +388,9 @@ class TransformerWorldModel(nn.Module):
         query sees its code, and a per-patch copy logit is added to that code: keeping it is one decision of the
         distribution): ``logits [B, T, N, V]``, the audio mixture (``audio_logits
         [B, T, K]``, ``audio_components [B, T, K, F]``, ``audio_log_scales [B, T, K, F]``) and its mean ``audio
-        [B, T, F]``, ``state [B, T, S]`` (with a physics head), ``latent [B, T, latent_dim]`` and the heads' input
-        ``feature [B, T, latent_dim + D]`` (latent and action embedding)."""
+        [B, T, F]``, ``state [B, T, S]`` (with a physics head), ``latent [B, T, latent_dim]``, the heads' input
+        ``feature [B, T, latent_dim + D]`` (latent and action embedding) and, with a physics head, what it read
+        beside the state, ``physics_feature`` (``physics_context``)."""
         b, t, L, D = h.shape
         latent = self.latent(h)
         if self.action_embed is not None:
@@ -412,7 +414,8 @@ class TransformerWorldModel(nn.Module):
         if self.physics is not None:
             # a residual on the current state (with a layout: a velocity change, integrated; zero = constant velocity)
             now = self._need(state, "state", (b, t, self.state_dim))
-            out["state"], cue = self.physics.step_with_cue(feature, now)
+            out["physics_feature"] = self.physics_input(feature, actions)
+            out["state"], cue = self.physics.step_with_cue(out["physics_feature"], now)
             if self.audio_cue is not None:
                 out["audio_cue"] = cue.detach()
         # the mixture's likelihood has gradients ~1/scale^2 (gradient norm 12-40 with it attached, ~3 before):
@@ -420,6 +423,15 @@ class TransformerWorldModel(nn.Module):
         current = self._need(audio, "audio", (b, t, self.config.audio_dim))
         out.update(self.audio_mixture(feature.detach(), current, out.get("audio_cue")))
         return out
+
+    def physics_input(self, feature: torch.Tensor, actions: torch.Tensor | None) -> torch.Tensor:
+        """What the physics head reads beside the state (``physics_context``) from the heads' ``feature [.., F]``
+        and the normalised ``actions [.., A]``: the feature itself, or the actions."""
+        if self.config.physics_context == "feature":
+            return feature
+        if not self.action_dim:
+            return feature.new_zeros(*feature.shape[:-1], 0)
+        return actions.to(feature.dtype)
 
     def audio_mixture(
         self, feature: torch.Tensor, current: torch.Tensor, cue: torch.Tensor | None = None
