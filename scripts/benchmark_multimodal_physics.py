@@ -18,7 +18,7 @@ into starts whose truth has a velocity event (``|dv| > event_threshold`` of some
 contacts, sliding friction) and free ones, and the share of object-steps where the head's gate opened. Writes
 ``--out``/physics.json and ``--out``/trajectories.png (x-y paths of the start where constant velocity errs most).
 
-    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal_physics.py --run runs/multimodal_playground_cpu_v11
+    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal_physics.py --run runs/multimodal_playground_cpu_v12
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from tensordict import TensorDict
 
 from worldrl.data import LeRobotDatasetReader, split_episodes
 from worldrl.errors import ConfigError
+from worldrl.evaluation.stats import mean_ci
 from worldrl.models import load_pretrained
 from worldrl.models.multimodal.model import AUDIO_KEY, STATE_KEY
 from worldrl.models.multimodal.physics import positions, present, velocities
@@ -41,7 +42,7 @@ from worldrl.models.multimodal.physics import positions, present, velocities
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", default="runs/multimodal_playground_cpu_v11", help="a trained multimodal run directory")
+    p.add_argument("--run", default="runs/multimodal_playground_cpu_v12", help="a trained multimodal run directory")
     p.add_argument("--weights", choices=["model", "best"], default="model", help="final or best-validation weights")
     p.add_argument("--dataset", default=None, help="dataset root (default: the run's data.root)")
     p.add_argument("--context", type=int, default=8)
@@ -151,6 +152,7 @@ def score(model, w: dict[str, torch.Tensor], context: int, horizons: list[int]) 
             row[f"{name}_event"] = float(errors[name][hit, k].mean()) if hit.any() else float("nan")
             row[f"{name}_free"] = float(errors[name][~hit, k].mean()) if (~hit).any() else float("nan")
         row["event_starts"] = int(hit.sum())
+        row["model_minus_cv"] = mean_ci((errors["model"][:, k] - errors["constant_velocity"][:, k]).numpy())
         rows.append(row)
     gate = out["gate_open"]
     extra = {
@@ -168,16 +170,18 @@ def render(rows: list[dict], n: int, val: list[int], gate_share: float, context:
         "mean distance over the present objects, averaged over the starts.",
         "",
         "| steps | model (simulator rollout) | head, real-frame features | head, no features | constant velocity "
-        "| static | starts with an event: model / const-vel | free starts: model / const-vel |",
-        "|---|---|---|---|---|---|---|---|",
+        "| static | starts with an event: model / const-vel | free starts: model / const-vel "
+        "| model - const-vel per start, mean [95% t-interval] |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         mm = {k: 1000 * v for k, v in r.items() if isinstance(v, float)}
+        d, lo, hi = r["model_minus_cv"]
         lines.append(
             f"| {r['h']} | {mm['model']:.2f} | {mm['head_real_features']:.2f} | {mm['head_no_features']:.2f} | "
             f"{mm['constant_velocity']:.2f} | {mm['static']:.2f} | {r['event_starts']}: {mm['model_event']:.2f} / "
             f"{mm['constant_velocity_event']:.2f} | {n - r['event_starts']}: {mm['model_free']:.2f} / "
-            f"{mm['constant_velocity_free']:.2f} |"
+            f"{mm['constant_velocity_free']:.2f} | {1000 * d:+.2f} [{1000 * lo:+.2f}, {1000 * hi:+.2f}] |"
         )
     lines += ["", f"Gate open on {100 * gate_share:.1f}% of present object-steps of the simulator rollouts."]
     return "\n".join(lines)
@@ -213,16 +217,19 @@ def save_paths(w: dict[str, torch.Tensor], extra: dict, context: int, layout, ou
 
 
 @torch.no_grad()
-def frozen_features(model, reader, cfg: dict, stride: int) -> dict[str, torch.Tensor]:
-    """The transformer's head features, normalised states and pair masks of the run's training windows."""
+def frozen_features(model, reader, cfg: dict, stride: int, split: str = "train") -> dict[str, torch.Tensor]:
+    """What the physics head reads beside the state (``physics_feature``), normalised states and pair masks of the
+    run's training (``split="train"``) or validation windows, teacher-forced on the true frames."""
     from worldrl.data import WindowDataset
     from worldrl.training.trainer import collate_windows, to_task_shapes
 
     episodes = [int(e["episode_index"]) for e in reader.episodes]
-    train, _ = split_episodes(episodes, float(cfg["data"].get("val_fraction", 0.1)), int(cfg.get("seed", 0)))
+    train, val = split_episodes(episodes, float(cfg["data"].get("val_fraction", 0.1)), int(cfg.get("seed", 0)))
     keys = {f"obs/{k}": k for k in model.task.obs_keys}
     keys.update({"action": "action", "reward": "next.reward", "terminated": "next.terminated"})
-    ds = WindowDataset(reader, keys=keys, window=int(cfg["data"]["window"]), episodes=train, stride=stride)
+    ds = WindowDataset(
+        reader, keys=keys, window=int(cfg["data"]["window"]), episodes=train if split == "train" else val, stride=stride
+    )
     out: dict[str, list[torch.Tensor]] = {"feature": [], "state": [], "pair": []}
     for i in range(0, len(ds), 32):
         batch = to_task_shapes(collate_windows([ds[j] for j in range(i, min(i + 32, len(ds)))]), model.task)
@@ -231,7 +238,7 @@ def frozen_features(model, reader, cfg: dict, stride: int) -> dict[str, torch.Te
         out["feature"].append(net["next"]["physics_feature"])
         out["state"].append(phys)
         out["pair"].append(mask[:, 1:] & mask[:, :-1] & ~first[:, 1:])
-        print(f"\rfeatures of {min(i + 32, len(ds))}/{len(ds)} training windows", end="", flush=True)
+        print(f"\rfeatures of {min(i + 32, len(ds))}/{len(ds)} {split} windows", end="", flush=True)
     print()
     return {k: torch.cat(v) for k, v in out.items()}
 
@@ -257,6 +264,75 @@ def finetune_head(model, data: dict[str, torch.Tensor], steps: int, horizon: int
         if step % 100 == 0 or step == steps - 1:
             print(f"head step {step}: " + ", ".join(f"{k} {float(v):.4f}" for k, v in terms.items()), flush=True)
     head.eval()
+
+
+NEAR = 0.25
+"""Metres between object centres within which a velocity event counts as a contact with another object."""
+
+
+@torch.no_grad()
+def contact_table(model, data: dict[str, torch.Tensor]) -> list[dict]:
+    """Teacher-forced one-step view of the head on ``data`` (``frozen_features``): per kind of true velocity event
+    (another object's centre within ``NEAR``; none near and the object moving faster than 5 cm/s; none near and
+    slower), how many there are, how often the gate opens on them, and the error of the head's predicted velocity
+    change against predicting no change (|dv|)."""
+    head, layout = model.net.physics, model.layout
+    now_n, nxt_n = data["state"][:, :-1], data["state"][:, 1:]
+    pair = data["pair"]
+    now, nxt = head.real(now_n)[pair], head.real(nxt_n)[pair]
+    change, gate = head.dynamics(now, data["feature"][:, :-1][pair])
+    here = present(now, layout)
+    dv = velocities(nxt, layout) - velocities(now, layout)
+    event = (dv.norm(dim=-1) > layout.event_threshold) & here
+    p = positions(now, layout)
+    others = here[:, :, None] & here[:, None, :] & ~torch.eye(layout.objects, dtype=torch.bool)
+    gap = torch.where(others, (p[:, :, None] - p[:, None]).norm(dim=-1), torch.full_like(others, 9.0, dtype=p.dtype))
+    near, speed = gap.amin(-1) < NEAR, velocities(now, layout).norm(dim=-1)
+    kinds = {
+        "near another object": near,
+        "alone, moving": ~near & (speed > 0.05),
+        "alone, slow": ~near & (speed <= 0.05),
+    }
+    predicted = change[..., layout.velocity[0] : layout.velocity[1]]
+    applied = predicted * (gate > 0)[..., None]  # what a rollout step adds: the change where the gate opens
+    rows = []
+    for name, where in kinds.items():
+        m = event & where
+        rows.append(
+            {
+                "kind": name,
+                "events": int(m.sum()),
+                "gate_recall": float(((gate > 0) & m).sum() / m.sum().clamp_min(1)),
+                "dv": float(dv[m].norm(dim=-1).mean()) if m.any() else float("nan"),
+                "error": float((predicted - dv)[m].norm(dim=-1).mean()) if m.any() else float("nan"),
+                "applied_error": float((applied - dv)[m].norm(dim=-1).mean()) if m.any() else float("nan"),
+            }
+        )
+    free = here & ~event
+    rows.append(
+        {
+            "kind": "no event",
+            "events": int(free.sum()),
+            "gate_recall": float(((gate > 0) & free).sum() / free.sum().clamp_min(1)),
+        }
+    )
+    return rows
+
+
+def render_contacts(rows: list[dict]) -> str:
+    lines = [
+        "Teacher-forced, one step, held-out windows (true states in, the head's predicted velocity change out; "
+        f"events: |dv| > event_threshold; near: another object's centre within {NEAR} m):",
+        "",
+        "| true step | object-steps | gate open | mean abs dv (m/s) | error of the predicted dv (m/s) "
+        "| error of the applied (gated) dv (m/s) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        dv, err, applied = r.get("dv"), r.get("error"), r.get("applied_error")
+        tail = f"{dv:.3f} | {err:.3f} | {applied:.3f}" if dv is not None else "- | - | -"
+        lines.append(f"| {r['kind']} | {r['events']} | {100 * r['gate_recall']:.1f}% | {tail} |")
+    return "\n".join(lines)
 
 
 def velocity_event_stats(reader: LeRobotDatasetReader, layout) -> str:
@@ -306,9 +382,11 @@ def main() -> None:
     w = load_windows(reader, model.image_key, starts, args.context + H)
     rows, extra = score(model, w, args.context, args.horizons)
     table = render(rows, len(starts), val, extra["gate_open_share"], args.context)
-    print(table)
+    stride = int(cfg["data"]["window"]) - 1  # consecutive windows share one step: each transition once
+    contacts = contact_table(model, frozen_features(model, reader, cfg, stride, split="val"))
+    print(table + "\n\n" + render_contacts(contacts))
     out.mkdir(parents=True, exist_ok=True)
-    record = {"weights": str(weights), "rows": rows, "gate_open_share": extra["gate_open_share"]}
+    record = {"weights": str(weights), "rows": rows, "gate_open_share": extra["gate_open_share"], "contacts": contacts}
     (out / "physics.json").write_text(json.dumps(record, indent=1))
     save_paths(w, extra, args.context, model.layout, out)
 

@@ -187,3 +187,63 @@ def test_audio_state_cue_reads_the_physics_head_in_the_logits_only(scenes: Path,
 
     with pytest.raises(ModelConfigurationError, match="audio_state_cue"):
         TransformerWorldModel(**{**MultimodalConfig.tiny(), "audio_state_cue": True}, state_dim=0)
+
+
+def test_the_physics_benchmark_counts_held_out_velocity_events_once_and_scores_what_the_gate_applies(
+    scenes: Path, tmp_path: Path
+) -> None:
+    from worldrl.data import LeRobotDatasetReader
+    from worldrl.models.multimodal.physics import present
+
+    train_tiny_preset(scenes, tmp_path, steps=2)
+    bench = _script("benchmark_multimodal_physics")
+    model = load_pretrained(tmp_path / "run" / "model").eval()
+    cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    data = bench.frozen_features(model, LeRobotDatasetReader(scenes), cfg, stride=3, split="val")
+    gate_bias = model.net.physics.dynamics.node[-1].bias
+    tables = {}
+    for bias in (-100.0, 100.0):  # every gate shut, then every gate open
+        with torch.no_grad():
+            gate_bias[-1] = bias
+        tables[bias] = {row["kind"]: row for row in bench.contact_table(model, data)}
+    shut, opened = tables[-100.0], tables[100.0]
+    real = model.net.physics.real(data["state"][:, :-1])[data["pair"]]
+    assert sum(row["events"] for row in shut.values()) == int(present(real, model.layout).sum())
+    kinds = [kind for kind, row in shut.items() if kind != "no event" and row["events"]]
+    assert kinds  # the collide scenes have contacts
+    for kind in kinds:  # a shut gate applies no change; an open one applies the predicted change
+        assert shut[kind]["gate_recall"] == 0 and shut[kind]["applied_error"] == pytest.approx(shut[kind]["dv"])
+        assert opened[kind]["gate_recall"] == 1
+        assert opened[kind]["applied_error"] == pytest.approx(opened[kind]["error"])
+    assert shut["no event"]["gate_recall"] == 0 and opened["no event"]["gate_recall"] == 1
+
+
+def test_the_multimodal_benchmark_scores_a_vrnn_on_the_same_starts_paired(scenes: Path, tmp_path: Path) -> None:
+    from _models import VRNN_TINY
+
+    from worldrl.data import LeRobotDatasetReader
+    from worldrl.models import TaskSpec, build_model, save_pretrained
+
+    train_tiny_preset(scenes, tmp_path, steps=2)
+    bench = _script("benchmark_multimodal")
+    model = load_pretrained(tmp_path / "run" / "model").eval()
+    camera = model.image_key
+    frames = gym.spaces.Box(0, 255, (32, 32, 3), np.uint8)
+    task = TaskSpec(frames, model.task.action_space, task_id="worldrl/Playground-v0", obs_key=camera)
+    torch.manual_seed(0)
+    save_pretrained(build_model("vrnn", VRNN_TINY, task), tmp_path / "vrnn" / "model")
+    vrnn = bench.load_vrnn(tmp_path / "vrnn", camera)
+    with pytest.raises(SystemExit, match="not the camera"):
+        bench.load_vrnn(tmp_path / "vrnn", "observation.images.top")
+    reader = LeRobotDatasetReader(scenes)
+    cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    _, starts = bench.held_out_starts(reader, cfg, context=2, horizon=3, per_episode=2)
+    rows, _ = bench.score(model, reader, starts, 2, [1, 3], out=str(tmp_path / "bm"), samples=1, vrnn=vrnn)
+    for row in rows:
+        for name in ("model", "repeat", "tokenizer", "vrnn"):  # each pooled PSNR is scored against its own truths
+            assert row[f"psnr_{name}"] == pytest.approx(-10 * math.log10(row[f"mse_{name}"]), abs=1e-3)
+        # paired per start on the same starts: the mean difference is the difference of the means
+        assert row["vrnn_mse_diff_repeat"][0] == pytest.approx(row["mse_vrnn"] - row["mse_repeat"], abs=1e-9)
+        assert row["vrnn_ssim_diff_model"][0] == pytest.approx(row["ssim_vrnn"] - row["ssim_model"], abs=1e-9)
+    table = bench.vrnn_table(rows, "runs/vrnn")
+    assert [line.split(" | ")[0] for line in table[-2:]] == ["| 1", "| 3"]
