@@ -121,10 +121,14 @@ the spread between two runs of one preset: the same video figures within 0.02 dB
   -0.25 [-1.24, +0.73] on the 288, its gate open on 1.9% of the rollouts' object-steps against v12's 0.9%. **Why
   not better** (the script's teacher-forced table, one step from true states on the held-out windows): on the 244
   steps where an object's velocity changes with another object within 25 cm, the head's predicted change is off by
-  0.256 m/s against 0.287 m/s for predicting none (v11: 0.253), and its gate opens on 39% of them. The state holds
-  positions, orientations and velocities, but not the objects' sizes, masses or materials (restitution and friction
-  vary by material), so most of a contact's outcome is hidden from a state-and-action head; v11's latent could have
-  seen them (shapes in the frames, a material in the ring of the last impact) and did not predict contacts better.
+  0.256 m/s against 0.287 m/s for predicting none (v11: 0.253), and its gate opens on 39% of them: one step ahead,
+  from the true state, it catches under half of the contacts and little of their effect. Not for want of the
+  objects' properties, which the state does not hold: in a one-off probe of this session (a state-only head trained
+  alone on the same windows, not in the repo; on the 54 steps whose horizontal change exceeds 0.2 m/s, 0.732 m/s on
+  average, its error was 0.575), reading each object's shape, size and material from the scene files as well left
+  the error where it was (0.244 against 0.249 m/s on the 244 steps; 25.8 mm at 20 steps either way). What is left
+  is learning the collisions themselves from the few hundred in the training episodes (untested: more episodes, a
+  loss that weighs contacts).
   Earlier, measured: one scale per position or velocity triple (`physics.isotropic_scale`), because the vertical
   velocity's small spread had made contact jitter outweigh horizontal motion in the loss (`--data-stats` prints the
   counts).

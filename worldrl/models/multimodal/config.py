@@ -66,8 +66,8 @@ class MultimodalConfig(WorldModelConfig):
     physics_context: str = "feature"
     """What the physics head reads beside the state (``PHYSICS_CONTEXTS``): ``feature``, the heads' shared input
     (transformer latent and action embedding, trained by the head's loss too); ``action``, the step's normalised
-    action alone, so the head is a state-and-action dynamics model. On Playground scenes the state holds the
-    physics and the latent let the head fit episode-specific cues that did not carry to held-out episodes
+    action alone, so the head is a state-and-action dynamics model. On Playground scenes the head is level with
+    constant velocity either way, and with the latent its gate opened twice as often in held-out rollouts
     (docs/benchmarks.md "Multimodal family")."""
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
     """Finite scalar quantisation levels per code dimension; the code vocabulary is their product."""
