@@ -37,7 +37,7 @@ from worldrl.errors import ConfigError
 from worldrl.evaluation.stats import mean_ci
 from worldrl.models import load_pretrained
 from worldrl.models.multimodal.model import AUDIO_KEY, STATE_KEY
-from worldrl.models.multimodal.physics import positions, present, velocities
+from worldrl.models.multimodal.physics import positions, present, velocities, velocity_events
 
 
 def parse_args() -> argparse.Namespace:
@@ -283,7 +283,7 @@ def contact_table(model, data: dict[str, torch.Tensor]) -> list[dict]:
     change, gate = head.dynamics(now, data["feature"][:, :-1][pair])
     here = present(now, layout)
     dv = velocities(nxt, layout) - velocities(now, layout)
-    event = (dv.norm(dim=-1) > layout.event_threshold) & here
+    event = velocity_events(now, nxt, layout) & here
     p = positions(now, layout)
     others = here[:, :, None] & here[:, None, :] & ~torch.eye(layout.objects, dtype=torch.bool)
     gap = torch.where(others, (p[:, :, None] - p[:, None]).norm(dim=-1), torch.full_like(others, 9.0, dtype=p.dtype))

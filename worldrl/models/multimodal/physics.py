@@ -90,6 +90,12 @@ def present(state: torch.Tensor, layout: StateLayout) -> torch.Tensor:
     return b[..., layout.presence[0] : layout.presence[1]].norm(dim=-1) > 0.5
 
 
+def velocity_events(now: torch.Tensor, nxt: torch.Tensor, layout: StateLayout) -> torch.Tensor:
+    """``[..., objects]`` bool: each object's velocity changes by more than ``event_threshold`` between the
+    real-unit states ``now`` and ``nxt`` (contacts, sliding friction: what the gate must open for)."""
+    return (velocities(nxt, layout) - velocities(now, layout)).norm(dim=-1) > layout.event_threshold
+
+
 def velocity_consistency(states: torch.Tensor, layout: StateLayout, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared gap between ``(p[t+1] - p[t]) / dt`` and the mean of ``v[t]``, ``v[t+1]``, for predicted states
     ``[B, T, state_dim]`` in real units (``mask [B, T-1]``: pairs inside one episode)."""
@@ -283,7 +289,7 @@ def physics_terms(
     change, gate = dyn(now, feature[:, :-1])
     true_change = blocks(nxt - now, L)
     v0, v1 = L.velocity
-    event = true_change[..., v0:v1].norm(dim=-1) > L.event_threshold
+    event = velocity_events(now, nxt, L)
     bce = F.binary_cross_entropy_with_logits(gate, event.to(gate.dtype), reduction="none")
     terms = {"physics_gate": (bce * w).sum() / w.sum().clamp_min(1.0)}
     err = ((change - true_change) / dyn.scale).pow(2)
@@ -333,4 +339,5 @@ __all__ = [
     "present",
     "velocities",
     "velocity_consistency",
+    "velocity_events",
 ]
