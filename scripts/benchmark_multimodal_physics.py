@@ -11,7 +11,13 @@ validation episodes (never trained on) and the same evenly spaced starts as ``sc
 * baselines from the last context state: ``constant velocity`` (p + v t) and ``static`` (p).
 
 ``--finetune-steps N`` first trains the physics head alone on the frozen transformer's features of the run's
-training windows (the question of the head, isolated from the video model) and scores the result.
+training windows (the question of the head, isolated from the video model) and scores the result. With
+``--finetune-dataset ROOT`` it trains on the states and actions of another collection of the same scene instead (a
+head that reads the state and the action, ``physics_context: action``, needs no frames): how the head scales with
+episodes. For example, 2400 collide episodes (about half an hour):
+
+    worldrl collect --env worldrl/Playground-v0 --scene collide --episodes 2400 --max-episode-steps 80 \
+        --seed 100000 --out outputs/datasets/playground_collide_state_e2400
 
 Position error: mean distance (m) over the present objects of a start, then averaged over the starts. Also split
 into starts whose truth has a velocity event (``|dv| > event_threshold`` of some object within the horizon:
@@ -57,6 +63,13 @@ def parse_args() -> argparse.Namespace:
         "training windows (physics_terms, batch 32, AdamW 1e-3 cosine); saved to --out/model and scored",
     )
     p.add_argument("--finetune-stride", type=int, default=2, help="window stride of the fine-tuning feature cache")
+    p.add_argument(
+        "--finetune-dataset",
+        default=None,
+        help="fine-tune on every episode of this dataset's states instead of the run's training windows: a separate "
+        "state-only collection of the same scene (more episodes than the run saw); needs physics_context 'action' "
+        "(the head then reads no frames) and no scene shared with the held-out episodes (checked by scene seed)",
+    )
     p.add_argument(
         "--data-stats",
         action="store_true",
@@ -243,6 +256,38 @@ def frozen_features(model, reader, cfg: dict, stride: int, split: str = "train")
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+def scene_seeds(root: str | Path) -> set[int]:
+    """The scene seeds of a Playground recording (``meta/worldrl/episode_*/scene.json``)."""
+    return {int(json.loads(f.read_text())["seed"]) for f in Path(root).glob("meta/worldrl/episode_*/scene.json")}
+
+
+def state_windows(model, reader: LeRobotDatasetReader, window: int, stride: int) -> dict[str, torch.Tensor]:
+    """``frozen_features``' layout from states and actions alone, every episode of ``reader``: for a head that
+    reads the state and the action (``physics_context: action``) this is exactly what training feeds it."""
+    if model.config.physics_context != "action":
+        raise ConfigError(
+            f"--finetune-dataset needs a head that reads the state and the action (physics_context 'action'); "
+            f"this run's reads '{model.config.physics_context}', which needs frames"
+        )
+    states = torch.as_tensor(np.asarray(reader.column(STATE_KEY), dtype=np.float32))
+    actions = torch.as_tensor(np.asarray(reader.column("action"), dtype=np.float32))
+    if states.shape[-1] != model.state_dim or actions.shape[-1] != model.task.action_dim:
+        raise ConfigError(
+            f"{reader.root}: states of {states.shape[-1]} and actions of {actions.shape[-1]} values, the model "
+            f"takes {model.state_dim} and {model.task.action_dim}"
+        )
+    rows = []
+    for ep in reader.episodes:
+        lo, hi = reader.episode_range(int(ep["episode_index"]))
+        rows += [np.arange(s, s + window) for s in range(lo, hi - window + 1, stride)]
+    idx = torch.as_tensor(np.stack(rows))
+    with torch.no_grad():
+        normalised = model.action_norm(actions[idx])
+        feature = model.net.physics_input(normalised, normalised)
+        state = model.state_norm(states[idx])
+    return {"feature": feature, "state": state, "pair": torch.ones(len(idx), window - 1, dtype=torch.bool)}
+
+
 def finetune_head(model, data: dict[str, torch.Tensor], steps: int, horizon: int) -> None:
     """Train the physics head alone on frozen features (the transformer is untouched)."""
     from worldrl.models.multimodal.physics import physics_terms
@@ -370,7 +415,15 @@ def main() -> None:
     out = Path(args.out)
     if args.finetune_steps:
         torch.manual_seed(0)
-        data = frozen_features(model, reader, cfg, args.finetune_stride)
+        if args.finetune_dataset:
+            extra = LeRobotDatasetReader(args.finetune_dataset)
+            shared = scene_seeds(args.finetune_dataset) & scene_seeds(reader.root)
+            if shared:
+                raise ConfigError(f"{args.finetune_dataset} repeats {len(shared)} scenes of {reader.root}")
+            data = state_windows(model, extra, int(cfg["data"]["window"]), args.finetune_stride)
+            print(f"fine-tuning on {len(data['state'])} state windows of {args.finetune_dataset}", flush=True)
+        else:
+            data = frozen_features(model, reader, cfg, args.finetune_stride)
         finetune_head(model, data, args.finetune_steps, model.config.physics_rollout_steps)
         from worldrl.models import save_pretrained
 

@@ -247,3 +247,34 @@ def test_the_multimodal_benchmark_scores_a_vrnn_on_the_same_starts_paired(scenes
         assert row["vrnn_ssim_diff_model"][0] == pytest.approx(row["ssim_vrnn"] - row["ssim_model"], abs=1e-9)
     table = bench.vrnn_table(rows, "runs/vrnn")
     assert [line.split(" | ")[0] for line in table[-2:]] == ["| 1", "| 3"]
+
+
+def test_the_physics_benchmark_fine_tunes_on_another_collections_states_as_training_feeds_them(
+    scenes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    import sys
+
+    from worldrl.data import LeRobotDatasetReader
+    from worldrl.errors import ConfigError
+
+    train_tiny_preset(scenes, tmp_path, steps=2)  # the preset's head reads the state and the action
+    bench = _script("benchmark_multimodal_physics")
+    model = load_pretrained(tmp_path / "run" / "model").eval()
+    cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    reader = LeRobotDatasetReader(scenes)
+    windows = bench.state_windows(model, reader, window=4, stride=1)
+    assert windows["state"].shape[:2] == (5 * (12 - 4 + 1), 4) and bool(windows["pair"].all())
+    fed = bench.frozen_features(model, reader, cfg, stride=1)  # what the teacher-forced training pass feeds the head
+    full = fed["pair"].all(1)  # windows that end inside their episode (the others are padded)
+    flat = lambda d: torch.cat([d["state"].flatten(1), d["feature"].flatten(1)], 1)  # noqa: E731
+    gaps = torch.cdist(flat(fed)[full], flat(windows)).min(1).values
+    assert bool(full.any()) and float(gaps.max()) < 1e-2  # each is one of the state windows, features included
+    with pytest.raises(ConfigError, match="physics_context"):
+        model.config = dataclasses.replace(model.config, physics_context="feature")
+        bench.state_windows(model, reader, window=4, stride=1)
+    assert len(bench.scene_seeds(scenes)) == 5
+    argv = ["x", "--run", str(tmp_path / "run"), "--dataset", str(scenes), "--finetune-steps", "1"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--finetune-dataset", str(scenes)])
+    with pytest.raises(ConfigError, match="repeats 5 scenes"):  # its own scenes include the held-out ones
+        bench.main()
