@@ -262,3 +262,35 @@ def test_an_unknown_physics_context_is_a_one_line_config_error() -> None:
     with pytest.raises(Exception, match="physics_context") as err:
         MultimodalConfig(**{**MultimodalConfig.tiny(), "physics_context": "pixels"})
     assert "\n" not in str(err.value)
+
+
+def test_a_contact_radius_keeps_lone_objects_at_constant_velocity_and_out_of_the_gate_loss() -> None:
+    torch.manual_seed(0)
+    head = PhysicsHead(10 + S, 16, S, LAYOUT, contact_radius=0.3)
+    head.set_state_stats(*_stats())
+    for p in head.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    with torch.no_grad():
+        head.dynamics.node[-1].bias[-1] = 100.0  # every gate that may open is open
+    state = torch.zeros(1, LAYOUT.objects, LAYOUT.per_object)
+    state[0, :3, 3] = 1.0  # three present objects: 0 and 1 are 0.2 m apart, 2 is 2 m from both
+    state[0, :3, :3] = torch.tensor([[0.0, 0.0, 0.1], [0.2, 0.0, 0.1], [2.0, 0.0, 0.1]])
+    state[0, :3, 7:10] = torch.randn(3, 3)
+    real = state.flatten(1)
+    change, gate = head.dynamics(real, torch.zeros(1, 10))
+    assert (gate[0, :2] > 0).all() and gate[0, 2] < 0 and (gate[0, 3:] < 0).all()
+    nxt = head.real_step(torch.zeros(1, 10), real)
+    cv = integrate(real, torch.zeros_like(real), LAYOUT)
+    torch.testing.assert_close(velocities(nxt, LAYOUT)[0, 2], velocities(cv, LAYOUT)[0, 2], atol=0, rtol=0)
+    torch.testing.assert_close(positions(nxt, LAYOUT)[0, 2], positions(cv, LAYOUT)[0, 2], atol=1e-6, rtol=0)
+    assert not torch.allclose(velocities(nxt, LAYOUT)[0, :2], velocities(cv, LAYOUT)[0, :2])
+    # the lone object's velocity event (its change is true but its gate cannot open) is left out of the gate loss
+    later = blocks(cv, LAYOUT).clone()
+    later[0, 2, 7:10] += 1.0
+    window = torch.stack([real[0], later.flatten()])[None]
+    mean, std = _stats()
+    terms = physics_terms(head, torch.zeros(1, 2, 10), (window - mean) / std, torch.ones(1, 1, dtype=torch.bool), 1)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(gate[0, :2], torch.zeros(2))  # no event there
+    torch.testing.assert_close(terms["physics_gate"], expected)  # with object 2 in, the mean would be ~3e3 higher
+    with pytest.raises(Exception, match="physics_contact_radius"):
+        MultimodalConfig(**{**TINY, "physics_contact_radius": -1.0})

@@ -69,6 +69,11 @@ class MultimodalConfig(WorldModelConfig):
     action alone, so the head is a state-and-action dynamics model. On Playground scenes the head is level with
     constant velocity either way, and with the latent its gate opened twice as often in held-out rollouts
     (docs/benchmarks.md "Multimodal family")."""
+    physics_contact_radius: float = 0.0
+    """Metres: with a state layout, the physics head's gate (a velocity change) opens only for objects with another
+    present object's centre this close (0: any object). Velocity events among free objects are contacts between
+    them; rolled out on its own states, a head without this opened its gate for lone objects (docs/benchmarks.md
+    "Multimodal family"). Leave 0 where lone objects change velocity (drops, walls, ramps)."""
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
     """Finite scalar quantisation levels per code dimension; the code vocabulary is their product."""
     tokenizer_channels: int = 64
@@ -167,6 +172,7 @@ class MultimodalConfig(WorldModelConfig):
                 "attn_drop_rate": (0 <= self.attn_drop_rate < 1, "in [0, 1)"),
                 "physics_embed_dim": (self.physics_embed_dim >= 1, ">= 1"),
                 "physics_context": (self.physics_context in PHYSICS_CONTEXTS, f"one of {list(PHYSICS_CONTEXTS)}"),
+                "physics_contact_radius": (self.physics_contact_radius >= 0, ">= 0"),
                 "fsq_levels": (
                     len(self.fsq_levels) >= 1 and all(v >= 2 for v in self.fsq_levels),
                     "a non-empty list of levels >= 2",

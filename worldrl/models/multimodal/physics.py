@@ -14,6 +14,10 @@ the objects, in real units:
   integrate into position drift (on held-out collide starts a head without the gate drifted 1-2 cm in 20 steps
   where constant velocity was exact). The gate is trained to recognise velocity *events* (``|dv_true| > tau``:
   contacts, sliding friction), the change is regressed on those events;
+* optionally (``contact_radius`` > 0) the gate opens only for objects with another present object's centre within
+  that radius: velocity events in a scene of free objects are contacts between them, and a head rolled out on its
+  own states otherwise opens its gate for objects far from any other (the collide scenes: docs/benchmarks.md
+  "Multimodal family"); events of a lone object (a drop onto the floor, a wall) then stay constant velocity;
 * positions integrate the velocities, ``p' = p + dt (v + v') / 2``, so a zero ``dv`` is exactly constant-velocity
   extrapolation; orientation and angular velocity get a plain (ungated) change.
 
@@ -96,6 +100,15 @@ def velocity_events(now: torch.Tensor, nxt: torch.Tensor, layout: StateLayout) -
     return (velocities(nxt, layout) - velocities(now, layout)).norm(dim=-1) > layout.event_threshold
 
 
+def near_another(real: torch.Tensor, layout: StateLayout, radius: float) -> torch.Tensor:
+    """``[..., objects]`` bool: present objects with another present object's centre closer than ``radius`` metres
+    (real-unit state ``[..., state_dim]``)."""
+    p, here = positions(real, layout), present(real, layout)
+    both = here[..., :, None] & here[..., None, :] & ~torch.eye(layout.objects, dtype=torch.bool, device=real.device)
+    dist = (p[..., :, None, :] - p[..., None, :, :]).norm(dim=-1)
+    return (dist < radius).logical_and(both).any(-1)
+
+
 def velocity_consistency(states: torch.Tensor, layout: StateLayout, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared gap between ``(p[t+1] - p[t]) / dt`` and the mean of ``v[t]``, ``v[t+1]``, for predicted states
     ``[B, T, state_dim]`` in real units (``mask [B, T-1]``: pairs inside one episode)."""
@@ -142,12 +155,16 @@ class InteractionDynamics(nn.Module):
     """Per-object velocity change (gated), orientation/angular-velocity change and gate logit, in real units.
 
     ``forward(real [.., S], context [.., C]) -> (change [.., O, P], gate_logit [.., O])``: ``change`` in real units
-    (velocity entries not yet gated; zero for absent objects), ``gate_logit`` > 0 opens the velocity change.
+    (velocity entries not yet gated; zero for absent objects), ``gate_logit`` > 0 opens the velocity change. With
+    ``contact_radius`` > 0 the gate of an object without another within that radius is held shut (``can_open``).
     """
 
-    def __init__(self, layout: StateLayout, context_dim: int, hidden: int) -> None:
+    SHUT = -1e4
+    """The gate logit of an object that cannot open (``contact_radius``)."""
+
+    def __init__(self, layout: StateLayout, context_dim: int, hidden: int, contact_radius: float = 0.0) -> None:
         super().__init__()
-        self.layout = layout
+        self.layout, self.contact_radius = layout, contact_radius
         P = layout.per_object
         edge = max(hidden // 2, 8)  # pairs outnumber objects: the messages are the head's cost
         self.edge = mlp(2 * P + 7, [edge], edge, layer_norm=True)
@@ -191,7 +208,16 @@ class InteractionDynamics(nn.Module):
         ctx = self.context(context)[..., None, :].expand(*obj.shape[:-1], -1)
         out = self.node(torch.cat([obj, here[..., None].to(obj.dtype), messages, ctx], -1))
         change = out[..., :-1] * self.scale * here[..., None].to(obj.dtype)
-        return change, out[..., -1]
+        gate = out[..., -1]
+        if self.contact_radius > 0:
+            gate = gate.masked_fill(~self.can_open(real), self.SHUT)
+        return change, gate
+
+    def can_open(self, real: torch.Tensor) -> torch.Tensor:
+        """``[.., O]`` bool: the objects whose gate may open (all present ones without a ``contact_radius``)."""
+        if self.contact_radius > 0:
+            return near_another(real, self.layout, self.contact_radius)
+        return present(real, self.layout)
 
 
 def gated(change: torch.Tensor, gate_logit: torch.Tensor, layout: StateLayout) -> torch.Tensor:
@@ -210,7 +236,9 @@ class PhysicsHead(nn.Module):
     ``set_state_stats``). Without one: an MLP residual added to the current normalised state.
     """
 
-    def __init__(self, in_dim: int, hidden: int, state_dim: int, layout: StateLayout | None = None) -> None:
+    def __init__(
+        self, in_dim: int, hidden: int, state_dim: int, layout: StateLayout | None = None, contact_radius: float = 0.0
+    ) -> None:
         super().__init__()
         if layout is not None and layout.state_dim != state_dim:
             raise ModelConfigurationError(f"state layout covers {layout.state_dim} values, the state has {state_dim}")
@@ -223,7 +251,7 @@ class PhysicsHead(nn.Module):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
         else:
-            self.dynamics = InteractionDynamics(layout, in_dim - state_dim, hidden)
+            self.dynamics = InteractionDynamics(layout, in_dim - state_dim, hidden, contact_radius)
         self.register_buffer("state_mean", torch.zeros(state_dim))
         self.register_buffer("state_std", torch.ones(state_dim))
 
@@ -274,7 +302,8 @@ def physics_terms(
     """The layout head's training terms on a window: ``feature [B, T, F]`` (the step's feature, teacher-forced),
     true normalised ``state [B, T, S]``, ``pair_mask [B, T-1]`` (t -> t+1 inside one episode).
 
-    * ``physics_gate``: cross-entropy of each present object's gate against ``|v[t+1] - v[t]| > event_threshold``;
+    * ``physics_gate``: cross-entropy of each present object's gate against ``|v[t+1] - v[t]| > event_threshold``
+      (objects whose gate cannot open, ``InteractionDynamics.can_open``, left out);
     * ``physics_event``: squared error of the (ungated) change against the true change on events, and of the
       orientation / angular-velocity change everywhere (in units of the head's input scale);
     * ``physics_rollout``: the head rolls out on its own states from the window's first step, up to ``horizon``
@@ -291,7 +320,8 @@ def physics_terms(
     v0, v1 = L.velocity
     event = velocity_events(now, nxt, L)
     bce = F.binary_cross_entropy_with_logits(gate, event.to(gate.dtype), reduction="none")
-    terms = {"physics_gate": (bce * w).sum() / w.sum().clamp_min(1.0)}
+    w_gate = (here & dyn.can_open(now)).to(real.dtype)
+    terms = {"physics_gate": (bce * w_gate).sum() / w_gate.sum().clamp_min(1.0)}
     err = ((change - true_change) / dyn.scale).pow(2)
     rest = torch.ones(L.per_object, dtype=torch.bool, device=real.device)
     rest[v0:v1] = False
@@ -334,6 +364,7 @@ __all__ = [
     "gated",
     "integrate",
     "isotropic_scale",
+    "near_another",
     "physics_terms",
     "positions",
     "present",

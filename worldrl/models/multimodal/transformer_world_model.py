@@ -161,7 +161,9 @@ class TransformerWorldModel(nn.Module):
         self.audio_recon = mlp(cfg.latent_dim, [D], cfg.audio_dim)
         physics_in = head_in if cfg.physics_context == "feature" else action_dim
         self.physics = (
-            PhysicsHead(physics_in + state_dim, cfg.physics_embed_dim, state_dim, state_layout)
+            PhysicsHead(
+                physics_in + state_dim, cfg.physics_embed_dim, state_dim, state_layout, cfg.physics_contact_radius
+            )
             if cfg.use_physics_loss and state_dim
             else None
         )
