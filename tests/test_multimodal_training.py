@@ -195,7 +195,7 @@ def test_the_physics_benchmark_counts_held_out_velocity_events_once_and_scores_w
     from worldrl.data import LeRobotDatasetReader
     from worldrl.models.multimodal.physics import present
 
-    train_tiny_preset(scenes, tmp_path, steps=2)
+    train_tiny_preset(scenes, tmp_path, steps=2, physics_contact_radius=0.0)  # every gate may open
     bench = _script("benchmark_multimodal_physics")
     model = load_pretrained(tmp_path / "run" / "model").eval()
     cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
