@@ -43,7 +43,7 @@ from worldrl.errors import ConfigError
 from worldrl.evaluation.stats import mean_ci
 from worldrl.models import load_pretrained
 from worldrl.models.multimodal.model import AUDIO_KEY, STATE_KEY
-from worldrl.models.multimodal.physics import positions, present, velocities, velocity_events
+from worldrl.models.multimodal.physics import near_another, positions, present, velocities, velocity_events
 
 
 def parse_args() -> argparse.Namespace:
@@ -256,9 +256,14 @@ def frozen_features(model, reader, cfg: dict, stride: int, split: str = "train")
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def scene_seeds(root: str | Path) -> set[int]:
-    """The scene seeds of a Playground recording (``meta/worldrl/episode_*/scene.json``)."""
-    return {int(json.loads(f.read_text())["seed"]) for f in Path(root).glob("meta/worldrl/episode_*/scene.json")}
+def scene_seeds(reader: LeRobotDatasetReader) -> set[int]:
+    """The scene seeds of a Playground recording's episodes (their ``scene.json``)."""
+    from worldrl.data.collect_scenes import episode_dir
+
+    return {
+        int(json.loads((episode_dir(reader.root, int(e["episode_index"])) / "scene.json").read_text())["seed"])
+        for e in reader.episodes
+    }
 
 
 def state_windows(model, reader: LeRobotDatasetReader, window: int, stride: int) -> dict[str, torch.Tensor]:
@@ -329,10 +334,7 @@ def contact_table(model, data: dict[str, torch.Tensor]) -> list[dict]:
     here = present(now, layout)
     dv = velocities(nxt, layout) - velocities(now, layout)
     event = velocity_events(now, nxt, layout) & here
-    p = positions(now, layout)
-    others = here[:, :, None] & here[:, None, :] & ~torch.eye(layout.objects, dtype=torch.bool)
-    gap = torch.where(others, (p[:, :, None] - p[:, None]).norm(dim=-1), torch.full_like(others, 9.0, dtype=p.dtype))
-    near, speed = gap.amin(-1) < NEAR, velocities(now, layout).norm(dim=-1)
+    near, speed = near_another(now, layout, NEAR), velocities(now, layout).norm(dim=-1)
     kinds = {
         "near another object": near,
         "alone, moving": ~near & (speed > 0.05),
@@ -417,7 +419,7 @@ def main() -> None:
         torch.manual_seed(0)
         if args.finetune_dataset:
             extra = LeRobotDatasetReader(args.finetune_dataset)
-            shared = scene_seeds(args.finetune_dataset) & scene_seeds(reader.root)
+            shared = scene_seeds(extra) & scene_seeds(reader)
             if shared:
                 raise ConfigError(f"{args.finetune_dataset} repeats {len(shared)} scenes of {reader.root}")
             data = state_windows(model, extra, int(cfg["data"]["window"]), args.finetune_stride)

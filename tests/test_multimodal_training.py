@@ -273,7 +273,7 @@ def test_the_physics_benchmark_fine_tunes_on_another_collections_states_as_train
     with pytest.raises(ConfigError, match="physics_context"):
         model.config = dataclasses.replace(model.config, physics_context="feature")
         bench.state_windows(model, reader, window=4, stride=1)
-    assert len(bench.scene_seeds(scenes)) == 5
+    assert len(bench.scene_seeds(reader)) == 5
     argv = ["x", "--run", str(tmp_path / "run"), "--dataset", str(scenes), "--finetune-steps", "1"]
     monkeypatch.setattr(sys, "argv", [*argv, "--finetune-dataset", str(scenes)])
     with pytest.raises(ConfigError, match="repeats 5 scenes"):  # its own scenes include the held-out ones

@@ -100,13 +100,18 @@ def velocity_events(now: torch.Tensor, nxt: torch.Tensor, layout: StateLayout) -
     return (velocities(nxt, layout) - velocities(now, layout)).norm(dim=-1) > layout.event_threshold
 
 
+def present_pairs(here: torch.Tensor) -> torch.Tensor:
+    """``[..., i, j]`` bool: objects ``i`` and ``j`` are both present (``here [..., objects]``) and distinct."""
+    eye = torch.eye(here.shape[-1], dtype=torch.bool, device=here.device)
+    return here[..., None, :] & here[..., :, None] & ~eye
+
+
 def near_another(real: torch.Tensor, layout: StateLayout, radius: float) -> torch.Tensor:
     """``[..., objects]`` bool: present objects with another present object's centre closer than ``radius`` metres
     (real-unit state ``[..., state_dim]``)."""
-    p, here = positions(real, layout), present(real, layout)
-    both = here[..., :, None] & here[..., None, :] & ~torch.eye(layout.objects, dtype=torch.bool, device=real.device)
+    p = positions(real, layout)
     dist = (p[..., :, None, :] - p[..., None, :, :]).norm(dim=-1)
-    return (dist < radius).logical_and(both).any(-1)
+    return (dist < radius).logical_and(present_pairs(present(real, layout))).any(-1)
 
 
 def velocity_consistency(states: torch.Tensor, layout: StateLayout, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -203,7 +208,7 @@ class InteractionDynamics(nn.Module):
             ],
             -1,
         )
-        others = here[..., None, :] & here[..., :, None] & ~torch.eye(n_obj, dtype=torch.bool, device=real.device)
+        others = present_pairs(here)
         messages = (self.edge(pair) * others[..., None].to(obj.dtype)).sum(-2)
         ctx = self.context(context)[..., None, :].expand(*obj.shape[:-1], -1)
         out = self.node(torch.cat([obj, here[..., None].to(obj.dtype), messages, ctx], -1))
@@ -366,6 +371,7 @@ __all__ = [
     "isotropic_scale",
     "near_another",
     "physics_terms",
+    "present_pairs",
     "positions",
     "present",
     "velocities",
