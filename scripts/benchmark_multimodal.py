@@ -137,8 +137,9 @@ session at bcebbc2 on a fresh machine (31 minutes) reproduced every video figure
   average, its error was 0.575), reading each object's shape, size and material from the scene files as well left
   the error where it was (0.244 against 0.249 m/s on the 244 steps; 25.8 mm at 20 steps either way).
   What is left is learning the collisions themselves, and ten times the episodes did not teach them (twenty-first
-  session): constant velocity's error on these starts is almost all in collisions between objects (the 150 of 1020
-  object-starts that touch another object within 20 steps carry 98.5% of it, 170 mm each at 20 steps). The head
+  session): constant velocity's error on these starts is almost all in collisions between objects (a one-off count
+  from the recorded states, not in the repo: the 150 of 1020 object-starts that touch another object within 20
+  steps carry 98.5% of it, 170 mm each at 20 steps). The head
   fine-tuned alone for 1500 steps on the states of 2400 other collide episodes (`--finetune-steps 1500
   --finetune-dataset outputs/datasets/playground_collide_state_e2400 --starts-per-episode 12`, no scene shared with
   the run's) is behind constant velocity on the 288 starts, 29.56 against 27.28 mm at 20 steps (+2.28 [+0.80, +3.77]):
@@ -166,7 +167,8 @@ session at bcebbc2 on a fresh machine (31 minutes) reproduced every video figure
   outputs/benchmark_multimodal/frames.png (truth above, model below, at the horizons).
 
 **v13, the preset since the twenty-first session** (`physics_contact_radius: 0.3`: the physics head's gate opens only
-for objects with another object's centre within 0.3 m; trained at 2fbbdae, 33 minutes), on the same 72 starts (`python
+for objects with another object's centre within 0.3 m; trained once at 2fbbdae on the 2-core CPU machine, 33
+minutes), on the same 72 starts (`python
 scripts/benchmark_multimodal.py --run runs/multimodal_playground_cpu_v13 --starts-per-episode 3`): video as v12 (PSNR
 38.66 / 37.10 / 36.80 / 35.48 dB at 1 / 5 / 10 / 20 steps; SSIM paired against repeat-last +0.0002 / +0.0004 / -0.0004
 / -0.0024 [-0.0037, -0.0011]), greedy audio 0.386 / 5.524 / 7.586 / 14.105 (paired -3.79 [-6.40, -1.18] and -6.05
