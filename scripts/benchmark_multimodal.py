@@ -79,7 +79,7 @@ the physics head reads the state and the action instead of the transformer's lat
 was trained again this session from the same config and data (the earlier checkpoint was not kept), which measures
 the spread between two runs of one preset: the same video figures within 0.02 dB, greedy audio MSE at 20 steps
 15.43 and 13.81, the physics head's error at 20 steps 21.11 and 20.69 mm. v12 trained again in the twenty-first
-session at bcebbc2 on a fresh machine (31 minutes) reproduced every video figure above to the printed digit.
+session at bcebbc2 on a fresh machine (31 minutes) reproduced every figure of the two tables above to the printed digit.
 
 * Video: **the model beats repeat-last in PSNR at every horizon** (+0.08 / +0.30 / +0.38 / +0.23 dB at 1 / 5 / 10 /
   20 steps; per start the frame MSE is lower at 1, 5 and 10 steps, every 95% interval below zero, and at 20 the
