@@ -14,15 +14,19 @@ from worldrl.errors import CheckpointError
 from worldrl.models import load_pretrained, save_pretrained
 from worldrl.models.multimodal import MultimodalConfig, MultimodalWorldModel, TransformerWorldModel
 from worldrl.models.multimodal.physics import (
+    CONTACT_FEATURES,
+    CONTACT_SCALE,
     STATE_LAYOUTS,
     PhysicsHead,
     StateLayout,
     blocks,
+    contact_features,
     gated,
     integrate,
     physics_terms,
     positions,
     velocities,
+    velocity_events,
 )
 from worldrl.models.task_spec import TaskSpec
 
@@ -294,3 +298,67 @@ def test_a_contact_radius_keeps_lone_objects_at_constant_velocity_and_out_of_the
     torch.testing.assert_close(terms["physics_gate"], expected)  # with object 2 in, the mean would be ~3e3 higher
     with pytest.raises(Exception, match="physics_contact_radius"):
         MultimodalConfig(**{**TINY, "physics_contact_radius": -1.0})
+
+
+def test_contact_features_measure_the_gap_a_step_ahead_and_the_closing_speed() -> None:
+    # two spheres of radius 0.05 resting on the floor (centres at z = 0.05), 0.2 m apart, approaching at 1 m/s each
+    p = torch.tensor([[0.0, 0.0, 0.05], [0.2, 0.0, 0.05]])
+    v = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
+    f = contact_features(p, v, dt=0.02)
+    assert f.shape == (2, 2, CONTACT_FEATURES)
+    gap, gap_next, change, closing, steps = f[0, 1]
+    torch.testing.assert_close(gap, torch.tensor(0.1 / CONTACT_SCALE))  # 0.2 m between centres, 0.1 m of radii
+    torch.testing.assert_close(gap_next, torch.tensor(0.06 / CONTACT_SCALE))  # 4 cm closer after 0.02 s at 2 m/s
+    torch.testing.assert_close(change, torch.tensor(-0.04 / CONTACT_SCALE))
+    torch.testing.assert_close(closing, torch.tensor(2.0))
+    torch.testing.assert_close(steps, torch.tensor(0.25))  # 0.1 m at 2 m/s: 2.5 steps of 0.02 s, /10
+    torch.testing.assert_close(f[1, 0], f[0, 1])  # symmetric in the pair
+    apart = contact_features(p, -v, dt=0.02)[0, 1]
+    assert apart[3] == -2.0 and apart[1] > apart[0] and apart[4] == 20.0  # receding: never, clamped
+
+
+def _head_on_windows(n: int, T: int, generator: torch.Generator) -> torch.Tensor:
+    """``[n, T, 14]`` real SMALL-layout windows: sphere 0 (radius = its height z) rolls along x into sphere 1 at rest
+    and the two swap velocities the step their gap closes (equal masses, elastic)."""
+    x = torch.zeros(n, T, 2, 7)
+    x[..., 6] = 0.8 + 0.4 * torch.rand(n, 1, 2, generator=generator)  # present (a constant flag would scale to 1e3)
+    r = torch.rand(n, 2, generator=generator) * 0.05 + 0.03
+    x[:, 0, :, 2] = r
+    x[:, 0, 1, 0] = 0.4 + torch.rand(n, generator=generator) * 0.6
+    x[:, 0, 0, 3] = 0.5 + torch.rand(n, generator=generator) * 1.5
+    for t in range(1, T):
+        x[:, t] = x[:, t - 1]
+        v = x[:, t - 1, :, 3]
+        gap = x[:, t - 1, 1, 0] - x[:, t - 1, 0, 0] - r.sum(-1)
+        hit = (gap - SMALL.dt * (v[:, 0] - v[:, 1]) < 0) & (v[:, 0] > v[:, 1])
+        new = torch.where(hit[:, None], v.flip(-1), v)
+        x[:, t, :, 0] += 0.5 * SMALL.dt * (v + new)
+        x[:, t, :, 3] = new
+    return x.flatten(2)
+
+
+def test_contact_features_let_the_gate_time_a_collision() -> None:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    data = _head_on_windows(512, 10, g)
+    head = PhysicsHead(4 + SMALL.state_dim, 32, SMALL.state_dim, SMALL, contact_features=True)
+    head.set_state_stats(data.flatten(0, 1).mean(0), data.flatten(0, 1).std(0) + 1e-3)
+    feature, pair = torch.zeros(64, 10, 4), torch.ones(64, 9, dtype=torch.bool)
+    opt = torch.optim.Adam(head.parameters(), 3e-3)
+    for _ in range(200):
+        idx = torch.randint(0, 512, (64,), generator=g)
+        terms = physics_terms(head, feature, head.normalised(data[idx]), pair, horizon=4)
+        opt.zero_grad()
+        sum(terms.values()).backward()
+        opt.step()
+    test = _head_on_windows(256, 10, torch.Generator().manual_seed(1))
+    now, nxt = test[:, :-1].flatten(0, 1), test[:, 1:].flatten(0, 1)
+    with torch.no_grad():
+        _, gate = head.dynamics(now, torch.zeros(len(now), 4))
+    event = velocity_events(now, nxt, SMALL)
+    opened = gate > 0
+    assert (opened & event).sum() > 0.9 * event.sum()  # recall: the step of contact is found
+    assert (opened & event).sum() > 0.9 * opened.sum()  # precision: and only it
+    assert head.dynamics.edge[0].in_features == 2 * SMALL.per_object + 7 + CONTACT_FEATURES
+    plain = PhysicsHead(4 + SMALL.state_dim, 32, SMALL.state_dim, SMALL)  # off (older checkpoints): as before
+    assert plain.dynamics.edge[0].in_features == 2 * SMALL.per_object + 7

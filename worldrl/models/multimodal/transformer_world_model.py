@@ -162,7 +162,12 @@ class TransformerWorldModel(nn.Module):
         physics_in = head_in if cfg.physics_context == "feature" else action_dim
         self.physics = (
             PhysicsHead(
-                physics_in + state_dim, cfg.physics_embed_dim, state_dim, state_layout, cfg.physics_contact_radius
+                physics_in + state_dim,
+                cfg.physics_embed_dim,
+                state_dim,
+                state_layout,
+                cfg.physics_contact_radius,
+                cfg.physics_contact_features,
             )
             if cfg.use_physics_loss and state_dim
             else None
