@@ -189,33 +189,6 @@ def test_audio_state_cue_reads_the_physics_head_in_the_logits_only(scenes: Path,
         TransformerWorldModel(**{**MultimodalConfig.tiny(), "audio_state_cue": True}, state_dim=0)
 
 
-def test_video_state_cue_lets_the_physics_head_move_the_code_distribution(scenes: Path, tmp_path: Path) -> None:
-    """``video_state_cue``: trained through ``worldrl train``, the cue's embedding in the patch queries makes the next
-    codes' distribution depend on the state (without it the predictor never reads the state); refused without
-    physics."""
-    train_tiny_preset(scenes, tmp_path, steps=4, video_state_cue=True)
-    model = load_pretrained(tmp_path / "run" / "model")
-    net = model.net.eval()
-    assert net.video_cue is not None and net.video_cue[-1].weight.abs().sum() > 0  # trained from its zero start
-    g = torch.Generator().manual_seed(0)
-    h = torch.randn(2, 1, *net.latent_queries.shape, generator=g)
-    audio = torch.randn(2, 1, net.config.audio_dim, generator=g)
-    state = torch.randn(2, 1, net.state_dim, generator=g)
-    with torch.no_grad():
-        a = net.predict_next(h, torch.zeros(2, 1, net.action_dim), state, audio)
-        b = net.predict_next(h, torch.zeros(2, 1, net.action_dim), state + 1.0, audio)
-        net.video_cue = None  # the same weights without the cue: the code distribution ignores the state
-        c = net.predict_next(h, torch.zeros(2, 1, net.action_dim), state, audio)
-        d = net.predict_next(h, torch.zeros(2, 1, net.action_dim), state + 1.0, audio)
-    assert not torch.allclose(a["logits"], b["logits"])
-    torch.testing.assert_close(c["logits"], d["logits"])
-    from worldrl.errors import ModelConfigurationError
-    from worldrl.models.multimodal import TransformerWorldModel
-
-    with pytest.raises(ModelConfigurationError, match="video_state_cue"):
-        TransformerWorldModel(**{**MultimodalConfig.tiny(), "video_state_cue": True}, state_dim=0)
-
-
 def test_the_physics_benchmark_counts_held_out_velocity_events_once_and_scores_what_the_gate_applies(
     scenes: Path, tmp_path: Path
 ) -> None:

@@ -118,11 +118,6 @@ class MultimodalConfig(WorldModelConfig):
     features barely carry (next-frame onsets at chance); only the choice of component reads the cue, so a rollout on
     drifting states can mistime a sound but not invent a spectrum (reading the state in the spectra diverged,
     docs/benchmarks.md "Multimodal family"). Needs the physics head (``use_physics_loss`` and a state)."""
-    video_state_cue: bool = False
-    """The next-frame code predictor's patch queries also read the physics head's view of the step (the same detached
-    cue as ``audio_state_cue``: state, predicted next state, contact probabilities), embedded once per step and added
-    to every patch query, whose spatial position lets the predictor place it: where the objects will be is what a
-    patch's change depends on. Needs the physics head."""
     context_length: int = 8
     """Steps of history the simulator state keeps (the transformer's context when serving as an env)."""
     learnable_positions: bool = True

@@ -181,15 +181,6 @@ class TransformerWorldModel(nn.Module):
             self.audio_cue = mlp(self.physics.cue_dim, [D], K)
             nn.init.zeros_(self.audio_cue[-1].weight)  # starts as the mixture without the cue
             nn.init.zeros_(self.audio_cue[-1].bias)
-        self.video_cue = None
-        if cfg.video_state_cue:
-            if self.physics is None:
-                raise ModelConfigurationError(
-                    "video_state_cue reads the physics head: it needs use_physics_loss and a state (state_dim > 0)"
-                )
-            self.video_cue = mlp(self.physics.cue_dim, [D], D)
-            nn.init.zeros_(self.video_cue[-1].weight)  # starts as the predictor without the cue
-            nn.init.zeros_(self.video_cue[-1].bias)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -414,8 +405,19 @@ class TransformerWorldModel(nn.Module):
         else:
             act = torch.zeros(b, t, D, device=h.device, dtype=h.dtype)
         context = torch.cat([h, act[:, :, None]], 2).flatten(0, 1)  # [BT, L+1, D]
+        g = self.config.grid_size
+        # the same queries at every step (no time position: a prediction depends on its context, not its index)
+        queries = (self.patch_queries + self.positions.spatial((g, g)))[None] + act.flatten(0, 1)[:, None]
+        if codes is not None:
+            queries = queries + self.code_embed(self.code_features(codes)).flatten(0, 1)
+        for blk in self.predictor:
+            queries = blk(queries, context=context)
+        logits = self.code_head(queries)
+        if codes is not None:  # most patches keep their code: the copy logit makes that the easy, default choice
+            logits = logits.scatter_add(-1, codes.flatten(0, 1)[..., None], self.copy_gate(queries).to(logits.dtype))
+        out = {"logits": logits.reshape(b, t, g * g, -1), "latent": latent}
         feature = torch.cat([latent, act], -1)
-        out: dict[str, torch.Tensor] = {"latent": latent, "feature": feature}
+        out["feature"] = feature
         if self.physics is not None:
             # a residual on the current state (with a layout: a velocity change, integrated; zero = constant velocity)
             now = self._need(state, "state", (b, t, self.state_dim))
@@ -423,19 +425,6 @@ class TransformerWorldModel(nn.Module):
             out["state"], cue = self.physics.step_with_cue(out["physics_feature"], now)
             if self.audio_cue is not None:
                 out["audio_cue"] = cue.detach()
-        g = self.config.grid_size
-        # the same queries at every step (no time position: a prediction depends on its context, not its index)
-        queries = (self.patch_queries + self.positions.spatial((g, g)))[None] + act.flatten(0, 1)[:, None]
-        if codes is not None:
-            queries = queries + self.code_embed(self.code_features(codes)).flatten(0, 1)
-        if self.video_cue is not None:
-            queries = queries + self.video_cue(cue.detach()).flatten(0, 1)[:, None]
-        for blk in self.predictor:
-            queries = blk(queries, context=context)
-        logits = self.code_head(queries)
-        if codes is not None:  # most patches keep their code: the copy logit makes that the easy, default choice
-            logits = logits.scatter_add(-1, codes.flatten(0, 1)[..., None], self.copy_gate(queries).to(logits.dtype))
-        out["logits"] = logits.reshape(b, t, g * g, -1)
         # the mixture's likelihood has gradients ~1/scale^2 (gradient norm 12-40 with it attached, ~3 before):
         # the audio head reads the shared features without training them
         current = self._need(audio, "audio", (b, t, self.config.audio_dim))
