@@ -406,6 +406,7 @@ def score(
     recons = model.model_to_frames(model.net.decode_codes(codes, reference=references))
     vrnn_rolled = None if vrnn is None else vrnn_frames(vrnn, batch[camera], batch["action"], context, horizon)
     code_stats = code_changes(states["codes"][:, :, -1], codes, state["codes"][:, -1])
+    code_stats.update(code_transmission(model, model.frames_to_model(truths), references, codes))
     train_window = int(model.config.context_length) + 1
     code_stats.update(code_probabilities(model, {k: v[:, context - 1 :][:, :train_window] for k, v in batch.items()}))
     motion = (truths[:, -1].float() - batch[camera][:, context - 1].float()).abs().mean((1, 2, 3))
@@ -481,6 +482,28 @@ def code_changes(predicted: torch.Tensor, true: torch.Tensor, last: torch.Tensor
 
 
 @torch.no_grad()
+def code_transmission(model, truths: torch.Tensor, first: torch.Tensor, codes: torch.Tensor) -> dict[str, float]:
+    """Does a code move the decoded frame? Each true frame ``truths [n, H, C, h, w]`` (model space) decoded one step
+    over the true frame before it (``first [n, C, h, w]`` before the first) from its true codes ``[n, H, N]`` and from
+    uniformly random codes, beside copying the frame before: PSNR (dB, MSE pooled over every frame) against the truth.
+    A tokenizer whose codes carry the change reads well above the copy with its true codes and below it with random
+    ones; one that copies reads the same for all three."""
+    refs = torch.cat([first[:, None], truths[:, :-1]], 1)
+    rand = torch.randint(0, model.net.vocab_size, codes.shape, generator=torch.Generator().manual_seed(0))
+
+    def psnr(frames: torch.Tensor) -> float:
+        return float(-10 * torch.log10((frames - truths).pow(2).mean().clamp_min(1e-10)))
+
+    def decoded(c: torch.Tensor) -> torch.Tensor:
+        return torch.stack([model.net.decode_step(c[:, t], refs[:, t]) for t in range(c.shape[1])], 1)
+
+    return {
+        "one_step_true_codes_psnr": psnr(decoded(codes)),
+        "one_step_random_codes_psnr": psnr(decoded(rand)),
+        "one_step_copy_psnr": psnr(refs),
+    }
+
+
 @torch.no_grad()
 def code_probabilities(model, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     """Teacher-forced next-code distributions on held-out windows ``batch`` (``[n, T, ...]`` of a training window's
@@ -652,6 +675,10 @@ def render(rows, code_stats, throughput, n_starts, val, args, rollout_s, horizon
         f"outcome on {100 * c['tf_change_most_likely']:.2f}%. Where the code changes, the model gives a change "
         f"{c['tf_p_change_where_change']:.3f} and the true new code {c['tf_p_true_where_change']:.3f}; where it "
         f"stays, the kept code {c['tf_p_true_where_kept']:.3f}.",
+        "",
+        "Does a code move the frame? The tokenizer decoding each true frame one step over the true frame before it: "
+        f"PSNR {c['one_step_true_codes_psnr']:.2f} dB from its true codes, {c['one_step_random_codes_psnr']:.2f} from "
+        f"random codes, {c['one_step_copy_psnr']:.2f} for the frame before copied.",
         "",
         f"Training step of the preset batch (one thread, median of 4): {throughput['step_s']:.2f}s = "
         f"{throughput['windows_per_s']:.1f} windows/s = {throughput['frames_per_s']:.0f} frames/s.",

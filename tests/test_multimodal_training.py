@@ -147,6 +147,20 @@ def test_teacher_forced_pass_is_what_the_loss_and_the_code_benchmark_read(scenes
         )
     n, steps, tokens = out["codes"].shape
     assert (n, steps) == (3, 4) and frames.shape[:2] == (3, 4) and phys.shape[:2] == (3, 4)
+    # "does a code move the frame": one step over the true frame before, from true codes, random codes, or a copy
+    video = model.frames_to_model(batch["obs"][model.image_key])
+    first, truths = video[:, 0], video[:, 1:]
+    with torch.no_grad():
+        codes, _ = model.net.encode_frames(truths, reference=first)
+        moved = _script("benchmark_multimodal").code_transmission(model, truths[:, :1], first, codes[:, :1])
+        alone = model.net.decode_codes(codes[:, :1], first)[:, 0]  # one step over the true frame: a one-frame chain
+
+    def psnr(x: torch.Tensor) -> float:
+        return float(-10 * torch.log10((x - truths[:, 0]).pow(2).mean()))
+
+    assert moved["one_step_true_codes_psnr"] == pytest.approx(psnr(alone), rel=1e-5)
+    assert moved["one_step_copy_psnr"] == pytest.approx(psnr(first), rel=1e-5)
+    assert np.isfinite(moved["one_step_random_codes_psnr"])
     assert stats["tf_patch_steps"] == n * (steps - 1) * tokens
     changed = stats["tf_true_change_rate"]
     undefined = {k for k, v in stats.items() if math.isnan(v)}  # averages over no patch-step whose code changed
