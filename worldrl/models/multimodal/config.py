@@ -77,9 +77,9 @@ class MultimodalConfig(WorldModelConfig):
     physics_contact_features: bool = False
     """With a state layout, each pair message of the physics head also reads whether the two objects touch within
     the next step (``physics.contact_features``: gaps now and after one step, closing speed, steps to contact; an
-    object's extent is its height above a floor at z = 0). On held-out collide starts a head trained on the preset's
-    episodes went from level with constant velocity to a third below it at 20 steps (docs/benchmarks.md
-    "Multimodal family"). Off: the edge MLP sees positions and velocities only (older checkpoints)."""
+    object's extent is its height above a floor at z = 0). On 288 held-out collide starts the CPU preset's head went
+    from level with constant velocity (v13) to 26% below it at 20 steps (v14; docs/benchmarks.md "Multimodal
+    family"). Off: the edge MLP sees positions and velocities only (older checkpoints)."""
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
     """Finite scalar quantisation levels per code dimension; the code vocabulary is their product."""
     tokenizer_channels: int = 64
