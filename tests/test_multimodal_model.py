@@ -14,7 +14,6 @@ from worldrl.models.multimodal import (
     SpatioTemporalEncoding,
     TransformerWorldModel,
     fsq,
-    motion_weights,
     sample_codes,
 )
 from worldrl.models.multimodal.physics import STATE_LAYOUTS, velocity_consistency
@@ -221,22 +220,3 @@ def test_ssim_term_scores_lost_structure_and_is_off_by_default() -> None:
     outputs["recon_video"] = (video * 0.9).requires_grad_(True)
     MultimodalLoss(ssim_weight=0.5).terms(outputs, targets)["ssim"].backward()
     assert outputs["recon_video"].grad.abs().sum() > 0  # it trains the decoder
-
-
-def test_motion_weight_makes_the_changed_pixels_count_and_is_off_by_default() -> None:
-    video = torch.zeros(2, 3, 3, 8, 8)
-    video[:, 1:, :, 2, 3] = 1.0  # one pixel lights up at step 1 (and stays lit at step 2: unchanged there)
-    mask = torch.ones(2, 3, dtype=torch.bool)
-    w = motion_weights(video, mask[:, 1:], 9.0)
-    assert w.shape == (2, 3, 1, 8, 8)
-    assert float(w[:, 1, 0, 2, 3].min()) == 10.0 and float(w.sum()) == 2 * 3 * 64 + 2 * 9.0  # only that pixel
-    assert float(motion_weights(video, torch.tensor([[False, True], [True, True]]), 9.0)[0].max()) == 1.0
-    copied = video.clone()
-    copied[:, 1] = video[:, 0]  # a reconstruction that copies the frame before misses the change
-    outputs, targets = _loss_inputs(copied, video, mask)
-    plain = float(MultimodalLoss().terms(outputs, targets)["reconstruction"])
-    weighted = float(MultimodalLoss(motion_weight=9.0).terms(outputs, targets)["reconstruction"])
-    assert plain == pytest.approx(2 * 3 / (2 * 3 * 3 * 64))  # 3 channels of one pixel in 2 x 3 frames
-    assert weighted == pytest.approx(2 * 3 * 10 / (2 * (3 * 3 * 64 + 3 * 9)), rel=1e-5)  # ~9x the share
-    outputs["recon_video"] = video.clone()
-    assert float(MultimodalLoss(motion_weight=9.0).terms(outputs, targets)["reconstruction"]) == 0.0

@@ -37,7 +37,7 @@ normalised with ``family_model.state_norm``.
 from worldrl.models.base import register_family
 from worldrl.models.multimodal.attention import CrossModalAttention, MultiheadAttention
 from worldrl.models.multimodal.config import MultimodalConfig
-from worldrl.models.multimodal.loss import MultimodalLoss, motion_weights
+from worldrl.models.multimodal.loss import MultimodalLoss
 from worldrl.models.multimodal.model import MultimodalWorldModel
 from worldrl.models.multimodal.physics import PhysicsHead
 from worldrl.models.multimodal.positional import SpatioTemporalEncoding
@@ -52,7 +52,6 @@ __all__ = [
     "MultiheadAttention",
     "MultimodalConfig",
     "MultimodalLoss",
-    "motion_weights",
     "MultimodalWorldModel",
     "NextStep",
     "PhysicsHead",

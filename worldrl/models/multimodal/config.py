@@ -141,11 +141,6 @@ class MultimodalConfig(WorldModelConfig):
     ssim_weight: float = 0.0
     """MultimodalLoss ``ssim_weight``: 1 - SSIM of the tokenizer's reconstructed frames (over the frame before, as a
     rollout decodes them); 0 = off."""
-    motion_weight: float = 0.0
-    """MultimodalLoss ``motion_weight``: the tokenizer's frame error on pixels that changed since the frame before
-    weighs ``1 + motion_weight`` (0 = every pixel alike). With an unweighted error the CPU preset's tokenizer learned
-    to copy: decoding its true codes over the true frame before was 0.11 dB above copying that frame, and random
-    codes cost 0.2 dB (docs/benchmarks.md "Multimodal family")."""
     consistency_weight: float = 0.1
     """Share of the physics term given to velocity/position consistency (layouts with known positions only)."""
     physics_rollout_steps: int = 8
@@ -212,7 +207,6 @@ class MultimodalConfig(WorldModelConfig):
                         "physics_weight",
                         "spectral_weight",
                         "ssim_weight",
-                        "motion_weight",
                     )
                 },
             },

@@ -3,9 +3,6 @@
 Terms (masked means; ``pair_mask [B, T-1]`` marks steps t whose successor t+1 is in the same episode):
 
 * ``reconstruction``: frame MSE of the tokenizer's reconstruction + audio MSE of the audio read back from the latent;
-  with ``motion_weight`` > 0 the frame error of pixels that changed since the frame before weighs ``1 +
-  motion_weight`` (a weighted mean): a moving object covers a few percent of a frame, so an unweighted MSE lets a
-  predictive tokenizer copy the frame before and leave the change out of its codes;
 * ``prediction``: cross-entropy of the next frame's codes (the generative objective), weight ``prediction_weight``;
 * ``audio``: negative log-likelihood (per feature) of the next audio features under the predicted mixture
   (``audio_logits``/``audio_components``/``audio_log_scales``), or their MSE without one, weight ``audio_weight``;
@@ -42,20 +39,6 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (per_step * m).sum() / m.sum().clamp_min(1.0)
 
 
-MOTION_THRESHOLD = 0.02
-"""A pixel changed since the frame before when a channel moved by more than this (frames in [0, 1]; above the mp4
-noise between identical Playground frames)."""
-
-
-def motion_weights(video: torch.Tensor, pair: torch.Tensor, weight: float) -> torch.Tensor:
-    """``[B, T, 1, H, W]``: ``1 + weight`` where a pixel of ``video [B, T, C, H, W]`` changed since the frame before
-    in the same episode (``pair [B, T-1]``), 1 elsewhere and on the first frame."""
-    changed = (video[:, 1:] - video[:, :-1]).abs().amax(2, keepdim=True) > MOTION_THRESHOLD
-    changed = changed & pair.bool()[:, :, None, None, None]
-    first = torch.zeros_like(changed[:, :1])
-    return 1.0 + weight * torch.cat([first, changed], 1).to(video.dtype)
-
-
 def log_magnitude_l1(pred: torch.Tensor, target: torch.Tensor, is_log: bool = True) -> torch.Tensor:
     """Elementwise ``|log|S_pred| - log|S_target||``; spectrogram features already in log units pass through."""
     if not is_log:
@@ -84,7 +67,6 @@ class MultimodalLoss(nn.Module):
         audio_weight: float = 1.0,
         consistency_weight: float = 0.1,
         ssim_weight: float = 0.0,
-        motion_weight: float = 0.0,
         feature_net: nn.Module | None = None,
         audio_is_log: bool = True,
     ) -> None:
@@ -100,7 +82,6 @@ class MultimodalLoss(nn.Module):
             "ssim": ssim_weight,
         }
         self.consistency_weight, self.audio_is_log = consistency_weight, audio_is_log
-        self.motion_weight = motion_weight
         # kept out of the module tree: a frozen, user-supplied network is not part of the model's weights
         self.__dict__["feature_net"] = feature_net
         if feature_net is not None:
@@ -110,7 +91,7 @@ class MultimodalLoss(nn.Module):
         mask, pair = targets["mask"], targets["pair_mask"]
         video, recon = targets["video"], outputs["recon_video"]
         terms = {
-            "reconstruction": self._frame_error(recon, video, mask, pair)
+            "reconstruction": masked_mean((recon - video).pow(2), mask)
             + masked_mean((outputs["recon_audio"] - targets["audio"]).pow(2), mask),
             "prediction": masked_mean(
                 F.cross_entropy(
@@ -141,15 +122,6 @@ class MultimodalLoss(nn.Module):
                 physics = physics + self.consistency_weight * outputs["consistency"]
         terms["physics"] = physics
         return terms
-
-    def _frame_error(
-        self, recon: torch.Tensor, video: torch.Tensor, mask: torch.Tensor, pair: torch.Tensor
-    ) -> torch.Tensor:
-        err = (recon - video).pow(2)
-        if self.motion_weight == 0:
-            return masked_mean(err, mask)
-        w = motion_weights(video, pair, self.motion_weight)
-        return masked_mean(err * w, mask) / masked_mean(w.expand_as(err), mask).clamp_min(1e-8)
 
     @staticmethod
     def _audio_term(outputs: dict, target: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:

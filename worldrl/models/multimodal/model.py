@@ -117,7 +117,6 @@ class MultimodalWorldModel(WorldModel):
             audio_weight=config.audio_weight,
             consistency_weight=config.consistency_weight,
             ssim_weight=config.ssim_weight,
-            motion_weight=config.motion_weight,
         )
 
     def set_feature_net(self, net: torch.nn.Module | None) -> None:
