@@ -122,20 +122,29 @@ def _friction_windows(n: int, T: int, generator: torch.Generator) -> torch.Tenso
     return x.flatten(2)
 
 
-def test_the_head_learns_friction_from_its_rollouts_and_keeps_free_flight_exact() -> None:
-    torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-    data = _friction_windows(256, 6, g)
-    head = PhysicsHead(4 + SMALL.state_dim, 32, SMALL.state_dim, SMALL)
+def _trained_head(
+    data: torch.Tensor, g: torch.Generator, steps: int, batch: int, horizon: int, **options: bool
+) -> PhysicsHead:
+    """A SMALL-layout head (4 feature inputs, all zero) trained ``steps`` Adam steps on random batches of the real
+    windows ``data [n, T, 14]`` with ``physics_terms``."""
+    head = PhysicsHead(4 + SMALL.state_dim, 32, SMALL.state_dim, SMALL, **options)
     head.set_state_stats(data.flatten(0, 1).mean(0), data.flatten(0, 1).std(0) + 1e-3)
-    feature, pair = torch.zeros(32, 6, 4), torch.ones(32, 5, dtype=torch.bool)
+    T = data.shape[1]
+    feature, pair = torch.zeros(batch, T, 4), torch.ones(batch, T - 1, dtype=torch.bool)
     opt = torch.optim.Adam(head.parameters(), 3e-3)
-    for _ in range(300):
-        idx = torch.randint(0, 256, (32,), generator=g)
-        terms = physics_terms(head, feature, head.normalised(data[idx]), pair, horizon=5)
+    for _ in range(steps):
+        idx = torch.randint(0, len(data), (batch,), generator=g)
+        terms = physics_terms(head, feature, head.normalised(data[idx]), pair, horizon=horizon)
         opt.zero_grad()
         sum(terms.values()).backward()
         opt.step()
+    return head
+
+
+def test_the_head_learns_friction_from_its_rollouts_and_keeps_free_flight_exact() -> None:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    head = _trained_head(_friction_windows(256, 6, g), g, steps=300, batch=32, horizon=5)
     test = _friction_windows(64, 8, torch.Generator().manual_seed(1))
     guess, zero = test[:, 0], torch.zeros(64, 4)
     with torch.no_grad():
@@ -340,17 +349,7 @@ def _head_on_windows(n: int, T: int, generator: torch.Generator) -> torch.Tensor
 def test_contact_features_let_the_gate_time_a_collision() -> None:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    data = _head_on_windows(512, 10, g)
-    head = PhysicsHead(4 + SMALL.state_dim, 32, SMALL.state_dim, SMALL, contact_features=True)
-    head.set_state_stats(data.flatten(0, 1).mean(0), data.flatten(0, 1).std(0) + 1e-3)
-    feature, pair = torch.zeros(64, 10, 4), torch.ones(64, 9, dtype=torch.bool)
-    opt = torch.optim.Adam(head.parameters(), 3e-3)
-    for _ in range(200):
-        idx = torch.randint(0, 512, (64,), generator=g)
-        terms = physics_terms(head, feature, head.normalised(data[idx]), pair, horizon=4)
-        opt.zero_grad()
-        sum(terms.values()).backward()
-        opt.step()
+    head = _trained_head(_head_on_windows(512, 10, g), g, steps=200, batch=64, horizon=4, contact_features=True)
     test = _head_on_windows(256, 10, torch.Generator().manual_seed(1))
     now, nxt = test[:, :-1].flatten(0, 1), test[:, 1:].flatten(0, 1)
     with torch.no_grad():
