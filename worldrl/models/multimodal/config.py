@@ -103,6 +103,11 @@ class MultimodalConfig(WorldModelConfig):
     of the frame before (gradient stopped there), as a rollout decodes over its own frames, instead of over the real
     frame; the codes stay those of the real pair (the predictor's targets). The decoder so learns to paint over
     imperfect frames and errors stop compounding (the tokenizer ceiling at 20 steps, docs/benchmarks.md)."""
+    tokenizer_anchor: bool = False
+    """With ``reference_frame``: the tokenizer's decoder also reads the chain's anchor (the last real frame a rollout
+    continues; in training the window's first frame) and the steps from it to the reference, and what its keep mask
+    keeps may come from the anchor instead of the decoded frame before, whose kept pixels have been repainted at
+    every step of the chain (``FrameTokenizer``). Off: older checkpoints."""
     audio_components: int = 8
     """Components of the next-audio mixture (each a diagonal Gaussian around the current audio plus a learned
     change); the generator samples the component like a frame code and feeds its mean back."""

@@ -410,8 +410,13 @@ class ModelIO:
             state = side["state"][:, lo:] if "state" in side else None
             if prompt is not None and t == prompt.shape[1]:
                 newest = prompt[:, -1] if row is None else prompt[row : row + 1, -1].expand(codes.shape[0], -1, -1, -1)
-            else:
-                newest = net.decode_step(codes[:, -1], side["reference"][:, -1])
+            else:  # over the frame before; the prompt's last frame is the anchor, t - T - 1 steps before that
+                anchor = None
+                if prompt is not None:
+                    last = prompt[:, -1] if row is None else prompt[row : row + 1, -1]
+                    anchor = last.expand(codes.shape[0], -1, -1, -1)
+                age = torch.full_like(codes[:, 0, 0], t - (prompt.shape[1] if prompt is not None else 0) - 1)
+                newest = net.decode_step(codes[:, -1], side["reference"][:, -1], anchor, age)
             frames = torch.cat([side["reference"][:, lo + 1 :], newest[:, None]], 1)
             nxt = net.next_token_logits(codes[:, lo:], frames, side["audio"][:, lo:], acts, state)
             if choose_audio is None:

@@ -198,6 +198,9 @@ class MultimodalWorldModel(WorldModel):
         }
         if self.state_dim:
             state["phys"] = torch.zeros(batch_size, C, self.state_dim, device=dev)
+        if self.config.tokenizer_anchor:  # the last observed frame and the steps imagined since it
+            state["anchor"] = torch.zeros_like(state["frame"])
+            state["anchor_age"] = torch.zeros(batch_size, dtype=torch.long, device=dev)
         return TensorDict(state, batch_size=[batch_size])
 
     def observe(self, obs: Any, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
@@ -229,6 +232,9 @@ class MultimodalWorldModel(WorldModel):
         h = self._context(flat)[:, -1].reshape(B, T, *self.net.latent_queries.shape)
         state["h"] = h
         state["frame"] = frames  # the observed frame (model space): the next imagined one is decoded over it
+        if self.config.tokenizer_anchor:
+            state["anchor"] = frames
+            state["anchor_age"] = torch.zeros(B, T, dtype=torch.long, device=frames.device)
         state["audio_mean"] = audio
         # transition t-1 -> t: read from (h_{t-1}, a_{t-1}); nothing led to an episode's first step
         shifted = None if phys is None else torch.cat([phys[:, :1], phys[:, :-1]], 1)
@@ -271,7 +277,9 @@ class MultimodalWorldModel(WorldModel):
         def push(window: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
             return torch.cat([window[:, 1:], value[:, None].to(window.dtype)], 1)
 
-        frame = self.net.decode_step(codes, state["frame"])
+        anchor = state.get("anchor", None)
+        age = state.get("anchor_age", None)
+        frame = self.net.decode_step(codes, state["frame"], anchor, age)
         out = {
             "codes": push(state["codes"], codes),
             "frames": push(state["frames"], frame),
@@ -284,6 +292,8 @@ class MultimodalWorldModel(WorldModel):
             out["phys"] = push(state["phys"], guess)
         out["h"] = self._context(out)[:, -1]
         out["frame"] = frame
+        if anchor is not None:
+            out["anchor"], out["anchor_age"] = anchor, age + 1
         out["audio_mean"] = nxt["audio"][:, 0]
         out["reward"] = self.reward_norm.denormalize(self.reward_head(feature).squeeze(-1))
         out["terminal_logit"] = self.terminal_head(feature).squeeze(-1)

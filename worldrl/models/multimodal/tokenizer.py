@@ -10,6 +10,11 @@ last refining conv) and outputs ``alpha * paint + (1 - alpha) * reference``: wha
 the frame alone (absolute codes) cannot do this: a one-pixel move rarely changes a patch's code, so it is lost, and a
 sequence of frames decoded from them never beats repeating the last frame (measured in docs/benchmarks.md). Without
 a reference the encoder sees zeros in its place and the decoder paints from the codes alone.
+
+A chained decode (each frame over the decoded one before) repaints the kept pixels at every step, so they drift. With
+``anchor=True`` the decoder also sees the chain's *anchor*, the last real frame it started from, and how many steps
+back it is (``decode(..., anchor=, age=)``); its keep mask then keeps from the reference or from the anchor, whose
+pixels have not been repainted (as the vrnn's decoder paints over the last real frame).
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ def _factors(patch: int) -> list[int]:
         factors.append(2)
         patch //= 2
     return factors + ([patch] if patch > 1 else [])
+
+
+ANCHOR_PRIOR = -4.0
+"""Initial logit of the anchor's share of what is kept (sigmoid(-4) = 2%)."""
+AGE_CAP = 8
+"""The refiner reads the reference's age (steps since the anchor) as ``min(age, AGE_CAP) / AGE_CAP``: a training
+window of the CPU preset covers ages 0..7, and older references are all read as "old" rather than extrapolated."""
 
 
 class _Res(nn.Module):
@@ -47,9 +59,16 @@ class FrameTokenizer(nn.Module):
     conv in and one transposed conv out (cheap enough for CPU training)."""
 
     def __init__(
-        self, in_channels: int, patch_size: int, levels: list[int], channels: int, refine_channels: int = 0
+        self,
+        in_channels: int,
+        patch_size: int,
+        levels: list[int],
+        channels: int,
+        refine_channels: int = 0,
+        anchor: bool = False,
     ) -> None:
         super().__init__()
+        self.anchor = anchor
         self.levels = list(levels)
         factors = _factors(patch_size)
         widths = [2 * in_channels] + [channels * min(2**i, 4) for i in range(len(factors))]  # frame + reference
@@ -67,14 +86,16 @@ class FrameTokenizer(nn.Module):
         self.reference_in = nn.Conv2d(in_channels, top, patch_size, patch_size)  # the reference, one cell per patch
         # paint/mask next to the reference at full resolution; with refine_channels a small conv stack, which can
         # carry the reference's sharp edges into the paint (one 3x3 conv blurs them along a chained rollout)
-        mixed = 2 * in_channels + 1
+        mixed = 2 * in_channels + 1 + (in_channels + 1 if anchor else 0)  # (+ the anchor frame and its age)
         refine: list[nn.Module] = []
         if refine_channels:
             refine = [nn.Conv2d(mixed, refine_channels, 3, padding=1), nn.SiLU()]
             refine += [nn.Conv2d(refine_channels, refine_channels, 3, padding=1), nn.SiLU()]
-        refine.append(nn.Conv2d(refine_channels or mixed, in_channels + 1, 3, padding=1))
+        refine.append(nn.Conv2d(refine_channels or mixed, in_channels + 1 + int(anchor), 3, padding=1))
         nn.init.zeros_(refine[-1].weight)  # starts as the identity on the decoder's output
         nn.init.zeros_(refine[-1].bias)
+        if anchor:  # the anchor's share starts near zero: the decoder begins as the plain predictive one
+            nn.init.constant_(refine[-1].bias[-1:], ANCHOR_PRIOR)
         self.refine = refine[0] if len(refine) == 1 else nn.Sequential(*refine)
         dec: list[nn.Module] = [_Res(top), _Res(top)]
         if not factors:
@@ -100,19 +121,42 @@ class FrameTokenizer(nn.Module):
         q = fsq.quantize(z, self.levels)
         return fsq.codes_from_quantized(q.detach(), self.levels), q
 
-    def decode(self, quantized: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(
+        self,
+        quantized: torch.Tensor,
+        reference: torch.Tensor | None = None,
+        anchor: torch.Tensor | None = None,
+        age: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Frames of quantised codes, painted over ``reference`` (the frame before, None: painted only). With
+        ``anchor`` (a tokenizer built with it): ``anchor [N, C, H, W]`` is the last real frame the chain started from
+        and ``age [N]`` the steps from it to the reference; what the keep mask keeps comes from the reference or, where the decoder
+        says so, from the anchor, whose pixels have not been through the chain's repainting (None: the reference is
+        the anchor, age 0)."""
         x = self.decoder_in(quantized.permute(0, 3, 1, 2))
         if reference is None:
             return torch.sigmoid(self.decoder(x)[:, : self.channels])
         out = self.decoder(x + self.reference_in(reference * 2 - 1))
-        out = out + self.refine(torch.cat([out, reference * 2 - 1], 1))
+        if not self.anchor:
+            out = out + self.refine(torch.cat([out, reference * 2 - 1], 1))
+            return self._blend(out, reference)
+        if anchor is None or age is None:
+            anchor, age = reference, torch.zeros(len(reference), device=reference.device)
+        aged = (age.to(out.dtype).clamp(0, AGE_CAP) / AGE_CAP)[:, None, None, None].expand(-1, 1, *out.shape[2:])
+        out = torch.cat([out, torch.zeros_like(out[:, :1])], 1)  # the anchor logit, only the refiner writes it
+        out = out + self.refine(torch.cat([out[:, :-1], reference * 2 - 1, anchor * 2 - 1, aged], 1))
+        beta = torch.sigmoid(out[:, -1:])
+        return self._blend(out[:, :-1], beta * anchor + (1 - beta) * reference)
+
+    def _blend(self, out: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        """``alpha * paint + (1 - alpha) * kept`` of the decoder's paint and keep-mask logits ``out``."""
         paint = torch.sigmoid(out[:, : self.channels])
         alpha = torch.sigmoid(out[:, self.channels :])
-        return alpha * paint + (1 - alpha) * reference
+        return alpha * paint + (1 - alpha) * kept
 
     def decode_codes(self, codes: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """Frames ``[N, C, H, W]`` of integer codes ``[N, g, g]`` (over ``reference [N, C, H, W]`` when given)."""
         return self.decode(fsq.quantized_from_codes(codes, self.levels, self.decoder_in.weight.dtype), reference)
 
 
-__all__ = ["FrameTokenizer"]
+__all__ = ["AGE_CAP", "ANCHOR_PRIOR", "FrameTokenizer"]

@@ -129,7 +129,12 @@ class TransformerWorldModel(nn.Module):
             return TransformerBlock(D, heads, cfg.mlp_ratio, drop, attn_drop, cross=cross)
 
         self.tokenizer = FrameTokenizer(
-            cfg.in_channels, cfg.patch_size, cfg.fsq_levels, cfg.tokenizer_channels, cfg.tokenizer_refine_channels
+            cfg.in_channels,
+            cfg.patch_size,
+            cfg.fsq_levels,
+            cfg.tokenizer_channels,
+            cfg.tokenizer_refine_channels,
+            anchor=cfg.tokenizer_anchor,
         )
         self.skip_code = math.prod(cfg.fsq_levels) if cfg.uses_skip else None
         self.code_embed = nn.Linear(len(cfg.fsq_levels) + int(cfg.uses_skip), D)  # FSQ vector (+ SKIP flag)
@@ -257,24 +262,32 @@ class TransformerWorldModel(nn.Module):
 
     def decode_codes(self, codes: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """``codes [B, T, N]`` -> frames ``[B, T, C, H, W]`` in [0, 1], each decoded over the one before it
-        (``decode_step``), the first over ``reference [B, C, H, W]`` (the frame the codes continue). Without
-        ``config.reference_frame`` (or a reference) frames are painted from their codes alone."""
+        (``decode_step``), the first over ``reference [B, C, H, W]`` (the frame the codes continue, and the chain's
+        anchor). Without ``config.reference_frame`` (or a reference) frames are painted from their codes alone."""
         if reference is None or not self.config.reference_frame:
             return self.decode_quantized(self.quantized(codes))
         frames, frame = [], reference
         for t in range(codes.shape[1]):
-            frame = self.decode_step(codes[:, t], frame)
+            frame = self.decode_step(codes[:, t], frame, reference, torch.full_like(codes[:, 0, 0], t))
             frames.append(frame)
         return torch.stack(frames, 1)
 
-    def decode_step(self, codes: torch.Tensor, prev_frame: torch.Tensor) -> torch.Tensor:
+    def decode_step(
+        self,
+        codes: torch.Tensor,
+        prev_frame: torch.Tensor,
+        anchor: torch.Tensor | None = None,
+        age: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Frame ``[B, C, H, W]`` of ``codes [B, N]`` after ``prev_frame``: SKIP patches copy it, the tokenizer paints
-        the others over it (keep mask); without ``config.reference_frame`` it paints from the codes alone."""
+        the others over it (keep mask); without ``config.reference_frame`` it paints from the codes alone. With
+        ``config.tokenizer_anchor``: ``anchor [B, C, H, W]`` is the last real frame of the chain and ``age [B]`` the
+        steps from it to ``prev_frame`` (None: ``prev_frame`` is real)."""
         g = self.config.grid_size
         q = self.quantized(codes).reshape(-1, g, g, len(self.config.fsq_levels))
         if not self.config.reference_frame:
             return self.tokenizer.decode(q)
-        return self.copy_skipped(self.tokenizer.decode(q, prev_frame), prev_frame, codes)
+        return self.copy_skipped(self.tokenizer.decode(q, prev_frame, anchor, age), prev_frame, codes)
 
     def copy_skipped(self, painted: torch.Tensor, reference: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """``painted [N, C, H, W]`` with the patches whose code (``codes [N, tokens]``) is SKIP copied from
@@ -575,12 +588,19 @@ class TransformerWorldModel(nn.Module):
             return self.copy_skipped(painted, refs.flatten(0, 1), codes.flatten(0, 1)).reshape(refs.shape)
         g, restart = self.config.grid_size, is_first.bool() if is_first is not None else None
         frames, previous = [], refs[:, 0]
+        anchor, since = refs[:, 0], torch.zeros_like(codes[:, 0, 0])  # the chain's real frame; steps since it
         for t in range(q.shape[1]):
-            ref = previous if restart is None else torch.where(restart[:, t, None, None, None], refs[:, t], previous)
-            painted = self.tokenizer.decode(q[:, t].reshape(-1, g, g, q.shape[-1]), ref)
+            ref = previous
+            if restart is not None:  # an episode start is coded against itself: a new chain
+                ref = torch.where(restart[:, t, None, None, None], refs[:, t], previous)
+                anchor = torch.where(restart[:, t, None, None, None], refs[:, t], anchor)
+                since = torch.where(restart[:, t], 0, since)
+            # the reference is frame t-1's reconstruction, t-1 - anchor steps on (the first: the anchor itself)
+            age = (since - 1).clamp_min(0)
+            painted = self.tokenizer.decode(q[:, t].reshape(-1, g, g, q.shape[-1]), ref, anchor, age)
             frame = self.copy_skipped(painted, ref, codes[:, t])
             frames.append(frame)
-            previous = frame.detach()
+            previous, since = frame.detach(), since + 1
         return torch.stack(frames, 1)
 
     @torch.no_grad()
@@ -603,7 +623,8 @@ class TransformerWorldModel(nn.Module):
             state = torch.zeros(*codes.shape[:2], self.state_dim, device=codes.device)
         window = self.config.audio_seq_len
         sounds, means, states = [], [], []
-        for _ in range(steps):
+        anchor = frames[:, -1]  # the last real frame: every decoded frame may keep its pixels
+        for k in range(steps):
             lo = max(0, codes.shape[1] - window)
             acts = None if actions is None else actions[:, lo : codes.shape[1]]
             st = None if state is None else state[:, lo:]
@@ -611,7 +632,8 @@ class TransformerWorldModel(nn.Module):
             new = sample_codes(nxt.logits, generator)
             sound = sample_audio(nxt.audio_logits, nxt.audio_components, generator, self.config.greedy_audio)
             codes = torch.cat([codes, new[:, None]], 1)
-            frames = torch.cat([frames, self.decode_step(new, frames[:, -1])[:, None]], 1)
+            age = torch.full_like(new[:, 0], k)
+            frames = torch.cat([frames, self.decode_step(new, frames[:, -1], anchor, age)[:, None]], 1)
             audio = torch.cat([audio, sound[:, None]], 1)
             if state is not None:
                 guess = nxt.state if nxt.state is not None else state[:, -1]
