@@ -108,6 +108,10 @@ class MultimodalConfig(WorldModelConfig):
     continues; in training the window's first frame) and the steps from it to the reference, and what its keep mask
     keeps may come from the anchor instead of the decoded frame before, whose kept pixels have been repainted at
     every step of the chain (``FrameTokenizer``). Off: older checkpoints."""
+    tokenizer_flow: bool = False
+    """With ``reference_frame``: the tokenizer's decoder also paints a motion field (up to ``tokenizer.FLOW_MAX``
+    pixels per step) and keeps the reference moved by it (motion compensation, as a video codec's P-frames), so a
+    code can move what its patch holds instead of repainting it. Off: older checkpoints."""
     audio_components: int = 8
     """Components of the next-audio mixture (each a diagonal Gaussian around the current audio plus a learned
     change); the generator samples the component like a frame code and feeds its mean back."""

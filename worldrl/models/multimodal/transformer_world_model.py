@@ -135,6 +135,7 @@ class TransformerWorldModel(nn.Module):
             cfg.tokenizer_channels,
             cfg.tokenizer_refine_channels,
             anchor=cfg.tokenizer_anchor,
+            flow=cfg.tokenizer_flow,
         )
         self.skip_code = math.prod(cfg.fsq_levels) if cfg.uses_skip else None
         self.code_embed = nn.Linear(len(cfg.fsq_levels) + int(cfg.uses_skip), D)  # FSQ vector (+ SKIP flag)
