@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from worldrl.models.multimodal import MultimodalConfig, TransformerWorldModel
-from worldrl.models.multimodal.tokenizer import FrameTokenizer, warp
+from worldrl.models.multimodal.tokenizer import FLOW_MAX, FrameTokenizer, warp
 
 TINY = {k: v for k, v in MultimodalConfig.tiny().items() if k != "context_length"}
 
@@ -30,6 +32,19 @@ def test_a_flow_tokenizer_starts_as_the_plain_one() -> None:
         assert out.shape[1] == 6 and out[:, 4:].abs().max() == 0
         alpha = torch.sigmoid(out[:, 3:4])
         assert torch.allclose(moving.decode(q, ref), alpha * torch.sigmoid(out[:, :3]) + (1 - alpha) * ref, atol=1e-6)
+
+
+def test_decode_keeps_the_reference_moved_by_the_motion_channels() -> None:
+    torch.manual_seed(0)
+    tok = FrameTokenizer(3, 8, [5, 5, 5], channels=8, refine_channels=8, flow=True)
+    last = tok.decoder[-1]
+    with torch.no_grad():  # a decoder that keeps everything (keep logit -30) and moves it one pixel along x
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([0.0, 0.0, 0.0, -30.0, math.atanh(1 / FLOW_MAX), 0.0]))
+        ref = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+        frame = tok.decode(tok.encode(ref, ref)[1], ref)
+    assert torch.allclose(frame[..., :-1], ref[..., 1:], atol=1e-5)  # each pixel now holds its right neighbour
+    assert torch.allclose(frame[..., -1], ref[..., -1], atol=1e-5)  # edges repeated
 
 
 def test_the_model_builds_its_tokenizer_with_motion_compensation_when_asked() -> None:
