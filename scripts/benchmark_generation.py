@@ -10,7 +10,7 @@ frame), beside the same detector on the true audio (its ceiling) and "repeat the
 with the log-mel error against silence and repeat-last. Writes the "multimodal-generation" section of
 docs/benchmarks.md and an example (mp4 + wav + png) under docs/.
 
-    MUJOCO_GL=egl python scripts/benchmark_generation.py --checkpoint runs/multimodal_playground_cpu_v14/model \\
+    MUJOCO_GL=egl python scripts/benchmark_generation.py --checkpoint runs/multimodal_playground_cpu_v19/model \\
         --dataset outputs/datasets/playground_collide64_e240
     python scripts/benchmark_generation.py --checkpoint DIR --dataset DATA --quick --doc /tmp/b.md --example-dir /tmp
 """
@@ -94,7 +94,7 @@ def onset_row(label: str, s: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="runs/multimodal_playground_cpu_v14/model")
+    parser.add_argument("--checkpoint", default="runs/multimodal_playground_cpu_v19/model")
     parser.add_argument("--dataset", default="outputs/datasets/playground_collide64_e240")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="the trainer's split (held-out episodes)")
     parser.add_argument("--seed", type=int, default=0, help="the trainer's split seed")

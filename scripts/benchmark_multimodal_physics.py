@@ -24,7 +24,7 @@ into starts whose truth has a velocity event (``|dv| > event_threshold`` of some
 contacts, sliding friction) and free ones, and the share of object-steps where the head's gate opened. Writes
 ``--out``/physics.json and ``--out``/trajectories.png (x-y paths of the start where constant velocity errs most).
 
-    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal_physics.py --run runs/multimodal_playground_cpu_v14
+    OMP_NUM_THREADS=1 python scripts/benchmark_multimodal_physics.py --run runs/multimodal_playground_cpu_v19
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from worldrl.models.multimodal.physics import near_another, positions, present, 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", default="runs/multimodal_playground_cpu_v14", help="a trained multimodal run directory")
+    p.add_argument("--run", default="runs/multimodal_playground_cpu_v19", help="a trained multimodal run directory")
     p.add_argument("--weights", choices=["model", "best"], default="model", help="final or best-validation weights")
     p.add_argument("--dataset", default=None, help="dataset root (default: the run's data.root)")
     p.add_argument("--context", type=int, default=8)

@@ -107,11 +107,15 @@ class MultimodalConfig(WorldModelConfig):
     """With ``reference_frame``: the tokenizer's decoder also reads the chain's anchor (the last real frame a rollout
     continues; in training the window's first frame) and the steps from it to the reference, and what its keep mask
     keeps may come from the anchor instead of the decoded frame before, whose kept pixels have been repainted at
-    every step of the chain (``FrameTokenizer``). Off: older checkpoints."""
+    every step of the chain (``FrameTokenizer``). With it the CPU preset's SSIM at 20 steps went from 0.0018 below
+    repeat-last (v14) to 0.0007 above (v18); with ``tokenizer_flow`` as well, above at every horizon (v19;
+    docs/benchmarks.md "Multimodal family"). Off: older checkpoints."""
     tokenizer_flow: bool = False
     """With ``reference_frame``: the tokenizer's decoder also paints a motion field (up to ``tokenizer.FLOW_MAX``
     pixels per step) and keeps the reference moved by it (motion compensation, as a video codec's P-frames), so a
-    code can move what its patch holds instead of repainting it. Off: older checkpoints."""
+    code can move what its patch holds instead of repainting it. With ``tokenizer_anchor`` (the CPU preset, v19) the
+    rollouts' PSNR and SSIM are above repeat-last at every horizon, where the anchor alone (v18) was level in SSIM at
+    5 and 10 steps (docs/benchmarks.md "Multimodal family"). Off: older checkpoints."""
     audio_components: int = 8
     """Components of the next-audio mixture (each a diagonal Gaussian around the current audio plus a learned
     change); the generator samples the component like a frame code and feeds its mean back."""
