@@ -20,10 +20,12 @@ Sampling interface (what a generator calls; all on ``TransformerWorldModel``, re
   ``audio``; ``sample_audio`` picks a component or the greedy audio) and next normalised state. ``actions[:, t]`` is
   the action taken at step t (so ``actions[:, -1]`` drives the predicted frame); None means zeros. Contexts longer
   than ``config.audio_seq_len`` steps must be cropped.
-* ``net.decode_step(codes [B, N], prev_frame [B, C, H, W]) -> frame [B, C, H, W]`` and ``net.decode_codes(codes
-  [B, T, N], reference=None) -> video [B, T, C, H, W]`` in [0, 1]: each frame painted over the one before it by a
-  decoder that sees it (keep mask), the first over ``reference``, the last real frame before the codes; without it
-  frames are painted from their codes alone.
+* ``net.decode_step(codes [B, N], prev_frame [B, C, H, W], anchor=None, age=None) -> frame [B, C, H, W]`` and
+  ``net.decode_codes(codes [B, T, N], reference=None) -> video [B, T, C, H, W]`` in [0, 1]: each frame painted over
+  the one before it by a decoder that sees it (keep mask; with ``config.tokenizer_flow`` the frame before moved by
+  a decoded motion field), the first over ``reference``, the last real frame before the codes; with
+  ``config.tokenizer_anchor`` the decoder may also keep that real frame's pixels (``anchor``, ``age`` steps before
+  ``prev_frame``); without a reference frames are painted from their codes alone.
 * ``sample_codes(logits, generator)`` / ``sample_audio(audio_logits, audio_components, generator, greedy)``:
   without a generator the argmax code / the greedy audio (rule ``greedy``: the mixture's mean by default, or the
   most likely component's mean), with one a categorical draw (of a code / of a component).
