@@ -162,10 +162,10 @@ class FrameTokenizer(nn.Module):
         age: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Frames of quantised codes, painted over ``reference`` (the frame before, None: painted only). With
-        ``anchor`` (a tokenizer built with it): ``anchor [N, C, H, W]`` is the last real frame the chain started from
-        and ``age [N]`` the steps from it to the reference; what the keep mask keeps comes from the reference or, where the decoder
-        says so, from the anchor, whose pixels have not been through the chain's repainting (None: the reference is
-        the anchor, age 0)."""
+        ``anchor`` (a tokenizer built with it): ``anchor [N, C, H, W]`` is the last real frame the chain started
+        from and ``age [N]`` the steps from it to the reference; what the keep mask keeps comes from the reference
+        or, where the decoder says so, from the anchor, whose pixels have not been through the chain's repainting
+        (None: the reference is the anchor, age 0)."""
         x = self.decoder_in(quantized.permute(0, 3, 1, 2))
         if reference is None:
             return torch.sigmoid(self.decoder(x)[:, : self.channels])
