@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from worldrl.models.multimodal import MultimodalConfig, TransformerWorldModel
 from worldrl.models.multimodal.tokenizer import FLOW_MAX, FrameTokenizer, warp
@@ -45,6 +46,36 @@ def test_decode_keeps_the_reference_moved_by_the_motion_channels() -> None:
         frame = tok.decode(tok.encode(ref, ref)[1], ref)
     assert torch.allclose(frame[..., :-1], ref[..., 1:], atol=1e-5)  # each pixel now holds its right neighbour
     assert torch.allclose(frame[..., -1], ref[..., -1], atol=1e-5)  # edges repeated
+
+
+def _shifted(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(frame, the frame before): smooth random 32x32 images, the whole view moved by -1..1 pixels on each axis."""
+    base = F.interpolate(torch.rand(n, 3, 10, 10, generator=g), size=(40, 40), mode="bilinear", align_corners=False)
+    d = torch.randint(-1, 2, (n, 2), generator=g).tolist()
+    after = torch.stack([base[i, :, 4 + dy : 36 + dy, 4 + dx : 36 + dx] for i, (dx, dy) in enumerate(d)])
+    return after, base[:, :, 4:36, 4:36]
+
+
+def test_motion_compensation_learns_a_moved_view_that_the_plain_decoder_only_copies() -> None:
+    def trained(flow: bool) -> float:
+        torch.manual_seed(0)
+        tok = FrameTokenizer(3, 8, [8, 5, 5, 5], channels=8, refine_channels=8, flow=flow)
+        opt = torch.optim.Adam(tok.parameters(), 3e-3)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(800):
+            frame, before = _shifted(8, g)
+            loss = (tok.decode(tok.encode(frame, before)[1], before) - frame).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        frame, before = _shifted(32, torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            return float((tok.decode(tok.encode(frame, before)[1], before) - frame).pow(2).mean())
+
+    frame, before = _shifted(32, torch.Generator().manual_seed(2))
+    copy = float((before - frame).pow(2).mean())
+    moved, painted = trained(True), trained(False)
+    assert moved < 0.97 * copy and moved < 0.97 * painted, (moved, painted, copy)
 
 
 def test_the_model_builds_its_tokenizer_with_motion_compensation_when_asked() -> None:
