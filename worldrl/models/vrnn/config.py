@@ -123,6 +123,15 @@ class VRNNConfig(WorldModelConfig):
     """Weight of the supervision heads' squared error (normalised units; predictive group)."""
     lambda_reward: float = 1.0
     """Weight of the reward-head MSE (predictive group)."""
+    heads_read_reference: bool = False
+    """Pixel models with ``reference_features``: the reward and continuation heads also read an embedding of the
+    reference frame (the last real frame, encoded as the decoder reads it). With the reference in the decoder the
+    latent holds how the scene changed since that frame, not where things are, so a reward that depends on where
+    they are (PushT's coverage of the goal) cannot be read from (h, z) alone."""
+    lambda_open_loop_reward: float = 0.0
+    """Weight of the reward MSE and continuation BCE along the open-loop rollout (``lambda_open_loop``; reference:
+    the start's frame). One-step training alone leaves the heads unscored on the imagined states that planning
+    reads several steps out; 0 = off."""
     lambda_continue: float = 1.0
     """Weight of the continuation-head BCE (predictive group)."""
     lambda_token: float = 1.0
@@ -155,7 +164,7 @@ class VRNNConfig(WorldModelConfig):
             require(self, name, isinstance(value, int) and value >= 1, "an integer >= 1")
         non_negative = (
             "beta free_nats kl_dyn_weight kl_rep_weight commitment_weight lambda_recon lambda_prior_recon lambda_open_loop "
-            "lambda_supervision lambda_reward lambda_continue "
+            "lambda_supervision lambda_reward lambda_open_loop_reward lambda_continue "
             "lambda_token lambda_att_dyn lambda_gram entropy_weight kl_anneal_steps"
         ).split()
         for name in non_negative:
@@ -179,6 +188,14 @@ class VRNNConfig(WorldModelConfig):
                 "reference_features": (
                     self.reference_frame or not self.reference_features,
                     "false unless reference_frame is on",
+                ),
+                "heads_read_reference": (
+                    self.reference_features or not self.heads_read_reference,
+                    "false unless reference_features is on",
+                ),
+                "lambda_open_loop_reward": (
+                    self.lambda_open_loop > 0 or not self.lambda_open_loop_reward,
+                    "0 unless lambda_open_loop is on",
                 ),
                 "prior_recon_ssim": (
                     self.prior_recon_ssim >= 0 and (self.lambda_prior_recon > 0 or not self.prior_recon_ssim),

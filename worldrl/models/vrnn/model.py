@@ -141,8 +141,17 @@ class DPGMMVRNNWorldModel(WorldModel):
             )
         else:
             self.decoder = VectorDecoder(task.obs_shape[0], slots * n_tok, cfg)
-        self.reward_head = mlp(hid + z_dim, [hid], 1)
-        self.continue_head = mlp(hid + z_dim, [hid], 1)
+        self.reference_embed = None
+        if cfg.heads_read_reference:
+            if not self.uses_reference:
+                raise ValueError("vrnn: heads_read_reference needs a pixel task with reference_frame on")
+            in_channels = self.encoder.token_features + 1  # as _reference_features returns them
+            self.reference_embed = nn.Sequential(
+                nn.Flatten(), nn.Linear(in_channels * cfg.feature_grid**2, hid), nn.SiLU()
+            )
+        head_in = hid + z_dim + (hid if cfg.heads_read_reference else 0)
+        self.reward_head = mlp(head_in, [hid], 1)
+        self.continue_head = mlp(head_in, [hid], 1)
         self.supervision = (
             SupervisionHead(hid + z_dim, hid, supervision_dims(cfg.supervision_keys, task.extra))
             if cfg.supervision_keys
@@ -168,6 +177,10 @@ class DPGMMVRNNWorldModel(WorldModel):
             state["reference"] = torch.zeros(batch_size, *self.task.obs_shape, dtype=torch.uint8, device=dev)
             state["has_reference"] = torch.zeros(batch_size, dtype=torch.bool, device=dev)
             state["reference_age"] = torch.zeros(batch_size, dtype=torch.long, device=dev)
+        if self.reference_embed is not None:
+            none = torch.zeros(1, *self.task.obs_shape[-1:], *self.task.obs_shape[:2], device=dev)
+            embed = self._reference_embedding(none, torch.zeros(1, dtype=torch.bool, device=dev))
+            state["reference_embed"] = embed.expand(batch_size, -1)
         return TensorDict(state, batch_size=[batch_size])
 
     def observe(self, obs: torch.Tensor, prev_action: torch.Tensor, is_first: torch.Tensor) -> TensorDict:
@@ -177,13 +190,22 @@ class DPGMMVRNNWorldModel(WorldModel):
         )
         h_top = seq["h"][..., -1, :]
         feat = torch.cat([h_top, seq["z"]], -1)
+        embed = None
+        if self.reference_embed is not None:  # each observed frame is the reference of what follows it
+            B, T = obs.shape[:2]
+            frames = obs.flatten(0, 1).float().div(255.0).permute(0, 3, 1, 2)
+            present = torch.ones(B * T, dtype=torch.bool, device=obs.device)
+            embed = self._reference_embedding(frames, present).reshape(B, T, -1)
+        reward, terminal_logit = self._heads(feat, embed)
         state = {
             "h": seq["h"],
             "c": seq["c"],
             "z": seq["z"],
-            "reward": self.reward_norm.denormalize(self.reward_head(feat).squeeze(-1)),
-            "terminal_logit": self.continue_head(feat).squeeze(-1),
+            "reward": self.reward_norm.denormalize(reward),
+            "terminal_logit": terminal_logit,
         }
+        if embed is not None:
+            state["reference_embed"] = embed
         if self.schema is not None:
             state["attention"] = self.schema.predict_log_maps(h_top).exp()
         if self.uses_reference:  # the frame just observed is the reference of what is imagined from here
@@ -206,13 +228,17 @@ class DPGMMVRNNWorldModel(WorldModel):
         prior = self.prior(h_top)
         z = prior.sample(prior.log_weights(stochastic, generator), generator, stochastic)
         feat = torch.cat([h_top, z], -1)
+        embed = state["reference_embed"] if self.reference_embed is not None else None  # the same real frame
+        reward, terminal_logit = self._heads(feat, embed)
         out = {
             "h": h,
             "c": c,
             "z": z,
-            "reward": self.reward_norm.denormalize(self.reward_head(feat).squeeze(-1)),
-            "terminal_logit": self.continue_head(feat).squeeze(-1),
+            "reward": self.reward_norm.denormalize(reward),
+            "terminal_logit": terminal_logit,
         }
+        if embed is not None:
+            out["reference_embed"] = embed
         if self.schema is not None:
             out["attention"] = self.schema.predict_log_maps(h_top).exp()
         if self.uses_reference:  # one step further from the last real frame
@@ -295,6 +321,10 @@ class DPGMMVRNNWorldModel(WorldModel):
                 out["targets"], is_first.bool()
             )
             reference, has_reference, age = self._reference_rows(out, slice(None), slice(None))
+            if self.reference_embed is not None:  # imagine(state_t) reads o_t as its reference
+                frames = out["targets"].flatten(0, 1)
+                present = torch.ones(B * T, dtype=torch.bool, device=obs.device)
+                out["reference_embed"] = self._reference_embedding(frames, present).reshape(B, T, -1)
         recon = self._decode(
             out["feat"].flatten(0, 1), None if maps is None else maps.flatten(0, 1), reference, has_reference, age
         )
@@ -356,6 +386,11 @@ class DPGMMVRNNWorldModel(WorldModel):
             losses["total_elbo"] = losses["total_elbo"] + cfg.lambda_open_loop * losses["open_loop_recon"]
         losses["perceiver_loss"] = losses["codebook"] + cfg.lambda_token * losses["token_prediction"]
         predictive = cfg.lambda_reward * losses["reward"] + cfg.lambda_continue * losses["continuation"]
+        if cfg.lambda_open_loop_reward > 0 and rollout is not None:
+            losses.update(self._open_loop_reward_losses(out, rollout, reward, terminated))
+            predictive = predictive + cfg.lambda_open_loop_reward * (
+                cfg.lambda_reward * losses["open_loop_reward"] + cfg.lambda_continue * losses["open_loop_continuation"]
+            )
         if self.supervision is not None:
             losses.update(self._supervision_losses(out, batch["supervision"], is_first, mask, rollout))
             predictive = predictive + cfg.lambda_supervision * losses["supervision"]
@@ -502,10 +537,8 @@ class DPGMMVRNNWorldModel(WorldModel):
         prior = self.prior(h_top)
         z = prior.sample(prior.log_weights(stochastic, generator), generator, stochastic)
         feat = torch.cat([h_top, z], -1)
-        step = {
-            "reward_pred": self.reward_head(feat).reshape(B, T),
-            "terminal_logit": self.continue_head(feat).reshape(B, T),
-        }
+        reward, terminal_logit = self._heads(feat, flat(out["reference_embed"]) if "reference_embed" in out else None)
+        step = {"reward_pred": reward.reshape(B, T), "terminal_logit": terminal_logit.reshape(B, T)}
         if self.config.lambda_prior_recon > 0 or self.supervision is not None:  # imagination's state: the mean
             z_mean = prior.sample(prior.log_weights(False), None, False)
             step["one_step_feat"] = torch.cat([h_top, z_mean], -1).reshape(B, T, -1)
@@ -587,6 +620,29 @@ class DPGMMVRNNWorldModel(WorldModel):
         weight = valid.to(recon.dtype)
         per_frame = self._imagined_frame_loss(recon, target, self.config.open_loop_ssim)
         return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)
+
+    def _open_loop_reward_losses(
+        self, out: dict[str, Any], rollout: dict[str, torch.Tensor], reward: torch.Tensor, terminated: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Reward MSE (normalised units) and continuation BCE of the heads on the open-loop rollout's states, each
+        against the recorded transition that leads to its step; the reference is the start's frame, as after
+        ``observe``. Averaged over the rollout's valid steps."""
+        steps, (B, horizon) = rollout["steps"], rollout["steps"].shape
+        rows = torch.arange(B, device=steps.device)[:, None]
+        embed = None
+        if self.reference_embed is not None:
+            embed = out["reference_embed"][rows, rollout["start"][:, None]].expand(B, horizon, -1)
+        reward_pred, terminal_logit = self._heads(rollout["feat"], embed)
+        weight = rollout["valid"].to(reward_pred.dtype)
+        masked = lambda err: (err * weight).sum() / weight.sum().clamp_min(1.0)  # noqa: E731
+        target = self.reward_norm(reward[rows, steps - 1].float())
+        done = terminated[rows, steps - 1].float()
+        return {
+            "open_loop_reward": masked((reward_pred - target).pow(2)),
+            "open_loop_continuation": masked(
+                F.binary_cross_entropy_with_logits(terminal_logit, done, reduction="none")
+            ),
+        }
 
     def _supervision_losses(
         self,
@@ -692,6 +748,17 @@ class DPGMMVRNNWorldModel(WorldModel):
         present = has_reference.to(reference.dtype).reshape(-1, 1, 1, 1)
         feat = self.encoder.conv(resize_square(reference, self.config.image_size)) * present
         return torch.cat([feat, present.expand(-1, 1, *feat.shape[-2:])], dim=1)
+
+    def _reference_embedding(self, reference: torch.Tensor, has_reference: torch.Tensor) -> torch.Tensor:
+        """``heads_read_reference``: the heads' embedding ``[N, H]`` of reference frames ``[N, C, H, W]`` ([0, 1])."""
+        assert self.reference_embed is not None
+        return self.reference_embed(self._reference_features(reference, has_reference))
+
+    def _heads(self, feat: torch.Tensor, reference_embed: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reward (normalised units) and termination logit of states ``feat [..., H+Z]``, reading the reference
+        frame's embedding ``[..., H]`` beside them with ``heads_read_reference``."""
+        x = feat if reference_embed is None else torch.cat([feat, reference_embed], -1)
+        return self.reward_head(x).squeeze(-1), self.continue_head(x).squeeze(-1)
 
     @staticmethod
     def _reference_rows(out: dict[str, Any], rows: slice, steps: slice) -> tuple[torch.Tensor, ...]:
