@@ -108,3 +108,18 @@ def test_configuration_is_checked():
     with pytest.raises(ConfigError, match="lambda_open_loop_reward"):
         VRNNConfig(lambda_open_loop_reward=1.0)
     assert VRNNConfig(lambda_open_loop=1.0, lambda_open_loop_reward=1.0).lambda_open_loop_reward == 1.0
+
+
+def test_the_latent_carries_the_reference_embedding_for_downstream_heads():
+    model = _model(heads_read_reference=True).eval()
+    batch = _batch(b=2, t=3)
+    with torch.no_grad():
+        state = model.observe(batch["obs"], batch["action"], batch["is_first"])[:, -1]
+        latent = model.latent(state)
+        assert (
+            latent.shape == (2, model.latent_dim)
+            and model.latent_dim == 2 * model.config.hidden_dim + model.config.latent_dim
+        )
+        torch.testing.assert_close(latent[:, -model.config.hidden_dim :], state["reference_embed"])
+        assert model.decode(state).shape == (2, SIDE, SIDE, 3)  # the decoder still reads (h, z)
+    assert _model().latent_dim == model.config.hidden_dim + model.config.latent_dim

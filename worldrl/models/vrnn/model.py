@@ -257,7 +257,7 @@ class DPGMMVRNNWorldModel(WorldModel):
 
     def _decode_state(self, state: TensorDict) -> torch.Tensor:
         """``decode`` of a flat state ``[N]``: ``[N, *obs_shape]`` in task units."""
-        feat = self.latent(state)
+        feat = self._state_feat(state)
         maps = (
             state["attention"].reshape(feat.shape[0], self.config.num_slots, self.n_tokens)
             if self.schema is not None
@@ -274,11 +274,20 @@ class DPGMMVRNNWorldModel(WorldModel):
         return self.obs_norm.denormalize(x)
 
     def latent(self, state: TensorDict) -> torch.Tensor:
+        """(h, z), and with ``heads_read_reference`` the last real frame's embedding: what the reward head reads,
+        so heads trained downstream (values, policies) see the same."""
+        if self.reference_embed is None:
+            return self._state_feat(state)
+        return torch.cat([self._state_feat(state), state["reference_embed"]], -1)
+
+    def _state_feat(self, state: TensorDict) -> torch.Tensor:
+        """(h, z): what the decoder and the supervision heads read."""
         return torch.cat([state["h"][..., -1, :], state["z"]], -1)
 
     @property
     def latent_dim(self) -> int:
-        return self.config.hidden_dim + self.config.latent_dim
+        extra = self.config.hidden_dim if self.config.heads_read_reference else 0
+        return self.config.hidden_dim + self.config.latent_dim + extra
 
     # ================================================================= training
     def forward_sequence(
@@ -681,7 +690,7 @@ class DPGMMVRNNWorldModel(WorldModel):
         the dataset's units; a one-line error when the model has none."""
         if self.supervision is None:
             raise ValueError("this vrnn has no supervision heads (config.supervision_keys is empty)")
-        return self.supervision.predict(self.latent(state))
+        return self.supervision.predict(self._state_feat(state))
 
     def _lstm_input_gates(self, action: torch.Tensor) -> torch.Tensor:
         """The action's part of layer 0's gates (with both biases): known up front, so batched over every step."""
