@@ -90,6 +90,12 @@ class ScriptedActor:
         return self.policy(np.concatenate([obs["observation.state"], obs["observation.environment_state"]], axis=1))
 
 
+def hold_actor(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """Hold still: every step's target is where the pusher already is. What a policy that never pushes keeps of
+    the opening overlap (random actions knock the block away)."""
+    return obs["observation.state"]
+
+
 def pixel_obs(obs: dict) -> dict[str, np.ndarray]:
     """gym-pusht's ``pixels_agent_pos`` observation under LeRobot's ``lerobot/pusht`` keys."""
     return {
@@ -361,13 +367,15 @@ def pusht(args: argparse.Namespace) -> dict:
     data = out / "data"
     path = Path(args.out) / "pusht.json"
     summary = json.loads(path.read_text()) if path.exists() else {"results": {}, "seconds": {}}
-    t0 = time.time()
-    if not (data / "meta" / "info.json").exists():
-        collect_pusht(data, args.train_episodes, args.steps)
-        summary["seconds"]["collect"] = time.time() - t0
-    t0 = time.time()
-    model = train_pusht_model(out, data, args)
-    summary["seconds"].setdefault("train", time.time() - t0)
+    model = None
+    if any(name.startswith("mpc") for name in args.policies):  # the baselines need neither data nor model
+        t0 = time.time()
+        if not (data / "meta" / "info.json").exists():
+            collect_pusht(data, args.train_episodes, args.steps)
+            summary["seconds"]["collect"] = time.time() - t0
+        t0 = time.time()
+        model = train_pusht_model(out, data, args)
+        summary["seconds"].setdefault("train", time.time() - t0)
     seeds = list(range(100_000, 100_000 + args.episodes))
     value_stats = None
     for name in args.policies:
@@ -376,6 +384,8 @@ def pusht(args: argparse.Namespace) -> dict:
             actor = None
         elif name == "scripted":
             actor = ScriptedActor()
+        elif name == "hold":
+            actor = hold_actor
         elif name == "mpc":
             actor = PlannerActor(model, args)
         elif name == "mpc-value":
@@ -385,7 +395,7 @@ def pusht(args: argparse.Namespace) -> dict:
         elif name == "mpc-goal":
             actor = PlannerActor(model, args, goal_value(model))
         else:
-            raise SystemExit(f"unknown policy {name!r}; known: random, scripted, {', '.join(MPC_VARIANTS)}")
+            raise SystemExit(f"unknown policy {name!r}; known: random, scripted, hold, {', '.join(MPC_VARIANTS)}")
         result = run_pusht_episodes(name, seeds, args.steps, actor)
         if name == "mpc-value":
             result["value_fit"] = value_stats
@@ -409,7 +419,10 @@ def file_result(summary: dict, name: str, result: dict, started: float, args: ar
         f"best {result['best_coverage']:.3f}  ({summary['seconds'][name]:.0f}s)",
         flush=True,
     )
-    summary.update({"args": vars(args), "model_task": task_summary(model.task), "machine": describe_machine()})
+    if model is not None or "args" not in summary:  # a baseline run leaves the model run's settings in place
+        summary.update({"args": vars(args), "machine": describe_machine()})
+    if model is not None:
+        summary["model_task"] = task_summary(model.task)
     command = "python scripts/benchmark_robot.py " + " ".join(sys.argv[1:])
     summary["commands"] = sorted({*summary.get("commands", []), command})
 
@@ -663,6 +676,7 @@ def save_merged(path: Path, summary: dict) -> None:
 POLICY_ROWS = {
     "random": ("random (uniform actions)", "-"),
     "scripted": ("scripted pusher (`worldrl.tasks.pusht_scripted`)", "known rules (block pose, goal)"),
+    "hold": ("hold still (target = the pusher's position)", "-"),
     "mpc": ("**MPC**: model reward", "learned only"),
     "mpc-value": ("**MPC**: model reward + learned value", "learned only"),
     "mpc-goal": ("**MPC**: model reward + goal-distance value", "known goal"),

@@ -368,3 +368,20 @@ def test_pixel_model_options_are_named_in_the_table_heading():
     assert bench.overrides({}) == "" and bench.overrides({"pixel_model_option": []}) == ""
     named = bench.overrides({"pixel_model_option": ["open_loop_horizon=15", "lambda_prior_recon=1.0"]})
     assert named == " (with `open_loop_horizon=15`, `lambda_prior_recon=1.0`)"
+
+
+def test_holding_still_keeps_the_opening_overlap():
+    """The hold-still baseline: the pusher's target is where it is, so the block keeps the coverage it has after
+    the first step for the whole episode (what a learned policy has to beat)."""
+    pytest.importorskip("gym_pusht")
+    bench = _benchmark_robot()
+    seeds = [100_000, 100_004]  # the table's first episode and one that starts with the block over the goal
+    layout = LAYOUTS["gym-pusht"].kwargs(False)
+    opening = [make_real_env(bench.PUSHT, max_episode_steps=30, **layout) for _ in seeds]
+    start = [bench.keyed_obs(env.reset(seed=s)[0]) for env, s in zip(opening, seeds)]
+    still = [env.step(bench.hold_actor(o))[-1]["coverage"] for env, o in zip(opening, start)]
+    hold = bench.run_pusht_episodes("hold", seeds, 30, bench.hold_actor)
+    np.testing.assert_allclose(hold["final_coverage_per_episode"], still, atol=0.02)
+    assert max(still) > 0.2
+    with pytest.raises(KeyError):
+        bench.hold_actor({"observation.image": np.zeros((1, 96, 96, 3))})
