@@ -741,7 +741,15 @@ def overrides(a: dict) -> str:
     return f" (with {', '.join(f'`{item}`' for item in items)})" if items else ""
 
 
-def pixel_mpc_table(summary: dict) -> str:
+def paired_coverage(result: dict, baseline: dict) -> str:
+    """Final coverage of ``result`` minus ``baseline``'s, paired per episode (the same seeds): mean +- 95%."""
+    x = np.asarray(result["final_coverage_per_episode"]) - np.asarray(baseline["final_coverage_per_episode"])
+    return f"{x.mean():+.3f} +- {1.96 * x.std(ddof=1) / np.sqrt(len(x)):.3f}"
+
+
+def pixel_mpc_table(summary: dict, baselines: dict | None = None) -> str:
+    """The pixel MPC rows; ``baselines`` (the state run's results on the same seeds) adds their paired
+    differences against holding still and random actions."""
     a, r = summary["args"], summary["results"]
     ou = a["pixel_episodes"] // 2
     lines = [
@@ -752,7 +760,7 @@ def pixel_mpc_table(summary: dict) -> str:
         "the recorded pusher position and block keypoints (`render_pixel_copy`: the scripted pusher reads the "
         "keypoints, so it cannot drive a pixel recording). MPC plans in the vrnn's latent state after re-observing "
         f"the last {a['context']} frames (the image only, no keypoints), on the same real episodes as the table "
-        f"above (its random and scripted rows apply), learned only. Machine: {summary.get('machine', 'not recorded')}.",
+        f"above (its random, scripted and hold-still rows apply), learned only. Machine: {summary.get('machine', 'not recorded')}.",
         "",
         *TABLE_HEAD,
     ]
@@ -761,6 +769,19 @@ def pixel_mpc_table(summary: dict) -> str:
         for name in PIXEL_POLICIES
         if name in r
     ]
+    compare = [b for b in ("hold", "random") if b in (baselines or {})]
+    if compare and any(name in r for name in PIXEL_POLICIES):
+        lines += [
+            "",
+            "Final coverage paired per episode (95%): "
+            + "; ".join(
+                f"{name} - {b} {paired_coverage(r[name], baselines[b])}"  # type: ignore[index]
+                for name in PIXEL_POLICIES
+                if name in r
+                for b in compare
+            )
+            + ".",
+        ]
     lines += value_fit_note(r)
     if summary.get("commands"):
         lines += [
@@ -819,7 +840,8 @@ def report(args: argparse.Namespace) -> None:
     if pixels.exists():
         parts += ["", PIXEL_INTRO, "", pixels.read_text().strip()]
     if (out / "pusht_pixels.json").exists():
-        parts += ["", pixel_mpc_table(json.loads((out / "pusht_pixels.json").read_text()))]
+        pixel_summary = json.loads((out / "pusht_pixels.json").read_text())
+        parts += ["", pixel_mpc_table(pixel_summary, state.get("results"))]
     if args.notes:
         parts += ["", Path(args.notes).read_text().strip()]
     update_doc_section(args.doc, SECTION, "\n".join(parts))

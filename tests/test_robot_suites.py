@@ -385,3 +385,15 @@ def test_holding_still_keeps_the_opening_overlap():
     assert max(still) > 0.2
     with pytest.raises(KeyError):
         bench.hold_actor({"observation.image": np.zeros((1, 96, 96, 3))})
+
+
+def test_pixel_mpc_rows_are_paired_with_the_baselines_per_episode():
+    bench = _benchmark_robot()
+    a = {"final_coverage_per_episode": [0.5, 0.3, 0.1]}
+    b = {"final_coverage_per_episode": [0.4, 0.1, 0.1]}
+    assert bench.paired_coverage(a, b) == f"+0.100 +- {1.96 * np.std([0.1, 0.2, 0.0], ddof=1) / np.sqrt(3):.3f}"
+    settings = {"horizon": 8, "samples": 16, "iterations": 2, "max_std": 0.3}
+    row = {"episodes": 3, "success_rate": 0.0, "final_coverage": 0.3, "best_coverage": 0.4, "settings": settings, **a}
+    summary = {"args": {"pixel_episodes": 4, "pixel_model_steps": 10, "context": 8}, "results": {"mpc": row}}
+    assert "mpc - hold +0.100" in bench.pixel_mpc_table(summary, {"hold": b})
+    assert "paired" not in bench.pixel_mpc_table(summary)
