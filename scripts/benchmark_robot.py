@@ -839,8 +839,8 @@ def report(args: argparse.Namespace) -> None:
     pixels = out / "pusht_pixels" / "fidelity.md"
     if pixels.exists():
         parts += ["", PIXEL_INTRO, "", pixels.read_text().strip()]
-    if (out / "pusht_pixels.json").exists():
-        pixel_summary = json.loads((out / "pusht_pixels.json").read_text())
+    pixel_summary = json.loads((out / "pusht_pixels.json").read_text()) if (out / "pusht_pixels.json").exists() else {}
+    if pixel_summary.get("results"):  # a run without MPC variants (--pixel-policies) files only its fidelity
         parts += ["", pixel_mpc_table(pixel_summary, state.get("results"))]
     if args.notes:
         parts += ["", Path(args.notes).read_text().strip()]

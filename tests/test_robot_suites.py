@@ -397,3 +397,15 @@ def test_pixel_mpc_rows_are_paired_with_the_baselines_per_episode():
     summary = {"args": {"pixel_episodes": 4, "pixel_model_steps": 10, "context": 8}, "results": {"mpc": row}}
     assert "mpc - hold +0.100" in bench.pixel_mpc_table(summary, {"hold": b})
     assert "paired" not in bench.pixel_mpc_table(summary)
+
+
+def test_report_of_a_pixel_run_without_mpc_variants(tmp_path, capsys):
+    """``pusht-pixels --pixel-policies`` (data, model and fidelity only) leaves no MPC rows: the report skips the
+    table instead of failing on the missing run settings."""
+    import argparse
+
+    bench = _benchmark_robot()
+    (tmp_path / "pusht_pixels.json").write_text(json.dumps({"results": {}, "seconds": {}, "fidelity": "x"}))
+    doc = tmp_path / "benchmarks.md"
+    bench.report(argparse.Namespace(out=str(tmp_path), doc=str(doc), notes=None))
+    assert "## Robot-learning suites" in doc.read_text() and "MPC from pixels" not in doc.read_text()
