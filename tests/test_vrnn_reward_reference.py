@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from _models import VRNN_TINY
-from tensordict import TensorDict
+from test_vrnn_supervision import _batch  # frames, actions, rewards; its supervision values go unread
 
 from worldrl.errors import ConfigError
 from worldrl.models import TaskSpec, build_model
@@ -25,23 +25,6 @@ def _model(pixels: bool = True, **extra):
     if pixels:
         options = {"image_size": 16, "reference_frame": True, "reference_features": True, **options}
     return build_model("vrnn", options, task)
-
-
-def _batch(b: int = 2, t: int = 6) -> TensorDict:
-    g = torch.Generator().manual_seed(0)
-    is_first = torch.zeros(b, t, dtype=torch.bool)
-    is_first[:, 0] = True
-    return TensorDict(
-        {
-            "obs": torch.randint(0, 256, (b, t, SIDE, SIDE, 3), generator=g, dtype=torch.uint8),
-            "action": torch.rand(b, t, A, generator=g) * 2 - 1,
-            "reward": torch.rand(b, t, generator=g),
-            "terminated": torch.zeros(b, t, dtype=torch.bool),
-            "is_first": is_first,
-            "mask": torch.ones(b, t, dtype=torch.bool),
-        },
-        batch_size=[b, t],
-    )
 
 
 def test_open_loop_reward_is_scored_and_trains_the_dynamics():
