@@ -193,7 +193,7 @@ class DPGMMVRNNWorldModel(WorldModel):
         embed = None
         if self.reference_embed is not None:  # each observed frame is the reference of what follows it
             B, T = obs.shape[:2]
-            frames = obs.flatten(0, 1).float().div(255.0).permute(0, 3, 1, 2)
+            frames = pixels_to_model(obs.flatten(0, 1), None)  # as forward_sequence's targets
             present = torch.ones(B * T, dtype=torch.bool, device=obs.device)
             embed = self._reference_embedding(frames, present).reshape(B, T, -1)
         reward, terminal_logit = self._heads(feat, embed)
