@@ -902,8 +902,11 @@ def main() -> None:
     parser.add_argument(
         "--max-std", type=float, default=None, help="pusht: CEM's initial sampling std (normalised actions; default 2)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: several runs share the cores side by side)"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     COMMANDS[args.command](args)
     if args.command != "report":
         report(args)
