@@ -81,13 +81,20 @@ def decoded_rows(model, frames: torch.Tensor, actions: torch.Tensor) -> dict[str
     return {name: value.float().numpy() for name, value in rows.items()}
 
 
-def supervision_rows(model, frames: torch.Tensor, actions: torch.Tensor) -> dict[str, dict[str, np.ndarray]]:
+def supervision_rows(
+    model, frames: torch.Tensor, actions: torch.Tensor, start: dict[str, np.ndarray]
+) -> dict[str, dict[str, np.ndarray]]:
     """For a model with ``supervision_keys``: what its heads read at steps 1..H, filtering and imagined (as in
-    ``decoded_rows``), ``{row: {key: [B, H, size]}}``; empty for a model without them."""
+    ``decoded_rows``), ``{row: {key: [B, H, size]}}``; empty for a model without them. A head trained on motions
+    (``supervision_motion``) is read on the imagined states only, as the ``start`` values ``{key: [B, 1, size]}``
+    plus the motion it predicts since then."""
     if getattr(model, "supervision", None) is None:
         return {}
     with torch.no_grad():
         post, imagined = filtered_and_imagined(model, frames, actions)
+        if model.supervision.motion:
+            moved = model.predict_supervision(imagined)
+            return {"imagined: start + predicted motion": {k: start[k] + v.float().numpy() for k, v in moved.items()}}
         rows = {"filtering": model.predict_supervision(post[:, 1:]), "imagined": model.predict_supervision(imagined)}
     return {name: {k: v.float().numpy() for k, v in row.items()} for name, row in rows.items()}
 
@@ -176,14 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     print("|---" * (len(horizons) + 2) + "|")
     for name, pred in rows.items():
         print(f"| {name} | " + " | ".join(f"{e:.0f}" for e in region_errors(pred, truth, region, horizons)) + " |")
-    supervised = supervision_rows(model, torch.from_numpy(frames).float(), torch.from_numpy(actions).float())
+    keys = getattr(getattr(model, "supervision", None), "keys", [])
+    recorded = {k: reader.column(k)[np.array(starts)[:, None] + span].astype(np.float32) for k in keys}
+    start = {k: v[:, :1] for k, v in recorded.items()}
+    supervised = supervision_rows(model, torch.from_numpy(frames).float(), torch.from_numpy(actions).float(), start)
     if supervised:
-        keys = next(iter(supervised.values())).keys()
-        print_supervision_table(
-            supervised,
-            {k: reader.column(k)[np.array(starts)[:, None] + span].astype(np.float32) for k in keys},
-            horizons,
-        )
+        print_supervision_table(supervised, recorded, horizons)
     save_strip(rows, truth, args.png, tuple(h for h in (1, 3, 6, 10) if h <= args.horizon))
     print(f"\nwrote {args.png}")
     return 0

@@ -56,3 +56,23 @@ def test_decoded_rows_compare_the_same_windows_with_and_without_the_reference_an
     assert all(value.shape == (2, 3, 16, 16, 3) for value in rows.values())
     assert not np.allclose(rows["filtering, blended"], rows["filtering, paint only"])  # the blend copies the start
     assert not np.allclose(rows["filtering, blended"], rows["imagined, blended"])  # filtering sees every frame
+
+
+def test_supervision_rows_of_a_motion_head_add_the_predicted_motion_to_the_start():
+    torch.manual_seed(0)
+    key = "observation.environment_state"
+    task = TaskSpec(
+        gym.spaces.Box(0, 255, (16, 16, 3), np.uint8),
+        gym.spaces.Box(-1, 1, (2,), np.float32),
+        task_id="PushTiny",
+        extra={"supervision_dims": {key: 4}},
+    )
+    options = {**VRNN_TINY, "image_size": 8, "supervision_keys": [key], "supervision_motion": True}
+    model = build_model("vrnn", options, task).eval()
+    frames, actions = torch.randint(0, 256, (2, 4, 16, 16, 3)).float(), torch.rand(2, 4, 2) * 2 - 1
+    start = {key: np.full((2, 1, 4), 100.0, np.float32)}
+    rows = diagnosis.supervision_rows(model, frames, actions, start)
+    assert list(rows) == ["imagined: start + predicted motion"]
+    _, imagined = diagnosis.filtered_and_imagined(model, frames, actions)
+    moved = model.predict_supervision(imagined)[key].detach().numpy()
+    np.testing.assert_allclose(rows["imagined: start + predicted motion"][key], 100.0 + moved, rtol=1e-5)

@@ -17,6 +17,7 @@ from worldrl.errors import ConfigError, ModelConfigurationError
 from worldrl.models import TaskSpec, build_model, load_pretrained
 from worldrl.models.task_spec import SUPERVISION_DIMS
 from worldrl.models.vrnn.config import VRNNConfig
+from worldrl.models.vrnn.supervision import MOTION_FLOOR, MOTION_MOMENTUM
 from worldrl.training.run import train_from_config
 
 A, SIDE = 2, 16
@@ -165,3 +166,85 @@ def test_supervision_keys_are_checked_against_the_dataset(supervised_run, tmp_pa
         cfg = {**base, "model": {"family": "vrnn", **VRNN_TINY, "supervision_keys": keys}}
         with pytest.raises(ConfigError, match=message):
             train_from_config(cfg)
+
+
+def test_supervision_motion_needs_supervision_keys():
+    with pytest.raises(ConfigError, match="supervision_motion"):
+        VRNNConfig(supervision_motion=True)
+
+
+def test_motion_targets_are_scaled_by_a_running_rms_that_the_checkpoint_keeps():
+    head = _pixel_model(supervision_motion=True).supervision
+    moved = torch.tensor([[3.0, 0.0, 0.0, 0.0], [-3.0, 0.0, 0.0, 0.0], [1e6, 0.0, 0.0, 0.0]])
+    valid = torch.tensor([True, True, False])  # the invalid row must not count
+    scaled = head.train().motion_targets(moved, valid)
+    floor = MOTION_FLOOR * head.norm.std[1]
+    torch.testing.assert_close(head.motion_rms, torch.tensor([3.0, floor, floor, floor]))
+    torch.testing.assert_close(scaled[:2, 0], torch.tensor([1.0, -1.0]))
+    head.motion_targets(2 * moved, valid)  # later batches move it by (1 - momentum) of the way
+    expected = MOTION_MOMENTUM * 3.0 + (1 - MOTION_MOMENTUM) * 6.0
+    torch.testing.assert_close(head.motion_rms[0], torch.tensor(expected))
+    head.eval().motion_targets(10 * moved, valid)  # evaluation never changes the scale
+    torch.testing.assert_close(head.motion_rms[0], torch.tensor(expected))
+    feat = torch.randn(2, head.net[0].in_features)
+    predicted = head.predict(feat)["observation.environment_state"]
+    torch.testing.assert_close(predicted, head.net(feat) * head.motion_rms)
+    model = _pixel_model(supervision_motion=True)
+    assert {"supervision.motion_rms", "supervision.motion_updates"} <= set(model.state_dict())
+
+
+def test_motion_supervision_scores_motions_not_positions():
+    """Shifting every recorded value by a constant leaves the motion losses unchanged; the absolute heads see it.
+    The filtered states are not scored (nothing moved since their own frame)."""
+    for motion in (True, False):
+        model = _pixel_model(supervision_motion=motion).eval()
+        batch, shifted = _batch(), _batch()
+        shifted["supervision", "observation.environment_state"] += 100.0
+        losses, _ = model.compute_total_loss(batch, stochastic=False)
+        moved, _ = model.compute_total_loss(shifted, stochastic=False)
+        assert ("supervision_filter" in losses) is not motion
+        for name in ("supervision_one_step", "supervision_open_loop"):
+            assert torch.isfinite(losses[name])
+            assert bool(torch.isclose(losses[name], moved[name])) is motion
+
+
+def test_motion_head_predicts_the_imagined_change_of_an_unobserved_velocity(supervised_run, tmp_path):
+    """Trained on motions, the head reads from imagined states how much the pendulum's angular velocity (which it
+    never observes) changes under the recorded torques, on held-out episodes, better than "it does not change"."""
+    _, data = supervised_run
+    cfg = {
+        "output_dir": str(tmp_path / "run"),
+        "data": {"root": str(data), "obs_key": STATE, "window": 8, "val_fraction": 0.2},
+        "model": {
+            "family": "vrnn",
+            **VRNN_TINY,
+            "hidden_dim": 32,
+            "lambda_open_loop": 1.0,
+            "open_loop_horizon": 4,
+            "supervision_keys": [ENV_STATE],
+            "supervision_motion": True,
+        },
+        "trainer": {"max_steps": 300, "batch_size": 16, "lr": 3e-3, "eval_every": 300, "progress": False},
+    }
+    model = load_pretrained(train_from_config(cfg).model_path, device="cpu").eval()
+    assert float(model.supervision.motion_rms[0]) > 0.1  # learnt from the data, not the initial 1 (rad/s)
+    reader, horizon, errors, baseline = LeRobotDatasetReader(data), 4, [], []
+    for episode in held_out_episodes():
+        lo, hi = reader.episode_range(episode)
+        obs = torch.from_numpy(reader.column(STATE)[lo:hi]).float()[None]
+        action = torch.from_numpy(reader.column("action")[lo:hi]).float().reshape(1, -1, 1)
+        velocity = torch.from_numpy(reader.column(ENV_STATE)[lo:hi]).float().reshape(-1)
+        prev = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1)
+        is_first = torch.zeros(1, hi - lo, dtype=torch.bool)
+        is_first[0, 0] = True
+        with torch.no_grad():
+            posterior = model.observe(obs, prev, is_first)
+            for start in range(5, hi - lo - horizon, 5):
+                state = posterior[:, start]
+                for k in range(horizon):
+                    state = model.imagine(state, action[:, start + k])
+                moved = model.predict_supervision(state)[ENV_STATE][0, 0]
+                truth = velocity[start + horizon] - velocity[start]
+                errors.append((moved - truth) ** 2)
+                baseline.append(truth**2)
+    assert torch.stack(errors).mean() < 0.5 * torch.stack(baseline).mean()

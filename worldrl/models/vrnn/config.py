@@ -119,6 +119,12 @@ class VRNNConfig(WorldModelConfig):
     the open-loop rollouts, so the dynamics have to carry what these keys measure (a small object's motion is a
     few pixels of the frame loss). ``worldrl train`` loads them into the windows and records their sizes in the
     task (``TaskSpec.extra["supervision_dims"]``); planning and the env still read frames only. Empty = off."""
+    supervision_motion: bool = False
+    """With ``supervision_keys``: the heads predict how far each key moved since the last real observation (the
+    one-step state of t: since step t; the open-loop rollout: since its start), in units of a running RMS of those
+    motions, instead of the key's value; the filtered states are then not scored (nothing moved since their own
+    frame). A small object's pushes are a rounding error of its position's spread, so in absolute units the loss
+    barely sees them; on its own scale the motion is the whole target. ``predict_supervision`` then returns motions."""
     lambda_supervision: float = 1.0
     """Weight of the supervision heads' squared error (normalised units; predictive group)."""
     lambda_reward: float = 1.0
@@ -211,6 +217,10 @@ class VRNNConfig(WorldModelConfig):
                     and all(isinstance(k, str) and k for k in self.supervision_keys)
                     and len(set(self.supervision_keys)) == len(self.supervision_keys),
                     "a list of distinct dataset keys",
+                ),
+                "supervision_motion": (
+                    bool(self.supervision_keys) or not self.supervision_motion,
+                    "false unless supervision_keys are given",
                 ),
                 "codebook_dead_fraction": (0 <= self.codebook_dead_fraction < 1, "in [0, 1)"),
                 "gamma_prior_shape": (self.gamma_prior_shape > 0, "> 0"),

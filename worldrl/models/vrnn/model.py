@@ -153,7 +153,9 @@ class DPGMMVRNNWorldModel(WorldModel):
         self.reward_head = mlp(head_in, [hid], 1)
         self.continue_head = mlp(head_in, [hid], 1)
         self.supervision = (
-            SupervisionHead(hid + z_dim, hid, supervision_dims(cfg.supervision_keys, task.extra))
+            SupervisionHead(
+                hid + z_dim, hid, supervision_dims(cfg.supervision_keys, task.extra), motion=cfg.supervision_motion
+            )
             if cfg.supervision_keys
             else None
         )
@@ -663,31 +665,44 @@ class DPGMMVRNNWorldModel(WorldModel):
     ) -> dict[str, torch.Tensor]:
         """Squared errors (normalised units) of the supervision heads on the filtered states (``supervision_filter``),
         the one-step prior states (``supervision_one_step``, each against the next step of its episode) and the
-        open-loop rollout (``supervision_open_loop``); ``supervision`` is their sum."""
+        open-loop rollout (``supervision_open_loop``); ``supervision`` is their sum. With ``supervision_motion`` the
+        targets are the keys' motions since the state's last real step, and the filtered states are not scored."""
         head = self.supervision
         assert head is not None
         missing = [k for k in head.keys if k not in values.keys()]
         if missing:
             raise ValueError(f"vrnn batch['supervision'] lacks {missing}; the model is supervised on {head.keys}")
-        target = head.targets({k: values[k] for k in head.keys})
+        raw = head.raw({k: values[k] for k in head.keys})
         masked = lambda err, m: (err * m).sum() / m.sum().clamp_min(1.0)  # noqa: E731
-        weight = mask.to(target.dtype)
-        losses = {"supervision_filter": masked(head.squared_error(out["feat"], target), weight)}
-        next_ok = (mask[:, 1:] & ~is_first[:, 1:]).to(target.dtype)
-        one_step = head.squared_error(out["one_step_feat"][:, :-1], target[:, 1:])
-        losses["supervision_one_step"] = masked(one_step, next_ok)
-        total = losses["supervision_filter"] + losses["supervision_one_step"]
+        next_ok = mask[:, 1:] & ~is_first[:, 1:]
+        rows = torch.arange(raw.shape[0], device=raw.device)[:, None]
+        if head.motion:
+            one_step_target = head.motion_targets(raw[:, 1:] - raw[:, :-1], next_ok)
+            losses, total = {}, 0.0
+        else:
+            target = head.norm(raw)
+            one_step_target = target[:, 1:]
+            losses = {"supervision_filter": masked(head.squared_error(out["feat"], target), mask.to(raw.dtype))}
+            total = losses["supervision_filter"]
+        one_step = head.squared_error(out["one_step_feat"][:, :-1], one_step_target)
+        losses["supervision_one_step"] = masked(one_step, next_ok.to(raw.dtype))
+        total = total + losses["supervision_one_step"]
         if rollout is not None:
-            rows = torch.arange(target.shape[0], device=target.device)[:, None]
-            imagined = head.squared_error(rollout["feat"], target[rows, rollout["steps"]])
-            losses["supervision_open_loop"] = masked(imagined, rollout["valid"].to(target.dtype))
+            steps, valid = rollout["steps"], rollout["valid"]
+            if head.motion:
+                imagined_target = head.motion_targets(raw[rows, steps] - raw[rows, rollout["start"][:, None]], valid)
+            else:
+                imagined_target = head.norm(raw[rows, steps])
+            imagined = head.squared_error(rollout["feat"], imagined_target)
+            losses["supervision_open_loop"] = masked(imagined, valid.to(raw.dtype))
             total = total + losses["supervision_open_loop"]
         losses["supervision"] = total
         return losses
 
     def predict_supervision(self, state: TensorDict) -> dict[str, torch.Tensor]:
         """What the supervision heads read from a state (``observe``d or imagined): ``{key: [*batch, size]}`` in
-        the dataset's units; a one-line error when the model has none."""
+        the dataset's units (``supervision_motion``: moved since the state's last real step); a one-line error
+        when the model has none."""
         if self.supervision is None:
             raise ValueError("this vrnn has no supervision heads (config.supervision_keys is empty)")
         return self.supervision.predict(self._state_feat(state))

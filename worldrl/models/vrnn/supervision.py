@@ -6,6 +6,11 @@ predict the object's recorded state (the block's keypoints) on filtered, one-ste
 makes the dynamics carry that motion. The keys are training targets only: ``observe``, planning and the env keep
 reading frames. Sizes come from the task (``TaskSpec.extra["supervision_dims"]``, written by ``worldrl train``)
 so a checkpoint rebuilds the head without the dataset.
+
+With ``motion`` on, the head predicts how far each key moved since the last real observation instead of its value,
+in units of a running RMS of those motions. In absolute units a block pushed by a few pixels is a rounding error of
+its position's spread, so the loss barely sees the pushes that planning needs imagined; the motion's own scale
+makes them the whole target.
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ from worldrl.errors import ModelConfigurationError
 from worldrl.models.task_spec import SUPERVISION_DIMS
 from worldrl.nn.mlp import mlp
 from worldrl.nn.normalizer import Normalizer
+
+MOTION_MOMENTUM = 0.99
+"""Weight of the old value in the running RMS of the motion targets (about the last 100 batches)."""
+MOTION_FLOOR = 0.01
+"""Smallest motion RMS per dimension, as a fraction of the key's own std: a key that barely moves in a batch is
+not blown up into noise (and never divided by zero)."""
 
 
 def supervision_dims(keys: Sequence[str], extra: Mapping[str, Any]) -> dict[str, int]:
@@ -37,12 +48,15 @@ def supervision_dims(keys: Sequence[str], extra: Mapping[str, Any]) -> dict[str,
 class SupervisionHead(nn.Module):
     """``feat [..., F]`` -> the supervision keys' values (normalised inside, task units outside)."""
 
-    def __init__(self, in_features: int, hidden: int, dims: Mapping[str, int]) -> None:
+    def __init__(self, in_features: int, hidden: int, dims: Mapping[str, int], motion: bool = False) -> None:
         super().__init__()
-        self.keys, self.sizes = list(dims), [int(d) for d in dims.values()]
+        self.keys, self.sizes, self.motion = list(dims), [int(d) for d in dims.values()], motion
         total = sum(self.sizes)
         self.net = mlp(in_features, [hidden], total)
         self.norm = Normalizer((total,))
+        if motion:  # buffers, so a reloaded head predicts in the scale it was trained in
+            self.register_buffer("motion_rms", torch.ones(total))
+            self.register_buffer("motion_updates", torch.zeros((), dtype=torch.long))
 
     def fit_stats(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
         """Fit the normaliser from each key's dataset statistics (``mean``/``std`` per key, concatenated)."""
@@ -53,18 +67,30 @@ class SupervisionHead(nn.Module):
         )  # noqa: E731
         self.norm.fit(flat("mean"), flat("std"))
 
-    def targets(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """The keys' values ``{key: [B, T, ...]}`` -> normalised ``[B, T, total]``."""
-        parts = [values[k].float().flatten(2) for k in self.keys]
-        return self.norm(torch.cat(parts, -1))
+    def raw(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The keys' values ``{key: [B, T, ...]}`` -> ``[B, T, total]`` in task units."""
+        return torch.cat([values[k].float().flatten(2) for k in self.keys], -1)
+
+    def motion_targets(self, moved: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``motion``: displacements ``[..., total]`` (task units) -> units of the running RMS. In training mode the
+        RMS first absorbs the ``valid [...]`` rows (an exponential average, momentum ``MOTION_MOMENTUM``; the first
+        batch sets it)."""
+        if self.training and bool(valid.any()):
+            with torch.no_grad():
+                rms = moved[valid].pow(2).mean(0).sqrt()
+                keep = MOTION_MOMENTUM if int(self.motion_updates) else 0.0
+                self.motion_rms.mul_(keep).add_((1.0 - keep) * torch.maximum(rms, MOTION_FLOOR * self.norm.std))
+                self.motion_updates.add_(1)
+        return moved / self.motion_rms
 
     def squared_error(self, feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean squared error per row ``[...]`` of the prediction from ``feat [..., F]`` (normalised units)."""
         return (self.net(feat) - target).pow(2).mean(-1)
 
     def predict(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{key: [..., size]}`` in task units."""
-        return dict(zip(self.keys, self.norm.denormalize(self.net(feat)).split(self.sizes, -1), strict=True))
+        """``{key: [..., size]}`` in task units (with ``motion``: moved since the last real observation)."""
+        out = self.net(feat) * self.motion_rms if self.motion else self.norm.denormalize(self.net(feat))
+        return dict(zip(self.keys, out.split(self.sizes, -1), strict=True))
 
 
 __all__ = ["SupervisionHead", "supervision_dims"]
