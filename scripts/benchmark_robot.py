@@ -848,7 +848,41 @@ def report(args: argparse.Namespace) -> None:
     print("\n".join(parts))
 
 
+def run_result(spec: str) -> tuple[str, dict]:
+    """``FILE[:POLICY]`` (a run file of this script; POLICY defaults to the file's first result) -> (label, result)."""
+    path, _, policy = spec.partition(":")
+    results = json.loads(Path(path).read_text()).get("results") or {}
+    policy = policy or next(iter(results), "")
+    if policy not in results:
+        raise SystemExit(f"compare: {path} has no result {policy!r} (it has {sorted(results)})")
+    return f"{Path(path).name}:{policy}", results[policy]
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Final coverage of the first ``--runs`` entry against each of the others, paired per episode (the runs share
+    the evaluation seeds), and how many episodes end level (within 0.01), better or worse by more than 0.05."""
+    if len(args.runs or []) < 2:
+        raise SystemExit("compare: --runs needs a run and at least one to compare it with (FILE[:POLICY] ...)")
+    (name, result), *others = [run_result(spec) for spec in args.runs]
+    final = np.asarray(result["final_coverage_per_episode"])
+    print(f"{name}: final coverage {final.mean():.3f} over {len(final)} episodes")
+    print(
+        "\n| against | its final coverage | paired difference (95%) | level (within 0.01) | better by > 0.05 | worse by > 0.05 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for other, baseline in others:
+        base = np.asarray(baseline["final_coverage_per_episode"])
+        if base.shape != final.shape:
+            raise SystemExit(f"compare: {other} has {len(base)} episodes, {name} {len(final)}; pairs need the same")
+        diff = final - base
+        print(
+            f"| {other} | {base.mean():.3f} | {paired_coverage(result, baseline)} | {(abs(diff) < 0.01).sum()} | "
+            f"{(diff > 0.05).sum()} | {(diff < -0.05).sum()} |"
+        )
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {
+    "compare": compare,
     "pusht": pusht,
     "pusht-fidelity": pusht_fidelity,
     "pusht-pixels": pusht_pixels,
@@ -862,6 +896,9 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/benchmark_robot")
     parser.add_argument("--doc", default="docs/benchmarks.md")
     parser.add_argument("--notes", default=None, help="a markdown file appended to the section (findings)")
+    parser.add_argument(
+        "--runs", nargs="*", metavar="FILE[:POLICY]", help="compare: a run file's result, then those to pair it with"
+    )
     parser.add_argument("--episodes", type=int, default=50, help="pusht: real evaluation episodes per policy")
     parser.add_argument("--train-episodes", type=int, default=200)
     parser.add_argument(
@@ -908,7 +945,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     COMMANDS[args.command](args)
-    if args.command != "report":
+    if args.command not in ("report", "compare"):
         report(args)
 
 

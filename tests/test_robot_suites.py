@@ -409,3 +409,29 @@ def test_report_of_a_pixel_run_without_mpc_variants(tmp_path, capsys):
     doc = tmp_path / "benchmarks.md"
     bench.report(argparse.Namespace(out=str(tmp_path), doc=str(doc), notes=None))
     assert "## Robot-learning suites" in doc.read_text() and "MPC from pixels" not in doc.read_text()
+
+
+def test_compare_pairs_the_runs_episode_by_episode(tmp_path, capsys):
+    bench = _benchmark_robot()
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"results": {"mpc": {"final_coverage_per_episode": [0.5, 0.2, 0.0, 0.3]}}}))
+    base = tmp_path / "base.json"
+    hold = {"final_coverage_per_episode": [0.1, 0.2, 0.1, 0.3]}
+    base.write_text(json.dumps({"results": {"random": {"final_coverage_per_episode": [0.0] * 4}, "hold": hold}}))
+    bench.compare(bench_args(runs=[str(run), f"{base}:hold"]))
+    printed = capsys.readouterr().out
+    assert "run.json:mpc: final coverage 0.250 over 4 episodes" in printed
+    # differences +0.4, 0, -0.1, 0: mean +0.075; two level, one better, one worse
+    assert "| base.json:hold | 0.175 | +0.075 +- " in printed and printed.rstrip().endswith("| 2 | 1 | 1 |")
+    with pytest.raises(SystemExit, match="no result 'mpc'"):
+        bench.compare(bench_args(runs=[str(run), f"{base}:mpc"]))
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({"results": {"mpc": {"final_coverage_per_episode": [0.5]}}}))
+    with pytest.raises(SystemExit, match="pairs need the same"):
+        bench.compare(bench_args(runs=[str(run), str(short)]))
+
+
+def bench_args(**values):
+    import argparse
+
+    return argparse.Namespace(**values)
