@@ -576,12 +576,16 @@ def render_pixel_copy(state_data: Path, pixel_data: Path, episodes: list[int]) -
     partial.rename(pixel_data)
 
 
-def pixel_episodes(total: int, count: int) -> list[int]:
-    """``count`` episodes of a ``collect_pusht`` recording of ``total``: half from its OU half, half from its
-    scripted half (the same mix as the state model's data)."""
+def pixel_episodes(total: int, count: int, source: str = "mixed") -> list[int]:
+    """``count`` episodes of a ``collect_pusht`` recording of ``total``: with ``source`` "mixed" half from its OU
+    half and half from its scripted half (the same mix as the state model's data), with "scripted" the first
+    ``count`` of its scripted half (where the block is pushed several times as often)."""
     half = total // 2
-    if not 2 <= count <= total:
-        raise SystemExit(f"--pixel-episodes must be between 2 and {total} (the recorded episodes), got {count}")
+    most = half if source == "scripted" else total
+    if not 2 <= count <= most:
+        raise SystemExit(f"--pixel-episodes must be between 2 and {most} ({source} recorded episodes), got {count}")
+    if source == "scripted":
+        return list(range(half, half + count))
     return [*range(count // 2), *range(half, half + count - count // 2)]
 
 
@@ -628,7 +632,8 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
         collect_pusht(data, args.train_episodes, args.steps)
     if not (pixel_data / "meta" / "info.json").exists():
         t0 = time.time()
-        render_pixel_copy(data, pixel_data, pixel_episodes(args.train_episodes, args.pixel_episodes))
+        episodes = pixel_episodes(args.train_episodes, args.pixel_episodes, args.pixel_source)
+        render_pixel_copy(data, pixel_data, episodes)
         summary["seconds"]["draw"] = time.time() - t0
     t0 = time.time()
     model = train_pixel_model(out, pixel_data, args)
@@ -751,7 +756,7 @@ def pixel_mpc_table(summary: dict, baselines: dict | None = None) -> str:
     """The pixel MPC rows; ``baselines`` (the state run's results on the same seeds) adds their paired
     differences against holding still and random actions."""
     a, r = summary["args"], summary["results"]
-    ou = a["pixel_episodes"] // 2
+    ou = 0 if a.get("pixel_source") == "scripted" else a["pixel_episodes"] // 2
     lines = [
         "**PushT MPC from pixels** (`python scripts/benchmark_robot.py pusht-pixels`): the vrnn with the model "
         f"settings of `configs/vrnn_pusht_pixels.yaml`{overrides(a)}, trained for {a['pixel_model_steps']} updates on "
@@ -915,6 +920,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--pixel-episodes", type=int, default=60, help="pusht-pixels: recorded episodes drawn as frames for the vrnn"
+    )
+    parser.add_argument(
+        "--pixel-source",
+        choices=("mixed", "scripted"),
+        default="mixed",
+        help="pusht-pixels: which recorded episodes are drawn (mixed: half OU, half scripted; scripted: that half)",
     )
     parser.add_argument("--pixel-model-steps", type=int, default=3000, help="pusht-pixels: the vrnn's updates")
     parser.add_argument(

@@ -435,3 +435,11 @@ def bench_args(**values):
     import argparse
 
     return argparse.Namespace(**values)
+
+
+def test_pixel_episodes_mix_both_halves_or_take_the_scripted_one():
+    bench = _benchmark_robot()
+    assert bench.pixel_episodes(200, 4) == [0, 1, 100, 101]  # OU half, scripted half
+    assert bench.pixel_episodes(200, 4, "scripted") == [100, 101, 102, 103]
+    with pytest.raises(SystemExit, match="between 2 and 100"):
+        bench.pixel_episodes(200, 101, "scripted")
