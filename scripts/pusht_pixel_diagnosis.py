@@ -32,6 +32,10 @@ BLOCK_RGB = np.array([119, 136, 153], dtype=np.float32)
 BLOCK_TOLERANCE = 40.0
 """Summed absolute RGB distance that still counts as the block (its anti-aliased edges stay out)."""
 KEY = "observation.image"
+BLOCK_KEYPOINTS = "observation.environment_state"
+"""The block's 8 keypoints (x, y in arena pixels) as the pixel copy records them beside the frames."""
+MOVED_PX = 1.0
+"""A window's block counts as moved when its centre moved more than this many arena pixels."""
 
 
 def block_mask(frames: np.ndarray) -> np.ndarray:
@@ -111,6 +115,31 @@ def print_supervision_table(rows: dict[str, dict[str, np.ndarray]], truth: dict[
         for name, pred in table.items():
             err = np.sqrt(((pred - values[:, 1:]) ** 2).mean(axis=(0, 2)))
             print(f"| {name} | " + " | ".join(f"{err[h - 1]:.1f}" for h in horizons) + " |")
+        if key == BLOCK_KEYPOINTS:
+            print(
+                f"\nDirection of the block's motion since the start (cosine, predicted against recorded centre "
+                f"displacement, windows where it moved > {MOVED_PX} px):\n\n| prediction | {header} |"
+            )
+            print("|---" * (len(horizons) + 1) + "|")
+            for name, row in rows.items():
+                found = [motion_direction_cosine(row[key], values, h) for h in horizons]
+                print(f"| {name} | " + " | ".join(f"{c:+.2f} (n={n})" for c, n in found) + " |")
+
+
+def motion_direction_cosine(pred: np.ndarray, values: np.ndarray, horizon: int) -> tuple[float, int]:
+    """Mean cosine between the predicted and the recorded displacement of the block's centre (the mean of its 8
+    keypoints) from the start to step ``horizon``, over the windows where the recorded centre moved more than
+    ``MOVED_PX``; ``pred [B, H, 16]`` are steps 1..H, ``values [B, H + 1, 16]`` steps 0..H. (nan, 0) if none moved."""
+    centre = lambda x: x.reshape(*x.shape[:-1], -1, 2).mean(-2)  # noqa: E731
+    start = centre(values[:, 0])
+    moved, guessed = centre(values[:, horizon]) - start, centre(pred[:, horizon - 1]) - start
+    length = np.linalg.norm(moved, axis=-1)
+    keep = length > MOVED_PX
+    if not keep.any():
+        return float("nan"), 0
+    dots = (moved[keep] * guessed[keep]).sum(-1)
+    cosines = dots / (length[keep] * np.linalg.norm(guessed[keep], axis=-1)).clip(min=1e-9)
+    return float(cosines.mean()), int(keep.sum())
 
 
 def _without_reference(states):

@@ -76,3 +76,16 @@ def test_supervision_rows_of_a_motion_head_add_the_predicted_motion_to_the_start
     _, imagined = diagnosis.filtered_and_imagined(model, frames, actions)
     moved = model.predict_supervision(imagined)[key].detach().numpy()
     np.testing.assert_allclose(rows["imagined: start + predicted motion"][key], 100.0 + moved, rtol=1e-5)
+
+
+def test_motion_direction_cosine_compares_the_block_centres_displacement():
+    values = np.zeros((3, 3, 16), np.float32)  # 3 windows, steps 0..2, 8 keypoints
+    values[0, 2, 0::2] = 10.0  # window 0: the block moves +x by 10 px
+    values[1, 2, 1::2] = 5.0  # window 1: +y by 5 px
+    # window 2 does not move: left out
+    pred = np.zeros((3, 2, 16), np.float32)
+    pred[0, 1, 0::2] = 3.0  # right direction, wrong length: cosine 1
+    pred[1, 1, 1::2] = -2.0  # opposite direction: cosine -1
+    cosine, count = diagnosis.motion_direction_cosine(pred, values, 2)
+    assert count == 2 and np.isclose(cosine, 0.0)
+    assert diagnosis.motion_direction_cosine(pred, values, 1)[1] == 0  # nothing moved by step 1
