@@ -675,28 +675,19 @@ class DPGMMVRNNWorldModel(WorldModel):
         raw = head.raw({k: values[k] for k in head.keys})
         masked = lambda err, m: (err * m).sum() / m.sum().clamp_min(1.0)  # noqa: E731
         next_ok = mask[:, 1:] & ~is_first[:, 1:]
-        rows = torch.arange(raw.shape[0], device=raw.device)[:, None]
-        if head.motion:
-            one_step_target = head.motion_targets(raw[:, 1:] - raw[:, :-1], next_ok)
-            losses, total = {}, 0.0
-        else:
-            target = head.norm(raw)
-            one_step_target = target[:, 1:]
-            losses = {"supervision_filter": masked(head.squared_error(out["feat"], target), mask.to(raw.dtype))}
-            total = losses["supervision_filter"]
-        one_step = head.squared_error(out["one_step_feat"][:, :-1], one_step_target)
+        losses: dict[str, torch.Tensor] = {}
+        if not head.motion:  # a filtered state's last real step is its own: it has no motion to score
+            filtered = head.squared_error(out["feat"], head.targets(raw, raw, mask))
+            losses["supervision_filter"] = masked(filtered, mask.to(raw.dtype))
+        one_step = head.squared_error(out["one_step_feat"][:, :-1], head.targets(raw[:, 1:], raw[:, :-1], next_ok))
         losses["supervision_one_step"] = masked(one_step, next_ok.to(raw.dtype))
-        total = total + losses["supervision_one_step"]
         if rollout is not None:
             steps, valid = rollout["steps"], rollout["valid"]
-            if head.motion:
-                imagined_target = head.motion_targets(raw[rows, steps] - raw[rows, rollout["start"][:, None]], valid)
-            else:
-                imagined_target = head.norm(raw[rows, steps])
-            imagined = head.squared_error(rollout["feat"], imagined_target)
+            rows = torch.arange(raw.shape[0], device=raw.device)[:, None]
+            start = raw[rows, rollout["start"][:, None]]
+            imagined = head.squared_error(rollout["feat"], head.targets(raw[rows, steps], start, valid))
             losses["supervision_open_loop"] = masked(imagined, valid.to(raw.dtype))
-            total = total + losses["supervision_open_loop"]
-        losses["supervision"] = total
+        losses["supervision"] = sum(losses.values())
         return losses
 
     def predict_supervision(self, state: TensorDict) -> dict[str, torch.Tensor]:

@@ -71,6 +71,11 @@ class SupervisionHead(nn.Module):
         """The keys' values ``{key: [B, T, ...]}`` -> ``[B, T, total]`` in task units."""
         return torch.cat([values[k].float().flatten(2) for k in self.keys], -1)
 
+    def targets(self, now: torch.Tensor, since: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Training targets of states at values ``now [..., total]`` (task units) whose last real step recorded
+        ``since``: the normalised values, or with ``motion`` the motion since then (``motion_targets``)."""
+        return self.motion_targets(now - since, valid) if self.motion else self.norm(now)
+
     def motion_targets(self, moved: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``motion``: displacements ``[..., total]`` (task units) -> units of the running RMS. In training mode the
         RMS first absorbs the ``valid [...]`` rows (an exponential average, momentum ``MOTION_MOMENTUM``; the first
