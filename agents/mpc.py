@@ -46,6 +46,8 @@ class MPCAgent:
         seed: seeds the planner's ``torch.Generator`` (None: a random seed).
         warm_start: start each plan from the previous one shifted by a step.
         context_length: observation window fed to ``observe_last`` (default 1, or 16 for recurrent models).
+        fallback_margin: with ``act(obs, fallback=...)``, the model return by which the plan must beat holding the
+            fallback action over the horizon to be executed (in the planner's return units).
     """
 
     def __init__(
@@ -60,9 +62,12 @@ class MPCAgent:
         seed: int | None = 0,
         warm_start: bool = True,
         context_length: int | None = None,
+        fallback_margin: float = 0.0,
         **planner_settings: Any,
     ) -> None:
         self.model = model
+        self.fallback_margin = float(fallback_margin)
+        self.last_gain: torch.Tensor | None = None
         if horizon is not None:
             planner_settings["horizon"] = horizon
         if isinstance(planner, SamplingPlanner):
@@ -94,12 +99,14 @@ class MPCAgent:
             self.generator.manual_seed(seed)
         self._seed = seed
 
-    def act(self, obs: np.ndarray | Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
+    def act(self, obs: np.ndarray | Mapping[str, Any], deterministic: bool = True, fallback: Any = None) -> np.ndarray:
         """Plan from ``obs`` (``[*obs_shape]`` or ``[B, *obs_shape]``; for a keyed task a dict of such arrays per
         key, as a Dict-space env returns) and return the first planned action(s).
 
         The plan's mean is executed either way (``deterministic`` is accepted for the Agent protocol); randomness
-        comes from the agent's seeded generator, so a run is reproducible for a seed.
+        comes from the agent's seeded generator, so a run is reproducible for a seed. ``fallback`` (one action per
+        environment, ``[A]`` or ``[B, A]``): executed instead wherever the plan does not beat holding it
+        (``gate``).
         """
         if isinstance(obs, Mapping):
             tensor, single = keyed_batch(obs, self.model.task, self.device)
@@ -107,8 +114,27 @@ class MPCAgent:
             tensor, single = as_batch(obs, tuple(self.model.task.obs_shape), self.device)
         state = self.history.encode(tensor)
         result = self.plan(state)
-        self.history.record_action(result.action)
-        return to_action_array(result.action, self.space, single)
+        action = result.action
+        if fallback is not None:
+            hold = torch.as_tensor(np.asarray(fallback), dtype=action.dtype, device=action.device)
+            action = self.gate(state, result, hold.unsqueeze(0) if hold.dim() == 1 else hold)
+        self.history.record_action(action)
+        return to_action_array(action, self.space, single)
+
+    def gate(self, state: TensorDict, result: PlanResult, fallback: torch.Tensor) -> torch.Tensor:
+        """ "Do no harm": per environment, the plan's first action where the model expects the plan to return at
+        least ``fallback_margin`` more than holding ``fallback [B, A]`` for the whole horizon (for a position-
+        controlled robot, its current position: standing still), else the fallback. Both sequences are scored in
+        one rollout from the same states; the gains are kept in ``last_gain``. The optimiser's pick is the
+        sequence the model is most optimistic about, so a gain within the model's noise is no reason to move."""
+        if fallback.shape != result.action.shape:
+            raise ValueError(
+                f"fallback must be one action per environment {tuple(result.action.shape)}, got {tuple(fallback.shape)}"
+            )
+        held = fallback.unsqueeze(1).expand_as(result.mean)
+        returns = self.planner.evaluate(self.model, state, torch.stack([result.mean, held], 1), self.generator)
+        self.last_gain = returns[:, 0] - returns[:, 1]
+        return torch.where((self.last_gain >= self.fallback_margin)[:, None], result.action, fallback)
 
     def plan(self, state: TensorDict) -> PlanResult:
         """One planning call from model states ``[B]``, warm-started per environment; keeps the plan."""
@@ -138,6 +164,7 @@ class MPCAgent:
             "seed": self._seed,
             "warm_start": self.warm_start,
             "context_length": self.history.context_length,
+            "fallback_margin": self.fallback_margin,
         }
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -155,6 +182,7 @@ class MPCAgent:
         self._rebuild_planner(name, data.get("config", {}))
         self.warm_start = bool(data.get("warm_start", True))
         self.history = ObservationHistory(self.model, int(data.get("context_length", 1)), self.device)
+        self.fallback_margin = float(data.get("fallback_margin", 0.0))
         self.seed(data.get("seed"))
         self.prev_mean = None
 

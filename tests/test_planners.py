@@ -549,3 +549,23 @@ def test_real_task_rules_plug_into_a_learned_model():
     )
     action = agent.act(np.zeros(4, np.float32))
     assert action.shape == (1,) and model.task.action_space.contains(action)
+
+
+def test_mpc_agent_keeps_the_fallback_unless_the_plan_clearly_beats_it(tmp_path):
+    target = np.array(TARGET, dtype=np.float32)
+    obs = np.stack([np.array([-1.0, 1.0], np.float32), target])  # far from the target, and on it
+    hold = np.zeros((2, 2), np.float32)  # PointMass: action 0 stays where it is
+    agent = MPCAgent(PointMass(), planner="cem", fallback_margin=0.05, **FAST)
+    action = agent.act(obs, fallback=hold)
+    assert agent.last_gain.shape == (2,)
+    assert agent.last_gain[0] > 1.0  # reaching the target beats staying far from it by a lot
+    assert np.abs(action[0]).min() > 0.5  # so the plan is executed there
+    assert np.array_equal(action[1], hold[1])  # on the target no plan gains the margin: it holds
+    agent.save(tmp_path / "agent")
+    cautious = MPCAgent(PointMass(), planner="cem", fallback_margin=1e6, **FAST)
+    assert np.array_equal(cautious.act(obs, fallback=hold), hold)
+    other = MPCAgent(PointMass(), planner="cem")
+    other.load(tmp_path / "agent")
+    assert other.fallback_margin == 0.05
+    with pytest.raises(ValueError, match="one action per environment"):
+        agent.act(obs, fallback=np.zeros((3, 2), np.float32))
