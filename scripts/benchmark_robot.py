@@ -276,33 +276,86 @@ def fit_value(model, data: Path, steps: int, seed: int = 0) -> tuple[torch.nn.Mo
     return value, stats
 
 
-def goal_value(model, approach_weight: float = 0.5, pixels_per_unit: float = 10.0) -> Callable:
-    """KNOWN-GOAL terminal value: minus the mean distance of the predicted block keypoints to their goal places,
-    minus ``approach_weight`` x the pusher's distance to the block's centre (so the plan heads for the block),
-    in units of ``pixels_per_unit`` pixels. It uses the task's goal pose, which a learned-only agent does not."""
-    from worldrl.models.observations import unflatten_observation
+def goal_distance(keypoints: torch.Tensor, pusher: torch.Tensor, approach_weight: float = 0.5) -> torch.Tensor:
+    """KNOWN GOAL: the mean distance of the block keypoints ``[N, 8, 2]`` to their places at the task's goal pose,
+    plus ``approach_weight`` x the pusher's (``[N, 2]``) distance to the block's centre (so plans head for the
+    block), in arena pixels ``[N]``."""
     from worldrl.tasks.pusht_scripted import GOAL_POSE, KEYPOINTS_LOCAL, rotation
 
     goal = torch.as_tensor(KEYPOINTS_LOCAL @ rotation(GOAL_POSE[2]).T + GOAL_POSE[:2], dtype=torch.float32)
+    block = (keypoints - goal.to(keypoints)).norm(dim=-1).mean(-1)
+    return block + approach_weight * (pusher - keypoints.mean(1)).norm(dim=-1)
+
+
+GOAL_PIXELS_PER_UNIT = 10.0
+"""The known-goal values count ``goal_distance`` in units of this many arena pixels (a reward of 1 per step is
+about a 95% coverage step)."""
+
+
+def goal_value(model) -> Callable:
+    """KNOWN-GOAL terminal value of the state model: minus ``goal_distance`` of the keypoints and pusher it
+    predicts. It uses the task's goal pose, which a learned-only agent does not."""
+    from worldrl.models.observations import unflatten_observation
 
     def value(latent: torch.Tensor) -> torch.Tensor:
         # the latent starts with the normalised observation (history features, if any, follow it)
         obs = unflatten_observation(model.obs_norm.denormalize(latent[..., : model.obs_dim]), model.task)
         keypoints = obs["observation.environment_state"].reshape(-1, 8, 2)
-        block = (keypoints - goal).norm(dim=-1).mean(-1)
-        approach = (obs["observation.state"] - keypoints.mean(1)).norm(dim=-1)
-        return -(block + approach_weight * approach) / pixels_per_unit
+        return -goal_distance(keypoints, obs["observation.state"]) / GOAL_PIXELS_PER_UNIT
 
     return value
+
+
+class PixelGoalValue:
+    """KNOWN-GOAL terminal value from pixels: minus ``goal_distance`` of the block's keypoints read off each
+    episode's current frame (``FrameRegressor``) plus the motion the vrnn's supervision heads predict since
+    (``supervision_motion``), and of the pusher's real position plus its predicted motion (when the heads predict
+    ``observation.state`` too). ``observe`` takes the episodes' observations before each plan; the planner's
+    candidates of an episode follow each other (``expand_batch``)."""
+
+    def __init__(self, model, reader) -> None:
+        head = getattr(model, "supervision", None)
+        if head is None or not head.motion or "observation.environment_state" not in head.keys:
+            raise SystemExit(
+                "pixel mpc-goal needs a vrnn whose supervision heads predict the block's motion: "
+                "--pixel-model-option supervision_keys=[observation.environment_state] supervision_motion=true"
+            )
+        self.model, self.reader = model, reader
+        self.block = self.pusher = torch.zeros(0)
+
+    def observe(self, obs: dict[str, np.ndarray]) -> None:
+        with torch.no_grad():
+            self.block = self.reader(torch.as_tensor(obs["observation.image"])).reshape(-1, 8, 2)
+        self.pusher = torch.as_tensor(obs["observation.state"], dtype=torch.float32)
+
+    def __call__(self, latent: torch.Tensor) -> torch.Tensor:
+        cfg = self.model.config
+        n = latent.shape[0] // self.block.shape[0]
+        # the latent starts with (h, z), what the supervision heads read (the reference embedding follows it)
+        moved = self.model.supervision.predict(latent[..., : cfg.hidden_dim + cfg.latent_dim])
+        block = self.block.repeat_interleave(n, 0) + moved["observation.environment_state"].reshape(-1, 8, 2)
+        pusher = self.pusher.repeat_interleave(n, 0)
+        if "observation.state" in moved:
+            pusher = pusher + moved["observation.state"]
+        return -goal_distance(block, pusher) / GOAL_PIXELS_PER_UNIT
 
 
 class PlannerActor:
     """``MPCAgent`` (CEM in the model) acting on the keyed observations of all episodes at once (a model of one
     key, such as the pixel vrnn, gets that key's array)."""
 
-    def __init__(self, model, args: argparse.Namespace, value_fn: Callable | None = None, context: int | None = None):
+    def __init__(
+        self,
+        model,
+        args: argparse.Namespace,
+        value_fn: Callable | None = None,
+        context: int | None = None,
+        hold_margin: float | None = None,
+    ):
         from worldrl.agents.mpc import MPCAgent
 
+        self.value_fn, self.hold_margin = value_fn, hold_margin
+        self.moved = self.steps = 0
         self.key = None if model.task.is_keyed else model.task.obs_key
         self.agent = MPCAgent(
             model,
@@ -315,12 +368,20 @@ class PlannerActor:
             value_fn=value_fn,
             seed=0,
             context_length=context,
+            fallback_margin=0.0 if hold_margin is None else hold_margin,
             **({} if args.max_std is None else {"max_std": args.max_std}),
         )
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        if hasattr(self.value_fn, "observe"):  # a value that reads the current frame (PixelGoalValue)
+            self.value_fn.observe(obs)
+        hold = None if self.hold_margin is None else obs["observation.state"]  # the pusher's target = where it is
         with torch.no_grad():
-            return self.agent.act(obs if self.key is None else obs[self.key])
+            action = self.agent.act(obs if self.key is None else obs[self.key], fallback=hold)
+        if hold is not None:
+            moved = self.agent.last_gain >= self.hold_margin
+            self.moved, self.steps = self.moved + int(moved.sum()), self.steps + moved.numel()
+        return action
 
 
 def train_pusht_model(out: Path, data: Path, args: argparse.Namespace):
@@ -501,8 +562,11 @@ def contact_fidelity(model, episodes: int = 5, steps: int = 150) -> str:
 
 # --------------------------------------------------------------------------- PushT from pixels
 PIXEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vrnn_pusht_pixels.yaml"
-PIXEL_POLICIES = ("mpc", "mpc-value")
-"""The learned-only MPC variants run from pixels (the known-goal value reads keypoints a frame does not hold)."""
+PIXEL_POLICIES = ("mpc", "mpc-hold", "mpc-value", "mpc-goal")
+"""The MPC variants run from pixels (``mpc-hold``: ``mpc`` that holds still unless its plan is expected to gain
+``--hold-margin`` over holding still; ``mpc-goal``: the block's pose read off the frame, ``PixelGoalValue``)."""
+BLOCK_READER = "block_reader.safetensors"
+"""The ``FrameRegressor`` of the block's keypoints that pixel ``mpc-goal`` reads, beside the pixel model's run."""
 PIXEL_STRIP = "pusht_pixels_imagined_vs_real.png"
 """Real over imagined frames of a held-out start, beside ``--doc``."""
 
@@ -607,6 +671,35 @@ def train_pixel_model(out: Path, data: Path, args: argparse.Namespace):
     return WorldModel.from_pretrained(str(out / "pixel_model_run" / "model"), device="cpu")
 
 
+def fit_block_reader(out: Path, data: Path, steps: int) -> tuple[torch.nn.Module, dict]:
+    """The block's 8 keypoints read off a frame (``FrameRegressor``), trained on the pixel copy's frames and its
+    ``observation.environment_state`` column for ``steps`` updates (every 10th episode held out); kept in ``out``
+    and reloaded by later runs. Stats: held-out RMSE per coordinate (arena pixels) beside predicting the mean."""
+    from worldrl.data import LeRobotDatasetReader
+    from worldrl.models.frame_regressor import FrameRegressor, fit_frame_regressor
+
+    path, stats_path = out / BLOCK_READER, out / "block_reader_fit.json"
+    if path.exists() and stats_path.exists():
+        return FrameRegressor.load(path), json.loads(stats_path.read_text())
+    reader = LeRobotDatasetReader(data, video_cache_mb=64)
+    frames = np.concatenate(
+        [
+            reader.frames("observation.image", np.arange(*reader.episode_range(int(e["episode_index"]))))
+            for e in reader.episodes
+        ]
+    )
+    episode = reader.column("episode_index").astype(int).reshape(-1)
+    targets = reader.column("observation.environment_state").astype(np.float32)
+    model, stats = fit_frame_regressor(frames, targets, episode % 10 == 0, steps)
+    print(
+        f"block reader: held-out RMSE {stats['rmse_held_out']:.2f} px per coordinate "
+        f"(predicting the mean: {stats['rmse_predict_train_mean']:.2f})"
+    )
+    model.save(path)
+    write_json(stats_path, stats)
+    return model, stats
+
+
 def pixel_fidelity(model, data: Path, strip: Path) -> str:
     """Open-loop fidelity on the run's validation episodes (the trainer's split), trivial baselines beside; real
     and imagined frames of the example that moves most go to ``strip`` (PNG)."""
@@ -648,14 +741,21 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
         t0 = time.time()
         if name not in PIXEL_POLICIES:
             raise SystemExit(f"unknown pixel policy {name!r}; known: {', '.join(PIXEL_POLICIES)}")
-        value = None
+        value, fit = None, {}
         if name == "mpc-value":
             value, stats = fit_value(model, pixel_data, args.value_steps)
+            fit = {"value_fit": stats}
             print(f"learned value: held-out R^2 {stats['r2_held_out']:.3f} (predicting the mean: 0)")
-        actor = PlannerActor(model, args, value, context=args.context)
+        elif name == "mpc-goal":
+            reader, stats = fit_block_reader(out, pixel_data, args.reader_steps)
+            value, fit = PixelGoalValue(model, reader), {"block_reader_fit": stats}
+        margin = args.hold_margin if name == "mpc-hold" else None
+        actor = PlannerActor(model, args, value, context=args.context, hold_margin=margin)
         result = run_pusht_episodes(f"pixels {name}", seeds, args.steps, actor, pixels=True)
-        if value is not None:
-            result["value_fit"] = stats
+        result.update(fit)
+        if margin is not None:
+            result.update(hold_margin=margin, moved_fraction=actor.moved / max(1, actor.steps))
+            print(f"  planned moves kept on {result['moved_fraction']:.1%} of env steps (the rest held still)")
         file_result(summary, name, result, t0, args, model)
         save_merged(path, summary)
     return summary
@@ -685,6 +785,7 @@ POLICY_ROWS = {
     "mpc": ("**MPC**: model reward", "learned only"),
     "mpc-value": ("**MPC**: model reward + learned value", "learned only"),
     "mpc-goal": ("**MPC**: model reward + goal-distance value", "known goal"),
+    "mpc-hold": ("**MPC**: model reward, holds still unless the plan's expected gain is clear", "learned only"),
 }
 
 
@@ -729,15 +830,25 @@ def policy_row(name: str, label: str, kind: str, x: dict) -> str:
 
 
 def value_fit_note(results: dict) -> list[str]:
+    lines = []
     fit = results.get("mpc-value", {}).get("value_fit")
-    if not fit:
-        return []
-    return [
-        "",
-        f"The learned value (MLP on the model's latent, discounted return-to-go with discount {VALUE_DISCOUNT} "
-        f"regressed on {fit['frames']} recorded frames): held-out R^2 {fit['r2_held_out']:.3f} on "
-        f"{fit['held_out']} frames of every 10th episode (predicting the training mean: 0).",
-    ]
+    if fit:
+        lines += [
+            "",
+            f"The learned value (MLP on the model's latent, discounted return-to-go with discount {VALUE_DISCOUNT} "
+            f"regressed on {fit['frames']} recorded frames): held-out R^2 {fit['r2_held_out']:.3f} on "
+            f"{fit['held_out']} frames of every 10th episode (predicting the training mean: 0).",
+        ]
+    reader = results.get("mpc-goal", {}).get("block_reader_fit")
+    if reader:
+        lines += [
+            "",
+            f"The block reader (`FrameRegressor`, 96x96 frame -> the 8 keypoints, trained on {reader['train']} "
+            f"recorded frames): held-out RMSE {reader['rmse_held_out']:.2f} arena pixels per coordinate on "
+            f"{reader['held_out']} frames of every 10th episode (predicting the training mean: "
+            f"{reader['rmse_predict_train_mean']:.2f}).",
+        ]
+    return lines
 
 
 def overrides(a: dict) -> str:
@@ -765,12 +876,16 @@ def pixel_mpc_table(summary: dict, baselines: dict | None = None) -> str:
         "the recorded pusher position and block keypoints (`render_pixel_copy`: the scripted pusher reads the "
         "keypoints, so it cannot drive a pixel recording). MPC plans in the vrnn's latent state after re-observing "
         f"the last {a['context']} frames (the image only, no keypoints), on the same real episodes as the table "
-        f"above (its random, scripted and hold-still rows apply), learned only. Machine: {summary.get('machine', 'not recorded')}.",
+        f"above (its random, scripted and hold-still rows apply); the known-goal row reads the block's pose off the "
+        "current frame with a conv regressor trained on the recording's keypoints (`FrameRegressor`) and adds the "
+        f"block's motion the vrnn predicts. Machine: {summary.get('machine', 'not recorded')}.",
         "",
         *TABLE_HEAD,
     ]
     lines += [
-        policy_row(name, f"**MPC from pixels**: {POLICY_ROWS[name][0].split(': ', 1)[1]}", "learned only", r[name])
+        policy_row(
+            name, f"**MPC from pixels**: {POLICY_ROWS[name][0].split(': ', 1)[1]}", POLICY_ROWS[name][1], r[name]
+        )
         for name in PIXEL_POLICIES
         if name in r
     ]
@@ -939,6 +1054,15 @@ def main() -> None:
         "--context", type=int, default=8, help="pusht-pixels: frames the vrnn re-observes before each plan"
     )
     parser.add_argument("--value-steps", type=int, default=3000, help="pusht: training steps of the learned value")
+    parser.add_argument(
+        "--hold-margin",
+        type=float,
+        default=0.1,
+        help="pusht-pixels mpc-hold: model return by which a plan must beat holding still to be executed",
+    )
+    parser.add_argument(
+        "--reader-steps", type=int, default=3000, help="pusht-pixels mpc-goal: updates of the block's frame reader"
+    )
     parser.add_argument("--model-steps", type=int, default=2000)
     parser.add_argument(
         "--history", type=int, default=1, help="pusht: past steps the ensemble reads (the pusher's velocity is hidden)"

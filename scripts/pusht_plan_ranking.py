@@ -1,0 +1,205 @@
+"""Does a PushT pixel world model rank plans the way the real PushT does?
+
+MPC keeps the candidate action sequences its model scores best. If those scores do not order the candidates as the
+real outcomes would, planning picks at random among them, or worse, picks what the model gets most wrong. This
+takes held-out starts of a pixel recording where the block moves (the trainer's validation split), builds
+candidates around the recorded actions as CEM's local search does (the recorded sequence itself, holding still,
+and Gaussian perturbations), scores them in the model, and replays each one on the real gym-pusht from the
+recorded state (the pusher's position and velocity, the block's pose), then compares per start:
+
+- the *model's reward* (the sum of the reward head over the horizon, what ``mpc`` ranks by) against the real
+  rewards' sum;
+- with a block reader (``--reader``, ``scripts/benchmark_robot.py``'s ``FrameRegressor``), the *known-goal value*
+  (``PixelGoalValue``: the block read off the start frame plus the vrnn's predicted motion, its distance to the goal
+  pose, what pixel ``mpc-goal`` ranks by) against the real final goal distance.
+
+It prints the rank correlation (Spearman) over the candidates of each start, and how much worse in reality the
+model's pick is than the real best candidate and than holding still.
+
+    python scripts/pusht_plan_ranking.py --model <out>/pusht/pixel_model_run/model --data <out>/pusht/pixel_data \\
+        --reader <out>/pusht/block_reader.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+KEY = "observation.image"
+FPS = 10.0
+"""gym-pusht's control rate: the recorded pusher velocity is its last step's displacement times this."""
+
+
+def ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks ``0..n-1`` of ``x`` (ties broken by order; candidates' scores are continuous)."""
+    return np.argsort(np.argsort(x, kind="stable"), kind="stable").astype(np.float64)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Rank correlation of two score vectors (nan when either is constant)."""
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def candidates(recorded: np.ndarray, hold: np.ndarray, count: int, std: float, rng: np.random.Generator) -> np.ndarray:
+    """``[count, H, 2]`` pusher targets: the recorded sequence, holding still at ``hold``, then the recorded
+    sequence plus Gaussian noise of ``std`` in CEM's normalised units (half the 512-pixel arena per unit)."""
+    noise = rng.normal(0.0, std * 256.0, (count - 2, *recorded.shape))
+    out = np.concatenate([recorded[None], np.broadcast_to(hold, recorded.shape)[None], recorded[None] + noise])
+    return np.clip(out, 0.0, 512.0).astype(np.float32)
+
+
+def replay(env, agent_xy: np.ndarray, agent_velocity: np.ndarray, keypoints: np.ndarray, actions: np.ndarray):
+    """Set the real env to a recorded state and step ``actions [H, 2]``: (rewards ``[H]``, final keypoints
+    ``[8, 2]``, final pusher ``[2]``)."""
+    from worldrl.tasks.pusht_scripted import pose_from_keypoints
+
+    base = env.unwrapped
+    pose = pose_from_keypoints(keypoints)
+    # gym-pusht's reset rebuilds the space (bodies set by hand in a used space kept contacts and cached shapes from
+    # the previous replay, which made blocks fly off); its reset_to_state sets the block's angle about another point
+    # than the keypoints assume, so the pose is set as draw_pusht sets it (whose frames match the env's own), then a
+    # step too short to move anything refreshes the shapes, and the velocities are set after it (the pusher's is
+    # hidden from the observation but carried by its PD controller)
+    base.reset(options={"reset_to_state": [*agent_xy, *pose]})
+    base.block.position, base.block.angle = (float(pose[0]), float(pose[1])), float(pose[2])
+    base.space.step(1e-9)
+    base.agent.velocity = (float(agent_velocity[0]), float(agent_velocity[1]))
+    base.block.velocity, base.block.angular_velocity = (0.0, 0.0), 0.0
+    rewards, obs = [], None
+    for action in actions:
+        obs, reward, *_ = base.step(action)
+        rewards.append(reward)
+    return np.asarray(rewards), np.asarray(obs["environment_state"]).reshape(8, 2), np.asarray(obs["agent_pos"])
+
+
+def model_scores(model, value, frames, prev_actions, is_first, agent_xy, plans: np.ndarray):
+    """(summed reward head ``[N]``, known-goal value ``[N]`` or None) of ``plans [N, H, 2]`` from the state after
+    observing the context ``frames [C, ...]``."""
+    from worldrl.agents.planners.common import expand_batch
+
+    with torch.no_grad():
+        state = model.observe(
+            torch.from_numpy(frames)[None].float(),
+            torch.from_numpy(prev_actions)[None].float(),
+            torch.from_numpy(is_first)[None],
+        )[:, -1]
+        start = expand_batch(state, len(plans))
+        states = model.rollout(start, torch.from_numpy(plans))
+        reward = states["reward"].sum(-1).numpy()
+        if value is None:
+            return reward, None
+        value.observe({KEY: frames[-1:], "observation.state": agent_xy[None].astype(np.float32)})
+        return reward, value(model.latent(states[:, -1])).numpy()
+
+
+def summarise(name: str, row: dict[str, list[float]], unit: str) -> None:
+    """One table row: the rank correlation over candidates (mean +- 95% over starts), the pick's real shortfall
+    against the best candidate, and its real gain over holding still beside the gain the model expected."""
+    rho = np.asarray([r for r in row["rho"] if np.isfinite(r)])
+    half = 1.96 * rho.std(ddof=1) / np.sqrt(len(rho)) if len(rho) > 1 else float("nan")
+    real, expected = np.asarray(row["over_hold"]), np.asarray(row["expected_over_hold"])
+    print(
+        f"| {name} | {rho.mean():+.2f} +- {half:.2f} ({len(rho)} starts) | {np.mean(row['short']):.3f} | "
+        f"{real.mean():+.3f} (model: {expected.mean():+.3f}) | {int((real > 0).sum())} / {int((real < 0).sum())} "
+        f"| {spearman(expected, real):+.2f} | {unit} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    import importlib.util
+
+    from worldrl.data import LeRobotDatasetReader, split_episodes
+    from worldrl.data.suite_layouts import LAYOUTS
+    from worldrl.models.checkpoint import load_pretrained
+    from worldrl.tasks.real_envs import make_real_env
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="checkpoint directory of a PushT pixel vrnn")
+    parser.add_argument("--data", required=True, help="its PushT pixel dataset (with the keypoint column)")
+    parser.add_argument("--reader", type=Path, default=None, help="block reader (.safetensors) for the goal value")
+    parser.add_argument("--starts", type=int, default=24, help="held-out starts where the block moves most")
+    parser.add_argument("--candidates", type=int, default=64)
+    parser.add_argument("--horizon", type=int, default=8)
+    parser.add_argument("--std", type=float, default=0.3, help="perturbation std, CEM's normalised units")
+    parser.add_argument("--context", type=int, default=8, help="frames observed before the plan (as MPC does)")
+    args = parser.parse_args(argv)
+
+    here = Path(__file__).resolve().parent
+    spec = importlib.util.spec_from_file_location("benchmark_robot", here / "benchmark_robot.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from worldrl.models.frame_regressor import FrameRegressor
+
+    torch.manual_seed(0)
+    model = load_pretrained(args.model).eval()
+    value = None if args.reader is None else bench.PixelGoalValue(model, FrameRegressor.load(args.reader))
+    reader = LeRobotDatasetReader(args.data, video_cache_mb=1024)
+    _, val = split_episodes([int(e["episode_index"]) for e in reader.episodes], 0.1, 0)
+    diagnosis_spec = importlib.util.spec_from_file_location("pusht_pixel_diagnosis", here / "pusht_pixel_diagnosis.py")
+    diagnosis = importlib.util.module_from_spec(diagnosis_spec)
+    diagnosis_spec.loader.exec_module(diagnosis)
+    starts = diagnosis.moving_windows(reader, val, args.horizon, args.starts)
+    action = reader.column("action").astype(np.float32)
+    agent = reader.column("observation.state").astype(np.float32)
+    keypoints = reader.column("observation.environment_state").astype(np.float32).reshape(-1, 8, 2)
+    episode_of = reader.episode_of(np.arange(reader.num_frames))
+    env = make_real_env(bench.PUSHT, **LAYOUTS["gym-pusht"].kwargs(False))
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    rows = {name: {k: [] for k in ("rho", "short", "over_hold", "expected_over_hold")} for name in ("reward", "goal")}
+    print(f"{len(starts)} held-out starts x {args.candidates} candidates of {args.horizon} steps", flush=True)
+    for n, t in enumerate(starts):
+        lo, _ = reader.episode_range(int(episode_of[t]))
+        ctx = np.arange(max(lo, t - args.context + 1), t + 1)
+        prev = np.where((ctx > lo)[:, None], action[np.maximum(ctx - 1, 0)], 0.0).astype(np.float32)
+        velocity = (agent[t] - agent[t - 1]) * FPS if t > lo else np.zeros(2, np.float32)
+        plans = candidates(action[t : t + args.horizon], agent[t], args.candidates, args.std, rng)
+        reward, goal = model_scores(model, value, reader.frames(KEY, ctx), prev, ctx == lo, agent[t], plans)
+        real = [replay(env, agent[t], velocity, keypoints[t], plan) for plan in plans]
+        real_reward = np.array([r[0].sum() for r in real])
+        scored = [("reward", reward, real_reward)]
+        if goal is not None:
+            real_goal = (
+                -np.array(
+                    [
+                        float(bench.goal_distance(torch.from_numpy(k[None]), torch.from_numpy(p[None])))
+                        for _, k, p in real
+                    ]
+                )
+                / bench.GOAL_PIXELS_PER_UNIT
+            )
+            scored.append(("goal", goal, real_goal))
+        for name, predicted, truth in scored:
+            row, pick = rows[name], int(np.argmax(predicted))
+            row["rho"].append(spearman(predicted, truth))
+            row["short"].append(float(truth.max() - truth[pick]))
+            row["over_hold"].append(float(truth[pick] - truth[1]))  # candidate 1 holds still
+            row["expected_over_hold"].append(float(predicted[pick] - predicted[1]))
+        print(
+            f"  start {n + 1}/{len(starts)}: rank correlation "
+            + ", ".join(f"{k} {rows[k]['rho'][-1]:+.2f}" for k, *_ in scored),
+            flush=True,
+        )
+    env.close()
+    print(
+        "\n| score | rank correlation over candidates (mean +- 95%) | real shortfall of the pick against the best "
+        "candidate | pick minus holding still, real (model) | starts where the pick is better / worse in reality "
+        "| rank correlation of the expected and the real gain over starts | units |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|")
+    summarise("model's reward, summed (`mpc`)", rows["reward"], "coverage / 0.95 per step, summed")
+    if value is not None:
+        summarise(
+            "known-goal value (`mpc-goal`)", rows["goal"], f"minus goal distance / {bench.GOAL_PIXELS_PER_UNIT:.0f} px"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
