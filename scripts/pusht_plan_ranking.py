@@ -17,7 +17,7 @@ It prints the rank correlation (Spearman) over the candidates of each start, and
 model's pick is than the real best candidate and than holding still.
 
     python scripts/pusht_plan_ranking.py --model <out>/pusht/pixel_model_run/model --data <out>/pusht/pixel_data \\
-        --reader <out>/pusht/block_reader.safetensors
+        --reader <out>/pusht
 """
 
 from __future__ import annotations
@@ -122,7 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="checkpoint directory of a PushT pixel vrnn")
     parser.add_argument("--data", required=True, help="its PushT pixel dataset (with the keypoint column)")
-    parser.add_argument("--reader", type=Path, default=None, help="block reader (.safetensors) for the goal value")
+    parser.add_argument(
+        "--reader",
+        type=Path,
+        default=None,
+        help="directory of the block reader for the goal value (benchmark_robot's block_reader.safetensors; trained "
+        "on --data there when missing)",
+    )
+    parser.add_argument("--reader-steps", type=int, default=3000, help="updates of a block reader trained here")
     parser.add_argument("--starts", type=int, default=24, help="held-out starts where the block moves most")
     parser.add_argument("--candidates", type=int, default=64)
     parser.add_argument("--horizon", type=int, default=8)
@@ -134,11 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     spec = importlib.util.spec_from_file_location("benchmark_robot", here / "benchmark_robot.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    from worldrl.models.frame_regressor import FrameRegressor
-
     torch.manual_seed(0)
     model = load_pretrained(args.model).eval()
-    value = None if args.reader is None else bench.PixelGoalValue(model, FrameRegressor.load(args.reader))
+    value = None
+    if args.reader is not None:
+        block_reader, _ = bench.fit_block_reader(args.reader, Path(args.data), args.reader_steps)  # loads if there
+        value = bench.PixelGoalValue(model, block_reader)
     reader = LeRobotDatasetReader(args.data, video_cache_mb=1024)
     _, val = split_episodes([int(e["episode_index"]) for e in reader.episodes], 0.1, 0)
     diagnosis_spec = importlib.util.spec_from_file_location("pusht_pixel_diagnosis", here / "pusht_pixel_diagnosis.py")

@@ -83,7 +83,9 @@ def test_pixel_goal_value_adds_the_predicted_motion_to_the_read_block():
     model = build_model("vrnn", {**config, "supervision_motion": True}, task).eval()
     value = bench.PixelGoalValue(model, FixedReader(goal))
     centre = goal.mean(0).numpy()
-    value.observe({"observation.image": np.zeros((2, 16, 16, 3), np.uint8), "observation.state": np.stack([centre] * 2)})
+    value.observe(
+        {"observation.image": np.zeros((2, 16, 16, 3), np.uint8), "observation.state": np.stack([centre] * 2)}
+    )
     latent = torch.randn(6, model.latent_dim)  # 2 episodes x 3 candidates
     moved = model.supervision.predict(latent[:, : model.config.hidden_dim + model.config.latent_dim])
     block = goal + moved["observation.environment_state"].reshape(-1, 8, 2)
