@@ -806,7 +806,7 @@ def pusht_table(summary: dict) -> str:
         *TABLE_HEAD,
     ]
     lines += [policy_row(name, label, kind, r[name]) for name, (label, kind) in POLICY_ROWS.items() if name in r]
-    return "\n".join(lines + value_fit_note(r))
+    return "\n".join(lines + fit_notes(r))
 
 
 TABLE_HEAD = [
@@ -829,7 +829,8 @@ def policy_row(name: str, label: str, kind: str, x: dict) -> str:
     )
 
 
-def value_fit_note(results: dict) -> list[str]:
+def fit_notes(results: dict) -> list[str]:
+    """What the rows' extra parts were fitted or set to: the learned value, the block reader, the hold margin."""
     lines = []
     fit = results.get("mpc-value", {}).get("value_fit")
     if fit:
@@ -847,6 +848,14 @@ def value_fit_note(results: dict) -> list[str]:
             f"recorded frames): held-out RMSE {reader['rmse_held_out']:.2f} arena pixels per coordinate on "
             f"{reader['held_out']} frames of every 10th episode (predicting the training mean: "
             f"{reader['rmse_predict_train_mean']:.2f}).",
+        ]
+    hold = results.get("mpc-hold", {})
+    if "hold_margin" in hold:
+        lines += [
+            "",
+            f"`mpc-hold` executes its plan only where the model expects it to return {hold['hold_margin']} more than "
+            "holding still over the horizon (`MPCAgent.act(obs, fallback=...)`), else the pusher holds still: it "
+            f"moved on {hold['moved_fraction']:.1%} of the env steps.",
         ]
     return lines
 
@@ -876,9 +885,14 @@ def pixel_mpc_table(summary: dict, baselines: dict | None = None) -> str:
         "the recorded pusher position and block keypoints (`render_pixel_copy`: the scripted pusher reads the "
         "keypoints, so it cannot drive a pixel recording). MPC plans in the vrnn's latent state after re-observing "
         f"the last {a['context']} frames (the image only, no keypoints), on the same real episodes as the table "
-        f"above (its random, scripted and hold-still rows apply); the known-goal row reads the block's pose off the "
-        "current frame with a conv regressor trained on the recording's keypoints (`FrameRegressor`) and adds the "
-        f"block's motion the vrnn predicts. Machine: {summary.get('machine', 'not recorded')}.",
+        f"above (its random, scripted and hold-still rows apply)"
+        + (
+            "; the known-goal row reads the block's pose off the current frame with a conv regressor trained on the "
+            "recording's keypoints (`FrameRegressor`) and adds the block's motion the vrnn predicts"
+            if "mpc-goal" in r
+            else ""
+        )
+        + f". Machine: {summary.get('machine', 'not recorded')}.",
         "",
         *TABLE_HEAD,
     ]
@@ -902,7 +916,7 @@ def pixel_mpc_table(summary: dict, baselines: dict | None = None) -> str:
             )
             + ".",
         ]
-    lines += value_fit_note(r)
+    lines += fit_notes(r)
     if summary.get("commands"):
         lines += [
             "",
