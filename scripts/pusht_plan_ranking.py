@@ -11,7 +11,9 @@ recorded state (the pusher's position and velocity, the block's pose), then comp
   rewards' sum;
 - with a block reader (``--reader``, ``scripts/benchmark_robot.py``'s ``FrameRegressor``), the *known-goal value*
   (``PixelGoalValue``: the block read off the start frame plus the vrnn's predicted motion, its distance to the goal
-  pose, what pixel ``mpc-goal`` ranks by) against the real final goal distance.
+  pose, what pixel ``mpc-goal`` ranks by) against the real final goal distance;
+- with ``--particles K``, a *pessimistic reward*: the summed reward's mean minus ``--caution`` x its std over K
+  rollouts that sample the latent (does the model's own spread flag the plans it overrates?).
 
 It prints the rank correlation (Spearman) over the candidates of each start, and how much worse in reality the
 model's pick is than the real best candidate and than holding still.
@@ -78,11 +80,16 @@ def replay(env, agent_xy: np.ndarray, agent_velocity: np.ndarray, keypoints: np.
     return np.asarray(rewards), np.asarray(obs["environment_state"]).reshape(8, 2), np.asarray(obs["agent_pos"])
 
 
-def model_scores(model, value, frames, prev_actions, is_first, agent_xy, plans: np.ndarray):
-    """(summed reward head ``[N]``, known-goal value ``[N]`` or None) of ``plans [N, H, 2]`` from the state after
-    observing the context ``frames [C, ...]``."""
+def model_scores(
+    model, value, frames, prev_actions, is_first, agent_xy, plans: np.ndarray, particles: int = 0, caution: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Scores ``[N]`` of ``plans [N, H, 2]`` from the state after observing the context ``frames [C, ...]``:
+    ``reward`` (the reward head summed over the deterministic rollout), with ``value`` ``goal`` (its known-goal
+    value at the end), with ``particles`` ``sampled`` (the summed reward's mean minus ``caution`` x its std over
+    that many rollouts sampling the latent, a pessimistic score)."""
     from worldrl.agents.planners.common import expand_batch
 
+    scores = {}
     with torch.no_grad():
         state = model.observe(
             torch.from_numpy(frames)[None].float(),
@@ -91,11 +98,17 @@ def model_scores(model, value, frames, prev_actions, is_first, agent_xy, plans: 
         )[:, -1]
         start = expand_batch(state, len(plans))
         states = model.rollout(start, torch.from_numpy(plans))
-        reward = states["reward"].sum(-1).numpy()
-        if value is None:
-            return reward, None
-        value.observe({KEY: frames[-1:], "observation.state": agent_xy[None].astype(np.float32)})
-        return reward, value(model.latent(states[:, -1])).numpy()
+        scores["reward"] = states["reward"].sum(-1).numpy()
+        if value is not None:
+            value.observe({KEY: frames[-1:], "observation.state": agent_xy[None].astype(np.float32)})
+            scores["goal"] = value(model.latent(states[:, -1])).numpy()
+        if particles:
+            generator = torch.Generator().manual_seed(0)
+            sampled = torch.stack(
+                [model.rollout(start, torch.from_numpy(plans), generator)["reward"].sum(-1) for _ in range(particles)]
+            )
+            scores["sampled"] = (sampled.mean(0) - caution * sampled.std(0)).numpy()
+    return scores
 
 
 def summarise(name: str, row: dict[str, list[float]], unit: str) -> None:
@@ -135,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, default=8)
     parser.add_argument("--std", type=float, default=0.3, help="perturbation std, CEM's normalised units")
     parser.add_argument("--context", type=int, default=8, help="frames observed before the plan (as MPC does)")
+    parser.add_argument("--particles", type=int, default=0, help="sampled rollouts per candidate (0: none)")
+    parser.add_argument("--caution", type=float, default=1.0, help="std multiple the sampled score subtracts")
     args = parser.parse_args(argv)
 
     here = Path(__file__).resolve().parent
@@ -160,7 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     env = make_real_env(bench.PUSHT, **LAYOUTS["gym-pusht"].kwargs(False))
     env.reset(seed=0)
     rng = np.random.default_rng(0)
-    rows = {name: {k: [] for k in ("rho", "short", "over_hold", "expected_over_hold")} for name in ("reward", "goal")}
+    rows = {
+        name: {k: [] for k in ("rho", "short", "over_hold", "expected_over_hold")}
+        for name in ("reward", "sampled", "goal")
+    }
+
+    def goal_distance(keypoints: np.ndarray, pusher: np.ndarray) -> torch.Tensor:
+        return bench.goal_distance(torch.from_numpy(keypoints[None]), torch.from_numpy(pusher[None]))
+
     print(f"{len(starts)} held-out starts x {args.candidates} candidates of {args.horizon} steps", flush=True)
     for n, t in enumerate(starts):
         lo, _ = reader.episode_range(int(episode_of[t]))
@@ -168,21 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         prev = np.where((ctx > lo)[:, None], action[np.maximum(ctx - 1, 0)], 0.0).astype(np.float32)
         velocity = (agent[t] - agent[t - 1]) * FPS if t > lo else np.zeros(2, np.float32)
         plans = candidates(action[t : t + args.horizon], agent[t], args.candidates, args.std, rng)
-        reward, goal = model_scores(model, value, reader.frames(KEY, ctx), prev, ctx == lo, agent[t], plans)
+        scores = model_scores(
+            model, value, reader.frames(KEY, ctx), prev, ctx == lo, agent[t], plans, args.particles, args.caution
+        )
         real = [replay(env, agent[t], velocity, keypoints[t], plan) for plan in plans]
         real_reward = np.array([r[0].sum() for r in real])
-        scored = [("reward", reward, real_reward)]
-        if goal is not None:
-            real_goal = (
-                -np.array(
-                    [
-                        float(bench.goal_distance(torch.from_numpy(k[None]), torch.from_numpy(p[None])))
-                        for _, k, p in real
-                    ]
-                )
-                / bench.GOAL_PIXELS_PER_UNIT
-            )
-            scored.append(("goal", goal, real_goal))
+        real_goal = -np.array([float(goal_distance(k, p)) for _, k, p in real]) / bench.GOAL_PIXELS_PER_UNIT
+        truths = {"reward": real_reward, "sampled": real_reward, "goal": real_goal}
+        scored = [(name, score, truths[name]) for name, score in scores.items()]
         for name, predicted, truth in scored:
             row, pick = rows[name], int(np.argmax(predicted))
             row["rho"].append(spearman(predicted, truth))
@@ -202,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---:|---:|---:|---:|---:|---|")
     summarise("model's reward, summed (`mpc`)", rows["reward"], "coverage / 0.95 per step, summed")
+    if args.particles:
+        summarise(
+            f"summed reward over {args.particles} sampled rollouts, mean - {args.caution} std",
+            rows["sampled"],
+            "coverage / 0.95 per step, summed",
+        )
     if value is not None:
         summarise(
             "known-goal value (`mpc-goal`)", rows["goal"], f"minus goal distance / {bench.GOAL_PIXELS_PER_UNIT:.0f} px"
