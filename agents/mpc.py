@@ -122,7 +122,7 @@ class MPCAgent:
         return to_action_array(action, self.space, single)
 
     def gate(self, state: TensorDict, result: PlanResult, fallback: torch.Tensor) -> torch.Tensor:
-        """ "Do no harm": per environment, the plan's first action where the model expects the plan to return at
+        """Do no harm: per environment, the plan's first action where the model expects the plan to return at
         least ``fallback_margin`` more than holding ``fallback [B, A]`` for the whole horizon (for a position-
         controlled robot, its current position: standing still), else the fallback. Both sequences are scored in
         one rollout from the same states; the gains are kept in ``last_gain``. The optimiser's pick is the

@@ -10,6 +10,7 @@ import torch
 from _models import VRNN_TINY
 from _scripts import load_script
 
+from worldrl.errors import CheckpointError
 from worldrl.models import TaskSpec, build_model
 from worldrl.models.frame_regressor import FrameRegressor, FrameRegressorConfig, fit_frame_regressor
 from worldrl.models.task_spec import SUPERVISION_DIMS
@@ -52,7 +53,7 @@ def test_frame_regressor_refuses_float_frames_and_an_unknown_config_field(tmp_pa
     model = FrameRegressor(FrameRegressorConfig(height=24, width=24, out_dim=2))
     model.save(tmp_path / "reader.safetensors")
     (tmp_path / "reader.json").write_text('{"height": 24, "colour": 3}')
-    with pytest.raises(ValueError, match="colour"):
+    with pytest.raises(CheckpointError, match="colour"):
         FrameRegressor.load(tmp_path / "reader.safetensors")
 
 

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from worldrl.errors import CheckpointError
 from worldrl.io import atomic_path, read_json, write_json
 from worldrl.nn.mlp import mlp
 from worldrl.nn.normalizer import Normalizer
@@ -90,7 +91,7 @@ class FrameRegressor(nn.Module):
         config = read_json(path.with_suffix(".json"))
         known = set(FrameRegressorConfig.__dataclass_fields__)
         if set(config) - known:
-            raise ValueError(
+            raise CheckpointError(
                 f"{path.with_suffix('.json')}: unknown frame regressor fields {sorted(set(config) - known)}"
             )
         model = cls(FrameRegressorConfig(**config))
