@@ -276,6 +276,52 @@ def fit_value(model, data: Path, steps: int, seed: int = 0) -> tuple[torch.nn.Mo
     return value, stats
 
 
+def fit_bc_prior(model, data: Path, steps: int, seed: int = 0) -> tuple[Callable, dict]:
+    """A behaviour-cloned policy ``latent -> Normal(action, std)`` (model units) regressed on the recorded actions
+    (MSE in the action box's normalised units; std: the held-out residual RMSE per dimension). Planning draws part
+    of its candidates from its rollouts in the model (``policy_prior``, as TD-MPC2 does with its actor), so CEM
+    searches near what the recording's policy would do. Stats: held-out RMSE (arena pixels) beside predicting the
+    mean action."""
+    from worldrl.data import LeRobotDatasetReader
+
+    reader = LeRobotDatasetReader(data)
+    episode = reader.column("episode_index").astype(int).reshape(-1)
+    low, high = (
+        torch.as_tensor(b, dtype=torch.float32) for b in (model.task.action_space.low, model.task.action_space.high)
+    )
+    centre, half = (low + high) / 2, (high - low) / 2
+    x = model_latents(model, reader)
+    y = (torch.as_tensor(reader.column("action"), dtype=torch.float32) - centre) / half
+    held_out = torch.as_tensor(episode % 10 == 0)
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], 256),
+        torch.nn.SiLU(),
+        torch.nn.Linear(256, 256),
+        torch.nn.SiLU(),
+        torch.nn.Linear(256, y.shape[1]),
+    )
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
+    rows = torch.nonzero(~held_out).squeeze(1)
+    for _ in range(steps):
+        batch = rows[torch.randint(len(rows), (512,))]
+        loss = (net(x[batch]) - y[batch]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.requires_grad_(False)
+    with torch.no_grad():
+        residual = (net(x[held_out]) - y[held_out]) * half
+    std = residual.pow(2).mean(0).sqrt()
+    mean_rmse = float(((y[~held_out].mean(0) - y[held_out]) * half).pow(2).mean().sqrt())
+
+    def prior(latent: torch.Tensor) -> torch.distributions.Normal:
+        return torch.distributions.Normal(centre + half * net(latent).clamp(-1, 1), std.expand(*latent.shape[:-1], -1))
+
+    stats = {"rmse_held_out": float(residual.pow(2).mean().sqrt()), "rmse_predict_mean": mean_rmse}
+    return prior, stats
+
+
 def goal_distance(keypoints: torch.Tensor, pusher: torch.Tensor, approach_weight: float = 0.5) -> torch.Tensor:
     """KNOWN GOAL: the mean distance of the block keypoints ``[N, 8, 2]`` to their places at the task's goal pose,
     plus ``approach_weight`` x the pusher's (``[N, 2]``) distance to the block's centre (so plans head for the
@@ -351,6 +397,7 @@ class PlannerActor:
         value_fn: Callable | None = None,
         context: int | None = None,
         hold_margin: float | None = None,
+        policy_prior: Callable | None = None,
     ):
         from worldrl.agents.mpc import MPCAgent
 
@@ -369,6 +416,8 @@ class PlannerActor:
             seed=0,
             context_length=context,
             fallback_margin=0.0 if hold_margin is None else hold_margin,
+            policy_prior=policy_prior,
+            **({} if policy_prior is None else {"num_prior_samples": args.samples // 4}),
             **({} if args.max_std is None else {"max_std": args.max_std}),
         )
 
@@ -382,6 +431,24 @@ class PlannerActor:
             moved = self.agent.last_gain >= self.hold_margin
             self.moved, self.steps = self.moved + int(moved.sum()), self.steps + moved.numel()
         return action
+
+
+class PriorActor:
+    """A policy ``latent -> action distribution`` acting alone: the mean action from the model's state after
+    observing the last ``context`` frames (the same window MPC re-observes)."""
+
+    def __init__(self, model, policy: Callable, context: int) -> None:
+        from worldrl.agents.protocol import ObservationHistory
+
+        self.model, self.policy, self.key = model, policy, model.task.obs_key
+        self.history = ObservationHistory(model, context, model.device)
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            state = self.history.encode(torch.as_tensor(obs[self.key]))
+            action = self.policy(self.model.latent(state)).mean
+        self.history.record_action(action)
+        return action.numpy()
 
 
 def train_pusht_model(out: Path, data: Path, args: argparse.Namespace):
@@ -562,9 +629,10 @@ def contact_fidelity(model, episodes: int = 5, steps: int = 150) -> str:
 
 # --------------------------------------------------------------------------- PushT from pixels
 PIXEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vrnn_pusht_pixels.yaml"
-PIXEL_POLICIES = ("mpc", "mpc-hold", "mpc-value", "mpc-goal")
+PIXEL_POLICIES = ("mpc", "mpc-hold", "mpc-bc", "bc", "mpc-value", "mpc-goal")
 """The MPC variants run from pixels (``mpc-hold``: ``mpc`` that holds still unless its plan is expected to gain
-``--hold-margin`` over holding still; ``mpc-goal``: the block's pose read off the frame, ``PixelGoalValue``)."""
+``--hold-margin`` over holding still; ``mpc-bc``: a quarter of the candidates from a behaviour-cloned policy's
+rollouts, ``bc`` that policy alone; ``mpc-goal``: the block's pose read off the frame, ``PixelGoalValue``)."""
 BLOCK_READER = "block_reader.safetensors"
 """The ``FrameRegressor`` of the block's keypoints that pixel ``mpc-goal`` reads, beside the pixel model's run."""
 PIXEL_STRIP = "pusht_pixels_imagined_vs_real.png"
@@ -749,8 +817,18 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
         elif name == "mpc-goal":
             reader, stats = fit_block_reader(out, pixel_data, args.reader_steps)
             value, fit = PixelGoalValue(model, reader), {"block_reader_fit": stats}
+        prior = None
+        if name in ("mpc-bc", "bc"):
+            prior, stats = fit_bc_prior(model, pixel_data, args.value_steps)
+            fit = {"bc_fit": stats}
+            print(
+                f"behaviour cloning: held-out action RMSE {stats['rmse_held_out']:.1f} px (mean action: {stats['rmse_predict_mean']:.1f})"
+            )
         margin = args.hold_margin if name == "mpc-hold" else None
-        actor = PlannerActor(model, args, value, context=args.context, hold_margin=margin)
+        if name == "bc":
+            actor = PriorActor(model, prior, args.context)
+        else:
+            actor = PlannerActor(model, args, value, context=args.context, hold_margin=margin, policy_prior=prior)
         result = run_pusht_episodes(f"pixels {name}", seeds, args.steps, actor, pixels=True)
         result.update(fit)
         if margin is not None:
@@ -786,6 +864,8 @@ POLICY_ROWS = {
     "mpc-value": ("**MPC**: model reward + learned value", "learned only"),
     "mpc-goal": ("**MPC**: model reward + goal-distance value", "known goal"),
     "mpc-hold": ("**MPC**: model reward, holds still unless the plan's expected gain is clear", "learned only"),
+    "mpc-bc": ("**MPC**: model reward, candidates from a behaviour-cloned prior", "learned only (imitation)"),
+    "bc": ("**MPC**: none, the behaviour-cloned prior alone", "learned only (imitation)"),
 }
 
 

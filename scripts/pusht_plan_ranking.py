@@ -2,7 +2,8 @@
 
 MPC keeps the candidate action sequences its model scores best. If those scores do not order the candidates as the
 real outcomes would, planning picks at random among them, or worse, picks what the model gets most wrong. This
-takes held-out starts of a pixel recording where the block moves (the trainer's validation split), builds
+takes held-out starts of a pixel recording (the trainer's validation split; where the block moves most, or with
+``--pick random`` anywhere, which is mostly out of contact, as most of MPC's states are), builds
 candidates around the recorded actions as CEM's local search does (the recorded sequence itself, holding still,
 and Gaussian perturbations), scores them in the model, and replays each one on the real gym-pusht from the
 recorded state (the pusher's position and velocity, the block's pose), then compares per start:
@@ -46,6 +47,14 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if ra.std() == 0 or rb.std() == 0 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def random_windows(reader, episodes: list[int], horizon: int, context: int, count: int, seed: int = 0) -> list[int]:
+    """``count`` global start indices drawn uniformly from ``episodes``, each with ``context - 1`` frames before it
+    and ``horizon`` after it inside its episode."""
+    rng = np.random.default_rng(seed)
+    pool = [i for e in episodes for lo, hi in [reader.episode_range(e)] for i in range(lo + context - 1, hi - horizon)]
+    return sorted(rng.choice(pool, size=min(count, len(pool)), replace=False).tolist())
 
 
 def candidates(recorded: np.ndarray, hold: np.ndarray, count: int, std: float, rng: np.random.Generator) -> np.ndarray:
@@ -143,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         "on --data there when missing)",
     )
     parser.add_argument("--reader-steps", type=int, default=3000, help="updates of a block reader trained here")
-    parser.add_argument("--starts", type=int, default=24, help="held-out starts where the block moves most")
+    parser.add_argument("--starts", type=int, default=24, help="held-out starts")
+    parser.add_argument(
+        "--pick",
+        choices=("moving", "random"),
+        default="moving",
+        help="where the block moves most in the recording (pushes), or uniformly at random (mostly no contact)",
+    )
     parser.add_argument("--candidates", type=int, default=64)
     parser.add_argument("--horizon", type=int, default=8)
     parser.add_argument("--std", type=float, default=0.3, help="perturbation std, CEM's normalised units")
@@ -167,7 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     diagnosis_spec = importlib.util.spec_from_file_location("pusht_pixel_diagnosis", here / "pusht_pixel_diagnosis.py")
     diagnosis = importlib.util.module_from_spec(diagnosis_spec)
     diagnosis_spec.loader.exec_module(diagnosis)
-    starts = diagnosis.moving_windows(reader, val, args.horizon, args.starts)
+    starts = (
+        diagnosis.moving_windows(reader, val, args.horizon, args.starts)
+        if args.pick == "moving"
+        else random_windows(reader, val, args.horizon, args.context, args.starts)
+    )
     action = reader.column("action").astype(np.float32)
     agent = reader.column("observation.state").astype(np.float32)
     keypoints = reader.column("observation.environment_state").astype(np.float32).reshape(-1, 8, 2)
