@@ -3,7 +3,7 @@
 MPC keeps the candidate action sequences its model scores best. If those scores do not order the candidates as the
 real outcomes would, planning picks at random among them, or worse, picks what the model gets most wrong. This
 takes held-out starts of a pixel recording (the trainer's validation split; where the block moves most, or with
-``--pick random`` anywhere, which is mostly out of contact, as most of MPC's states are), builds
+``--pick random`` anywhere in those episodes), builds
 candidates around the recorded actions as CEM's local search does (the recorded sequence itself, holding still,
 and Gaussian perturbations), scores them in the model, and replays each one on the real gym-pusht from the
 recorded state (the pusher's position and velocity, the block's pose), then compares per start:
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         "--pick",
         choices=("moving", "random"),
         default="moving",
-        help="where the block moves most in the recording (pushes), or uniformly at random (mostly no contact)",
+        help="where the block moves most in the recording (pushes), or uniformly at random",
     )
     parser.add_argument("--candidates", type=int, default=64)
     parser.add_argument("--horizon", type=int, default=8)
