@@ -220,6 +220,27 @@ def returns_to_go(rewards: np.ndarray, episode: np.ndarray, discount: float) -> 
     return out
 
 
+def fit_mlp(x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor, steps: int, seed: int = 0) -> torch.nn.Module:
+    """A frozen MLP (two SiLU layers of 256) regressing ``y [N, D]`` on ``x [N, F]`` with MSE over ``rows``
+    (Adam 1e-3, batches of 512): the learned value and the cloned policy both read the model's latent this way."""
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], 256),
+        torch.nn.SiLU(),
+        torch.nn.Linear(256, 256),
+        torch.nn.SiLU(),
+        torch.nn.Linear(256, y.shape[1]),
+    )
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
+    for _ in range(steps):
+        batch = rows[torch.randint(len(rows), (512,))]
+        loss = (net(x[batch]) - y[batch]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.requires_grad_(False)
+
+
 def fit_value(model, data: Path, steps: int, seed: int = 0) -> tuple[torch.nn.Module, dict]:
     """A value ``latent -> discounted return`` regressed on the recorded episodes (Monte Carlo, learned only).
 
@@ -247,27 +268,11 @@ def fit_value(model, data: Path, steps: int, seed: int = 0) -> tuple[torch.nn.Mo
         raise SystemExit("fit_value: too few frames with a complete return (record more or longer episodes)")
     x, y = latents, torch.as_tensor(target, dtype=torch.float32)
     scale = float(y[train].std())
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(x.shape[1], 256),
-        torch.nn.SiLU(),
-        torch.nn.Linear(256, 256),
-        torch.nn.SiLU(),
-        torch.nn.Linear(256, 1),
-    )
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
-    rows = torch.as_tensor(np.flatnonzero(train))
-    for _ in range(steps):
-        batch = rows[torch.randint(len(rows), (512,))]
-        loss = ((net(x[batch]).squeeze(-1) - y[batch] / scale) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    net = fit_mlp(x, (y / scale)[:, None], torch.as_tensor(np.flatnonzero(train)), steps, seed)
     with torch.no_grad():
         pred = net(x[torch.as_tensor(test)]).squeeze(-1) * scale
     truth = y[torch.as_tensor(test)]
     r2 = 1.0 - float(((pred - truth) ** 2).mean() / ((truth - y[train].mean()) ** 2).mean())
-    net.requires_grad_(False)
 
     def value(latent: torch.Tensor) -> torch.Tensor:
         return net(latent).squeeze(-1) * scale
@@ -293,23 +298,7 @@ def fit_bc_prior(model, data: Path, steps: int, seed: int = 0) -> tuple[Callable
     x = model_latents(model, reader)
     y = (torch.as_tensor(reader.column("action"), dtype=torch.float32) - centre) / half
     held_out = torch.as_tensor(episode % 10 == 0)
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(x.shape[1], 256),
-        torch.nn.SiLU(),
-        torch.nn.Linear(256, 256),
-        torch.nn.SiLU(),
-        torch.nn.Linear(256, y.shape[1]),
-    )
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
-    rows = torch.nonzero(~held_out).squeeze(1)
-    for _ in range(steps):
-        batch = rows[torch.randint(len(rows), (512,))]
-        loss = (net(x[batch]) - y[batch]).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    net.requires_grad_(False)
+    net = fit_mlp(x, y, torch.nonzero(~held_out).squeeze(1), steps, seed)
     with torch.no_grad():
         residual = (net(x[held_out]) - y[held_out]) * half
     std = residual.pow(2).mean(0).sqrt()
