@@ -133,9 +133,17 @@ def summarise(name: str, row: dict[str, list[float]], unit: str) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def sibling_script(name: str):
+    """``scripts/<name>.py`` beside this one, imported as a module (the scripts are not a package)."""
     import importlib.util
 
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str] | None = None) -> int:
     from worldrl.data import LeRobotDatasetReader, split_episodes
     from worldrl.data.suite_layouts import LAYOUTS
     from worldrl.models.checkpoint import load_pretrained
@@ -167,10 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--caution", type=float, default=1.0, help="std multiple the sampled score subtracts")
     args = parser.parse_args(argv)
 
-    here = Path(__file__).resolve().parent
-    spec = importlib.util.spec_from_file_location("benchmark_robot", here / "benchmark_robot.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = sibling_script("benchmark_robot")
     torch.manual_seed(0)
     model = load_pretrained(args.model).eval()
     value = None
@@ -179,9 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         value = bench.PixelGoalValue(model, block_reader)
     reader = LeRobotDatasetReader(args.data, video_cache_mb=1024)
     _, val = split_episodes([int(e["episode_index"]) for e in reader.episodes], 0.1, 0)
-    diagnosis_spec = importlib.util.spec_from_file_location("pusht_pixel_diagnosis", here / "pusht_pixel_diagnosis.py")
-    diagnosis = importlib.util.module_from_spec(diagnosis_spec)
-    diagnosis_spec.loader.exec_module(diagnosis)
+    diagnosis = sibling_script("pusht_pixel_diagnosis")
     starts = (
         diagnosis.moving_windows(reader, val, args.horizon, args.starts)
         if args.pick == "moving"
