@@ -422,6 +422,31 @@ class PlannerActor:
         return action
 
 
+class ReadStateActor:
+    """Pixels through the state model: the block's 8 keypoints read off each episode's current frame by a
+    ``FrameRegressor`` stand in for ``observation.environment_state`` (the pusher's position is observed, as in
+    gym-pusht's pixel observation); ``actor`` (the state model's planner) acts on the result."""
+
+    def __init__(self, reader, actor: Callable) -> None:
+        self.reader, self.actor = reader, actor
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            keypoints = self.reader(torch.as_tensor(obs["observation.image"])).numpy()
+        return self.actor({"observation.state": obs["observation.state"], "observation.environment_state": keypoints})
+
+
+def state_planner(name: str, model, data: Path, args: argparse.Namespace) -> tuple[PlannerActor, dict]:
+    """The state model's planner of variant ``name`` (``MPC_VARIANTS``) and what was fitted for it."""
+    if name == "mpc-value":
+        value, stats = fit_value(model, data, args.value_steps)
+        print(f"learned value: held-out R^2 {stats['r2_held_out']:.3f} (predicting the mean: 0)")
+        return PlannerActor(model, args, value), {"value_fit": stats}
+    if name == "mpc-goal":
+        return PlannerActor(model, args, goal_value(model)), {}
+    return PlannerActor(model, args), {}
+
+
 class PriorActor:
     """A policy ``latent -> action distribution`` acting alone: the mean action from the model's state after
     observing the last ``context`` frames (the same window MPC re-observes)."""
@@ -494,28 +519,21 @@ def pusht(args: argparse.Namespace) -> dict:
         model = train_pusht_model(out, data, args)
         summary["seconds"].setdefault("train", time.time() - t0)
     seeds = list(range(100_000, 100_000 + args.episodes))
-    value_stats = None
     for name in args.policies:
         t0 = time.time()
+        fit: dict = {}
         if name == "random":
             actor = None
         elif name == "scripted":
             actor = ScriptedActor()
         elif name == "hold":
             actor = hold_actor
-        elif name == "mpc":
-            actor = PlannerActor(model, args)
-        elif name == "mpc-value":
-            value, value_stats = fit_value(model, data, args.value_steps)
-            print(f"learned value: held-out R^2 {value_stats['r2_held_out']:.3f} (predicting the mean: 0)")
-            actor = PlannerActor(model, args, value)
-        elif name == "mpc-goal":
-            actor = PlannerActor(model, args, goal_value(model))
+        elif name in MPC_VARIANTS:
+            actor, fit = state_planner(name, model, data, args)
         else:
             raise SystemExit(f"unknown policy {name!r}; known: random, scripted, hold, {', '.join(MPC_VARIANTS)}")
         result = run_pusht_episodes(name, seeds, args.steps, actor)
-        if name == "mpc-value":
-            result["value_fit"] = value_stats
+        result.update(fit)
         file_result(summary, name, result, t0, args, model)
         write_json(path, summary)
     return summary
@@ -618,7 +636,7 @@ def contact_fidelity(model, episodes: int = 5, steps: int = 150) -> str:
 
 # --------------------------------------------------------------------------- PushT from pixels
 PIXEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vrnn_pusht_pixels.yaml"
-PIXEL_POLICIES = ("mpc", "mpc-hold", "mpc-bc", "bc", "mpc-value", "mpc-goal")
+PIXEL_POLICIES = ("mpc", "mpc-hold", "mpc-bc", "bc", "mpc-value", "mpc-goal", *(f"read-{n}" for n in MPC_VARIANTS))
 """The MPC variants run from pixels (``mpc-hold``: ``mpc`` that holds still unless its plan is expected to gain
 ``--hold-margin`` over holding still; ``mpc-bc``: a quarter of the candidates from a behaviour-cloned policy's
 rollouts, ``bc`` that policy alone; ``mpc-goal``: the block's pose read off the frame, ``PixelGoalValue``)."""
@@ -807,6 +825,13 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
             reader, stats = fit_block_reader(out, pixel_data, args.reader_steps)
             value, fit = PixelGoalValue(model, reader), {"block_reader_fit": stats}
         prior = None
+        if name.startswith("read-"):
+            reader, stats = fit_block_reader(out, pixel_data, args.reader_steps)
+            t1 = time.time()
+            state_model = train_pusht_model(out, data, args)
+            summary["seconds"].setdefault("train_state_model", time.time() - t1)
+            planner, fit = state_planner(name.removeprefix("read-"), state_model, data, args)
+            fit["block_reader_fit"] = stats
         if name in ("mpc-bc", "bc"):
             prior, stats = fit_bc_prior(model, pixel_data, args.value_steps)
             fit = {"bc_fit": stats}
@@ -816,6 +841,8 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
         margin = args.hold_margin if name == "mpc-hold" else None
         if name == "bc":
             actor = PriorActor(model, prior, args.context)
+        elif name.startswith("read-"):
+            actor = ReadStateActor(reader, planner)
         else:
             actor = PlannerActor(model, args, value, context=args.context, hold_margin=margin, policy_prior=prior)
         result = run_pusht_episodes(f"pixels {name}", seeds, args.steps, actor, pixels=True)
@@ -855,6 +882,15 @@ POLICY_ROWS = {
     "mpc-hold": ("**MPC**: model reward, holds still unless the plan's expected gain is clear", "learned only"),
     "mpc-bc": ("**MPC**: model reward, candidates from a behaviour-cloned prior", "learned only (imitation)"),
     "bc": ("**MPC**: none, the behaviour-cloned prior alone", "learned only (imitation)"),
+    "read-mpc": ("**MPC**: block read off the frame, state model, model reward", "learned only (reader: keypoints)"),
+    "read-mpc-value": (
+        "**MPC**: block read off the frame, state model, model reward + learned value",
+        "learned only (reader: keypoints)",
+    ),
+    "read-mpc-goal": (
+        "**MPC**: block read off the frame, state model, model reward + goal-distance value",
+        "known goal (reader: keypoints)",
+    ),
 }
 
 
@@ -887,8 +923,8 @@ TABLE_HEAD = [
 
 def policy_row(name: str, label: str, kind: str, x: dict) -> str:
     st = x.get("settings", {})
-    cem = f"{st['horizon']} x {st['samples']} x {st['iterations']}" if name.startswith("mpc") else "-"
-    if name.startswith("mpc") and st.get("max_std") is not None:
+    cem = f"{st['horizon']} x {st['samples']} x {st['iterations']}" if "mpc" in name else "-"
+    if "mpc" in name and st.get("max_std") is not None:
         cem += f", std {st['max_std']}"
     med = x.get("median_steps_to_success")
     return (
@@ -909,7 +945,7 @@ def fit_notes(results: dict) -> list[str]:
             f"regressed on {fit['frames']} recorded frames): held-out R^2 {fit['r2_held_out']:.3f} on "
             f"{fit['held_out']} frames of every 10th episode (predicting the training mean: 0).",
         ]
-    reader = results.get("mpc-goal", {}).get("block_reader_fit")
+    reader = next((r["block_reader_fit"] for r in results.values() if "block_reader_fit" in r), None)
     if reader:
         lines += [
             "",
@@ -955,6 +991,14 @@ def pixel_mpc_table(summary: dict, baselines: dict | None = None) -> str:
         "keypoints, so it cannot drive a pixel recording). MPC plans in the vrnn's latent state after re-observing "
         f"the last {a['context']} frames (the image only, no keypoints), on the same real episodes as the table "
         f"above (its random, scripted and hold-still rows apply)"
+        + (
+            "; the `read-` rows plan in the state model of the table above instead: a conv regressor "
+            "(`FrameRegressor`) trained on the pixel recording's frames and keypoint column reads the block's 8 "
+            "keypoints off each current frame, and the pusher's position is observed (the planner never sees the "
+            "true keypoints)"
+            if any(name.startswith("read-") for name in r)
+            else ""
+        )
         + (
             "; the known-goal row reads the block's pose off the current frame with a conv regressor trained on the "
             "recording's keypoints (`FrameRegressor`) and adds the block's motion the vrnn predicts"
@@ -1144,7 +1188,10 @@ def main() -> None:
         help="pusht-pixels mpc-hold: model return by which a plan must beat holding still to be executed",
     )
     parser.add_argument(
-        "--reader-steps", type=int, default=3000, help="pusht-pixels mpc-goal: updates of the block's frame reader"
+        "--reader-steps",
+        type=int,
+        default=3000,
+        help="pusht-pixels mpc-goal and read-*: updates of the block's frame reader",
     )
     parser.add_argument("--model-steps", type=int, default=2000)
     parser.add_argument(
