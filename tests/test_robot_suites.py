@@ -12,6 +12,7 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 
 from worldrl.data.suite_layouts import (
@@ -321,6 +322,31 @@ def _benchmark_robot():
     from _scripts import load_script
 
     return load_script("benchmark_robot")
+
+
+def test_read_state_actor_plans_on_the_keypoints_read_off_the_frames():
+    """The ``read-`` pixel rows: the state planner sees the pusher's observed position and the reader's keypoints,
+    never the frame (nor true keypoints, which a pixel observation lacks)."""
+    from worldrl.agents.mpc import MPCAgent
+    from worldrl.models.frame_regressor import FrameRegressor, FrameRegressorConfig
+
+    reader = FrameRegressor(FrameRegressorConfig(channels_per_layer=4, feature_points=4, hidden=8)).eval()
+    agent = MPCAgent(_keyed_ensemble(), "cem", horizon=2, num_samples=8, num_elites=2, iterations=1)
+    seen = []
+
+    def planner(obs):
+        seen.append(obs)
+        return agent.act(obs)
+
+    frames = np.random.default_rng(0).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    pixel_obs = {"observation.image": frames, "observation.state": np.full((3, 2), 100.0, np.float32)}
+    actions = _benchmark_robot().ReadStateActor(reader, planner)(pixel_obs)
+    assert actions.shape == (3, 2) and set(seen[0]) == {"observation.state", "observation.environment_state"}
+    with torch.no_grad():
+        read = reader(torch.as_tensor(frames)).numpy()
+    assert seen[0]["observation.environment_state"].shape == (3, 16)
+    np.testing.assert_allclose(seen[0]["observation.environment_state"], read, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(seen[0]["observation.state"], pixel_obs["observation.state"])
 
 
 def test_pusht_frames_drawn_from_recorded_states_are_the_envs_own():
