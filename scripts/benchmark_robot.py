@@ -7,6 +7,7 @@ raw results go to ``<out>/<command>.json``.
 
     python scripts/benchmark_robot.py pusht --episodes 50      # state world model + MPC vs random and scripted
     python scripts/benchmark_robot.py pusht-pixels             # the vrnn from 96x96 frames + MPC from pixels
+    python scripts/benchmark_robot.py pusht-read               # MPC from pixels: block reader + state model
     python scripts/benchmark_robot.py report                   # rebuild the doc section from saved results
 
 The pixel model's fidelity (``<out>/pusht_pixels/fidelity.md``) comes from ``worldrl train --config
@@ -28,6 +29,11 @@ coverage, and the seconds per env step. ``pusht-fidelity``: the model's open-loo
 ``--pixel-model-steps`` updates, scores its open-loop fidelity on its validation episodes, then runs MPC from pixels
 (the learned-only variants, ``PIXEL_POLICIES``) on the same real episodes. Each variant can run in its own process
 (``--pixel-policies mpc`` beside ``--pixel-policies mpc-value``, same ``--out``): the results file is merged.
+
+``pusht-read``: MPC from pixels through the state model. A ``FrameRegressor`` trained on the pixel copy's frames
+and recorded keypoints (``--reader-steps``) reads the block's keypoints off each frame of the real pixel env; the
+state ensemble (``pusht``'s data and settings) plans on them and the observed pusher position
+(``--read-policies``, the ``MPC_VARIANTS``); results go to ``<out>/pusht_read.json``.
 """
 
 from __future__ import annotations
@@ -636,7 +642,7 @@ def contact_fidelity(model, episodes: int = 5, steps: int = 150) -> str:
 
 # --------------------------------------------------------------------------- PushT from pixels
 PIXEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vrnn_pusht_pixels.yaml"
-PIXEL_POLICIES = ("mpc", "mpc-hold", "mpc-bc", "bc", "mpc-value", "mpc-goal", *(f"read-{n}" for n in MPC_VARIANTS))
+PIXEL_POLICIES = ("mpc", "mpc-hold", "mpc-bc", "bc", "mpc-value", "mpc-goal")
 """The MPC variants run from pixels (``mpc-hold``: ``mpc`` that holds still unless its plan is expected to gain
 ``--hold-margin`` over holding still; ``mpc-bc``: a quarter of the candidates from a behaviour-cloned policy's
 rollouts, ``bc`` that policy alone; ``mpc-goal``: the block's pose read off the frame, ``PixelGoalValue``)."""
@@ -790,12 +796,10 @@ def pixel_fidelity(model, data: Path, strip: Path) -> str:
     return report.to_markdown()
 
 
-def pusht_pixels(args: argparse.Namespace) -> dict:
-    """PushT from pixels: the vrnn trained on frames drawn from the state recording, MPC in it on the real env."""
+def pixel_copy(args: argparse.Namespace, summary: dict) -> tuple[Path, Path]:
+    """The state recording and its pixel copy under ``<out>/pusht``, recorded and drawn where missing."""
     out = Path(args.out) / "pusht"
     data, pixel_data = out / "data", out / "pixel_data"
-    path = Path(args.out) / "pusht_pixels.json"
-    summary = json.loads(path.read_text()) if path.exists() else {"results": {}, "seconds": {}}
     if not (data / "meta" / "info.json").exists():
         collect_pusht(data, args.train_episodes, args.steps)
     if not (pixel_data / "meta" / "info.json").exists():
@@ -803,6 +807,15 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
         episodes = pixel_episodes(args.train_episodes, args.pixel_episodes, args.pixel_source)
         render_pixel_copy(data, pixel_data, episodes)
         summary["seconds"]["draw"] = time.time() - t0
+    return data, pixel_data
+
+
+def pusht_pixels(args: argparse.Namespace) -> dict:
+    """PushT from pixels: the vrnn trained on frames drawn from the state recording, MPC in it on the real env."""
+    out = Path(args.out) / "pusht"
+    path = Path(args.out) / "pusht_pixels.json"
+    summary = json.loads(path.read_text()) if path.exists() else {"results": {}, "seconds": {}}
+    _, pixel_data = pixel_copy(args, summary)
     t0 = time.time()
     model = train_pixel_model(out, pixel_data, args)
     summary["seconds"].setdefault("train", time.time() - t0)
@@ -825,13 +838,6 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
             reader, stats = fit_block_reader(out, pixel_data, args.reader_steps)
             value, fit = PixelGoalValue(model, reader), {"block_reader_fit": stats}
         prior = None
-        if name.startswith("read-"):
-            reader, stats = fit_block_reader(out, pixel_data, args.reader_steps)
-            t1 = time.time()
-            state_model = train_pusht_model(out, data, args)
-            summary["seconds"].setdefault("train_state_model", time.time() - t1)
-            planner, fit = state_planner(name.removeprefix("read-"), state_model, data, args)
-            fit["block_reader_fit"] = stats
         if name in ("mpc-bc", "bc"):
             prior, stats = fit_bc_prior(model, pixel_data, args.value_steps)
             fit = {"bc_fit": stats}
@@ -841,8 +847,6 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
         margin = args.hold_margin if name == "mpc-hold" else None
         if name == "bc":
             actor = PriorActor(model, prior, args.context)
-        elif name.startswith("read-"):
-            actor = ReadStateActor(reader, planner)
         else:
             actor = PlannerActor(model, args, value, context=args.context, hold_margin=margin, policy_prior=prior)
         result = run_pusht_episodes(f"pixels {name}", seeds, args.steps, actor, pixels=True)
@@ -850,6 +854,33 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
         if margin is not None:
             result.update(hold_margin=margin, moved_fraction=actor.moved / max(1, actor.steps))
             print(f"  planned moves kept on {result['moved_fraction']:.1%} of env steps (the rest held still)")
+        file_result(summary, name, result, t0, args, model)
+        save_merged(path, summary)
+    return summary
+
+
+READ_RESULTS = "pusht_read.json"
+
+
+def pusht_read(args: argparse.Namespace) -> dict:
+    """PushT from pixels through the state model: a ``FrameRegressor`` trained on the pixel copy reads the block's
+    keypoints off each frame, and the state ensemble (``pusht``'s settings) plans on them (``ReadStateActor``)."""
+    out = Path(args.out) / "pusht"
+    path = Path(args.out) / READ_RESULTS
+    summary = json.loads(path.read_text()) if path.exists() else {"results": {}, "seconds": {}}
+    data, pixel_data = pixel_copy(args, summary)
+    reader, summary["block_reader_fit"] = fit_block_reader(out, pixel_data, args.reader_steps)
+    t0 = time.time()
+    model = train_pusht_model(out, data, args)
+    summary["seconds"].setdefault("train", time.time() - t0)
+    seeds = list(range(100_000, 100_000 + args.episodes))
+    for name in args.read_policies:
+        if name not in MPC_VARIANTS:
+            raise SystemExit(f"unknown pusht-read policy {name!r}; known: {', '.join(MPC_VARIANTS)}")
+        t0 = time.time()
+        planner, fit = state_planner(name, model, data, args)
+        result = run_pusht_episodes(f"read {name}", seeds, args.steps, ReadStateActor(reader, planner), pixels=True)
+        result.update(fit)
         file_result(summary, name, result, t0, args, model)
         save_merged(path, summary)
     return summary
@@ -882,15 +913,6 @@ POLICY_ROWS = {
     "mpc-hold": ("**MPC**: model reward, holds still unless the plan's expected gain is clear", "learned only"),
     "mpc-bc": ("**MPC**: model reward, candidates from a behaviour-cloned prior", "learned only (imitation)"),
     "bc": ("**MPC**: none, the behaviour-cloned prior alone", "learned only (imitation)"),
-    "read-mpc": ("**MPC**: block read off the frame, state model, model reward", "learned only (reader: keypoints)"),
-    "read-mpc-value": (
-        "**MPC**: block read off the frame, state model, model reward + learned value",
-        "learned only (reader: keypoints)",
-    ),
-    "read-mpc-goal": (
-        "**MPC**: block read off the frame, state model, model reward + goal-distance value",
-        "known goal (reader: keypoints)",
-    ),
 }
 
 
@@ -923,8 +945,8 @@ TABLE_HEAD = [
 
 def policy_row(name: str, label: str, kind: str, x: dict) -> str:
     st = x.get("settings", {})
-    cem = f"{st['horizon']} x {st['samples']} x {st['iterations']}" if "mpc" in name else "-"
-    if "mpc" in name and st.get("max_std") is not None:
+    cem = f"{st['horizon']} x {st['samples']} x {st['iterations']}" if name.startswith("mpc") else "-"
+    if name.startswith("mpc") and st.get("max_std") is not None:
         cem += f", std {st['max_std']}"
     med = x.get("median_steps_to_success")
     return (
@@ -977,6 +999,45 @@ def paired_coverage(result: dict, baseline: dict) -> str:
     return f"{x.mean():+.3f} +- {1.96 * x.std(ddof=1) / np.sqrt(len(x)):.3f}"
 
 
+def paired_lines(results: dict, names: tuple[str, ...], baselines: dict | None) -> list[str]:
+    """A paragraph of each row's final coverage paired per episode with holding still and random actions."""
+    compare = [b for b in ("hold", "random") if b in (baselines or {})]
+    pairs = [
+        f"{name} - {b} {paired_coverage(results[name], baselines[b])}"  # type: ignore[index]
+        for name in names
+        if name in results
+        for b in compare
+    ]
+    return ["", "Final coverage paired per episode (95%): " + "; ".join(pairs) + "."] if pairs else []
+
+
+def read_mpc_table(summary: dict, baselines: dict | None = None) -> str:
+    """The ``pusht-read`` rows: MPC in the state model on the keypoints read off the frames."""
+    a, r, fit = summary["args"], summary["results"], summary["block_reader_fit"]
+    source = "scripted" if a.get("pixel_source") == "scripted" else "half OU, half scripted"
+    lines = [
+        "**PushT MPC from pixels through a block reader** (`python scripts/benchmark_robot.py pusht-read`): the "
+        "policy observes what gym-pusht's pixel observation holds, the 96x96 frame and the pusher's position. A conv "
+        f"regressor (`FrameRegressor`: spatial-softmax feature points) trained for {a['reader_steps']} updates on "
+        f"{fit['train']} frames of the pixel copy ({a['pixel_episodes']} recorded episodes, {source}) and their "
+        "recorded keypoints reads the block's 8 keypoints off each current frame (held-out RMSE "
+        f"{fit['rmse_held_out']:.2f} arena pixels per coordinate on {fit['held_out']} frames of every 10th episode; "
+        f"predicting the mean: {fit['rmse_predict_train_mean']:.2f}); the state ensemble of the first table (same "
+        "recording and settings, trained again in this run) plans on them and never sees the true keypoints. Same "
+        f"real episodes as the tables above. Machine: {summary.get('machine', 'not recorded')}.",
+        "",
+        *TABLE_HEAD,
+    ]
+    lines += [
+        policy_row(name, f"**MPC from pixels, read block**: {label.split(': ', 1)[1]}", kind, r[name])
+        for name, (label, kind) in POLICY_ROWS.items()
+        if name in MPC_VARIANTS and name in r
+    ]
+    lines += paired_lines(r, tuple(MPC_VARIANTS), baselines) + fit_notes(r)
+    commands = ", ".join(f"`{c}`" for c in summary.get("commands", []))
+    return "\n".join(lines + ["", f"Commands run: {commands}."])
+
+
 def pixel_mpc_table(summary: dict, baselines: dict | None = None) -> str:
     """The pixel MPC rows; ``baselines`` (the state run's results on the same seeds) adds their paired
     differences against holding still and random actions."""
@@ -991,14 +1052,6 @@ def pixel_mpc_table(summary: dict, baselines: dict | None = None) -> str:
         "keypoints, so it cannot drive a pixel recording). MPC plans in the vrnn's latent state after re-observing "
         f"the last {a['context']} frames (the image only, no keypoints), on the same real episodes as the table "
         f"above (its random, scripted and hold-still rows apply)"
-        + (
-            "; the `read-` rows plan in the state model of the table above instead: a conv regressor "
-            "(`FrameRegressor`) trained on the pixel recording's frames and keypoint column reads the block's 8 "
-            "keypoints off each current frame, and the pusher's position is observed (the planner never sees the "
-            "true keypoints)"
-            if any(name.startswith("read-") for name in r)
-            else ""
-        )
         + (
             "; the known-goal row reads the block's pose off the current frame with a conv regressor trained on the "
             "recording's keypoints (`FrameRegressor`) and adds the block's motion the vrnn predicts"
@@ -1016,20 +1069,7 @@ def pixel_mpc_table(summary: dict, baselines: dict | None = None) -> str:
         for name in PIXEL_POLICIES
         if name in r
     ]
-    compare = [b for b in ("hold", "random") if b in (baselines or {})]
-    if compare and any(name in r for name in PIXEL_POLICIES):
-        lines += [
-            "",
-            "Final coverage paired per episode (95%): "
-            + "; ".join(
-                f"{name} - {b} {paired_coverage(r[name], baselines[b])}"  # type: ignore[index]
-                for name in PIXEL_POLICIES
-                if name in r
-                for b in compare
-            )
-            + ".",
-        ]
-    lines += fit_notes(r)
+    lines += paired_lines(r, PIXEL_POLICIES, baselines) + fit_notes(r)
     if summary.get("commands"):
         lines += [
             "",
@@ -1089,6 +1129,9 @@ def report(args: argparse.Namespace) -> None:
     pixel_summary = json.loads((out / "pusht_pixels.json").read_text()) if (out / "pusht_pixels.json").exists() else {}
     if pixel_summary.get("results"):  # a run without MPC variants (--pixel-policies) files only its fidelity
         parts += ["", pixel_mpc_table(pixel_summary, state.get("results"))]
+    read = json.loads((out / READ_RESULTS).read_text()) if (out / READ_RESULTS).exists() else {}
+    if read.get("results"):
+        parts += ["", read_mpc_table(read, state.get("results"))]
     if args.notes:
         parts += ["", Path(args.notes).read_text().strip()]
     update_doc_section(args.doc, SECTION, "\n".join(parts))
@@ -1133,6 +1176,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], object]] = {
     "pusht": pusht,
     "pusht-fidelity": pusht_fidelity,
     "pusht-pixels": pusht_pixels,
+    "pusht-read": pusht_read,
     "report": report,
 }
 
@@ -1159,6 +1203,12 @@ def main() -> None:
         nargs="*",
         default=list(PIXEL_POLICIES),
         help="pusht-pixels: which MPC variants to run (none: data, model and fidelity only)",
+    )
+    parser.add_argument(
+        "--read-policies",
+        nargs="+",
+        default=list(MPC_VARIANTS),
+        help="pusht-read: which state-model MPC variants to run on the keypoints read off the frames",
     )
     parser.add_argument(
         "--pixel-episodes", type=int, default=60, help="pusht-pixels: recorded episodes drawn as frames for the vrnn"
@@ -1191,7 +1241,7 @@ def main() -> None:
         "--reader-steps",
         type=int,
         default=3000,
-        help="pusht-pixels mpc-goal and read-*: updates of the block's frame reader",
+        help="pusht-pixels mpc-goal, pusht-read: updates of the block's frame reader",
     )
     parser.add_argument("--model-steps", type=int, default=2000)
     parser.add_argument(

@@ -6,6 +6,7 @@ The first tests run in the base install. Those that record or train from a suite
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 
@@ -423,6 +424,29 @@ def test_pixel_mpc_rows_are_paired_with_the_baselines_per_episode():
     summary = {"args": {"pixel_episodes": 4, "pixel_model_steps": 10, "context": 8}, "results": {"mpc": row}}
     assert "mpc - hold +0.100" in bench.pixel_mpc_table(summary, {"hold": b})
     assert "paired" not in bench.pixel_mpc_table(summary)
+
+
+def test_report_files_the_read_block_rows_in_their_own_table(tmp_path):
+    """``pusht-read`` results (``pusht_read.json``) get their own table: the reader's fit, the rows and their
+    pairs with the state run's hold-still baseline; the vrnn's pixel table is not made up from them."""
+    bench = _benchmark_robot()
+    settings = {"horizon": 8, "samples": 16, "iterations": 2, "max_std": 0.3}
+    row = {"episodes": 3, "success_rate": 0.0, "final_coverage": 0.5, "best_coverage": 0.6, "settings": settings}
+    read = {
+        "args": {"reader_steps": 10, "pixel_episodes": 4, "pixel_source": "scripted"},
+        "block_reader_fit": {"train": 90, "held_out": 10, "rmse_held_out": 5.25, "rmse_predict_train_mean": 50.0},
+        "results": {"mpc-goal": {**row, "final_coverage_per_episode": [0.5, 0.6, 0.4]}},
+        "commands": ["python scripts/benchmark_robot.py pusht-read"],
+    }
+    (tmp_path / bench.READ_RESULTS).write_text(json.dumps(read))
+    doc = tmp_path / "benchmarks.md"
+    bench.report(argparse.Namespace(out=str(tmp_path), doc=str(doc), notes=None))
+    text = doc.read_text()
+    assert "MPC from pixels through a block reader" in text and "held-out RMSE 5.25" in text
+    assert "read block**: model reward + goal-distance value | known goal | 3 | 0.00 | 0.500" in text
+    assert "PushT MPC from pixels**" not in text and "paired" not in text  # no state run: no baselines to pair
+    hold = {**row, "final_coverage": 0.1, "final_coverage_per_episode": [0.1, 0.2, 0.0]}
+    assert "mpc-goal - hold +0.400" in bench.read_mpc_table(read, {"hold": hold})
 
 
 def test_report_of_a_pixel_run_without_mpc_variants(tmp_path, capsys):
