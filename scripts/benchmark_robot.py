@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -431,15 +432,31 @@ class PlannerActor:
 class ReadStateActor:
     """Pixels through the state model: the block's 8 keypoints read off each episode's current frame by a
     ``FrameRegressor`` stand in for ``observation.environment_state`` (the pusher's position is observed, as in
-    gym-pusht's pixel observation); ``actor`` (the state model's planner) acts on the result."""
+    gym-pusht's pixel observation); ``actor`` (the state model's planner) acts on the result. ``record``: keep
+    every step's frames and read keypoints (``marked_episode`` draws one episode's)."""
 
-    def __init__(self, reader, actor: Callable) -> None:
+    def __init__(self, reader, actor: Callable, record: bool = False) -> None:
         self.reader, self.actor = reader, actor
+        self.recorded: list[tuple[np.ndarray, np.ndarray]] | None = [] if record else None
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         with torch.no_grad():
             keypoints = self.reader(torch.as_tensor(obs["observation.image"])).numpy()
+        if self.recorded is not None:
+            self.recorded.append((obs["observation.image"].copy(), keypoints))
         return self.actor({"observation.state": obs["observation.state"], "observation.environment_state": keypoints})
+
+    def marked_episode(self, index: int, scale: int = 3) -> np.ndarray:
+        """Episode ``index``'s recorded frames enlarged ``scale`` times, the keypoints read off each drawn as red
+        squares (gym-pusht draws arena pixel (x, y) at image column x, row y, scaled from 512 to the frame)."""
+        frames = []
+        for images, keypoints in self.recorded or []:
+            frame = images[index].repeat(scale, 0).repeat(scale, 1)
+            size = frame.shape[0]
+            for x, y in np.rint(keypoints[index].reshape(-1, 2) * size / 512).astype(int):
+                frame[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3] = (255, 0, 0)
+            frames.append(frame)
+        return np.stack(frames)
 
 
 def state_planner(name: str, model, data: Path, args: argparse.Namespace) -> tuple[PlannerActor, dict]:
@@ -879,11 +896,26 @@ def pusht_read(args: argparse.Namespace) -> dict:
             raise SystemExit(f"unknown pusht-read policy {name!r}; known: {', '.join(MPC_VARIANTS)}")
         t0 = time.time()
         planner, fit = state_planner(name, model, data, args)
-        result = run_pusht_episodes(f"read {name}", seeds, args.steps, ReadStateActor(reader, planner), pixels=True)
-        result.update(fit)
+        actor = ReadStateActor(reader, planner, record=True)
+        result = run_pusht_episodes(f"read {name}", seeds, args.steps, actor, pixels=True)
+        result.update(fit, video=write_median_episode(actor, result, Path(args.out) / f"pusht_read_{name}.mp4"))
         file_result(summary, name, result, t0, args, model)
         save_merged(path, summary)
     return summary
+
+
+def write_median_episode(actor: ReadStateActor, result: dict, path: Path) -> str:
+    """The episode of median final coverage as an MP4 at ``path`` (10 fps, the read keypoints marked); returns
+    its file name. Written beside and renamed into place, so a failed encode leaves no partial video."""
+    from worldrl.data.video import encode_video
+
+    final = np.asarray(result["final_coverage_per_episode"])
+    index = int(np.argsort(final)[len(final) // 2])
+    partial = path.with_name(path.stem + ".partial.mp4")
+    encode_video(actor.marked_episode(index), partial, fps=10)
+    partial.replace(path)
+    print(f"  episode {index} (final coverage {final[index]:.3f}, the median) -> {path}")
+    return path.name
 
 
 def task_summary(task) -> dict:
@@ -1011,8 +1043,9 @@ def paired_lines(results: dict, names: tuple[str, ...], baselines: dict | None) 
     return ["", "Final coverage paired per episode (95%): " + "; ".join(pairs) + "."] if pairs else []
 
 
-def read_mpc_table(summary: dict, baselines: dict | None = None) -> str:
-    """The ``pusht-read`` rows: MPC in the state model on the keypoints read off the frames."""
+def read_mpc_table(summary: dict, baselines: dict | None = None, media: str = ".") -> str:
+    """The ``pusht-read`` rows: MPC in the state model on the keypoints read off the frames; ``media``: where
+    the run's videos are, relative to the doc."""
     a, r, fit = summary["args"], summary["results"], summary["block_reader_fit"]
     source = "scripted" if a.get("pixel_source") == "scripted" else "half OU, half scripted"
     lines = [
@@ -1034,6 +1067,12 @@ def read_mpc_table(summary: dict, baselines: dict | None = None) -> str:
         if name in MPC_VARIANTS and name in r
     ]
     lines += paired_lines(r, tuple(MPC_VARIANTS), baselines) + fit_notes(r)
+    videos = [f"[{name}]({media}/{r[name]['video']})" for name in MPC_VARIANTS if r.get(name, {}).get("video")]
+    if videos:
+        lines += [
+            "",
+            "The episode of median final coverage of each row, the read keypoints in red: " + ", ".join(videos) + ".",
+        ]
     commands = ", ".join(f"`{c}`" for c in summary.get("commands", []))
     return "\n".join(lines + ["", f"Commands run: {commands}."])
 
@@ -1131,7 +1170,8 @@ def report(args: argparse.Namespace) -> None:
         parts += ["", pixel_mpc_table(pixel_summary, state.get("results"))]
     read = json.loads((out / READ_RESULTS).read_text()) if (out / READ_RESULTS).exists() else {}
     if read.get("results"):
-        parts += ["", read_mpc_table(read, state.get("results"))]
+        media = os.path.relpath(out, Path(args.doc).resolve().parent)
+        parts += ["", read_mpc_table(read, state.get("results"), media)]
     if args.notes:
         parts += ["", Path(args.notes).read_text().strip()]
     update_doc_section(args.doc, SECTION, "\n".join(parts))

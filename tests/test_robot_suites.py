@@ -341,13 +341,39 @@ def test_read_state_actor_plans_on_the_keypoints_read_off_the_frames():
 
     frames = np.random.default_rng(0).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
     pixel_obs = {"observation.image": frames, "observation.state": np.full((3, 2), 100.0, np.float32)}
-    actions = _benchmark_robot().ReadStateActor(reader, planner)(pixel_obs)
+    bench = _benchmark_robot()
+    actor = bench.ReadStateActor(reader, planner, record=True)
+    actions = actor(pixel_obs)
     assert actions.shape == (3, 2) and set(seen[0]) == {"observation.state", "observation.environment_state"}
     with torch.no_grad():
         read = reader(torch.as_tensor(frames)).numpy()
     assert seen[0]["observation.environment_state"].shape == (3, 16)
     np.testing.assert_allclose(seen[0]["observation.environment_state"], read, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(seen[0]["observation.state"], pixel_obs["observation.state"])
+
+
+def test_read_block_episode_video_marks_the_read_keypoints(tmp_path):
+    """The ``pusht-read`` video: the episode of median final coverage, frames enlarged 3x, each keypoint the reader
+    put at arena (256, 128) drawn red at column 144, row 72 (gym-pusht's own frame mapping); the rest untouched."""
+    import av
+
+    bench = _benchmark_robot()
+    keypoints = torch.tensor([256.0, 128.0]).repeat(8)
+    actor = bench.ReadStateActor(
+        lambda frames: keypoints.expand(len(frames), -1), lambda obs: obs["observation.state"], True
+    )
+    frames = np.random.default_rng(0).integers(0, 200, (3, 96, 96, 3), dtype=np.uint8)
+    for _ in range(4):
+        actor({"observation.image": frames, "observation.state": np.zeros((3, 2), np.float32)})
+    marked = actor.marked_episode(2)
+    assert marked.shape == (4, 288, 288, 3)
+    assert tuple(marked[0, 72, 144]) == (255, 0, 0) and tuple(marked[0, 0, 0]) == tuple(frames[2, 0, 0])
+    result = {"final_coverage_per_episode": [0.1, 0.5, 0.3]}  # the median is episode 2
+    name = bench.write_median_episode(actor, result, tmp_path / "read.mp4")
+    assert name == "read.mp4" and not list(tmp_path.glob("*.partial*"))
+    with av.open(str(tmp_path / name)) as video:
+        decoded = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
+    assert len(decoded) == 4 and decoded[0][72, 144, 0] > 200 and decoded[0][72, 144, 1] < 60
 
 
 def test_pusht_frames_drawn_from_recorded_states_are_the_envs_own():
