@@ -1062,7 +1062,12 @@ def read_mpc_table(summary: dict, baselines: dict | None = None, media: str = ".
         *TABLE_HEAD,
     ]
     lines += [
-        policy_row(name, f"**MPC from pixels, read block**: {label.split(': ', 1)[1]}", kind, r[name])
+        policy_row(
+            name,
+            f"**MPC from pixels, read block**: {label.split(': ', 1)[1]}",
+            f"{kind}; reader fit to recorded keypoints",
+            r[name],
+        )
         for name, (label, kind) in POLICY_ROWS.items()
         if name in MPC_VARIANTS and name in r
     ]

@@ -469,7 +469,10 @@ def test_report_files_the_read_block_rows_in_their_own_table(tmp_path):
     bench.report(argparse.Namespace(out=str(tmp_path), doc=str(doc), notes=None))
     text = doc.read_text()
     assert "MPC from pixels through a block reader" in text and "held-out RMSE 5.25" in text
-    assert "read block**: model reward + goal-distance value | known goal | 3 | 0.00 | 0.500" in text
+    assert (
+        "read block**: model reward + goal-distance value | known goal; reader fit to recorded keypoints | 3 | 0.00 | 0.500"
+        in text
+    )
     assert "PushT MPC from pixels**" not in text and "paired" not in text  # no state run: no baselines to pair
     hold = {**row, "final_coverage": 0.1, "final_coverage_per_episode": [0.1, 0.2, 0.0]}
     assert "mpc-goal - hold +0.400" in bench.read_mpc_table(read, {"hold": hold})
