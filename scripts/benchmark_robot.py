@@ -1055,8 +1055,8 @@ def read_mpc_table(summary: dict, baselines: dict | None = None, media: str = ".
         f"{fit['train']} frames of the pixel copy ({a['pixel_episodes']} recorded episodes, {source}) and their "
         "recorded keypoints reads the block's 8 keypoints off each current frame (held-out RMSE "
         f"{fit['rmse_held_out']:.2f} arena pixels per coordinate on {fit['held_out']} frames of every 10th episode; "
-        f"predicting the mean: {fit['rmse_predict_train_mean']:.2f}); the state ensemble of the first table (same "
-        "recording and settings, trained again in this run) plans on them and never sees the true keypoints. Same "
+        f"predicting the mean: {fit['rmse_predict_train_mean']:.2f}); a state ensemble trained as the first table's "
+        "(`pusht`'s recording and settings) plans on them and never sees the true keypoints. Same "
         f"real episodes as the tables above. Machine: {summary.get('machine', 'not recorded')}.",
         "",
         *TABLE_HEAD,
