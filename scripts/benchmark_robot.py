@@ -285,6 +285,7 @@ def fit_value(model, data: Path, steps: int, seed: int = 0) -> tuple[torch.nn.Mo
         return net(latent).squeeze(-1) * scale
 
     stats = {"r2_held_out": r2, "r2_predict_train_mean": 0.0, "frames": int(train.sum()), "held_out": int(test.sum())}
+    print(f"learned value: held-out R^2 {r2:.3f} (predicting the mean: 0)")
     return value, stats
 
 
@@ -463,7 +464,6 @@ def state_planner(name: str, model, data: Path, args: argparse.Namespace) -> tup
     """The state model's planner of variant ``name`` (``MPC_VARIANTS``) and what was fitted for it."""
     if name == "mpc-value":
         value, stats = fit_value(model, data, args.value_steps)
-        print(f"learned value: held-out R^2 {stats['r2_held_out']:.3f} (predicting the mean: 0)")
         return PlannerActor(model, args, value), {"value_fit": stats}
     if name == "mpc-goal":
         return PlannerActor(model, args, goal_value(model)), {}
@@ -850,7 +850,6 @@ def pusht_pixels(args: argparse.Namespace) -> dict:
         if name == "mpc-value":
             value, stats = fit_value(model, pixel_data, args.value_steps)
             fit = {"value_fit": stats}
-            print(f"learned value: held-out R^2 {stats['r2_held_out']:.3f} (predicting the mean: 0)")
         elif name == "mpc-goal":
             reader, stats = fit_block_reader(out, pixel_data, args.reader_steps)
             value, fit = PixelGoalValue(model, reader), {"block_reader_fit": stats}
